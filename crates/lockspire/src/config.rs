@@ -1,0 +1,209 @@
+//! Issuer settings, validated once when the provider is built.
+
+use std::fmt;
+
+use url::Url;
+
+use crate::jose::SigningAlg;
+
+/// The issuer identifier (RFC 8414 §2, OIDC Discovery §3): an absolute https URL without query
+/// or fragment; http only on a loopback host, for development. Compared as an exact string.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Issuer(String);
+
+/// Why a configuration value was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The issuer is not an acceptable URL.
+    #[error("issuer {0:?} is invalid: {1}")]
+    Issuer(String, &'static str),
+    /// A required builder setting was not given.
+    #[error("missing builder setting: {0}")]
+    Missing(&'static str),
+    /// Another setting is invalid.
+    #[error("invalid setting {0}: {1}")]
+    Invalid(&'static str, String),
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Database(#[from] crate::store::StoreError),
+    /// Signing keys could not be loaded or created.
+    #[error("keys: {0}")]
+    Keys(#[from] crate::jose::KeyError),
+}
+
+/// True for hosts that only this machine can reach (RFC 8252 §7.3).
+pub(crate) fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+impl Issuer {
+    /// Parses and checks an issuer identifier. A trailing slash is removed so that endpoint
+    /// URLs are built by plain concatenation.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let bad = |why| ConfigError::Issuer(text.to_owned(), why);
+        let trimmed = text.strip_suffix('/').unwrap_or(text);
+        let url = Url::parse(trimmed).map_err(|_| bad("not an absolute URL"))?;
+        if url.query().is_some() || url.fragment().is_some() || trimmed.contains(['?', '#']) {
+            return Err(bad("must not have a query or fragment"));
+        }
+        if url.username() != "" || url.password().is_some() {
+            return Err(bad("must not carry credentials"));
+        }
+        match url.scheme() {
+            "https" => {}
+            "http" if is_loopback_host(&url) => {}
+            "http" => return Err(bad("must use https unless the host is loopback")),
+            _ => return Err(bad("must be an https URL")),
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    /// The identifier as configured.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// An endpoint URL under the issuer.
+    pub(crate) fn endpoint(&self, path: &str) -> String {
+        format!("{}{}", self.0, path)
+    }
+
+    /// True when the issuer is served over http on loopback (development).
+    pub(crate) fn is_insecure(&self) -> bool {
+        self.0.starts_with("http://")
+    }
+}
+
+impl fmt::Debug for Issuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Issuer({})", self.0)
+    }
+}
+
+impl fmt::Display for Issuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who may register clients at `POST /register` (RFC 7591 §3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RegistrationPolicy {
+    /// Anyone may register (RFC 7591 §3: open registration).
+    Open,
+    /// A caller must present this initial access token as a Bearer token (RFC 7591 §3).
+    InitialAccessToken(String),
+    /// The endpoint is not served and not advertised.
+    Disabled,
+}
+
+/// The format of access tokens (SURFACE S10).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccessTokenFormat {
+    /// Random opaque strings, validated by lookup or introspection.
+    Opaque,
+    /// JWT access tokens per RFC 9068, signed with the access-token alg (ES256 by default).
+    Jwt,
+}
+
+impl AccessTokenFormat {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "opaque" => Some(Self::Opaque),
+            "jwt" => Some(Self::Jwt),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Opaque => "opaque",
+            Self::Jwt => "jwt",
+        }
+    }
+}
+
+/// Lifetimes in seconds.
+#[derive(Clone, Copy, Debug)]
+pub struct Lifetimes {
+    /// Authorization code; RFC 6749 §4.1.2 recommends at most 10 minutes, FAPI 2.0 60 s.
+    pub authorization_code: i64,
+    /// Access tokens.
+    pub access_token: i64,
+    /// ID tokens.
+    pub id_token: i64,
+    /// Refresh tokens (each rotation starts a new lifetime; the grant bounds the family).
+    pub refresh_token: i64,
+    /// A pending authorization waiting for login and consent.
+    pub interaction: i64,
+}
+
+impl Default for Lifetimes {
+    fn default() -> Self {
+        Self {
+            authorization_code: 60,
+            access_token: 3600,
+            id_token: 3600,
+            refresh_token: 30 * 24 * 3600,
+            interaction: 900,
+        }
+    }
+}
+
+/// The validated settings of one issuer.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub(crate) issuer: Issuer,
+    pub(crate) lifetimes: Lifetimes,
+    pub(crate) registration: RegistrationPolicy,
+    pub(crate) access_token_format: AccessTokenFormat,
+    pub(crate) access_token_alg: SigningAlg,
+    pub(crate) extra_scopes: Vec<String>,
+}
+
+impl Config {
+    /// The issuer.
+    pub fn issuer(&self) -> &Issuer {
+        &self.issuer
+    }
+
+    /// Every scope this issuer knows: the OIDC scopes and the host's own.
+    pub(crate) fn scopes_supported(&self) -> impl Iterator<Item = &str> {
+        crate::protocol::scope::STANDARD_SCOPES
+            .iter()
+            .copied()
+            .chain(self.extra_scopes.iter().map(String::as_str))
+    }
+
+    pub(crate) fn is_known_scope(&self, scope: &str) -> bool {
+        self.scopes_supported().any(|s| s == scope)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuer_requires_https_except_loopback() {
+        assert!(Issuer::parse("https://auth.example.com").is_ok());
+        assert!(Issuer::parse("http://127.0.0.1:4000").is_ok());
+        assert!(Issuer::parse("http://localhost:4000/").is_ok());
+        assert!(Issuer::parse("http://auth.example.com").is_err());
+        assert!(Issuer::parse("https://auth.example.com/?a=b").is_err());
+        assert!(Issuer::parse("https://auth.example.com/#x").is_err());
+        assert!(Issuer::parse("auth.example.com").is_err());
+        assert_eq!(
+            Issuer::parse("https://a.example/")
+                .map(|i| i.0)
+                .ok()
+                .as_deref(),
+            Some("https://a.example")
+        );
+    }
+}

@@ -1,0 +1,304 @@
+//! OAuth 2.0 errors at the HTTP edge (RFC 6749 §4.1.2.1, §5.2; RFC 6750 §3; RFC 7591 §3.2.2).
+//!
+//! Protocol code names the precise rule that failed in a private `reason` that is only logged;
+//! the wire gets the RFC's error code, a short public description and the status the RFC gives.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use serde::Serialize;
+
+/// Error codes defined by RFC 6749, RFC 6750, RFC 7591, RFC 8707 and OpenID Connect Core §3.1.2.6.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// RFC 6749 §5.2: malformed, missing, duplicated or unsupported parameter.
+    InvalidRequest,
+    /// RFC 6749 §5.2: client authentication failed (401).
+    InvalidClient,
+    /// RFC 6749 §5.2: code, refresh token or credentials invalid, expired, revoked or mismatched.
+    InvalidGrant,
+    /// RFC 6749 §5.2: the client may not use this grant or response type.
+    UnauthorizedClient,
+    /// RFC 6749 §5.2: the grant type is not supported by this server.
+    UnsupportedGrantType,
+    /// RFC 6749 §4.1.2.1: the response type is not supported.
+    UnsupportedResponseType,
+    /// RFC 6749 §5.2: the requested scope is invalid, unknown or exceeds what was granted.
+    InvalidScope,
+    /// RFC 6749 §4.1.2.1: the resource owner or server denied the request.
+    AccessDenied,
+    /// RFC 6749 §4.1.2.1: an unexpected condition prevented fulfilling the request (500 on direct endpoints).
+    ServerError,
+    /// RFC 6749 §4.1.2.1: the server is temporarily unable to handle the request (503).
+    TemporarilyUnavailable,
+    /// RFC 8707 §2: the requested resource is invalid or not allowed.
+    InvalidTarget,
+    /// RFC 6750 §3.1: the access token is expired, revoked, malformed or invalid.
+    InvalidToken,
+    /// RFC 6750 §3.1: the token lacks the scope the resource requires.
+    InsufficientScope,
+    /// RFC 7009 §2.2.1: the server does not support revoking this token type.
+    UnsupportedTokenType,
+    /// RFC 7591 §3.2.2: a redirect URI in a registration request is invalid.
+    InvalidRedirectUri,
+    /// RFC 7591 §3.2.2: a client metadata field is invalid.
+    InvalidClientMetadata,
+    /// OIDC Core §3.1.2.6: `prompt=none` and the user is not signed in.
+    LoginRequired,
+    /// OIDC Core §3.1.2.6: `prompt=none` and consent is needed.
+    ConsentRequired,
+    /// OIDC Core §3.1.2.6: `prompt=none` and some user interaction is needed.
+    InteractionRequired,
+    /// OIDC Core §3.1.2.6: the `request` parameter is not supported.
+    RequestNotSupported,
+    /// OIDC Core §3.1.2.6: the `request_uri` parameter is not supported.
+    RequestUriNotSupported,
+    /// OIDC Core §3.1.2.6: the `registration` parameter is not supported.
+    RegistrationNotSupported,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::AccessDenied => "access_denied",
+            Self::ServerError => "server_error",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::InvalidTarget => "invalid_target",
+            Self::InvalidToken => "invalid_token",
+            Self::InsufficientScope => "insufficient_scope",
+            Self::UnsupportedTokenType => "unsupported_token_type",
+            Self::InvalidRedirectUri => "invalid_redirect_uri",
+            Self::InvalidClientMetadata => "invalid_client_metadata",
+            Self::LoginRequired => "login_required",
+            Self::ConsentRequired => "consent_required",
+            Self::InteractionRequired => "interaction_required",
+            Self::RequestNotSupported => "request_not_supported",
+            Self::RequestUriNotSupported => "request_uri_not_supported",
+            Self::RegistrationNotSupported => "registration_not_supported",
+        }
+    }
+
+    /// The status for a direct (non-redirect) response, per the defining RFC.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::InvalidClient | Self::InvalidToken => StatusCode::UNAUTHORIZED,
+            Self::InsufficientScope | Self::AccessDenied => StatusCode::FORBIDDEN,
+            Self::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a 401 announces the authentication scheme (RFC 6749 §5.2, RFC 6750 §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Challenge {
+    /// No `WWW-Authenticate` header.
+    None,
+    /// `Basic realm=…`: the client authenticated with the Authorization header.
+    Basic,
+    /// `Bearer …`: a protected resource such as `/userinfo`.
+    Bearer,
+}
+
+/// An OAuth error as it leaves the server: code, public description, and a private reason
+/// that goes to the logs only.
+#[derive(Clone, Debug)]
+pub struct OAuthError {
+    code: ErrorCode,
+    description: Cow<'static, str>,
+    reason: Cow<'static, str>,
+    status: StatusCode,
+    challenge: Challenge,
+}
+
+impl OAuthError {
+    /// An error whose description is also the logged reason.
+    pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
+        let description = description.into();
+        Self {
+            code,
+            reason: description.clone(),
+            description,
+            status: code.status(),
+            challenge: Challenge::None,
+        }
+    }
+
+    /// `invalid_request` with a description.
+    pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, description)
+    }
+
+    /// `server_error` whose internal cause is logged and never sent.
+    pub fn internal(reason: impl Into<Cow<'static, str>>) -> Self {
+        let mut e = Self::new(
+            ErrorCode::ServerError,
+            "the server could not complete the request",
+        );
+        e.reason = reason.into();
+        e
+    }
+
+    /// Replaces the private reason (logged, never sent).
+    pub fn with_reason(mut self, reason: impl Into<Cow<'static, str>>) -> Self {
+        self.reason = reason.into();
+        self
+    }
+
+    /// Sets the `WWW-Authenticate` challenge.
+    pub fn with_challenge(mut self, challenge: Challenge) -> Self {
+        self.challenge = challenge;
+        self
+    }
+
+    /// Overrides the status (e.g. 401 for a protected resource called without any token,
+    /// RFC 6750 §3.1).
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// The RFC error code.
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// The public description.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// The private reason, for logs.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// The HTTP status of a direct response.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.reason)
+    }
+}
+
+impl std::error::Error for OAuthError {}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    error_description: &'a str,
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(error = %self.code, reason = %self.reason, "request failed");
+        } else {
+            tracing::debug!(error = %self.code, reason = %self.reason, "request refused");
+        }
+        let body = ErrorBody {
+            error: self.code.as_str(),
+            error_description: &self.description,
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        // RFC 6749 §5.1/§5.2: responses carrying token endpoint errors must not be cached.
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        let challenge = match self.challenge {
+            // RFC 9110 §15.5.2: every 401 carries a challenge; client authentication is Basic.
+            Challenge::None if self.status == StatusCode::UNAUTHORIZED => {
+                Some(r#"Basic realm="lockspire""#.to_owned())
+            }
+            Challenge::None => None,
+            Challenge::Basic => Some(r#"Basic realm="lockspire""#.to_owned()),
+            Challenge::Bearer => Some(bearer_challenge(self.code, &self.description)),
+        };
+        if let Some(value) = challenge.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            headers.insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
+    }
+}
+
+/// RFC 6750 §3: no error attributes when the request carried no token at all.
+fn bearer_challenge(code: ErrorCode, description: &str) -> String {
+    if code == ErrorCode::InvalidRequest && description.is_empty() {
+        return r#"Bearer realm="lockspire""#.to_owned();
+    }
+    let safe: String = description
+        .chars()
+        .filter(|c| *c != '"' && *c != '\\' && (' '..='~').contains(c))
+        .collect();
+    format!(r#"Bearer realm="lockspire", error="{code}", error_description="{safe}""#)
+}
+
+/// A failure in storage or host code; never shown to the client beyond its error code.
+#[derive(Debug, thiserror::Error)]
+pub enum InternalError {
+    /// The database failed or is unreachable.
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// The host's `AccountResolver` failed.
+    #[error("host: {0}")]
+    Host(#[from] crate::host::HostError),
+    /// Key material could not be used.
+    #[error("keys: {0}")]
+    Keys(#[from] crate::jose::KeyError),
+}
+
+impl From<InternalError> for OAuthError {
+    fn from(e: InternalError) -> Self {
+        match &e {
+            InternalError::Store(s) if s.is_unavailable() => OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                "the service is temporarily unavailable",
+            )
+            .with_reason(e.to_string()),
+            _ => OAuthError::internal(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for OAuthError {
+    fn from(e: crate::store::StoreError) -> Self {
+        InternalError::from(e).into()
+    }
+}
+
+impl From<crate::host::HostError> for OAuthError {
+    fn from(e: crate::host::HostError) -> Self {
+        InternalError::from(e).into()
+    }
+}
+
+impl From<crate::jose::KeyError> for OAuthError {
+    fn from(e: crate::jose::KeyError) -> Self {
+        InternalError::from(e).into()
+    }
+}

@@ -1,0 +1,232 @@
+//! The host seam (SURFACE S23): how Lockspire learns who is signed in, without owning users,
+//! passwords, sessions or login UI.
+//!
+//! The host implements [`AccountResolver`]. Lockspire calls it while an authorization is in
+//! progress (is someone signed in? where do they sign in?) and when it needs claims (ID token,
+//! userinfo). How the user proved who they are — password, passkey, social or enterprise login —
+//! is invisible to Lockspire.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use http::request::Parts;
+use serde_json::{Map, Value};
+
+/// The subject (`sub`, OIDC Core §2): a stable, never reassigned identifier of the end user
+/// within this issuer. Use an internal id, never an email address.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Subject(String);
+
+impl Subject {
+    /// A subject; OIDC Core §2 limits it to 255 ASCII characters.
+    pub fn new(id: impl Into<String>) -> Result<Self, HostError> {
+        let id = id.into();
+        if id.is_empty() || id.len() > 255 || !id.is_ascii() {
+            return Err(HostError::new("subject must be 1 to 255 ASCII characters"));
+        }
+        Ok(Self(id))
+    }
+
+    /// The identifier.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A signed-in user as the host reports them.
+#[derive(Debug)]
+pub struct SignedIn<A> {
+    /// The host's account value, handed back to [`AccountResolver::build_claims`].
+    pub account: A,
+    /// The stable subject identifier.
+    pub subject: Subject,
+    /// When the user last authenticated (seconds since the epoch), for `max_age`, `prompt=login`
+    /// and the `auth_time` claim (OIDC Core §2, §3.1.2.1).
+    pub auth_time: i64,
+    /// Authentication Context Class Reference the host achieved, if it tracks one.
+    pub acr: Option<String>,
+    /// Authentication Methods References (RFC 8176), if the host tracks them.
+    pub amr: Vec<String>,
+}
+
+/// The answer to "who is signed in in this browser?".
+#[derive(Debug)]
+pub enum Resolution<A> {
+    /// A user is signed in.
+    SignedIn(SignedIn<A>),
+    /// Nobody is signed in; Lockspire will call [`AccountResolver::redirect_for_login`].
+    NotSignedIn,
+}
+
+/// Claims the host supplies for a subject. Lockspire strips protocol-owned claims
+/// (`iss`, `sub`, `aud`, `exp`, `iat`, `nonce`, `at_hash`, …) and filters the rest by the granted
+/// scopes and the `claims` request parameter (OIDC Core §5.4, §5.5).
+#[derive(Clone, Debug, Default)]
+pub struct Claims {
+    /// Claims that may appear in the ID token.
+    pub id_token: Map<String, Value>,
+    /// Claims served at `/userinfo`.
+    pub userinfo: Map<String, Value>,
+}
+
+/// What the authorization in progress is about; passed to every host call.
+#[derive(Clone, Debug, Default)]
+pub struct Context {
+    /// The issuer identifier.
+    pub issuer: String,
+    /// The requesting client.
+    pub client_id: String,
+    /// The client's display name, if registered.
+    pub client_name: Option<String>,
+    /// Requested (or granted) scopes.
+    pub scopes: Vec<String>,
+    /// The pending interaction, when there is one. The login page must carry it back.
+    pub interaction_id: Option<String>,
+    /// Where the browser must return after signing in to resume the authorization.
+    pub return_to: Option<String>,
+    /// True when the user must authenticate again (`prompt=login`, `max_age` exceeded).
+    pub force_login: bool,
+    /// `login_hint` from the request (OIDC Core §3.1.2.1), untrusted.
+    pub login_hint: Option<String>,
+    /// Requested `acr_values`, in order of preference.
+    pub acr_values: Vec<String>,
+    /// Preferred UI languages (`ui_locales`).
+    pub ui_locales: Vec<String>,
+}
+
+/// Where to send the browser.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InteractionResult {
+    /// Redirect (303) to this URL, usually the host's login page.
+    Redirect(String),
+}
+
+/// A failure inside host code. Logged; the client sees `server_error`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct HostError(String);
+
+impl HostError {
+    /// A host failure with a reason for the logs.
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self(reason.into())
+    }
+}
+
+/// The one trait a host implements (SURFACE S23).
+///
+/// `Parts` is the incoming request, so the implementation can run the host's own extractors
+/// (for example axum-login's `AuthSession`) to read its session.
+pub trait AccountResolver: Send + Sync + 'static {
+    /// The host's account type.
+    type Account: Send + Sync + 'static;
+
+    /// Who is signed in in the browser making this request.
+    fn resolve_current_account(
+        &self,
+        req: &mut Parts,
+        ctx: &Context,
+    ) -> impl Future<Output = Result<Resolution<Self::Account>, HostError>> + Send;
+
+    /// Looks up an account by subject, for token-time and userinfo claims. `None` when the
+    /// account no longer exists: its tokens then stop yielding claims.
+    fn resolve_account(
+        &self,
+        subject: &Subject,
+        ctx: &Context,
+    ) -> impl Future<Output = Result<Option<Self::Account>, HostError>> + Send;
+
+    /// The claims of an account. `ctx.scopes` holds the granted scopes.
+    fn build_claims(
+        &self,
+        account: &Self::Account,
+        ctx: &Context,
+    ) -> impl Future<Output = Result<Claims, HostError>> + Send;
+
+    /// Where to send the browser to sign in. The host must preserve `ctx.return_to` and
+    /// `ctx.interaction_id` and send the browser to `return_to` once signed in; when
+    /// `ctx.force_login` is set it must authenticate the user again.
+    fn redirect_for_login(&self, req: &Parts, ctx: &Context) -> InteractionResult;
+
+    /// Where to send the browser to sign out (used by RP-initiated logout).
+    fn redirect_for_logout(&self, _req: &Parts, ctx: &Context) -> InteractionResult {
+        InteractionResult::Redirect(ctx.issuer.clone())
+    }
+
+    /// Verifies a user code for backchannel authentication (CIBA). Unsupported by default.
+    fn verify_backchannel_user_code(
+        &self,
+        _subject: &Subject,
+        _code: &str,
+        _ctx: &Context,
+    ) -> impl Future<Output = Result<(), HostError>> + Send {
+        async {
+            Err(HostError::new(
+                "backchannel user codes are not supported by this host",
+            ))
+        }
+    }
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A signed-in session with the account erased: what protocol code needs.
+#[derive(Clone, Debug)]
+pub(crate) struct Session {
+    pub(crate) subject: Subject,
+    pub(crate) auth_time: i64,
+    pub(crate) acr: Option<String>,
+    pub(crate) amr: Vec<String>,
+}
+
+/// Object-safe view of an [`AccountResolver`], so `Lockspire` need not be generic over it.
+pub(crate) trait DynResolver: Send + Sync + 'static {
+    fn current<'a>(
+        &'a self,
+        req: &'a mut Parts,
+        ctx: &'a Context,
+    ) -> BoxFuture<'a, Result<Option<Session>, HostError>>;
+    fn claims<'a>(
+        &'a self,
+        subject: &'a Subject,
+        ctx: &'a Context,
+    ) -> BoxFuture<'a, Result<Option<Claims>, HostError>>;
+    fn login(&self, req: &Parts, ctx: &Context) -> InteractionResult;
+}
+
+impl<R: AccountResolver> DynResolver for R {
+    fn current<'a>(
+        &'a self,
+        req: &'a mut Parts,
+        ctx: &'a Context,
+    ) -> BoxFuture<'a, Result<Option<Session>, HostError>> {
+        Box::pin(async move {
+            Ok(match self.resolve_current_account(req, ctx).await? {
+                Resolution::SignedIn(s) => Some(Session {
+                    subject: s.subject,
+                    auth_time: s.auth_time,
+                    acr: s.acr,
+                    amr: s.amr,
+                }),
+                Resolution::NotSignedIn => None,
+            })
+        })
+    }
+
+    fn claims<'a>(
+        &'a self,
+        subject: &'a Subject,
+        ctx: &'a Context,
+    ) -> BoxFuture<'a, Result<Option<Claims>, HostError>> {
+        Box::pin(async move {
+            match self.resolve_account(subject, ctx).await? {
+                Some(account) => Ok(Some(self.build_claims(&account, ctx).await?)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn login(&self, req: &Parts, ctx: &Context) -> InteractionResult {
+        self.redirect_for_login(req, ctx)
+    }
+}

@@ -1,0 +1,417 @@
+//! Lockspire: an embeddable OAuth 2.0 / OpenID Connect authorization server for axum apps.
+//!
+//! Lockspire owns protocol truth — clients, authorizations, codes, tokens, grants and keys.
+//! The host app owns people and product policy — accounts, passwords, sessions, login UI — and
+//! tells Lockspire who is signed in through one trait, [`AccountResolver`].
+//!
+//! ```no_run
+//! # use lockspire::*;
+//! # struct MyResolver;
+//! # impl AccountResolver for MyResolver {
+//! #   type Account = ();
+//! #   async fn resolve_current_account(&self, _: &mut http::request::Parts, _: &Context) -> Result<Resolution<()>, HostError> { Ok(Resolution::NotSignedIn) }
+//! #   async fn resolve_account(&self, _: &Subject, _: &Context) -> Result<Option<()>, HostError> { Ok(None) }
+//! #   async fn build_claims(&self, _: &(), _: &Context) -> Result<Claims, HostError> { Ok(Claims::default()) }
+//! #   fn redirect_for_login(&self, _: &http::request::Parts, _: &Context) -> InteractionResult { InteractionResult::Redirect("/login".into()) }
+//! # }
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let lockspire = Lockspire::builder()
+//!     .issuer("https://auth.example.com")?
+//!     .database("sqlite://lockspire.db")
+//!     .secret_key(SecretKey::from_base64(&std::env::var("LOCKSPIRE_SECRET_KEY")?)?)
+//!     .account_resolver(MyResolver)
+//!     .build()
+//!     .await?;
+//! let app: axum::Router = axum::Router::new().merge(lockspire.router());
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod clock;
+mod config;
+mod error;
+mod host;
+pub mod jose;
+mod protocol;
+mod secrets;
+pub mod store;
+mod web;
+
+use std::sync::{Arc, RwLock};
+
+pub use clock::{Clock, ManualClock, SystemClock, UnixTime};
+pub use config::{AccessTokenFormat, Config, ConfigError, Issuer, Lifetimes, RegistrationPolicy};
+pub use error::{Challenge, ErrorCode, OAuthError};
+pub use host::{
+    AccountResolver, Claims, Context, HostError, InteractionResult, Resolution, SignedIn, Subject,
+};
+pub use protocol::client::{AuthMethod, ClientMetadata, GrantType};
+pub use protocol::params::Params;
+pub use protocol::registration::RegisteredClient;
+pub use secrets::{InvalidSecretKey, SecretKey};
+
+use crate::host::DynResolver;
+use crate::jose::{KeyRing, KeyStatus, SigningAlg, SigningKey};
+use crate::secrets::ServerSecrets;
+use crate::store::{ClientStatus, KeyRecord, Store};
+
+/// The tenant of a single-issuer host; every row carries a tenant id (SURFACE S29).
+const DEFAULT_TENANT: &str = "default";
+
+/// An OAuth 2.0 / OpenID Connect provider. Cheap to clone; mount [`Lockspire::router`].
+#[derive(Clone)]
+pub struct Lockspire {
+    inner: Arc<Provider>,
+}
+
+/// Everything one issuer needs per request, passed to protocol code as a value.
+pub(crate) struct Provider {
+    pub(crate) config: Config,
+    pub(crate) tenant: String,
+    pub(crate) store: Store,
+    pub(crate) secrets: ServerSecrets,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) resolver: Arc<dyn DynResolver>,
+    keys: RwLock<Arc<KeyRing>>,
+    pub(crate) discovery: Arc<str>,
+}
+
+impl Provider {
+    pub(crate) fn now(&self) -> UnixTime {
+        self.clock.now()
+    }
+
+    /// The current key ring (cheap: an `Arc` clone).
+    pub(crate) fn keys(&self) -> Arc<KeyRing> {
+        match self.keys.read() {
+            Ok(k) => k.clone(),
+            // A panic while swapping the ring cannot leave it half-written: it is one Arc.
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub(crate) fn issuer(&self) -> &str {
+        self.config.issuer.as_str()
+    }
+
+    pub(crate) fn context(&self, client_id: &str, scopes: &[String]) -> Context {
+        Context {
+            issuer: self.issuer().to_owned(),
+            client_id: client_id.to_owned(),
+            scopes: scopes.to_vec(),
+            ..Context::default()
+        }
+    }
+}
+
+impl std::fmt::Debug for Lockspire {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lockspire")
+            .field("issuer", &self.inner.config.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Lockspire`]. Issuer, database, secret key and account resolver are required;
+/// everything else has a secure default. All settings are checked once, in [`Builder::build`].
+pub struct Builder {
+    issuer: Option<Issuer>,
+    database: Option<DatabaseSource>,
+    secret_key: Option<SecretKey>,
+    resolver: Option<Arc<dyn DynResolver>>,
+    registration: RegistrationPolicy,
+    access_token_format: AccessTokenFormat,
+    extra_scopes: Vec<String>,
+    lifetimes: Lifetimes,
+    clock: Arc<dyn Clock>,
+}
+
+enum DatabaseSource {
+    Url(String),
+    Store(Store),
+}
+
+impl Lockspire {
+    /// Starts building a provider.
+    pub fn builder() -> Builder {
+        Builder {
+            issuer: None,
+            database: None,
+            secret_key: None,
+            resolver: None,
+            registration: RegistrationPolicy::Disabled,
+            access_token_format: AccessTokenFormat::Opaque,
+            extra_scopes: Vec::new(),
+            lifetimes: Lifetimes::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The protocol endpoints, to `merge` into the host's router at the issuer's path.
+    pub fn router(&self) -> axum::Router {
+        web::router(self.inner.clone())
+    }
+
+    /// The validated configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The store, for operators' tooling.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Registers a client through the library API, applying the same metadata rules as
+    /// RFC 7591 registration. `client_id` may be chosen by the host (e.g. a well-known demo
+    /// client); otherwise one is generated. The secret, for confidential clients, is returned
+    /// once and stored only as a keyed digest.
+    pub async fn create_client(
+        &self,
+        client_id: Option<&str>,
+        metadata: serde_json::Value,
+    ) -> Result<RegisteredClient, OAuthError> {
+        protocol::registration::create(&self.inner, client_id, metadata).await
+    }
+
+    /// A client's registered metadata and status, if it exists.
+    pub async fn client(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<(ClientMetadata, bool)>, OAuthError> {
+        Ok(self
+            .inner
+            .store
+            .client(&self.inner.tenant, client_id)
+            .await?
+            .map(|c| (c.metadata, c.status == ClientStatus::Active)))
+    }
+
+    /// Disables a client: it is refused at every endpoint and its tokens stop working.
+    pub async fn disable_client(&self, client_id: &str) -> Result<bool, OAuthError> {
+        let now = self.inner.now();
+        Ok(self
+            .inner
+            .store
+            .set_client_status(&self.inner.tenant, client_id, ClientStatus::Disabled, now)
+            .await?)
+    }
+
+    /// Re-enables a disabled client.
+    pub async fn enable_client(&self, client_id: &str) -> Result<bool, OAuthError> {
+        let now = self.inner.now();
+        Ok(self
+            .inner
+            .store
+            .set_client_status(&self.inner.tenant, client_id, ClientStatus::Active, now)
+            .await?)
+    }
+}
+
+impl Builder {
+    /// The issuer identifier (RFC 8414 §2): https, or http on a loopback host for development.
+    pub fn issuer(mut self, issuer: &str) -> Result<Self, ConfigError> {
+        self.issuer = Some(Issuer::parse(issuer)?);
+        Ok(self)
+    }
+
+    /// The database: `sqlite://path`, `sqlite::memory:` or `postgres://…`. Opened and migrated
+    /// in [`Builder::build`].
+    pub fn database(mut self, url: &str) -> Self {
+        self.database = Some(DatabaseSource::Url(url.to_owned()));
+        self
+    }
+
+    /// An already opened store, shared with other parts of the host.
+    pub fn store(mut self, store: Store) -> Self {
+        self.database = Some(DatabaseSource::Store(store));
+        self
+    }
+
+    /// The key that seals private keys at rest and peppers client-secret digests. Keep it out
+    /// of the database; losing it makes stored keys and secrets unusable.
+    pub fn secret_key(mut self, key: SecretKey) -> Self {
+        self.secret_key = Some(key);
+        self
+    }
+
+    /// The host's [`AccountResolver`].
+    pub fn account_resolver<R: AccountResolver>(mut self, resolver: R) -> Self {
+        self.resolver = Some(Arc::new(resolver));
+        self
+    }
+
+    /// Who may use dynamic client registration (RFC 7591). Default: disabled.
+    pub fn registration(mut self, policy: RegistrationPolicy) -> Self {
+        self.registration = policy;
+        self
+    }
+
+    /// The default access token format (SURFACE S10). Default: opaque.
+    pub fn access_token_format(mut self, format: AccessTokenFormat) -> Self {
+        self.access_token_format = format;
+        self
+    }
+
+    /// Scopes of the host's API, offered beside the OIDC scopes.
+    pub fn scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.extra_scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Token and interaction lifetimes.
+    pub fn lifetimes(mut self, lifetimes: Lifetimes) -> Self {
+        self.lifetimes = lifetimes;
+        self
+    }
+
+    /// The clock (tests move time with [`ManualClock`]).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Checks every setting, opens and migrates the database, and makes sure an active signing
+    /// key exists for every supported alg (SURFACE S2: a first key is created on first start).
+    pub async fn build(self) -> Result<Lockspire, ConfigError> {
+        let issuer = self.issuer.ok_or(ConfigError::Missing("issuer"))?;
+        let secret_key = self.secret_key.ok_or(ConfigError::Missing("secret_key"))?;
+        let resolver = self
+            .resolver
+            .ok_or(ConfigError::Missing("account_resolver"))?;
+        let store = match self.database.ok_or(ConfigError::Missing("database"))? {
+            DatabaseSource::Url(url) => Store::connect(&url).await?,
+            DatabaseSource::Store(store) => store,
+        };
+        for scope in &self.extra_scopes {
+            if protocol::scope::parse_scope(Some(scope))
+                .map(|s| s.len() != 1)
+                .unwrap_or(true)
+            {
+                return Err(ConfigError::Invalid(
+                    "scopes",
+                    format!("{scope:?} is not a single scope token"),
+                ));
+            }
+        }
+        let l = self.lifetimes;
+        if [
+            l.authorization_code,
+            l.access_token,
+            l.id_token,
+            l.refresh_token,
+            l.interaction,
+        ]
+        .iter()
+        .any(|s| *s <= 0)
+        {
+            return Err(ConfigError::Invalid(
+                "lifetimes",
+                "every lifetime must be positive".into(),
+            ));
+        }
+        if l.authorization_code > 600 {
+            return Err(ConfigError::Invalid(
+                "lifetimes",
+                "RFC 6749 §4.1.2: codes live at most 10 minutes".into(),
+            ));
+        }
+        if let RegistrationPolicy::InitialAccessToken(t) = &self.registration
+            && t.len() < 16
+        {
+            return Err(ConfigError::Invalid(
+                "registration",
+                "initial access tokens need at least 16 characters".into(),
+            ));
+        }
+        let config = Config {
+            issuer,
+            lifetimes: self.lifetimes,
+            registration: self.registration,
+            access_token_format: self.access_token_format,
+            access_token_alg: SigningAlg::ES256,
+            extra_scopes: self.extra_scopes,
+        };
+        let secrets = ServerSecrets::new(&secret_key);
+        let tenant = DEFAULT_TENANT.to_owned();
+        let ring = ensure_keys(&store, &secrets, &tenant, self.clock.now()).await?;
+        let discovery = protocol::discovery::document(&config, &ring)
+            .to_string()
+            .into();
+        Ok(Lockspire {
+            inner: Arc::new(Provider {
+                config,
+                tenant,
+                store,
+                secrets,
+                clock: self.clock,
+                resolver,
+                keys: RwLock::new(Arc::new(ring)),
+                discovery,
+            }),
+        })
+    }
+}
+
+fn seal_context(tenant: &str, kid: &str) -> String {
+    format!("lockspire/signing-key/{tenant}/{kid}")
+}
+
+/// Loads the published keys, generating an active key for each alg that has none.
+async fn ensure_keys(
+    store: &Store,
+    secrets: &ServerSecrets,
+    tenant: &str,
+    now: UnixTime,
+) -> Result<KeyRing, ConfigError> {
+    let mut records = store.published_keys(tenant).await?;
+    let mut created = false;
+    for alg in SigningAlg::ALL {
+        let has_active = records
+            .iter()
+            .any(|r| r.alg == alg.as_str() && r.status == KeyStatus::Active.as_str());
+        if has_active {
+            continue;
+        }
+        let generated = jose::generate_key(alg)?;
+        let kid = generated.key.kid().to_owned();
+        store
+            .insert_key(&KeyRecord {
+                tenant_id: tenant.to_owned(),
+                sealed_private: secrets.seal(&seal_context(tenant, &kid), &generated.pkcs8),
+                kid,
+                alg: alg.as_str().to_owned(),
+                status: KeyStatus::Active.as_str().to_owned(),
+                public_jwk: generated.key.public_jwk().to_string(),
+                created_at: now,
+                activated_at: Some(now),
+            })
+            .await?;
+        created = true;
+    }
+    if created {
+        records = store.published_keys(tenant).await?;
+    }
+    let mut keys = Vec::with_capacity(records.len());
+    for r in records {
+        let alg: SigningAlg = r.alg.parse()?;
+        let status = KeyStatus::parse(&r.status).ok_or(jose::KeyError::Unusable {
+            kid: r.kid.clone(),
+            why: "bad status",
+        })?;
+        let pkcs8 = secrets
+            .open(&seal_context(tenant, &r.kid), &r.sealed_private)
+            .map_err(|_| jose::KeyError::Unusable {
+                kid: r.kid.clone(),
+                why: "the secret key cannot open it",
+            })?;
+        keys.push((SigningKey::from_pkcs8(&r.kid, alg, &pkcs8)?, status));
+    }
+    Ok(KeyRing::new(keys))
+}

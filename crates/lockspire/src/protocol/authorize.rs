@@ -1,0 +1,490 @@
+//! The authorization endpoint (RFC 6749 §3.1, §4.1.1; OIDC Core §3.1.2).
+//!
+//! Validation order matters: until the client and the redirect URI are both verified, an error
+//! is shown to the user and never redirected (RFC 6749 §4.1.2.1, RFC 9700 §4.11); after that,
+//! errors go back to the client's verified redirect URI with `state` and `iss` (RFC 9207).
+//! [`validate`] reads as the list of checks in that order.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use url::Url;
+
+use super::client::GrantType;
+use super::params::Params;
+use super::pkce::CodeChallenge;
+use super::scope::parse_scope;
+use crate::Provider;
+use crate::error::{ErrorCode, OAuthError};
+use crate::jose::verify_compact;
+use crate::store::{ClientRecord, ClientStatus};
+
+/// How the authorization response reaches the client (OAuth 2.0 Multiple Response Types §2.1,
+/// Form Post Response Mode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ResponseMode {
+    /// Parameters in the redirect URI's query (the default for `code`).
+    Query,
+    /// Parameters in the redirect URI's fragment.
+    Fragment,
+    /// An auto-submitting HTML form POSTed to the redirect URI.
+    FormPost,
+}
+
+impl ResponseMode {
+    pub(crate) const SUPPORTED: [&'static str; 3] = ["query", "fragment", "form_post"];
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "query" => Some(Self::Query),
+            "fragment" => Some(Self::Fragment),
+            "form_post" => Some(Self::FormPost),
+            _ => None,
+        }
+    }
+}
+
+/// A redirect URI that has been matched against the client's registration. Only this module
+/// builds one, so nothing can redirect to an unverified URI.
+#[derive(Clone, Debug)]
+pub(crate) struct VerifiedRedirect {
+    uri: String,
+    mode: ResponseMode,
+    state: Option<String>,
+}
+
+impl VerifiedRedirect {
+    pub(crate) fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    pub(crate) fn mode(&self) -> ResponseMode {
+        self.mode
+    }
+}
+
+/// An authorization error: shown directly, or sent to a verified redirect URI.
+#[derive(Debug)]
+pub(crate) enum AuthorizeError {
+    /// Shown to the user; never redirected (RFC 6749 §4.1.2.1).
+    Direct(OAuthError),
+    /// Sent to a redirect URI that has been verified.
+    Redirect(VerifiedRedirect, OAuthError),
+}
+
+impl From<OAuthError> for AuthorizeError {
+    fn from(e: OAuthError) -> Self {
+        Self::Direct(e)
+    }
+}
+
+/// The response to send to the client: parameters for its verified redirect URI.
+#[derive(Debug)]
+pub(crate) struct AuthorizationResponse {
+    pub(crate) redirect: VerifiedRedirect,
+    pub(crate) params: Vec<(&'static str, String)>,
+}
+
+impl AuthorizationResponse {
+    /// A successful or failed response; adds `state` and RFC 9207 `iss`.
+    pub(crate) fn new(
+        p: &Provider,
+        redirect: VerifiedRedirect,
+        mut params: Vec<(&'static str, String)>,
+    ) -> Self {
+        if let Some(state) = &redirect.state {
+            params.push(("state", state.clone()));
+        }
+        params.push(("iss", p.issuer().to_owned()));
+        Self { redirect, params }
+    }
+
+    pub(crate) fn error(p: &Provider, redirect: VerifiedRedirect, e: &OAuthError) -> Self {
+        let mut params = vec![("error", e.code().as_str().to_owned())];
+        if !e.description().is_empty() {
+            params.push(("error_description", e.description().to_owned()));
+        }
+        Self::new(p, redirect, params)
+    }
+
+    /// The redirect URL for the query and fragment modes (RFC 6749 §4.1.2: existing query
+    /// components of the redirect URI are kept).
+    pub(crate) fn location(&self) -> String {
+        let encoded: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(self.params.iter().map(|(k, v)| (*k, v.as_str())))
+            .finish();
+        let uri = &self.redirect.uri;
+        match self.redirect.mode {
+            ResponseMode::Fragment => format!("{uri}#{encoded}"),
+            _ if uri.contains('?') => format!("{uri}&{encoded}"),
+            _ => format!("{uri}?{encoded}"),
+        }
+    }
+}
+
+/// Parameters OIDC Core §3.1.2.1 lets a client send to tailor the login (`prompt` values).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Prompt {
+    pub(crate) none: bool,
+    pub(crate) login: bool,
+    pub(crate) consent: bool,
+    pub(crate) select_account: bool,
+}
+
+/// A validated authorization request, as stored with its interaction.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct AuthorizationRequest {
+    pub(crate) client_id: String,
+    pub(crate) redirect_uri: String,
+    /// RFC 6749 §4.1.3: the token request must repeat `redirect_uri` only if this one had it.
+    pub(crate) redirect_uri_given: bool,
+    pub(crate) response_mode: ResponseMode,
+    pub(crate) state: Option<String>,
+    pub(crate) nonce: Option<String>,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) resources: Vec<String>,
+    pub(crate) code_challenge: String,
+    pub(crate) prompt: Prompt,
+    pub(crate) max_age: Option<i64>,
+    pub(crate) login_hint: Option<String>,
+    pub(crate) acr_values: Vec<String>,
+    pub(crate) ui_locales: Vec<String>,
+    pub(crate) claims: Option<Value>,
+    /// The subject of a verified `id_token_hint`.
+    pub(crate) hint_subject: Option<String>,
+}
+
+impl AuthorizationRequest {
+    /// The verified redirect this request answers to. Only requests built by [`validate`] exist.
+    pub(crate) fn redirect(&self) -> VerifiedRedirect {
+        VerifiedRedirect {
+            uri: self.redirect_uri.clone(),
+            mode: self.response_mode,
+            state: self.state.clone(),
+        }
+    }
+}
+
+/// Length cap for `state`, `nonce`, hints and other free-form values.
+const MAX_VALUE: usize = 2048;
+
+/// Validates an authorization request, in order, returning it with its client.
+pub(crate) async fn validate(
+    p: &Provider,
+    params: &Params,
+) -> Result<(AuthorizationRequest, ClientRecord), AuthorizeError> {
+    let client = check_client(p, params).await?;
+    let (redirect_uri, redirect_uri_given) = check_redirect_uri(&client, params)?;
+    let state = params
+        .get("state")
+        .ok()
+        .flatten()
+        .filter(|s| s.len() <= MAX_VALUE)
+        .map(str::to_owned);
+    let response_mode = params.get("response_mode").ok().flatten();
+    let mode = response_mode
+        .map(ResponseMode::parse)
+        .unwrap_or(Some(ResponseMode::Query));
+    let redirect = VerifiedRedirect {
+        uri: redirect_uri.clone(),
+        mode: mode.unwrap_or(ResponseMode::Query),
+        state,
+    };
+    let fail = |e: OAuthError| AuthorizeError::Redirect(redirect.clone(), e);
+    if mode.is_none() {
+        return Err(fail(OAuthError::invalid_request(
+            "response_mode is not supported",
+        )));
+    }
+    check_unsupported_parameters(params).map_err(fail)?;
+    if let Some(name) = params.first_repeated(&["resource"]) {
+        return Err(fail(OAuthError::invalid_request(format!(
+            "parameter {name} is repeated"
+        ))));
+    }
+    if params
+        .get("state")
+        .map_err(fail)?
+        .is_some_and(|s| s.len() > MAX_VALUE)
+    {
+        return Err(fail(OAuthError::invalid_request("state is too long")));
+    }
+    check_response_type(&client, params).map_err(fail)?;
+    let scopes = check_scope(p, &client, params).map_err(fail)?;
+    let is_openid = scopes.iter().any(|s| s == "openid");
+    if is_openid && !redirect_uri_given {
+        // OIDC Core §3.1.2.1: redirect_uri is REQUIRED in OpenID requests.
+        return Err(fail(OAuthError::invalid_request(
+            "redirect_uri is required",
+        )));
+    }
+    let code_challenge = CodeChallenge::parse(
+        params.get("code_challenge").map_err(fail)?,
+        params.get("code_challenge_method").map_err(fail)?,
+    )
+    .map_err(fail)?;
+    let prompt = check_prompt(params).map_err(fail)?;
+    let max_age = check_max_age(params).map_err(fail)?;
+    let resources = check_resources(params.all("resource")).map_err(fail)?;
+    let claims = check_claims(params).map_err(fail)?;
+    let hint_subject = check_id_token_hint(p, &client, params).map_err(fail)?;
+    let bounded = |name: &str| -> Result<Option<String>, OAuthError> {
+        match params.get(name)? {
+            Some(v) if v.len() > MAX_VALUE => {
+                Err(OAuthError::invalid_request(format!("{name} is too long")))
+            }
+            v => Ok(v.map(str::to_owned)),
+        }
+    };
+    let list = |name: &str| -> Result<Vec<String>, OAuthError> {
+        Ok(bounded(name)?
+            .map(|v| {
+                v.split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default())
+    };
+    let request = AuthorizationRequest {
+        client_id: client.client_id.clone(),
+        redirect_uri,
+        redirect_uri_given,
+        response_mode: redirect.mode,
+        state: redirect.state.clone(),
+        nonce: bounded("nonce").map_err(fail)?,
+        scopes,
+        resources,
+        code_challenge: code_challenge.as_str().to_owned(),
+        prompt,
+        max_age,
+        login_hint: bounded("login_hint").map_err(fail)?,
+        acr_values: list("acr_values").map_err(fail)?,
+        ui_locales: list("ui_locales").map_err(fail)?,
+        claims,
+        hint_subject,
+    };
+    Ok((request, client))
+}
+
+/// `client_id` names an active client (shown, never redirected).
+async fn check_client(p: &Provider, params: &Params) -> Result<ClientRecord, AuthorizeError> {
+    let client_id = params
+        .get("client_id")?
+        .ok_or_else(|| OAuthError::invalid_request("client_id is required"))?;
+    let client = p
+        .store
+        .client(&p.tenant, client_id)
+        .await
+        .map_err(OAuthError::from)?
+        .ok_or_else(|| OAuthError::new(ErrorCode::InvalidClient, "unknown client"))?;
+    if client.status != ClientStatus::Active {
+        return Err(OAuthError::new(ErrorCode::InvalidClient, "this client is disabled").into());
+    }
+    Ok(client)
+}
+
+/// `redirect_uri` exactly matches a registered one; it may be omitted only when exactly one is
+/// registered (RFC 6749 §3.1.2.3). Shown, never redirected.
+fn check_redirect_uri(
+    client: &ClientRecord,
+    params: &Params,
+) -> Result<(String, bool), AuthorizeError> {
+    match params.get("redirect_uri")? {
+        Some(requested) => client
+            .metadata
+            .match_redirect_uri(requested)
+            .map(|uri| (uri.to_owned(), true))
+            .ok_or_else(|| {
+                OAuthError::invalid_request("redirect_uri is not registered for this client").into()
+            }),
+        None => match client.metadata.redirect_uris.as_slice() {
+            [only] => Ok((only.clone(), false)),
+            _ => Err(OAuthError::invalid_request("redirect_uri is required").into()),
+        },
+    }
+}
+
+/// Request objects and OIDC registration by value are not offered (yet); OIDC Core §3.1.2.6
+/// names the errors.
+fn check_unsupported_parameters(params: &Params) -> Result<(), OAuthError> {
+    if params.get("request")?.is_some() {
+        return Err(OAuthError::new(
+            ErrorCode::RequestNotSupported,
+            "request objects are not supported",
+        ));
+    }
+    if params.get("request_uri")?.is_some() {
+        return Err(OAuthError::new(
+            ErrorCode::RequestUriNotSupported,
+            "request_uri is not supported",
+        ));
+    }
+    if params.get("registration")?.is_some() {
+        return Err(OAuthError::new(
+            ErrorCode::RegistrationNotSupported,
+            "the registration parameter is not supported",
+        ));
+    }
+    Ok(())
+}
+
+/// Only `code` (no implicit or hybrid: RFC 9700 §2.1.2), and only for clients that registered
+/// the authorization_code grant.
+fn check_response_type(client: &ClientRecord, params: &Params) -> Result<(), OAuthError> {
+    match params.get("response_type")? {
+        None => Err(OAuthError::invalid_request("response_type is required")),
+        Some("code") if client.metadata.allows_grant(GrantType::AuthorizationCode) => Ok(()),
+        Some("code") => Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "this client may not use the authorization code grant",
+        )),
+        Some(_) => Err(OAuthError::new(
+            ErrorCode::UnsupportedResponseType,
+            "only response_type=code is supported",
+        )),
+    }
+}
+
+/// Every scope is known and allowed for the client (RFC 6749 §3.3).
+fn check_scope(
+    p: &Provider,
+    client: &ClientRecord,
+    params: &Params,
+) -> Result<Vec<String>, OAuthError> {
+    let scopes = parse_scope(params.get("scope")?)?;
+    if let Some(bad) = scopes
+        .iter()
+        .find(|s| !client.metadata.allows_scope(&p.config, s))
+    {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidScope,
+            format!("scope {bad} is not allowed for this client"),
+        ));
+    }
+    Ok(scopes)
+}
+
+/// OIDC Core §3.1.2.1: `prompt` values; `none` excludes every other value.
+fn check_prompt(params: &Params) -> Result<Prompt, OAuthError> {
+    let mut prompt = Prompt::default();
+    let Some(value) = params.get("prompt")? else {
+        return Ok(prompt);
+    };
+    for v in value.split(' ').filter(|v| !v.is_empty()) {
+        match v {
+            "none" => prompt.none = true,
+            "login" => prompt.login = true,
+            "consent" => prompt.consent = true,
+            "select_account" => prompt.select_account = true,
+            _ => {
+                return Err(OAuthError::invalid_request(format!(
+                    "prompt value {v:?} is not supported"
+                )));
+            }
+        }
+    }
+    if prompt.none && (prompt.login || prompt.consent || prompt.select_account) {
+        return Err(OAuthError::invalid_request(
+            "prompt=none cannot be combined with other values",
+        ));
+    }
+    Ok(prompt)
+}
+
+/// OIDC Core §3.1.2.1: `max_age` is a non-negative number of seconds.
+fn check_max_age(params: &Params) -> Result<Option<i64>, OAuthError> {
+    match params.get("max_age")? {
+        None => Ok(None),
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if n >= 0 && v.bytes().all(|b| b.is_ascii_digit()) => Ok(Some(n)),
+            _ => Err(OAuthError::invalid_request(
+                "max_age must be a non-negative integer",
+            )),
+        },
+    }
+}
+
+/// RFC 8707 §2: each `resource` is an absolute URI without a fragment.
+pub(crate) fn check_resources<'a>(
+    values: impl Iterator<Item = &'a str>,
+) -> Result<Vec<String>, OAuthError> {
+    let mut out: Vec<String> = Vec::new();
+    for v in values {
+        let ok = v.len() <= MAX_VALUE
+            && Url::parse(v).is_ok_and(|u| u.fragment().is_none())
+            && !v.contains('#');
+        if !ok {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidTarget,
+                "resource must be an absolute URI without a fragment",
+            ));
+        }
+        if !out.iter().any(|r| r == v) {
+            out.push(v.to_owned());
+        }
+        if out.len() > 16 {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidTarget,
+                "too many resources",
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// OIDC Core §5.5: `claims` is a JSON object with optional `userinfo` and `id_token` objects.
+fn check_claims(params: &Params) -> Result<Option<Value>, OAuthError> {
+    let Some(raw) = params.get("claims")? else {
+        return Ok(None);
+    };
+    let value: Value = serde_json::from_str(raw)
+        .map_err(|_| OAuthError::invalid_request("claims is not valid JSON"))?;
+    let Value::Object(map) = &value else {
+        return Err(OAuthError::invalid_request("claims must be a JSON object"));
+    };
+    for (member, v) in map {
+        if !matches!(member.as_str(), "userinfo" | "id_token") {
+            continue;
+        }
+        if !v.is_object() {
+            return Err(OAuthError::invalid_request(format!(
+                "claims.{member} must be an object"
+            )));
+        }
+    }
+    Ok(Some(value))
+}
+
+/// OIDC Core §3.1.2.1: an `id_token_hint` must be an ID token this issuer signed for this client
+/// (expired ones are fine); its `sub` must then be the signed-in user.
+fn check_id_token_hint(
+    p: &Provider,
+    client: &ClientRecord,
+    params: &Params,
+) -> Result<Option<String>, OAuthError> {
+    let Some(hint) = params.get("id_token_hint")? else {
+        return Ok(None);
+    };
+    let bad =
+        || OAuthError::invalid_request("id_token_hint is not a valid ID token from this issuer");
+    let (_, claims) = verify_compact(&p.keys(), hint).map_err(|_| bad())?;
+    if claims.get("iss").and_then(Value::as_str) != Some(p.issuer()) {
+        return Err(bad());
+    }
+    let aud_ok = match claims.get("aud") {
+        Some(Value::String(a)) => *a == client.client_id,
+        Some(Value::Array(a)) => a
+            .iter()
+            .any(|v| v.as_str() == Some(client.client_id.as_str())),
+        _ => false,
+    };
+    if !aud_ok {
+        return Err(bad());
+    }
+    claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .map(|s| Some(s.to_owned()))
+        .ok_or_else(bad)
+}

@@ -1,0 +1,465 @@
+//! Client metadata (RFC 7591 §2, OIDC Registration §2) and redirect URI rules
+//! (RFC 6749 §3.1.2, RFC 8252 §7, RFC 9700 §2.1).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use url::Url;
+
+use crate::config::{AccessTokenFormat, Config, is_loopback_host};
+use crate::error::{ErrorCode, OAuthError};
+use crate::jose::SigningAlg;
+
+/// How a client authenticates at the token endpoint (RFC 7591 §2, OIDC Registration §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// A public client: no authentication, identified by `client_id` (RFC 6749 §2.1).
+    None,
+    /// HTTP Basic with the client id and secret (RFC 6749 §2.3.1).
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body (RFC 6749 §2.3.1).
+    ClientSecretPost,
+}
+
+impl AuthMethod {
+    /// Methods this server accepts, as discovery lists them.
+    pub const SUPPORTED: [AuthMethod; 3] =
+        [Self::ClientSecretBasic, Self::ClientSecretPost, Self::None];
+
+    /// The registered name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Self::SUPPORTED.into_iter().find(|m| m.as_str() == s)
+    }
+
+    /// True for methods that prove possession of a secret.
+    pub fn is_confidential(self) -> bool {
+        self != Self::None
+    }
+}
+
+/// Grant types this server implements (RFC 7591 §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    /// RFC 6749 §4.1.
+    AuthorizationCode,
+    /// RFC 6749 §6.
+    RefreshToken,
+    /// RFC 6749 §4.4.
+    ClientCredentials,
+}
+
+impl GrantType {
+    /// Every grant `/token` accepts; discovery lists exactly these.
+    pub const SUPPORTED: [GrantType; 3] = [
+        Self::AuthorizationCode,
+        Self::RefreshToken,
+        Self::ClientCredentials,
+    ];
+
+    /// The `grant_type` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthorizationCode => "authorization_code",
+            Self::RefreshToken => "refresh_token",
+            Self::ClientCredentials => "client_credentials",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        Self::SUPPORTED.into_iter().find(|g| g.as_str() == s)
+    }
+}
+
+/// Registered client metadata, as stored and echoed (RFC 7591 §3.2.1).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClientMetadata {
+    /// Exact redirect URIs (RFC 6749 §3.1.2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redirect_uris: Vec<String>,
+    /// Token endpoint authentication method.
+    pub token_endpoint_auth_method: AuthMethod,
+    /// Grant types the client may use.
+    pub grant_types: Vec<GrantType>,
+    /// Response types (only `code`).
+    pub response_types: Vec<String>,
+    /// `web` or `native` (OIDC Registration §2).
+    #[serde(default = "default_application_type")]
+    pub application_type: String,
+    /// Human-readable name shown on the consent page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
+    /// Home page of the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_uri: Option<String>,
+    /// Logo shown on the consent page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo_uri: Option<String>,
+    /// Terms of service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tos_uri: Option<String>,
+    /// Privacy policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_uri: Option<String>,
+    /// Contacts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contacts: Vec<String>,
+    /// Scopes the client may request; `None` means every scope the issuer knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// ID token signing alg (OIDC Registration §2; RS256 when absent).
+    pub id_token_signed_response_alg: String,
+    /// Access token format override (Lockspire extension; the server default when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token_format: Option<String>,
+    /// Software identifier (RFC 7591 §2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software_id: Option<String>,
+    /// Software version (RFC 7591 §2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software_version: Option<String>,
+}
+
+fn default_application_type() -> String {
+    "web".to_owned()
+}
+
+impl ClientMetadata {
+    /// The alg of this client's ID tokens.
+    pub fn id_token_alg(&self) -> SigningAlg {
+        self.id_token_signed_response_alg
+            .parse()
+            .unwrap_or(SigningAlg::RS256)
+    }
+
+    /// True when the client registered `grant`.
+    pub fn allows_grant(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
+
+    /// True when the client may ask for `scope`.
+    pub fn allows_scope(&self, config: &Config, scope: &str) -> bool {
+        config.is_known_scope(scope)
+            && match &self.scope {
+                Some(allowed) => allowed.split(' ').any(|s| s == scope),
+                None => true,
+            }
+    }
+
+    /// The access token format for this client.
+    pub fn access_token_format(&self, config: &Config) -> AccessTokenFormat {
+        self.access_token_format
+            .as_deref()
+            .and_then(AccessTokenFormat::parse)
+            .unwrap_or(config.access_token_format)
+    }
+
+    /// Finds the registered redirect URI a request names (RFC 6749 §3.1.2.3, RFC 9700 §2.1:
+    /// exact string comparison). The one exception is RFC 8252 §7.3: for a registered
+    /// loopback IP literal over http, any port matches, because native apps get ephemeral ports.
+    pub fn match_redirect_uri<'a>(&'a self, requested: &'a str) -> Option<&'a str> {
+        if let Some(exact) = self.redirect_uris.iter().find(|r| *r == requested) {
+            return Some(exact);
+        }
+        let req = Url::parse(requested).ok()?;
+        if req.scheme() != "http"
+            || !matches!(req.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)))
+        {
+            return None;
+        }
+        self.redirect_uris
+            .iter()
+            .find(|registered| {
+                Url::parse(registered).is_ok_and(|mut reg| {
+                    reg.scheme() == "http"
+                        && matches!(reg.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)))
+                        && is_loopback_host(&reg)
+                        && reg.set_port(req.port()).is_ok()
+                        && reg.as_str() == req.as_str()
+                })
+            })
+            .map(|_| requested)
+    }
+}
+
+fn invalid(description: impl Into<String>) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidClientMetadata, description.into())
+}
+
+fn invalid_redirect(description: impl Into<String>) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidRedirectUri, description.into())
+}
+
+/// Checks one redirect URI for registration (RFC 6749 §3.1.2, RFC 8252 §7, RFC 9700 §2.1):
+/// absolute, no fragment, no wildcard; https, http only on loopback, or a private-use scheme
+/// with a reverse-domain name for native apps.
+pub(crate) fn check_redirect_uri(uri: &str) -> Result<(), OAuthError> {
+    let url =
+        Url::parse(uri).map_err(|_| invalid_redirect(format!("{uri:?} is not an absolute URI")))?;
+    if url.fragment().is_some() || uri.contains('#') {
+        return Err(invalid_redirect(
+            "redirect URIs must not contain a fragment",
+        ));
+    }
+    if uri.contains('*') {
+        return Err(invalid_redirect("redirect URIs must not contain wildcards"));
+    }
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback_host(&url) => Ok(()),
+        "http" => Err(invalid_redirect(
+            "http redirect URIs are allowed only on loopback hosts",
+        )),
+        "javascript" | "data" | "file" | "vbscript" | "about" | "blob" | "ftp" | "ws" | "wss" => {
+            Err(invalid_redirect(format!(
+                "the {} scheme is not allowed",
+                url.scheme()
+            )))
+        }
+        scheme if scheme.contains('.') => Ok(()),
+        _ => Err(invalid_redirect(
+            "custom schemes must be reverse domain names (RFC 8252 §7.1), e.g. com.example.app",
+        )),
+    }
+}
+
+fn check_web_uri(field: &str, uri: &str) -> Result<(), OAuthError> {
+    let url = Url::parse(uri).map_err(|_| invalid(format!("{field} is not an absolute URI")))?;
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback_host(&url) => Ok(()),
+        _ => Err(invalid(format!("{field} must be an https URI"))),
+    }
+}
+
+const MAX_STRING: usize = 2048;
+
+fn opt_string(body: &Map<String, Value>, field: &str) -> Result<Option<String>, OAuthError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.len() <= MAX_STRING => Ok(Some(s.clone())),
+        Some(Value::String(_)) => Err(invalid(format!("{field} is too long"))),
+        Some(_) => Err(invalid(format!("{field} must be a string"))),
+    }
+}
+
+fn string_list(body: &Map<String, Value>, field: &str) -> Result<Option<Vec<String>>, OAuthError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) if items.len() <= 64 => items
+            .iter()
+            .map(|v| match v {
+                Value::String(s) if s.len() <= MAX_STRING => Ok(s.clone()),
+                _ => Err(invalid(format!("{field} must be an array of strings"))),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(_) => Err(invalid(format!(
+            "{field} must be an array of at most 64 strings"
+        ))),
+    }
+}
+
+/// Validates a registration request body into metadata (RFC 7591 §2, §3.2.2). Fields this
+/// server does not understand are ignored, as RFC 7591 §2 requires; the response echoes only
+/// what was stored, so the client sees what was dropped.
+pub(crate) fn validate_metadata(
+    config: &Config,
+    body: &Map<String, Value>,
+) -> Result<ClientMetadata, OAuthError> {
+    let token_endpoint_auth_method = match opt_string(body, "token_endpoint_auth_method")? {
+        None => AuthMethod::ClientSecretBasic,
+        Some(m) => AuthMethod::parse(&m)
+            .ok_or_else(|| invalid(format!("token_endpoint_auth_method {m:?} is not supported")))?,
+    };
+    let grant_types = match string_list(body, "grant_types")? {
+        None => vec![GrantType::AuthorizationCode],
+        Some(list) => {
+            let mut out = Vec::new();
+            for g in list {
+                let g = GrantType::parse(&g)
+                    .ok_or_else(|| invalid(format!("grant type {g:?} is not supported")))?;
+                if !out.contains(&g) {
+                    out.push(g);
+                }
+            }
+            if out.is_empty() {
+                return Err(invalid("grant_types must not be empty"));
+            }
+            out
+        }
+    };
+    let response_types = string_list(body, "response_types")?.unwrap_or_else(|| {
+        if grant_types.contains(&GrantType::AuthorizationCode) {
+            vec!["code".to_owned()]
+        } else {
+            Vec::new()
+        }
+    });
+    if response_types.iter().any(|r| r != "code") {
+        return Err(invalid("only the code response type is supported"));
+    }
+    // RFC 7591 §2.1: grant_types and response_types must agree.
+    let uses_code = grant_types.contains(&GrantType::AuthorizationCode);
+    if uses_code != response_types.iter().any(|r| r == "code") {
+        return Err(invalid(
+            "response_types code and grant_types authorization_code go together",
+        ));
+    }
+    if grant_types.contains(&GrantType::ClientCredentials)
+        && !token_endpoint_auth_method.is_confidential()
+    {
+        return Err(invalid("client_credentials requires a confidential client"));
+    }
+    if grant_types == [GrantType::RefreshToken] {
+        return Err(invalid("refresh_token alone cannot obtain a first token"));
+    }
+    let redirect_uris = string_list(body, "redirect_uris")?.unwrap_or_default();
+    if uses_code && redirect_uris.is_empty() {
+        return Err(invalid_redirect(
+            "redirect_uris is required for the authorization_code grant",
+        ));
+    }
+    for uri in &redirect_uris {
+        check_redirect_uri(uri)?;
+    }
+    let application_type =
+        opt_string(body, "application_type")?.unwrap_or_else(default_application_type);
+    if application_type != "web" && application_type != "native" {
+        return Err(invalid("application_type must be web or native"));
+    }
+    let scope = match opt_string(body, "scope")? {
+        None => None,
+        Some(s) => {
+            let scopes = crate::protocol::scope::parse_scope(Some(&s))
+                .map_err(|_| invalid("scope is malformed"))?;
+            if let Some(unknown) = scopes.iter().find(|s| !config.is_known_scope(s)) {
+                return Err(invalid(format!(
+                    "scope {unknown:?} is not offered by this server"
+                )));
+            }
+            Some(scopes.join(" "))
+        }
+    };
+    let id_token_signed_response_alg = match opt_string(body, "id_token_signed_response_alg")? {
+        None => SigningAlg::RS256,
+        Some(a) => a.parse::<SigningAlg>().map_err(|_| {
+            invalid(format!(
+                "id_token_signed_response_alg {a:?} is not supported"
+            ))
+        })?,
+    };
+    if let Some(subject_type) = opt_string(body, "subject_type")?
+        && subject_type != "public"
+    {
+        return Err(invalid("only the public subject type is supported"));
+    }
+    let access_token_format = opt_string(body, "access_token_format")?;
+    if let Some(f) = &access_token_format
+        && AccessTokenFormat::parse(f).is_none()
+    {
+        return Err(invalid("access_token_format must be opaque or jwt"));
+    }
+    for field in ["client_uri", "logo_uri", "tos_uri", "policy_uri"] {
+        if let Some(uri) = opt_string(body, field)? {
+            check_web_uri(field, &uri)?;
+        }
+    }
+    Ok(ClientMetadata {
+        redirect_uris,
+        token_endpoint_auth_method,
+        grant_types,
+        response_types,
+        application_type,
+        client_name: opt_string(body, "client_name")?,
+        client_uri: opt_string(body, "client_uri")?,
+        logo_uri: opt_string(body, "logo_uri")?,
+        tos_uri: opt_string(body, "tos_uri")?,
+        policy_uri: opt_string(body, "policy_uri")?,
+        contacts: string_list(body, "contacts")?.unwrap_or_default(),
+        scope,
+        id_token_signed_response_alg: id_token_signed_response_alg.as_str().to_owned(),
+        access_token_format,
+        software_id: opt_string(body, "software_id")?,
+        software_version: opt_string(body, "software_version")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(uris: &[&str]) -> ClientMetadata {
+        ClientMetadata {
+            redirect_uris: uris.iter().map(|s| s.to_string()).collect(),
+            token_endpoint_auth_method: AuthMethod::None,
+            grant_types: vec![GrantType::AuthorizationCode],
+            response_types: vec!["code".into()],
+            application_type: "native".into(),
+            client_name: None,
+            client_uri: None,
+            logo_uri: None,
+            tos_uri: None,
+            policy_uri: None,
+            contacts: vec![],
+            scope: None,
+            id_token_signed_response_alg: "RS256".into(),
+            access_token_format: None,
+            software_id: None,
+            software_version: None,
+        }
+    }
+
+    #[test]
+    fn redirect_uri_must_match_exactly() {
+        let c = client(&["https://app.example/cb"]);
+        assert!(c.match_redirect_uri("https://app.example/cb").is_some());
+        for near in [
+            "https://app.example/cb/",
+            "https://app.example/cb?x=1",
+            "https://APP.example/cb",
+            "https://app.example/cb#f",
+            "https://app.example:443/cb",
+            "http://app.example/cb",
+        ] {
+            assert!(c.match_redirect_uri(near).is_none(), "{near} matched");
+        }
+    }
+
+    #[test]
+    fn loopback_ip_redirect_matches_any_port_only() {
+        let c = client(&["http://127.0.0.1/cb", "http://localhost/cb"]);
+        assert!(c.match_redirect_uri("http://127.0.0.1:51234/cb").is_some());
+        assert!(
+            c.match_redirect_uri("http://127.0.0.1:51234/other")
+                .is_none()
+        );
+        // RFC 8252 §8.3: the port exception is for IP literals, not "localhost".
+        assert!(c.match_redirect_uri("http://localhost:51234/cb").is_none());
+    }
+
+    #[test]
+    fn registration_redirect_uri_rules() {
+        assert!(check_redirect_uri("https://app.example/cb").is_ok());
+        assert!(check_redirect_uri("http://127.0.0.1:8080/cb").is_ok());
+        assert!(check_redirect_uri("com.example.app:/cb").is_ok());
+        for bad in [
+            "http://app.example/cb",
+            "https://app.example/cb#x",
+            "javascript:alert(1)",
+            "myapp:/cb",
+            "/cb",
+            "https://*.example/cb",
+        ] {
+            assert!(check_redirect_uri(bad).is_err(), "{bad} accepted");
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Authorization server metadata (RFC 8414 §2, OIDC Discovery §3). The document is built once
+//! at start-up from the configuration, so it lists exactly what this instance accepts.
+
+use serde_json::{Value, json};
+
+use super::authorize::ResponseMode;
+use super::client::{AuthMethod, GrantType};
+use super::scope::standard_claims;
+use crate::config::{Config, RegistrationPolicy};
+use crate::jose::{KeyRing, SigningAlg};
+
+/// The metadata document.
+pub(crate) fn document(config: &Config, keys: &KeyRing) -> Value {
+    let issuer = &config.issuer;
+    let mut algs: Vec<&str> = SigningAlg::ALL
+        .into_iter()
+        .filter(|a| keys.active_algs().any(|k| k == *a))
+        .map(SigningAlg::as_str)
+        .collect();
+    algs.sort_by_key(|a| SigningAlg::ALL.iter().position(|x| x.as_str() == *a));
+    let mut claims: Vec<&str> = vec![
+        "sub",
+        "iss",
+        "aud",
+        "exp",
+        "iat",
+        "auth_time",
+        "nonce",
+        "acr",
+        "amr",
+        "at_hash",
+    ];
+    claims.extend(standard_claims());
+    let auth_methods: Vec<&str> = AuthMethod::SUPPORTED.iter().map(|m| m.as_str()).collect();
+    let confidential_methods: Vec<&str> = AuthMethod::SUPPORTED
+        .iter()
+        .filter(|m| m.is_confidential())
+        .map(|m| m.as_str())
+        .collect();
+    let mut doc = json!({
+        "issuer": issuer.as_str(),
+        "authorization_endpoint": issuer.endpoint("/authorize"),
+        "token_endpoint": issuer.endpoint("/token"),
+        "userinfo_endpoint": issuer.endpoint("/userinfo"),
+        "jwks_uri": issuer.endpoint("/jwks"),
+        "introspection_endpoint": issuer.endpoint("/introspect"),
+        "revocation_endpoint": issuer.endpoint("/revoke"),
+        "scopes_supported": config.scopes_supported().collect::<Vec<_>>(),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ResponseMode::SUPPORTED,
+        "grant_types_supported": GrantType::SUPPORTED.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": algs,
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_methods_supported": confidential_methods,
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": claims,
+        "claims_parameter_supported": true,
+        "claim_types_supported": ["normal"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "require_request_uri_registration": false,
+        "authorization_response_iss_parameter_supported": true,
+    });
+    if config.registration != RegistrationPolicy::Disabled
+        && let Value::Object(map) = &mut doc
+    {
+        map.insert(
+            "registration_endpoint".into(),
+            Value::String(issuer.endpoint("/register")),
+        );
+    }
+    doc
+}

@@ -1,0 +1,100 @@
+//! ID tokens (OIDC Core §2, §3.1.3.6, §3.1.3.7).
+
+use aws_lc_rs::digest;
+use serde_json::{Map, Value, json};
+
+use super::scope::release_claims;
+use crate::Provider;
+use crate::error::{ErrorCode, OAuthError};
+use crate::host::{Claims, Subject};
+use crate::jose::{SigningAlg, sign_compact};
+use crate::secrets::b64;
+use crate::store::{ClientRecord, GrantDetails};
+
+/// What an ID token says.
+pub(crate) struct IdTokenInput<'a> {
+    pub(crate) client: &'a ClientRecord,
+    pub(crate) subject: &'a str,
+    pub(crate) auth_time: i64,
+    pub(crate) nonce: Option<&'a str>,
+    pub(crate) access_token: Option<&'a str>,
+    pub(crate) scopes: &'a [String],
+    pub(crate) details: &'a GrantDetails,
+}
+
+/// OIDC Core §3.1.3.6: base64url of the left-most half of the hash of the token's ASCII octets,
+/// using the hash of the ID token's JWS alg.
+pub(crate) fn half_hash(alg: SigningAlg, value: &str) -> String {
+    let d = digest::digest(alg.half_hash_algorithm(), value.as_bytes());
+    let bytes = d.as_ref();
+    b64(&bytes[..bytes.len() / 2])
+}
+
+/// Fetches the host's claims for a subject; `invalid_grant` when the account no longer exists.
+pub(crate) async fn host_claims(
+    p: &Provider,
+    client_id: &str,
+    subject: &str,
+    scopes: &[String],
+) -> Result<Claims, OAuthError> {
+    let subject = Subject::new(subject).map_err(|e| OAuthError::internal(e.to_string()))?;
+    p.resolver
+        .claims(&subject, &p.context(client_id, scopes))
+        .await?
+        .ok_or_else(|| OAuthError::new(ErrorCode::InvalidGrant, "the account no longer exists"))
+}
+
+/// Signs an ID token with the client's registered alg (RS256 unless it chose another).
+pub(crate) async fn issue(p: &Provider, input: IdTokenInput<'_>) -> Result<String, OAuthError> {
+    let alg = input.client.metadata.id_token_alg();
+    let host = host_claims(p, &input.client.client_id, input.subject, input.scopes).await?;
+    let requested = input
+        .details
+        .claims
+        .as_ref()
+        .and_then(|c| c.get("id_token"));
+    let now = p.now();
+    let mut claims: Map<String, Value> = release_claims(&host.id_token, input.scopes, requested);
+    let protocol = json!({
+        "iss": p.issuer(),
+        "sub": input.subject,
+        "aud": input.client.client_id,
+        "exp": now + p.config.lifetimes.id_token,
+        "iat": now,
+        "auth_time": input.auth_time,
+    });
+    if let Value::Object(protocol) = protocol {
+        claims.extend(protocol);
+    }
+    if let Some(nonce) = input.nonce {
+        claims.insert("nonce".into(), Value::String(nonce.to_owned()));
+    }
+    if let Some(at) = input.access_token {
+        claims.insert("at_hash".into(), Value::String(half_hash(alg, at)));
+    }
+    if let Some(acr) = &input.details.acr {
+        claims.insert("acr".into(), Value::String(acr.clone()));
+    }
+    if !input.details.amr.is_empty() {
+        claims.insert("amr".into(), Value::from(input.details.amr.clone()));
+    }
+    let keys = p.keys();
+    Ok(sign_compact(keys.active(alg)?, "JWT", &claims)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_hash_matches_oidc_example() {
+        // OIDC Core Appendix A.3 access token and its at_hash (RS256).
+        assert_eq!(
+            half_hash(
+                SigningAlg::RS256,
+                "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"
+            ),
+            "77QmUPtjPfzWtF2AnpK9RQ"
+        );
+    }
+}

@@ -1,0 +1,81 @@
+//! Token introspection (RFC 7662). The caller must authenticate as a confidential client and
+//! sees only tokens issued to it; anything else is `{"active": false}` (§2.2), which reveals
+//! nothing about tokens of other clients.
+
+use serde_json::{Map, Value, json};
+
+use super::client_auth::{self, AuthenticatedClient};
+use super::params::Params;
+use crate::Provider;
+use crate::error::{ErrorCode, OAuthError};
+use crate::secrets::token_digest;
+use crate::store::TokenKind;
+
+/// Authenticates the caller: a confidential client (a public client cannot protect the
+/// answers, RFC 7662 §2.1).
+pub(crate) async fn caller(
+    p: &Provider,
+    authorization: Option<&str>,
+    params: &Params,
+) -> Result<AuthenticatedClient, OAuthError> {
+    let client =
+        client_auth::authenticate(p, client_auth::presented(authorization, params)?).await?;
+    if !client.is_confidential() {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidClient,
+            "introspection requires client authentication",
+        )
+        .with_reason("public client called introspection"));
+    }
+    Ok(client)
+}
+
+/// The introspection response for `token`.
+pub(crate) async fn introspect(
+    p: &Provider,
+    client: &AuthenticatedClient,
+    params: &Params,
+) -> Result<Value, OAuthError> {
+    if let Some(name) = params.first_repeated(&[]) {
+        return Err(OAuthError::invalid_request(format!(
+            "parameter {name} is repeated"
+        )));
+    }
+    let token = params.require("token")?;
+    let inactive = json!({ "active": false });
+    let Some(record) = p.store.active_token(&token_digest(token), p.now()).await? else {
+        return Ok(inactive);
+    };
+    if record.client_id != client.id() {
+        return Ok(inactive);
+    }
+    let mut out = Map::new();
+    out.insert("active".into(), Value::Bool(true));
+    out.insert("client_id".into(), Value::String(record.client_id.clone()));
+    out.insert("iss".into(), Value::String(p.issuer().to_owned()));
+    out.insert("exp".into(), Value::from(record.expires_at));
+    out.insert("iat".into(), Value::from(record.created_at));
+    if !record.scopes.is_empty() {
+        out.insert("scope".into(), Value::String(record.scopes.clone()));
+    }
+    if let Some(sub) = &record.subject {
+        out.insert("sub".into(), Value::String(sub.clone()));
+    }
+    let resources = record.resource_list()?;
+    if !resources.is_empty() {
+        out.insert("aud".into(), Value::from(resources));
+    }
+    match record.kind {
+        TokenKind::Access => {
+            out.insert("token_type".into(), Value::String("Bearer".into()));
+            if let Some(jti) = &record.jti {
+                out.insert("jti".into(), Value::String(jti.clone()));
+            }
+        }
+        TokenKind::Refresh => {
+            out.insert("token_type".into(), Value::String("refresh_token".into()));
+        }
+        TokenKind::Code => return Ok(inactive),
+    }
+    Ok(Value::Object(out))
+}

@@ -1,0 +1,17 @@
+//! Protocol rules, one module per concern. Nothing here sees axum types: the web layer parses
+//! HTTP into parameters, calls one function, and renders its typed outcome.
+
+pub(crate) mod authorize;
+pub(crate) mod client;
+pub(crate) mod client_auth;
+pub(crate) mod discovery;
+pub(crate) mod id_token;
+pub(crate) mod interaction;
+pub(crate) mod introspect;
+pub(crate) mod params;
+pub(crate) mod pkce;
+pub(crate) mod registration;
+pub(crate) mod revoke;
+pub(crate) mod scope;
+pub(crate) mod token;
+pub(crate) mod userinfo;

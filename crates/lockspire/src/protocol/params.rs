@@ -1,0 +1,86 @@
+//! Request parameters as RFC 6749 §3.1 and §3.2 define them: parameters without a value are
+//! treated as omitted, and a parameter may appear at most once (except `resource`, RFC 8707 §2).
+
+use crate::error::OAuthError;
+
+/// Largest accepted value of a single parameter; bounds storage and work per request.
+pub(crate) const MAX_PARAM_LEN: usize = 8 * 1024;
+
+/// Decoded `application/x-www-form-urlencoded` parameters, in order.
+#[derive(Clone, Debug, Default)]
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    /// Decodes a query string or form body.
+    pub fn parse(raw: &[u8]) -> Self {
+        Self(
+            form_urlencoded::parse(raw)
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    /// True when `name` appears more than once.
+    pub(crate) fn is_repeated(&self, name: &str) -> bool {
+        self.0.iter().filter(|(k, _)| k == name).nth(1).is_some()
+    }
+
+    /// The first parameter that appears more than once, other than those allowed to repeat.
+    pub(crate) fn first_repeated(&self, may_repeat: &[&str]) -> Option<&str> {
+        self.0
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .find(|k| !may_repeat.contains(k) && self.is_repeated(k))
+    }
+
+    /// The single value of `name`: absent, or `invalid_request` when repeated or oversized.
+    pub(crate) fn get(&self, name: &str) -> Result<Option<&str>, OAuthError> {
+        let mut values = self
+            .0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str());
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(OAuthError::invalid_request(format!(
+                "parameter {name} is repeated"
+            )));
+        }
+        match first {
+            Some(v) if v.len() > MAX_PARAM_LEN => Err(OAuthError::invalid_request(format!(
+                "parameter {name} is too long"
+            ))),
+            other => Ok(other),
+        }
+    }
+
+    /// The value of `name`, or `invalid_request` when it is missing.
+    pub(crate) fn require(&self, name: &str) -> Result<&str, OAuthError> {
+        self.get(name)?
+            .ok_or_else(|| OAuthError::invalid_request(format!("parameter {name} is required")))
+    }
+
+    /// Every value of `name` (for parameters that may repeat).
+    pub(crate) fn all(&self, name: &str) -> impl Iterator<Item = &str> {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_values_are_omitted_and_repeats_refused() {
+        let p = Params::parse(b"a=1&b=&c=2&c=3&resource=x&resource=y");
+        assert_eq!(p.get("a").ok().flatten(), Some("1"));
+        assert_eq!(p.get("b").ok().flatten(), None);
+        assert!(p.get("c").is_err());
+        assert_eq!(p.first_repeated(&["resource"]), Some("c"));
+        assert_eq!(p.all("resource").count(), 2);
+    }
+}

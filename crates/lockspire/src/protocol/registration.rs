@@ -1,0 +1,121 @@
+//! Dynamic client registration (RFC 7591 §3) and the library API that shares its rules.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::client::{ClientMetadata, validate_metadata};
+use crate::Provider;
+use crate::config::RegistrationPolicy;
+use crate::error::{Challenge, ErrorCode, OAuthError};
+use crate::secrets::{constant_time_eq, random_id, random_token, token_digest};
+use crate::store::{ClientRecord, ClientStatus, StoreError};
+
+/// A registered client as the registration response returns it (RFC 7591 §3.2.1). The secret
+/// appears here once and is never retrievable again.
+#[derive(Clone, Debug, Serialize)]
+pub struct RegisteredClient {
+    /// The new client id.
+    pub client_id: String,
+    /// The secret, for confidential clients.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// When the client id was issued.
+    pub client_id_issued_at: i64,
+    /// 0: the secret does not expire (RFC 7591 §3.2.1), present whenever a secret is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret_expires_at: Option<i64>,
+    /// The stored metadata.
+    #[serde(flatten)]
+    pub metadata: ClientMetadata,
+}
+
+/// RFC 7591 §3: checks the registration policy against the request's Bearer token.
+pub(crate) fn authorize_registration(
+    p: &Provider,
+    authorization: Option<&str>,
+) -> Result<(), OAuthError> {
+    match &p.config.registration {
+        RegistrationPolicy::Open => Ok(()),
+        RegistrationPolicy::Disabled => Err(OAuthError::new(
+            ErrorCode::AccessDenied,
+            "registration is disabled",
+        )),
+        RegistrationPolicy::InitialAccessToken(expected) => {
+            let presented = authorization
+                .and_then(|h| h.strip_prefix("Bearer "))
+                .map(str::trim);
+            // Compare digests so the comparison time does not depend on the token's length.
+            let ok = presented.is_some_and(|t| {
+                constant_time_eq(
+                    token_digest(t).as_bytes(),
+                    token_digest(expected).as_bytes(),
+                )
+            });
+            if ok {
+                Ok(())
+            } else {
+                Err(OAuthError::new(
+                    ErrorCode::InvalidToken,
+                    "a valid initial access token is required",
+                )
+                .with_challenge(Challenge::Bearer))
+            }
+        }
+    }
+}
+
+/// Registers a client from RFC 7591 metadata.
+pub(crate) async fn create(
+    p: &Provider,
+    client_id: Option<&str>,
+    body: Value,
+) -> Result<RegisteredClient, OAuthError> {
+    let Value::Object(body) = body else {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidClientMetadata,
+            "the request body must be a JSON object",
+        ));
+    };
+    let metadata = validate_metadata(&p.config, &body)?;
+    let client_id = match client_id {
+        Some(id)
+            if !id.is_empty()
+                && id.len() <= 255
+                && id.bytes().all(|b| (0x21..=0x7E).contains(&b) && b != b':') =>
+        {
+            id.to_owned()
+        }
+        Some(_) => {
+            return Err(OAuthError::invalid_request(
+                "client_id must be 1 to 255 visible ASCII characters without ':'",
+            ));
+        }
+        None => random_id(),
+    };
+    let secret = metadata
+        .token_endpoint_auth_method
+        .is_confidential()
+        .then(random_token);
+    let now = p.now();
+    let record = ClientRecord {
+        tenant_id: p.tenant.clone(),
+        client_id: client_id.clone(),
+        secret_digest: secret.as_deref().map(|s| p.secrets.client_secret_digest(s)),
+        metadata: metadata.clone(),
+        status: ClientStatus::Active,
+        created_at: now,
+    };
+    p.store.insert_client(&record).await.map_err(|e| match e {
+        StoreError::Database(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+            OAuthError::invalid_request("a client with this id already exists")
+        }
+        other => other.into(),
+    })?;
+    Ok(RegisteredClient {
+        client_id,
+        client_secret_expires_at: secret.as_ref().map(|_| 0),
+        client_secret: secret,
+        client_id_issued_at: now,
+        metadata,
+    })
+}

@@ -1,0 +1,52 @@
+//! Token revocation (RFC 7009).
+
+use super::client_auth::{self, AuthenticatedClient};
+use super::params::Params;
+use crate::Provider;
+use crate::error::{ErrorCode, OAuthError};
+use crate::secrets::token_digest;
+use crate::store::TokenKind;
+
+/// Authenticates the caller. RFC 7009 §2.1: confidential clients authenticate; public clients
+/// identify themselves with `client_id`.
+pub(crate) async fn caller(
+    p: &Provider,
+    authorization: Option<&str>,
+    params: &Params,
+) -> Result<AuthenticatedClient, OAuthError> {
+    client_auth::authenticate(p, client_auth::presented(authorization, params)?).await
+}
+
+/// Revokes `token`. Unknown and already invalid tokens succeed silently (§2.2). Revoking a
+/// refresh token revokes its whole grant (§2.1: the server SHOULD also revoke the access tokens
+/// of that grant); revoking an access token revokes only it.
+pub(crate) async fn revoke(
+    p: &Provider,
+    client: &AuthenticatedClient,
+    params: &Params,
+) -> Result<(), OAuthError> {
+    if let Some(name) = params.first_repeated(&[]) {
+        return Err(OAuthError::invalid_request(format!(
+            "parameter {name} is repeated"
+        )));
+    }
+    let token = params.require("token")?;
+    // §2.1: the hint is advisory; an unknown hint value is refused by §2.2.1 only when the
+    // server cannot revoke that type, and every type here can be looked up by digest.
+    let Some(record) = p.store.any_token(&token_digest(token)).await? else {
+        return Ok(());
+    };
+    if record.client_id != client.id() {
+        // §2.1: the token must have been issued to the caller.
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "the token was not issued to this client",
+        ));
+    }
+    let now = p.now();
+    match (record.kind, record.grant_id.as_deref()) {
+        (TokenKind::Refresh, Some(grant_id)) => p.store.revoke_grant(grant_id, now).await?,
+        _ => p.store.revoke_token(&record.digest, now).await?,
+    }
+    Ok(())
+}

@@ -1,0 +1,158 @@
+//! Scopes (RFC 6749 §3.3) and the OIDC standard claims each one releases (OIDC Core §5.4).
+
+use serde_json::{Map, Value};
+
+use crate::error::{ErrorCode, OAuthError};
+
+/// Scopes every issuer knows.
+pub(crate) const STANDARD_SCOPES: &[&str] = &[
+    "openid",
+    "profile",
+    "email",
+    "address",
+    "phone",
+    "offline_access",
+];
+
+/// OIDC Core §5.4: the claims each standard scope requests.
+const SCOPE_CLAIMS: &[(&str, &[&str])] = &[
+    (
+        "profile",
+        &[
+            "name",
+            "family_name",
+            "given_name",
+            "middle_name",
+            "nickname",
+            "preferred_username",
+            "profile",
+            "picture",
+            "website",
+            "gender",
+            "birthdate",
+            "zoneinfo",
+            "locale",
+            "updated_at",
+        ],
+    ),
+    ("email", &["email", "email_verified"]),
+    ("address", &["address"]),
+    ("phone", &["phone_number", "phone_number_verified"]),
+];
+
+/// Claims Lockspire alone sets; a host value for any of them is dropped (SURFACE S8).
+pub(crate) const PROTOCOL_CLAIMS: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "nonce",
+    "at_hash",
+    "c_hash",
+    "s_hash",
+    "auth_time",
+    "azp",
+    "acr",
+    "amr",
+    "sid",
+    "cnf",
+    "client_id",
+    "scope",
+    "typ",
+    "events",
+];
+
+/// Every standard claim name, for discovery's `claims_supported`.
+pub(crate) fn standard_claims() -> impl Iterator<Item = &'static str> {
+    SCOPE_CLAIMS
+        .iter()
+        .flat_map(|(_, claims)| claims.iter().copied())
+}
+
+fn scope_of_claim(claim: &str) -> Option<&'static str> {
+    SCOPE_CLAIMS
+        .iter()
+        .find(|(_, claims)| claims.contains(&claim))
+        .map(|(scope, _)| *scope)
+}
+
+/// Parses a `scope` value: space-delimited, case-sensitive tokens of the RFC 6749 §3.3 charset,
+/// de-duplicated in order.
+pub(crate) fn parse_scope(value: Option<&str>) -> Result<Vec<String>, OAuthError> {
+    let mut out: Vec<String> = Vec::new();
+    let Some(value) = value else { return Ok(out) };
+    for token in value.split(' ') {
+        if token.is_empty() {
+            continue;
+        }
+        // scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+        if !token
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+        {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidScope,
+                "scope contains invalid characters",
+            ));
+        }
+        if !out.iter().any(|s| s == token) {
+            out.push(token.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// Keeps the host claims the grant releases: standard claims only under their scope or when
+/// named in the `claims` request; protocol claims never; host-specific claims as given (the host
+/// saw the granted scopes when it built them).
+pub(crate) fn release_claims(
+    host: &Map<String, Value>,
+    scopes: &[String],
+    requested: Option<&Value>,
+) -> Map<String, Value> {
+    host.iter()
+        .filter(|(name, _)| !PROTOCOL_CLAIMS.contains(&name.as_str()))
+        .filter(|(name, _)| match scope_of_claim(name) {
+            Some(scope) => {
+                scopes.iter().any(|s| s == scope)
+                    || requested.and_then(|r| r.get(name.as_str())).is_some()
+            }
+            None => true,
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn host_cannot_override_protocol_claims_and_scope_filters_standard_claims() {
+        let Value::Object(host) =
+            json!({"sub": "evil", "iss": "x", "email": "a@b", "name": "A", "roles": ["admin"]})
+        else {
+            unreachable!()
+        };
+        let out = release_claims(&host, &["openid".into(), "email".into()], None);
+        assert!(out.get("sub").is_none() && out.get("iss").is_none());
+        assert_eq!(out.get("email"), Some(&json!("a@b")));
+        assert!(out.get("name").is_none());
+        assert_eq!(out.get("roles"), Some(&json!(["admin"])));
+        let out = release_claims(&host, &["openid".into()], Some(&json!({"name": null})));
+        assert_eq!(out.get("name"), Some(&json!("A")));
+    }
+
+    #[test]
+    fn scope_parsing_rejects_bad_characters_and_dedupes() {
+        assert_eq!(
+            parse_scope(Some("openid  email openid")).ok(),
+            Some(vec!["openid".into(), "email".into()])
+        );
+        assert!(parse_scope(Some("open\"id")).is_err());
+    }
+}

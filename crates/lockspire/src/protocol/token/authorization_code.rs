@@ -1,0 +1,129 @@
+//! Authorization code grant (RFC 6749 §4.1.3, RFC 7636 §4.5–4.6, OIDC Core §3.1.3).
+//!
+//! The code is consumed by one conditional write. A second redemption finds it consumed: the
+//! request fails and the grant — every token issued from the code — is revoked
+//! (RFC 6749 §4.1.2, RFC 9700 §4.14.2).
+
+use super::{
+    AccessGrant, TokenResponse, mint_access_token, mint_refresh_token, narrow_resources,
+    wants_refresh_token,
+};
+use crate::Provider;
+use crate::error::{ErrorCode, OAuthError};
+use crate::protocol::client_auth::AuthenticatedClient;
+use crate::protocol::id_token::{self, IdTokenInput};
+use crate::protocol::params::Params;
+use crate::protocol::pkce::{CodeChallenge, check_verifier};
+use crate::secrets::token_digest;
+use crate::store::{Consumed, TokenKind, parse_json_list};
+
+fn invalid_grant(reason: &'static str) -> OAuthError {
+    OAuthError::new(
+        ErrorCode::InvalidGrant,
+        "the authorization code is invalid, expired or already used",
+    )
+    .with_reason(reason)
+}
+
+pub(super) async fn exchange(
+    p: &Provider,
+    client: &AuthenticatedClient,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    let code = params.require("code")?;
+    let verifier = params.require("code_verifier")?;
+    check_verifier(verifier)?;
+    let redirect_uri = params.get("redirect_uri")?;
+    let now = p.now();
+    let mut tx = p.store.begin().await?;
+    let record = match tx
+        .consume(TokenKind::Code, &token_digest(code), now)
+        .await?
+    {
+        Consumed::Now(record) => record,
+        Consumed::Replayed => {
+            tx.commit().await?;
+            return Err(invalid_grant(
+                "code replayed: its grant and tokens are revoked",
+            ));
+        }
+        Consumed::Invalid => return Err(invalid_grant("unknown or expired code")),
+    };
+    // Any mismatch below rolls back, leaving the code to its rightful client.
+    if record.client_id != client.id() {
+        return Err(invalid_grant("code was issued to another client"));
+    }
+    let bound_uri = record.redirect_uri.as_deref().unwrap_or_default();
+    let uri_ok = match (bound_uri, redirect_uri) {
+        ("", None) => true,
+        ("", Some(given)) => {
+            matches!(client.record().metadata.redirect_uris.as_slice(), [only] if only == given)
+        }
+        (bound, Some(given)) => bound == given,
+        (_, None) => false,
+    };
+    if !uri_ok {
+        return Err(invalid_grant(
+            "redirect_uri differs from the authorization request",
+        ));
+    }
+    let challenge = CodeChallenge::from_stored(record.code_challenge.clone().unwrap_or_default());
+    if !challenge.verify(verifier) {
+        return Err(invalid_grant("PKCE verifier does not match the challenge"));
+    }
+    let grant_id = record
+        .grant_id
+        .clone()
+        .ok_or_else(|| OAuthError::internal("code without a grant"))?;
+    let Some(grant) = tx.live_grant(&grant_id, now).await? else {
+        return Err(invalid_grant("grant revoked or client disabled"));
+    };
+    let scopes = record.scope_list();
+    let resources = narrow_resources(params, &parse_json_list(&grant.resources)?)?;
+    let subject = grant.subject.as_str();
+    let access = AccessGrant {
+        client,
+        grant_id: Some(&grant_id),
+        subject: Some(subject),
+        scopes: &scopes,
+        resources: &resources,
+    };
+    let (access_token, access_record) = mint_access_token(p, &access)?;
+    tx.insert_token(&access_record).await?;
+    let refresh_token = if wants_refresh_token(client, &scopes) {
+        let (token, refresh_record) = mint_refresh_token(p, &access, grant.expires_at);
+        tx.insert_token(&refresh_record).await?;
+        Some(token)
+    } else {
+        None
+    };
+    let id_token = if scopes.iter().any(|s| s == "openid") {
+        let details = grant.details()?;
+        Some(
+            id_token::issue(
+                p,
+                IdTokenInput {
+                    client: client.record(),
+                    subject,
+                    auth_time: grant.auth_time,
+                    nonce: record.nonce.as_deref(),
+                    access_token: Some(&access_token),
+                    scopes: &scopes,
+                    details: &details,
+                },
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    tx.commit().await?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: p.config.lifetimes.access_token,
+        scope: scopes.join(" "),
+        refresh_token,
+        id_token,
+    })
+}

@@ -1,0 +1,54 @@
+//! Client credentials grant (RFC 6749 §4.4): a confidential client acting on its own behalf.
+
+use super::{AccessGrant, TokenResponse, mint_access_token};
+use crate::Provider;
+use crate::error::{ErrorCode, OAuthError};
+use crate::protocol::authorize::check_resources;
+use crate::protocol::client_auth::AuthenticatedClient;
+use crate::protocol::params::Params;
+use crate::protocol::scope::parse_scope;
+
+/// Scopes that describe a user and so make no sense without one.
+const USER_SCOPES: &[&str] = &["openid", "offline_access"];
+
+pub(super) async fn exchange(
+    p: &Provider,
+    client: &AuthenticatedClient,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    // RFC 6749 §4.4: only confidential clients may use this grant.
+    if !client.is_confidential() {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "public clients cannot use client_credentials",
+        ));
+    }
+    let scopes = parse_scope(params.get("scope")?)?;
+    if let Some(bad) = scopes.iter().find(|s| {
+        USER_SCOPES.contains(&s.as_str()) || !client.record().metadata.allows_scope(&p.config, s)
+    }) {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidScope,
+            format!("scope {bad} is not allowed for this client"),
+        ));
+    }
+    let resources = check_resources(params.all("resource"))?;
+    let grant = AccessGrant {
+        client,
+        grant_id: None,
+        subject: None,
+        scopes: &scopes,
+        resources: &resources,
+    };
+    let (access_token, record) = mint_access_token(p, &grant)?;
+    // One write per issued token; no grant row is needed because no user consented.
+    p.store.insert_token(&record).await?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: p.config.lifetimes.access_token,
+        scope: scopes.join(" "),
+        refresh_token: None,
+        id_token: None,
+    })
+}

@@ -1,0 +1,223 @@
+//! The token endpoint (RFC 6749 §3.2, §5). One file per grant; each has the same shape: it
+//! receives the authenticated client and the parameters and returns a [`TokenResponse`].
+
+mod authorization_code;
+mod client_credentials;
+mod refresh_token;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::client::GrantType;
+use super::client_auth::{self, AuthenticatedClient};
+use super::params::Params;
+use crate::Provider;
+use crate::config::AccessTokenFormat;
+use crate::error::{ErrorCode, OAuthError};
+use crate::jose::sign_compact;
+use crate::secrets::{random_id, random_token, token_digest};
+use crate::store::{TokenKind, TokenRecord, to_json_list};
+
+/// A successful token response (RFC 6749 §5.1; OIDC Core §3.1.3.3). The web layer always sends
+/// it with `Cache-Control: no-store`.
+#[derive(Debug, Serialize)]
+pub(crate) struct TokenResponse {
+    pub(crate) access_token: String,
+    pub(crate) token_type: &'static str,
+    pub(crate) expires_in: i64,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub(crate) scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) id_token: Option<String>,
+}
+
+/// Handles one token request.
+pub(crate) async fn exchange(
+    p: &Provider,
+    authorization: Option<&str>,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    // RFC 6749 §3.2: parameters must not be included more than once (RFC 8707 excepts resource).
+    if let Some(name) = params.first_repeated(&["resource"]) {
+        return Err(OAuthError::invalid_request(format!(
+            "parameter {name} is repeated"
+        )));
+    }
+    let grant_type = params.require("grant_type")?;
+    let grant = GrantType::parse(grant_type).ok_or_else(|| {
+        OAuthError::new(
+            ErrorCode::UnsupportedGrantType,
+            "this grant type is not supported",
+        )
+    })?;
+    let client =
+        client_auth::authenticate(p, client_auth::presented(authorization, params)?).await?;
+    if !client.record().metadata.allows_grant(grant) {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "this client may not use this grant type",
+        ));
+    }
+    match grant {
+        GrantType::AuthorizationCode => authorization_code::exchange(p, &client, params).await,
+        GrantType::RefreshToken => refresh_token::exchange(p, &client, params).await,
+        GrantType::ClientCredentials => client_credentials::exchange(p, &client, params).await,
+    }
+}
+
+/// What an access token is issued for.
+pub(crate) struct AccessGrant<'a> {
+    pub(crate) client: &'a AuthenticatedClient,
+    pub(crate) grant_id: Option<&'a str>,
+    pub(crate) subject: Option<&'a str>,
+    pub(crate) scopes: &'a [String],
+    pub(crate) resources: &'a [String],
+}
+
+/// RFC 9068 §2.2 claims of a JWT access token.
+#[derive(Serialize)]
+struct JwtAccessClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: Value,
+    exp: i64,
+    iat: i64,
+    jti: &'a str,
+    client_id: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    scope: &'a str,
+}
+
+/// Mints an access token in the client's format; returns it and the row to store.
+pub(crate) fn mint_access_token(
+    p: &Provider,
+    g: &AccessGrant<'_>,
+) -> Result<(String, TokenRecord), OAuthError> {
+    let now = p.now();
+    let expires_at = now + p.config.lifetimes.access_token;
+    let scope = g.scopes.join(" ");
+    let format = g.client.record().metadata.access_token_format(&p.config);
+    let jti = random_id();
+    let token = match format {
+        AccessTokenFormat::Opaque => random_token(),
+        AccessTokenFormat::Jwt => {
+            // RFC 9068 §3: without a resource indicator the server's default audience applies.
+            let aud = match g.resources {
+                [] => Value::String(p.issuer().to_owned()),
+                [one] => Value::String(one.clone()),
+                many => Value::from(many.to_vec()),
+            };
+            let claims = JwtAccessClaims {
+                iss: p.issuer(),
+                sub: g.subject.unwrap_or(g.client.id()),
+                aud,
+                exp: expires_at,
+                iat: now,
+                jti: &jti,
+                client_id: g.client.id(),
+                scope: &scope,
+            };
+            let keys = p.keys();
+            sign_compact(keys.active(p.config.access_token_alg)?, "at+jwt", &claims)?
+        }
+    };
+    let record = TokenRecord {
+        digest: token_digest(&token),
+        tenant_id: p.tenant.clone(),
+        kind: TokenKind::Access,
+        grant_id: g.grant_id.map(str::to_owned),
+        client_id: g.client.id().to_owned(),
+        subject: g.subject.map(str::to_owned),
+        scopes: scope,
+        resources: to_json_list(g.resources),
+        created_at: now,
+        expires_at,
+        consumed_at: None,
+        revoked_at: None,
+        redirect_uri: None,
+        code_challenge: None,
+        nonce: None,
+        format: Some(format.as_str().to_owned()),
+        jti: Some(jti),
+    };
+    Ok((token, record))
+}
+
+/// Mints a refresh token for a grant.
+pub(crate) fn mint_refresh_token(
+    p: &Provider,
+    g: &AccessGrant<'_>,
+    grant_expires_at: i64,
+) -> (String, TokenRecord) {
+    let now = p.now();
+    let token = random_token();
+    let record = TokenRecord {
+        digest: token_digest(&token),
+        tenant_id: p.tenant.clone(),
+        kind: TokenKind::Refresh,
+        grant_id: g.grant_id.map(str::to_owned),
+        client_id: g.client.id().to_owned(),
+        subject: g.subject.map(str::to_owned),
+        scopes: g.scopes.join(" "),
+        resources: to_json_list(g.resources),
+        created_at: now,
+        // A refresh token never outlives its grant.
+        expires_at: (now + p.config.lifetimes.refresh_token).min(grant_expires_at),
+        consumed_at: None,
+        revoked_at: None,
+        redirect_uri: None,
+        code_challenge: None,
+        nonce: None,
+        format: None,
+        jti: None,
+    };
+    (token, record)
+}
+
+/// Token-time `resource` values (RFC 8707 §2.2): each must have been granted.
+pub(crate) fn narrow_resources(
+    params: &Params,
+    granted: &[String],
+) -> Result<Vec<String>, OAuthError> {
+    let requested = super::authorize::check_resources(params.all("resource"))?;
+    if requested.is_empty() {
+        return Ok(granted.to_vec());
+    }
+    if let Some(bad) = requested.iter().find(|r| !granted.contains(r)) {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidTarget,
+            format!("resource {bad} was not granted"),
+        ));
+    }
+    Ok(requested)
+}
+
+/// Token-time `scope` (RFC 6749 §6): may narrow what was granted, never widen it.
+pub(crate) fn narrow_scopes(
+    params: &Params,
+    granted: &[String],
+) -> Result<Vec<String>, OAuthError> {
+    let requested = super::scope::parse_scope(params.get("scope")?)?;
+    if requested.is_empty() {
+        return Ok(granted.to_vec());
+    }
+    if let Some(bad) = requested.iter().find(|s| !granted.contains(s)) {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidScope,
+            format!("scope {bad} exceeds the grant"),
+        ));
+    }
+    Ok(requested)
+}
+
+/// OIDC Core §11 and SURFACE S6: refresh tokens go to clients registered for the grant, and for
+/// OpenID requests only when `offline_access` was granted.
+pub(crate) fn wants_refresh_token(client: &AuthenticatedClient, scopes: &[String]) -> bool {
+    client
+        .record()
+        .metadata
+        .allows_grant(GrantType::RefreshToken)
+        && (scopes.iter().any(|s| s == "offline_access") || !scopes.iter().any(|s| s == "openid"))
+}

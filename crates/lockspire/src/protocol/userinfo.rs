@@ -1,0 +1,94 @@
+//! The UserInfo endpoint (OIDC Core §5.3) as an OAuth protected resource (RFC 6750).
+
+use serde_json::{Map, Value};
+
+use super::id_token::host_claims;
+use super::scope::release_claims;
+use crate::Provider;
+use crate::error::{Challenge, ErrorCode, OAuthError};
+use crate::secrets::token_digest;
+use crate::store::TokenKind;
+
+fn invalid_token(reason: &'static str) -> OAuthError {
+    OAuthError::new(
+        ErrorCode::InvalidToken,
+        "the access token is invalid, expired or revoked",
+    )
+    .with_reason(reason)
+    .with_challenge(Challenge::Bearer)
+}
+
+/// Extracts the bearer token: the Authorization header (RFC 6750 §2.1) or, for POST, the form
+/// body (§2.2) — never both (§2: exactly one method).
+pub(crate) fn bearer_token<'a>(
+    authorization: Option<&'a str>,
+    form_token: Option<&'a str>,
+) -> Result<&'a str, OAuthError> {
+    let header = match authorization {
+        None => None,
+        Some(h) => Some(
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| {
+                    OAuthError::invalid_request(
+                        "the Authorization header must use the Bearer scheme",
+                    )
+                    .with_challenge(Challenge::Bearer)
+                })?,
+        ),
+    };
+    match (header, form_token) {
+        (Some(_), Some(_)) => Err(OAuthError::invalid_request(
+            "the access token was sent in more than one way",
+        )
+        .with_challenge(Challenge::Bearer)),
+        (Some(t), None) | (None, Some(t)) => Ok(t),
+        // RFC 6750 §3.1: a request without any token gets a bare challenge and no error code.
+        (None, None) => Err(OAuthError::invalid_request("")
+            .with_challenge(Challenge::Bearer)
+            .with_status(http::StatusCode::UNAUTHORIZED)),
+    }
+}
+
+/// Returns the claims about the token's subject that its grant releases.
+pub(crate) async fn userinfo(p: &Provider, token: &str) -> Result<Map<String, Value>, OAuthError> {
+    let Some(record) = p.store.active_token(&token_digest(token), p.now()).await? else {
+        return Err(invalid_token("unknown, expired or revoked token"));
+    };
+    if record.kind != TokenKind::Access {
+        return Err(invalid_token("not an access token"));
+    }
+    let scopes = record.scope_list();
+    if !scopes.iter().any(|s| s == "openid") {
+        return Err(OAuthError::new(
+            ErrorCode::InsufficientScope,
+            "the token was not granted the openid scope",
+        )
+        .with_challenge(Challenge::Bearer));
+    }
+    let (Some(subject), Some(grant_id)) = (record.subject.as_deref(), record.grant_id.as_deref())
+    else {
+        return Err(invalid_token("token has no subject"));
+    };
+    let grant = p
+        .store
+        .grant(grant_id)
+        .await?
+        .ok_or_else(|| invalid_token("grant missing"))?;
+    let claims = host_claims(p, &record.client_id, subject, &scopes)
+        .await
+        .map_err(|e| {
+            if e.code() == ErrorCode::InvalidGrant {
+                invalid_token("account no longer exists")
+            } else {
+                e
+            }
+        })?;
+    let details = grant.details()?;
+    let requested = details.claims.as_ref().and_then(|c| c.get("userinfo"));
+    let mut out = release_claims(&claims.userinfo, &scopes, requested);
+    out.insert("sub".into(), Value::String(subject.to_owned()));
+    Ok(out)
+}

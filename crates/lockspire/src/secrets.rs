@@ -1,0 +1,234 @@
+//! Server secrets and the primitives every bearer artifact relies on (SURFACE S0, S2, S3).
+//!
+//! One host-supplied 256-bit key is expanded with HKDF into independent subkeys: one seals
+//! private signing keys at rest (AES-256-GCM), one peppers client-secret digests (HMAC-SHA256),
+//! one signs the consent form's CSRF tokens. Losing the database alone therefore yields neither
+//! a usable private key nor a way to test client-secret guesses offline.
+
+use std::fmt;
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use aws_lc_rs::{constant_time, digest, hkdf, hmac};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+
+/// base64url without padding (RFC 7515 §2), the encoding of every token, digest and JOSE part.
+pub(crate) fn b64(bytes: impl AsRef<[u8]>) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Decodes base64url without padding.
+pub(crate) fn b64_decode(text: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(text).ok()
+}
+
+/// Fills `N` bytes from the operating system's CSPRNG.
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    // The system RNG only fails when the OS cannot supply entropy; nothing safe can continue.
+    if SystemRandom::new().fill(&mut buf).is_err() {
+        panic!("the operating system's random number generator failed");
+    }
+    buf
+}
+
+/// A fresh bearer artifact: 256 bits from the CSPRNG, base64url (43 characters) (SURFACE S0).
+pub(crate) fn random_token() -> String {
+    b64(random_bytes::<32>())
+}
+
+/// A fresh identifier: 128 bits, base64url. Identifiers are not secrets.
+pub(crate) fn random_id() -> String {
+    b64(random_bytes::<16>())
+}
+
+/// SHA-256 digest of a bearer artifact, base64url: the only form in which it is stored.
+pub(crate) fn token_digest(token: &str) -> String {
+    b64(digest::digest(&digest::SHA256, token.as_bytes()))
+}
+
+/// Compares two byte strings in constant time.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    constant_time::verify_slices_are_equal(a, b).is_ok()
+}
+
+/// The host-supplied key from which all server secrets derive. Its `Debug` is redacted.
+#[derive(Clone)]
+pub struct SecretKey([u8; 32]);
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretKey(..)")
+    }
+}
+
+/// Why a secret key could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("the secret key must be 32 bytes encoded as base64 or base64url (44 or 43 characters)")]
+pub struct InvalidSecretKey;
+
+impl SecretKey {
+    /// A new random key, for hosts that store it themselves.
+    pub fn generate() -> Self {
+        Self(random_bytes())
+    }
+
+    /// Reads a key of exactly 32 bytes in base64 or base64url.
+    pub fn from_base64(text: &str) -> Result<Self, InvalidSecretKey> {
+        let text = text.trim();
+        let bytes = STANDARD
+            .decode(text)
+            .or_else(|_| URL_SAFE_NO_PAD.decode(text))
+            .map_err(|_| InvalidSecretKey)?;
+        <[u8; 32]>::try_from(bytes.as_slice())
+            .map(Self)
+            .map_err(|_| InvalidSecretKey)
+    }
+
+    /// The key in base64 (for a host that generated it and must store it). Handle with care.
+    pub fn to_base64(&self) -> String {
+        STANDARD.encode(self.0)
+    }
+}
+
+struct HkdfLen(usize);
+
+impl hkdf::KeyType for HkdfLen {
+    fn len(&self) -> usize {
+        self.0
+    }
+}
+
+fn derive(key: &SecretKey, label: &[u8]) -> [u8; 32] {
+    let salt = hkdf::Salt::new(hkdf::HKDF_SHA256, b"lockspire/v1");
+    let prk = salt.extract(&key.0);
+    let mut out = [0u8; 32];
+    let info = [label];
+    // HKDF-Expand fails only when asked for more than 255 blocks; 32 bytes is one block.
+    let okm = prk.expand(&info, HkdfLen(32));
+    if okm.and_then(|okm| okm.fill(&mut out)).is_err() {
+        unreachable!("HKDF-SHA256 can always expand to 32 bytes");
+    }
+    out
+}
+
+/// The derived server secrets.
+pub(crate) struct ServerSecrets {
+    seal: RandomizedNonceKey,
+    pepper: hmac::Key,
+    csrf: hmac::Key,
+}
+
+/// A sealed value could not be opened: wrong key or tampered data.
+#[derive(Debug, thiserror::Error)]
+#[error("sealed data could not be opened with this secret key")]
+pub struct UnsealError;
+
+impl ServerSecrets {
+    pub(crate) fn new(key: &SecretKey) -> Self {
+        let seal_key = derive(key, b"seal");
+        // AES-256-GCM accepts any 32-byte key.
+        let seal = match RandomizedNonceKey::new(&AES_256_GCM, &seal_key) {
+            Ok(k) => k,
+            Err(_) => unreachable!("AES-256-GCM accepts a 32-byte key"),
+        };
+        Self {
+            seal,
+            pepper: hmac::Key::new(hmac::HMAC_SHA256, &derive(key, b"client-secret-pepper")),
+            csrf: hmac::Key::new(hmac::HMAC_SHA256, &derive(key, b"csrf")),
+        }
+    }
+
+    /// Seals `plaintext` with AES-256-GCM; `context` is bound as associated data so a sealed
+    /// value cannot be moved to another row. Output: base64url(nonce ‖ ciphertext ‖ tag).
+    pub(crate) fn seal(&self, context: &str, plaintext: &[u8]) -> String {
+        let mut in_out = plaintext.to_vec();
+        let Ok(nonce) = self
+            .seal
+            .seal_in_place_append_tag(Aad::from(context.as_bytes()), &mut in_out)
+        else {
+            unreachable!("AES-GCM sealing of an in-memory buffer cannot fail");
+        };
+        let mut out = nonce.as_ref().to_vec();
+        out.extend_from_slice(&in_out);
+        b64(out)
+    }
+
+    /// Opens a value sealed by [`Self::seal`] with the same `context`.
+    pub(crate) fn open(&self, context: &str, sealed: &str) -> Result<Vec<u8>, UnsealError> {
+        let data = b64_decode(sealed).ok_or(UnsealError)?;
+        if data.len() < NONCE_LEN {
+            return Err(UnsealError);
+        }
+        let (nonce, ciphertext) = data.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| UnsealError)?;
+        let mut in_out = ciphertext.to_vec();
+        let plain = self
+            .seal
+            .open_in_place(nonce, Aad::from(context.as_bytes()), &mut in_out)
+            .map_err(|_| UnsealError)?;
+        Ok(plain.to_vec())
+    }
+
+    /// Keyed digest of a client secret (SURFACE S3): HMAC-SHA256 under the server pepper.
+    pub(crate) fn client_secret_digest(&self, secret: &str) -> String {
+        b64(hmac::sign(&self.pepper, secret.as_bytes()))
+    }
+
+    /// Verifies a presented client secret against its stored digest in constant time.
+    pub(crate) fn verify_client_secret(&self, secret: &str, digest: &str) -> bool {
+        let Some(expected) = b64_decode(digest) else {
+            return false;
+        };
+        hmac::verify(&self.pepper, secret.as_bytes(), &expected).is_ok()
+    }
+
+    /// CSRF token for a form bound to `binding` (an interaction and the browser that started it).
+    pub(crate) fn csrf_token(&self, binding: &str) -> String {
+        b64(hmac::sign(&self.csrf, binding.as_bytes()))
+    }
+
+    /// Verifies a CSRF token in constant time.
+    pub(crate) fn verify_csrf(&self, binding: &str, token: &str) -> bool {
+        match b64_decode(token) {
+            Some(tag) => hmac::verify(&self.csrf, binding.as_bytes(), &tag).is_ok(),
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_value_opens_only_with_same_key_and_context() {
+        let a = ServerSecrets::new(&SecretKey::generate());
+        let b = ServerSecrets::new(&SecretKey::generate());
+        let sealed = a.seal("kid-1", b"private");
+        assert_eq!(
+            a.open("kid-1", &sealed).ok().as_deref(),
+            Some(&b"private"[..])
+        );
+        assert!(a.open("kid-2", &sealed).is_err());
+        assert!(b.open("kid-1", &sealed).is_err());
+    }
+
+    #[test]
+    fn client_secret_digest_depends_on_pepper() {
+        let a = ServerSecrets::new(&SecretKey::generate());
+        let b = ServerSecrets::new(&SecretKey::generate());
+        let d = a.client_secret_digest("s3cret");
+        assert!(a.verify_client_secret("s3cret", &d));
+        assert!(!a.verify_client_secret("s3cret!", &d));
+        assert!(!b.verify_client_secret("s3cret", &d));
+    }
+
+    #[test]
+    fn secret_key_round_trips_and_rejects_wrong_length() {
+        let k = SecretKey::generate();
+        assert!(SecretKey::from_base64(&k.to_base64()).is_ok());
+        assert!(SecretKey::from_base64("c2hvcnQ=").is_err());
+    }
+}

@@ -1,0 +1,355 @@
+//! Rows as typed records. Decoding is strict: a value that does not parse is `Corrupt`, never a
+//! silent default.
+
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+
+use super::{StoreError, get};
+use crate::clock::UnixTime;
+use crate::protocol::client::ClientMetadata;
+
+/// Whether a client may be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientStatus {
+    /// Usable.
+    Active,
+    /// Refused at every endpoint (SURFACE S3).
+    Disabled,
+}
+
+impl ClientStatus {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Disabled => "disabled",
+        }
+    }
+}
+
+/// A registered client.
+#[derive(Clone, Debug)]
+pub struct ClientRecord {
+    /// Tenant.
+    pub tenant_id: String,
+    /// `client_id` (RFC 6749 §2.2).
+    pub client_id: String,
+    /// Keyed digest of the secret; `None` for public clients.
+    pub secret_digest: Option<String>,
+    /// Registered metadata.
+    pub metadata: ClientMetadata,
+    /// Status.
+    pub status: ClientStatus,
+    /// Registration time (`client_id_issued_at`).
+    pub created_at: UnixTime,
+}
+
+impl ClientRecord {
+    pub(crate) fn metadata_json(&self) -> String {
+        serde_json::to_string(&self.metadata).unwrap_or_else(|_| "{}".to_owned())
+    }
+
+    pub(crate) fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+        let metadata: String = get(r, "metadata")?;
+        let status: String = get(r, "status")?;
+        Ok(Self {
+            tenant_id: get(r, "tenant_id")?,
+            client_id: get(r, "client_id")?,
+            secret_digest: get(r, "secret_digest")?,
+            metadata: serde_json::from_str(&metadata)
+                .map_err(|e| StoreError::Corrupt(format!("client metadata: {e}")))?,
+            status: match status.as_str() {
+                "active" => ClientStatus::Active,
+                "disabled" => ClientStatus::Disabled,
+                other => return Err(StoreError::Corrupt(format!("client status {other}"))),
+            },
+            created_at: get(r, "created_at")?,
+        })
+    }
+}
+
+/// A stored signing key; the private half is sealed.
+#[derive(Clone, Debug)]
+pub struct KeyRecord {
+    /// Tenant.
+    pub tenant_id: String,
+    /// Key id (RFC 7638 thumbprint).
+    pub kid: String,
+    /// JWS alg.
+    pub alg: String,
+    /// Lifecycle status.
+    pub status: String,
+    /// Public JWK (JSON).
+    pub public_jwk: String,
+    /// AES-256-GCM sealed PKCS#8 private key.
+    pub sealed_private: String,
+    /// Creation time.
+    pub created_at: UnixTime,
+    /// When it became active.
+    pub activated_at: Option<UnixTime>,
+}
+
+impl KeyRecord {
+    pub(crate) fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            tenant_id: get(r, "tenant_id")?,
+            kid: get(r, "kid")?,
+            alg: get(r, "alg")?,
+            status: get(r, "status")?,
+            public_jwk: get(r, "public_jwk")?,
+            sealed_private: get(r, "sealed_private")?,
+            created_at: get(r, "created_at")?,
+            activated_at: get(r, "activated_at")?,
+        })
+    }
+}
+
+/// A pending authorization.
+#[derive(Clone, Debug)]
+pub struct InteractionRecord {
+    /// Digest of the interaction id.
+    pub id_digest: String,
+    /// Tenant.
+    pub tenant_id: String,
+    /// Requesting client.
+    pub client_id: String,
+    /// The validated request (JSON).
+    pub request: String,
+    /// Digest of the browser-binding cookie.
+    pub browser_digest: String,
+    /// Subject once known.
+    pub subject: Option<String>,
+    /// When the browser was last sent to log in.
+    pub login_requested_at: Option<UnixTime>,
+    /// Creation time.
+    pub created_at: UnixTime,
+    /// Expiry.
+    pub expires_at: UnixTime,
+}
+
+impl InteractionRecord {
+    pub(crate) fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id_digest: get(r, "id_digest")?,
+            tenant_id: get(r, "tenant_id")?,
+            client_id: get(r, "client_id")?,
+            request: get(r, "request")?,
+            browser_digest: get(r, "browser_digest")?,
+            subject: get(r, "subject")?,
+            login_requested_at: get(r, "login_requested_at")?,
+            created_at: get(r, "created_at")?,
+            expires_at: get(r, "expires_at")?,
+        })
+    }
+}
+
+/// Facts about an authorization kept with its grant (JSON column `details`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct GrantDetails {
+    /// The OIDC `claims` request (OIDC Core §5.5), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<serde_json::Value>,
+    /// `acr` the host reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    /// `amr` the host reported.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+}
+
+/// A grant: what a user approved for a client in one authorization.
+#[derive(Clone, Debug)]
+pub struct GrantRecord {
+    /// Grant id.
+    pub id: String,
+    /// Tenant.
+    pub tenant_id: String,
+    /// Client.
+    pub client_id: String,
+    /// Subject.
+    pub subject: String,
+    /// Space-separated scopes.
+    pub scopes: String,
+    /// JSON array of resource indicators.
+    pub resources: String,
+    /// JSON of [`GrantDetails`].
+    pub details: String,
+    /// When the user authenticated.
+    pub auth_time: UnixTime,
+    /// Creation time.
+    pub created_at: UnixTime,
+    /// Bound on the whole refresh family.
+    pub expires_at: UnixTime,
+}
+
+impl GrantRecord {
+    pub(crate) fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: get(r, "id")?,
+            tenant_id: get(r, "tenant_id")?,
+            client_id: get(r, "client_id")?,
+            subject: get(r, "subject")?,
+            scopes: get(r, "scopes")?,
+            resources: get(r, "resources")?,
+            details: get(r, "details")?,
+            auth_time: get(r, "auth_time")?,
+            created_at: get(r, "created_at")?,
+            expires_at: get(r, "expires_at")?,
+        })
+    }
+
+    /// Parsed details.
+    pub fn details(&self) -> Result<GrantDetails, StoreError> {
+        serde_json::from_str(&self.details)
+            .map_err(|e| StoreError::Corrupt(format!("grant details: {e}")))
+    }
+}
+
+/// Standing consent.
+#[derive(Clone, Debug, Default)]
+pub struct ConsentRecord {
+    /// Consented scopes.
+    pub scopes: Vec<String>,
+    /// Consented resources.
+    pub resources: Vec<String>,
+}
+
+impl ConsentRecord {
+    pub(crate) fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+        let scopes: String = get(r, "scopes")?;
+        let resources: String = get(r, "resources")?;
+        Ok(Self {
+            scopes: scopes
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            resources: parse_json_list(&resources)?,
+        })
+    }
+
+    pub(crate) fn scopes_text(&self) -> String {
+        self.scopes.join(" ")
+    }
+
+    pub(crate) fn resources_json(&self) -> String {
+        to_json_list(&self.resources)
+    }
+
+    /// True when this consent covers every requested scope and resource (SURFACE S5).
+    pub fn covers(&self, scopes: &[String], resources: &[String]) -> bool {
+        scopes.iter().all(|s| self.scopes.contains(s))
+            && resources.iter().all(|r| self.resources.contains(r))
+    }
+}
+
+/// What a token row is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenKind {
+    /// Authorization code (RFC 6749 §1.3.1).
+    Code,
+    /// Access token (RFC 6749 §1.4).
+    Access,
+    /// Refresh token (RFC 6749 §1.5).
+    Refresh,
+}
+
+impl TokenKind {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Code => "code",
+            Self::Access => "access",
+            Self::Refresh => "refresh",
+        }
+    }
+}
+
+/// A code, access token or refresh token row.
+#[derive(Clone, Debug)]
+pub struct TokenRecord {
+    /// SHA-256 digest of the artifact.
+    pub digest: String,
+    /// Tenant.
+    pub tenant_id: String,
+    /// Kind.
+    pub kind: TokenKind,
+    /// Grant it came from (`None` for client credentials).
+    pub grant_id: Option<String>,
+    /// Client it was issued to.
+    pub client_id: String,
+    /// Subject, when issued for a user.
+    pub subject: Option<String>,
+    /// Space-separated scopes.
+    pub scopes: String,
+    /// JSON array of audiences / resources.
+    pub resources: String,
+    /// Issue time.
+    pub created_at: UnixTime,
+    /// Expiry.
+    pub expires_at: UnixTime,
+    /// When used (codes, rotated refresh tokens).
+    pub consumed_at: Option<UnixTime>,
+    /// When revoked.
+    pub revoked_at: Option<UnixTime>,
+    /// Code: the redirect_uri of the authorization request (empty when omitted).
+    pub redirect_uri: Option<String>,
+    /// Code: PKCE S256 challenge.
+    pub code_challenge: Option<String>,
+    /// Code: OIDC nonce.
+    pub nonce: Option<String>,
+    /// Access token format.
+    pub format: Option<String>,
+    /// JWT id.
+    pub jti: Option<String>,
+}
+
+impl TokenRecord {
+    pub(crate) fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+        let kind: String = get(r, "kind")?;
+        Ok(Self {
+            digest: get(r, "digest")?,
+            tenant_id: get(r, "tenant_id")?,
+            kind: match kind.as_str() {
+                "code" => TokenKind::Code,
+                "access" => TokenKind::Access,
+                "refresh" => TokenKind::Refresh,
+                other => return Err(StoreError::Corrupt(format!("token kind {other}"))),
+            },
+            grant_id: get(r, "grant_id")?,
+            client_id: get(r, "client_id")?,
+            subject: get(r, "subject")?,
+            scopes: get(r, "scopes")?,
+            resources: get(r, "resources")?,
+            created_at: get(r, "created_at")?,
+            expires_at: get(r, "expires_at")?,
+            consumed_at: get(r, "consumed_at")?,
+            revoked_at: get(r, "revoked_at")?,
+            redirect_uri: get(r, "redirect_uri")?,
+            code_challenge: get(r, "code_challenge")?,
+            nonce: get(r, "nonce")?,
+            format: get(r, "format")?,
+            jti: get(r, "jti")?,
+        })
+    }
+
+    /// Scopes as a list.
+    pub fn scope_list(&self) -> Vec<String> {
+        self.scopes
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Resources as a list.
+    pub fn resource_list(&self) -> Result<Vec<String>, StoreError> {
+        parse_json_list(&self.resources)
+    }
+}
+
+pub(crate) fn parse_json_list(text: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("json list: {e}")))
+}
+
+pub(crate) fn to_json_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
+}

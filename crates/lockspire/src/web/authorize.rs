@@ -1,0 +1,195 @@
+//! Browser-facing handlers: `/authorize` (RFC 6749 §3.1), the resume point after the host's
+//! login, and the consent page.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::Response;
+use http::{HeaderMap, HeaderValue, Method, Request, header};
+
+use super::pages::{
+    ConsentPage, authorization_response, consent_page as render_consent, error_page, see_other,
+};
+use super::{is_form, read_body};
+use crate::Provider;
+use crate::error::OAuthError;
+use crate::protocol::authorize::{self, AuthorizationResponse, AuthorizeError};
+use crate::protocol::interaction::{self, Step};
+use crate::protocol::params::Params;
+use crate::secrets::random_token;
+
+/// The cookie binding interactions to the browser that started them.
+const BROWSER_COOKIE: &str = "lockspire_browser";
+
+fn browser_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == BROWSER_COOKIE)
+        .map(|(_, value)| value.to_owned())
+        .filter(|v| {
+            v.len() == 43
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+fn set_browser_cookie(p: &Provider, response: &mut Response, value: &str) {
+    let secure = if p.config.issuer.is_insecure() {
+        ""
+    } else {
+        "; Secure"
+    };
+    let cookie = format!(
+        "{BROWSER_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000{secure}"
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+fn render(p: &Provider, result: Result<Step, AuthorizeError>) -> Response {
+    match result {
+        Ok(Step::Login(url)) => see_other(&url),
+        Ok(Step::Consent(id)) => see_other(&format!(
+            "{}?interaction={id}",
+            p.config.issuer.endpoint("/consent")
+        )),
+        Ok(Step::Respond(resp)) => authorization_response(&resp),
+        Err(e) => render_error(p, e),
+    }
+}
+
+fn render_error(p: &Provider, e: AuthorizeError) -> Response {
+    match e {
+        AuthorizeError::Direct(e) => error_page(&e),
+        AuthorizeError::Redirect(redirect, e) => {
+            tracing::debug!(error = %e.code(), reason = %e.reason(), "authorization error sent to client");
+            authorization_response(&AuthorizationResponse::error(p, redirect, &e))
+        }
+    }
+}
+
+/// `GET` and `POST /authorize` (RFC 6749 §3.1: both methods must be supported by OIDC Core §3.1.2.1).
+pub(crate) async fn authorize(State(p): State<Arc<Provider>>, req: Request<Body>) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let params = if parts.method == Method::POST {
+        if !is_form(&parts.headers) {
+            return error_page(&OAuthError::invalid_request(
+                "the body must be application/x-www-form-urlencoded",
+            ));
+        }
+        match read_body(body).await {
+            Ok(bytes) => Params::parse(&bytes),
+            Err(e) => return error_page(&e),
+        }
+    } else {
+        Params::parse(parts.uri.query().unwrap_or_default().as_bytes())
+    };
+    let existing = browser_cookie(&parts.headers);
+    let browser = existing.clone().unwrap_or_else(random_token);
+    let result = match authorize::validate(&p, &params).await {
+        Ok((request, client)) => {
+            interaction::start(&p, request, client, &browser, &mut parts).await
+        }
+        Err(e) => Err(e),
+    };
+    let mut response = render(&p, result);
+    if existing.is_none() {
+        set_browser_cookie(&p, &mut response, &browser);
+    }
+    response
+}
+
+fn interaction_param(params: &Params) -> Result<&str, OAuthError> {
+    params.require("interaction")
+}
+
+/// `GET /authorize/resume?interaction=…`: where the host's login page sends the browser back.
+pub(crate) async fn resume(State(p): State<Arc<Provider>>, req: Request<Body>) -> Response {
+    let (mut parts, _) = req.into_parts();
+    let params = Params::parse(parts.uri.query().unwrap_or_default().as_bytes());
+    let id = match interaction_param(&params) {
+        Ok(id) => id,
+        Err(e) => return error_page(&e),
+    };
+    let browser = browser_cookie(&parts.headers);
+    let result = interaction::resume(&p, id, browser.as_deref(), &mut parts).await;
+    render(&p, result)
+}
+
+fn scope_description(scope: &str) -> &'static str {
+    match scope {
+        "openid" => "confirm who you are",
+        "profile" => "your basic profile: name, picture, locale",
+        "email" => "your email address",
+        "address" => "your postal address",
+        "phone" => "your phone number",
+        "offline_access" => "keep access while you are not using the application",
+        _ => "",
+    }
+}
+
+/// `GET /consent?interaction=…`: the default consent page.
+pub(crate) async fn consent_page(State(p): State<Arc<Provider>>, req: Request<Body>) -> Response {
+    let (mut parts, _) = req.into_parts();
+    let params = Params::parse(parts.uri.query().unwrap_or_default().as_bytes());
+    let id = match interaction_param(&params) {
+        Ok(id) => id,
+        Err(e) => return error_page(&e),
+    };
+    let browser = browser_cookie(&parts.headers);
+    match interaction::consent_view(&p, id, browser.as_deref(), &mut parts).await {
+        Ok(view) => render_consent(ConsentPage {
+            action: p.config.issuer.endpoint("/consent"),
+            interaction_id: view.interaction_id,
+            csrf: view.csrf,
+            client_name: view.client_name,
+            client_uri: view.client_uri,
+            scopes: view
+                .scopes
+                .into_iter()
+                .map(|s| {
+                    let d = scope_description(&s);
+                    (s, d)
+                })
+                .collect(),
+            resources: view.resources,
+        }),
+        Err(e) => render_error(&p, e),
+    }
+}
+
+/// `POST /consent`: the user's decision. CSRF-protected and bound to the browser and the user.
+pub(crate) async fn consent_decision(
+    State(p): State<Arc<Provider>>,
+    req: Request<Body>,
+) -> Response {
+    let (mut parts, params) = match super::form(req).await {
+        Ok(x) => x,
+        Err(e) => return error_page(&e),
+    };
+    let fields = (
+        interaction_param(&params),
+        params.get("csrf"),
+        params.get("decision"),
+    );
+    let (id, csrf, allow) = match fields {
+        (Ok(id), Ok(csrf), Ok(Some("allow"))) => (id, csrf, true),
+        (Ok(id), Ok(csrf), Ok(Some("deny"))) => (id, csrf, false),
+        _ => {
+            return error_page(&OAuthError::invalid_request(
+                "the consent form is incomplete",
+            ));
+        }
+    };
+    let browser = browser_cookie(&parts.headers);
+    match interaction::decide(&p, id, browser.as_deref(), csrf, allow, &mut parts).await {
+        Ok(resp) => authorization_response(&resp),
+        Err(e) => render_error(&p, e),
+    }
+}

@@ -1,0 +1,143 @@
+//! JSON endpoints: discovery, JWKS, token, userinfo, introspection, revocation, registration.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, Method, Request, StatusCode, header};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{authorization, form, read_body};
+use crate::Provider;
+use crate::config::RegistrationPolicy;
+use crate::error::{ErrorCode, OAuthError};
+use crate::protocol::{
+    introspect as introspection, registration, revoke as revocation, token as token_endpoint,
+    userinfo as ui,
+};
+
+fn json_body(body: &str, cache: &'static str) -> Response {
+    let mut r = body.to_owned().into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    r
+}
+
+/// RFC 6749 §5.1: responses carrying tokens or token metadata must not be cached.
+fn no_store(status: StatusCode, value: &impl Serialize) -> Response {
+    let mut r = (status, Json(value)).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    r
+}
+
+/// `GET /.well-known/openid-configuration` and `/.well-known/oauth-authorization-server`.
+pub(crate) async fn discovery(State(p): State<Arc<Provider>>) -> Response {
+    json_body(&p.discovery, "public, max-age=300")
+}
+
+/// `GET /jwks` (RFC 7517 §5): public keys only, pre-serialized.
+pub(crate) async fn jwks(State(p): State<Arc<Provider>>) -> Response {
+    let mut r = json_body(p.keys().jwks_json(), "public, max-age=300");
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/jwk-set+json"),
+    );
+    r
+}
+
+/// `POST /token` (RFC 6749 §3.2).
+pub(crate) async fn token(
+    State(p): State<Arc<Provider>>,
+    req: Request<Body>,
+) -> Result<Response, OAuthError> {
+    let (parts, params) = form(req).await?;
+    let authz = authorization(&parts.headers)?;
+    let response = token_endpoint::exchange(&p, authz, &params).await?;
+    Ok(no_store(StatusCode::OK, &response))
+}
+
+/// `GET` / `POST /userinfo` (OIDC Core §5.3).
+pub(crate) async fn userinfo(
+    State(p): State<Arc<Provider>>,
+    req: Request<Body>,
+) -> Result<Response, OAuthError> {
+    let (parts, body) = req.into_parts();
+    let authz = authorization(&parts.headers)?.map(str::to_owned);
+    let form_params = if parts.method == Method::POST && super::is_form(&parts.headers) {
+        Some(crate::protocol::params::Params::parse(
+            &read_body(body).await?,
+        ))
+    } else {
+        None
+    };
+    let form_token = match &form_params {
+        Some(params) => params.get("access_token")?,
+        None => None,
+    };
+    let token = ui::bearer_token(authz.as_deref(), form_token)?;
+    let claims = ui::userinfo(&p, token).await?;
+    Ok(no_store(StatusCode::OK, &claims))
+}
+
+/// `POST /introspect` (RFC 7662 §2).
+pub(crate) async fn introspect(
+    State(p): State<Arc<Provider>>,
+    req: Request<Body>,
+) -> Result<Response, OAuthError> {
+    let (parts, params) = form(req).await?;
+    let client = introspection::caller(&p, authorization(&parts.headers)?, &params).await?;
+    let answer = introspection::introspect(&p, &client, &params).await?;
+    Ok(no_store(StatusCode::OK, &answer))
+}
+
+/// `POST /revoke` (RFC 7009 §2).
+pub(crate) async fn revoke(
+    State(p): State<Arc<Provider>>,
+    req: Request<Body>,
+) -> Result<Response, OAuthError> {
+    let (parts, params) = form(req).await?;
+    let client = revocation::caller(&p, authorization(&parts.headers)?, &params).await?;
+    revocation::revoke(&p, &client, &params).await?;
+    Ok(no_store(StatusCode::OK, &serde_json::Map::new()))
+}
+
+/// `POST /register` (RFC 7591 §3).
+pub(crate) async fn register(
+    State(p): State<Arc<Provider>>,
+    req: Request<Body>,
+) -> Result<Response, OAuthError> {
+    if p.config.registration == RegistrationPolicy::Disabled {
+        return Ok(StatusCode::NOT_FOUND.into_response());
+    }
+    let (parts, body) = req.into_parts();
+    registration::authorize_registration(&p, authorization(&parts.headers)?)?;
+    let is_json = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(OAuthError::invalid_request(
+            "the body must be application/json",
+        ));
+    }
+    let bytes = read_body(body).await?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|_| {
+        OAuthError::new(
+            ErrorCode::InvalidClientMetadata,
+            "the body is not valid JSON",
+        )
+    })?;
+    let client = registration::create(&p, None, value).await?;
+    Ok(no_store(StatusCode::CREATED, &client))
+}

@@ -1,0 +1,99 @@
+//! The HTTP edge: thin axum handlers that parse a request, make one protocol call and render
+//! its outcome.
+
+mod authorize;
+mod endpoints;
+mod pages;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::{get, post};
+use http::{HeaderMap, Request, header};
+
+use crate::Provider;
+use crate::error::OAuthError;
+use crate::protocol::params::Params;
+
+/// Largest request body any endpoint reads (SURFACE S28).
+pub(crate) const MAX_BODY: usize = 64 * 1024;
+
+pub(crate) fn router(p: Arc<Provider>) -> Router {
+    Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get(endpoints::discovery),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(endpoints::discovery),
+        )
+        .route("/jwks", get(endpoints::jwks))
+        .route(
+            "/authorize",
+            get(authorize::authorize).post(authorize::authorize),
+        )
+        .route("/authorize/resume", get(authorize::resume))
+        .route(
+            "/consent",
+            get(authorize::consent_page).post(authorize::consent_decision),
+        )
+        .route("/token", post(endpoints::token))
+        .route(
+            "/userinfo",
+            get(endpoints::userinfo).post(endpoints::userinfo),
+        )
+        .route("/introspect", post(endpoints::introspect))
+        .route("/revoke", post(endpoints::revoke))
+        .route("/register", post(endpoints::register))
+        .with_state(p)
+}
+
+/// Reads a body up to [`MAX_BODY`]; larger bodies are refused with 413.
+pub(crate) async fn read_body(body: Body) -> Result<axum::body::Bytes, OAuthError> {
+    axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
+        OAuthError::invalid_request("the request body is too large")
+            .with_status(http::StatusCode::PAYLOAD_TOO_LARGE)
+    })
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
+/// Parses a form body (RFC 6749 §3.2: `application/x-www-form-urlencoded`).
+pub(crate) async fn form(req: Request<Body>) -> Result<(http::request::Parts, Params), OAuthError> {
+    let (parts, body) = req.into_parts();
+    if !is_form(&parts.headers) {
+        return Err(OAuthError::invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    let bytes = read_body(body).await?;
+    Ok((parts, Params::parse(&bytes)))
+}
+
+/// The Authorization header as text, if present and visible ASCII.
+pub(crate) fn authorization(headers: &HeaderMap) -> Result<Option<&str>, OAuthError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(OAuthError::invalid_request(
+            "more than one Authorization header",
+        ));
+    }
+    first
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| OAuthError::invalid_request("malformed Authorization header"))
+        })
+        .transpose()
+}

@@ -1,0 +1,126 @@
+//! Server-rendered pages: errors, consent, and the form_post response. Every page is
+//! auto-escaped by askama, uncacheable, and refuses to be framed (clickjacking, RFC 6749 §10.13).
+
+use askama::Template;
+use axum::response::{Html, IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+
+use crate::error::OAuthError;
+use crate::protocol::authorize::AuthorizationResponse;
+use crate::secrets::random_id;
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    code: &'a str,
+    description: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+pub(crate) struct ConsentPage {
+    pub(crate) action: String,
+    pub(crate) interaction_id: String,
+    pub(crate) csrf: String,
+    pub(crate) client_name: String,
+    pub(crate) client_uri: Option<String>,
+    pub(crate) scopes: Vec<(String, &'static str)>,
+    pub(crate) resources: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "form_post.html")]
+struct FormPostPage<'a> {
+    action: &'a str,
+    params: &'a [(&'static str, String)],
+    nonce: &'a str,
+}
+
+fn html(status: StatusCode, body: String, csp: String) -> Response {
+    let mut response = (status, Html(body)).into_response();
+    let h = response.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    response
+}
+
+const PAGE_CSP: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'";
+
+/// An error shown to the user instead of redirecting (RFC 6749 §4.1.2.1).
+pub(crate) fn error_page(e: &OAuthError) -> Response {
+    if e.status().is_server_error() {
+        tracing::error!(error = %e.code(), reason = %e.reason(), "authorization failed");
+    } else {
+        tracing::debug!(error = %e.code(), reason = %e.reason(), "authorization refused");
+    }
+    let page = ErrorPage {
+        code: e.code().as_str(),
+        description: e.description(),
+    };
+    let body = page
+        .render()
+        .unwrap_or_else(|_| "This request cannot be completed.".to_owned());
+    html(e.status(), body, PAGE_CSP.to_owned())
+}
+
+/// The consent page.
+pub(crate) fn consent_page(page: ConsentPage) -> Response {
+    match page.render() {
+        Ok(body) => html(StatusCode::OK, body, PAGE_CSP.to_owned()),
+        Err(e) => error_page(&OAuthError::internal(format!("consent template: {e}"))),
+    }
+}
+
+/// Sends an authorization response to the client's verified redirect URI.
+pub(crate) fn authorization_response(resp: &AuthorizationResponse) -> Response {
+    use crate::protocol::authorize::ResponseMode;
+    match resp.redirect.mode() {
+        ResponseMode::FormPost => {
+            let nonce = random_id();
+            let page = FormPostPage {
+                action: resp.redirect.uri(),
+                params: &resp.params,
+                nonce: &nonce,
+            };
+            match page.render() {
+                Ok(body) => html(
+                    StatusCode::OK,
+                    body,
+                    format!(
+                        "default-src 'none'; script-src 'nonce-{nonce}'; frame-ancestors 'none'; base-uri 'none'"
+                    ),
+                ),
+                Err(e) => error_page(&OAuthError::internal(format!("form_post template: {e}"))),
+            }
+        }
+        _ => see_other(&resp.location()),
+    }
+}
+
+/// 303 See Other: the browser follows with GET even after a POST (RFC 9110 §15.4.4).
+pub(crate) fn see_other(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(v) => {
+            let mut r = StatusCode::SEE_OTHER.into_response();
+            r.headers_mut().insert(header::LOCATION, v);
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Err(_) => error_page(&OAuthError::internal(
+            "redirect location is not a valid header value",
+        )),
+    }
+}
