@@ -79,7 +79,8 @@ pub(super) async fn exchange(
         return Err(invalid_grant("grant revoked or client disabled"));
     };
     let scopes = record.scope_list();
-    let resources = narrow_resources(params, &parse_json_list(&grant.resources)?)?;
+    let granted_resources = parse_json_list(&grant.resources)?;
+    let resources = narrow_resources(params, &granted_resources)?;
     let subject = grant.subject.as_str();
     let access = AccessGrant {
         client,
@@ -91,7 +92,10 @@ pub(super) async fn exchange(
     let (access_token, access_record) = mint_access_token(p, &access)?;
     tx.insert_token(&access_record).await?;
     let refresh_token = if wants_refresh_token(client, &scopes) {
-        let (token, refresh_record) = mint_refresh_token(p, &access, grant.expires_at);
+        // RFC 8707 §2.2: a token-time resource narrows this access token only; the refresh
+        // token keeps everything granted so later requests can choose another resource.
+        let family = AccessGrant { resources: &granted_resources, ..access };
+        let (token, refresh_record) = mint_refresh_token(p, &family, grant.expires_at);
         tx.insert_token(&refresh_record).await?;
         Some(token)
     } else {

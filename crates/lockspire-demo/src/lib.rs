@@ -1,0 +1,174 @@
+//! The Lockspire demo host: an ordinary axum application that owns its users, passwords,
+//! sessions and login page, and embeds Lockspire as its OpenID Connect provider.
+//!
+//! The split of responsibilities is the point of the demo:
+//!
+//! * [`users`] and [`sessions`] are plain host code: a `demo_users` table with argon2 password
+//!   hashes, and a SQL-backed tower-sessions store driven by axum-login.
+//! * [`resolver`] is the only glue Lockspire needs: it answers "who is signed in?" by running
+//!   axum-login's extractor on the request Lockspire hands it.
+//! * [`relying_party`] plays the client: it runs an authorization code + PKCE flow against the
+//!   provider over real HTTP and verifies the ID token, the way any OIDC client would.
+//!
+//! [`app`] builds the whole router so the binary and the integration test start the same thing.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cli;
+mod db;
+mod pages;
+mod random;
+pub mod relying_party;
+pub mod resolver;
+pub mod sessions;
+pub mod users;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::routing::{get, post};
+use axum_login::AuthManagerLayerBuilder;
+use axum_login::tower_sessions::cookie::SameSite;
+use axum_login::tower_sessions::{Expiry, SessionManagerLayer};
+use lockspire::{Issuer, Lockspire, RegistrationPolicy, SecretKey};
+use serde_json::json;
+
+use crate::resolver::DemoResolver;
+use crate::sessions::SqlSessionStore;
+use crate::users::{Backend, Users};
+
+/// The client id of the pre-registered demo relying party.
+pub const DEMO_CLIENT_ID: &str = "lockspire-demo";
+
+/// The seeded demo account's username.
+pub const DEMO_USERNAME: &str = "alice";
+
+/// The seeded demo account's password. A demo convenience, never a pattern to copy.
+pub const DEMO_PASSWORD: &str = "alice-password";
+
+/// Everything [`app`] needs. The CLI fills it in from flags and the environment; tests build
+/// it directly.
+#[derive(Debug)]
+pub struct Settings {
+    /// The issuer identifier, e.g. `http://127.0.0.1:4000`.
+    pub issuer: String,
+    /// `sqlite://…` or `postgres://…`; Lockspire and the demo's own tables share it.
+    pub database_url: String,
+    /// Who may register clients dynamically.
+    pub registration: RegistrationPolicy,
+    /// The key Lockspire derives its server secrets from.
+    pub secret_key: SecretKey,
+}
+
+/// State shared by the demo's own handlers.
+#[derive(Clone, Debug)]
+pub(crate) struct AppState {
+    /// The issuer, normalised by Lockspire (no trailing slash).
+    pub(crate) issuer: Arc<str>,
+    /// The relying party's HTTP client. It never follows redirects, so a hostile metadata
+    /// document cannot bounce it to arbitrary URLs.
+    pub(crate) http: reqwest::Client,
+}
+
+/// How long an idle browser session lives.
+const SESSION_IDLE: time::Duration = time::Duration::hours(12);
+
+/// How often expired sessions are swept from the database.
+const SESSION_SWEEP: Duration = Duration::from_secs(600);
+
+/// Opens the database, creates the demo's tables and the demo account, builds Lockspire,
+/// registers the demo client and returns the complete router, ready for `axum::serve`.
+pub async fn app(settings: Settings) -> anyhow::Result<Router> {
+    // Checked before anything touches the database, so a typo fails fast and clearly.
+    let issuer = Issuer::parse(&settings.issuer)?;
+    let issuer: Arc<str> = issuer.as_str().into();
+
+    let pool = db::connect(&settings.database_url).await?;
+    let users = Users::new(pool.clone()).await?;
+    users.seed(DEMO_USERNAME, DEMO_PASSWORD, "Alice Example", "alice@example.com").await?;
+    let sessions = SqlSessionStore::new(pool).await?;
+    sessions.spawn_sweeper(SESSION_SWEEP);
+
+    let lockspire = Lockspire::builder()
+        .issuer(&issuer)?
+        .database(&settings.database_url)
+        .secret_key(settings.secret_key)
+        .account_resolver(DemoResolver::new(users.clone()))
+        .registration(settings.registration)
+        .build()
+        .await
+        .context("starting Lockspire")?;
+    register_demo_client(&lockspire, &issuer).await?;
+
+    let session_layer = SessionManagerLayer::new(sessions)
+        .with_name("demo_session")
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(issuer.starts_with("https://"))
+        .with_expiry(Expiry::OnInactivity(SESSION_IDLE));
+    let auth_layer = AuthManagerLayerBuilder::new(Backend::new(users), session_layer).build();
+
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .context("building the relying party's HTTP client")?;
+    let state = AppState { issuer, http };
+
+    Ok(Router::new()
+        .route("/", get(pages::home))
+        .route("/login", get(pages::login_form).post(pages::login))
+        .route("/logout", post(pages::logout))
+        .route("/demo", get(relying_party::start))
+        .route("/demo/callback", get(relying_party::callback))
+        .with_state(state)
+        .merge(lockspire.router())
+        // Outermost, so Lockspire's own routes see the session too: the resolver reads it.
+        .layer(auth_layer))
+}
+
+/// Registers the public demo client once; later starts find it in the database.
+async fn register_demo_client(lockspire: &Lockspire, issuer: &str) -> anyhow::Result<()> {
+    let callback = format!("{issuer}/demo/callback");
+    match lockspire.client(DEMO_CLIENT_ID).await? {
+        Some((metadata, active)) => {
+            // Lockspire has no "update client" call. A loopback IP redirect matches any port
+            // (RFC 8252 §7.3), so `--addr 127.0.0.1:4001` still works; another host name needs
+            // a fresh database.
+            if metadata.match_redirect_uri(&callback).is_none() {
+                tracing::warn!(
+                    registered = ?metadata.redirect_uris,
+                    expected = %callback,
+                    "the demo client was registered for another issuer; /demo will fail until the \
+                     data directory (or database) is reset"
+                );
+            }
+            if !active {
+                tracing::warn!(
+                    client_id = DEMO_CLIENT_ID,
+                    "the demo client is disabled; /demo will fail"
+                );
+            }
+        }
+        None => {
+            lockspire
+                .create_client(
+                    Some(DEMO_CLIENT_ID),
+                    json!({
+                        "client_name": "Lockspire demo relying party",
+                        "token_endpoint_auth_method": "none",
+                        "grant_types": ["authorization_code", "refresh_token"],
+                        "response_types": ["code"],
+                        "redirect_uris": [callback],
+                    }),
+                )
+                .await
+                .context("registering the demo client")?;
+            tracing::info!(client_id = DEMO_CLIENT_ID, "registered the demo client");
+        }
+    }
+    Ok(())
+}

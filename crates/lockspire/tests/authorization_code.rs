@@ -1,0 +1,139 @@
+//! Authorization code redemption (RFC 6749 §4.1.3, RFC 7636 §4.6, RFC 9700 §4.14.2).
+
+mod common;
+
+use common::Pkce;
+use serde_json::json;
+
+on_both_stores! {
+    async fn code_is_single_use_and_replay_revokes_tokens_issued_from_it(h) {
+        let client = h.confidential_client(json!({})).await;
+        let (code, verifier) = h.authorize(&client, "alice", "openid offline_access").await;
+        let first = h.redeem(&client, &code, &verifier).await;
+        assert_eq!(first.status, 200, "{}", first.body);
+        assert_eq!(first.header("cache-control"), "no-store");
+        let at = first.body["access_token"].as_str().expect("at").to_owned();
+        let rt = first.body["refresh_token"].as_str().expect("rt").to_owned();
+        assert!(h.is_active(&client, &at).await);
+        let replay = h.redeem(&client, &code, &verifier).await;
+        assert_eq!(replay.status, 400);
+        assert_eq!(replay.error(), "invalid_grant");
+        assert!(!h.is_active(&client, &at).await, "access token from a replayed code is revoked");
+        assert!(!h.is_active(&client, &rt).await, "refresh token from a replayed code is revoked");
+        let refresh = h.post_as(&client, "/token", &[("grant_type", "refresh_token"), ("refresh_token", &rt)]).await;
+        assert_eq!(refresh.error(), "invalid_grant");
+    }
+
+    async fn concurrent_redemptions_of_one_code_let_exactly_one_succeed(h) {
+        let client = h.confidential_client(json!({})).await;
+        let (code, verifier) = h.authorize(&client, "alice", "openid").await;
+        let mut tasks = Vec::new();
+        for _ in 0..12 {
+            let (h_base, c, code, verifier) = (h.base.clone(), client.clone(), code.clone(), verifier.clone());
+            tasks.push(tokio::spawn(async move {
+                redeem_at(&h_base, &c, &code, &verifier).await
+            }));
+        }
+        let mut ok = Vec::new();
+        for t in tasks {
+            let (status, body) = t.await.expect("task");
+            match status {
+                200 => ok.push(body),
+                400 => assert_eq!(body["error"], "invalid_grant"),
+                other => panic!("unexpected status {other}: {body}"),
+            }
+        }
+        assert_eq!(ok.len(), 1, "exactly one redemption succeeds");
+        let at = ok[0]["access_token"].as_str().expect("at");
+        assert!(!h.is_active(&client, at).await, "the replays revoked the winner's tokens");
+    }
+
+    async fn concurrent_redemptions_across_two_servers_on_one_database_let_exactly_one_succeed(h) {
+        let client = h.confidential_client(json!({})).await;
+        let (second, _ls) = h.second_server().await;
+        let (code, verifier) = h.authorize(&client, "alice", "openid").await;
+        let mut tasks = Vec::new();
+        for i in 0..12 {
+            let base = if i % 2 == 0 { h.base.clone() } else { second.clone() };
+            let (c, code, verifier) = (client.clone(), code.clone(), verifier.clone());
+            tasks.push(tokio::spawn(async move { redeem_at(&base, &c, &code, &verifier).await }));
+        }
+        let mut successes = 0;
+        for t in tasks {
+            let (status, body) = t.await.expect("task");
+            match status {
+                200 => successes += 1,
+                400 => assert_eq!(body["error"], "invalid_grant"),
+                other => panic!("unexpected status {other}: {body}"),
+            }
+        }
+        assert_eq!(successes, 1);
+    }
+
+    async fn code_expires_after_sixty_seconds(h) {
+        let client = h.confidential_client(json!({})).await;
+        let (code, verifier) = h.authorize(&client, "alice", "openid").await;
+        h.clock.advance(61);
+        let reply = h.redeem(&client, &code, &verifier).await;
+        assert_eq!(reply.error(), "invalid_grant");
+    }
+
+    async fn code_is_bound_to_verifier_redirect_uri_and_client(h) {
+        let client = h.confidential_client(json!({
+            "redirect_uris": ["https://rp.example/cb", "https://rp.example/other"]
+        })).await;
+        let other = h.confidential_client(json!({})).await;
+        let (code, verifier) = h.authorize(&client, "alice", "openid").await;
+        let wrong_verifier = Pkce::new().verifier;
+        let r = h.redeem(&client, &code, &wrong_verifier).await;
+        assert_eq!(r.error(), "invalid_grant", "PKCE mismatch");
+        let r = h.post_as(&client, "/token", &[
+            ("grant_type", "authorization_code"), ("code", &code),
+            ("redirect_uri", "https://rp.example/other"), ("code_verifier", &verifier),
+        ]).await;
+        assert_eq!(r.error(), "invalid_grant", "redirect_uri mismatch");
+        let r = h.post_as(&client, "/token", &[
+            ("grant_type", "authorization_code"), ("code", &code), ("code_verifier", &verifier),
+        ]).await;
+        assert_eq!(r.error(), "invalid_grant", "redirect_uri omitted though it was sent");
+        let r = h.redeem(&other, &code, &verifier).await;
+        assert_eq!(r.error(), "invalid_grant", "another client");
+        // None of the failed attempts burned the code for its rightful client.
+        let r = h.redeem(&client, &code, &verifier).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+
+    async fn malformed_or_missing_verifier_is_invalid_request(h) {
+        let client = h.confidential_client(json!({})).await;
+        let (code, _) = h.authorize(&client, "alice", "openid").await;
+        let r = h.post_as(&client, "/token", &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "https://rp.example/cb")]).await;
+        assert_eq!(r.error(), "invalid_request");
+        let r = h.redeem(&client, &code, "short").await;
+        assert_eq!(r.error(), "invalid_request");
+    }
+
+    async fn public_client_redeems_with_client_id_only(h) {
+        let client = h.public_client(json!({})).await;
+        let tokens = h.tokens(&client, "alice", "openid").await;
+        assert_eq!(tokens["token_type"], "Bearer");
+        assert!(tokens.get("refresh_token").is_none(), "no offline_access, no refresh token for OIDC");
+    }
+}
+
+async fn redeem_at(base: &str, c: &common::TestClient, code: &str, verifier: &str) -> (u16, serde_json::Value) {
+    let http = reqwest::Client::new();
+    let resp = http
+        .post(format!("{base}/token"))
+        .basic_auth(&c.id, c.secret.as_deref())
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", c.redirect_uri.as_str()),
+            ("code_verifier", verifier),
+        ])
+        .send()
+        .await
+        .expect("send");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or_default())
+}
