@@ -120,7 +120,12 @@ on_both_stores! {
     }
 }
 
-async fn redeem_at(base: &str, c: &common::TestClient, code: &str, verifier: &str) -> (u16, serde_json::Value) {
+async fn redeem_at(
+    base: &str,
+    c: &common::TestClient,
+    code: &str,
+    verifier: &str,
+) -> (u16, serde_json::Value) {
     let http = reqwest::Client::new();
     let resp = http
         .post(format!("{base}/token"))

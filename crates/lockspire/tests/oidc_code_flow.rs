@@ -5,35 +5,54 @@ mod common;
 
 use common::{Consent, Harness, Outcome};
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreUserInfoClaims,
+    CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata,
+    CoreUserInfoClaims,
 };
 use openidconnect::{
-    AuthorizationCode, ClientId, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl,
-    Scope, TokenResponse,
+    AuthorizationCode, ClientId, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
+    PkceCodeChallenge, RedirectUrl, Scope, TokenResponse,
 };
 use serde_json::json;
 
 /// Runs a full flow as `alice` with the openidconnect client and returns the verified claims'
 /// subject, email and the ID token's alg, plus the raw token response pieces.
-async fn oidc_flow(h: &Harness, client: &common::TestClient, algs: Vec<CoreJwsSigningAlgorithm>) -> FlowResult {
+async fn oidc_flow(
+    h: &Harness,
+    client: &common::TestClient,
+    algs: Vec<CoreJwsSigningAlgorithm>,
+) -> FlowResult {
     let http = h.http();
-    let metadata = CoreProviderMetadata::discover_async(IssuerUrl::new(h.base.clone()).expect("issuer"), &http)
-        .await
-        .expect("discovery");
+    let metadata = CoreProviderMetadata::discover_async(
+        IssuerUrl::new(h.base.clone()).expect("issuer"),
+        &http,
+    )
+    .await
+    .expect("discovery");
     let rp = CoreClient::from_provider_metadata(metadata, ClientId::new(client.id.clone()), None)
         .set_redirect_uri(RedirectUrl::new(client.redirect_uri.clone()).expect("redirect"));
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (auth_url, state, nonce) = rp
-        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
         .add_scope(Scope::new("profile".into()))
         .add_scope(Scope::new("email".into()))
         .add_scope(Scope::new("offline_access".into()))
         .set_pkce_challenge(challenge)
         .url();
-    let outcome = h.browser(Some("alice")).run(auth_url.as_str(), &client.redirect_uri, Consent::Allow).await;
+    let outcome = h
+        .browser(Some("alice"))
+        .run(auth_url.as_str(), &client.redirect_uri, Consent::Allow)
+        .await;
     let params = outcome.redirect_params();
     assert_eq!(params.get("state"), Some(state.secret()), "state echoed");
-    assert_eq!(params.get("iss"), Some(&h.base), "RFC 9207 iss on the authorization response");
+    assert_eq!(
+        params.get("iss"),
+        Some(&h.base),
+        "RFC 9207 iss on the authorization response"
+    );
     let code = AuthorizationCode::new(params.get("code").cloned().expect("code"));
     let response = rp
         .exchange_code(code)
@@ -44,7 +63,10 @@ async fn oidc_flow(h: &Harness, client: &common::TestClient, algs: Vec<CoreJwsSi
         .expect("token exchange");
     let id_token = response.id_token().expect("ID token for an openid request");
     let verifier = rp.id_token_verifier().set_allowed_algs(algs);
-    let claims = id_token.claims(&verifier, &nonce).expect("ID token verifies").clone();
+    let claims = id_token
+        .claims(&verifier, &nonce)
+        .expect("ID token verifies")
+        .clone();
     let alg = id_token.signing_alg().expect("alg").clone();
     // at_hash binds the access token to the ID token (OIDC Core §3.1.3.6); the crate checks it.
     let expected_hash = openidconnect::AccessTokenHash::from_token(
@@ -55,7 +77,10 @@ async fn oidc_flow(h: &Harness, client: &common::TestClient, algs: Vec<CoreJwsSi
     .expect("hash");
     assert_eq!(claims.access_token_hash(), Some(&expected_hash));
     let userinfo: CoreUserInfoClaims = rp
-        .user_info(response.access_token().clone(), Some(claims.subject().clone()))
+        .user_info(
+            response.access_token().clone(),
+            Some(claims.subject().clone()),
+        )
         .expect("userinfo endpoint")
         .request_async(&http)
         .await
@@ -65,7 +90,10 @@ async fn oidc_flow(h: &Harness, client: &common::TestClient, algs: Vec<CoreJwsSi
         email: claims.email().map(|e| e.to_string()),
         issuer: claims.issuer().to_string(),
         alg,
-        userinfo_name: userinfo.name().and_then(|n| n.get(None)).map(|n| n.to_string()),
+        userinfo_name: userinfo
+            .name()
+            .and_then(|n| n.get(None))
+            .map(|n| n.to_string()),
         userinfo_email: userinfo.email().map(|e| e.to_string()),
         refresh_token: response.refresh_token().map(|r| r.secret().clone()),
     }
@@ -147,7 +175,7 @@ on_both_stores! {
         assert!(tokens.get("id_token").is_none(), "no ID token without openid");
         let info = h.userinfo(tokens["access_token"].as_str().expect("at")).await;
         assert_eq!(info.status, 403);
-        assert_eq!(info.header("www-authenticate").contains("insufficient_scope"), true);
+        assert!(info.header("www-authenticate").contains("insufficient_scope"));
     }
 
     async fn nonce_and_auth_time_reach_the_id_token(h) {

@@ -5,7 +5,12 @@ mod common;
 
 use serde_json::json;
 
-async fn refresh(h: &common::Harness, c: &common::TestClient, rt: &str, extra: &[(&str, &str)]) -> common::Reply {
+async fn refresh(
+    h: &common::Harness,
+    c: &common::TestClient,
+    rt: &str,
+    extra: &[(&str, &str)],
+) -> common::Reply {
     let mut params = vec![("grant_type", "refresh_token"), ("refresh_token", rt)];
     params.extend_from_slice(extra);
     h.post_as(c, "/token", &params).await

@@ -279,11 +279,16 @@ async fn check_client(p: &Provider, params: &Params) -> Result<ClientRecord, Aut
         .await
         .map_err(OAuthError::from)?
         // A page, not a client authentication challenge: 400 rather than 401.
-        .ok_or_else(|| OAuthError::new(ErrorCode::InvalidClient, "unknown client").with_status(StatusCode::BAD_REQUEST))?;
+        .ok_or_else(|| {
+            OAuthError::new(ErrorCode::InvalidClient, "unknown client")
+                .with_status(StatusCode::BAD_REQUEST)
+        })?;
     if client.status != ClientStatus::Active {
-        return Err(OAuthError::new(ErrorCode::InvalidClient, "this client is disabled")
-            .with_status(StatusCode::BAD_REQUEST)
-            .into());
+        return Err(
+            OAuthError::new(ErrorCode::InvalidClient, "this client is disabled")
+                .with_status(StatusCode::BAD_REQUEST)
+                .into(),
+        );
     }
     Ok(client)
 }

@@ -441,7 +441,7 @@ async fn revoke_grant(
 #[derive(Debug)]
 pub enum Consumed {
     /// This call consumed it; no other call can.
-    Now(TokenRecord),
+    Now(Box<TokenRecord>),
     /// It had already been consumed: a replay. Its grant has been revoked in this transaction.
     Replayed,
     /// Unknown, expired or revoked.
@@ -543,7 +543,7 @@ impl Tx {
         .fetch_optional(&mut *self.0)
         .await?;
         if let Some(row) = row {
-            return Ok(Consumed::Now(TokenRecord::from_row(&row)?));
+            return Ok(Consumed::Now(Box::new(TokenRecord::from_row(&row)?)));
         }
         let replayed = sqlx::query(
             "UPDATE grants SET revoked_at = $1 WHERE revoked_at IS NULL AND id = \

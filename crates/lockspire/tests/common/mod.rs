@@ -17,8 +17,8 @@ use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use lockspire::{
-    AccountResolver, Builder, Claims, Clock, Context, HostError, InteractionResult, Lockspire, ManualClock,
-    RegistrationPolicy, Resolution, SecretKey, SignedIn, Subject,
+    AccountResolver, Builder, Claims, Clock, Context, HostError, InteractionResult, Lockspire,
+    ManualClock, RegistrationPolicy, Resolution, SecretKey, SignedIn, Subject,
 };
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION};
@@ -85,6 +85,12 @@ fn session_cookie(parts: &http::request::Parts) -> Option<(String, i64)> {
         .next()
 }
 
+impl TestResolver {
+    pub fn new(users: Users) -> Self {
+        Self { users }
+    }
+}
+
 impl AccountResolver for TestResolver {
     type Account = (String, TestUser);
 
@@ -93,8 +99,15 @@ impl AccountResolver for TestResolver {
         req: &mut http::request::Parts,
         _ctx: &Context,
     ) -> Result<Resolution<Self::Account>, HostError> {
-        let Some((subject, auth_time)) = session_cookie(req) else { return Ok(Resolution::NotSignedIn) };
-        let user = self.users.lock().map_err(|_| HostError::new("poisoned"))?.get(&subject).cloned();
+        let Some((subject, auth_time)) = session_cookie(req) else {
+            return Ok(Resolution::NotSignedIn);
+        };
+        let user = self
+            .users
+            .lock()
+            .map_err(|_| HostError::new("poisoned"))?
+            .get(&subject)
+            .cloned();
         Ok(match user {
             Some(user) => Resolution::SignedIn(SignedIn {
                 subject: Subject::new(subject.clone())?,
@@ -107,22 +120,37 @@ impl AccountResolver for TestResolver {
         })
     }
 
-    async fn resolve_account(&self, subject: &Subject, _ctx: &Context) -> Result<Option<Self::Account>, HostError> {
+    async fn resolve_account(
+        &self,
+        subject: &Subject,
+        _ctx: &Context,
+    ) -> Result<Option<Self::Account>, HostError> {
         let users = self.users.lock().map_err(|_| HostError::new("poisoned"))?;
-        Ok(users.get(subject.as_str()).cloned().map(|u| (subject.as_str().to_owned(), u)))
+        Ok(users
+            .get(subject.as_str())
+            .cloned()
+            .map(|u| (subject.as_str().to_owned(), u)))
     }
 
-    async fn build_claims(&self, account: &Self::Account, _ctx: &Context) -> Result<Claims, HostError> {
+    async fn build_claims(
+        &self,
+        account: &Self::Account,
+        _ctx: &Context,
+    ) -> Result<Claims, HostError> {
         let (subject, user) = account;
         let mut claims = Claims::default();
         claims.id_token.insert("email".into(), json!(user.email));
         claims.id_token.insert("email_verified".into(), json!(true));
         // A host value for a protocol claim must never reach a token.
-        claims.id_token.insert("iss".into(), json!("https://evil.example"));
+        claims
+            .id_token
+            .insert("iss".into(), json!("https://evil.example"));
         claims.userinfo.insert("name".into(), json!(user.name));
         claims.userinfo.insert("email".into(), json!(user.email));
         claims.userinfo.insert("email_verified".into(), json!(true));
-        claims.userinfo.insert("preferred_username".into(), json!(subject));
+        claims
+            .userinfo
+            .insert("preferred_username".into(), json!(subject));
         claims.userinfo.insert("sub".into(), json!("someone-else"));
         Ok(claims)
     }
@@ -143,11 +171,18 @@ struct HostState {
 }
 
 /// The host's sign-in: sets the session cookie and returns to Lockspire.
-async fn test_signin(State(s): State<HostState>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn test_signin(
+    State(s): State<HostState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let user = q.get("user").cloned().unwrap_or_default();
     let return_to = q.get("return_to").cloned().unwrap_or_else(|| "/".into());
     let cookie = format!("test_session={user}.{}; Path=/; HttpOnly", s.clock.now());
-    (StatusCode::SEE_OTHER, [(LOCATION, return_to), (http::header::SET_COOKIE, cookie)]).into_response()
+    (
+        StatusCode::SEE_OTHER,
+        [(LOCATION, return_to), (http::header::SET_COOKIE, cookie)],
+    )
+        .into_response()
 }
 
 async fn test_login_page() -> &'static str {
@@ -166,13 +201,19 @@ impl Drop for PgDatabase {
         let name = self.name.clone();
         // Drop runs inside the test's runtime; a separate thread may block on its own runtime.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
             if let Ok(rt) = rt {
                 rt.block_on(async move {
-                    if let Ok(mut c) = sqlx::PgConnection::connect(&format!("{admin}/postgres")).await {
-                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")))
-                            .execute(&mut c)
-                            .await;
+                    if let Ok(mut c) =
+                        sqlx::PgConnection::connect(&format!("{admin}/postgres")).await
+                    {
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                        )))
+                        .execute(&mut c)
+                        .await;
                     }
                 });
             }
@@ -182,7 +223,8 @@ impl Drop for PgDatabase {
 }
 
 pub fn postgres_admin_url() -> String {
-    std::env::var("LOCKSPIRE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    std::env::var("LOCKSPIRE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 /// A fresh database URL for one test.
@@ -198,11 +240,18 @@ impl TestDatabase {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("tempdir");
                 let url = format!("sqlite://{}/lockspire.db", dir.path().display());
-                Self { url, _dir: Some(dir), _pg: None }
+                Self {
+                    url,
+                    _dir: Some(dir),
+                    _pg: None,
+                }
             }
             Backend::Postgres => {
                 let admin = postgres_admin_url();
-                let name = format!("lockspire_t_{}", random_b64(12).to_lowercase().replace(['-', '_'], "x"));
+                let name = format!(
+                    "lockspire_t_{}",
+                    random_b64(12).to_lowercase().replace(['-', '_'], "x")
+                );
                 let mut c = sqlx::PgConnection::connect(&format!("{admin}/postgres"))
                     .await
                     .expect("PostgreSQL must be reachable for the postgres variant of this test");
@@ -210,7 +259,14 @@ impl TestDatabase {
                     .execute(&mut c)
                     .await
                     .expect("create test database");
-                Self { url: format!("{admin}/{name}"), _dir: None, _pg: Some(PgDatabase { admin_url: admin, name }) }
+                Self {
+                    url: format!("{admin}/{name}"),
+                    _dir: None,
+                    _pg: Some(PgDatabase {
+                        admin_url: admin,
+                        name,
+                    }),
+                }
             }
         }
     }
@@ -229,8 +285,20 @@ pub struct Harness {
 
 pub fn default_users() -> Users {
     let mut users = HashMap::new();
-    users.insert("alice".to_owned(), TestUser { name: "Alice Example".into(), email: "alice@example.com".into() });
-    users.insert("bob".to_owned(), TestUser { name: "Bob Example".into(), email: "bob@example.com".into() });
+    users.insert(
+        "alice".to_owned(),
+        TestUser {
+            name: "Alice Example".into(),
+            email: "alice@example.com".into(),
+        },
+    );
+    users.insert(
+        "bob".to_owned(),
+        TestUser {
+            name: "Bob Example".into(),
+            email: "bob@example.com".into(),
+        },
+    );
     Arc::new(Mutex::new(users))
 }
 
@@ -243,7 +311,9 @@ impl Harness {
     pub async fn start_with(backend: Backend, configure: impl FnOnce(Builder) -> Builder) -> Self {
         let db = TestDatabase::new(backend).await;
         let secret_key = SecretKey::generate();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let clock = ManualClock::default();
         let users = default_users();
@@ -252,18 +322,30 @@ impl Harness {
             .expect("issuer")
             .database(&db.url)
             .secret_key(secret_key.clone())
-            .account_resolver(TestResolver { users: users.clone() })
+            .account_resolver(TestResolver {
+                users: users.clone(),
+            })
             .registration(RegistrationPolicy::Open)
             .scopes(["api:read", "api:write"])
             .clock(clock.clone());
         let ls = configure(builder).build().await.expect("build lockspire");
         serve(listener, ls.clone(), clock.clone());
-        Self { base, ls, clock, users, backend, db, secret_key }
+        Self {
+            base,
+            ls,
+            clock,
+            users,
+            backend,
+            db,
+            secret_key,
+        }
     }
 
     /// Another server on the same database (a second process in production).
     pub async fn second_server(&self) -> (String, Lockspire) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         // Same issuer: a load balancer would put both behind one name.
         let ls = Lockspire::builder()
@@ -271,7 +353,9 @@ impl Harness {
             .expect("issuer")
             .database(&self.db.url)
             .secret_key(self.secret_key.clone())
-            .account_resolver(TestResolver { users: self.users.clone() })
+            .account_resolver(TestResolver {
+                users: self.users.clone(),
+            })
             .registration(RegistrationPolicy::Open)
             .scopes(["api:read", "api:write"])
             .clock(self.clock.clone())
@@ -288,7 +372,10 @@ impl Harness {
 
     /// A plain HTTP client: no cookies, no redirects.
     pub fn http(&self) -> reqwest::Client {
-        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
     }
 
     /// A browser for `user` (or nobody, with `None`).
@@ -330,27 +417,47 @@ impl Harness {
     }
 
     async fn client_from(&self, meta: Value) -> TestClient {
-        let reg = self.ls.create_client(None, meta.clone()).await.expect("create client");
+        let reg = self
+            .ls
+            .create_client(None, meta.clone())
+            .await
+            .expect("create client");
         TestClient {
             id: reg.client_id,
             secret: reg.client_secret,
-            redirect_uri: meta["redirect_uris"][0].as_str().unwrap_or_default().to_owned(),
-            auth: meta["token_endpoint_auth_method"].as_str().unwrap_or("client_secret_basic").to_owned(),
+            redirect_uri: meta["redirect_uris"][0]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            auth: meta["token_endpoint_auth_method"]
+                .as_str()
+                .unwrap_or("client_secret_basic")
+                .to_owned(),
         }
     }
 
     /// POSTs a form to `path` authenticated as `client` (its registered method).
     pub async fn post_as(&self, client: &TestClient, path: &str, params: &[(&str, &str)]) -> Reply {
-        let mut form: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut form: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let mut req = self.http().post(self.url(path));
         match client.auth.as_str() {
             "client_secret_basic" => {
-                let creds = STANDARD.encode(format!("{}:{}", client.id, client.secret.clone().unwrap_or_default()));
+                let creds = STANDARD.encode(format!(
+                    "{}:{}",
+                    client.id,
+                    client.secret.clone().unwrap_or_default()
+                ));
                 req = req.header("authorization", format!("Basic {creds}"));
             }
             "client_secret_post" => {
                 form.push(("client_id".into(), client.id.clone()));
-                form.push(("client_secret".into(), client.secret.clone().unwrap_or_default()));
+                form.push((
+                    "client_secret".into(),
+                    client.secret.clone().unwrap_or_default(),
+                ));
             }
             _ => form.push(("client_id".into(), client.id.clone())),
         }
@@ -359,17 +466,33 @@ impl Harness {
 
     /// Runs `/authorize` for `client` as `user`, consenting when asked, and redeems nothing:
     /// returns the code and the PKCE verifier.
-    pub async fn authorize(&self, client: &TestClient, user: &str, scope: &str) -> (String, String) {
+    pub async fn authorize(
+        &self,
+        client: &TestClient,
+        user: &str,
+        scope: &str,
+    ) -> (String, String) {
         let browser = self.browser(Some(user));
         let pkce = Pkce::new();
         let url = self.authorize_url(client, scope, &pkce, &[]);
-        let outcome = browser.run(&url, &client.redirect_uri, Consent::Allow).await;
+        let outcome = browser
+            .run(&url, &client.redirect_uri, Consent::Allow)
+            .await;
         let params = outcome.redirect_params();
-        let code = params.get("code").cloned().unwrap_or_else(|| panic!("no code in {params:?}"));
+        let code = params
+            .get("code")
+            .cloned()
+            .unwrap_or_else(|| panic!("no code in {params:?}"));
         (code, pkce.verifier)
     }
 
-    pub fn authorize_url(&self, client: &TestClient, scope: &str, pkce: &Pkce, extra: &[(&str, &str)]) -> String {
+    pub fn authorize_url(
+        &self,
+        client: &TestClient,
+        scope: &str,
+        pkce: &Pkce,
+        extra: &[(&str, &str)],
+    ) -> String {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
         q.append_pair("response_type", "code")
             .append_pair("client_id", &client.id)
@@ -389,7 +512,12 @@ impl Harness {
     pub async fn tokens(&self, client: &TestClient, user: &str, scope: &str) -> Value {
         let (code, verifier) = self.authorize(client, user, scope).await;
         let reply = self.redeem(client, &code, &verifier).await;
-        assert_eq!(reply.status, StatusCode::OK, "token exchange failed: {}", reply.body);
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "token exchange failed: {}",
+            reply.body
+        );
         reply.body
     }
 
@@ -409,13 +537,23 @@ impl Harness {
 
     /// Introspects `token` as `caller` and returns `active`.
     pub async fn is_active(&self, caller: &TestClient, token: &str) -> bool {
-        let reply = self.post_as(caller, "/introspect", &[("token", token)]).await;
+        let reply = self
+            .post_as(caller, "/introspect", &[("token", token)])
+            .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         reply.body["active"].as_bool().expect("active is a boolean")
     }
 
     pub async fn userinfo(&self, token: &str) -> Reply {
-        Reply::from(self.http().get(self.url("/userinfo")).bearer_auth(token).send().await.expect("userinfo")).await
+        Reply::from(
+            self.http()
+                .get(self.url("/userinfo"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("userinfo"),
+        )
+        .await
     }
 }
 
@@ -462,7 +600,12 @@ impl Reply {
         let headers = resp.headers().clone();
         let text = resp.text().await.unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Self { status, headers, body, text }
+        Self {
+            status,
+            headers,
+            body,
+            text,
+        }
     }
 
     pub fn error(&self) -> &str {
@@ -470,7 +613,10 @@ impl Reply {
     }
 
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 }
 
@@ -483,8 +629,12 @@ pub struct Pkce {
 impl Pkce {
     pub fn new() -> Self {
         let verifier = random_b64(32);
-        let challenge = URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, verifier.as_bytes()));
-        Self { verifier, challenge }
+        let challenge =
+            URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, verifier.as_bytes()));
+        Self {
+            verifier,
+            challenge,
+        }
     }
 }
 
@@ -522,7 +672,9 @@ impl Outcome {
         match self {
             Outcome::Redirect(url) => {
                 let raw = url.query().or(url.fragment()).unwrap_or_default();
-                url::form_urlencoded::parse(raw.as_bytes()).into_owned().collect()
+                url::form_urlencoded::parse(raw.as_bytes())
+                    .into_owned()
+                    .collect()
             }
             other => panic!("expected a redirect to the client, got {other:?}"),
         }
@@ -550,14 +702,23 @@ pub fn hidden_field(html: &str, name: &str) -> Option<String> {
 
 impl Browser {
     fn absolute(&self, location: &str) -> String {
-        if location.starts_with('/') { format!("{}{location}", self.base) } else { location.to_owned() }
+        if location.starts_with('/') {
+            format!("{}{location}", self.base)
+        } else {
+            location.to_owned()
+        }
     }
 
     /// Follows a flow from `url` until it leaves for `redirect_uri` or stops on a page.
     pub async fn run(&self, url: &str, redirect_uri: &str, consent: Consent) -> Outcome {
         let mut next = url.to_owned();
         for _ in 0..20 {
-            let resp = self.client.get(&next).send().await.expect("browser request");
+            let resp = self
+                .client
+                .get(&next)
+                .send()
+                .await
+                .expect("browser request");
             let status = resp.status();
             if !status.is_redirection() {
                 let body = resp.text().await.unwrap_or_default();
@@ -574,7 +735,9 @@ impl Browser {
             }
             let absolute = self.absolute(&location);
             if absolute.starts_with(&format!("{}/test-login", self.base)) {
-                let Some(user) = &self.user else { return Outcome::Login(absolute) };
+                let Some(user) = &self.user else {
+                    return Outcome::Login(absolute);
+                };
                 let parsed = url::Url::parse(&absolute).expect("login URL");
                 let return_to = parsed
                     .query_pairs()
@@ -589,7 +752,12 @@ impl Browser {
                 continue;
             }
             if absolute.starts_with(&format!("{}/consent", self.base)) {
-                let page = self.client.get(&absolute).send().await.expect("consent page");
+                let page = self
+                    .client
+                    .get(&absolute)
+                    .send()
+                    .await
+                    .expect("consent page");
                 let page_status = page.status();
                 let html = page.text().await.unwrap_or_default();
                 if page_status != StatusCode::OK {
@@ -605,7 +773,11 @@ impl Browser {
                 if !status.is_redirection() {
                     return Outcome::Page(status, resp.text().await.unwrap_or_default());
                 }
-                let location = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
+                let location = resp
+                    .headers()
+                    .get(LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
                 if location.starts_with(redirect_uri) {
                     return Outcome::Redirect(url::Url::parse(location).expect("redirect URL"));
                 }
@@ -623,7 +795,11 @@ impl Browser {
         let csrf = hidden_field(html, "csrf").expect("csrf field");
         self.client
             .post(format!("{}/consent", self.base))
-            .form(&[("interaction", interaction.as_str()), ("csrf", csrf.as_str()), ("decision", decision)])
+            .form(&[
+                ("interaction", interaction.as_str()),
+                ("csrf", csrf.as_str()),
+                ("decision", decision),
+            ])
             .send()
             .await
             .expect("consent post")
@@ -633,15 +809,31 @@ impl Browser {
 /// Decodes a JWT's header and claims without verifying (tests verify separately).
 pub fn jwt_parts(token: &str) -> (Value, Value) {
     let mut it = token.split('.');
-    let header = it.next().and_then(|h| URL_SAFE_NO_PAD.decode(h).ok()).expect("header");
-    let claims = it.next().and_then(|c| URL_SAFE_NO_PAD.decode(c).ok()).expect("claims");
-    (serde_json::from_slice(&header).expect("header json"), serde_json::from_slice(&claims).expect("claims json"))
+    let header = it
+        .next()
+        .and_then(|h| URL_SAFE_NO_PAD.decode(h).ok())
+        .expect("header");
+    let claims = it
+        .next()
+        .and_then(|c| URL_SAFE_NO_PAD.decode(c).ok())
+        .expect("claims");
+    (
+        serde_json::from_slice(&header).expect("header json"),
+        serde_json::from_slice(&claims).expect("claims json"),
+    )
 }
 
 /// Verifies a JWT against the server's published JWKS with an independent JOSE library.
 pub async fn verify_with_jwks(h: &Harness, token: &str, audience: &str) -> Value {
-    let jwks: jsonwebtoken::jwk::JwkSet =
-        h.http().get(h.url("/jwks")).send().await.expect("jwks").json().await.expect("jwks json");
+    let jwks: jsonwebtoken::jwk::JwkSet = h
+        .http()
+        .get(h.url("/jwks"))
+        .send()
+        .await
+        .expect("jwks")
+        .json()
+        .await
+        .expect("jwks json");
     let header = jsonwebtoken::decode_header(token).expect("header");
     let kid = header.kid.clone().expect("kid");
     let jwk = jwks.find(&kid).expect("signing key published in JWKS");
@@ -649,5 +841,7 @@ pub async fn verify_with_jwks(h: &Harness, token: &str, audience: &str) -> Value
     let mut validation = jsonwebtoken::Validation::new(header.alg);
     validation.set_audience(&[audience]);
     validation.set_issuer(&[&h.base]);
-    jsonwebtoken::decode::<Value>(token, &key, &validation).expect("JWT verifies against JWKS").claims
+    jsonwebtoken::decode::<Value>(token, &key, &validation)
+        .expect("JWT verifies against JWKS")
+        .claims
 }

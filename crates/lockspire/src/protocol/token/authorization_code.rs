@@ -94,7 +94,10 @@ pub(super) async fn exchange(
     let refresh_token = if wants_refresh_token(client, &scopes) {
         // RFC 8707 §2.2: a token-time resource narrows this access token only; the refresh
         // token keeps everything granted so later requests can choose another resource.
-        let family = AccessGrant { resources: &granted_resources, ..access };
+        let family = AccessGrant {
+            resources: &granted_resources,
+            ..access
+        };
         let (token, refresh_record) = mint_refresh_token(p, &family, grant.expires_at);
         tx.insert_token(&refresh_record).await?;
         Some(token)

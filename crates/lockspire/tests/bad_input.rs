@@ -1,0 +1,162 @@
+//! Bad input (SURFACE S28): every malformed, missing, duplicated or oversized parameter gets the
+//! RFC error and status — never a 500, never a panic.
+
+mod common;
+
+use common::Reply;
+use serde_json::json;
+
+/// A tiny deterministic generator, so failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[(self.next() % items.len() as u64) as usize]
+    }
+}
+
+const NAMES: &[&str] = &[
+    "grant_type",
+    "code",
+    "redirect_uri",
+    "code_verifier",
+    "client_id",
+    "client_secret",
+    "refresh_token",
+    "scope",
+    "resource",
+    "token",
+    "token_type_hint",
+    "response_type",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+    "prompt",
+    "max_age",
+    "claims",
+    "id_token_hint",
+    "response_mode",
+    "request",
+    "interaction",
+    "csrf",
+    "decision",
+    "access_token",
+    "x",
+    "",
+];
+
+const VALUES: &[&str] = &[
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    "openid",
+    "openid email",
+    "S256",
+    "plain",
+    "none",
+    "login",
+    "-1",
+    "99999999999999999999999",
+    "{\"id_token\":{\"email\":null}}",
+    "{",
+    "null",
+    "a.b.c",
+    "%00",
+    "\u{0}",
+    "é漢字🙂",
+    "https://rp.example/cb",
+    "javascript:alert(1)",
+    "   ",
+    "allow",
+    "deny",
+    "query",
+    "form_post",
+    "jwt",
+    "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.",
+];
+
+fn garbage(rng: &mut Rng, client_id: &str) -> Vec<(String, String)> {
+    let n = 1 + rng.next() % 8;
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let name = rng.pick(NAMES).to_owned();
+        let value = match rng.next() % 10 {
+            0 => client_id.to_owned(),
+            1 => "x".repeat((rng.next() % 20_000) as usize),
+            _ => rng.pick(VALUES).to_owned(),
+        };
+        out.push((name, value));
+    }
+    out
+}
+
+on_both_stores! {
+    async fn random_garbage_never_yields_a_server_error(h) {
+        let client = h.confidential_client(json!({})).await;
+        let browser = h.browser(Some("alice"));
+        let mut rng = Rng(0x5eed_1234_abcd_0042);
+        for i in 0..150 {
+            let params = garbage(&mut rng, &client.id);
+            let encoded: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&params).finish();
+            for path in ["/token", "/introspect", "/revoke", "/userinfo", "/consent"] {
+                let mut req = h.http().post(h.url(path)).header("content-type", "application/x-www-form-urlencoded").body(encoded.clone());
+                if i % 3 == 0 {
+                    req = req.basic_auth(&client.id, client.secret.as_deref());
+                }
+                let resp = req.send().await.expect("send");
+                let status = resp.status();
+                assert!(!status.is_server_error(), "{path} {params:?} -> {status}");
+                if path != "/consent" && !status.is_success() {
+                    let r = Reply::from(resp).await;
+                    assert!(!r.error().is_empty(), "{path} error body has an error code: {}", r.text);
+                }
+            }
+            for path in ["/authorize", "/authorize/resume", "/consent", "/userinfo"] {
+                let status = browser.client.get(format!("{}{path}?{encoded}", h.base)).send().await.expect("get").status();
+                assert!(!status.is_server_error(), "GET {path}?{encoded} -> {status}");
+            }
+            let json_body = serde_json::Value::Object(params.iter().map(|(k, v)| (k.clone(), json!(v))).collect());
+            let status = h.http().post(h.url("/register")).json(&json_body).send().await.expect("register").status();
+            assert!(!status.is_server_error(), "register {json_body} -> {status}");
+        }
+    }
+
+    async fn token_endpoint_checks_content_type_size_and_duplicates(h) {
+        let client = h.confidential_client(json!({})).await;
+        let json_body = Reply::from(h.http().post(h.url("/token")).basic_auth(&client.id, client.secret.as_deref())
+            .json(&json!({"grant_type": "client_credentials"})).send().await.expect("send")).await;
+        assert_eq!((json_body.status.as_u16(), json_body.error()), (400, "invalid_request"));
+        let huge = format!("grant_type=client_credentials&scope={}", "a".repeat(70 * 1024));
+        let big = Reply::from(h.http().post(h.url("/token")).basic_auth(&client.id, client.secret.as_deref())
+            .header("content-type", "application/x-www-form-urlencoded").body(huge).send().await.expect("send")).await;
+        assert_eq!((big.status.as_u16(), big.error()), (413, "invalid_request"));
+        let dup = h.post_as(&client, "/token", &[("grant_type", "client_credentials"), ("scope", "a"), ("scope", "b")]).await;
+        assert_eq!((dup.status.as_u16(), dup.error()), (400, "invalid_request"));
+        let dup_grant = h.post_as(&client, "/token", &[("grant_type", "client_credentials"), ("grant_type", "client_credentials")]).await;
+        assert_eq!(dup_grant.error(), "invalid_request");
+        let missing = h.post_as(&client, "/token", &[]).await;
+        assert_eq!((missing.status.as_u16(), missing.error()), (400, "invalid_request"));
+        assert_eq!(missing.header("cache-control"), "no-store", "error responses are not cached either");
+        let long_param = h.post_as(&client, "/token", &[("grant_type", "authorization_code"), ("code", &"c".repeat(9000)), ("code_verifier", &"v".repeat(50))]).await;
+        assert_eq!(long_param.error(), "invalid_request");
+    }
+
+    async fn malformed_authorization_headers_are_client_errors(h) {
+        for value in ["Basic !!!", "Basic", "Basic Zm9v", "Bearer x", "Digest abc"] {
+            let r = Reply::from(h.http().post(h.url("/token")).header("authorization", value)
+                .form(&[("grant_type", "client_credentials")]).send().await.expect("send")).await;
+            assert!(r.status.is_client_error(), "{value}: {}", r.status);
+            assert_eq!(r.error(), "invalid_client", "{value}");
+        }
+        let r = Reply::from(h.http().get(h.url("/userinfo")).header("authorization", "Basic abc").send().await.expect("send")).await;
+        assert_eq!(r.status, 400);
+    }
+}

@@ -1,0 +1,87 @@
+//! Discovery (RFC 8414, OIDC Discovery) and JWKS (RFC 7517), and keys at rest.
+
+mod common;
+
+use common::{Backend, Harness};
+use lockspire::{Lockspire, SecretKey};
+use serde_json::Value;
+
+on_both_stores! {
+    async fn discovery_is_served_at_both_well_known_paths_and_is_truthful(h) {
+        let a = h.http().get(h.url("/.well-known/openid-configuration")).send().await.expect("get");
+        assert_eq!(a.headers()["cache-control"], "public, max-age=300");
+        let a: Value = a.json().await.expect("json");
+        let b: Value = h.http().get(h.url("/.well-known/oauth-authorization-server")).send().await.expect("get").json().await.expect("json");
+        assert_eq!(a, b);
+        assert_eq!(a["issuer"], h.base);
+        assert_eq!(a["token_endpoint"], format!("{}/token", h.base));
+        assert_eq!(a["registration_endpoint"], format!("{}/register", h.base));
+        assert_eq!(a["grant_types_supported"], serde_json::json!(["authorization_code", "refresh_token", "client_credentials"]));
+        assert_eq!(a["response_types_supported"], serde_json::json!(["code"]));
+        assert_eq!(a["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+        assert_eq!(a["request_uri_parameter_supported"], false);
+        assert_eq!(a["authorization_response_iss_parameter_supported"], true);
+        let algs = a["id_token_signing_alg_values_supported"].as_array().expect("algs");
+        assert!(algs.iter().any(|x| x == "RS256"), "OIDC Discovery requires RS256");
+        assert!(!algs.iter().any(|x| x == "none"));
+        assert!(a["scopes_supported"].as_array().expect("scopes").iter().any(|s| s == "api:read"));
+        // Every advertised endpoint answers (no 404 / 5xx on a bare call).
+        for key in ["authorization_endpoint", "jwks_uri", "userinfo_endpoint"] {
+            let url = a[key].as_str().expect(key);
+            let status = h.http().get(url).send().await.expect("get").status();
+            assert!(status != 404 && !status.is_server_error(), "{key}: {status}");
+        }
+        for key in ["token_endpoint", "introspection_endpoint", "revocation_endpoint", "registration_endpoint"] {
+            let url = a[key].as_str().expect(key);
+            let status = h.http().post(url).send().await.expect("post").status();
+            assert!(status != 404 && !status.is_server_error(), "{key}: {status}");
+        }
+    }
+
+    async fn jwks_publishes_public_keys_only(h) {
+        let resp = h.http().get(h.url("/jwks")).send().await.expect("get");
+        let jwks: Value = resp.json().await.expect("json");
+        let keys = jwks["keys"].as_array().expect("keys");
+        for alg in ["RS256", "PS256", "ES256", "EdDSA"] {
+            assert!(keys.iter().any(|k| k["alg"] == alg), "an active {alg} key is published");
+        }
+        for k in keys {
+            for private in ["d", "p", "q", "dp", "dq", "qi", "oth", "k"] {
+                assert!(k.get(private).is_none(), "private member {private} in JWKS");
+            }
+            assert_eq!(k["use"], "sig");
+        }
+    }
+
+    async fn keys_survive_restart_and_are_sealed_under_the_secret_key(h) {
+        let before: Value = h.http().get(h.url("/jwks")).send().await.expect("get").json().await.expect("json");
+        // The same database and secret key: the same keys, none generated anew.
+        let (second, _) = h.second_server().await;
+        let after: Value = h.http().get(format!("{second}/jwks")).send().await.expect("get").json().await.expect("json");
+        assert_eq!(before, after);
+        // Another secret key cannot open them: start-up fails rather than serving with new keys.
+        let wrong = Lockspire::builder()
+            .issuer(&h.base).expect("issuer")
+            .database(&h.db.url)
+            .secret_key(SecretKey::generate())
+            .account_resolver(common::TestResolver::new(common::default_users()))
+            .build().await;
+        assert!(wrong.is_err(), "a wrong secret key must not open stored private keys");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issuer_must_be_https_unless_loopback() {
+    assert!(
+        Lockspire::builder()
+            .issuer("http://auth.example.com")
+            .is_err()
+    );
+    assert!(
+        Lockspire::builder()
+            .issuer("https://auth.example.com/?x=1")
+            .is_err()
+    );
+    let h = Harness::start(Backend::Sqlite).await;
+    assert!(h.base.starts_with("http://127.0.0.1:"));
+}

@@ -1,0 +1,112 @@
+//! Storage rules (SURFACE S0, S26): bearer artifacts and secrets exist in the database only as
+//! digests, private keys only sealed, and single-use transitions are atomic.
+
+mod common;
+
+use common::{Consent, Pkce};
+use lockspire::store::{Consumed, Store, TokenKind};
+use serde_json::json;
+use sqlx::{Column, Row};
+
+/// Every text value in every Lockspire table.
+async fn all_stored_text(url: &str) -> Vec<String> {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.expect("connect");
+    let mut out = Vec::new();
+    for table in [
+        "clients",
+        "signing_keys",
+        "interactions",
+        "grants",
+        "consents",
+        "tokens",
+    ] {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT * FROM {table}")))
+            .fetch_all(&pool)
+            .await
+            .expect("select");
+        for row in rows {
+            for col in row.columns() {
+                if let Ok(Some(text)) = row.try_get::<Option<String>, _>(col.ordinal()) {
+                    out.push(text);
+                }
+            }
+        }
+    }
+    out
+}
+
+on_both_stores! {
+    async fn secrets_codes_and_tokens_are_stored_only_as_digests(h) {
+        let client = h.confidential_client(json!({})).await;
+        let secret = client.secret.clone().expect("secret");
+        let browser = h.browser(Some("alice"));
+        let pkce = Pkce::new();
+        let url = h.authorize_url(&client, "openid offline_access", &pkce, &[]);
+        let outcome = browser.run(&url, &client.redirect_uri, Consent::Stop).await;
+        let common::Outcome::ConsentPage(consent_url, html) = outcome else { panic!("consent page") };
+        let interaction = common::hidden_field(&html, "interaction").expect("interaction");
+        assert!(consent_url.contains(&interaction));
+        let resp = browser.submit_consent(&html, "allow").await;
+        let location = resp.headers()["location"].to_str().expect("location").to_owned();
+        let code = url::Url::parse(&location).expect("url").query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()).expect("code");
+        let tokens = h.redeem(&client, &code, &pkce.verifier).await.body;
+        let cc = h.post_as(&client, "/token", &[("grant_type", "client_credentials")]).await.body;
+        let secrets = [
+            ("client secret", secret.as_str()),
+            ("interaction id", interaction.as_str()),
+            ("authorization code", code.as_str()),
+            ("PKCE verifier", pkce.verifier.as_str()),
+            ("access token", tokens["access_token"].as_str().expect("at")),
+            ("refresh token", tokens["refresh_token"].as_str().expect("rt")),
+            ("client credentials token", cc["access_token"].as_str().expect("cc")),
+        ];
+        let stored = all_stored_text(&h.db.url).await;
+        assert!(stored.len() > 20, "the dump read the tables");
+        for (what, value) in secrets {
+            assert!(value.len() >= 40, "{what} is long enough to be a real secret");
+            assert!(!stored.iter().any(|s| s.contains(value)), "{what} is stored in clear");
+        }
+        for text in &stored {
+            assert!(!text.contains("\"d\":"), "a private JWK member reached the database");
+            assert!(!text.contains("BEGIN PRIVATE KEY"));
+        }
+    }
+
+    async fn store_consumes_a_code_once_under_concurrency_and_revokes_on_replay(h) {
+        let client = h.confidential_client(json!({})).await;
+        let (code, _) = h.authorize(&client, "alice", "openid").await;
+        let store = Store::connect(&h.db.url).await.expect("store");
+        let digest = {
+            use base64::Engine;
+            let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, code.as_bytes());
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d)
+        };
+        let now = lockspire::Clock::now(&h.clock);
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let (store, digest) = (store.clone(), digest.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut tx = store.begin().await.expect("begin");
+                let outcome = tx.consume(TokenKind::Code, &digest, now).await.expect("consume");
+                tx.commit().await.expect("commit");
+                outcome
+            }));
+        }
+        let mut now_count = 0;
+        let mut grant = None;
+        for t in tasks {
+            match t.await.expect("task") {
+                Consumed::Now(rec) => { now_count += 1; grant = rec.grant_id; }
+                Consumed::Replayed => {}
+                Consumed::Invalid => panic!("a consumed code must read as replayed, not unknown"),
+            }
+        }
+        assert_eq!(now_count, 1);
+        let mut tx = store.begin().await.expect("begin");
+        assert!(tx.live_grant(&grant.expect("grant id"), now).await.expect("read").is_none(), "replay revoked the grant");
+        let mut tx2 = store.begin().await.expect("begin");
+        assert!(matches!(tx2.consume(TokenKind::Code, "unknown", now).await.expect("consume"), Consumed::Invalid));
+        drop((tx, tx2));
+    }
+}
