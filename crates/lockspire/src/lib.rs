@@ -114,6 +114,21 @@ impl std::fmt::Debug for Lockspire {
     }
 }
 
+/// An application a user has authorized, as a "connected apps" page lists it.
+#[derive(Clone, Debug)]
+pub struct Authorization {
+    /// The client.
+    pub client_id: String,
+    /// Its registered name.
+    pub client_name: Option<String>,
+    /// Scopes the user consented to.
+    pub scopes: Vec<String>,
+    /// Resources the user consented to (RFC 8707).
+    pub resources: Vec<String>,
+    /// When consent was last given.
+    pub updated_at: UnixTime,
+}
+
 /// Builds a [`Lockspire`]. Issuer, database, secret key and account resolver are required;
 /// everything else has a secure default. All settings are checked once, in [`Builder::build`].
 pub struct Builder {
@@ -197,6 +212,48 @@ impl Lockspire {
             .store
             .set_client_status(&self.inner.tenant, client_id, ClientStatus::Disabled, now)
             .await?)
+    }
+
+    /// The applications `subject` has authorized, for a host's "connected apps" page
+    /// (SURFACE S5).
+    pub async fn authorizations(
+        &self,
+        subject: &Subject,
+    ) -> Result<Vec<Authorization>, OAuthError> {
+        let p = &self.inner;
+        let mut out = Vec::new();
+        for (client_id, consent, updated_at) in
+            p.store.consents_of(&p.tenant, subject.as_str()).await?
+        {
+            let client = p.store.client(&p.tenant, &client_id).await?;
+            out.push(Authorization {
+                client_name: client.and_then(|c| c.metadata.client_name),
+                client_id,
+                scopes: consent.scopes,
+                resources: consent.resources,
+                updated_at,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Withdraws `subject`'s authorization of `client_id`: the standing consent goes, and every
+    /// grant between them is revoked with all its codes and tokens (SURFACE S5).
+    pub async fn revoke_authorization(
+        &self,
+        subject: &Subject,
+        client_id: &str,
+    ) -> Result<bool, OAuthError> {
+        let p = &self.inner;
+        Ok(p.store
+            .revoke_authorization(&p.tenant, subject.as_str(), client_id, p.now())
+            .await?)
+    }
+
+    /// Deletes expired codes, tokens, interactions and grants now. [`Builder::build`] also
+    /// starts a background task that does this every ten minutes.
+    pub async fn prune_expired(&self) -> Result<u64, OAuthError> {
+        Ok(self.inner.store.prune_expired(self.inner.now()).await?)
     }
 
     /// Re-enables a disabled client.
@@ -344,7 +401,7 @@ impl Builder {
         let discovery = protocol::discovery::document(&config, &ring)
             .to_string()
             .into();
-        Ok(Lockspire {
+        let lockspire = Lockspire {
             inner: Arc::new(Provider {
                 config,
                 tenant,
@@ -355,8 +412,26 @@ impl Builder {
                 keys: RwLock::new(Arc::new(ring)),
                 discovery,
             }),
-        })
+        };
+        spawn_pruner(Arc::downgrade(&lockspire.inner));
+        Ok(lockspire)
     }
+}
+
+/// Prunes expired rows every ten minutes for as long as the provider lives. Several processes
+/// may all prune: the deletes are idempotent.
+fn spawn_pruner(provider: std::sync::Weak<Provider>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(p) = provider.upgrade() else { return };
+            if let Err(e) = p.store.prune_expired(p.now()).await {
+                tracing::warn!(error = %e, "pruning expired rows failed; will retry");
+            }
+        }
+    });
 }
 
 fn seal_context(tenant: &str, kid: &str) -> String {

@@ -422,6 +422,81 @@ impl Store {
         let mut conn = self.pool.acquire().await?;
         revoke_grant(&mut conn, grant_id, now).await
     }
+
+    /// The clients `subject` has standing consent for, with what was consented.
+    pub async fn consents_of(
+        &self,
+        tenant: &str,
+        subject: &str,
+    ) -> Result<Vec<(String, ConsentRecord, UnixTime)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT client_id, scopes, resources, updated_at FROM consents \
+             WHERE tenant_id = $1 AND subject = $2 ORDER BY updated_at DESC, client_id",
+        )
+        .bind(tenant)
+        .bind(subject)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    get(r, "client_id")?,
+                    ConsentRecord::from_row(r)?,
+                    get(r, "updated_at")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Withdraws `subject`'s consent for `client_id` and revokes every grant between them (and
+    /// so every token issued from those grants). Returns false when there was nothing to revoke.
+    pub async fn revoke_authorization(
+        &self,
+        tenant: &str,
+        subject: &str,
+        client_id: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let grants = sqlx::query(
+            "UPDATE grants SET revoked_at = $1 WHERE tenant_id = $2 AND subject = $3 AND client_id = $4 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(tenant)
+        .bind(subject)
+        .bind(client_id)
+        .execute(&mut *tx)
+        .await?;
+        let consents = sqlx::query(
+            "DELETE FROM consents WHERE tenant_id = $1 AND subject = $2 AND client_id = $3",
+        )
+        .bind(tenant)
+        .bind(subject)
+        .bind(client_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(grants.rows_affected() + consents.rows_affected() > 0)
+    }
+
+    /// Deletes rows nothing can use any more (SURFACE S26): expired codes and tokens (a revoked
+    /// token stays until it expires, so its revocation is remembered), expired interactions and
+    /// expired grants. Returns the number of rows removed.
+    pub async fn prune_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
+        let mut removed = 0;
+        for statement in [
+            "DELETE FROM tokens WHERE expires_at <= $1",
+            "DELETE FROM interactions WHERE expires_at <= $1",
+            "DELETE FROM grants WHERE expires_at <= $1",
+        ] {
+            removed += sqlx::query(statement)
+                .bind(now)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
+        Ok(removed)
+    }
 }
 
 async fn revoke_grant(
