@@ -96,6 +96,14 @@ impl Provider {
         self.config.issuer.as_str()
     }
 
+    /// The `sub` a client sees: the local subject, or its pairwise form (OIDC Core §8).
+    pub(crate) fn subject_for(&self, client: &ClientMetadata, local: &str) -> String {
+        match client.sector() {
+            Some(sector) => self.secrets.pairwise_subject(&sector, local),
+            None => local.to_owned(),
+        }
+    }
+
     pub(crate) fn context(&self, client_id: &str, scopes: &[String]) -> Context {
         Context {
             issuer: self.issuer().to_owned(),

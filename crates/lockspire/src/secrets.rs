@@ -118,6 +118,7 @@ pub(crate) struct ServerSecrets {
     seal: RandomizedNonceKey,
     pepper: hmac::Key,
     csrf: hmac::Key,
+    pairwise: hmac::Key,
 }
 
 /// A sealed value could not be opened: wrong key or tampered data.
@@ -137,6 +138,7 @@ impl ServerSecrets {
             seal,
             pepper: hmac::Key::new(hmac::HMAC_SHA256, &derive(key, b"client-secret-pepper")),
             csrf: hmac::Key::new(hmac::HMAC_SHA256, &derive(key, b"csrf")),
+            pairwise: hmac::Key::new(hmac::HMAC_SHA256, &derive(key, b"pairwise-subject")),
         }
     }
 
@@ -182,6 +184,16 @@ impl ServerSecrets {
             return false;
         };
         hmac::verify(&self.pepper, secret.as_bytes(), &expected).is_ok()
+    }
+
+    /// A pairwise subject (OIDC Core §8.1): a keyed hash of the sector and the local subject, so
+    /// clients of different sectors cannot correlate users and nobody can reverse it.
+    pub(crate) fn pairwise_subject(&self, sector: &str, local: &str) -> String {
+        let mut input = Vec::with_capacity(sector.len() + local.len() + 1);
+        input.extend_from_slice(sector.as_bytes());
+        input.push(0);
+        input.extend_from_slice(local.as_bytes());
+        b64(hmac::sign(&self.pairwise, &input))
     }
 
     /// CSRF token for a form bound to `binding` (an interaction and the browser that started it).

@@ -117,6 +117,15 @@ pub struct ClientMetadata {
     pub scope: Option<String>,
     /// ID token signing alg (OIDC Registration §2; RS256 when absent).
     pub id_token_signed_response_alg: String,
+    /// `public` or `pairwise` (OIDC Core §8).
+    #[serde(default = "default_subject_type")]
+    pub subject_type: String,
+    /// Sign `/userinfo` responses with this alg (OIDC Registration §2); JSON when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userinfo_signed_response_alg: Option<String>,
+    /// Alg of JWT introspection responses (RFC 9701 §6); RS256 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introspection_signed_response_alg: Option<String>,
     /// Access token format override (Lockspire extension; the server default when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_token_format: Option<String>,
@@ -132,11 +141,41 @@ fn default_application_type() -> String {
     "web".to_owned()
 }
 
+fn default_subject_type() -> String {
+    "public".to_owned()
+}
+
 impl ClientMetadata {
     /// The alg of this client's ID tokens.
     pub fn id_token_alg(&self) -> SigningAlg {
         self.id_token_signed_response_alg
             .parse()
+            .unwrap_or(SigningAlg::RS256)
+    }
+
+    /// The pairwise sector (OIDC Core §8.1): the host of the redirect URIs, which registration
+    /// requires to be one host. `None` for public-subject clients.
+    pub fn sector(&self) -> Option<String> {
+        if self.subject_type != "pairwise" {
+            return None;
+        }
+        let first = self.redirect_uris.first()?;
+        let url = Url::parse(first).ok()?;
+        Some(url.host_str().unwrap_or(url.scheme()).to_owned())
+    }
+
+    /// The alg for signed userinfo responses, if the client asked for them.
+    pub fn userinfo_alg(&self) -> Option<SigningAlg> {
+        self.userinfo_signed_response_alg
+            .as_deref()
+            .and_then(|a| a.parse().ok())
+    }
+
+    /// The alg for JWT introspection responses (RFC 9701).
+    pub fn introspection_alg(&self) -> SigningAlg {
+        self.introspection_signed_response_alg
+            .as_deref()
+            .and_then(|a| a.parse().ok())
             .unwrap_or(SigningAlg::RS256)
     }
 
@@ -357,11 +396,44 @@ pub(crate) fn validate_metadata(
             ))
         })?,
     };
-    if let Some(subject_type) = opt_string(body, "subject_type")?
-        && subject_type != "public"
-    {
-        return Err(invalid("only the public subject type is supported"));
+    let subject_type = opt_string(body, "subject_type")?.unwrap_or_else(default_subject_type);
+    match subject_type.as_str() {
+        "public" => {}
+        "pairwise" => {
+            if body
+                .get("sector_identifier_uri")
+                .is_some_and(|v| !v.is_null())
+            {
+                return Err(invalid(
+                    "sector_identifier_uri is not supported; register redirect URIs on one host",
+                ));
+            }
+            let hosts: Vec<String> = redirect_uris
+                .iter()
+                .filter_map(|u| Url::parse(u).ok())
+                .map(|u| u.host_str().unwrap_or(u.scheme()).to_owned())
+                .collect();
+            if hosts.is_empty() || hosts.iter().any(|h| *h != hosts[0]) {
+                // OIDC Core §8.1: without a sector_identifier_uri, the sector is the single host
+                // of the redirect URIs.
+                return Err(invalid(
+                    "pairwise clients need redirect URIs on a single host",
+                ));
+            }
+        }
+        _ => return Err(invalid("subject_type must be public or pairwise")),
     }
+    let signed_alg = |field: &str| -> Result<Option<String>, OAuthError> {
+        match opt_string(body, field)? {
+            None => Ok(None),
+            Some(a) => a
+                .parse::<SigningAlg>()
+                .map(|a| Some(a.as_str().to_owned()))
+                .map_err(|_| invalid(format!("{field} {a:?} is not supported"))),
+        }
+    };
+    let userinfo_signed_response_alg = signed_alg("userinfo_signed_response_alg")?;
+    let introspection_signed_response_alg = signed_alg("introspection_signed_response_alg")?;
     let access_token_format = opt_string(body, "access_token_format")?;
     if let Some(f) = &access_token_format
         && AccessTokenFormat::parse(f).is_none()
@@ -387,6 +459,9 @@ pub(crate) fn validate_metadata(
         contacts: string_list(body, "contacts")?.unwrap_or_default(),
         scope,
         id_token_signed_response_alg: id_token_signed_response_alg.as_str().to_owned(),
+        subject_type,
+        userinfo_signed_response_alg,
+        introspection_signed_response_alg,
         access_token_format,
         software_id: opt_string(body, "software_id")?,
         software_version: opt_string(body, "software_version")?,
@@ -412,6 +487,9 @@ mod tests {
             contacts: vec![],
             scope: None,
             id_token_signed_response_alg: "RS256".into(),
+            subject_type: "public".into(),
+            userinfo_signed_response_alg: None,
+            introspection_signed_response_alg: None,
             access_token_format: None,
             software_id: None,
             software_version: None,

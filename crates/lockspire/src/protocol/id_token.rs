@@ -57,7 +57,7 @@ pub(crate) async fn issue(p: &Provider, input: IdTokenInput<'_>) -> Result<Strin
     let mut claims: Map<String, Value> = release_claims(&host.id_token, input.scopes, requested);
     let protocol = json!({
         "iss": p.issuer(),
-        "sub": input.subject,
+        "sub": p.subject_for(&input.client.metadata, input.subject),
         "aud": input.client.client_id,
         "exp": now + p.config.lifetimes.id_token,
         "iat": now,

@@ -194,7 +194,7 @@ async fn advance(
     let other_user = req
         .hint_subject
         .as_ref()
-        .is_some_and(|h| h != session.subject.as_str());
+        .is_some_and(|h| *h != p.subject_for(&pending.client.metadata, session.subject.as_str()));
     if stale_login || too_old || other_user {
         if req.prompt.none {
             return Err(fail(OAuthError::new(

@@ -8,6 +8,7 @@ use super::client_auth::{self, AuthenticatedClient};
 use super::params::Params;
 use crate::Provider;
 use crate::error::{ErrorCode, OAuthError};
+use crate::jose::sign_compact;
 use crate::secrets::token_digest;
 use crate::store::TokenKind;
 
@@ -59,7 +60,10 @@ pub(crate) async fn introspect(
         out.insert("scope".into(), Value::String(record.scopes.clone()));
     }
     if let Some(sub) = &record.subject {
-        out.insert("sub".into(), Value::String(sub.clone()));
+        out.insert(
+            "sub".into(),
+            Value::String(p.subject_for(&client.record().metadata, sub)),
+        );
     }
     let resources = record.resource_list()?;
     if !resources.is_empty() {
@@ -78,4 +82,22 @@ pub(crate) async fn introspect(
         TokenKind::Code => return Ok(inactive),
     }
     Ok(Value::Object(out))
+}
+
+/// RFC 9701 §5: the introspection answer as a signed JWT for callers that ask for
+/// `application/token-introspection+jwt`.
+pub(crate) fn signed(
+    p: &Provider,
+    client: &AuthenticatedClient,
+    answer: Value,
+) -> Result<String, OAuthError> {
+    let claims = json!({
+        "iss": p.issuer(),
+        "aud": client.id(),
+        "iat": p.now(),
+        "token_introspection": answer,
+    });
+    let keys = p.keys();
+    let key = keys.active(client.record().metadata.introspection_alg())?;
+    Ok(sign_compact(key, "token-introspection+jwt", &claims)?)
 }

@@ -6,6 +6,7 @@ use super::id_token::host_claims;
 use super::scope::release_claims;
 use crate::Provider;
 use crate::error::{Challenge, ErrorCode, OAuthError};
+use crate::jose::sign_compact;
 use crate::secrets::token_digest;
 use crate::store::TokenKind;
 
@@ -52,8 +53,15 @@ pub(crate) fn bearer_token<'a>(
     }
 }
 
+/// A userinfo answer: JSON, or a JWS when the client registered
+/// `userinfo_signed_response_alg` (OIDC Core §5.3.2).
+pub(crate) enum UserinfoResponse {
+    Json(Map<String, Value>),
+    Signed(String),
+}
+
 /// Returns the claims about the token's subject that its grant releases.
-pub(crate) async fn userinfo(p: &Provider, token: &str) -> Result<Map<String, Value>, OAuthError> {
+pub(crate) async fn userinfo(p: &Provider, token: &str) -> Result<UserinfoResponse, OAuthError> {
     let Some(record) = p.store.active_token(&token_digest(token), p.now()).await? else {
         return Err(invalid_token("unknown, expired or revoked token"));
     };
@@ -88,7 +96,26 @@ pub(crate) async fn userinfo(p: &Provider, token: &str) -> Result<Map<String, Va
         })?;
     let details = grant.details()?;
     let requested = details.claims.as_ref().and_then(|c| c.get("userinfo"));
+    let client = p
+        .store
+        .client(&p.tenant, &record.client_id)
+        .await?
+        .ok_or_else(|| invalid_token("client missing"))?;
     let mut out = release_claims(&claims.userinfo, &scopes, requested);
-    out.insert("sub".into(), Value::String(subject.to_owned()));
-    Ok(out)
+    out.insert(
+        "sub".into(),
+        Value::String(p.subject_for(&client.metadata, subject)),
+    );
+    let Some(alg) = client.metadata.userinfo_alg() else {
+        return Ok(UserinfoResponse::Json(out));
+    };
+    // OIDC Core §5.3.2: a signed response carries iss and aud.
+    out.insert("iss".into(), Value::String(p.issuer().to_owned()));
+    out.insert("aud".into(), Value::String(client.client_id.clone()));
+    let keys = p.keys();
+    Ok(UserinfoResponse::Signed(sign_compact(
+        keys.active(alg)?,
+        "JWT",
+        &out,
+    )?))
 }

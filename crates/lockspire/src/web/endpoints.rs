@@ -39,6 +39,17 @@ fn no_store(status: StatusCode, value: &impl Serialize) -> Response {
     r
 }
 
+/// RFC 9701 §4 media type.
+const INTROSPECTION_JWT: &str = "application/token-introspection+jwt";
+
+fn no_store_jwt(jwt: String, media_type: &'static str) -> Response {
+    let mut r = jwt.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
 /// `GET /.well-known/openid-configuration` and `/.well-known/oauth-authorization-server`.
 pub(crate) async fn discovery(State(p): State<Arc<Provider>>) -> Response {
     json_body(&p.discovery, "public, max-age=300")
@@ -84,8 +95,10 @@ pub(crate) async fn userinfo(
         None => None,
     };
     let token = ui::bearer_token(authz.as_deref(), form_token)?;
-    let claims = ui::userinfo(&p, token).await?;
-    Ok(no_store(StatusCode::OK, &claims))
+    match ui::userinfo(&p, token).await? {
+        ui::UserinfoResponse::Json(claims) => Ok(no_store(StatusCode::OK, &claims)),
+        ui::UserinfoResponse::Signed(jwt) => Ok(no_store_jwt(jwt, "application/jwt")),
+    }
 }
 
 /// `POST /introspect` (RFC 7662 §2).
@@ -96,6 +109,23 @@ pub(crate) async fn introspect(
     let (parts, params) = form(req).await?;
     let client = introspection::caller(&p, authorization(&parts.headers)?, &params).await?;
     let answer = introspection::introspect(&p, &client, &params).await?;
+    let wants_jwt = parts
+        .headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case(INTROSPECTION_JWT))
+        });
+    if wants_jwt {
+        return Ok(no_store_jwt(
+            introspection::signed(&p, &client, answer)?,
+            INTROSPECTION_JWT,
+        ));
+    }
     Ok(no_store(StatusCode::OK, &answer))
 }
 

@@ -825,6 +825,16 @@ pub fn jwt_parts(token: &str) -> (Value, Value) {
 
 /// Verifies a JWT against the server's published JWKS with an independent JOSE library.
 pub async fn verify_with_jwks(h: &Harness, token: &str, audience: &str) -> Value {
+    verify_jws(h, token, audience, true).await
+}
+
+/// Like [`verify_with_jwks`] for signed responses that carry no `exp` (signed userinfo,
+/// RFC 9701 introspection responses).
+pub async fn verify_response_with_jwks(h: &Harness, token: &str, audience: &str) -> Value {
+    verify_jws(h, token, audience, false).await
+}
+
+async fn verify_jws(h: &Harness, token: &str, audience: &str, expiring: bool) -> Value {
     let jwks: jsonwebtoken::jwk::JwkSet = h
         .http()
         .get(h.url("/jwks"))
@@ -841,6 +851,10 @@ pub async fn verify_with_jwks(h: &Harness, token: &str, audience: &str) -> Value
     let mut validation = jsonwebtoken::Validation::new(header.alg);
     validation.set_audience(&[audience]);
     validation.set_issuer(&[&h.base]);
+    if !expiring {
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+    }
     jsonwebtoken::decode::<Value>(token, &key, &validation)
         .expect("JWT verifies against JWKS")
         .claims

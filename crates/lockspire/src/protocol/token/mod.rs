@@ -100,6 +100,7 @@ pub(crate) fn mint_access_token(
     let scope = g.scopes.join(" ");
     let format = g.client.record().metadata.access_token_format(&p.config);
     let jti = random_id();
+    let metadata = &g.client.record().metadata;
     let token = match format {
         AccessTokenFormat::Opaque => random_token(),
         AccessTokenFormat::Jwt => {
@@ -109,9 +110,13 @@ pub(crate) fn mint_access_token(
                 [one] => Value::String(one.clone()),
                 many => Value::from(many.to_vec()),
             };
+            let sub = match g.subject {
+                Some(local) => p.subject_for(metadata, local),
+                None => g.client.id().to_owned(),
+            };
             let claims = JwtAccessClaims {
                 iss: p.issuer(),
-                sub: g.subject.unwrap_or(g.client.id()),
+                sub: &sub,
                 aud,
                 exp: expires_at,
                 iat: now,
