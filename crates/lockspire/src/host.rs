@@ -86,6 +86,8 @@ pub struct Context {
     pub return_to: Option<String>,
     /// True when the user must authenticate again (`prompt=login`, `max_age` exceeded).
     pub force_login: bool,
+    /// True when the client asked the user to choose an account (`prompt=select_account`).
+    pub select_account: bool,
     /// `login_hint` from the request (OIDC Core §3.1.2.1), untrusted.
     pub login_hint: Option<String>,
     /// Requested `acr_values`, in order of preference.

@@ -85,3 +85,35 @@ async fn issuer_must_be_https_unless_loopback() {
     let h = Harness::start(Backend::Sqlite).await;
     assert!(h.base.starts_with("http://127.0.0.1:"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_clients_may_call_token_and_userinfo_cross_origin_but_not_pages() {
+    let h = Harness::start(Backend::Sqlite).await;
+    let preflight = h
+        .http()
+        .request(reqwest::Method::OPTIONS, h.url("/token"))
+        .header("origin", "https://spa.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .expect("preflight");
+    assert!(preflight.status().is_success());
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+    let jwks = h
+        .http()
+        .get(h.url("/jwks"))
+        .header("origin", "https://spa.example")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(jwks.headers()["access-control-allow-origin"], "*");
+    let page = h
+        .http()
+        .get(h.url("/authorize"))
+        .header("origin", "https://spa.example")
+        .send()
+        .await
+        .expect("get");
+    assert!(page.headers().get("access-control-allow-origin").is_none());
+}

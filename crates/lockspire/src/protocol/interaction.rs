@@ -70,6 +70,7 @@ fn context(p: &Provider, pending: &Pending) -> Context {
         interaction_id: Some(pending.id.clone()),
         return_to: Some(resume_url(p, &pending.id)),
         force_login: false,
+        select_account: req.prompt.select_account,
         login_hint: req.login_hint.clone(),
         acr_values: req.acr_values.clone(),
         ui_locales: req.ui_locales.clone(),

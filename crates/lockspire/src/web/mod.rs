@@ -10,7 +10,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::routing::{get, post};
-use http::{HeaderMap, Request, header};
+use http::{HeaderMap, Method, Request, header};
+use tower_http::cors::{Any, CorsLayer};
 
 use crate::Provider;
 use crate::error::OAuthError;
@@ -20,7 +21,14 @@ use crate::protocol::params::Params;
 pub(crate) const MAX_BODY: usize = 64 * 1024;
 
 pub(crate) fn router(p: Arc<Provider>) -> Router {
-    Router::new()
+    // Endpoints that browser-based clients (SPAs) call cross-origin: no cookies are involved,
+    // so any origin may read the answers.
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+        .max_age(std::time::Duration::from_secs(3600));
+    let api = Router::new()
         .route(
             "/.well-known/openid-configuration",
             get(endpoints::discovery),
@@ -30,6 +38,16 @@ pub(crate) fn router(p: Arc<Provider>) -> Router {
             get(endpoints::discovery),
         )
         .route("/jwks", get(endpoints::jwks))
+        .route("/token", post(endpoints::token))
+        .route(
+            "/userinfo",
+            get(endpoints::userinfo).post(endpoints::userinfo),
+        )
+        .route("/revoke", post(endpoints::revoke))
+        .route("/register", post(endpoints::register))
+        .layer(cors);
+    // Browser pages and the server-to-server introspection endpoint: same-origin only.
+    Router::new()
         .route(
             "/authorize",
             get(authorize::authorize).post(authorize::authorize),
@@ -39,14 +57,8 @@ pub(crate) fn router(p: Arc<Provider>) -> Router {
             "/consent",
             get(authorize::consent_page).post(authorize::consent_decision),
         )
-        .route("/token", post(endpoints::token))
-        .route(
-            "/userinfo",
-            get(endpoints::userinfo).post(endpoints::userinfo),
-        )
         .route("/introspect", post(endpoints::introspect))
-        .route("/revoke", post(endpoints::revoke))
-        .route("/register", post(endpoints::register))
+        .merge(api)
         .with_state(p)
 }
 
