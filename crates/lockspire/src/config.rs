@@ -164,6 +164,7 @@ pub struct Config {
     pub(crate) access_token_format: AccessTokenFormat,
     pub(crate) access_token_alg: SigningAlg,
     pub(crate) extra_scopes: Vec<String>,
+    pub(crate) offline_access_required: bool,
 }
 
 impl Config {

@@ -147,6 +147,7 @@ pub struct Builder {
     registration: RegistrationPolicy,
     access_token_format: AccessTokenFormat,
     extra_scopes: Vec<String>,
+    offline_access_required: bool,
     lifetimes: Lifetimes,
     clock: Arc<dyn Clock>,
 }
@@ -167,6 +168,7 @@ impl Lockspire {
             registration: RegistrationPolicy::Disabled,
             access_token_format: AccessTokenFormat::Opaque,
             extra_scopes: Vec::new(),
+            offline_access_required: true,
             lifetimes: Lifetimes::default(),
             clock: Arc::new(SystemClock),
         }
@@ -330,6 +332,13 @@ impl Builder {
         self
     }
 
+    /// Whether OpenID requests need the `offline_access` scope to receive a refresh token
+    /// (OIDC Core §11). Default: true. Plain OAuth requests (no `openid`) are unaffected.
+    pub fn offline_access_required(mut self, required: bool) -> Self {
+        self.offline_access_required = required;
+        self
+    }
+
     /// Token and interaction lifetimes.
     pub fn lifetimes(mut self, lifetimes: Lifetimes) -> Self {
         self.lifetimes = lifetimes;
@@ -402,6 +411,7 @@ impl Builder {
             access_token_format: self.access_token_format,
             access_token_alg: SigningAlg::ES256,
             extra_scopes: self.extra_scopes,
+            offline_access_required: self.offline_access_required,
         };
         let secrets = ServerSecrets::new(&secret_key);
         let tenant = DEFAULT_TENANT.to_owned();

@@ -192,3 +192,27 @@ on_both_stores! {
         assert_eq!(r.error(), "invalid_grant");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_may_issue_refresh_tokens_without_offline_access() {
+    let h = common::Harness::start_with(common::Backend::Sqlite, |b| {
+        b.offline_access_required(false)
+    })
+    .await;
+    let client = h.public_client(json!({})).await;
+    let t = h.tokens(&client, "alice", "openid").await;
+    assert!(t["refresh_token"].is_string());
+    let strict = common::Harness::start(common::Backend::Sqlite).await;
+    let client = strict.public_client(json!({})).await;
+    assert!(
+        strict
+            .tokens(&client, "alice", "openid")
+            .await
+            .get("refresh_token")
+            .is_none()
+    );
+    assert!(
+        strict.tokens(&client, "alice", "api:read").await["refresh_token"].is_string(),
+        "plain OAuth keeps refresh tokens"
+    );
+}

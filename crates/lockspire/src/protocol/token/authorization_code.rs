@@ -91,7 +91,7 @@ pub(super) async fn exchange(
     };
     let (access_token, access_record) = mint_access_token(p, &access)?;
     tx.insert_token(&access_record).await?;
-    let refresh_token = if wants_refresh_token(client, &scopes) {
+    let refresh_token = if wants_refresh_token(p, client, &scopes) {
         // RFC 8707 §2.2: a token-time resource narrows this access token only; the refresh
         // token keeps everything granted so later requests can choose another resource.
         let family = AccessGrant {

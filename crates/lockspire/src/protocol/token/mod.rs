@@ -218,11 +218,16 @@ pub(crate) fn narrow_scopes(
 }
 
 /// OIDC Core §11 and SURFACE S6: refresh tokens go to clients registered for the grant, and for
-/// OpenID requests only when `offline_access` was granted.
-pub(crate) fn wants_refresh_token(client: &AuthenticatedClient, scopes: &[String]) -> bool {
+/// OpenID requests only when `offline_access` was granted (unless the host relaxed that).
+pub(crate) fn wants_refresh_token(
+    p: &Provider,
+    client: &AuthenticatedClient,
+    scopes: &[String],
+) -> bool {
+    let has = |scope: &str| scopes.iter().any(|s| s == scope);
     client
         .record()
         .metadata
         .allows_grant(GrantType::RefreshToken)
-        && (scopes.iter().any(|s| s == "offline_access") || !scopes.iter().any(|s| s == "openid"))
+        && (has("offline_access") || !has("openid") || !p.config.offline_access_required)
 }
