@@ -7,7 +7,7 @@
 //!   hashes, and a SQL-backed tower-sessions store driven by axum-login.
 //! * [`resolver`] is the only glue Lockspire needs: it answers "who is signed in?" by running
 //!   axum-login's extractor on the request Lockspire hands it.
-//! * [`relying_party`] plays the client: it runs an authorization code + PKCE flow against the
+//! * `relying_party` plays the client: it runs an authorization code + PKCE flow against the
 //!   provider over real HTTP and verifies the ID token, the way any OIDC client would.
 //!
 //! [`app`] builds the whole router so the binary and the integration test start the same thing.
@@ -19,7 +19,7 @@ pub mod cli;
 mod db;
 mod pages;
 mod random;
-pub mod relying_party;
+mod relying_party;
 pub mod resolver;
 pub mod sessions;
 pub mod users;
@@ -88,7 +88,14 @@ pub async fn app(settings: Settings) -> anyhow::Result<Router> {
 
     let pool = db::connect(&settings.database_url).await?;
     let users = Users::new(pool.clone()).await?;
-    users.seed(DEMO_USERNAME, DEMO_PASSWORD, "Alice Example", "alice@example.com").await?;
+    users
+        .seed(
+            DEMO_USERNAME,
+            DEMO_PASSWORD,
+            "Alice Example",
+            "alice@example.com",
+        )
+        .await?;
     let sessions = SqlSessionStore::new(pool).await?;
     sessions.spawn_sweeper(SESSION_SWEEP);
 
@@ -135,16 +142,14 @@ async fn register_demo_client(lockspire: &Lockspire, issuer: &str) -> anyhow::Re
     let callback = format!("{issuer}/demo/callback");
     match lockspire.client(DEMO_CLIENT_ID).await? {
         Some((metadata, active)) => {
-            // Lockspire has no "update client" call. A loopback IP redirect matches any port
-            // (RFC 8252 §7.3), so `--addr 127.0.0.1:4001` still works; another host name needs
-            // a fresh database.
+            // The issuer changed since the client was registered (a loopback IP redirect
+            // matches any port, RFC 8252 §7.3, so only a new host name gets here).
             if metadata.match_redirect_uri(&callback).is_none() {
-                tracing::warn!(
-                    registered = ?metadata.redirect_uris,
-                    expected = %callback,
-                    "the demo client was registered for another issuer; /demo will fail until the \
-                     data directory (or database) is reset"
-                );
+                lockspire
+                    .update_client(DEMO_CLIENT_ID, demo_client_metadata(&callback))
+                    .await
+                    .context("re-registering the demo client for the new issuer")?;
+                tracing::info!(redirect_uri = %callback, "updated the demo client's redirect URI");
             }
             if !active {
                 tracing::warn!(
@@ -154,21 +159,27 @@ async fn register_demo_client(lockspire: &Lockspire, issuer: &str) -> anyhow::Re
             }
         }
         None => {
-            lockspire
-                .create_client(
-                    Some(DEMO_CLIENT_ID),
-                    json!({
-                        "client_name": "Lockspire demo relying party",
-                        "token_endpoint_auth_method": "none",
-                        "grant_types": ["authorization_code", "refresh_token"],
-                        "response_types": ["code"],
-                        "redirect_uris": [callback],
-                    }),
-                )
-                .await
-                .context("registering the demo client")?;
-            tracing::info!(client_id = DEMO_CLIENT_ID, "registered the demo client");
+            let created = lockspire
+                .create_client(Some(DEMO_CLIENT_ID), demo_client_metadata(&callback))
+                .await;
+            match created {
+                Ok(_) => tracing::info!(client_id = DEMO_CLIENT_ID, "registered the demo client"),
+                // Another demo process sharing the database registered it first.
+                Err(_) if lockspire.client(DEMO_CLIENT_ID).await?.is_some() => {}
+                Err(e) => return Err(e).context("registering the demo client"),
+            }
         }
     }
     Ok(())
+}
+
+/// The demo client: public (PKCE, no secret), code flow with refresh tokens.
+fn demo_client_metadata(callback: &str) -> serde_json::Value {
+    json!({
+        "client_name": "Lockspire demo relying party",
+        "token_endpoint_auth_method": "none",
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "redirect_uris": [callback],
+    })
 }

@@ -1,1 +1,35 @@
-fn main() {}
+//! `cargo run -p lockspire-demo`: the Lockspire demo host. See the library crate for how it
+//! is put together.
+
+use anyhow::Context as _;
+use clap::Parser;
+use lockspire_demo::cli::{Cli, banner};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    // `info` by default; PostgreSQL's "relation already exists, skipping" notices from the
+    // idempotent CREATE TABLE statements are noise at that level.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx::postgres::notice=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let cli = Cli::parse();
+    let settings = cli.settings()?;
+    let issuer = settings.issuer.clone();
+    // Bind first: a port in use should fail before any database work.
+    let listener = tokio::net::TcpListener::bind(cli.addr)
+        .await
+        .with_context(|| format!("listening on {}", cli.addr))?;
+    let app = lockspire_demo::app(settings).await?;
+    println!("{}", banner(&issuer));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            // If the signal handler cannot be installed, run until killed.
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
+        .await
+        .context("serving")?;
+    Ok(())
+}

@@ -18,6 +18,7 @@ const CREATE_SESSIONS: &str = "CREATE TABLE IF NOT EXISTS demo_sessions (
     expiry_date BIGINT NOT NULL
 )";
 
+/// Makes the expiry sweep an index range scan.
 const CREATE_EXPIRY_INDEX: &str =
     "CREATE INDEX IF NOT EXISTS demo_sessions_expiry ON demo_sessions (expiry_date)";
 
@@ -27,10 +28,12 @@ pub struct SqlSessionStore {
     pool: AnyPool,
 }
 
+/// A database failure in the store's error type.
 fn backend(e: sqlx::Error) -> session_store::Error {
     session_store::Error::Backend(e.to_string())
 }
 
+/// The session data as JSON text.
 fn encode(record: &Record) -> session_store::Result<String> {
     serde_json::to_string(&record.data).map_err(|e| session_store::Error::Encode(e.to_string()))
 }

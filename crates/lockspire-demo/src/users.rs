@@ -7,8 +7,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum_login::{AuthUser, AuthnBackend, UserId};
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
@@ -101,12 +101,15 @@ const CREATE_USERS: &str = "CREATE TABLE IF NOT EXISTS demo_users (
     email_verified BIGINT NOT NULL
 )";
 
+/// One user by id.
 const SELECT_BY_ID: &str = "SELECT id, username, password_hash, name, email, email_verified \
                             FROM demo_users WHERE id = $1";
 
+/// One user by username.
 const SELECT_BY_USERNAME: &str = "SELECT id, username, password_hash, name, email, email_verified \
                                   FROM demo_users WHERE username = $1";
 
+/// Decodes a `demo_users` row.
 fn user_from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
     Ok(User {
         id: row.try_get("id")?,
@@ -180,7 +183,11 @@ impl Users {
         .execute(&self.pool)
         .await?;
         tracing::info!(username, "created the demo account");
-        Ok(self.by_username(username).await?.map(|u| u.id).unwrap_or(id))
+        Ok(self
+            .by_username(username)
+            .await?
+            .map(|u| u.id)
+            .unwrap_or(id))
     }
 
     /// A user by their stable id.

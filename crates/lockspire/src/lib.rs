@@ -201,6 +201,15 @@ impl Lockspire {
         protocol::registration::create(&self.inner, client_id, metadata).await
     }
 
+    /// Replaces a client's metadata, with the same validation as registration.
+    pub async fn update_client(
+        &self,
+        client_id: &str,
+        metadata: serde_json::Value,
+    ) -> Result<ClientMetadata, OAuthError> {
+        protocol::registration::update(&self.inner, client_id, metadata).await
+    }
+
     /// A client's registered metadata and status, if it exists.
     pub async fn client(
         &self,

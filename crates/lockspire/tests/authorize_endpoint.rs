@@ -221,4 +221,16 @@ on_both_stores! {
         assert_eq!(resp.status(), 303);
         assert!(resp.headers()["location"].to_str().unwrap_or("").starts_with("/test-login"));
     }
+
+    async fn prompt_login_asks_again_even_within_the_same_second(h) {
+        let client = h.public_client(json!({})).await;
+        let browser = h.browser(Some("alice"));
+        let _ = browser.client.get(format!("{}/test-signin?user=alice&return_to=/jwks", h.base)).send().await.expect("sign in");
+        // The clock has not moved: the session's auth_time equals the request time.
+        let resp = browser.client.get(h.authorize_url(&client, "openid", &Pkce::new(), &[("prompt", "login")])).send().await.expect("get");
+        let location = resp.headers()["location"].to_str().unwrap_or("").to_owned();
+        assert!(location.starts_with("/test-login") && location.contains("force=1"), "{location}");
+        let done = browser.run(&h.authorize_url(&client, "openid", &Pkce::new(), &[("prompt", "login")]), &client.redirect_uri, Consent::Allow).await;
+        assert!(done.redirect_params().contains_key("code"), "a fresh sign-in completes: {done:?}");
+    }
 }

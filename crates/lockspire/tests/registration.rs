@@ -46,6 +46,22 @@ on_both_stores! {
         assert_eq!(meta.client_name.as_deref(), Some("Third party"));
     }
 
+    async fn hosts_update_client_metadata_under_registration_rules(h) {
+        let client = h.public_client(json!({})).await;
+        let updated = h.ls.update_client(&client.id, json!({
+            "token_endpoint_auth_method": "none",
+            "redirect_uris": ["https://rp.example/new-cb"],
+            "client_name": "Renamed",
+        })).await.expect("update");
+        assert_eq!(updated.redirect_uris, vec!["https://rp.example/new-cb"]);
+        let (stored, _) = h.ls.client(&client.id).await.expect("read").expect("exists");
+        assert_eq!(stored.client_name.as_deref(), Some("Renamed"));
+        let bad = h.ls.update_client(&client.id, json!({"redirect_uris": ["http://evil.example/cb"], "token_endpoint_auth_method": "none"})).await;
+        assert_eq!(bad.err().map(|e| e.code().as_str()), Some("invalid_redirect_uri"));
+        let switch = h.ls.update_client(&client.id, json!({"redirect_uris": ["https://rp.example/cb"]})).await;
+        assert_eq!(switch.err().map(|e| e.code().as_str()), Some("invalid_client_metadata"), "public cannot become confidential without a secret");
+    }
+
     async fn public_clients_get_no_secret(h) {
         let r = register(&h, json!({"redirect_uris": ["com.example.app:/cb"], "token_endpoint_auth_method": "none", "application_type": "native"}), None).await;
         assert_eq!(r.status, 201, "{}", r.body);

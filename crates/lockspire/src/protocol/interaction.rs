@@ -190,7 +190,13 @@ async fn advance(
         }
         return send_to_login(p, &pending, parts, ctx).await.map_err(fail);
     };
-    let stale_login = req.prompt.login && session.auth_time < pending.record.created_at;
+    // prompt=login: the user must sign in after Lockspire asked the host for it. Comparing with
+    // the request time instead would wrongly accept a sign-in from the same second.
+    let stale_login = req.prompt.login
+        && pending
+            .record
+            .login_requested_at
+            .is_none_or(|asked| session.auth_time < asked);
     let too_old = req.max_age.is_some_and(|max| now - session.auth_time > max);
     let other_user = req
         .hint_subject

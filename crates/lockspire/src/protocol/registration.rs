@@ -64,6 +64,42 @@ pub(crate) fn authorize_registration(
     }
 }
 
+/// Replaces a client's metadata under the same rules as registration. Switching between a
+/// public and a confidential method is refused: the secret (or its absence) would not match.
+pub(crate) async fn update(
+    p: &Provider,
+    client_id: &str,
+    body: Value,
+) -> Result<ClientMetadata, OAuthError> {
+    let Value::Object(body) = body else {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidClientMetadata,
+            "the metadata must be a JSON object",
+        ));
+    };
+    let metadata = validate_metadata(&p.config, &body)?;
+    let current = p
+        .store
+        .client(&p.tenant, client_id)
+        .await?
+        .ok_or_else(|| OAuthError::new(ErrorCode::InvalidClient, "unknown client"))?;
+    if current
+        .metadata
+        .token_endpoint_auth_method
+        .is_confidential()
+        != metadata.token_endpoint_auth_method.is_confidential()
+    {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidClientMetadata,
+            "a client cannot switch between public and confidential authentication",
+        ));
+    }
+    p.store
+        .update_client_metadata(&p.tenant, client_id, &metadata, p.now())
+        .await?;
+    Ok(metadata)
+}
+
 /// Registers a client from RFC 7591 metadata.
 pub(crate) async fn create(
     p: &Provider,

@@ -214,6 +214,26 @@ impl Store {
         row.map(|r| ClientRecord::from_row(&r)).transpose()
     }
 
+    /// Replaces a client's metadata. Returns false when no such client exists.
+    pub async fn update_client_metadata(
+        &self,
+        tenant: &str,
+        client_id: &str,
+        metadata: &crate::protocol::client::ClientMetadata,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let json =
+            serde_json::to_string(metadata).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let done = sqlx::query("UPDATE clients SET metadata = $1, updated_at = $2 WHERE tenant_id = $3 AND client_id = $4")
+            .bind(json)
+            .bind(now)
+            .bind(tenant)
+            .bind(client_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Enables or disables a client. Returns false when no such client exists.
     pub async fn set_client_status(
         &self,

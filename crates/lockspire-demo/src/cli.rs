@@ -1,0 +1,182 @@
+//! Command-line flags (each with an environment variable) and the secret key's storage.
+
+use std::fs;
+use std::io::{ErrorKind, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, ValueEnum};
+use lockspire::{Issuer, RegistrationPolicy, SecretKey};
+
+use crate::{DEMO_PASSWORD, DEMO_USERNAME, Settings};
+
+/// The environment variable holding the secret key. Deliberately not a flag: command lines
+/// are visible to every user of the machine.
+pub const SECRET_KEY_ENV: &str = "LOCKSPIRE_SECRET_KEY";
+
+/// Runs the Lockspire demo: an OpenID Connect provider embedded in a small axum app that
+/// owns its users, sessions and login page.
+#[derive(Debug, Parser)]
+#[command(
+    name = "lockspire-demo",
+    version,
+    after_help = "The secret key is read from LOCKSPIRE_SECRET_KEY (32 random bytes, base64). \
+                  Without it the demo generates one and keeps it in <DATA_DIR>/secret.key."
+)]
+pub struct Cli {
+    /// Address to listen on.
+    #[arg(long, env = "LOCKSPIRE_ADDR", default_value = "127.0.0.1:4000")]
+    pub addr: SocketAddr,
+
+    /// Issuer identifier [default: http://ADDR]. Must be https unless the host is loopback.
+    #[arg(long, env = "LOCKSPIRE_ISSUER")]
+    pub issuer: Option<String>,
+
+    /// Database URL, sqlite://… or postgres://… [default: sqlite://DATA_DIR/demo.db].
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Who may register clients at POST /register (RFC 7591).
+    #[arg(long, env = "LOCKSPIRE_REGISTRATION", value_enum, default_value_t = Registration::Open)]
+    pub registration: Registration,
+
+    /// The Bearer token registrations must present with --registration initial-access-token.
+    #[arg(long, env = "LOCKSPIRE_INITIAL_ACCESS_TOKEN", hide_env_values = true)]
+    pub initial_access_token: Option<String>,
+
+    /// Directory for the SQLite database and the generated secret key.
+    #[arg(
+        long,
+        env = "LOCKSPIRE_DATA_DIR",
+        default_value = "lockspire-demo-data"
+    )]
+    pub data_dir: PathBuf,
+}
+
+/// `--registration` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Registration {
+    /// Anyone may register a client.
+    Open,
+    /// Registrations must carry --initial-access-token.
+    InitialAccessToken,
+    /// No dynamic registration.
+    Disabled,
+}
+
+impl Cli {
+    /// Resolves defaults, loads (or creates) the secret key and checks the combination.
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        let issuer = match &self.issuer {
+            Some(issuer) => issuer.clone(),
+            None => format!("http://{}", self.addr),
+        };
+        let issuer = Issuer::parse(&issuer)
+            .context("set --issuer (LOCKSPIRE_ISSUER) to the URL browsers use to reach the demo")?;
+        let registration = match self.registration {
+            Registration::Open => RegistrationPolicy::Open,
+            Registration::Disabled => RegistrationPolicy::Disabled,
+            Registration::InitialAccessToken => match &self.initial_access_token {
+                Some(token) => RegistrationPolicy::InitialAccessToken(token.clone()),
+                None => bail!(
+                    "--registration initial-access-token needs --initial-access-token \
+                     (or LOCKSPIRE_INITIAL_ACCESS_TOKEN)"
+                ),
+            },
+        };
+        let database_url = match &self.database_url {
+            Some(url) => url.clone(),
+            None => {
+                create_private_dir(&self.data_dir)?;
+                format!("sqlite://{}/demo.db", self.data_dir.display())
+            }
+        };
+        Ok(Settings {
+            issuer: issuer.as_str().to_owned(),
+            database_url,
+            registration,
+            secret_key: load_secret_key(&self.data_dir)?,
+        })
+    }
+}
+
+/// The secret key from [`SECRET_KEY_ENV`], or else from `<data_dir>/secret.key`, generated on
+/// first start.
+pub fn load_secret_key(data_dir: &Path) -> anyhow::Result<SecretKey> {
+    match std::env::var(SECRET_KEY_ENV) {
+        Ok(text) => {
+            return SecretKey::from_base64(&text)
+                .with_context(|| format!("reading {SECRET_KEY_ENV}"));
+        }
+        Err(std::env::VarError::NotPresent) => {}
+        Err(std::env::VarError::NotUnicode(_)) => bail!("{SECRET_KEY_ENV} is not valid UTF-8"),
+    }
+    let path = data_dir.join("secret.key");
+    let key = match fs::read_to_string(&path) {
+        Ok(text) => {
+            warn_if_readable_by_others(&path);
+            SecretKey::from_base64(&text).with_context(|| format!("reading {}", path.display()))?
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            create_private_dir(data_dir)?;
+            let key = SecretKey::generate();
+            write_private(&path, &key.to_base64())?;
+            key
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    tracing::warn!(
+        path = %path.display(),
+        "{SECRET_KEY_ENV} is not set: using a key kept next to the database. Production hosts \
+         must supply {SECRET_KEY_ENV} from a secret store; whoever holds the database and this \
+         file can forge tokens."
+    );
+    Ok(key)
+}
+
+/// Creates `dir` (owner-only on Unix: it holds the key and the database).
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))
+}
+
+/// Writes a new file readable only by its owner; never overwrites.
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    writeln!(file, "{contents}").with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(unix)]
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(path = %path.display(), "the secret key file is readable by other users; chmod 600 it");
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_readable_by_others(_path: &Path) {}
+
+/// What the binary prints once it is listening.
+pub fn banner(issuer: &str) -> String {
+    format!(
+        "\n  Lockspire demo is running at {issuer}\n\n  \
+         demo account:  {DEMO_USERNAME} / {DEMO_PASSWORD}\n  \
+         open {issuer}/demo to run a full code + PKCE flow\n  \
+         discovery:     curl {issuer}/.well-known/openid-configuration\n"
+    )
+}

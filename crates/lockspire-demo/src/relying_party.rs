@@ -1,0 +1,356 @@
+//! A tiny relying party (an OIDC client) living in the same process as the provider, so a
+//! newcomer can watch a complete authorization code + PKCE flow.
+//!
+//! It deliberately talks to the provider the way a separate application would: over HTTP, with
+//! discovery, the token endpoint, the JWKS and `/userinfo`, using the `openidconnect` crate to
+//! verify the ID token. Nothing here calls Lockspire's Rust API.
+
+use std::error::Error as StdError;
+
+use askama::Template;
+use axum::Extension;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum_login::tower_sessions::Session;
+use openidconnect::core::{CoreClient, CoreProviderMetadata, CoreTokenResponse};
+use openidconnect::{
+    AccessTokenHash, AuthorizationCode, ClientId, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, TokenResponse,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use url::form_urlencoded;
+
+use crate::pages::{error_page, internal_error, render, see_other};
+use crate::{AppState, DEMO_CLIENT_ID, random};
+
+/// Session key of the flow in progress: what the callback must check.
+const PENDING_KEY: &str = "demo_rp.pending";
+
+/// What the demo client asks for: identity, profile, email, and a refresh token.
+const SCOPES: &str = "openid profile email offline_access";
+
+/// The secrets of one authorization request, kept server-side until the callback.
+#[derive(Serialize, Deserialize)]
+struct PendingLogin {
+    /// CSRF protection for the redirect back (RFC 6749 §10.12).
+    state: String,
+    /// Binds the ID token to this request (OIDC Core §3.1.2.1).
+    nonce: String,
+    /// PKCE: proves at the token endpoint that we started this flow (RFC 7636).
+    verifier: String,
+}
+
+/// The demo client's registered redirect URI.
+fn callback_url(issuer: &str) -> String {
+    format!("{issuer}/demo/callback")
+}
+
+/// `GET /demo`: starts a flow and sends the browser to `/authorize`.
+pub(crate) async fn start(
+    State(app): State<AppState>,
+    Extension(session): Extension<Session>,
+) -> Response {
+    // 32 random bytes each, base64url: a 43-character PKCE verifier, state and nonce.
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let pending = PendingLogin {
+        state: CsrfToken::new_random().secret().clone(),
+        nonce: Nonce::new_random().secret().clone(),
+        verifier: verifier.secret().clone(),
+    };
+    if let Err(e) = session.insert(PENDING_KEY, &pending).await {
+        return internal_error("Saving the sign-in request failed", &e);
+    }
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("response_type", "code")
+        .append_pair("client_id", DEMO_CLIENT_ID)
+        .append_pair("redirect_uri", &callback_url(&app.issuer))
+        .append_pair("scope", SCOPES)
+        .append_pair("state", &pending.state)
+        .append_pair("nonce", &pending.nonce)
+        .append_pair("code_challenge", challenge.as_str())
+        .append_pair("code_challenge_method", "S256")
+        .finish()
+        // Form encoding writes spaces as '+' (and a literal '+' as %2B); %20 reads better in
+        // the address bar and means the same.
+        .replace('+', "%20");
+    see_other(&format!("{}/authorize?{query}", app.issuer))
+}
+
+/// What the provider appends to the redirect URI (RFC 6749 §4.1.2, RFC 9207).
+#[derive(Debug, Deserialize)]
+pub(crate) struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    iss: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// Why the callback could not finish, shown as a page.
+struct Failure {
+    status: StatusCode,
+    title: &'static str,
+    detail: String,
+}
+
+impl Failure {
+    /// The request reaching the callback is wrong.
+    fn request(title: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            title,
+            detail: detail.into(),
+        }
+    }
+
+    /// The demo itself failed.
+    fn internal(title: &'static str, error: &dyn StdError) -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            title,
+            detail: describe(error),
+        }
+    }
+
+    /// The provider answered something the client cannot accept.
+    fn provider(title: &'static str, error: &dyn StdError) -> Self {
+        Self {
+            status: StatusCode::BAD_GATEWAY,
+            title,
+            detail: describe(error),
+        }
+    }
+
+    /// The provider answered something the client cannot accept, described in words.
+    fn provider_msg(title: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_GATEWAY,
+            title,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        tracing::warn!(title = self.title, detail = %self.detail, "demo client callback failed");
+        error_page(self.status, self.title, &self.detail)
+    }
+}
+
+/// An error with its causes, which is where reqwest and openidconnect put the useful part.
+fn describe(error: &dyn StdError) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[derive(Template)]
+#[template(path = "result.html")]
+struct ResultPage {
+    name: String,
+    subject: String,
+    token_response: String,
+    id_token_claims: String,
+    userinfo: String,
+}
+
+/// `GET /demo/callback`: checks the response, redeems the code, verifies the ID token and
+/// calls `/userinfo`.
+pub(crate) async fn callback(
+    State(app): State<AppState>,
+    Extension(session): Extension<Session>,
+    query: Result<Query<CallbackQuery>, QueryRejection>,
+) -> Response {
+    let Ok(Query(query)) = query else {
+        return Failure::request(
+            "Malformed callback",
+            "The redirect back from the provider could not be parsed.",
+        )
+        .into_response();
+    };
+    match finish(&app, &session, query).await {
+        Ok(page) => render(StatusCode::OK, &page),
+        Err(failure) => failure.into_response(),
+    }
+}
+
+/// The callback's checks and HTTP calls, in the order a careful client makes them.
+async fn finish(
+    app: &AppState,
+    session: &Session,
+    query: CallbackQuery,
+) -> Result<ResultPage, Failure> {
+    // Taken out of the session, so a replayed callback finds nothing to complete.
+    let pending: Option<PendingLogin> = session
+        .remove(PENDING_KEY)
+        .await
+        .map_err(|e| Failure::internal("Reading the session failed", &e))?;
+    let Some(pending) = pending else {
+        return Err(Failure::request(
+            "No sign-in in progress",
+            "This browser has no pending sign-in: it was completed already, or the session \
+             expired. Start again at /demo.",
+        ));
+    };
+    let state_ok = query
+        .state
+        .as_deref()
+        .is_some_and(|s| random::constant_time_eq(s, &pending.state));
+    if !state_ok {
+        return Err(Failure::request(
+            "State mismatch",
+            "The response does not belong to the request this browser made (RFC 6749 §10.12).",
+        ));
+    }
+    // RFC 9207: the response names its issuer, which defeats mix-up attacks.
+    if query.iss.as_deref() != Some(&*app.issuer) {
+        return Err(Failure::request(
+            "Unexpected issuer",
+            format!(
+                "The response says it comes from {:?}, not {}.",
+                query.iss.as_deref().unwrap_or("(no iss parameter)"),
+                app.issuer
+            ),
+        ));
+    }
+    if let Some(error) = query.error {
+        return Err(Failure::request(
+            "The provider refused the request",
+            match query.error_description {
+                Some(d) => format!("{error}: {d}"),
+                None => error,
+            },
+        ));
+    }
+    let code = query.code.ok_or_else(|| {
+        Failure::request("No code", "The response carries no authorization code.")
+    })?;
+
+    let issuer_url = IssuerUrl::new(app.issuer.to_string())
+        .map_err(|e| Failure::internal("The issuer is not a URL", &e))?;
+    // Discovery also fetches the JWKS the ID token is verified against.
+    let metadata = CoreProviderMetadata::discover_async(issuer_url, &app.http)
+        .await
+        .map_err(|e| Failure::provider("Discovery failed", &e))?;
+    let userinfo_url = metadata.userinfo_endpoint().map(|u| u.url().clone());
+    let redirect = RedirectUrl::new(callback_url(&app.issuer))
+        .map_err(|e| Failure::internal("The redirect URI is not a URL", &e))?;
+    let client =
+        CoreClient::from_provider_metadata(metadata, ClientId::new(DEMO_CLIENT_ID.into()), None)
+            .set_redirect_uri(redirect);
+
+    let token: CoreTokenResponse = client
+        .exchange_code(AuthorizationCode::new(code))
+        .map_err(|e| Failure::provider("No token endpoint", &e))?
+        .set_pkce_verifier(PkceCodeVerifier::new(pending.verifier))
+        .request_async(&app.http)
+        .await
+        .map_err(|e| Failure::provider("The token request failed", &e))?;
+
+    let id_token = token.id_token().ok_or_else(|| {
+        Failure::provider_msg("No ID token", "The token response has no id_token.")
+    })?;
+    // Signature against the JWKS, iss, aud, exp, iat and nonce.
+    let verifier = client.id_token_verifier();
+    let claims = id_token
+        .claims(&verifier, &Nonce::new(pending.nonce))
+        .map_err(|e| Failure::provider("The ID token is invalid", &e))?;
+    // OIDC Core §3.1.3.8: at_hash ties the access token to this ID token.
+    if let Some(expected) = claims.access_token_hash() {
+        let alg = id_token
+            .signing_alg()
+            .map_err(|e| Failure::provider("The ID token is invalid", &e))?;
+        let key = id_token
+            .signing_key(&verifier)
+            .map_err(|e| Failure::provider("The ID token is invalid", &e))?;
+        let actual = AccessTokenHash::from_token(token.access_token(), alg, key)
+            .map_err(|e| Failure::provider("The ID token is invalid", &e))?;
+        if actual != *expected {
+            return Err(Failure::provider_msg(
+                "The ID token is invalid",
+                "at_hash does not match the access token.",
+            ));
+        }
+    }
+    let subject = claims.subject().as_str().to_owned();
+
+    let userinfo_url = userinfo_url.ok_or_else(|| {
+        Failure::provider_msg(
+            "No UserInfo endpoint",
+            "Discovery lists no userinfo_endpoint.",
+        )
+    })?;
+    let response = app
+        .http
+        .get(userinfo_url)
+        .bearer_auth(token.access_token().secret())
+        .send()
+        .await
+        .map_err(|e| Failure::provider("The UserInfo request failed", &e))?;
+    let status = response.status();
+    let userinfo: Value = response
+        .json()
+        .await
+        .map_err(|e| Failure::provider("The UserInfo response is not JSON", &e))?;
+    if !status.is_success() {
+        return Err(Failure::provider_msg(
+            "The UserInfo request failed",
+            format!("HTTP {status}: {userinfo}"),
+        ));
+    }
+    // OIDC Core §5.3.4: a different sub means the response is about someone else.
+    if userinfo.get("sub").and_then(Value::as_str) != Some(subject.as_str()) {
+        return Err(Failure::provider_msg(
+            "UserInfo is about someone else",
+            "The UserInfo sub does not match the ID token's.",
+        ));
+    }
+
+    Ok(ResultPage {
+        name: userinfo
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or(&subject)
+            .to_owned(),
+        token_response: redacted_token_response(&token),
+        id_token_claims: pretty(&claims),
+        userinfo: pretty(&userinfo),
+        subject,
+    })
+}
+
+/// Pretty JSON for display.
+fn pretty(value: &impl Serialize) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("(not displayable: {e})"))
+}
+
+/// The token response with its bearer secrets shortened: a page is no place for live tokens.
+fn redacted_token_response(token: &CoreTokenResponse) -> String {
+    let mut value = match serde_json::to_value(token) {
+        Ok(v) => v,
+        Err(e) => return format!("(not displayable: {e})"),
+    };
+    if let Value::Object(map) = &mut value {
+        for field in ["access_token", "refresh_token", "id_token"] {
+            if let Some(Value::String(secret)) = map.get_mut(field) {
+                *secret = truncate(secret);
+            }
+        }
+    }
+    pretty(&value)
+}
+
+/// The first characters of a secret and its length: enough to recognise, useless to replay.
+fn truncate(secret: &str) -> String {
+    let head: String = secret.chars().take(10).collect();
+    format!("{head}… ({} characters)", secret.chars().count())
+}
