@@ -105,20 +105,38 @@ pub(crate) async fn authorize(State(p): State<Arc<Provider>>, req: Request<Body>
     response
 }
 
-fn interaction_param(params: &Params) -> Result<&str, OAuthError> {
-    params.require("interaction")
+/// A browser request about one interaction: its id (from the query or the form), the
+/// browser-binding cookie, and the request parts the host's resolver reads.
+struct InteractionRequest {
+    id: String,
+    browser: Option<String>,
+    parts: http::request::Parts,
+}
+
+impl InteractionRequest {
+    fn from_query(req: Request<Body>) -> Result<Self, OAuthError> {
+        let (parts, _) = req.into_parts();
+        let params = Params::parse(parts.uri.query().unwrap_or_default().as_bytes());
+        Self::new(parts, &params)
+    }
+
+    fn new(parts: http::request::Parts, params: &Params) -> Result<Self, OAuthError> {
+        let id = params.require("interaction")?.to_owned();
+        Ok(Self {
+            id,
+            browser: browser_cookie(&parts.headers),
+            parts,
+        })
+    }
 }
 
 /// `GET /authorize/resume?interaction=…`: where the host's login page sends the browser back.
 pub(crate) async fn resume(State(p): State<Arc<Provider>>, req: Request<Body>) -> Response {
-    let (mut parts, _) = req.into_parts();
-    let params = Params::parse(parts.uri.query().unwrap_or_default().as_bytes());
-    let id = match interaction_param(&params) {
-        Ok(id) => id,
+    let mut r = match InteractionRequest::from_query(req) {
+        Ok(r) => r,
         Err(e) => return error_page(&e),
     };
-    let browser = browser_cookie(&parts.headers);
-    let result = interaction::resume(&p, id, browser.as_deref(), &mut parts).await;
+    let result = interaction::resume(&p, &r.id, r.browser.as_deref(), &mut r.parts).await;
     render(&p, result)
 }
 
@@ -136,14 +154,11 @@ fn scope_description(scope: &str) -> &'static str {
 
 /// `GET /consent?interaction=…`: the default consent page.
 pub(crate) async fn consent_page(State(p): State<Arc<Provider>>, req: Request<Body>) -> Response {
-    let (mut parts, _) = req.into_parts();
-    let params = Params::parse(parts.uri.query().unwrap_or_default().as_bytes());
-    let id = match interaction_param(&params) {
-        Ok(id) => id,
+    let mut r = match InteractionRequest::from_query(req) {
+        Ok(r) => r,
         Err(e) => return error_page(&e),
     };
-    let browser = browser_cookie(&parts.headers);
-    match interaction::consent_view(&p, id, browser.as_deref(), &mut parts).await {
+    match interaction::consent_view(&p, &r.id, r.browser.as_deref(), &mut r.parts).await {
         Ok(view) => render_consent(ConsentPage {
             action: p.config.issuer.endpoint("/consent"),
             interaction_id: view.interaction_id,
@@ -169,26 +184,28 @@ pub(crate) async fn consent_decision(
     State(p): State<Arc<Provider>>,
     req: Request<Body>,
 ) -> Response {
-    let (mut parts, params) = match super::form(req).await {
+    let (parts, params) = match super::form(req).await {
         Ok(x) => x,
         Err(e) => return error_page(&e),
     };
-    let fields = (
-        interaction_param(&params),
-        params.get("csrf"),
-        params.get("decision"),
-    );
-    let (id, csrf, allow) = match fields {
-        (Ok(id), Ok(csrf), Ok(Some("allow"))) => (id, csrf, true),
-        (Ok(id), Ok(csrf), Ok(Some("deny"))) => (id, csrf, false),
+    let allow = match params.get("decision") {
+        Ok(Some("allow")) => true,
+        Ok(Some("deny")) => false,
         _ => {
             return error_page(&OAuthError::invalid_request(
                 "the consent form is incomplete",
             ));
         }
     };
-    let browser = browser_cookie(&parts.headers);
-    match interaction::decide(&p, id, browser.as_deref(), csrf, allow, &mut parts).await {
+    let (mut r, csrf) = match (InteractionRequest::new(parts, &params), params.get("csrf")) {
+        (Ok(r), Ok(csrf)) => (r, csrf),
+        _ => {
+            return error_page(&OAuthError::invalid_request(
+                "the consent form is incomplete",
+            ));
+        }
+    };
+    match interaction::decide(&p, &r.id, r.browser.as_deref(), csrf, allow, &mut r.parts).await {
         Ok(resp) => authorization_response(&resp),
         Err(e) => render_error(&p, e),
     }

@@ -4,14 +4,10 @@
 //! request fails and the grant — every token issued from the code — is revoked
 //! (RFC 6749 §4.1.2, RFC 9700 §4.14.2).
 
-use super::{
-    AccessGrant, TokenResponse, mint_access_token, mint_refresh_token, narrow_resources,
-    wants_refresh_token,
-};
+use super::{GrantIssue, TokenResponse, issue_from_grant, narrow_resources, wants_refresh_token};
 use crate::Provider;
 use crate::error::{ErrorCode, OAuthError};
 use crate::protocol::client_auth::AuthenticatedClient;
-use crate::protocol::id_token::{self, IdTokenInput};
 use crate::protocol::params::Params;
 use crate::protocol::pkce::{CodeChallenge, check_verifier};
 use crate::secrets::token_digest;
@@ -81,56 +77,21 @@ pub(super) async fn exchange(
     let scopes = record.scope_list();
     let granted_resources = parse_json_list(&grant.resources)?;
     let resources = narrow_resources(params, &granted_resources)?;
-    let subject = grant.subject.as_str();
-    let access = AccessGrant {
-        client,
-        grant_id: Some(&grant_id),
-        subject: Some(subject),
-        scopes: &scopes,
-        resources: &resources,
-    };
-    let (access_token, access_record) = mint_access_token(p, &access)?;
-    tx.insert_token(&access_record).await?;
-    let refresh_token = if wants_refresh_token(p, client, &scopes) {
-        // RFC 8707 §2.2: a token-time resource narrows this access token only; the refresh
-        // token keeps everything granted so later requests can choose another resource.
-        let family = AccessGrant {
-            resources: &granted_resources,
-            ..access
-        };
-        let (token, refresh_record) = mint_refresh_token(p, &family, grant.expires_at);
-        tx.insert_token(&refresh_record).await?;
-        Some(token)
-    } else {
-        None
-    };
-    let id_token = if scopes.iter().any(|s| s == "openid") {
-        let details = grant.details()?;
-        Some(
-            id_token::issue(
-                p,
-                IdTokenInput {
-                    client: client.record(),
-                    subject,
-                    auth_time: grant.auth_time,
-                    nonce: record.nonce.as_deref(),
-                    access_token: Some(&access_token),
-                    scopes: &scopes,
-                    details: &details,
-                },
-            )
-            .await?,
-        )
-    } else {
-        None
-    };
-    tx.commit().await?;
-    Ok(TokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: p.config.lifetimes.access_token,
-        scope: scopes.join(" "),
-        refresh_token,
-        id_token,
-    })
+    // RFC 8707 §2.2: a token-time resource narrows this access token only; the refresh
+    // token keeps everything granted so later requests can choose another resource.
+    let refresh = wants_refresh_token(p, client, &scopes)
+        .then_some((scopes.as_slice(), granted_resources.as_slice()));
+    issue_from_grant(
+        p,
+        tx,
+        GrantIssue {
+            client,
+            grant: &grant,
+            scopes: &scopes,
+            resources: &resources,
+            refresh,
+            nonce: record.nonce.as_deref(),
+        },
+    )
+    .await
 }

@@ -15,8 +15,9 @@ use crate::Provider;
 use crate::config::AccessTokenFormat;
 use crate::error::{ErrorCode, OAuthError};
 use crate::jose::sign_compact;
+use crate::protocol::id_token::{self, IdTokenInput};
 use crate::secrets::{random_id, random_token, token_digest};
-use crate::store::{TokenKind, TokenRecord, to_json_list};
+use crate::store::{GrantRecord, TokenKind, TokenRecord, Tx, to_json_list};
 
 /// A successful token response (RFC 6749 §5.1; OIDC Core §3.1.3.3). The web layer always sends
 /// it with `Cache-Control: no-store`.
@@ -179,6 +180,75 @@ pub(crate) fn mint_refresh_token(
         jti: None,
     };
     (token, record)
+}
+
+/// What a token response for a user grant is built from.
+pub(crate) struct GrantIssue<'a> {
+    pub(crate) client: &'a AuthenticatedClient,
+    pub(crate) grant: &'a GrantRecord,
+    /// Scope and resources of this access token (possibly narrowed at token time).
+    pub(crate) scopes: &'a [String],
+    pub(crate) resources: &'a [String],
+    /// Scope and resources of the refresh token, when one is issued.
+    pub(crate) refresh: Option<(&'a [String], &'a [String])>,
+    /// The authorization request's nonce (code grant only).
+    pub(crate) nonce: Option<&'a str>,
+}
+
+/// Mints the access token, the refresh token and the ID token of a user grant inside the
+/// step's transaction, then commits: the client gets all of them or none.
+pub(crate) async fn issue_from_grant(
+    p: &Provider,
+    mut tx: Tx,
+    g: GrantIssue<'_>,
+) -> Result<TokenResponse, OAuthError> {
+    let subject = g.grant.subject.as_str();
+    let access = AccessGrant {
+        client: g.client,
+        grant_id: Some(&g.grant.id),
+        subject: Some(subject),
+        scopes: g.scopes,
+        resources: g.resources,
+    };
+    let (access_token, access_record) = mint_access_token(p, &access)?;
+    tx.insert_token(&access_record).await?;
+    let refresh_token = match g.refresh {
+        Some((scopes, resources)) => {
+            let family = AccessGrant {
+                scopes,
+                resources,
+                ..access
+            };
+            let (token, record) = mint_refresh_token(p, &family, g.grant.expires_at);
+            tx.insert_token(&record).await?;
+            Some(token)
+        }
+        None => None,
+    };
+    let id_token = if g.scopes.iter().any(|s| s == "openid") {
+        let details = g.grant.details()?;
+        let input = IdTokenInput {
+            client: g.client.record(),
+            subject,
+            auth_time: g.grant.auth_time,
+            nonce: g.nonce,
+            access_token: Some(&access_token),
+            scopes: g.scopes,
+            details: &details,
+        };
+        Some(id_token::issue(p, input).await?)
+    } else {
+        None
+    };
+    tx.commit().await?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: p.config.lifetimes.access_token,
+        scope: g.scopes.join(" "),
+        refresh_token,
+        id_token,
+    })
 }
 
 /// Token-time `resource` values (RFC 8707 §2.2): each must have been granted.

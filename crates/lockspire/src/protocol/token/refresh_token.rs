@@ -2,14 +2,10 @@
 //! presented token and issues a new one; presenting a rotated token again revokes the whole
 //! family — the grant, with every access and refresh token issued from it.
 
-use super::{
-    AccessGrant, TokenResponse, mint_access_token, mint_refresh_token, narrow_resources,
-    narrow_scopes,
-};
+use super::{GrantIssue, TokenResponse, issue_from_grant, narrow_resources, narrow_scopes};
 use crate::Provider;
 use crate::error::{ErrorCode, OAuthError};
 use crate::protocol::client_auth::AuthenticatedClient;
-use crate::protocol::id_token::{self, IdTokenInput};
 use crate::protocol::params::Params;
 use crate::secrets::token_digest;
 use crate::store::{Consumed, TokenKind};
@@ -59,52 +55,19 @@ pub(super) async fn exchange(
     let granted_resources = record.resource_list()?;
     let scopes = narrow_scopes(params, &granted_scopes)?;
     let resources = narrow_resources(params, &granted_resources)?;
-    let subject = grant.subject.as_str();
-    let access = AccessGrant {
-        client,
-        grant_id: Some(&grant_id),
-        subject: Some(subject),
-        scopes: &scopes,
-        resources: &resources,
-    };
-    let (access_token, access_record) = mint_access_token(p, &access)?;
-    tx.insert_token(&access_record).await?;
-    // RFC 6749 §6: the new refresh token keeps the scope of the one it replaces.
-    let family = AccessGrant {
-        scopes: &granted_scopes,
-        resources: &granted_resources,
-        ..access
-    };
-    let (refresh_token, refresh_record) = mint_refresh_token(p, &family, grant.expires_at);
-    tx.insert_token(&refresh_record).await?;
-    let id_token = if scopes.iter().any(|s| s == "openid") {
-        let details = grant.details()?;
-        Some(
-            id_token::issue(
-                p,
-                IdTokenInput {
-                    client: client.record(),
-                    subject,
-                    auth_time: grant.auth_time,
-                    // OIDC Core §12.2: a refreshed ID token carries no nonce.
-                    nonce: None,
-                    access_token: Some(&access_token),
-                    scopes: &scopes,
-                    details: &details,
-                },
-            )
-            .await?,
-        )
-    } else {
-        None
-    };
-    tx.commit().await?;
-    Ok(TokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: p.config.lifetimes.access_token,
-        scope: scopes.join(" "),
-        refresh_token: Some(refresh_token),
-        id_token,
-    })
+    issue_from_grant(
+        p,
+        tx,
+        GrantIssue {
+            client,
+            grant: &grant,
+            scopes: &scopes,
+            resources: &resources,
+            // RFC 6749 §6: the new refresh token keeps the scope of the one it replaces.
+            refresh: Some((&granted_scopes, &granted_resources)),
+            // OIDC Core §12.2: a refreshed ID token carries no nonce.
+            nonce: None,
+        },
+    )
+    .await
 }
