@@ -29,6 +29,9 @@ pub enum ConfigError {
     /// Signing keys could not be loaded or created.
     #[error("keys: {0}")]
     Keys(#[from] crate::jose::KeyError),
+    /// The stored keys could not be read or opened.
+    #[error("keys: {0}")]
+    KeyStore(#[from] crate::operator::OperatorError),
 }
 
 /// True for hosts that only this machine can reach (RFC 8252 §7.3).

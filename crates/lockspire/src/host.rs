@@ -170,6 +170,40 @@ pub trait AccountResolver: Send + Sync + 'static {
     }
 }
 
+/// The resolver of an [`crate::Operator`] built without a host: operator tools never run
+/// authorizations, so every call is an error.
+pub(crate) struct NoHost;
+
+impl DynResolver for NoHost {
+    fn current<'a>(
+        &'a self,
+        _: &'a mut Parts,
+        _: &'a Context,
+    ) -> BoxFuture<'a, Result<Option<Session>, HostError>> {
+        Box::pin(async {
+            Err(HostError::new(
+                "no account resolver: this is an operator-only instance",
+            ))
+        })
+    }
+
+    fn claims<'a>(
+        &'a self,
+        _: &'a Subject,
+        _: &'a Context,
+    ) -> BoxFuture<'a, Result<Option<Claims>, HostError>> {
+        Box::pin(async {
+            Err(HostError::new(
+                "no account resolver: this is an operator-only instance",
+            ))
+        })
+    }
+
+    fn login(&self, _: &Parts, ctx: &Context) -> InteractionResult {
+        InteractionResult::Redirect(ctx.issuer.clone())
+    }
+}
+
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A signed-in session with the account erased: what protocol code needs.

@@ -34,6 +34,7 @@ mod config;
 mod error;
 mod host;
 pub mod jose;
+mod operator;
 mod protocol;
 mod secrets;
 pub mod store;
@@ -47,15 +48,16 @@ pub use error::{Challenge, ErrorCode, OAuthError};
 pub use host::{
     AccountResolver, Claims, Context, HostError, InteractionResult, Resolution, SignedIn, Subject,
 };
+pub use operator::{ClientInfo, KeyInfo, KeyState, Operator, OperatorError, PUBLISH_BEFORE_USE};
 pub use protocol::client::{AuthMethod, ClientMetadata, GrantType};
 pub use protocol::params::Params;
 pub use protocol::registration::RegisteredClient;
 pub use secrets::{InvalidSecretKey, SecretKey};
 
 use crate::host::DynResolver;
-use crate::jose::{KeyRing, KeyStatus, SigningAlg, SigningKey};
+use crate::jose::{KeyRing, SigningAlg};
 use crate::secrets::ServerSecrets;
-use crate::store::{ClientStatus, KeyRecord, Store};
+use crate::store::{ClientStatus, Store};
 
 /// The tenant of a single-issuer host; every row carries a tenant id (SURFACE S29).
 const DEFAULT_TENANT: &str = "default";
@@ -89,6 +91,14 @@ impl Provider {
             Ok(k) => k.clone(),
             // A panic while swapping the ring cannot leave it half-written: it is one Arc.
             Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub(crate) fn replace_keys(&self, ring: KeyRing) {
+        let ring = Arc::new(ring);
+        match self.keys.write() {
+            Ok(mut k) => *k = ring,
+            Err(poisoned) => *poisoned.into_inner() = ring,
         }
     }
 
@@ -150,6 +160,7 @@ pub struct Builder {
     offline_access_required: bool,
     lifetimes: Lifetimes,
     clock: Arc<dyn Clock>,
+    key_refresh: std::time::Duration,
 }
 
 enum DatabaseSource {
@@ -171,6 +182,7 @@ impl Lockspire {
             offline_access_required: true,
             lifetimes: Lifetimes::default(),
             clock: Arc::new(SystemClock),
+            key_refresh: KEY_REFRESH,
         }
     }
 
@@ -187,6 +199,13 @@ impl Lockspire {
     /// The store, for operators' tooling.
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Operator actions: clients and signing keys.
+    pub fn operator(&self) -> Operator {
+        Operator {
+            inner: self.inner.clone(),
+        }
     }
 
     /// Registers a client through the library API, applying the same metadata rules as
@@ -354,6 +373,14 @@ impl Builder {
         self
     }
 
+    /// How often each process re-reads the published signing keys, bounding how long a key
+    /// rotated through another process takes to be used and published here. Default:
+    /// [`KEY_REFRESH`].
+    pub fn key_refresh_interval(mut self, every: std::time::Duration) -> Self {
+        self.key_refresh = every.max(std::time::Duration::from_millis(100));
+        self
+    }
+
     /// The clock (tests move time with [`ManualClock`]).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
@@ -424,7 +451,9 @@ impl Builder {
         };
         let secrets = ServerSecrets::new(&secret_key);
         let tenant = DEFAULT_TENANT.to_owned();
-        let ring = ensure_keys(&store, &secrets, &tenant, self.clock.now()).await?;
+        let now = self.clock.now();
+        operator::ensure_active_keys(&store, &secrets, &tenant, now).await?;
+        let ring = operator::load_ring(&store, &secrets, &tenant, now).await?;
         let discovery = protocol::discovery::document(&config, &ring)
             .to_string()
             .into();
@@ -440,80 +469,80 @@ impl Builder {
                 discovery,
             }),
         };
-        spawn_pruner(Arc::downgrade(&lockspire.inner));
+        spawn_maintenance(Arc::downgrade(&lockspire.inner), self.key_refresh);
         Ok(lockspire)
+    }
+
+    /// Builds only the operator API (clients and keys) — for tools such as the `lockspire`
+    /// command. Needs issuer, database and secret key; no account resolver. Unlike
+    /// [`Builder::build`], it neither migrates the database nor creates keys.
+    pub async fn build_operator(self) -> Result<Operator, ConfigError> {
+        let issuer = self.issuer.ok_or(ConfigError::Missing("issuer"))?;
+        let secret_key = self.secret_key.ok_or(ConfigError::Missing("secret_key"))?;
+        let store = match self.database.ok_or(ConfigError::Missing("database"))? {
+            DatabaseSource::Url(url) => Store::open(&url).await?,
+            DatabaseSource::Store(store) => store,
+        };
+        let config = Config {
+            issuer,
+            lifetimes: self.lifetimes,
+            registration: self.registration,
+            access_token_format: self.access_token_format,
+            access_token_alg: SigningAlg::ES256,
+            extra_scopes: self.extra_scopes,
+            offline_access_required: self.offline_access_required,
+        };
+        let secrets = ServerSecrets::new(&secret_key);
+        let tenant = DEFAULT_TENANT.to_owned();
+        let ring = KeyRing::new(Vec::new());
+        let discovery = protocol::discovery::document(&config, &ring)
+            .to_string()
+            .into();
+        Ok(Operator {
+            inner: Arc::new(Provider {
+                config,
+                tenant,
+                store,
+                secrets,
+                clock: self.clock,
+                resolver: Arc::new(host::NoHost),
+                keys: RwLock::new(Arc::new(ring)),
+                discovery,
+            }),
+        })
     }
 }
 
-/// Prunes expired rows every ten minutes for as long as the provider lives. Several processes
-/// may all prune: the deletes are idempotent.
-fn spawn_pruner(provider: std::sync::Weak<Provider>) {
+/// Keeps a provider current for as long as it lives: re-reads the published keys every
+/// `every` (so a key rotated through another process is used and published here within that
+/// bound) and prunes expired rows every [`PRUNE_EVERY`]. Several processes may all prune: the
+/// deletes are idempotent.
+fn spawn_maintenance(provider: std::sync::Weak<Provider>, every: std::time::Duration) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+        let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        let mut since_prune = std::time::Duration::ZERO;
         loop {
             tick.tick().await;
             let Some(p) = provider.upgrade() else { return };
-            if let Err(e) = p.store.prune_expired(p.now()).await {
-                tracing::warn!(error = %e, "pruning expired rows failed; will retry");
+            let operator = Operator { inner: p.clone() };
+            if let Err(e) = operator.reload_keys().await {
+                tracing::warn!(error = %e, "reloading signing keys failed; keeping the current ones");
+            }
+            since_prune += every;
+            if since_prune >= PRUNE_EVERY {
+                since_prune = std::time::Duration::ZERO;
+                if let Err(e) = p.store.prune_expired(p.now()).await {
+                    tracing::warn!(error = %e, "pruning expired rows failed; will retry");
+                }
             }
         }
     });
 }
 
-fn seal_context(tenant: &str, kid: &str) -> String {
-    format!("lockspire/signing-key/{tenant}/{kid}")
-}
+/// How often each process re-reads the published signing keys, by default.
+pub const KEY_REFRESH: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Loads the published keys, generating an active key for each alg that has none.
-async fn ensure_keys(
-    store: &Store,
-    secrets: &ServerSecrets,
-    tenant: &str,
-    now: UnixTime,
-) -> Result<KeyRing, ConfigError> {
-    let mut records = store.published_keys(tenant).await?;
-    let mut created = false;
-    for alg in SigningAlg::ALL {
-        let has_active = records
-            .iter()
-            .any(|r| r.alg == alg.as_str() && r.status == KeyStatus::Active.as_str());
-        if has_active {
-            continue;
-        }
-        let generated = jose::generate_key(alg)?;
-        let kid = generated.key.kid().to_owned();
-        store
-            .insert_key(&KeyRecord {
-                tenant_id: tenant.to_owned(),
-                sealed_private: secrets.seal(&seal_context(tenant, &kid), &generated.pkcs8),
-                kid,
-                alg: alg.as_str().to_owned(),
-                status: KeyStatus::Active.as_str().to_owned(),
-                public_jwk: generated.key.public_jwk().to_string(),
-                created_at: now,
-                activated_at: Some(now),
-            })
-            .await?;
-        created = true;
-    }
-    if created {
-        records = store.published_keys(tenant).await?;
-    }
-    let mut keys = Vec::with_capacity(records.len());
-    for r in records {
-        let alg: SigningAlg = r.alg.parse()?;
-        let status = KeyStatus::parse(&r.status).ok_or(jose::KeyError::Unusable {
-            kid: r.kid.clone(),
-            why: "bad status",
-        })?;
-        let pkcs8 = secrets
-            .open(&seal_context(tenant, &r.kid), &r.sealed_private)
-            .map_err(|_| jose::KeyError::Unusable {
-                kid: r.kid.clone(),
-                why: "the secret key cannot open it",
-            })?;
-        keys.push((SigningKey::from_pkcs8(&r.kid, alg, &pkcs8)?, status));
-    }
-    Ok(KeyRing::new(keys))
-}
+/// How often each process deletes expired rows.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);

@@ -77,6 +77,13 @@ pub struct Store {
     dialect: Dialect,
 }
 
+/// The columns of a key row.
+macro_rules! key_columns {
+    () => {
+        "tenant_id, kid, alg, status, public_jwk, sealed_private, created_at, activated_at, retired_at"
+    };
+}
+
 /// The columns of a token row, qualified by the alias `t` (static text, so every statement
 /// stays a `&'static str`).
 macro_rules! token_columns {
@@ -120,6 +127,41 @@ pub struct Tx(sqlx::Transaction<'static, sqlx::Any>);
 impl Store {
     /// Opens (creating a SQLite file if needed) and migrates the database at `url`.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let store = Self::open(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies every embedded migration not yet applied.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Embedded migrations not yet applied, as (version, description). Reads only.
+    pub async fn pending_migrations(&self) -> Result<Vec<(i64, String)>, StoreError> {
+        // No bookkeeping table yet means nothing was ever applied.
+        let applied: Vec<i64> =
+            match sqlx::query("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
+                .fetch_all(&self.pool)
+                .await
+            {
+                Ok(rows) => rows
+                    .iter()
+                    .map(|r| get::<i64>(r, "version"))
+                    .collect::<Result<_, _>>()?,
+                Err(sqlx::Error::Database(_)) => Vec::new(),
+                Err(e) => return Err(e.into()),
+            };
+        Ok(MIGRATOR
+            .iter()
+            .filter(|m| !applied.contains(&m.version))
+            .map(|m| (m.version, m.description.to_string()))
+            .collect())
+    }
+
+    /// Opens the database at `url` without migrating it (operators' tools that only inspect).
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let (dialect, url) = if url.starts_with("sqlite:") {
             let url = if url.contains("mode=") || url.contains(":memory:") {
@@ -158,7 +200,6 @@ impl Store {
             pool = pool.max_connections(16);
         }
         let pool = pool.connect_with(options).await?;
-        MIGRATOR.run(&pool).await?;
         Ok(Self { pool, dialect })
     }
 
@@ -212,6 +253,40 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| ClientRecord::from_row(&r)).transpose()
+    }
+
+    /// Every client of a tenant.
+    pub async fn clients(&self, tenant: &str) -> Result<Vec<ClientRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT tenant_id, client_id, secret_digest, metadata, status, created_at \
+             FROM clients WHERE tenant_id = $1 ORDER BY created_at, client_id",
+        )
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(ClientRecord::from_row).collect()
+    }
+
+    /// Replaces the secret digest of a confidential client. False when the client does not
+    /// exist or is public.
+    pub async fn set_client_secret(
+        &self,
+        tenant: &str,
+        client_id: &str,
+        digest: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE clients SET secret_digest = $1, updated_at = $2 \
+             WHERE tenant_id = $3 AND client_id = $4 AND secret_digest IS NOT NULL",
+        )
+        .bind(digest)
+        .bind(now)
+        .bind(tenant)
+        .bind(client_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Replaces a client's metadata. Returns false when no such client exists.
@@ -273,16 +348,99 @@ impl Store {
         Ok(())
     }
 
-    /// Every key of a tenant that is not retired.
-    pub async fn published_keys(&self, tenant: &str) -> Result<Vec<KeyRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT tenant_id, kid, alg, status, public_jwk, sealed_private, created_at, activated_at \
-             FROM signing_keys WHERE tenant_id = $1 AND status <> 'retired' ORDER BY created_at, kid",
-        )
+    /// The keys JWKS publishes at `now`: upcoming, active, and retiring until their
+    /// `retired_at` (SURFACE S2).
+    pub async fn published_keys(
+        &self,
+        tenant: &str,
+        now: UnixTime,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM signing_keys WHERE tenant_id = $1 AND status <> 'retired' \
+              AND (retired_at IS NULL OR retired_at > $2) ORDER BY created_at, kid"
+        ))
+        .bind(tenant)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(KeyRecord::from_row).collect()
+    }
+
+    /// Every key of a tenant, retired ones included.
+    pub async fn all_keys(&self, tenant: &str) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM signing_keys WHERE tenant_id = $1 ORDER BY created_at, kid"
+        ))
         .bind(tenant)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(KeyRecord::from_row).collect()
+    }
+
+    /// Makes an upcoming key the active key of its alg, provided it was created (and so
+    /// published) no later than `published_before`; the previously active keys of that alg
+    /// start retiring and leave JWKS at `retire_at`. One transaction. False when the key is not
+    /// an upcoming key that has been published long enough.
+    pub async fn activate_key(
+        &self,
+        tenant: &str,
+        kid: &str,
+        now: UnixTime,
+        published_before: UnixTime,
+        retire_at: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let activated = sqlx::query(
+            "UPDATE signing_keys SET status = 'active', activated_at = $1, retired_at = NULL \
+             WHERE tenant_id = $2 AND kid = $3 AND status = 'upcoming' AND created_at <= $4",
+        )
+        .bind(now)
+        .bind(tenant)
+        .bind(kid)
+        .bind(published_before)
+        .execute(&mut *tx)
+        .await?;
+        if activated.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE signing_keys SET status = 'retiring', retired_at = $1 \
+             WHERE tenant_id = $2 AND kid <> $3 AND status = 'active' \
+               AND alg = (SELECT alg FROM signing_keys WHERE tenant_id = $2 AND kid = $3)",
+        )
+        .bind(retire_at)
+        .bind(tenant)
+        .bind(kid)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Starts retiring a key: it stops signing now and leaves JWKS at `retire_at`. An active key
+    /// retires only while another active key of its alg remains, so signing never stops.
+    pub async fn retire_key(
+        &self,
+        tenant: &str,
+        kid: &str,
+        retire_at: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE signing_keys SET status = 'retiring', retired_at = $1 \
+             WHERE tenant_id = $2 AND kid = $3 AND (status = 'upcoming' OR (status = 'active' AND EXISTS ( \
+               SELECT 1 FROM signing_keys other WHERE other.tenant_id = $2 AND other.kid <> $3 \
+                 AND other.status = 'active' AND other.alg = signing_keys.alg)))",
+        )
+        .bind(retire_at)
+        .bind(tenant)
+        .bind(kid)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     // ---- interactions --------------------------------------------------------------------

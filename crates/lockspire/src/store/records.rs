@@ -86,6 +86,8 @@ pub struct KeyRecord {
     pub created_at: UnixTime,
     /// When it became active.
     pub activated_at: Option<UnixTime>,
+    /// When it leaves JWKS (retiring keys).
+    pub retired_at: Option<UnixTime>,
 }
 
 impl KeyRecord {
@@ -99,6 +101,7 @@ impl KeyRecord {
             sealed_private: get(r, "sealed_private")?,
             created_at: get(r, "created_at")?,
             activated_at: get(r, "activated_at")?,
+            retired_at: get(r, "retired_at")?,
         })
     }
 }

@@ -359,6 +359,7 @@ impl Harness {
             .registration(RegistrationPolicy::Open)
             .scopes(["api:read", "api:write"])
             .clock(self.clock.clone())
+            .key_refresh_interval(std::time::Duration::from_millis(200))
             .build()
             .await
             .expect("build second lockspire");

@@ -1,0 +1,435 @@
+//! The operator API: clients and signing keys, for a host's admin code and the `lockspire`
+//! command. Everything here is also reachable from [`crate::Lockspire::operator`].
+//!
+//! Key lifecycle (SURFACE S2): a generated key is *upcoming* — published in JWKS but not used —
+//! until it has been published for [`PUBLISH_BEFORE_USE`]; activating it makes it sign and starts
+//! retiring the previous key of its alg, which stays in JWKS until every token it signed has
+//! expired.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::error::OAuthError;
+use crate::jose::{self, KeyError, KeyRing, KeyStatus, SigningAlg, SigningKey};
+use crate::protocol::client::ClientMetadata;
+use crate::protocol::registration::{self, RegisteredClient};
+use crate::secrets::{ServerSecrets, random_token};
+use crate::store::{ClientStatus, KeyRecord, Store, StoreError};
+use crate::{Provider, UnixTime};
+
+/// How long a new key is published before it may sign: the JWKS `max-age`, so relying parties
+/// that cached JWKS have seen it before the first token it signs.
+pub const PUBLISH_BEFORE_USE: i64 = 300;
+
+/// Why an operator action was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OperatorError {
+    /// No such client or key.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The action would break a rule; the text says which.
+    #[error("{0}")]
+    Refused(String),
+    /// Metadata or input failed validation.
+    #[error("{}: {}", .0.code(), .0.description())]
+    Invalid(OAuthError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Key material could not be used.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+}
+
+impl From<OAuthError> for OperatorError {
+    fn from(e: OAuthError) -> Self {
+        Self::Invalid(e)
+    }
+}
+
+/// A client as operators see it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ClientInfo {
+    /// The client id.
+    pub client_id: String,
+    /// True unless disabled.
+    pub enabled: bool,
+    /// Registration time.
+    pub created_at: UnixTime,
+    /// Registered metadata.
+    pub metadata: ClientMetadata,
+}
+
+/// Where a key is in its lifecycle at a given time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum KeyState {
+    /// Published, not yet signing.
+    Upcoming {
+        /// When it may be activated.
+        activatable_at: UnixTime,
+    },
+    /// Signing new tokens.
+    Active,
+    /// Not signing; published until `until`.
+    Retiring {
+        /// When it leaves JWKS.
+        until: UnixTime,
+    },
+    /// Unpublished.
+    Retired,
+}
+
+/// A key as operators see it (never its private half).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct KeyInfo {
+    /// Key id (RFC 7638 thumbprint).
+    pub kid: String,
+    /// JWS alg.
+    pub alg: String,
+    /// Lifecycle state now.
+    #[serde(flatten)]
+    pub state: KeyState,
+    /// Creation time.
+    pub created_at: UnixTime,
+    /// Activation time.
+    pub activated_at: Option<UnixTime>,
+}
+
+/// Operator actions on one issuer.
+#[derive(Clone)]
+pub struct Operator {
+    pub(crate) inner: Arc<Provider>,
+}
+
+impl std::fmt::Debug for Operator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Operator")
+            .field("issuer", &self.inner.config.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+fn info(c: crate::store::ClientRecord) -> ClientInfo {
+    ClientInfo {
+        client_id: c.client_id,
+        enabled: c.status == ClientStatus::Active,
+        created_at: c.created_at,
+        metadata: c.metadata,
+    }
+}
+
+impl Operator {
+    fn p(&self) -> &Provider {
+        &self.inner
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    // ---- clients -------------------------------------------------------------------------
+
+    /// Registers a client with RFC 7591 metadata; the secret of a confidential client is in
+    /// the result and nowhere else.
+    pub async fn create_client(
+        &self,
+        client_id: Option<&str>,
+        metadata: Value,
+    ) -> Result<RegisteredClient, OperatorError> {
+        Ok(registration::create(self.p(), client_id, metadata).await?)
+    }
+
+    /// Replaces a client's metadata under registration rules.
+    pub async fn update_client(
+        &self,
+        client_id: &str,
+        metadata: Value,
+    ) -> Result<ClientMetadata, OperatorError> {
+        Ok(registration::update(self.p(), client_id, metadata).await?)
+    }
+
+    /// One client.
+    pub async fn client(&self, client_id: &str) -> Result<Option<ClientInfo>, OperatorError> {
+        let p = self.p();
+        Ok(p.store.client(&p.tenant, client_id).await?.map(info))
+    }
+
+    /// Every client.
+    pub async fn clients(&self) -> Result<Vec<ClientInfo>, OperatorError> {
+        let p = self.p();
+        Ok(p.store
+            .clients(&p.tenant)
+            .await?
+            .into_iter()
+            .map(info)
+            .collect())
+    }
+
+    /// Enables or disables a client. A disabled client is refused everywhere and its tokens
+    /// stop working until it is enabled again.
+    pub async fn set_client_enabled(
+        &self,
+        client_id: &str,
+        enabled: bool,
+    ) -> Result<(), OperatorError> {
+        let p = self.p();
+        let status = if enabled {
+            ClientStatus::Active
+        } else {
+            ClientStatus::Disabled
+        };
+        if p.store
+            .set_client_status(&p.tenant, client_id, status, p.now())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(OperatorError::NotFound(format!("client {client_id}")))
+        }
+    }
+
+    /// Issues a new secret for a confidential client; the old one stops working at once.
+    /// Returns the new secret — shown once, stored only as a keyed digest.
+    pub async fn rotate_client_secret(&self, client_id: &str) -> Result<String, OperatorError> {
+        let p = self.p();
+        let secret = random_token();
+        let digest = p.secrets.client_secret_digest(&secret);
+        if p.store
+            .set_client_secret(&p.tenant, client_id, &digest, p.now())
+            .await?
+        {
+            return Ok(secret);
+        }
+        match p.store.client(&p.tenant, client_id).await? {
+            Some(_) => Err(OperatorError::Refused(format!(
+                "client {client_id} is public: it has no secret"
+            ))),
+            None => Err(OperatorError::NotFound(format!("client {client_id}"))),
+        }
+    }
+
+    // ---- keys ----------------------------------------------------------------------------
+
+    /// How long a retiring key stays published: the longest lifetime of a token it may have
+    /// signed, plus the JWKS cache time.
+    fn retire_grace(&self) -> i64 {
+        let l = self.p().config.lifetimes;
+        l.access_token.max(l.id_token) + PUBLISH_BEFORE_USE
+    }
+
+    /// Every key with its state now.
+    pub async fn keys(&self) -> Result<Vec<KeyInfo>, OperatorError> {
+        let p = self.p();
+        let now = p.now();
+        Ok(p.store
+            .all_keys(&p.tenant)
+            .await?
+            .into_iter()
+            .map(|k| key_info(k, now))
+            .collect())
+    }
+
+    /// Generates an upcoming key for `alg`: published now, activatable after
+    /// [`PUBLISH_BEFORE_USE`] seconds.
+    pub async fn generate_key(&self, alg: SigningAlg) -> Result<KeyInfo, OperatorError> {
+        let p = self.p();
+        let now = p.now();
+        let record = new_key_record(&p.secrets, &p.tenant, alg, KeyStatus::Upcoming, now)?;
+        p.store.insert_key(&record).await?;
+        self.reload_keys().await?;
+        Ok(key_info(record, now))
+    }
+
+    /// Makes an upcoming key sign for its alg; the previous active key starts retiring.
+    pub async fn activate_key(&self, kid: &str) -> Result<(), OperatorError> {
+        let p = self.p();
+        let now = p.now();
+        let done = p
+            .store
+            .activate_key(
+                &p.tenant,
+                kid,
+                now,
+                now - PUBLISH_BEFORE_USE,
+                now + self.retire_grace(),
+            )
+            .await?;
+        if !done {
+            let key = self.keys().await?.into_iter().find(|k| k.kid == kid);
+            return Err(match key {
+                None => OperatorError::NotFound(format!("key {kid}")),
+                Some(KeyInfo {
+                    state: KeyState::Upcoming { activatable_at },
+                    ..
+                }) => OperatorError::Refused(format!(
+                    "key {kid} must be published for {PUBLISH_BEFORE_USE} s before it signs; activate it after {activatable_at} (in {} s)",
+                    activatable_at - now
+                )),
+                Some(k) => OperatorError::Refused(format!(
+                    "key {kid} is {:?}; only upcoming keys can be activated",
+                    k.state
+                )),
+            });
+        }
+        self.reload_keys().await?;
+        Ok(())
+    }
+
+    /// Stops a key from signing; it stays in JWKS until the tokens it signed have expired.
+    /// The last active key of an alg cannot retire: activate its replacement instead.
+    pub async fn retire_key(&self, kid: &str) -> Result<(), OperatorError> {
+        let p = self.p();
+        let now = p.now();
+        if !p
+            .store
+            .retire_key(&p.tenant, kid, now + self.retire_grace())
+            .await?
+        {
+            let key = self.keys().await?.into_iter().find(|k| k.kid == kid);
+            return Err(match key {
+                None => OperatorError::NotFound(format!("key {kid}")),
+                Some(KeyInfo {
+                    state: KeyState::Active,
+                    alg,
+                    ..
+                }) => OperatorError::Refused(format!(
+                    "key {kid} is the only active {alg} key; generate and activate a replacement first"
+                )),
+                Some(k) => OperatorError::Refused(format!("key {kid} is already {:?}", k.state)),
+            });
+        }
+        self.reload_keys().await?;
+        Ok(())
+    }
+
+    /// Opens every published key with the secret key: proves the key-encryption key matches.
+    pub async fn check_keys(
+        &self,
+    ) -> Result<Vec<(String, Result<SigningAlg, KeyError>)>, OperatorError> {
+        let p = self.p();
+        let records = p.store.published_keys(&p.tenant, p.now()).await?;
+        Ok(records
+            .into_iter()
+            .map(|r| {
+                (
+                    r.kid.clone(),
+                    open_key(&p.secrets, &r).map(|(k, _)| k.alg()),
+                )
+            })
+            .collect())
+    }
+
+    /// Re-reads the published keys into this process's key ring.
+    pub async fn reload_keys(&self) -> Result<(), OperatorError> {
+        let p = self.p();
+        let ring = load_ring(&p.store, &p.secrets, &p.tenant, p.now()).await?;
+        p.replace_keys(ring);
+        Ok(())
+    }
+}
+
+fn key_info(k: KeyRecord, now: UnixTime) -> KeyInfo {
+    let state = match (KeyStatus::parse(&k.status), k.retired_at) {
+        (Some(KeyStatus::Upcoming), _) => KeyState::Upcoming {
+            activatable_at: k.created_at + PUBLISH_BEFORE_USE,
+        },
+        (Some(KeyStatus::Active), _) => KeyState::Active,
+        (Some(KeyStatus::Retiring), Some(until)) if until > now => KeyState::Retiring { until },
+        _ => KeyState::Retired,
+    };
+    KeyInfo {
+        kid: k.kid,
+        alg: k.alg,
+        state,
+        created_at: k.created_at,
+        activated_at: k.activated_at,
+    }
+}
+
+fn seal_context(tenant: &str, kid: &str) -> String {
+    format!("lockspire/signing-key/{tenant}/{kid}")
+}
+
+/// A new key, sealed under the secret key, ready to store.
+pub(crate) fn new_key_record(
+    secrets: &ServerSecrets,
+    tenant: &str,
+    alg: SigningAlg,
+    status: KeyStatus,
+    now: UnixTime,
+) -> Result<KeyRecord, KeyError> {
+    let generated = jose::generate_key(alg)?;
+    let kid = generated.key.kid().to_owned();
+    Ok(KeyRecord {
+        tenant_id: tenant.to_owned(),
+        sealed_private: secrets.seal(&seal_context(tenant, &kid), &generated.pkcs8),
+        kid,
+        alg: alg.as_str().to_owned(),
+        status: status.as_str().to_owned(),
+        public_jwk: generated.key.public_jwk().to_string(),
+        created_at: now,
+        activated_at: (status == KeyStatus::Active).then_some(now),
+        retired_at: None,
+    })
+}
+
+/// Unseals and parses a stored key.
+fn open_key(secrets: &ServerSecrets, r: &KeyRecord) -> Result<(SigningKey, KeyStatus), KeyError> {
+    let alg: SigningAlg = r.alg.parse()?;
+    let status = KeyStatus::parse(&r.status).ok_or(KeyError::Unusable {
+        kid: r.kid.clone(),
+        why: "bad status",
+    })?;
+    let pkcs8 = secrets
+        .open(&seal_context(&r.tenant_id, &r.kid), &r.sealed_private)
+        .map_err(|_| KeyError::Unusable {
+            kid: r.kid.clone(),
+            why: "the secret key cannot open it",
+        })?;
+    Ok((SigningKey::from_pkcs8(&r.kid, alg, &pkcs8)?, status))
+}
+
+/// The published keys, parsed once.
+pub(crate) async fn load_ring(
+    store: &Store,
+    secrets: &ServerSecrets,
+    tenant: &str,
+    now: UnixTime,
+) -> Result<KeyRing, OperatorError> {
+    let mut keys = Vec::new();
+    for r in store.published_keys(tenant, now).await? {
+        keys.push(open_key(secrets, &r)?);
+    }
+    Ok(KeyRing::new(keys))
+}
+
+/// Creates an active key for every alg that has none (SURFACE S2: first start).
+pub(crate) async fn ensure_active_keys(
+    store: &Store,
+    secrets: &ServerSecrets,
+    tenant: &str,
+    now: UnixTime,
+) -> Result<(), OperatorError> {
+    let published = store.published_keys(tenant, now).await?;
+    for alg in SigningAlg::ALL {
+        let has_active = published
+            .iter()
+            .any(|r| r.alg == alg.as_str() && r.status == KeyStatus::Active.as_str());
+        if !has_active {
+            store
+                .insert_key(&new_key_record(
+                    secrets,
+                    tenant,
+                    alg,
+                    KeyStatus::Active,
+                    now,
+                )?)
+                .await?;
+        }
+    }
+    Ok(())
+}
