@@ -206,6 +206,56 @@ impl DynResolver for NoHost {
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// What a consent page shows, and what its form must post back to `action`: the fields
+/// `interaction` and `csrf` unchanged, and `decision` = `allow` or `deny` (SURFACE S5).
+#[derive(Clone, Debug)]
+pub struct ConsentPage {
+    /// Where the form posts (`POST`, `application/x-www-form-urlencoded`).
+    pub action: String,
+    /// Hidden field `interaction`.
+    pub interaction_id: String,
+    /// Hidden field `csrf`.
+    pub csrf: String,
+    /// The requesting client.
+    pub client_id: String,
+    /// Its registered name, or its id.
+    pub client_name: String,
+    /// Its home page, if registered.
+    pub client_uri: Option<String>,
+    /// Its logo, if registered.
+    pub logo_uri: Option<String>,
+    /// The scopes asked for, with a plain-language description of the standard ones.
+    pub scopes: Vec<ScopeRequest>,
+    /// The resources (RFC 8707) the tokens will be for.
+    pub resources: Vec<String>,
+}
+
+/// One requested scope on the consent page.
+#[derive(Clone, Debug)]
+pub struct ScopeRequest {
+    /// The scope value.
+    pub name: String,
+    /// What it grants, for the standard scopes; empty for the host's own.
+    pub description: String,
+}
+
+/// Renders the consent page as the host wants it to look. The HTML must contain a form that
+/// posts the fields listed on [`ConsentPage`]; Lockspire adds the security headers
+/// (no framing, no caching).
+pub trait ConsentRenderer: Send + Sync + 'static {
+    /// The page's HTML.
+    fn render(&self, page: &ConsentPage) -> Result<String, HostError>;
+}
+
+impl<F> ConsentRenderer for F
+where
+    F: Fn(&ConsentPage) -> Result<String, HostError> + Send + Sync + 'static,
+{
+    fn render(&self, page: &ConsentPage) -> Result<String, HostError> {
+        self(page)
+    }
+}
+
 /// A signed-in session with the account erased: what protocol code needs.
 #[derive(Clone, Debug)]
 pub(crate) struct Session {

@@ -32,6 +32,7 @@
 mod clock;
 mod config;
 mod error;
+mod file_config;
 mod host;
 pub mod jose;
 mod operator;
@@ -45,8 +46,10 @@ use std::sync::{Arc, RwLock};
 pub use clock::{Clock, ManualClock, SystemClock, UnixTime};
 pub use config::{AccessTokenFormat, Config, ConfigError, Issuer, Lifetimes, RegistrationPolicy};
 pub use error::{Challenge, ErrorCode, OAuthError};
+pub use file_config::{DEFAULT_CONFIG_FILE, FileConfig, RegistrationFile};
 pub use host::{
-    AccountResolver, Claims, Context, HostError, InteractionResult, Resolution, SignedIn, Subject,
+    AccountResolver, Claims, ConsentPage, ConsentRenderer, Context, HostError, InteractionResult,
+    Resolution, ScopeRequest, SignedIn, Subject,
 };
 pub use operator::{ClientInfo, KeyInfo, KeyState, Operator, OperatorError, PUBLISH_BEFORE_USE};
 pub use protocol::client::{AuthMethod, ClientMetadata, GrantType};
@@ -78,6 +81,7 @@ pub(crate) struct Provider {
     pub(crate) resolver: Arc<dyn DynResolver>,
     keys: RwLock<Arc<KeyRing>>,
     pub(crate) discovery: Arc<str>,
+    pub(crate) consent: Option<Arc<dyn ConsentRenderer>>,
 }
 
 impl Provider {
@@ -161,6 +165,7 @@ pub struct Builder {
     lifetimes: Lifetimes,
     clock: Arc<dyn Clock>,
     key_refresh: std::time::Duration,
+    consent: Option<Arc<dyn ConsentRenderer>>,
 }
 
 enum DatabaseSource {
@@ -183,6 +188,7 @@ impl Lockspire {
             lifetimes: Lifetimes::default(),
             clock: Arc::new(SystemClock),
             key_refresh: KEY_REFRESH,
+            consent: None,
         }
     }
 
@@ -367,6 +373,12 @@ impl Builder {
         self
     }
 
+    /// The host's consent page (the built-in one is used otherwise).
+    pub fn consent_renderer(mut self, renderer: impl ConsentRenderer) -> Self {
+        self.consent = Some(Arc::new(renderer));
+        self
+    }
+
     /// Token and interaction lifetimes.
     pub fn lifetimes(mut self, lifetimes: Lifetimes) -> Self {
         self.lifetimes = lifetimes;
@@ -467,6 +479,7 @@ impl Builder {
                 resolver,
                 keys: RwLock::new(Arc::new(ring)),
                 discovery,
+                consent: self.consent,
             }),
         };
         spawn_maintenance(Arc::downgrade(&lockspire.inner), self.key_refresh);
@@ -508,6 +521,7 @@ impl Builder {
                 resolver: Arc::new(host::NoHost),
                 keys: RwLock::new(Arc::new(ring)),
                 discovery,
+                consent: None,
             }),
         })
     }

@@ -234,3 +234,53 @@ on_both_stores! {
         assert!(done.redirect_params().contains_key("code"), "a fresh sign-in completes: {done:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_render_their_own_consent_page() {
+    let h = common::Harness::start_with(common::Backend::Sqlite, |b| {
+        b.consent_renderer(|page: &lockspire::ConsentPage| {
+            let scopes: Vec<String> = page.scopes.iter().map(|s| s.name.clone()).collect();
+            Ok(format!(
+                r#"<h1>Acme asks: {name} wants {scopes}</h1><form method="post" action="{action}">
+<input type="hidden" name="interaction" value="{ix}"><input type="hidden" name="csrf" value="{csrf}">
+<button name="decision" value="allow">OK</button></form>"#,
+                name = page.client_name,
+                scopes = scopes.join(","),
+                action = page.action,
+                ix = page.interaction_id,
+                csrf = page.csrf,
+            ))
+        })
+    })
+    .await;
+    let client = h.public_client(json!({})).await;
+    let browser = h.browser(Some("alice"));
+    let stop = browser
+        .run(
+            &h.authorize_url(&client, "openid email", &Pkce::new(), &[]),
+            &client.redirect_uri,
+            Consent::Stop,
+        )
+        .await;
+    let Outcome::ConsentPage(url, html) = stop else {
+        panic!("consent page")
+    };
+    assert!(
+        html.contains("Acme asks: Test public client wants openid,email"),
+        "{html}"
+    );
+    let resp = browser.client.get(&url).send().await.expect("page");
+    assert_eq!(
+        resp.headers()["x-frame-options"],
+        "DENY",
+        "Lockspire still sets the security headers"
+    );
+    let done = browser
+        .run(
+            &h.authorize_url(&client, "openid email", &Pkce::new(), &[]),
+            &client.redirect_uri,
+            Consent::Allow,
+        )
+        .await;
+    assert!(done.redirect_params().contains_key("code"));
+}

@@ -41,8 +41,10 @@ struct Pending {
 pub(crate) struct ConsentView {
     pub(crate) interaction_id: String,
     pub(crate) csrf: String,
+    pub(crate) client_id: String,
     pub(crate) client_name: String,
     pub(crate) client_uri: Option<String>,
+    pub(crate) logo_uri: Option<String>,
     pub(crate) scopes: Vec<String>,
     pub(crate) resources: Vec<String>,
 }
@@ -278,6 +280,8 @@ pub(crate) async fn consent_view(
             .client_name
             .clone()
             .unwrap_or_else(|| pending.client.client_id.clone()),
+        client_id: pending.client.client_id.clone(),
+        logo_uri: client.logo_uri.clone(),
         client_uri: client.client_uri.clone(),
         scopes: pending.request.scopes.clone(),
         resources: pending.request.resources.clone(),

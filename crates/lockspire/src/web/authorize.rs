@@ -9,11 +9,13 @@ use axum::response::Response;
 use http::{HeaderMap, HeaderValue, Method, Request, header};
 
 use super::pages::{
-    ConsentPage, authorization_response, consent_page as render_consent, error_page, see_other,
+    authorization_response, consent_page as render_consent, error_page, render_host_consent,
+    see_other,
 };
 use super::{is_form, read_body};
 use crate::Provider;
 use crate::error::OAuthError;
+use crate::host::{ConsentPage, ScopeRequest};
 use crate::protocol::authorize::{self, AuthorizationResponse, AuthorizeError};
 use crate::protocol::interaction::{self, Step};
 use crate::protocol::params::Params;
@@ -159,22 +161,30 @@ pub(crate) async fn consent_page(State(p): State<Arc<Provider>>, req: Request<Bo
         Err(e) => return error_page(&e),
     };
     match interaction::consent_view(&p, &r.id, r.browser.as_deref(), &mut r.parts).await {
-        Ok(view) => render_consent(ConsentPage {
-            action: p.config.issuer.endpoint("/consent"),
-            interaction_id: view.interaction_id,
-            csrf: view.csrf,
-            client_name: view.client_name,
-            client_uri: view.client_uri,
-            scopes: view
-                .scopes
-                .into_iter()
-                .map(|s| {
-                    let d = scope_description(&s);
-                    (s, d)
-                })
-                .collect(),
-            resources: view.resources,
-        }),
+        Ok(view) => {
+            let page = ConsentPage {
+                action: p.config.issuer.endpoint("/consent"),
+                interaction_id: view.interaction_id,
+                csrf: view.csrf,
+                client_id: view.client_id,
+                client_name: view.client_name,
+                client_uri: view.client_uri,
+                logo_uri: view.logo_uri,
+                scopes: view
+                    .scopes
+                    .into_iter()
+                    .map(|name| ScopeRequest {
+                        description: scope_description(&name).to_owned(),
+                        name,
+                    })
+                    .collect(),
+                resources: view.resources,
+            };
+            match &p.consent {
+                Some(host) => render_host_consent(host.as_ref(), &page),
+                None => render_consent(&page),
+            }
+        }
         Err(e) => render_error(&p, e),
     }
 }

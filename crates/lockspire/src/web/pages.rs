@@ -6,6 +6,7 @@ use axum::response::{Html, IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
 use crate::error::OAuthError;
+use crate::host::{ConsentPage, ConsentRenderer};
 use crate::protocol::authorize::AuthorizationResponse;
 use crate::secrets::random_id;
 
@@ -18,14 +19,8 @@ struct ErrorPage<'a> {
 
 #[derive(Template)]
 #[template(path = "consent.html")]
-pub(crate) struct ConsentPage {
-    pub(crate) action: String,
-    pub(crate) interaction_id: String,
-    pub(crate) csrf: String,
-    pub(crate) client_name: String,
-    pub(crate) client_uri: Option<String>,
-    pub(crate) scopes: Vec<(String, &'static str)>,
-    pub(crate) resources: Vec<String>,
+struct DefaultConsentPage<'a> {
+    page: &'a ConsentPage,
 }
 
 #[derive(Template)]
@@ -75,13 +70,24 @@ pub(crate) fn error_page(e: &OAuthError) -> Response {
     html(e.status(), body, PAGE_CSP.to_owned())
 }
 
-/// The consent page.
-pub(crate) fn consent_page(page: ConsentPage) -> Response {
-    match page.render() {
+/// The built-in consent page.
+pub(crate) fn consent_page(page: &ConsentPage) -> Response {
+    match (DefaultConsentPage { page }).render() {
         Ok(body) => html(StatusCode::OK, body, PAGE_CSP.to_owned()),
         Err(e) => error_page(&OAuthError::internal(format!("consent template: {e}"))),
     }
 }
+
+/// The host's consent page. Its own stylesheets and images may load from its origin; scripts
+/// may not run, and nothing may frame it.
+pub(crate) fn render_host_consent(renderer: &dyn ConsentRenderer, page: &ConsentPage) -> Response {
+    match renderer.render(page) {
+        Ok(body) => html(StatusCode::OK, body, HOST_PAGE_CSP.to_owned()),
+        Err(e) => error_page(&OAuthError::internal(format!("host consent page: {e}"))),
+    }
+}
+
+const HOST_PAGE_CSP: &str = "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' https: data:; font-src 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// Sends an authorization response to the client's verified redirect URI.
 pub(crate) fn authorization_response(resp: &AuthorizationResponse) -> Response {

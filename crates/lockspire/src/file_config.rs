@@ -1,0 +1,251 @@
+//! `lockspire.toml`: the settings a host keeps in a file, read by the host app (through
+//! [`FileConfig::builder`]) and by the `lockspire` command, so both see the same issuer, database
+//! and policies. Secrets never live in the file: it names the environment variables that hold
+//! them.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{AccessTokenFormat, ConfigError, Issuer, RegistrationPolicy};
+use crate::{Builder, Lockspire, SecretKey};
+
+/// The default file name.
+pub const DEFAULT_CONFIG_FILE: &str = "lockspire.toml";
+
+/// The contents of `lockspire.toml`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// The issuer identifier (RFC 8414 §2): https, or http on loopback.
+    pub issuer: String,
+    /// Where the host mounts Lockspire's router; the issuer's path must equal it.
+    #[serde(default = "default_mount_path")]
+    pub mount_path: String,
+    /// The host's login page; Lockspire's resolver sends browsers there with `return_to`.
+    #[serde(default = "default_login_path")]
+    pub login_path: String,
+    /// The database URL. `database_url_env`, when set in the environment, takes precedence.
+    #[serde(default)]
+    pub database_url: Option<String>,
+    /// Environment variable that may hold the database URL.
+    #[serde(default = "default_database_env")]
+    pub database_url_env: String,
+    /// Environment variable holding the 32-byte secret key (base64).
+    #[serde(default = "default_secret_env")]
+    pub secret_key_env: String,
+    /// `opaque` or `jwt` (RFC 9068).
+    #[serde(default = "default_format")]
+    pub access_token_format: String,
+    /// Scopes of the host's API, offered beside the OIDC scopes.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Dynamic client registration (RFC 7591).
+    #[serde(default)]
+    pub registration: RegistrationFile,
+}
+
+/// `[registration]` in `lockspire.toml`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationFile {
+    /// `disabled`, `initial-access-token` or `open`.
+    pub policy: String,
+    /// Environment variable holding the initial access token (policy `initial-access-token`).
+    #[serde(default = "default_iat_env")]
+    pub initial_access_token_env: String,
+}
+
+impl Default for RegistrationFile {
+    fn default() -> Self {
+        Self {
+            policy: "disabled".into(),
+            initial_access_token_env: default_iat_env(),
+        }
+    }
+}
+
+fn default_mount_path() -> String {
+    "/".into()
+}
+fn default_login_path() -> String {
+    "/login".into()
+}
+fn default_database_env() -> String {
+    "DATABASE_URL".into()
+}
+fn default_secret_env() -> String {
+    "LOCKSPIRE_SECRET_KEY".into()
+}
+fn default_format() -> String {
+    "opaque".into()
+}
+fn default_iat_env() -> String {
+    "LOCKSPIRE_INITIAL_ACCESS_TOKEN".into()
+}
+
+fn invalid(field: &'static str, why: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid(field, why.into())
+}
+
+impl FileConfig {
+    /// Reads and checks a configuration file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| invalid("config file", format!("{}: {e}", path.display())))?;
+        Self::parse(&text)
+    }
+
+    /// Parses and checks configuration text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let config: Self =
+            toml::from_str(text).map_err(|e| invalid("config file", e.to_string()))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Checks every value that can be checked without the environment.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let issuer = Issuer::parse(&self.issuer)?;
+        if !self.mount_path.starts_with('/') || self.mount_path.contains(['?', '#']) {
+            return Err(invalid(
+                "mount_path",
+                "must be an absolute path such as /oauth",
+            ));
+        }
+        let issuer_path = url::Url::parse(issuer.as_str())
+            .map(|u| u.path().trim_end_matches('/').to_owned())
+            .unwrap_or_default();
+        if issuer_path != self.mount_path.trim_end_matches('/') {
+            return Err(invalid(
+                "mount_path",
+                format!(
+                    "the issuer's path is {:?} but mount_path is {:?}; endpoints are served under the issuer",
+                    issuer_path, self.mount_path
+                ),
+            ));
+        }
+        if !self.login_path.starts_with('/') {
+            return Err(invalid(
+                "login_path",
+                "must be an absolute path such as /login",
+            ));
+        }
+        AccessTokenFormat::parse(&self.access_token_format)
+            .ok_or_else(|| invalid("access_token_format", "must be opaque or jwt"))?;
+        match self.registration.policy.as_str() {
+            "disabled" | "open" | "initial-access-token" => Ok(()),
+            other => Err(invalid(
+                "registration.policy",
+                format!("{other:?}: use disabled, initial-access-token or open"),
+            )),
+        }
+    }
+
+    /// The database URL: the environment variable when set, else the file's value.
+    pub fn database_url(&self) -> Result<String, ConfigError> {
+        match std::env::var(&self.database_url_env) {
+            Ok(url) if !url.is_empty() => Ok(url),
+            _ => self.database_url.clone().ok_or_else(|| {
+                invalid(
+                    "database_url",
+                    format!(
+                        "set database_url in the file or {} in the environment",
+                        self.database_url_env
+                    ),
+                )
+            }),
+        }
+    }
+
+    /// The secret key from its environment variable.
+    pub fn secret_key(&self) -> Result<SecretKey, ConfigError> {
+        let value = std::env::var(&self.secret_key_env).map_err(|_| {
+            invalid(
+                "secret key",
+                format!("{} is not set in the environment", self.secret_key_env),
+            )
+        })?;
+        SecretKey::from_base64(&value)
+            .map_err(|e| invalid("secret key", format!("{}: {e}", self.secret_key_env)))
+    }
+
+    /// The registration policy, reading the initial access token from the environment.
+    pub fn registration_policy(&self) -> Result<RegistrationPolicy, ConfigError> {
+        Ok(match self.registration.policy.as_str() {
+            "open" => RegistrationPolicy::Open,
+            "initial-access-token" => {
+                let env = &self.registration.initial_access_token_env;
+                let token = std::env::var(env).map_err(|_| {
+                    invalid(
+                        "registration",
+                        format!("{env} is not set in the environment"),
+                    )
+                })?;
+                RegistrationPolicy::InitialAccessToken(token)
+            }
+            _ => RegistrationPolicy::Disabled,
+        })
+    }
+
+    /// A builder with everything the file says: issuer, database, secret key, registration,
+    /// token format and scopes. The host adds its account resolver.
+    pub fn builder(&self) -> Result<Builder, ConfigError> {
+        self.check()?;
+        let format = AccessTokenFormat::parse(&self.access_token_format)
+            .unwrap_or(AccessTokenFormat::Opaque);
+        Ok(Lockspire::builder()
+            .issuer(&self.issuer)?
+            .database(&self.database_url()?)
+            .secret_key(self.secret_key()?)
+            .registration(self.registration_policy()?)
+            .access_token_format(format)
+            .scopes(self.scopes.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_file_gets_secure_defaults() {
+        let c =
+            FileConfig::parse("issuer = \"https://auth.example.com\"").map_err(|e| e.to_string());
+        let Ok(c) = c else { panic!("{c:?}") };
+        assert_eq!(c.registration.policy, "disabled");
+        assert_eq!(c.access_token_format, "opaque");
+        assert_eq!(c.mount_path, "/");
+    }
+
+    #[test]
+    fn mount_path_must_match_the_issuer_path() {
+        assert!(
+            FileConfig::parse("issuer = \"https://a.example/oauth\"\nmount_path = \"/oauth\"")
+                .is_ok()
+        );
+        assert!(
+            FileConfig::parse("issuer = \"https://a.example/oauth\"\nmount_path = \"/\"").is_err()
+        );
+        assert!(
+            FileConfig::parse("issuer = \"https://a.example\"\nmount_path = \"/oauth\"").is_err()
+        );
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_refused() {
+        assert!(FileConfig::parse("issuer = \"https://a.example\"\nissuer_typo = 1").is_err());
+        assert!(FileConfig::parse("issuer = \"http://a.example\"").is_err());
+        assert!(
+            FileConfig::parse("issuer = \"https://a.example\"\naccess_token_format = \"x\"")
+                .is_err()
+        );
+        assert!(
+            FileConfig::parse(
+                "issuer = \"https://a.example\"\n[registration]\npolicy = \"sometimes\""
+            )
+            .is_err()
+        );
+    }
+}
