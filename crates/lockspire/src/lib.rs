@@ -56,6 +56,10 @@ pub use protocol::client::{AuthMethod, ClientMetadata, GrantType};
 pub use protocol::params::Params;
 pub use protocol::registration::RegisteredClient;
 pub use secrets::{InvalidSecretKey, SecretKey};
+/// Re-exported so host code can build [`Claims`] without its own `serde_json` dependency.
+pub use serde_json;
+/// Re-exported for host code that builds login URLs.
+pub use url;
 
 use crate::host::DynResolver;
 use crate::jose::{KeyRing, SigningAlg};
@@ -192,8 +196,9 @@ impl Lockspire {
         }
     }
 
-    /// The protocol endpoints, to `merge` into the host's router at the issuer's path.
-    pub fn router(&self) -> axum::Router {
+    /// The protocol endpoints, to `merge` into the host's router (of any state type) at the
+    /// issuer's path.
+    pub fn router<S: Clone + Send + Sync + 'static>(&self) -> axum::Router<S> {
         web::router(self.inner.clone())
     }
 

@@ -20,7 +20,7 @@ use crate::protocol::params::Params;
 /// Largest request body any endpoint reads (SURFACE S28).
 pub(crate) const MAX_BODY: usize = 64 * 1024;
 
-pub(crate) fn router(p: Arc<Provider>) -> Router {
+pub(crate) fn router<S: Clone + Send + Sync + 'static>(p: Arc<Provider>) -> Router<S> {
     // Endpoints that browser-based clients (SPAs) call cross-origin: no cookies are involved,
     // so any origin may read the answers.
     let cors = CorsLayer::new()

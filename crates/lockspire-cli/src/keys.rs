@@ -1,0 +1,115 @@
+//! `lockspire keys …`: the signing key lifecycle (SURFACE S2).
+
+use clap::{Args, Subcommand};
+use lockspire::jose::SigningAlg;
+use lockspire::{KeyState, PUBLISH_BEFORE_USE};
+use serde_json::json;
+
+use crate::Outcome;
+use crate::setup::{ConfigArgs, print_json, refused};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysCommand {
+    /// List keys with their state.
+    List(ListArgs),
+    /// Generate a key. It is published at once and may sign after it has been published for
+    /// the JWKS cache time (PUBLISH_BEFORE_USE seconds).
+    Generate(GenerateArgs),
+    /// Make an upcoming key sign for its alg; the previous key starts retiring.
+    Activate(KidArgs),
+    /// Stop a key from signing; it stays in JWKS until every token it signed has expired.
+    Retire(KidArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GenerateArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// RS256, PS256, ES256 or EdDSA.
+    #[arg(long, default_value = "ES256")]
+    alg: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KidArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// The key id.
+    kid: String,
+}
+
+fn state_text(state: KeyState) -> String {
+    match state {
+        KeyState::Upcoming { activatable_at } => {
+            format!("upcoming (activatable at {activatable_at})")
+        }
+        KeyState::Active => "active".into(),
+        KeyState::Retiring { until } => format!("retiring (published until {until})"),
+        KeyState::Retired => "retired".into(),
+    }
+}
+
+pub(crate) async fn run(cmd: KeysCommand) -> anyhow::Result<Outcome> {
+    match cmd {
+        KeysCommand::List(a) => {
+            let keys = a.config.operator().await?.keys().await?;
+            if a.json {
+                print_json(&keys)?;
+            } else {
+                println!("{:<44} {:<6} STATE", "KID", "ALG");
+                for k in keys {
+                    println!("{:<44} {:<6} {}", k.kid, k.alg, state_text(k.state));
+                }
+            }
+            Ok(Outcome::Done)
+        }
+        KeysCommand::Generate(a) => {
+            let Ok(alg) = a.alg.parse::<SigningAlg>() else {
+                eprintln!("error: --alg must be RS256, PS256, ES256 or EdDSA");
+                return Ok(Outcome::Failed);
+            };
+            let key = a.config.operator().await?.generate_key(alg).await?;
+            if a.json {
+                print_json(&key)?;
+            } else {
+                println!(
+                    "generated {} {} ({})",
+                    key.alg,
+                    key.kid,
+                    state_text(key.state)
+                );
+                println!(
+                    "activate it in {PUBLISH_BEFORE_USE} s or later: lockspire keys activate {}",
+                    key.kid
+                );
+            }
+            Ok(Outcome::Done)
+        }
+        KeysCommand::Activate(a) => match a.config.operator().await?.activate_key(&a.kid).await {
+            Ok(()) => {
+                println!("{}", json!({"kid": a.kid, "state": "active"}));
+                Ok(Outcome::Done)
+            }
+            Err(e) => refused(e),
+        },
+        KeysCommand::Retire(a) => match a.config.operator().await?.retire_key(&a.kid).await {
+            Ok(()) => {
+                println!("{}", json!({"kid": a.kid, "state": "retiring"}));
+                Ok(Outcome::Done)
+            }
+            Err(e) => refused(e),
+        },
+    }
+}

@@ -1,0 +1,78 @@
+//! Opening the configured instance: `lockspire.toml`, its database and its secret key.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use lockspire::store::Store;
+use lockspire::{FileConfig, Operator, OperatorError};
+
+use crate::Outcome;
+
+/// Where the configuration is.
+#[derive(Debug, Args)]
+pub(crate) struct ConfigArgs {
+    /// The configuration file.
+    #[arg(long, env = "LOCKSPIRE_CONFIG", default_value_os_t = crate::default_config())]
+    pub(crate) config: PathBuf,
+}
+
+impl ConfigArgs {
+    pub(crate) fn load(&self) -> anyhow::Result<FileConfig> {
+        FileConfig::load(&self.config).with_context(|| format!("reading {}", self.config.display()))
+    }
+
+    /// The operator API on the configured database, refusing to work on an unmigrated one.
+    pub(crate) async fn operator(&self) -> anyhow::Result<Operator> {
+        let config = self.load()?;
+        let operator = config
+            .builder()?
+            .build_operator()
+            .await
+            .context("opening the database")?;
+        let pending = operator.store().pending_migrations().await?;
+        if !pending.is_empty() {
+            bail!(
+                "the database has {} pending migration(s): run `lockspire migrate` first",
+                pending.len()
+            );
+        }
+        Ok(operator)
+    }
+}
+
+/// `lockspire migrate`.
+pub(crate) async fn migrate(args: ConfigArgs) -> anyhow::Result<Outcome> {
+    let config = args.load()?;
+    let store = Store::open(&config.database_url()?)
+        .await
+        .context("opening the database")?;
+    let pending = store.pending_migrations().await?;
+    if pending.is_empty() {
+        println!("The database is up to date.");
+        return Ok(Outcome::Done);
+    }
+    store.migrate().await.context("migrating")?;
+    for (version, description) in pending {
+        println!("applied {version} {description}");
+    }
+    Ok(Outcome::Done)
+}
+
+/// Prints `value` as pretty JSON.
+pub(crate) fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// Prints an operator refusal (unknown id, broken rule, invalid input) and makes it a failed
+/// outcome; storage and key errors propagate.
+pub(crate) fn refused(e: OperatorError) -> anyhow::Result<Outcome> {
+    match e {
+        OperatorError::NotFound(_) | OperatorError::Refused(_) | OperatorError::Invalid(_) => {
+            eprintln!("error: {e}");
+            Ok(Outcome::Failed)
+        }
+        other => Err(other.into()),
+    }
+}
