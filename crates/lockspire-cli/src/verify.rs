@@ -58,27 +58,35 @@ pub(crate) async fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
 
 async fn checks(args: &VerifyArgs, r: &mut Report) {
     let path = args.config.config.display().to_string();
-    let config = match FileConfig::load(&args.config.config) {
-        Ok(c) => {
-            r.ok("config", &path);
-            c
-        }
+    let config = match FileConfig::read_unchecked(&args.config.config) {
+        Ok(c) => c,
         Err(e) => {
             r.error(
                 "config",
-                &format!("{path}: {e}"),
+                &e.to_string(),
                 "fix the file (`lockspire install` writes a commented one)",
             );
             return;
         }
     };
+    match config.check() {
+        Ok(()) => r.ok("config", &path),
+        Err(e) => r.error(
+            "config",
+            &format!("{path}: {e}"),
+            "fix the value named above",
+        ),
+    }
     match Issuer::parse(&config.issuer) {
         Ok(i) => r.ok("issuer", i.as_str()),
-        Err(e) => r.error(
-            "issuer",
-            &e.to_string(),
-            "use an absolute https URL (http only on 127.0.0.1/localhost)",
-        ),
+        Err(e) => {
+            r.error(
+                "issuer",
+                &e.to_string(),
+                "use an absolute https URL (http only on 127.0.0.1/localhost)",
+            );
+            return;
+        }
     }
     let secret = match config.secret_key() {
         Ok(k) => {

@@ -97,6 +97,15 @@ impl FileConfig {
         Self::parse(&text)
     }
 
+    /// Reads a configuration file as TOML without checking its values, for tools that report
+    /// each problem separately (`lockspire verify`).
+    pub fn read_unchecked(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| invalid("config file", format!("{}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| invalid("config file", e.to_string()))
+    }
+
     /// Parses and checks configuration text.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let config: Self =

@@ -1,0 +1,426 @@
+//! `lockspire verify`: every check can fail, says which and how to fix it, and the exit status is
+//! 0 only when all pass. Also the operator commands' exit codes and outputs.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use lockspire::{
+    AccountResolver, Claims, Context, HostError, InteractionResult, Lockspire, Resolution,
+    SecretKey, Subject,
+};
+use serde_json::Value;
+
+const LOCKSPIRE: &str = env!("CARGO_BIN_EXE_lockspire");
+
+fn run(dir: &Path, args: &[&str], secret: Option<&str>) -> Output {
+    let mut cmd = Command::new(LOCKSPIRE);
+    cmd.args(args)
+        .current_dir(dir)
+        .env_remove("LOCKSPIRE_CONFIG")
+        .env_remove("LOCKSPIRE_DATABASE_URL");
+    match secret {
+        Some(s) => cmd.env("LOCKSPIRE_SECRET_KEY", s),
+        None => cmd.env_remove("LOCKSPIRE_SECRET_KEY"),
+    };
+    cmd.output().expect("run lockspire")
+}
+
+fn out(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Writes `lockspire.toml` for `issuer` on a SQLite file in `dir`.
+fn config(dir: &Path, issuer: &str, extra: &str) {
+    let db = format!("sqlite://{}/lockspire.db", dir.display());
+    let path = url::Url::parse(issuer)
+        .map(|u| u.path().to_owned())
+        .unwrap_or_else(|_| "/".into());
+    std::fs::write(
+        dir.join("lockspire.toml"),
+        format!("issuer = {issuer:?}\nmount_path = {path:?}\ndatabase_url = {db:?}\n{extra}"),
+    )
+    .expect("write config");
+}
+
+/// Asserts the verify run failed on exactly `check` (among possibly others) with a fix line.
+fn assert_fails_on(o: &Output, check: &str) {
+    let text = out(o);
+    assert_eq!(o.status.code(), Some(1), "verify must fail: {text}");
+    assert!(
+        text.contains(&format!("error  {check}:")),
+        "expected {check} to fail:\n{text}"
+    );
+    assert!(
+        text.contains("fix: "),
+        "every failure says how to fix it:\n{text}"
+    );
+}
+
+struct NoUsers;
+
+impl AccountResolver for NoUsers {
+    type Account = ();
+    async fn resolve_current_account(
+        &self,
+        _: &mut http::request::Parts,
+        _: &Context,
+    ) -> Result<Resolution<()>, HostError> {
+        Ok(Resolution::NotSignedIn)
+    }
+    async fn resolve_account(&self, _: &Subject, _: &Context) -> Result<Option<()>, HostError> {
+        Ok(None)
+    }
+    async fn build_claims(&self, _: &(), _: &Context) -> Result<Claims, HostError> {
+        Ok(Claims::default())
+    }
+    fn redirect_for_login(&self, _: &http::request::Parts, _: &Context) -> InteractionResult {
+        InteractionResult::Redirect("/login".into())
+    }
+}
+
+/// Starts Lockspire (migrating, creating keys) for `issuer` on `dir`'s database; serves it at
+/// `mount` on a free port and returns the origin.
+async fn serve(
+    dir: &Path,
+    issuer_path: &str,
+    secret: &str,
+    issuer_override: Option<&str>,
+) -> (String, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let origin = format!("http://{}", listener.local_addr().expect("addr"));
+    let issuer = issuer_override
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("{origin}{issuer_path}"));
+    let ls = Lockspire::builder()
+        .issuer(&issuer)
+        .expect("issuer")
+        .database(&format!("sqlite://{}/lockspire.db", dir.display()))
+        .secret_key(SecretKey::from_base64(secret).expect("key"))
+        .account_resolver(NoUsers)
+        .build()
+        .await
+        .expect("build");
+    let app: axum::Router = match issuer_path {
+        "/" => ls.router(),
+        path => axum::Router::new().nest(path, ls.router()),
+    };
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (origin, issuer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_passes_on_a_healthy_instance() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = SecretKey::generate().to_base64();
+    let (origin, issuer) = serve(dir.path(), "/oauth", &secret, None).await;
+    config(dir.path(), &issuer, "");
+    let o = run(dir.path(), &["verify", "--url", &origin], Some(&secret));
+    assert!(o.status.success(), "{}", out(&o));
+    for check in [
+        "config",
+        "issuer",
+        "secret key",
+        "database",
+        "migrations",
+        "signing keys",
+        "key-encryption key",
+        "discovery",
+        "jwks",
+        "endpoints",
+    ] {
+        assert!(
+            out(&o).contains(&format!("ok     {check}")),
+            "{check} reported ok:\n{}",
+            out(&o)
+        );
+    }
+}
+
+#[test]
+fn verify_reports_a_malformed_config_and_a_bad_issuer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("lockspire.toml"), "issuer = [not toml").expect("write");
+    assert_fails_on(&run(dir.path(), &["verify"], None), "config");
+    config(dir.path(), "http://auth.example.com", "");
+    let o = run(dir.path(), &["verify"], None);
+    assert_fails_on(&o, "issuer");
+    assert!(out(&o).contains("https"), "{}", out(&o));
+    let missing = tempfile::tempdir().expect("tempdir");
+    assert_fails_on(&run(missing.path(), &["verify"], None), "config");
+}
+
+#[test]
+fn verify_reports_a_missing_secret_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    config(dir.path(), "http://127.0.0.1:3000", "");
+    assert_fails_on(&run(dir.path(), &["verify"], None), "secret key");
+    assert_fails_on(
+        &run(dir.path(), &["verify"], Some("too-short")),
+        "secret key",
+    );
+}
+
+#[test]
+fn verify_reports_an_unreachable_database() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("lockspire.toml"),
+        "issuer = \"http://127.0.0.1:3000\"\ndatabase_url = \"postgres://postgres@127.0.0.1:1/nothing\"\n",
+    )
+    .expect("write");
+    assert_fails_on(
+        &run(
+            dir.path(),
+            &["verify"],
+            Some(&SecretKey::generate().to_base64()),
+        ),
+        "database",
+    );
+}
+
+#[test]
+fn verify_reports_pending_migrations_and_missing_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    config(dir.path(), "http://127.0.0.1:3000", "");
+    let secret = SecretKey::generate().to_base64();
+    assert_fails_on(&run(dir.path(), &["verify"], Some(&secret)), "migrations");
+    let migrated = run(dir.path(), &["migrate"], Some(&secret));
+    assert!(migrated.status.success(), "{}", out(&migrated));
+    assert!(out(&migrated).contains("applied"), "{}", out(&migrated));
+    let again = run(dir.path(), &["migrate"], Some(&secret));
+    assert!(
+        out(&again).contains("up to date"),
+        "migrate is idempotent: {}",
+        out(&again)
+    );
+    let o = run(dir.path(), &["verify"], Some(&secret));
+    assert_fails_on(&o, "signing keys");
+    assert!(out(&o).contains("ok     migrations"), "{}", out(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_reports_a_secret_key_that_cannot_open_the_stored_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = SecretKey::generate().to_base64();
+    let (_, issuer) = serve(dir.path(), "/", &secret, Some("http://127.0.0.1:3000")).await;
+    config(dir.path(), &issuer, "");
+    assert!(run(dir.path(), &["verify"], Some(&secret)).status.success());
+    let other = SecretKey::generate().to_base64();
+    assert_fails_on(
+        &run(dir.path(), &["verify"], Some(&other)),
+        "key-encryption key",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_probe_reports_an_instance_that_is_down_or_serves_another_issuer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = SecretKey::generate().to_base64();
+    // An instance on this database that believes it is another issuer.
+    let (origin, _) = serve(
+        dir.path(),
+        "/oauth",
+        &secret,
+        Some("https://other.example/oauth"),
+    )
+    .await;
+    config(dir.path(), &format!("{origin}/oauth"), "");
+    assert_fails_on(
+        &run(dir.path(), &["verify", "--url", &origin], Some(&secret)),
+        "discovery",
+    );
+    // Nothing listening.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let down = format!("http://127.0.0.1:{port}");
+    config(dir.path(), &format!("{down}/oauth"), "");
+    assert_fails_on(
+        &run(dir.path(), &["verify", "--url", &down], Some(&secret)),
+        "discovery",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_probe_reports_foreign_keys_and_dead_endpoints() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = SecretKey::generate().to_base64();
+    // Keys exist in the database (started once elsewhere)…
+    let _ = serve(dir.path(), "/", &secret, Some("http://127.0.0.1:3000")).await;
+    // …but the probed origin serves a hand-made discovery document: no keys, no endpoints.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let origin = format!("http://{}", listener.local_addr().expect("addr"));
+    let issuer = format!("{origin}/oauth");
+    let doc = serde_json::json!({
+        "issuer": issuer,
+        "jwks_uri": format!("{issuer}/jwks"),
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": format!("{issuer}/token"),
+    });
+    let app = axum::Router::new()
+        .route(
+            "/oauth/.well-known/openid-configuration",
+            axum::routing::get(move || async move { axum::Json(doc.clone()) }),
+        )
+        .route(
+            "/oauth/jwks",
+            axum::routing::get(|| async { axum::Json(serde_json::json!({"keys": []})) }),
+        );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    config(dir.path(), &issuer, "");
+    let o = run(dir.path(), &["verify", "--url", &origin], Some(&secret));
+    assert_fails_on(&o, "jwks");
+    assert_fails_on(&o, "endpoints");
+    assert!(out(&o).contains("ok     discovery"), "{}", out(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_and_key_commands_have_reliable_exit_codes_and_show_secrets_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = SecretKey::generate().to_base64();
+    config(dir.path(), "http://127.0.0.1:3000", "");
+    let s = Some(secret.as_str());
+    let unmigrated = run(dir.path(), &["client", "list"], s);
+    assert_eq!(unmigrated.status.code(), Some(1));
+    assert!(
+        out(&unmigrated).contains("lockspire migrate"),
+        "{}",
+        out(&unmigrated)
+    );
+    assert!(run(dir.path(), &["migrate"], s).status.success());
+
+    let created = run(
+        dir.path(),
+        &[
+            "client",
+            "create",
+            "--name",
+            "Svc",
+            "--grant-type",
+            "client_credentials",
+            "--json",
+        ],
+        s,
+    );
+    assert!(created.status.success(), "{}", out(&created));
+    let c: Value = serde_json::from_slice(&created.stdout).expect("json");
+    let id = c["client_id"].as_str().expect("id").to_owned();
+    let first_secret = c["client_secret"]
+        .as_str()
+        .expect("secret shown at creation")
+        .to_owned();
+    let shown = run(dir.path(), &["client", "show", &id, "--json"], s);
+    assert!(shown.status.success());
+    assert!(
+        !out(&shown).contains(&first_secret),
+        "the secret is never shown again"
+    );
+    let listed = run(dir.path(), &["client", "list", "--json"], s);
+    let list: Value = serde_json::from_slice(&listed.stdout).expect("json");
+    assert!(
+        list.as_array()
+            .expect("array")
+            .iter()
+            .any(|c| c["client_id"] == id.as_str())
+    );
+    let rotated = run(dir.path(), &["client", "rotate-secret", &id, "--json"], s);
+    let r: Value = serde_json::from_slice(&rotated.stdout).expect("json");
+    assert_ne!(r["client_secret"], first_secret.as_str());
+    let updated = run(
+        dir.path(),
+        &["client", "update", &id, "--name", "Service", "--json"],
+        s,
+    );
+    let u: Value = serde_json::from_slice(&updated.stdout).expect("json");
+    assert_eq!(u["metadata"]["client_name"], "Service");
+    assert_eq!(
+        u["metadata"]["grant_types"],
+        serde_json::json!(["client_credentials"]),
+        "other fields kept"
+    );
+    let bad = run(
+        dir.path(),
+        &[
+            "client",
+            "create",
+            "--redirect-uri",
+            "http://evil.example/cb",
+        ],
+        s,
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(out(&bad).contains("invalid_redirect_uri"), "{}", out(&bad));
+    assert!(
+        run(dir.path(), &["client", "disable", &id], s)
+            .status
+            .success()
+    );
+    let disabled: Value =
+        serde_json::from_slice(&run(dir.path(), &["client", "show", &id, "--json"], s).stdout)
+            .expect("json");
+    assert_eq!(disabled["enabled"], false);
+    assert_eq!(
+        run(dir.path(), &["client", "show", "nope"], s)
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        run(dir.path(), &["client", "enable", "nope"], s)
+            .status
+            .code(),
+        Some(1)
+    );
+
+    let generated = run(
+        dir.path(),
+        &["keys", "generate", "--alg", "ES256", "--json"],
+        s,
+    );
+    assert!(generated.status.success(), "{}", out(&generated));
+    let k: Value = serde_json::from_slice(&generated.stdout).expect("json");
+    assert_eq!(k["state"], "upcoming");
+    let kid = k["kid"].as_str().expect("kid");
+    let early = run(dir.path(), &["keys", "activate", kid], s);
+    assert_eq!(
+        early.status.code(),
+        Some(1),
+        "a key must be published before it signs"
+    );
+    assert!(out(&early).contains("published"), "{}", out(&early));
+    let keys: Value =
+        serde_json::from_slice(&run(dir.path(), &["keys", "list", "--json"], s).stdout)
+            .expect("json");
+    assert!(
+        keys.as_array()
+            .expect("array")
+            .iter()
+            .any(|k| k["kid"] == kid)
+    );
+    assert_eq!(
+        run(dir.path(), &["keys", "generate", "--alg", "none"], s)
+            .status
+            .code(),
+        Some(1)
+    );
+    assert!(
+        run(dir.path(), &["keys", "retire", kid], s)
+            .status
+            .success(),
+        "an upcoming key can be withdrawn"
+    );
+}
