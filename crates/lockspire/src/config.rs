@@ -29,6 +29,9 @@ pub enum ConfigError {
     /// Signing keys could not be loaded or created.
     #[error("keys: {0}")]
     Keys(#[from] crate::jose::KeyError),
+    /// The outbound HTTP client could not be built.
+    #[error("outbound HTTP: {0}")]
+    Fetch(#[from] crate::fetch::FetchError),
     /// The stored keys could not be read or opened.
     #[error("keys: {0}")]
     KeyStore(#[from] crate::operator::OperatorError),
@@ -168,6 +171,8 @@ pub struct Config {
     pub(crate) access_token_alg: SigningAlg,
     pub(crate) extra_scopes: Vec<String>,
     pub(crate) offline_access_required: bool,
+    /// Development mode: outbound fetches may reach loopback addresses.
+    pub(crate) dev_mode: bool,
 }
 
 impl Config {

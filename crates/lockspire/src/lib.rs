@@ -32,6 +32,7 @@
 mod clock;
 mod config;
 mod error;
+mod fetch;
 mod file_config;
 mod host;
 pub mod jose;
@@ -86,6 +87,7 @@ pub(crate) struct Provider {
     keys: RwLock<Arc<KeyRing>>,
     pub(crate) discovery: Arc<str>,
     pub(crate) consent: Option<Arc<dyn ConsentRenderer>>,
+    pub(crate) jwks: protocol::client_keys::JwksCache,
 }
 
 impl Provider {
@@ -166,6 +168,7 @@ pub struct Builder {
     access_token_format: AccessTokenFormat,
     extra_scopes: Vec<String>,
     offline_access_required: bool,
+    dev_mode: bool,
     lifetimes: Lifetimes,
     clock: Arc<dyn Clock>,
     key_refresh: std::time::Duration,
@@ -189,6 +192,7 @@ impl Lockspire {
             access_token_format: AccessTokenFormat::Opaque,
             extra_scopes: Vec::new(),
             offline_access_required: true,
+            dev_mode: false,
             lifetimes: Lifetimes::default(),
             clock: Arc::new(SystemClock),
             key_refresh: KEY_REFRESH,
@@ -228,7 +232,7 @@ impl Lockspire {
         client_id: Option<&str>,
         metadata: serde_json::Value,
     ) -> Result<RegisteredClient, OAuthError> {
-        protocol::registration::create(&self.inner, client_id, metadata).await
+        protocol::registration::create(&self.inner, client_id, metadata, false).await
     }
 
     /// Replaces a client's metadata, with the same validation as registration.
@@ -384,6 +388,13 @@ impl Builder {
         self
     }
 
+    /// Development mode: the server may fetch client JWKS from loopback addresses (never
+    /// private, link-local or metadata ones). Off by default; never enable it in production.
+    pub fn dev_mode(mut self, on: bool) -> Self {
+        self.dev_mode = on;
+        self
+    }
+
     /// Token and interaction lifetimes.
     pub fn lifetimes(mut self, lifetimes: Lifetimes) -> Self {
         self.lifetimes = lifetimes;
@@ -465,6 +476,7 @@ impl Builder {
             access_token_alg: SigningAlg::ES256,
             extra_scopes: self.extra_scopes,
             offline_access_required: self.offline_access_required,
+            dev_mode: self.dev_mode,
         };
         let secrets = ServerSecrets::new(&secret_key);
         let tenant = DEFAULT_TENANT.to_owned();
@@ -485,6 +497,7 @@ impl Builder {
                 keys: RwLock::new(Arc::new(ring)),
                 discovery,
                 consent: self.consent,
+                jwks: protocol::client_keys::JwksCache::new(fetch::Fetcher::new(self.dev_mode)?),
             }),
         };
         spawn_maintenance(Arc::downgrade(&lockspire.inner), self.key_refresh);
@@ -509,6 +522,7 @@ impl Builder {
             access_token_alg: SigningAlg::ES256,
             extra_scopes: self.extra_scopes,
             offline_access_required: self.offline_access_required,
+            dev_mode: self.dev_mode,
         };
         let secrets = ServerSecrets::new(&secret_key);
         let tenant = DEFAULT_TENANT.to_owned();
@@ -527,6 +541,7 @@ impl Builder {
                 keys: RwLock::new(Arc::new(ring)),
                 discovery,
                 consent: None,
+                jwks: protocol::client_keys::JwksCache::new(fetch::Fetcher::new(self.dev_mode)?),
             }),
         })
     }

@@ -140,7 +140,7 @@ impl Operator {
         client_id: Option<&str>,
         metadata: Value,
     ) -> Result<RegisteredClient, OperatorError> {
-        Ok(registration::create(self.p(), client_id, metadata).await?)
+        Ok(registration::create(self.p(), client_id, metadata, false).await?)
     }
 
     /// Replaces a client's metadata under registration rules.
@@ -192,24 +192,49 @@ impl Operator {
         }
     }
 
-    /// Issues a new secret for a confidential client; the old one stops working at once.
-    /// Returns the new secret — shown once, stored only as a keyed digest.
+    /// Issues a new secret for a client authenticated by secret; the old one stops working at
+    /// once. Returns the new secret — shown once, stored as a keyed digest (and sealed for
+    /// client_secret_jwt clients, which need it to check HMACs).
     pub async fn rotate_client_secret(&self, client_id: &str) -> Result<String, OperatorError> {
         let p = self.p();
+        let Some(client) = p.store.client(&p.tenant, client_id).await? else {
+            return Err(OperatorError::NotFound(format!("client {client_id}")));
+        };
+        let method = client.metadata.token_endpoint_auth_method;
+        if !method.uses_secret() {
+            return Err(OperatorError::Refused(format!(
+                "client {client_id} uses {}: it has no secret",
+                method.as_str()
+            )));
+        }
         let secret = random_token();
         let digest = p.secrets.client_secret_digest(&secret);
+        let sealed = (method == crate::AuthMethod::ClientSecretJwt)
+            .then(|| registration::seal_secret(p, client_id, &secret));
         if p.store
-            .set_client_secret(&p.tenant, client_id, &digest, p.now())
+            .set_client_secret(&p.tenant, client_id, &digest, sealed.as_deref(), p.now())
             .await?
         {
-            return Ok(secret);
+            Ok(secret)
+        } else {
+            Err(OperatorError::NotFound(format!("client {client_id}")))
         }
-        match p.store.client(&p.tenant, client_id).await? {
-            Some(_) => Err(OperatorError::Refused(format!(
-                "client {client_id} is public: it has no secret"
-            ))),
-            None => Err(OperatorError::NotFound(format!("client {client_id}"))),
-        }
+    }
+
+    /// The newest audit events (client authentication failures, JWKS fetch failures, …).
+    pub async fn audit_events(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<crate::store::AuditEvent>, OperatorError> {
+        let p = self.p();
+        Ok(p.store
+            .audit_events(&p.tenant, limit.clamp(1, 1000))
+            .await?)
+    }
+
+    /// Client `jwks_uri`s whose last fetch by this process failed, with the error.
+    pub fn jwks_fetch_failures(&self) -> Vec<(String, String)> {
+        self.p().jwks.failures()
     }
 
     // ---- keys ----------------------------------------------------------------------------

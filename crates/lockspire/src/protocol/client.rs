@@ -19,12 +19,21 @@ pub enum AuthMethod {
     ClientSecretBasic,
     /// `client_id` and `client_secret` in the form body (RFC 6749 §2.3.1).
     ClientSecretPost,
+    /// A JWT assertion HMAC-signed with the client secret (OIDC Core §9, RFC 7523; HS256 only).
+    ClientSecretJwt,
+    /// A JWT assertion signed with the client's private key (OIDC Core §9, RFC 7523).
+    PrivateKeyJwt,
 }
 
 impl AuthMethod {
     /// Methods this server accepts, as discovery lists them.
-    pub const SUPPORTED: [AuthMethod; 3] =
-        [Self::ClientSecretBasic, Self::ClientSecretPost, Self::None];
+    pub const SUPPORTED: [AuthMethod; 5] = [
+        Self::ClientSecretBasic,
+        Self::ClientSecretPost,
+        Self::ClientSecretJwt,
+        Self::PrivateKeyJwt,
+        Self::None,
+    ];
 
     /// The registered name.
     pub fn as_str(self) -> &'static str {
@@ -32,6 +41,8 @@ impl AuthMethod {
             Self::None => "none",
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
+            Self::ClientSecretJwt => "client_secret_jwt",
+            Self::PrivateKeyJwt => "private_key_jwt",
         }
     }
 
@@ -39,9 +50,17 @@ impl AuthMethod {
         Self::SUPPORTED.into_iter().find(|m| m.as_str() == s)
     }
 
-    /// True for methods that prove possession of a secret.
+    /// True for methods that prove possession of a secret or key.
     pub fn is_confidential(self) -> bool {
         self != Self::None
+    }
+
+    /// True for methods whose credential is a shared secret the server issues.
+    pub fn uses_secret(self) -> bool {
+        matches!(
+            self,
+            Self::ClientSecretBasic | Self::ClientSecretPost | Self::ClientSecretJwt
+        )
     }
 }
 
@@ -126,6 +145,15 @@ pub struct ClientMetadata {
     /// Alg of JWT introspection responses (RFC 9701 §6); RS256 when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub introspection_signed_response_alg: Option<String>,
+    /// The client's public keys, inline (RFC 7591 §2); never together with `jwks_uri`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
+    /// Where the client publishes its public keys (RFC 7591 §2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// The only alg the client's assertions may use, when registered (OIDC Registration §2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_signing_alg: Option<String>,
     /// Access token format override (Lockspire extension; the server default when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_token_format: Option<String>,
@@ -281,6 +309,76 @@ fn check_web_uri(field: &str, uri: &str) -> Result<(), OAuthError> {
 
 const MAX_STRING: usize = 2048;
 
+/// Algs a client may sign assertions with (SURFACE S7); never `none` or an HMAC for keys.
+pub(crate) const ASSERTION_ALGS: [&str; 4] = ["RS256", "PS256", "ES256", "EdDSA"];
+
+/// JWK members that only private or symmetric keys have.
+const PRIVATE_JWK_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+type ClientKeys = (Option<Value>, Option<String>, Option<String>);
+
+/// `jwks`, `jwks_uri` and `token_endpoint_auth_signing_alg` (RFC 7591 §2, OIDC Registration §2):
+/// one key source at most, public keys only, a fetchable URI, an alg that fits the method.
+fn check_client_keys(
+    config: &Config,
+    body: &Map<String, Value>,
+    method: AuthMethod,
+) -> Result<ClientKeys, OAuthError> {
+    let jwks = match body.get("jwks") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(check_jwks(v)?),
+    };
+    let jwks_uri = opt_string(body, "jwks_uri")?;
+    if jwks.is_some() && jwks_uri.is_some() {
+        return Err(invalid("jwks and jwks_uri must not both be registered"));
+    }
+    if let Some(uri) = &jwks_uri {
+        crate::fetch::check_url(uri, config.dev_mode)
+            .map_err(|e| invalid(format!("jwks_uri: {e}")))?;
+    }
+    if method == AuthMethod::PrivateKeyJwt && jwks.is_none() && jwks_uri.is_none() {
+        return Err(invalid("private_key_jwt needs jwks or jwks_uri"));
+    }
+    let alg = opt_string(body, "token_endpoint_auth_signing_alg")?;
+    match (&alg, method) {
+        (None, _) => {}
+        (Some(a), AuthMethod::PrivateKeyJwt) if ASSERTION_ALGS.contains(&a.as_str()) => {}
+        (Some(a), AuthMethod::ClientSecretJwt) if a == "HS256" => {}
+        (Some(a), _) => {
+            return Err(invalid(format!(
+                "token_endpoint_auth_signing_alg {a:?} does not fit {}",
+                method.as_str()
+            )));
+        }
+    }
+    Ok((jwks, jwks_uri, alg))
+}
+
+/// A JWK Set of public signing keys (RFC 7517 §5).
+pub(crate) fn check_jwks(v: &Value) -> Result<Value, OAuthError> {
+    let keys = v
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or_else(|| invalid("jwks must be a JWK Set: {\"keys\": [...]}"))?;
+    if keys.is_empty() || keys.len() > 16 || v.to_string().len() > 64 * 1024 {
+        return Err(invalid("jwks must hold 1 to 16 keys"));
+    }
+    for key in keys {
+        if PRIVATE_JWK_MEMBERS.iter().any(|m| key.get(*m).is_some()) {
+            return Err(invalid("jwks must contain public keys only"));
+        }
+        if !matches!(
+            key.get("kty").and_then(Value::as_str),
+            Some("RSA" | "EC" | "OKP")
+        ) {
+            return Err(invalid("jwks keys must be RSA, EC or OKP public keys"));
+        }
+        serde_json::from_value::<jsonwebtoken::jwk::Jwk>(key.clone())
+            .map_err(|e| invalid(format!("jwks holds a malformed key: {e}")))?;
+    }
+    Ok(v.clone())
+}
+
 fn opt_string(body: &Map<String, Value>, field: &str) -> Result<Option<String>, OAuthError> {
     match body.get(field) {
         None | Some(Value::Null) => Ok(None),
@@ -434,6 +532,8 @@ pub(crate) fn validate_metadata(
     };
     let userinfo_signed_response_alg = signed_alg("userinfo_signed_response_alg")?;
     let introspection_signed_response_alg = signed_alg("introspection_signed_response_alg")?;
+    let (jwks, jwks_uri, token_endpoint_auth_signing_alg) =
+        check_client_keys(config, body, token_endpoint_auth_method)?;
     let access_token_format = opt_string(body, "access_token_format")?;
     if let Some(f) = &access_token_format
         && AccessTokenFormat::parse(f).is_none()
@@ -462,6 +562,9 @@ pub(crate) fn validate_metadata(
         subject_type,
         userinfo_signed_response_alg,
         introspection_signed_response_alg,
+        jwks,
+        jwks_uri,
+        token_endpoint_auth_signing_alg,
         access_token_format,
         software_id: opt_string(body, "software_id")?,
         software_version: opt_string(body, "software_version")?,
@@ -490,6 +593,9 @@ mod tests {
             subject_type: "public".into(),
             userinfo_signed_response_alg: None,
             introspection_signed_response_alg: None,
+            jwks: None,
+            jwks_uri: None,
+            token_endpoint_auth_signing_alg: None,
             access_token_format: None,
             software_id: None,
             software_version: None,

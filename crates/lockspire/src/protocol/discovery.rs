@@ -9,6 +9,10 @@ use super::scope::standard_claims;
 use crate::config::{Config, RegistrationPolicy};
 use crate::jose::{KeyRing, SigningAlg};
 
+/// Algs accepted on client assertions: the asymmetric ones for private_key_jwt and HS256 for
+/// client_secret_jwt.
+const ASSERTION_ALGS_ADVERTISED: [&str; 5] = ["RS256", "PS256", "ES256", "EdDSA", "HS256"];
+
 /// The metadata document.
 pub(crate) fn document(config: &Config, keys: &KeyRing) -> Value {
     let issuer = &config.issuer;
@@ -56,6 +60,9 @@ pub(crate) fn document(config: &Config, keys: &KeyRing) -> Value {
         "token_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_methods_supported": confidential_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS_ADVERTISED,
+        "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS_ADVERTISED,
+        "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS_ADVERTISED,
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": claims,
         "claims_parameter_supported": true,

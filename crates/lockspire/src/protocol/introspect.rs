@@ -19,8 +19,12 @@ pub(crate) async fn caller(
     authorization: Option<&str>,
     params: &Params,
 ) -> Result<AuthenticatedClient, OAuthError> {
-    let client =
-        client_auth::authenticate(p, client_auth::presented(authorization, params)?).await?;
+    let client = client_auth::authenticate(
+        p,
+        client_auth::presented(authorization, params)?,
+        "/introspect",
+    )
+    .await?;
     if !client.is_confidential() {
         return Err(OAuthError::new(
             ErrorCode::InvalidClient,

@@ -4,6 +4,7 @@
 pub(crate) mod authorize;
 pub(crate) mod client;
 pub(crate) mod client_auth;
+pub(crate) mod client_keys;
 pub(crate) mod discovery;
 pub(crate) mod id_token;
 pub(crate) mod interaction;

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::client::{ClientMetadata, validate_metadata};
+use super::client::{AuthMethod, ClientMetadata, validate_metadata};
 use crate::Provider;
 use crate::config::RegistrationPolicy;
 use crate::error::{Challenge, ErrorCode, OAuthError};
@@ -24,6 +24,12 @@ pub struct RegisteredClient {
     /// 0: the secret does not expire (RFC 7591 §3.2.1), present whenever a secret is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret_expires_at: Option<i64>,
+    /// RFC 7592 §3: the token a dynamically registered client manages itself with (shown once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration_access_token: Option<String>,
+    /// RFC 7592 §3: where the client reads, updates and deletes its registration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration_client_uri: Option<String>,
     /// The stored metadata.
     #[serde(flatten)]
     pub metadata: ClientMetadata,
@@ -83,15 +89,12 @@ pub(crate) async fn update(
         .client(&p.tenant, client_id)
         .await?
         .ok_or_else(|| OAuthError::new(ErrorCode::InvalidClient, "unknown client"))?;
-    if current
-        .metadata
-        .token_endpoint_auth_method
-        .is_confidential()
-        != metadata.token_endpoint_auth_method.is_confidential()
+    if credential_kind(current.metadata.token_endpoint_auth_method)
+        != credential_kind(metadata.token_endpoint_auth_method)
     {
         return Err(OAuthError::new(
             ErrorCode::InvalidClientMetadata,
-            "a client cannot switch between public and confidential authentication",
+            "a client cannot switch to an authentication method with another kind of credential",
         ));
     }
     p.store
@@ -105,6 +108,7 @@ pub(crate) async fn create(
     p: &Provider,
     client_id: Option<&str>,
     body: Value,
+    with_registration_token: bool,
 ) -> Result<RegisteredClient, OAuthError> {
     let Value::Object(body) = body else {
         return Err(OAuthError::new(
@@ -128,15 +132,20 @@ pub(crate) async fn create(
         }
         None => random_id(),
     };
-    let secret = metadata
-        .token_endpoint_auth_method
-        .is_confidential()
-        .then(random_token);
+    let method = metadata.token_endpoint_auth_method;
+    let secret = method.uses_secret().then(random_token);
+    // RFC 7592 §3: a dynamically registered client manages itself with this token.
+    let registration_token = with_registration_token.then(random_token);
     let now = p.now();
     let record = ClientRecord {
         tenant_id: p.tenant.clone(),
         client_id: client_id.clone(),
         secret_digest: secret.as_deref().map(|s| p.secrets.client_secret_digest(s)),
+        sealed_secret: secret
+            .as_deref()
+            .filter(|_| method == AuthMethod::ClientSecretJwt)
+            .map(|s| seal_secret(p, &client_id, s)),
+        registration_token_digest: registration_token.as_deref().map(token_digest),
         metadata: metadata.clone(),
         status: ClientStatus::Active,
         created_at: now,
@@ -148,10 +157,44 @@ pub(crate) async fn create(
         other => other.into(),
     })?;
     Ok(RegisteredClient {
+        registration_client_uri: registration_token
+            .as_ref()
+            .map(|_| p.config.issuer.endpoint(&format!("/register/{client_id}"))),
+        registration_access_token: registration_token,
         client_id,
         client_secret_expires_at: secret.as_ref().map(|_| 0),
         client_secret: secret,
         client_id_issued_at: now,
         metadata,
     })
+}
+
+/// Seals a client_secret_jwt secret: the server needs it in clear to check HMACs, so it is kept
+/// only under AEAD bound to the client (SURFACE S7), never for other methods.
+pub(crate) fn seal_secret(p: &Provider, client_id: &str, secret: &str) -> String {
+    p.secrets
+        .seal(&secret_context(&p.tenant, client_id), secret.as_bytes())
+}
+
+/// Opens a sealed client secret.
+pub(crate) fn open_secret(p: &Provider, client_id: &str, sealed: &str) -> Option<String> {
+    let bytes = p
+        .secrets
+        .open(&secret_context(&p.tenant, client_id), sealed)
+        .ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+fn secret_context(tenant: &str, client_id: &str) -> String {
+    format!("lockspire/client-secret/{tenant}/{client_id}")
+}
+
+/// What kind of credential a method uses; a client may switch methods only within one kind.
+fn credential_kind(m: AuthMethod) -> u8 {
+    match m {
+        AuthMethod::None => 0,
+        AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost => 1,
+        AuthMethod::ClientSecretJwt => 2,
+        AuthMethod::PrivateKeyJwt => 3,
+    }
 }

@@ -14,7 +14,7 @@ pub(crate) async fn caller(
     authorization: Option<&str>,
     params: &Params,
 ) -> Result<AuthenticatedClient, OAuthError> {
-    client_auth::authenticate(p, client_auth::presented(authorization, params)?).await
+    client_auth::authenticate(p, client_auth::presented(authorization, params)?, "/revoke").await
 }
 
 /// Revokes `token`. Unknown and already invalid tokens succeed silently (§2.2). Revoking a

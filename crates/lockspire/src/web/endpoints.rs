@@ -168,6 +168,6 @@ pub(crate) async fn register(
             "the body is not valid JSON",
         )
     })?;
-    let client = registration::create(&p, None, value).await?;
+    let client = registration::create(&p, None, value, true).await?;
     Ok(no_store(StatusCode::CREATED, &client))
 }

@@ -54,7 +54,8 @@ pub(crate) async fn exchange(
         )
     })?;
     let client =
-        client_auth::authenticate(p, client_auth::presented(authorization, params)?).await?;
+        client_auth::authenticate(p, client_auth::presented(authorization, params)?, "/token")
+            .await?;
     if !client.record().metadata.allows_grant(grant) {
         return Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,
