@@ -20,7 +20,9 @@ CREATE INDEX replay_by_expiry ON replay (expires_at);
 
 -- Initial access tokens for dynamic registration, minted by operators.
 CREATE TABLE initial_access_tokens (
-    digest      TEXT   PRIMARY KEY,
+    -- Operators revoke by this id; the token itself appears only as its digest.
+    id          TEXT   PRIMARY KEY,
+    digest      TEXT   NOT NULL UNIQUE,
     tenant_id   TEXT   NOT NULL,
     -- NULL: any number of registrations.
     uses_left   BIGINT,

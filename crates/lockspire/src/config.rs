@@ -102,10 +102,28 @@ impl fmt::Display for Issuer {
 pub enum RegistrationPolicy {
     /// Anyone may register (RFC 7591 §3: open registration).
     Open,
-    /// A caller must present this initial access token as a Bearer token (RFC 7591 §3).
-    InitialAccessToken(String),
+    /// A caller must present an initial access token as a Bearer token (RFC 7591 §3): one
+    /// minted through [`crate::Operator::mint_initial_access_token`], or this fixed token when
+    /// one is configured.
+    InitialAccessToken(Option<String>),
     /// The endpoint is not served and not advertised.
     Disabled,
+}
+
+/// What dynamic registration may ask for (SURFACE S20). `None` leaves a dimension open;
+/// operators registering through the library or the `lockspire` command are not limited.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RegistrationRules {
+    /// Scopes dynamic clients may register.
+    pub scopes: Option<Vec<String>>,
+    /// Grant types dynamic clients may register.
+    pub grant_types: Option<Vec<crate::GrantType>>,
+    /// Authentication methods dynamic clients may register.
+    pub auth_methods: Option<Vec<crate::AuthMethod>>,
+    /// Redirect URI schemes (e.g. `https`).
+    pub redirect_schemes: Option<Vec<String>>,
+    /// Redirect URI hosts, exact.
+    pub redirect_hosts: Option<Vec<String>>,
 }
 
 /// The format of access tokens (SURFACE S10).
@@ -173,6 +191,7 @@ pub struct Config {
     pub(crate) offline_access_required: bool,
     /// Development mode: outbound fetches may reach loopback addresses.
     pub(crate) dev_mode: bool,
+    pub(crate) registration_rules: RegistrationRules,
 }
 
 impl Config {

@@ -45,7 +45,10 @@ mod web;
 use std::sync::{Arc, RwLock};
 
 pub use clock::{Clock, ManualClock, SystemClock, UnixTime};
-pub use config::{AccessTokenFormat, Config, ConfigError, Issuer, Lifetimes, RegistrationPolicy};
+pub use config::{
+    AccessTokenFormat, Config, ConfigError, Issuer, Lifetimes, RegistrationPolicy,
+    RegistrationRules,
+};
 pub use error::{Challenge, ErrorCode, OAuthError};
 pub use file_config::{DEFAULT_CONFIG_FILE, FileConfig, RegistrationFile};
 pub use host::{
@@ -169,6 +172,7 @@ pub struct Builder {
     extra_scopes: Vec<String>,
     offline_access_required: bool,
     dev_mode: bool,
+    registration_rules: RegistrationRules,
     lifetimes: Lifetimes,
     clock: Arc<dyn Clock>,
     key_refresh: std::time::Duration,
@@ -193,6 +197,7 @@ impl Lockspire {
             extra_scopes: Vec::new(),
             offline_access_required: true,
             dev_mode: false,
+            registration_rules: RegistrationRules::default(),
             lifetimes: Lifetimes::default(),
             clock: Arc::new(SystemClock),
             key_refresh: KEY_REFRESH,
@@ -232,7 +237,7 @@ impl Lockspire {
         client_id: Option<&str>,
         metadata: serde_json::Value,
     ) -> Result<RegisteredClient, OAuthError> {
-        protocol::registration::create(&self.inner, client_id, metadata, false).await
+        protocol::registration::create(&self.inner, client_id, metadata).await
     }
 
     /// Replaces a client's metadata, with the same validation as registration.
@@ -388,6 +393,13 @@ impl Builder {
         self
     }
 
+    /// Allow-lists for dynamic registration (RFC 7591): scopes, grant types, authentication
+    /// methods, redirect URI schemes and hosts.
+    pub fn registration_rules(mut self, rules: RegistrationRules) -> Self {
+        self.registration_rules = rules;
+        self
+    }
+
     /// Development mode: the server may fetch client JWKS from loopback addresses (never
     /// private, link-local or metadata ones). Off by default; never enable it in production.
     pub fn dev_mode(mut self, on: bool) -> Self {
@@ -460,7 +472,7 @@ impl Builder {
                 "RFC 6749 §4.1.2: codes live at most 10 minutes".into(),
             ));
         }
-        if let RegistrationPolicy::InitialAccessToken(t) = &self.registration
+        if let RegistrationPolicy::InitialAccessToken(Some(t)) = &self.registration
             && t.len() < 16
         {
             return Err(ConfigError::Invalid(
@@ -477,6 +489,7 @@ impl Builder {
             extra_scopes: self.extra_scopes,
             offline_access_required: self.offline_access_required,
             dev_mode: self.dev_mode,
+            registration_rules: self.registration_rules.clone(),
         };
         let secrets = ServerSecrets::new(&secret_key);
         let tenant = DEFAULT_TENANT.to_owned();
@@ -523,6 +536,7 @@ impl Builder {
             extra_scopes: self.extra_scopes,
             offline_access_required: self.offline_access_required,
             dev_mode: self.dev_mode,
+            registration_rules: self.registration_rules.clone(),
         };
         let secrets = ServerSecrets::new(&secret_key);
         let tenant = DEFAULT_TENANT.to_owned();

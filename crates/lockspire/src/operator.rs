@@ -140,7 +140,7 @@ impl Operator {
         client_id: Option<&str>,
         metadata: Value,
     ) -> Result<RegisteredClient, OperatorError> {
-        Ok(registration::create(self.p(), client_id, metadata, false).await?)
+        Ok(registration::create(self.p(), client_id, metadata).await?)
     }
 
     /// Replaces a client's metadata under registration rules.
@@ -219,6 +219,59 @@ impl Operator {
         } else {
             Err(OperatorError::NotFound(format!("client {client_id}")))
         }
+    }
+
+    /// Mints an initial access token for dynamic registration (RFC 7591 §3): usable `uses`
+    /// times (any number when `None`) until `expires_in` seconds from now (no expiry when
+    /// `None`). Returns its id and the token — shown once, stored only as a digest.
+    pub async fn mint_initial_access_token(
+        &self,
+        uses: Option<u32>,
+        expires_in: Option<i64>,
+    ) -> Result<(crate::store::InitialAccessTokenRecord, String), OperatorError> {
+        if uses == Some(0) || expires_in.is_some_and(|s| s <= 0) {
+            return Err(OperatorError::Refused(
+                "uses and expiry must be positive".into(),
+            ));
+        }
+        let p = self.p();
+        let now = p.now();
+        let token = random_token();
+        let record = crate::store::InitialAccessTokenRecord {
+            id: crate::secrets::random_id(),
+            tenant_id: p.tenant.clone(),
+            uses_left: uses.map(i64::from),
+            created_at: now,
+            expires_at: expires_in.map(|s| now + s),
+            revoked_at: None,
+        };
+        p.store
+            .insert_initial_access_token(&record, &crate::secrets::token_digest(&token))
+            .await?;
+        Ok((record, token))
+    }
+
+    /// Revokes an initial access token by id.
+    pub async fn revoke_initial_access_token(&self, id: &str) -> Result<(), OperatorError> {
+        let p = self.p();
+        if p.store
+            .revoke_initial_access_token(&p.tenant, id, p.now())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(OperatorError::NotFound(format!(
+                "initial access token {id}"
+            )))
+        }
+    }
+
+    /// Every initial access token (ids and limits, never the tokens).
+    pub async fn initial_access_tokens(
+        &self,
+    ) -> Result<Vec<crate::store::InitialAccessTokenRecord>, OperatorError> {
+        let p = self.p();
+        Ok(p.store.initial_access_tokens(&p.tenant).await?)
     }
 
     /// The newest audit events (client authentication failures, JWKS fetch failures, …).

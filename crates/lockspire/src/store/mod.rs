@@ -311,6 +311,85 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    // ---- initial access tokens (RFC 7591 §3) ---------------------------------------------
+
+    /// Stores a minted initial access token (its digest only).
+    pub async fn insert_initial_access_token(
+        &self,
+        t: &InitialAccessTokenRecord,
+        digest: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO initial_access_tokens (id, digest, tenant_id, uses_left, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&t.id)
+        .bind(digest)
+        .bind(&t.tenant_id)
+        .bind(t.uses_left)
+        .bind(t.created_at)
+        .bind(t.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Uses an initial access token once: one conditional write that fails for unknown,
+    /// revoked, expired or used-up tokens, and counts a use down for limited ones.
+    pub async fn use_initial_access_token(
+        &self,
+        tenant: &str,
+        digest: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE initial_access_tokens SET uses_left = uses_left - 1 \
+             WHERE digest = $1 AND tenant_id = $2 AND revoked_at IS NULL \
+               AND (expires_at IS NULL OR expires_at > $3) AND (uses_left IS NULL OR uses_left > 0)",
+        )
+        .bind(digest)
+        .bind(tenant)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Revokes an initial access token by id. False when no live token has that id.
+    pub async fn revoke_initial_access_token(
+        &self,
+        tenant: &str,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE initial_access_tokens SET revoked_at = $1 WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(tenant)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Every initial access token of a tenant (never the tokens themselves).
+    pub async fn initial_access_tokens(
+        &self,
+        tenant: &str,
+    ) -> Result<Vec<InitialAccessTokenRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, tenant_id, uses_left, created_at, expires_at, revoked_at FROM initial_access_tokens \
+             WHERE tenant_id = $1 ORDER BY created_at, id",
+        )
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(InitialAccessTokenRecord::from_row)
+            .collect()
+    }
+
     // ---- replay and audit ----------------------------------------------------------------
 
     /// Records `key` in `namespace` until `expires_at`; false when it was already recorded and

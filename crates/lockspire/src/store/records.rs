@@ -73,6 +73,36 @@ impl ClientRecord {
     }
 }
 
+/// An initial access token for dynamic registration, as operators see it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct InitialAccessTokenRecord {
+    /// Identifier operators revoke it by.
+    pub id: String,
+    /// Tenant.
+    pub tenant_id: String,
+    /// Registrations left; `None` for any number.
+    pub uses_left: Option<i64>,
+    /// Creation time.
+    pub created_at: UnixTime,
+    /// Expiry; `None` for none.
+    pub expires_at: Option<UnixTime>,
+    /// Revocation time.
+    pub revoked_at: Option<UnixTime>,
+}
+
+impl InitialAccessTokenRecord {
+    pub(crate) fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: get(r, "id")?,
+            tenant_id: get(r, "tenant_id")?,
+            uses_left: get(r, "uses_left")?,
+            created_at: get(r, "created_at")?,
+            expires_at: get(r, "expires_at")?,
+            revoked_at: get(r, "revoked_at")?,
+        })
+    }
+}
+
 /// A security-relevant event (SURFACE S27). `detail` never holds a secret.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct AuditEvent {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Method, Request, StatusCode, header};
 use serde::Serialize;
@@ -140,16 +140,9 @@ pub(crate) async fn revoke(
     Ok(no_store(StatusCode::OK, &serde_json::Map::new()))
 }
 
-/// `POST /register` (RFC 7591 §3).
-pub(crate) async fn register(
-    State(p): State<Arc<Provider>>,
-    req: Request<Body>,
-) -> Result<Response, OAuthError> {
-    if p.config.registration == RegistrationPolicy::Disabled {
-        return Ok(StatusCode::NOT_FOUND.into_response());
-    }
+/// Reads a JSON body (RFC 7591 §3.1: `application/json`).
+async fn json_request(req: Request<Body>) -> Result<(http::request::Parts, Value), OAuthError> {
     let (parts, body) = req.into_parts();
-    registration::authorize_registration(&p, authorization(&parts.headers)?)?;
     let is_json = parts
         .headers
         .get(header::CONTENT_TYPE)
@@ -162,12 +155,56 @@ pub(crate) async fn register(
         ));
     }
     let bytes = read_body(body).await?;
-    let value: Value = serde_json::from_slice(&bytes).map_err(|_| {
+    let value = serde_json::from_slice(&bytes).map_err(|_| {
         OAuthError::new(
             ErrorCode::InvalidClientMetadata,
             "the body is not valid JSON",
         )
     })?;
-    let client = registration::create(&p, None, value, true).await?;
+    Ok((parts, value))
+}
+
+/// `POST /register` (RFC 7591 §3).
+pub(crate) async fn register(
+    State(p): State<Arc<Provider>>,
+    req: Request<Body>,
+) -> Result<Response, OAuthError> {
+    if p.config.registration == RegistrationPolicy::Disabled {
+        return Ok(StatusCode::NOT_FOUND.into_response());
+    }
+    let (parts, value) = json_request(req).await?;
+    let client = registration::register(&p, authorization(&parts.headers)?, value).await?;
     Ok(no_store(StatusCode::CREATED, &client))
+}
+
+/// `GET`, `PUT` and `DELETE /register/{client_id}` (RFC 7592 §2).
+pub(crate) async fn manage_registration(
+    State(p): State<Arc<Provider>>,
+    Path(client_id): Path<String>,
+    req: Request<Body>,
+) -> Result<Response, OAuthError> {
+    if p.config.registration == RegistrationPolicy::Disabled {
+        return Ok(StatusCode::NOT_FOUND.into_response());
+    }
+    match req.method().clone() {
+        Method::GET => {
+            let authz = authorization(req.headers())?;
+            Ok(no_store(
+                StatusCode::OK,
+                &registration::read(&p, &client_id, authz).await?,
+            ))
+        }
+        Method::PUT => {
+            let (parts, value) = json_request(req).await?;
+            let updated =
+                registration::replace(&p, &client_id, authorization(&parts.headers)?, value)
+                    .await?;
+            Ok(no_store(StatusCode::OK, &updated))
+        }
+        Method::DELETE => {
+            registration::delete(&p, &client_id, authorization(req.headers())?).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        _ => Ok(StatusCode::METHOD_NOT_ALLOWED.into_response()),
+    }
 }
