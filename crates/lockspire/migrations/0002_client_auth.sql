@@ -44,3 +44,7 @@ CREATE TABLE audit_events (
     detail      TEXT   NOT NULL
 );
 CREATE INDEX audit_by_time ON audit_events (tenant_id, at);
+
+-- RFC 8705 §3: the SHA-256 thumbprint of the client certificate a token is bound to
+-- (`cnf.x5t#S256`); NULL for bearer tokens.
+ALTER TABLE tokens ADD COLUMN cnf_x5t TEXT;

@@ -29,6 +29,9 @@ pub enum ConfigError {
     /// Signing keys could not be loaded or created.
     #[error("keys: {0}")]
     Keys(#[from] crate::jose::KeyError),
+    /// Mutual TLS settings are unusable.
+    #[error(transparent)]
+    Mtls(#[from] crate::mtls::MtlsError),
     /// The outbound HTTP client could not be built.
     #[error("outbound HTTP: {0}")]
     Fetch(#[from] crate::fetch::FetchError),
@@ -192,6 +195,10 @@ pub struct Config {
     /// Development mode: outbound fetches may reach loopback addresses.
     pub(crate) dev_mode: bool,
     pub(crate) registration_rules: RegistrationRules,
+    /// True when client certificates can reach Lockspire (RFC 8705).
+    pub(crate) mtls_enabled: bool,
+    /// Base URL of the mTLS endpoint aliases (RFC 8705 §5).
+    pub(crate) mtls_endpoint_base: Option<String>,
 }
 
 impl Config {

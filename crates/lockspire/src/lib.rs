@@ -36,6 +36,7 @@ mod fetch;
 mod file_config;
 mod host;
 pub mod jose;
+mod mtls;
 mod operator;
 mod protocol;
 mod secrets;
@@ -55,6 +56,7 @@ pub use host::{
     AccountResolver, Claims, ConsentPage, ConsentRenderer, Context, HostError, InteractionResult,
     Resolution, ScopeRequest, SignedIn, Subject,
 };
+pub use mtls::{ClientCertificate, MtlsConfig, MtlsError, serve_tls};
 pub use operator::{ClientInfo, KeyInfo, KeyState, Operator, OperatorError, PUBLISH_BEFORE_USE};
 pub use protocol::client::{AuthMethod, ClientMetadata, GrantType};
 pub use protocol::params::Params;
@@ -91,6 +93,7 @@ pub(crate) struct Provider {
     pub(crate) discovery: Arc<str>,
     pub(crate) consent: Option<Arc<dyn ConsentRenderer>>,
     pub(crate) jwks: protocol::client_keys::JwksCache,
+    pub(crate) mtls: Option<mtls::Mtls>,
 }
 
 impl Provider {
@@ -173,6 +176,7 @@ pub struct Builder {
     offline_access_required: bool,
     dev_mode: bool,
     registration_rules: RegistrationRules,
+    mtls: Option<MtlsConfig>,
     lifetimes: Lifetimes,
     clock: Arc<dyn Clock>,
     key_refresh: std::time::Duration,
@@ -198,6 +202,7 @@ impl Lockspire {
             offline_access_required: true,
             dev_mode: false,
             registration_rules: RegistrationRules::default(),
+            mtls: None,
             lifetimes: Lifetimes::default(),
             clock: Arc::new(SystemClock),
             key_refresh: KEY_REFRESH,
@@ -400,6 +405,13 @@ impl Builder {
         self
     }
 
+    /// Mutual TLS (RFC 8705): where client certificates come from and which CAs
+    /// `tls_client_auth` trusts. Serve with [`serve_tls`] or behind a proxy listed here.
+    pub fn mtls(mut self, config: MtlsConfig) -> Self {
+        self.mtls = Some(config);
+        self
+    }
+
     /// Development mode: the server may fetch client JWKS from loopback addresses (never
     /// private, link-local or metadata ones). Off by default; never enable it in production.
     pub fn dev_mode(mut self, on: bool) -> Self {
@@ -490,6 +502,8 @@ impl Builder {
             offline_access_required: self.offline_access_required,
             dev_mode: self.dev_mode,
             registration_rules: self.registration_rules.clone(),
+            mtls_enabled: self.mtls.is_some(),
+            mtls_endpoint_base: self.mtls.as_ref().and_then(|m| m.endpoint_base.clone()),
         };
         let secrets = ServerSecrets::new(&secret_key);
         let tenant = DEFAULT_TENANT.to_owned();
@@ -511,6 +525,7 @@ impl Builder {
                 discovery,
                 consent: self.consent,
                 jwks: protocol::client_keys::JwksCache::new(fetch::Fetcher::new(self.dev_mode)?),
+                mtls: self.mtls.as_ref().map(mtls::Mtls::new).transpose()?,
             }),
         };
         spawn_maintenance(Arc::downgrade(&lockspire.inner), self.key_refresh);
@@ -537,6 +552,8 @@ impl Builder {
             offline_access_required: self.offline_access_required,
             dev_mode: self.dev_mode,
             registration_rules: self.registration_rules.clone(),
+            mtls_enabled: self.mtls.is_some(),
+            mtls_endpoint_base: self.mtls.as_ref().and_then(|m| m.endpoint_base.clone()),
         };
         let secrets = ServerSecrets::new(&secret_key);
         let tenant = DEFAULT_TENANT.to_owned();
@@ -556,6 +573,7 @@ impl Builder {
                 discovery,
                 consent: None,
                 jwks: protocol::client_keys::JwksCache::new(fetch::Fetcher::new(self.dev_mode)?),
+                mtls: self.mtls.as_ref().map(mtls::Mtls::new).transpose()?,
             }),
         })
     }

@@ -23,15 +23,21 @@ pub enum AuthMethod {
     ClientSecretJwt,
     /// A JWT assertion signed with the client's private key (OIDC Core §9, RFC 7523).
     PrivateKeyJwt,
+    /// A client certificate from a configured CA with a registered subject (RFC 8705 §2.1).
+    TlsClientAuth,
+    /// A self-signed client certificate whose key is registered (RFC 8705 §2.2).
+    SelfSignedTlsClientAuth,
 }
 
 impl AuthMethod {
     /// Methods this server accepts, as discovery lists them.
-    pub const SUPPORTED: [AuthMethod; 5] = [
+    pub const SUPPORTED: [AuthMethod; 7] = [
         Self::ClientSecretBasic,
         Self::ClientSecretPost,
         Self::ClientSecretJwt,
         Self::PrivateKeyJwt,
+        Self::TlsClientAuth,
+        Self::SelfSignedTlsClientAuth,
         Self::None,
     ];
 
@@ -43,6 +49,8 @@ impl AuthMethod {
             Self::ClientSecretPost => "client_secret_post",
             Self::ClientSecretJwt => "client_secret_jwt",
             Self::PrivateKeyJwt => "private_key_jwt",
+            Self::TlsClientAuth => "tls_client_auth",
+            Self::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
         }
     }
 
@@ -53,6 +61,11 @@ impl AuthMethod {
     /// True for methods that prove possession of a secret or key.
     pub fn is_confidential(self) -> bool {
         self != Self::None
+    }
+
+    /// True for the mutual-TLS methods (RFC 8705 §2).
+    pub fn is_mtls(self) -> bool {
+        matches!(self, Self::TlsClientAuth | Self::SelfSignedTlsClientAuth)
     }
 
     /// True for methods whose credential is a shared secret the server issues.
@@ -151,6 +164,24 @@ pub struct ClientMetadata {
     /// Where the client publishes its public keys (RFC 7591 §2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_uri: Option<String>,
+    /// RFC 8705 §2.1.2: the one certificate attribute a `tls_client_auth` client is known by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_subject_dn: Option<String>,
+    /// A dNSName SAN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_dns: Option<String>,
+    /// A uniformResourceIdentifier SAN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_uri: Option<String>,
+    /// An iPAddress SAN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_ip: Option<String>,
+    /// An rfc822Name SAN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_email: Option<String>,
+    /// RFC 8705 §3.4: bind this client's access tokens to its certificate.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tls_client_certificate_bound_access_tokens: bool,
     /// The only alg the client's assertions may use, when registered (OIDC Registration §2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_endpoint_auth_signing_alg: Option<String>,
@@ -336,8 +367,15 @@ fn check_client_keys(
         crate::fetch::check_url(uri, config.dev_mode)
             .map_err(|e| invalid(format!("jwks_uri: {e}")))?;
     }
-    if method == AuthMethod::PrivateKeyJwt && jwks.is_none() && jwks_uri.is_none() {
-        return Err(invalid("private_key_jwt needs jwks or jwks_uri"));
+    let needs_keys = matches!(
+        method,
+        AuthMethod::PrivateKeyJwt | AuthMethod::SelfSignedTlsClientAuth
+    );
+    if needs_keys && jwks.is_none() && jwks_uri.is_none() {
+        return Err(invalid(format!(
+            "{} needs jwks or jwks_uri",
+            method.as_str()
+        )));
     }
     let alg = opt_string(body, "token_endpoint_auth_signing_alg")?;
     match (&alg, method) {
@@ -352,6 +390,76 @@ fn check_client_keys(
         }
     }
     Ok((jwks, jwks_uri, alg))
+}
+
+struct TlsMetadata {
+    subject_dn: Option<String>,
+    san_dns: Option<String>,
+    san_uri: Option<String>,
+    san_ip: Option<String>,
+    san_email: Option<String>,
+    bound: bool,
+}
+
+/// RFC 8705 §2.1.2 and §3.4: mTLS methods need a server that sees client certificates;
+/// `tls_client_auth` names exactly one certificate attribute.
+fn check_tls_metadata(
+    config: &Config,
+    body: &Map<String, Value>,
+    method: AuthMethod,
+) -> Result<TlsMetadata, OAuthError> {
+    let bound = match body.get("tls_client_certificate_bound_access_tokens") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(invalid(
+                "tls_client_certificate_bound_access_tokens must be a boolean",
+            ));
+        }
+    };
+    if (method.is_mtls() || bound) && !config.mtls_enabled {
+        return Err(invalid(
+            "this server does not see client certificates (mutual TLS is not configured)",
+        ));
+    }
+    let m = TlsMetadata {
+        subject_dn: opt_string(body, "tls_client_auth_subject_dn")?,
+        san_dns: opt_string(body, "tls_client_auth_san_dns")?,
+        san_uri: opt_string(body, "tls_client_auth_san_uri")?,
+        san_ip: opt_string(body, "tls_client_auth_san_ip")?,
+        san_email: opt_string(body, "tls_client_auth_san_email")?,
+        bound,
+    };
+    let named = [
+        &m.subject_dn,
+        &m.san_dns,
+        &m.san_uri,
+        &m.san_ip,
+        &m.san_email,
+    ]
+    .iter()
+    .filter(|v| v.is_some())
+    .count();
+    match (method, named) {
+        (AuthMethod::TlsClientAuth, 1) => {}
+        (AuthMethod::TlsClientAuth, _) => {
+            return Err(invalid(
+                "tls_client_auth needs exactly one of tls_client_auth_subject_dn, _san_dns, _san_uri, _san_ip, _san_email",
+            ));
+        }
+        (_, 0) => {}
+        _ => {
+            return Err(invalid(
+                "tls_client_auth_* attributes apply only to tls_client_auth",
+            ));
+        }
+    }
+    if let Some(ip) = &m.san_ip
+        && ip.parse::<std::net::IpAddr>().is_err()
+    {
+        return Err(invalid("tls_client_auth_san_ip must be an IP address"));
+    }
+    Ok(m)
 }
 
 /// A JWK Set of public signing keys (RFC 7517 §5).
@@ -534,6 +642,7 @@ pub(crate) fn validate_metadata(
     let introspection_signed_response_alg = signed_alg("introspection_signed_response_alg")?;
     let (jwks, jwks_uri, token_endpoint_auth_signing_alg) =
         check_client_keys(config, body, token_endpoint_auth_method)?;
+    let tls = check_tls_metadata(config, body, token_endpoint_auth_method)?;
     let access_token_format = opt_string(body, "access_token_format")?;
     if let Some(f) = &access_token_format
         && AccessTokenFormat::parse(f).is_none()
@@ -564,6 +673,12 @@ pub(crate) fn validate_metadata(
         introspection_signed_response_alg,
         jwks,
         jwks_uri,
+        tls_client_auth_subject_dn: tls.subject_dn,
+        tls_client_auth_san_dns: tls.san_dns,
+        tls_client_auth_san_uri: tls.san_uri,
+        tls_client_auth_san_ip: tls.san_ip,
+        tls_client_auth_san_email: tls.san_email,
+        tls_client_certificate_bound_access_tokens: tls.bound,
         token_endpoint_auth_signing_alg,
         access_token_format,
         software_id: opt_string(body, "software_id")?,
@@ -595,6 +710,12 @@ mod tests {
             introspection_signed_response_alg: None,
             jwks: None,
             jwks_uri: None,
+            tls_client_auth_subject_dn: None,
+            tls_client_auth_san_dns: None,
+            tls_client_auth_san_uri: None,
+            tls_client_auth_san_ip: None,
+            tls_client_auth_san_email: None,
+            tls_client_certificate_bound_access_tokens: false,
             token_endpoint_auth_signing_alg: None,
             access_token_format: None,
             software_id: None,

@@ -10,11 +10,11 @@ use serde_json::{Value, json};
 
 use super::client::{ASSERTION_ALGS, AuthMethod};
 use super::params::Params;
-use crate::Provider;
 use crate::error::{Challenge, ErrorCode, OAuthError};
 use crate::jose::MAX_JWT_LEN;
 use crate::secrets::b64_decode;
 use crate::store::{AuditEvent, ClientRecord, ClientStatus};
+use crate::{ClientCertificate, Provider};
 
 /// RFC 7523 §2.2: the only assertion type accepted.
 pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -47,6 +47,8 @@ pub(crate) enum Presented {
 pub(crate) struct AuthenticatedClient {
     record: ClientRecord,
     method: AuthMethod,
+    /// The client certificate of this request, if any (RFC 8705).
+    certificate: Option<ClientCertificate>,
 }
 
 impl AuthenticatedClient {
@@ -61,6 +63,26 @@ impl AuthenticatedClient {
     /// True when the client proved possession of a credential (not a public client).
     pub(crate) fn is_confidential(&self) -> bool {
         self.method.is_confidential()
+    }
+
+    /// `x5t#S256` of the certificate presented with this request.
+    pub(crate) fn presented_thumbprint(&self) -> Option<String> {
+        self.certificate.as_ref().map(ClientCertificate::thumbprint)
+    }
+
+    /// The certificate tokens issued now are bound to (RFC 8705 §3): the client authenticated
+    /// with it, or registered for certificate-bound tokens and presented one.
+    pub(crate) fn binding(&self) -> Option<String> {
+        let wanted = self.method.is_mtls()
+            || self
+                .record
+                .metadata
+                .tls_client_certificate_bound_access_tokens;
+        if wanted {
+            self.presented_thumbprint()
+        } else {
+            None
+        }
     }
 }
 
@@ -177,6 +199,7 @@ pub(crate) async fn authenticate(
     p: &Provider,
     presented: Presented,
     endpoint: &str,
+    certificate: Option<ClientCertificate>,
 ) -> Result<AuthenticatedClient, OAuthError> {
     let basic = matches!(presented, Presented::Basic { .. });
     let method = match &presented {
@@ -185,8 +208,21 @@ pub(crate) async fn authenticate(
         Presented::Assertion { .. } => "jwt assertion",
         Presented::None { .. } => "none",
     };
-    match verify(p, presented, endpoint).await {
-        Ok(client) => Ok(client),
+    match verify(p, presented, endpoint, certificate.as_ref()).await {
+        Ok(mut client) => {
+            client.certificate = certificate;
+            if client
+                .record
+                .metadata
+                .tls_client_certificate_bound_access_tokens
+                && client.certificate.is_none()
+            {
+                return Err(OAuthError::invalid_request(
+                    "this client's tokens are certificate-bound: present its client certificate",
+                ));
+            }
+            Ok(client)
+        }
         Err(Err(internal)) => Err(internal),
         Err(Ok(failure)) => {
             let event = AuditEvent {
@@ -210,6 +246,7 @@ async fn verify(
     p: &Provider,
     presented: Presented,
     endpoint: &str,
+    certificate: Option<&ClientCertificate>,
 ) -> Result<AuthenticatedClient, Result<Failure, OAuthError>> {
     let (client_id, secret, method) = match presented {
         Presented::Basic { client_id, secret } => {
@@ -225,7 +262,18 @@ async fn verify(
         } => return verify_assertion(p, client_id, &assertion, endpoint).await,
     };
     let record = load(p, &client_id).await?;
-    if record.metadata.token_endpoint_auth_method != method {
+    let registered = record.metadata.token_endpoint_auth_method;
+    if method == AuthMethod::None && registered.is_mtls() {
+        super::mtls_auth::check_certificate(p, &record, certificate)
+            .await
+            .map_err(|why| Ok(fail(why, Some(&client_id))))?;
+        return Ok(AuthenticatedClient {
+            record,
+            method: registered,
+            certificate: None,
+        });
+    }
+    if registered != method {
         return Err(Ok(fail(
             "client used an authentication method it did not register",
             Some(&client_id),
@@ -240,7 +288,11 @@ async fn verify(
             return Err(Ok(fail("wrong client secret", Some(&client_id))));
         }
     }
-    Ok(AuthenticatedClient { record, method })
+    Ok(AuthenticatedClient {
+        record,
+        method,
+        certificate: None,
+    })
 }
 
 async fn load(p: &Provider, client_id: &str) -> Result<ClientRecord, Result<Failure, OAuthError>> {
@@ -397,7 +449,11 @@ async fn verify_assertion(
             Some(&client_id),
         )));
     }
-    Ok(AuthenticatedClient { record, method })
+    Ok(AuthenticatedClient {
+        record,
+        method,
+        certificate: None,
+    })
 }
 
 #[cfg(test)]

@@ -236,6 +236,28 @@ pub(crate) async fn verify_with_client_keys(
     }
 }
 
+/// The client's registered public keys: inline, or from its `jwks_uri` (cached; `force` asks
+/// again, within the forced-refresh limit).
+pub(crate) async fn client_jwk_set(
+    p: &Provider,
+    client: &ClientRecord,
+    force: bool,
+) -> Result<JwkSet, String> {
+    if let Some(inline) = &client.metadata.jwks {
+        return serde_json::from_value(inline.clone())
+            .map_err(|e| format!("registered jwks unusable: {e}"));
+    }
+    let Some(uri) = &client.metadata.jwks_uri else {
+        return Err("the client has no registered keys".into());
+    };
+    let lookup = p
+        .jwks
+        .keys(uri, force)
+        .await
+        .map_err(|e| record_failure(p, client, uri, e))?;
+    Ok((*lookup.keys).clone())
+}
+
 fn describe(a: Attempt) -> String {
     match a {
         Attempt::UnknownKey => "no registered key has the assertion's kid".into(),

@@ -9,6 +9,7 @@ pub(crate) mod discovery;
 pub(crate) mod id_token;
 pub(crate) mod interaction;
 pub(crate) mod introspect;
+pub(crate) mod mtls_auth;
 pub(crate) mod params;
 pub(crate) mod pkce;
 pub(crate) mod registration;

@@ -404,5 +404,6 @@ fn credential_kind(m: AuthMethod) -> u8 {
         AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost => 1,
         AuthMethod::ClientSecretJwt => 2,
         AuthMethod::PrivateKeyJwt => 3,
+        AuthMethod::TlsClientAuth | AuthMethod::SelfSignedTlsClientAuth => 4,
     }
 }

@@ -89,15 +89,15 @@ macro_rules! key_columns {
 macro_rules! token_columns {
     () => {
         "t.digest, t.tenant_id, t.kind, t.grant_id, t.client_id, t.subject, t.scopes, t.resources, \
-         t.created_at, t.expires_at, t.consumed_at, t.revoked_at, t.redirect_uri, t.code_challenge, t.nonce, t.format, t.jti"
+         t.created_at, t.expires_at, t.consumed_at, t.revoked_at, t.redirect_uri, t.code_challenge, t.nonce, t.format, t.jti, t.cnf_x5t"
     };
 }
 
 async fn insert_token(conn: &mut AnyConnection, t: &TokenRecord) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO tokens (digest, tenant_id, kind, grant_id, client_id, subject, scopes, resources, created_at, \
-         expires_at, redirect_uri, code_challenge, nonce, format, jti) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+         expires_at, redirect_uri, code_challenge, nonce, format, jti, cnf_x5t) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(&t.digest)
     .bind(&t.tenant_id)
@@ -114,6 +114,7 @@ async fn insert_token(conn: &mut AnyConnection, t: &TokenRecord) -> Result<(), S
     .bind(&t.nonce)
     .bind(&t.format)
     .bind(&t.jti)
+    .bind(&t.cnf_x5t)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -957,7 +958,7 @@ impl Tx {
             "UPDATE tokens SET consumed_at = $1 \
              WHERE digest = $2 AND kind = $3 AND consumed_at IS NULL AND revoked_at IS NULL AND expires_at > $1 \
              RETURNING digest, tenant_id, kind, grant_id, client_id, subject, scopes, resources, created_at, expires_at, \
-             consumed_at, revoked_at, redirect_uri, code_challenge, nonce, format, jti",
+             consumed_at, revoked_at, redirect_uri, code_challenge, nonce, format, jti, cnf_x5t",
         )
         .bind(now)
         .bind(digest)

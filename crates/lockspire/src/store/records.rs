@@ -371,6 +371,8 @@ pub struct TokenRecord {
     pub format: Option<String>,
     /// JWT id.
     pub jti: Option<String>,
+    /// RFC 8705 `x5t#S256` of the certificate the token is bound to.
+    pub cnf_x5t: Option<String>,
 }
 
 impl TokenRecord {
@@ -399,6 +401,7 @@ impl TokenRecord {
             nonce: get(r, "nonce")?,
             format: get(r, "format")?,
             jti: get(r, "jti")?,
+            cnf_x5t: get(r, "cnf_x5t")?,
         })
     }
 

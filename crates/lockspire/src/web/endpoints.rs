@@ -39,6 +39,14 @@ fn no_store(status: StatusCode, value: &impl Serialize) -> Response {
     r
 }
 
+/// The request's client certificate (RFC 8705), when mutual TLS is configured.
+fn client_certificate(
+    p: &Provider,
+    parts: &http::request::Parts,
+) -> Option<crate::ClientCertificate> {
+    p.mtls.as_ref().and_then(|m| m.certificate(parts))
+}
+
 /// RFC 9701 §4 media type.
 const INTROSPECTION_JWT: &str = "application/token-introspection+jwt";
 
@@ -72,7 +80,8 @@ pub(crate) async fn token(
 ) -> Result<Response, OAuthError> {
     let (parts, params) = form(req).await?;
     let authz = authorization(&parts.headers)?;
-    let response = token_endpoint::exchange(&p, authz, &params).await?;
+    let response =
+        token_endpoint::exchange(&p, authz, client_certificate(&p, &parts), &params).await?;
     Ok(no_store(StatusCode::OK, &response))
 }
 
@@ -95,7 +104,7 @@ pub(crate) async fn userinfo(
         None => None,
     };
     let token = ui::bearer_token(authz.as_deref(), form_token)?;
-    match ui::userinfo(&p, token).await? {
+    match ui::userinfo(&p, token, client_certificate(&p, &parts).as_ref()).await? {
         ui::UserinfoResponse::Json(claims) => Ok(no_store(StatusCode::OK, &claims)),
         ui::UserinfoResponse::Signed(jwt) => Ok(no_store_jwt(jwt, "application/jwt")),
     }
@@ -107,7 +116,13 @@ pub(crate) async fn introspect(
     req: Request<Body>,
 ) -> Result<Response, OAuthError> {
     let (parts, params) = form(req).await?;
-    let client = introspection::caller(&p, authorization(&parts.headers)?, &params).await?;
+    let client = introspection::caller(
+        &p,
+        authorization(&parts.headers)?,
+        client_certificate(&p, &parts),
+        &params,
+    )
+    .await?;
     let answer = introspection::introspect(&p, &client, &params).await?;
     let wants_jwt = parts
         .headers
@@ -135,7 +150,13 @@ pub(crate) async fn revoke(
     req: Request<Body>,
 ) -> Result<Response, OAuthError> {
     let (parts, params) = form(req).await?;
-    let client = revocation::caller(&p, authorization(&parts.headers)?, &params).await?;
+    let client = revocation::caller(
+        &p,
+        authorization(&parts.headers)?,
+        client_certificate(&p, &parts),
+        &params,
+    )
+    .await?;
     revocation::revoke(&p, &client, &params).await?;
     Ok(no_store(StatusCode::OK, &serde_json::Map::new()))
 }
