@@ -7,6 +7,7 @@
 mod clients;
 mod install;
 mod keys;
+mod registration;
 mod setup;
 mod verify;
 
@@ -39,6 +40,11 @@ enum Command {
     /// Manage signing keys: list, generate, activate, retire.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Manage dynamic registration: initial access tokens.
+    #[command(subcommand)]
+    Registration(registration::RegistrationCommand),
+    /// Print the newest audit events (JSON lines).
+    Audit(registration::AuditArgs),
 }
 
 /// How a command ended.
@@ -59,6 +65,8 @@ async fn main() -> ExitCode {
         Command::Migrate(args) => setup::migrate(args).await,
         Command::Client(cmd) => clients::run(cmd).await,
         Command::Keys(cmd) => keys::run(cmd).await,
+        Command::Registration(cmd) => registration::run(cmd).await,
+        Command::Audit(args) => registration::audit(args).await,
     };
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,

@@ -424,3 +424,63 @@ async fn client_and_key_commands_have_reliable_exit_codes_and_show_secrets_once(
         "an upcoming key can be withdrawn"
     );
 }
+
+#[test]
+fn initial_access_tokens_are_minted_listed_and_revoked_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = SecretKey::generate().to_base64();
+    config(dir.path(), "http://127.0.0.1:3000", "");
+    let s = Some(secret.as_str());
+    assert!(run(dir.path(), &["migrate"], s).status.success());
+    let minted = run(
+        dir.path(),
+        &[
+            "registration",
+            "token",
+            "create",
+            "--uses",
+            "1",
+            "--expires-in",
+            "600",
+            "--json",
+        ],
+        s,
+    );
+    assert!(minted.status.success(), "{}", out(&minted));
+    let t: Value = serde_json::from_slice(&minted.stdout).expect("json");
+    let (id, token) = (
+        t["id"].as_str().expect("id"),
+        t["token"].as_str().expect("token"),
+    );
+    assert_eq!(t["uses_left"], 1);
+    let listed = run(dir.path(), &["registration", "token", "list", "--json"], s);
+    assert!(
+        !out(&listed).contains(token),
+        "the token is never shown again"
+    );
+    assert!(out(&listed).contains(id));
+    assert!(
+        run(dir.path(), &["registration", "token", "revoke", id], s)
+            .status
+            .success()
+    );
+    assert_eq!(
+        run(dir.path(), &["registration", "token", "revoke", id], s)
+            .status
+            .code(),
+        Some(1),
+        "already revoked"
+    );
+    assert_eq!(
+        run(
+            dir.path(),
+            &["registration", "token", "create", "--uses", "0"],
+            s
+        )
+        .status
+        .code(),
+        Some(1)
+    );
+    let audit = run(dir.path(), &["audit", "--limit", "5"], s);
+    assert!(audit.status.success(), "{}", out(&audit));
+}

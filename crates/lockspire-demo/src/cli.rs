@@ -78,7 +78,7 @@ impl Cli {
             Registration::Open => RegistrationPolicy::Open,
             Registration::Disabled => RegistrationPolicy::Disabled,
             Registration::InitialAccessToken => match &self.initial_access_token {
-                Some(token) => RegistrationPolicy::InitialAccessToken(token.clone()),
+                Some(token) => RegistrationPolicy::InitialAccessToken(Some(token.clone())),
                 None => bail!(
                     "--registration initial-access-token needs --initial-access-token \
                      (or LOCKSPIRE_INITIAL_ACCESS_TOKEN)"

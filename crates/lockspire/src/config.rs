@@ -29,6 +29,12 @@ pub enum ConfigError {
     /// Signing keys could not be loaded or created.
     #[error("keys: {0}")]
     Keys(#[from] crate::jose::KeyError),
+    /// Mutual TLS settings are unusable.
+    #[error(transparent)]
+    Mtls(#[from] crate::mtls::MtlsError),
+    /// The outbound HTTP client could not be built.
+    #[error("outbound HTTP: {0}")]
+    Fetch(#[from] crate::fetch::FetchError),
     /// The stored keys could not be read or opened.
     #[error("keys: {0}")]
     KeyStore(#[from] crate::operator::OperatorError),
@@ -99,10 +105,28 @@ impl fmt::Display for Issuer {
 pub enum RegistrationPolicy {
     /// Anyone may register (RFC 7591 §3: open registration).
     Open,
-    /// A caller must present this initial access token as a Bearer token (RFC 7591 §3).
-    InitialAccessToken(String),
+    /// A caller must present an initial access token as a Bearer token (RFC 7591 §3): one
+    /// minted through [`crate::Operator::mint_initial_access_token`], or this fixed token when
+    /// one is configured.
+    InitialAccessToken(Option<String>),
     /// The endpoint is not served and not advertised.
     Disabled,
+}
+
+/// What dynamic registration may ask for (SURFACE S20). `None` leaves a dimension open;
+/// operators registering through the library or the `lockspire` command are not limited.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RegistrationRules {
+    /// Scopes dynamic clients may register.
+    pub scopes: Option<Vec<String>>,
+    /// Grant types dynamic clients may register.
+    pub grant_types: Option<Vec<crate::GrantType>>,
+    /// Authentication methods dynamic clients may register.
+    pub auth_methods: Option<Vec<crate::AuthMethod>>,
+    /// Redirect URI schemes (e.g. `https`).
+    pub redirect_schemes: Option<Vec<String>>,
+    /// Redirect URI hosts, exact.
+    pub redirect_hosts: Option<Vec<String>>,
 }
 
 /// The format of access tokens (SURFACE S10).
@@ -168,6 +192,13 @@ pub struct Config {
     pub(crate) access_token_alg: SigningAlg,
     pub(crate) extra_scopes: Vec<String>,
     pub(crate) offline_access_required: bool,
+    /// Development mode: outbound fetches may reach loopback addresses.
+    pub(crate) dev_mode: bool,
+    pub(crate) registration_rules: RegistrationRules,
+    /// True when client certificates can reach Lockspire (RFC 8705).
+    pub(crate) mtls_enabled: bool,
+    /// Base URL of the mTLS endpoint aliases (RFC 8705 §5).
+    pub(crate) mtls_endpoint_base: Option<String>,
 }
 
 impl Config {

@@ -180,19 +180,17 @@ impl FileConfig {
             .map_err(|e| invalid("secret key", format!("{}: {e}", self.secret_key_env)))
     }
 
-    /// The registration policy, reading the initial access token from the environment.
+    /// The registration policy. Under `initial-access-token`, tokens minted with
+    /// `lockspire registration token create` are accepted, and so is a fixed token when the
+    /// environment variable named by `initial_access_token_env` is set.
     pub fn registration_policy(&self) -> Result<RegistrationPolicy, ConfigError> {
         Ok(match self.registration.policy.as_str() {
             "open" => RegistrationPolicy::Open,
             "initial-access-token" => {
-                let env = &self.registration.initial_access_token_env;
-                let token = std::env::var(env).map_err(|_| {
-                    invalid(
-                        "registration",
-                        format!("{env} is not set in the environment"),
-                    )
-                })?;
-                RegistrationPolicy::InitialAccessToken(token)
+                let fixed = std::env::var(&self.registration.initial_access_token_env)
+                    .ok()
+                    .filter(|t| !t.is_empty());
+                RegistrationPolicy::InitialAccessToken(fixed)
             }
             _ => RegistrationPolicy::Disabled,
         })

@@ -32,9 +32,11 @@
 mod clock;
 mod config;
 mod error;
+mod fetch;
 mod file_config;
 mod host;
 pub mod jose;
+mod mtls;
 mod operator;
 mod protocol;
 mod secrets;
@@ -44,13 +46,17 @@ mod web;
 use std::sync::{Arc, RwLock};
 
 pub use clock::{Clock, ManualClock, SystemClock, UnixTime};
-pub use config::{AccessTokenFormat, Config, ConfigError, Issuer, Lifetimes, RegistrationPolicy};
+pub use config::{
+    AccessTokenFormat, Config, ConfigError, Issuer, Lifetimes, RegistrationPolicy,
+    RegistrationRules,
+};
 pub use error::{Challenge, ErrorCode, OAuthError};
 pub use file_config::{DEFAULT_CONFIG_FILE, FileConfig, RegistrationFile};
 pub use host::{
     AccountResolver, Claims, ConsentPage, ConsentRenderer, Context, HostError, InteractionResult,
     Resolution, ScopeRequest, SignedIn, Subject,
 };
+pub use mtls::{ClientCertificate, MtlsConfig, MtlsError, serve_tls};
 pub use operator::{ClientInfo, KeyInfo, KeyState, Operator, OperatorError, PUBLISH_BEFORE_USE};
 pub use protocol::client::{AuthMethod, ClientMetadata, GrantType};
 pub use protocol::params::Params;
@@ -86,6 +92,8 @@ pub(crate) struct Provider {
     keys: RwLock<Arc<KeyRing>>,
     pub(crate) discovery: Arc<str>,
     pub(crate) consent: Option<Arc<dyn ConsentRenderer>>,
+    pub(crate) jwks: protocol::client_keys::JwksCache,
+    pub(crate) mtls: Option<mtls::Mtls>,
 }
 
 impl Provider {
@@ -166,6 +174,9 @@ pub struct Builder {
     access_token_format: AccessTokenFormat,
     extra_scopes: Vec<String>,
     offline_access_required: bool,
+    dev_mode: bool,
+    registration_rules: RegistrationRules,
+    mtls: Option<MtlsConfig>,
     lifetimes: Lifetimes,
     clock: Arc<dyn Clock>,
     key_refresh: std::time::Duration,
@@ -189,6 +200,9 @@ impl Lockspire {
             access_token_format: AccessTokenFormat::Opaque,
             extra_scopes: Vec::new(),
             offline_access_required: true,
+            dev_mode: false,
+            registration_rules: RegistrationRules::default(),
+            mtls: None,
             lifetimes: Lifetimes::default(),
             clock: Arc::new(SystemClock),
             key_refresh: KEY_REFRESH,
@@ -384,6 +398,27 @@ impl Builder {
         self
     }
 
+    /// Allow-lists for dynamic registration (RFC 7591): scopes, grant types, authentication
+    /// methods, redirect URI schemes and hosts.
+    pub fn registration_rules(mut self, rules: RegistrationRules) -> Self {
+        self.registration_rules = rules;
+        self
+    }
+
+    /// Mutual TLS (RFC 8705): where client certificates come from and which CAs
+    /// `tls_client_auth` trusts. Serve with [`serve_tls`] or behind a proxy listed here.
+    pub fn mtls(mut self, config: MtlsConfig) -> Self {
+        self.mtls = Some(config);
+        self
+    }
+
+    /// Development mode: the server may fetch client JWKS from loopback addresses (never
+    /// private, link-local or metadata ones). Off by default; never enable it in production.
+    pub fn dev_mode(mut self, on: bool) -> Self {
+        self.dev_mode = on;
+        self
+    }
+
     /// Token and interaction lifetimes.
     pub fn lifetimes(mut self, lifetimes: Lifetimes) -> Self {
         self.lifetimes = lifetimes;
@@ -449,7 +484,7 @@ impl Builder {
                 "RFC 6749 §4.1.2: codes live at most 10 minutes".into(),
             ));
         }
-        if let RegistrationPolicy::InitialAccessToken(t) = &self.registration
+        if let RegistrationPolicy::InitialAccessToken(Some(t)) = &self.registration
             && t.len() < 16
         {
             return Err(ConfigError::Invalid(
@@ -465,6 +500,10 @@ impl Builder {
             access_token_alg: SigningAlg::ES256,
             extra_scopes: self.extra_scopes,
             offline_access_required: self.offline_access_required,
+            dev_mode: self.dev_mode,
+            registration_rules: self.registration_rules.clone(),
+            mtls_enabled: self.mtls.is_some(),
+            mtls_endpoint_base: self.mtls.as_ref().and_then(|m| m.endpoint_base.clone()),
         };
         let secrets = ServerSecrets::new(&secret_key);
         let tenant = DEFAULT_TENANT.to_owned();
@@ -485,6 +524,8 @@ impl Builder {
                 keys: RwLock::new(Arc::new(ring)),
                 discovery,
                 consent: self.consent,
+                jwks: protocol::client_keys::JwksCache::new(fetch::Fetcher::new(self.dev_mode)?),
+                mtls: self.mtls.as_ref().map(mtls::Mtls::new).transpose()?,
             }),
         };
         spawn_maintenance(Arc::downgrade(&lockspire.inner), self.key_refresh);
@@ -509,6 +550,10 @@ impl Builder {
             access_token_alg: SigningAlg::ES256,
             extra_scopes: self.extra_scopes,
             offline_access_required: self.offline_access_required,
+            dev_mode: self.dev_mode,
+            registration_rules: self.registration_rules.clone(),
+            mtls_enabled: self.mtls.is_some(),
+            mtls_endpoint_base: self.mtls.as_ref().and_then(|m| m.endpoint_base.clone()),
         };
         let secrets = ServerSecrets::new(&secret_key);
         let tenant = DEFAULT_TENANT.to_owned();
@@ -527,6 +572,8 @@ impl Builder {
                 keys: RwLock::new(Arc::new(ring)),
                 discovery,
                 consent: None,
+                jwks: protocol::client_keys::JwksCache::new(fetch::Fetcher::new(self.dev_mode)?),
+                mtls: self.mtls.as_ref().map(mtls::Mtls::new).transpose()?,
             }),
         })
     }

@@ -192,24 +192,102 @@ impl Operator {
         }
     }
 
-    /// Issues a new secret for a confidential client; the old one stops working at once.
-    /// Returns the new secret — shown once, stored only as a keyed digest.
+    /// Issues a new secret for a client authenticated by secret; the old one stops working at
+    /// once. Returns the new secret — shown once, stored as a keyed digest (and sealed for
+    /// client_secret_jwt clients, which need it to check HMACs).
     pub async fn rotate_client_secret(&self, client_id: &str) -> Result<String, OperatorError> {
         let p = self.p();
+        let Some(client) = p.store.client(&p.tenant, client_id).await? else {
+            return Err(OperatorError::NotFound(format!("client {client_id}")));
+        };
+        let method = client.metadata.token_endpoint_auth_method;
+        if !method.uses_secret() {
+            return Err(OperatorError::Refused(format!(
+                "client {client_id} uses {}: it has no secret",
+                method.as_str()
+            )));
+        }
         let secret = random_token();
         let digest = p.secrets.client_secret_digest(&secret);
+        let sealed = (method == crate::AuthMethod::ClientSecretJwt)
+            .then(|| registration::seal_secret(p, client_id, &secret));
         if p.store
-            .set_client_secret(&p.tenant, client_id, &digest, p.now())
+            .set_client_secret(&p.tenant, client_id, &digest, sealed.as_deref(), p.now())
             .await?
         {
-            return Ok(secret);
+            Ok(secret)
+        } else {
+            Err(OperatorError::NotFound(format!("client {client_id}")))
         }
-        match p.store.client(&p.tenant, client_id).await? {
-            Some(_) => Err(OperatorError::Refused(format!(
-                "client {client_id} is public: it has no secret"
-            ))),
-            None => Err(OperatorError::NotFound(format!("client {client_id}"))),
+    }
+
+    /// Mints an initial access token for dynamic registration (RFC 7591 §3): usable `uses`
+    /// times (any number when `None`) until `expires_in` seconds from now (no expiry when
+    /// `None`). Returns its id and the token — shown once, stored only as a digest.
+    pub async fn mint_initial_access_token(
+        &self,
+        uses: Option<u32>,
+        expires_in: Option<i64>,
+    ) -> Result<(crate::store::InitialAccessTokenRecord, String), OperatorError> {
+        if uses == Some(0) || expires_in.is_some_and(|s| s <= 0) {
+            return Err(OperatorError::Refused(
+                "uses and expiry must be positive".into(),
+            ));
         }
+        let p = self.p();
+        let now = p.now();
+        let token = random_token();
+        let record = crate::store::InitialAccessTokenRecord {
+            id: crate::secrets::random_id(),
+            tenant_id: p.tenant.clone(),
+            uses_left: uses.map(i64::from),
+            created_at: now,
+            expires_at: expires_in.map(|s| now + s),
+            revoked_at: None,
+        };
+        p.store
+            .insert_initial_access_token(&record, &crate::secrets::token_digest(&token))
+            .await?;
+        Ok((record, token))
+    }
+
+    /// Revokes an initial access token by id.
+    pub async fn revoke_initial_access_token(&self, id: &str) -> Result<(), OperatorError> {
+        let p = self.p();
+        if p.store
+            .revoke_initial_access_token(&p.tenant, id, p.now())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(OperatorError::NotFound(format!(
+                "initial access token {id}"
+            )))
+        }
+    }
+
+    /// Every initial access token (ids and limits, never the tokens).
+    pub async fn initial_access_tokens(
+        &self,
+    ) -> Result<Vec<crate::store::InitialAccessTokenRecord>, OperatorError> {
+        let p = self.p();
+        Ok(p.store.initial_access_tokens(&p.tenant).await?)
+    }
+
+    /// The newest audit events (client authentication failures, JWKS fetch failures, …).
+    pub async fn audit_events(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<crate::store::AuditEvent>, OperatorError> {
+        let p = self.p();
+        Ok(p.store
+            .audit_events(&p.tenant, limit.clamp(1, 1000))
+            .await?)
+    }
+
+    /// Client `jwks_uri`s whose last fetch by this process failed, with the error.
+    pub fn jwks_fetch_failures(&self) -> Vec<(String, String)> {
+        self.p().jwks.failures()
     }
 
     // ---- keys ----------------------------------------------------------------------------

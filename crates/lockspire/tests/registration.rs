@@ -99,7 +99,7 @@ on_both_stores! {
 async fn initial_access_token_policy_requires_the_token() {
     let token = "an-initial-access-token-of-some-length";
     let h = Harness::start_with(Backend::Sqlite, |b| {
-        b.registration(RegistrationPolicy::InitialAccessToken(token.into()))
+        b.registration(RegistrationPolicy::InitialAccessToken(Some(token.into())))
     })
     .await;
     let body = json!({"redirect_uris": ["https://tp.example/cb"]});

@@ -19,12 +19,27 @@ pub enum AuthMethod {
     ClientSecretBasic,
     /// `client_id` and `client_secret` in the form body (RFC 6749 §2.3.1).
     ClientSecretPost,
+    /// A JWT assertion HMAC-signed with the client secret (OIDC Core §9, RFC 7523; HS256 only).
+    ClientSecretJwt,
+    /// A JWT assertion signed with the client's private key (OIDC Core §9, RFC 7523).
+    PrivateKeyJwt,
+    /// A client certificate from a configured CA with a registered subject (RFC 8705 §2.1).
+    TlsClientAuth,
+    /// A self-signed client certificate whose key is registered (RFC 8705 §2.2).
+    SelfSignedTlsClientAuth,
 }
 
 impl AuthMethod {
     /// Methods this server accepts, as discovery lists them.
-    pub const SUPPORTED: [AuthMethod; 3] =
-        [Self::ClientSecretBasic, Self::ClientSecretPost, Self::None];
+    pub const SUPPORTED: [AuthMethod; 7] = [
+        Self::ClientSecretBasic,
+        Self::ClientSecretPost,
+        Self::ClientSecretJwt,
+        Self::PrivateKeyJwt,
+        Self::TlsClientAuth,
+        Self::SelfSignedTlsClientAuth,
+        Self::None,
+    ];
 
     /// The registered name.
     pub fn as_str(self) -> &'static str {
@@ -32,6 +47,10 @@ impl AuthMethod {
             Self::None => "none",
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
+            Self::ClientSecretJwt => "client_secret_jwt",
+            Self::PrivateKeyJwt => "private_key_jwt",
+            Self::TlsClientAuth => "tls_client_auth",
+            Self::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
         }
     }
 
@@ -39,9 +58,22 @@ impl AuthMethod {
         Self::SUPPORTED.into_iter().find(|m| m.as_str() == s)
     }
 
-    /// True for methods that prove possession of a secret.
+    /// True for methods that prove possession of a secret or key.
     pub fn is_confidential(self) -> bool {
         self != Self::None
+    }
+
+    /// True for the mutual-TLS methods (RFC 8705 §2).
+    pub fn is_mtls(self) -> bool {
+        matches!(self, Self::TlsClientAuth | Self::SelfSignedTlsClientAuth)
+    }
+
+    /// True for methods whose credential is a shared secret the server issues.
+    pub fn uses_secret(self) -> bool {
+        matches!(
+            self,
+            Self::ClientSecretBasic | Self::ClientSecretPost | Self::ClientSecretJwt
+        )
     }
 }
 
@@ -126,6 +158,33 @@ pub struct ClientMetadata {
     /// Alg of JWT introspection responses (RFC 9701 §6); RS256 when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub introspection_signed_response_alg: Option<String>,
+    /// The client's public keys, inline (RFC 7591 §2); never together with `jwks_uri`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
+    /// Where the client publishes its public keys (RFC 7591 §2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// RFC 8705 §2.1.2: the one certificate attribute a `tls_client_auth` client is known by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_subject_dn: Option<String>,
+    /// A dNSName SAN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_dns: Option<String>,
+    /// A uniformResourceIdentifier SAN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_uri: Option<String>,
+    /// An iPAddress SAN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_ip: Option<String>,
+    /// An rfc822Name SAN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_email: Option<String>,
+    /// RFC 8705 §3.4: bind this client's access tokens to its certificate.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tls_client_certificate_bound_access_tokens: bool,
+    /// The only alg the client's assertions may use, when registered (OIDC Registration §2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_signing_alg: Option<String>,
     /// Access token format override (Lockspire extension; the server default when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_token_format: Option<String>,
@@ -281,6 +340,153 @@ fn check_web_uri(field: &str, uri: &str) -> Result<(), OAuthError> {
 
 const MAX_STRING: usize = 2048;
 
+/// Algs a client may sign assertions with (SURFACE S7); never `none` or an HMAC for keys.
+pub(crate) const ASSERTION_ALGS: [&str; 4] = ["RS256", "PS256", "ES256", "EdDSA"];
+
+/// JWK members that only private or symmetric keys have.
+const PRIVATE_JWK_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+type ClientKeys = (Option<Value>, Option<String>, Option<String>);
+
+/// `jwks`, `jwks_uri` and `token_endpoint_auth_signing_alg` (RFC 7591 §2, OIDC Registration §2):
+/// one key source at most, public keys only, a fetchable URI, an alg that fits the method.
+fn check_client_keys(
+    config: &Config,
+    body: &Map<String, Value>,
+    method: AuthMethod,
+) -> Result<ClientKeys, OAuthError> {
+    let jwks = match body.get("jwks") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(check_jwks(v)?),
+    };
+    let jwks_uri = opt_string(body, "jwks_uri")?;
+    if jwks.is_some() && jwks_uri.is_some() {
+        return Err(invalid("jwks and jwks_uri must not both be registered"));
+    }
+    if let Some(uri) = &jwks_uri {
+        crate::fetch::check_url(uri, config.dev_mode)
+            .map_err(|e| invalid(format!("jwks_uri: {e}")))?;
+    }
+    let needs_keys = matches!(
+        method,
+        AuthMethod::PrivateKeyJwt | AuthMethod::SelfSignedTlsClientAuth
+    );
+    if needs_keys && jwks.is_none() && jwks_uri.is_none() {
+        return Err(invalid(format!(
+            "{} needs jwks or jwks_uri",
+            method.as_str()
+        )));
+    }
+    let alg = opt_string(body, "token_endpoint_auth_signing_alg")?;
+    match (&alg, method) {
+        (None, _) => {}
+        (Some(a), AuthMethod::PrivateKeyJwt) if ASSERTION_ALGS.contains(&a.as_str()) => {}
+        (Some(a), AuthMethod::ClientSecretJwt) if a == "HS256" => {}
+        (Some(a), _) => {
+            return Err(invalid(format!(
+                "token_endpoint_auth_signing_alg {a:?} does not fit {}",
+                method.as_str()
+            )));
+        }
+    }
+    Ok((jwks, jwks_uri, alg))
+}
+
+struct TlsMetadata {
+    subject_dn: Option<String>,
+    san_dns: Option<String>,
+    san_uri: Option<String>,
+    san_ip: Option<String>,
+    san_email: Option<String>,
+    bound: bool,
+}
+
+/// RFC 8705 §2.1.2 and §3.4: mTLS methods need a server that sees client certificates;
+/// `tls_client_auth` names exactly one certificate attribute.
+fn check_tls_metadata(
+    config: &Config,
+    body: &Map<String, Value>,
+    method: AuthMethod,
+) -> Result<TlsMetadata, OAuthError> {
+    let bound = match body.get("tls_client_certificate_bound_access_tokens") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(invalid(
+                "tls_client_certificate_bound_access_tokens must be a boolean",
+            ));
+        }
+    };
+    if (method.is_mtls() || bound) && !config.mtls_enabled {
+        return Err(invalid(
+            "this server does not see client certificates (mutual TLS is not configured)",
+        ));
+    }
+    let m = TlsMetadata {
+        subject_dn: opt_string(body, "tls_client_auth_subject_dn")?,
+        san_dns: opt_string(body, "tls_client_auth_san_dns")?,
+        san_uri: opt_string(body, "tls_client_auth_san_uri")?,
+        san_ip: opt_string(body, "tls_client_auth_san_ip")?,
+        san_email: opt_string(body, "tls_client_auth_san_email")?,
+        bound,
+    };
+    let named = [
+        &m.subject_dn,
+        &m.san_dns,
+        &m.san_uri,
+        &m.san_ip,
+        &m.san_email,
+    ]
+    .iter()
+    .filter(|v| v.is_some())
+    .count();
+    match (method, named) {
+        (AuthMethod::TlsClientAuth, 1) => {}
+        (AuthMethod::TlsClientAuth, _) => {
+            return Err(invalid(
+                "tls_client_auth needs exactly one of tls_client_auth_subject_dn, _san_dns, _san_uri, _san_ip, _san_email",
+            ));
+        }
+        (_, 0) => {}
+        _ => {
+            return Err(invalid(
+                "tls_client_auth_* attributes apply only to tls_client_auth",
+            ));
+        }
+    }
+    if let Some(ip) = &m.san_ip
+        && ip.parse::<std::net::IpAddr>().is_err()
+    {
+        return Err(invalid("tls_client_auth_san_ip must be an IP address"));
+    }
+    Ok(m)
+}
+
+/// A JWK Set of public signing keys (RFC 7517 §5).
+pub(crate) fn check_jwks(v: &Value) -> Result<Value, OAuthError> {
+    let keys = v
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or_else(|| invalid("jwks must be a JWK Set: {\"keys\": [...]}"))?;
+    if keys.is_empty() || keys.len() > 16 || v.to_string().len() > 64 * 1024 {
+        return Err(invalid("jwks must hold 1 to 16 keys"));
+    }
+    for key in keys {
+        if PRIVATE_JWK_MEMBERS.iter().any(|m| key.get(*m).is_some()) {
+            return Err(invalid("jwks must contain public keys only"));
+        }
+        if !matches!(
+            key.get("kty").and_then(Value::as_str),
+            Some("RSA" | "EC" | "OKP")
+        ) {
+            return Err(invalid("jwks keys must be RSA, EC or OKP public keys"));
+        }
+        serde_json::from_value::<jsonwebtoken::jwk::Jwk>(key.clone())
+            .map_err(|e| invalid(format!("jwks holds a malformed key: {e}")))?;
+    }
+    Ok(v.clone())
+}
+
 fn opt_string(body: &Map<String, Value>, field: &str) -> Result<Option<String>, OAuthError> {
     match body.get(field) {
         None | Some(Value::Null) => Ok(None),
@@ -434,6 +640,9 @@ pub(crate) fn validate_metadata(
     };
     let userinfo_signed_response_alg = signed_alg("userinfo_signed_response_alg")?;
     let introspection_signed_response_alg = signed_alg("introspection_signed_response_alg")?;
+    let (jwks, jwks_uri, token_endpoint_auth_signing_alg) =
+        check_client_keys(config, body, token_endpoint_auth_method)?;
+    let tls = check_tls_metadata(config, body, token_endpoint_auth_method)?;
     let access_token_format = opt_string(body, "access_token_format")?;
     if let Some(f) = &access_token_format
         && AccessTokenFormat::parse(f).is_none()
@@ -462,6 +671,15 @@ pub(crate) fn validate_metadata(
         subject_type,
         userinfo_signed_response_alg,
         introspection_signed_response_alg,
+        jwks,
+        jwks_uri,
+        tls_client_auth_subject_dn: tls.subject_dn,
+        tls_client_auth_san_dns: tls.san_dns,
+        tls_client_auth_san_uri: tls.san_uri,
+        tls_client_auth_san_ip: tls.san_ip,
+        tls_client_auth_san_email: tls.san_email,
+        tls_client_certificate_bound_access_tokens: tls.bound,
+        token_endpoint_auth_signing_alg,
         access_token_format,
         software_id: opt_string(body, "software_id")?,
         software_version: opt_string(body, "software_version")?,
@@ -490,6 +708,15 @@ mod tests {
             subject_type: "public".into(),
             userinfo_signed_response_alg: None,
             introspection_signed_response_alg: None,
+            jwks: None,
+            jwks_uri: None,
+            tls_client_auth_subject_dn: None,
+            tls_client_auth_san_dns: None,
+            tls_client_auth_san_uri: None,
+            tls_client_auth_san_ip: None,
+            tls_client_auth_san_email: None,
+            tls_client_certificate_bound_access_tokens: false,
+            token_endpoint_auth_signing_alg: None,
             access_token_format: None,
             software_id: None,
             software_version: None,

@@ -1,18 +1,29 @@
 //! Client authentication at the token, introspection and revocation endpoints
-//! (RFC 6749 §2.3, OIDC Core §9). A client must use exactly the method it registered; presenting
-//! credentials in two ways, or in a way it did not register, is `invalid_client` (SURFACE S7).
-//!
-//! New methods (private_key_jwt, client_secret_jwt, mTLS) slot in as further [`Presented`]
-//! variants checked against their registered [`AuthMethod`].
+//! (RFC 6749 §2.3, RFC 7523 §3, OIDC Core §9). A client must use exactly the method it
+//! registered; presenting credentials in two ways, or in a way it did not register, is
+//! `invalid_client` (SURFACE S7). Every failure is also written to the audit log with its reason.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Value, json};
 
-use super::client::AuthMethod;
+use super::client::{ASSERTION_ALGS, AuthMethod};
 use super::params::Params;
-use crate::Provider;
 use crate::error::{Challenge, ErrorCode, OAuthError};
-use crate::store::{ClientRecord, ClientStatus};
+use crate::jose::MAX_JWT_LEN;
+use crate::secrets::b64_decode;
+use crate::store::{AuditEvent, ClientRecord, ClientStatus};
+use crate::{ClientCertificate, Provider};
+
+/// RFC 7523 §2.2: the only assertion type accepted.
+pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Clock skew tolerated on assertion times, in seconds.
+const LEEWAY: u64 = 30;
+
+/// Longest assertion lifetime accepted (exp − now), bounding how long its jti must be kept.
+const MAX_ASSERTION_LIFETIME: i64 = 600;
 
 /// The credentials a request carried, before any lookup.
 #[derive(Debug)]
@@ -21,6 +32,11 @@ pub(crate) enum Presented {
     Basic { client_id: String, secret: String },
     /// `client_id` and `client_secret` in the body.
     Post { client_id: String, secret: String },
+    /// A JWT assertion (RFC 7523 §2.2); `client_id` only when the body also carried it.
+    Assertion {
+        client_id: Option<String>,
+        assertion: String,
+    },
     /// Only `client_id`: a public client.
     None { client_id: String },
 }
@@ -31,6 +47,8 @@ pub(crate) enum Presented {
 pub(crate) struct AuthenticatedClient {
     record: ClientRecord,
     method: AuthMethod,
+    /// The client certificate of this request, if any (RFC 8705).
+    certificate: Option<ClientCertificate>,
 }
 
 impl AuthenticatedClient {
@@ -46,11 +64,44 @@ impl AuthenticatedClient {
     pub(crate) fn is_confidential(&self) -> bool {
         self.method.is_confidential()
     }
+
+    /// `x5t#S256` of the certificate presented with this request.
+    pub(crate) fn presented_thumbprint(&self) -> Option<String> {
+        self.certificate.as_ref().map(ClientCertificate::thumbprint)
+    }
+
+    /// The certificate tokens issued now are bound to (RFC 8705 §3): the client authenticated
+    /// with it, or registered for certificate-bound tokens and presented one.
+    pub(crate) fn binding(&self) -> Option<String> {
+        let wanted = self.method.is_mtls()
+            || self
+                .record
+                .metadata
+                .tls_client_certificate_bound_access_tokens;
+        if wanted {
+            self.presented_thumbprint()
+        } else {
+            None
+        }
+    }
 }
 
-fn invalid_client(reason: &'static str, basic: bool) -> OAuthError {
+/// A failed authentication: the wire error and, for the audit log, the client it concerned.
+struct Failure {
+    reason: String,
+    client_id: Option<String>,
+}
+
+fn fail(reason: impl Into<String>, client_id: Option<&str>) -> Failure {
+    Failure {
+        reason: reason.into(),
+        client_id: client_id.map(str::to_owned),
+    }
+}
+
+fn invalid_client(reason: impl Into<String>, basic: bool) -> OAuthError {
     let e = OAuthError::new(ErrorCode::InvalidClient, "client authentication failed")
-        .with_reason(reason);
+        .with_reason(reason.into());
     if basic {
         e.with_challenge(Challenge::Basic)
     } else {
@@ -86,11 +137,31 @@ pub(crate) fn presented(
 ) -> Result<Presented, OAuthError> {
     let form_id = params.get("client_id")?;
     let form_secret = params.get("client_secret")?;
-    if params.get("client_assertion")?.is_some() || params.get("client_assertion_type")?.is_some() {
-        return Err(invalid_client(
-            "client assertions are not supported",
-            authorization.is_some(),
-        ));
+    let assertion = params.get("client_assertion")?;
+    let assertion_type = params.get("client_assertion_type")?;
+    if assertion.is_some() || assertion_type.is_some() {
+        if authorization.is_some() || form_secret.is_some() {
+            return Err(invalid_client(
+                "an assertion together with another credential",
+                authorization.is_some(),
+            ));
+        }
+        if assertion_type != Some(JWT_BEARER) {
+            return Err(invalid_client(
+                "client_assertion_type is missing or not jwt-bearer",
+                false,
+            ));
+        }
+        let Some(assertion) = assertion else {
+            return Err(invalid_client(
+                "client_assertion_type without client_assertion",
+                false,
+            ));
+        };
+        return Ok(Presented::Assertion {
+            client_id: form_id.map(str::to_owned),
+            assertion: assertion.to_owned(),
+        });
     }
     if let Some(header) = authorization {
         let Some((client_id, secret)) = decode_basic(header) else {
@@ -122,31 +193,91 @@ pub(crate) fn presented(
     })
 }
 
-/// Verifies presented credentials against the client's registration.
+/// Verifies presented credentials against the client's registration. `endpoint` is the path
+/// of the endpoint being called: its URL is an accepted assertion audience besides the issuer.
 pub(crate) async fn authenticate(
     p: &Provider,
     presented: Presented,
+    endpoint: &str,
+    certificate: Option<ClientCertificate>,
 ) -> Result<AuthenticatedClient, OAuthError> {
-    let (client_id, secret, method, basic) = match presented {
+    let basic = matches!(presented, Presented::Basic { .. });
+    let method = match &presented {
+        Presented::Basic { .. } => "client_secret_basic",
+        Presented::Post { .. } => "client_secret_post",
+        Presented::Assertion { .. } => "jwt assertion",
+        Presented::None { .. } => "none",
+    };
+    match verify(p, presented, endpoint, certificate.as_ref()).await {
+        Ok(mut client) => {
+            client.certificate = certificate;
+            if client
+                .record
+                .metadata
+                .tls_client_certificate_bound_access_tokens
+                && client.certificate.is_none()
+            {
+                return Err(OAuthError::invalid_request(
+                    "this client's tokens are certificate-bound: present its client certificate",
+                ));
+            }
+            Ok(client)
+        }
+        Err(Err(internal)) => Err(internal),
+        Err(Ok(failure)) => {
+            let event = AuditEvent {
+                tenant_id: p.tenant.clone(),
+                at: p.now(),
+                kind: "client_authentication_failed".into(),
+                client_id: failure.client_id.clone(),
+                subject: None,
+                detail: json!({ "reason": failure.reason, "method": method, "endpoint": endpoint }),
+            };
+            if let Err(e) = p.store.audit(&event).await {
+                tracing::warn!(error = %e, "could not write the audit event");
+            }
+            Err(invalid_client(failure.reason, basic))
+        }
+    }
+}
+
+/// `Err(Ok(_))`: the client failed to authenticate; `Err(Err(_))`: the server failed.
+async fn verify(
+    p: &Provider,
+    presented: Presented,
+    endpoint: &str,
+    certificate: Option<&ClientCertificate>,
+) -> Result<AuthenticatedClient, Result<Failure, OAuthError>> {
+    let (client_id, secret, method) = match presented {
         Presented::Basic { client_id, secret } => {
-            (client_id, Some(secret), AuthMethod::ClientSecretBasic, true)
+            (client_id, Some(secret), AuthMethod::ClientSecretBasic)
         }
         Presented::Post { client_id, secret } => {
-            (client_id, Some(secret), AuthMethod::ClientSecretPost, false)
+            (client_id, Some(secret), AuthMethod::ClientSecretPost)
         }
-        Presented::None { client_id } => (client_id, None, AuthMethod::None, false),
+        Presented::None { client_id } => (client_id, None, AuthMethod::None),
+        Presented::Assertion {
+            client_id,
+            assertion,
+        } => return verify_assertion(p, client_id, &assertion, endpoint).await,
     };
-    let Some(record) = p.store.client(&p.tenant, &client_id).await? else {
-        return Err(invalid_client("unknown client", basic));
-    };
-    if record.status != ClientStatus::Active {
-        return Err(invalid_client("client is disabled", basic));
+    let record = load(p, &client_id).await?;
+    let registered = record.metadata.token_endpoint_auth_method;
+    if method == AuthMethod::None && registered.is_mtls() {
+        super::mtls_auth::check_certificate(p, &record, certificate)
+            .await
+            .map_err(|why| Ok(fail(why, Some(&client_id))))?;
+        return Ok(AuthenticatedClient {
+            record,
+            method: registered,
+            certificate: None,
+        });
     }
-    if record.metadata.token_endpoint_auth_method != method {
-        return Err(invalid_client(
+    if registered != method {
+        return Err(Ok(fail(
             "client used an authentication method it did not register",
-            basic,
-        ));
+            Some(&client_id),
+        )));
     }
     if let Some(secret) = secret {
         let ok = record
@@ -154,10 +285,175 @@ pub(crate) async fn authenticate(
             .as_deref()
             .is_some_and(|digest| p.secrets.verify_client_secret(&secret, digest));
         if !ok {
-            return Err(invalid_client("wrong client secret", basic));
+            return Err(Ok(fail("wrong client secret", Some(&client_id))));
         }
     }
-    Ok(AuthenticatedClient { record, method })
+    Ok(AuthenticatedClient {
+        record,
+        method,
+        certificate: None,
+    })
+}
+
+async fn load(p: &Provider, client_id: &str) -> Result<ClientRecord, Result<Failure, OAuthError>> {
+    let record = p
+        .store
+        .client(&p.tenant, client_id)
+        .await
+        .map_err(|e| Err(e.into()))?;
+    let Some(record) = record else {
+        return Err(Ok(fail("unknown client", None)));
+    };
+    if record.status != ClientStatus::Active {
+        return Err(Ok(fail("client is disabled", Some(client_id))));
+    }
+    Ok(record)
+}
+
+fn alg_name(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::HS256 => "HS256",
+        Algorithm::RS256 => "RS256",
+        Algorithm::PS256 => "PS256",
+        Algorithm::ES256 => "ES256",
+        Algorithm::EdDSA => "EdDSA",
+        _ => "other",
+    }
+}
+
+/// RFC 7523 §3 and OIDC Core §9: iss = sub = client_id, aud = the issuer or this endpoint's
+/// URL, exp required and bounded, jti required and seen once, alg on the allow-list.
+async fn verify_assertion(
+    p: &Provider,
+    form_client_id: Option<String>,
+    assertion: &str,
+    endpoint: &str,
+) -> Result<AuthenticatedClient, Result<Failure, OAuthError>> {
+    if assertion.len() > MAX_JWT_LEN {
+        return Err(Ok(fail("assertion too large", form_client_id.as_deref())));
+    }
+    // The client is named by the (still unverified) sub; everything is verified below.
+    let unverified: Value = assertion
+        .split('.')
+        .nth(1)
+        .and_then(b64_decode)
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| Ok(fail("malformed assertion", form_client_id.as_deref())))?;
+    let Some(client_id) = unverified
+        .get("sub")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    else {
+        return Err(Ok(fail("assertion without sub", form_client_id.as_deref())));
+    };
+    if form_client_id.as_ref().is_some_and(|id| *id != client_id) {
+        return Err(Ok(fail(
+            "client_id differs from the assertion's sub",
+            Some(&client_id),
+        )));
+    }
+    let record = load(p, &client_id).await?;
+    let method = record.metadata.token_endpoint_auth_method;
+    let header = jsonwebtoken::decode_header(assertion)
+        .map_err(|_| Ok(fail("malformed assertion header", Some(&client_id))))?;
+    let alg = alg_name(header.alg);
+    let alg_ok = match method {
+        AuthMethod::ClientSecretJwt => alg == "HS256",
+        AuthMethod::PrivateKeyJwt => ASSERTION_ALGS.contains(&alg),
+        _ => {
+            return Err(Ok(fail(
+                "client used an authentication method it did not register",
+                Some(&client_id),
+            )));
+        }
+    } && record
+        .metadata
+        .token_endpoint_auth_signing_alg
+        .as_deref()
+        .is_none_or(|registered| registered == alg);
+    if !alg_ok {
+        return Err(Ok(fail(
+            format!("assertion alg {alg} is not allowed"),
+            Some(&client_id),
+        )));
+    }
+    let mut validation = Validation::new(header.alg);
+    validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+    validation.set_issuer(&[&client_id]);
+    validation.sub = Some(client_id.clone());
+    validation.set_audience(&[p.issuer().to_owned(), p.config.issuer.endpoint(endpoint)]);
+    validation.leeway = LEEWAY;
+    validation.validate_nbf = true;
+    let claims: Value = match method {
+        AuthMethod::ClientSecretJwt => {
+            let secret = record
+                .sealed_secret
+                .as_deref()
+                .and_then(|sealed| super::registration::open_secret(p, &client_id, sealed))
+                .ok_or_else(|| {
+                    Err(OAuthError::internal(
+                        "client_secret_jwt client without a usable sealed secret",
+                    ))
+                })?;
+            let key = DecodingKey::from_secret(secret.as_bytes())
+                .map_err(|e| Err(OAuthError::internal(e.to_string())))?;
+            jsonwebtoken::decode::<Value>(assertion, &key, &validation)
+                .map_err(|e| Ok(fail(format!("assertion rejected: {e}"), Some(&client_id))))?
+                .claims
+        }
+        _ => super::client_keys::verify_with_client_keys(
+            p,
+            &record,
+            assertion,
+            header.kid.as_deref(),
+            &validation,
+        )
+        .await
+        .map_err(|why| Ok(fail(why, Some(&client_id))))?,
+    };
+    let now = p.now();
+    let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+    if exp - now > MAX_ASSERTION_LIFETIME {
+        return Err(Ok(fail(
+            format!("assertion lives longer than {MAX_ASSERTION_LIFETIME} s"),
+            Some(&client_id),
+        )));
+    }
+    if claims
+        .get("iat")
+        .and_then(Value::as_i64)
+        .is_some_and(|iat| iat > now + LEEWAY as i64)
+    {
+        return Err(Ok(fail("assertion issued in the future", Some(&client_id))));
+    }
+    let Some(jti) = claims
+        .get("jti")
+        .and_then(Value::as_str)
+        .filter(|j| !j.is_empty() && j.len() <= 256)
+    else {
+        return Err(Ok(fail("assertion without a usable jti", Some(&client_id))));
+    };
+    let fresh = p
+        .store
+        .record_once(
+            "client_assertion",
+            &format!("{client_id}\u{0}{jti}"),
+            exp + LEEWAY as i64,
+            now,
+        )
+        .await
+        .map_err(|e| Err(e.into()))?;
+    if !fresh {
+        return Err(Ok(fail(
+            "assertion replayed (jti already used)",
+            Some(&client_id),
+        )));
+    }
+    Ok(AuthenticatedClient {
+        record,
+        method,
+        certificate: None,
+    })
 }
 
 #[cfg(test)]

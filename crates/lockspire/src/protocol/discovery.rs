@@ -9,6 +9,10 @@ use super::scope::standard_claims;
 use crate::config::{Config, RegistrationPolicy};
 use crate::jose::{KeyRing, SigningAlg};
 
+/// Algs accepted on client assertions: the asymmetric ones for private_key_jwt and HS256 for
+/// client_secret_jwt.
+const ASSERTION_ALGS_ADVERTISED: [&str; 5] = ["RS256", "PS256", "ES256", "EdDSA", "HS256"];
+
 /// The metadata document.
 pub(crate) fn document(config: &Config, keys: &KeyRing) -> Value {
     let issuer = &config.issuer;
@@ -31,9 +35,16 @@ pub(crate) fn document(config: &Config, keys: &KeyRing) -> Value {
         "at_hash",
     ];
     claims.extend(standard_claims());
-    let auth_methods: Vec<&str> = AuthMethod::SUPPORTED.iter().map(|m| m.as_str()).collect();
+    // Certificate methods are offered only where certificates can reach Lockspire.
+    let offered = |m: &&AuthMethod| config.mtls_enabled || !m.is_mtls();
+    let auth_methods: Vec<&str> = AuthMethod::SUPPORTED
+        .iter()
+        .filter(offered)
+        .map(|m| m.as_str())
+        .collect();
     let confidential_methods: Vec<&str> = AuthMethod::SUPPORTED
         .iter()
+        .filter(offered)
         .filter(|m| m.is_confidential())
         .map(|m| m.as_str())
         .collect();
@@ -56,6 +67,9 @@ pub(crate) fn document(config: &Config, keys: &KeyRing) -> Value {
         "token_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_methods_supported": confidential_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS_ADVERTISED,
+        "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS_ADVERTISED,
+        "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS_ADVERTISED,
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": claims,
         "claims_parameter_supported": true,
@@ -73,6 +87,27 @@ pub(crate) fn document(config: &Config, keys: &KeyRing) -> Value {
             "registration_endpoint".into(),
             Value::String(issuer.endpoint("/register")),
         );
+    }
+    if config.mtls_enabled
+        && let Value::Object(map) = &mut doc
+    {
+        map.insert(
+            "tls_client_certificate_bound_access_tokens".into(),
+            Value::Bool(true),
+        );
+        if let Some(base) = &config.mtls_endpoint_base {
+            // RFC 8705 §5: where clients reach the endpoints with a certificate.
+            let base = base.trim_end_matches('/');
+            map.insert(
+                "mtls_endpoint_aliases".into(),
+                json!({
+                    "token_endpoint": format!("{base}/token"),
+                    "introspection_endpoint": format!("{base}/introspect"),
+                    "revocation_endpoint": format!("{base}/revoke"),
+                    "userinfo_endpoint": format!("{base}/userinfo"),
+                }),
+            );
+        }
     }
     doc
 }

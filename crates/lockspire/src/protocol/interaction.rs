@@ -437,6 +437,7 @@ async fn issue_code(
         nonce: req.nonce.clone(),
         format: None,
         jti: None,
+        cnf_x5t: None,
     })
     .await
     .map_err(|e| fail(e.into()))?;

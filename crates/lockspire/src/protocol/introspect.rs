@@ -6,21 +6,27 @@ use serde_json::{Map, Value, json};
 
 use super::client_auth::{self, AuthenticatedClient};
 use super::params::Params;
-use crate::Provider;
 use crate::error::{ErrorCode, OAuthError};
 use crate::jose::sign_compact;
 use crate::secrets::token_digest;
 use crate::store::TokenKind;
+use crate::{ClientCertificate, Provider};
 
 /// Authenticates the caller: a confidential client (a public client cannot protect the
 /// answers, RFC 7662 §2.1).
 pub(crate) async fn caller(
     p: &Provider,
     authorization: Option<&str>,
+    certificate: Option<ClientCertificate>,
     params: &Params,
 ) -> Result<AuthenticatedClient, OAuthError> {
-    let client =
-        client_auth::authenticate(p, client_auth::presented(authorization, params)?).await?;
+    let client = client_auth::authenticate(
+        p,
+        client_auth::presented(authorization, params)?,
+        "/introspect",
+        certificate,
+    )
+    .await?;
     if !client.is_confidential() {
         return Err(OAuthError::new(
             ErrorCode::InvalidClient,
@@ -68,6 +74,9 @@ pub(crate) async fn introspect(
     let resources = record.resource_list()?;
     if !resources.is_empty() {
         out.insert("aud".into(), Value::from(resources));
+    }
+    if let Some(x5t) = &record.cnf_x5t {
+        out.insert("cnf".into(), json!({ "x5t#S256": x5t }));
     }
     match record.kind {
         TokenKind::Access => {

@@ -4,10 +4,12 @@
 pub(crate) mod authorize;
 pub(crate) mod client;
 pub(crate) mod client_auth;
+pub(crate) mod client_keys;
 pub(crate) mod discovery;
 pub(crate) mod id_token;
 pub(crate) mod interaction;
 pub(crate) mod introspect;
+pub(crate) mod mtls_auth;
 pub(crate) mod params;
 pub(crate) mod pkce;
 pub(crate) mod registration;

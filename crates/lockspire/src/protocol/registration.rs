@@ -3,9 +3,9 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::client::{ClientMetadata, validate_metadata};
+use super::client::{AuthMethod, ClientMetadata, validate_metadata};
 use crate::Provider;
-use crate::config::RegistrationPolicy;
+use crate::config::{RegistrationPolicy, RegistrationRules};
 use crate::error::{Challenge, ErrorCode, OAuthError};
 use crate::secrets::{constant_time_eq, random_id, random_token, token_digest};
 use crate::store::{ClientRecord, ClientStatus, StoreError};
@@ -24,119 +24,224 @@ pub struct RegisteredClient {
     /// 0: the secret does not expire (RFC 7591 §3.2.1), present whenever a secret is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret_expires_at: Option<i64>,
+    /// RFC 7592 §3: the token a dynamically registered client manages itself with (shown once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration_access_token: Option<String>,
+    /// RFC 7592 §3: where the client reads, updates and deletes its registration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration_client_uri: Option<String>,
     /// The stored metadata.
     #[serde(flatten)]
     pub metadata: ClientMetadata,
 }
 
-/// RFC 7591 §3: checks the registration policy against the request's Bearer token.
-pub(crate) fn authorize_registration(
-    p: &Provider,
-    authorization: Option<&str>,
-) -> Result<(), OAuthError> {
-    match &p.config.registration {
-        RegistrationPolicy::Open => Ok(()),
-        RegistrationPolicy::Disabled => Err(OAuthError::new(
-            ErrorCode::AccessDenied,
-            "registration is disabled",
+fn invalid_token(description: &'static str) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidToken, description)
+        .with_challenge(Challenge::Bearer)
+        .with_status(http::StatusCode::UNAUTHORIZED)
+}
+
+fn bearer(authorization: Option<&str>) -> Option<&str> {
+    authorization
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+}
+
+fn object(body: Value) -> Result<serde_json::Map<String, Value>, OAuthError> {
+    match body {
+        Value::Object(map) => Ok(map),
+        _ => Err(OAuthError::new(
+            ErrorCode::InvalidClientMetadata,
+            "the request body must be a JSON object",
         )),
-        RegistrationPolicy::InitialAccessToken(expected) => {
-            let presented = authorization
-                .and_then(|h| h.strip_prefix("Bearer "))
-                .map(str::trim);
-            // Compare digests so the comparison time does not depend on the token's length.
-            let ok = presented.is_some_and(|t| {
-                constant_time_eq(
-                    token_digest(t).as_bytes(),
-                    token_digest(expected).as_bytes(),
-                )
-            });
-            if ok {
-                Ok(())
-            } else {
-                Err(OAuthError::new(
-                    ErrorCode::InvalidToken,
-                    "a valid initial access token is required",
-                )
-                .with_challenge(Challenge::Bearer))
-            }
+    }
+}
+
+/// The server's allow-lists for dynamic registration (SURFACE S20): a client cannot register
+/// anything the operator did not permit.
+fn check_rules(rules: &RegistrationRules, m: &ClientMetadata) -> Result<(), OAuthError> {
+    let refuse = |what: String| Err(OAuthError::new(ErrorCode::InvalidClientMetadata, what));
+    if let Some(allowed) = &rules.scopes {
+        let requested = m.scope.as_deref().unwrap_or_default();
+        if m.scope.is_none() {
+            return refuse(
+                "register a scope: this server limits the scopes dynamic clients may use".into(),
+            );
+        }
+        if let Some(bad) = requested
+            .split(' ')
+            .find(|s| !s.is_empty() && !allowed.iter().any(|a| a == s))
+        {
+            return refuse(format!("scope {bad} is not open to dynamic registration"));
         }
     }
-}
-
-/// Replaces a client's metadata under the same rules as registration. Switching between a
-/// public and a confidential method is refused: the secret (or its absence) would not match.
-pub(crate) async fn update(
-    p: &Provider,
-    client_id: &str,
-    body: Value,
-) -> Result<ClientMetadata, OAuthError> {
-    let Value::Object(body) = body else {
-        return Err(OAuthError::new(
-            ErrorCode::InvalidClientMetadata,
-            "the metadata must be a JSON object",
-        ));
-    };
-    let metadata = validate_metadata(&p.config, &body)?;
-    let current = p
-        .store
-        .client(&p.tenant, client_id)
-        .await?
-        .ok_or_else(|| OAuthError::new(ErrorCode::InvalidClient, "unknown client"))?;
-    if current
-        .metadata
-        .token_endpoint_auth_method
-        .is_confidential()
-        != metadata.token_endpoint_auth_method.is_confidential()
+    if let Some(allowed) = &rules.grant_types
+        && let Some(bad) = m.grant_types.iter().find(|g| !allowed.contains(g))
     {
-        return Err(OAuthError::new(
-            ErrorCode::InvalidClientMetadata,
-            "a client cannot switch between public and confidential authentication",
+        return refuse(format!(
+            "grant type {} is not open to dynamic registration",
+            bad.as_str()
         ));
     }
-    p.store
-        .update_client_metadata(&p.tenant, client_id, &metadata, p.now())
-        .await?;
-    Ok(metadata)
+    if let Some(allowed) = &rules.auth_methods
+        && !allowed.contains(&m.token_endpoint_auth_method)
+    {
+        return refuse(format!(
+            "{} is not open to dynamic registration",
+            m.token_endpoint_auth_method.as_str()
+        ));
+    }
+    for uri in &m.redirect_uris {
+        let Ok(url) = url::Url::parse(uri) else {
+            continue;
+        };
+        let scheme_ok = rules
+            .redirect_schemes
+            .as_ref()
+            .is_none_or(|s| s.iter().any(|a| a == url.scheme()));
+        let host_ok = rules.redirect_hosts.as_ref().is_none_or(|hosts| {
+            url.host_str()
+                .is_some_and(|h| hosts.iter().any(|a| a.eq_ignore_ascii_case(h)))
+        });
+        if !scheme_ok || !host_ok {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidRedirectUri,
+                format!("{uri} is not open to dynamic registration"),
+            ));
+        }
+    }
+    Ok(())
 }
 
-/// Registers a client from RFC 7591 metadata.
+/// `POST /register` (RFC 7591 §3): the policy, the metadata rules, the allow-lists, then the
+/// client. A minted initial access token is used up only by a registration that succeeds
+/// validation, so a typo does not burn a single-use token.
+pub(crate) async fn register(
+    p: &Provider,
+    authorization: Option<&str>,
+    body: Value,
+) -> Result<RegisteredClient, OAuthError> {
+    let presented = match &p.config.registration {
+        RegistrationPolicy::Disabled => {
+            return Err(OAuthError::new(
+                ErrorCode::AccessDenied,
+                "registration is disabled",
+            ));
+        }
+        RegistrationPolicy::Open => None,
+        RegistrationPolicy::InitialAccessToken(_) => Some(
+            bearer(authorization)
+                .ok_or_else(|| invalid_token("a valid initial access token is required"))?,
+        ),
+    };
+    let metadata = validate_metadata(&p.config, &object(body)?)?;
+    check_rules(&p.config.registration_rules, &metadata)?;
+    if let (Some(token), RegistrationPolicy::InitialAccessToken(fixed)) =
+        (presented, &p.config.registration)
+    {
+        // Compare digests so the comparison time does not depend on the token's length.
+        let fixed_ok = fixed.as_deref().is_some_and(|f| {
+            constant_time_eq(token_digest(token).as_bytes(), token_digest(f).as_bytes())
+        });
+        if !fixed_ok
+            && !p
+                .store
+                .use_initial_access_token(&p.tenant, &token_digest(token), p.now())
+                .await?
+        {
+            return Err(invalid_token("a valid initial access token is required"));
+        }
+    }
+    insert(p, None, metadata, true).await
+}
+
+/// Registers a client through the library or the `lockspire` command: the metadata rules apply,
+/// the dynamic-registration allow-lists do not.
 pub(crate) async fn create(
     p: &Provider,
     client_id: Option<&str>,
     body: Value,
 ) -> Result<RegisteredClient, OAuthError> {
-    let Value::Object(body) = body else {
+    let metadata = validate_metadata(&p.config, &object(body)?)?;
+    insert(p, client_id, metadata, false).await
+}
+
+/// Replaces a client's metadata under the same rules as registration. Switching to a method
+/// with another kind of credential is refused: the secret (or its absence) would not fit.
+pub(crate) async fn update(
+    p: &Provider,
+    client_id: &str,
+    body: Value,
+) -> Result<ClientMetadata, OAuthError> {
+    let metadata = validate_metadata(&p.config, &object(body)?)?;
+    let current = p
+        .store
+        .client(&p.tenant, client_id)
+        .await?
+        .ok_or_else(|| OAuthError::new(ErrorCode::InvalidClient, "unknown client"))?;
+    replace_metadata(p, &current, &metadata).await?;
+    Ok(metadata)
+}
+
+async fn replace_metadata(
+    p: &Provider,
+    current: &ClientRecord,
+    metadata: &ClientMetadata,
+) -> Result<(), OAuthError> {
+    if credential_kind(current.metadata.token_endpoint_auth_method)
+        != credential_kind(metadata.token_endpoint_auth_method)
+    {
         return Err(OAuthError::new(
             ErrorCode::InvalidClientMetadata,
-            "the request body must be a JSON object",
+            "a client cannot switch to an authentication method with another kind of credential",
         ));
-    };
-    let metadata = validate_metadata(&p.config, &body)?;
+    }
+    p.store
+        .update_client_metadata(&p.tenant, &current.client_id, metadata, p.now())
+        .await?;
+    Ok(())
+}
+
+async fn insert(
+    p: &Provider,
+    client_id: Option<&str>,
+    metadata: ClientMetadata,
+    with_registration_token: bool,
+) -> Result<RegisteredClient, OAuthError> {
     let client_id = match client_id {
         Some(id)
             if !id.is_empty()
                 && id.len() <= 255
-                && id.bytes().all(|b| (0x21..=0x7E).contains(&b) && b != b':') =>
+                && id
+                    .bytes()
+                    .all(|b| (0x21..=0x7E).contains(&b) && b != b':' && b != b'/') =>
         {
             id.to_owned()
         }
         Some(_) => {
             return Err(OAuthError::invalid_request(
-                "client_id must be 1 to 255 visible ASCII characters without ':'",
+                "client_id must be 1 to 255 visible ASCII characters without ':' or '/'",
             ));
         }
         None => random_id(),
     };
-    let secret = metadata
-        .token_endpoint_auth_method
-        .is_confidential()
-        .then(random_token);
+    let method = metadata.token_endpoint_auth_method;
+    let secret = method.uses_secret().then(random_token);
+    // RFC 7592 §3: a dynamically registered client manages itself with this token.
+    let registration_token = with_registration_token.then(random_token);
     let now = p.now();
     let record = ClientRecord {
         tenant_id: p.tenant.clone(),
         client_id: client_id.clone(),
         secret_digest: secret.as_deref().map(|s| p.secrets.client_secret_digest(s)),
+        sealed_secret: secret
+            .as_deref()
+            .filter(|_| method == AuthMethod::ClientSecretJwt)
+            .map(|s| seal_secret(p, &client_id, s)),
+        registration_token_digest: registration_token.as_deref().map(token_digest),
         metadata: metadata.clone(),
         status: ClientStatus::Active,
         created_at: now,
@@ -148,10 +253,157 @@ pub(crate) async fn create(
         other => other.into(),
     })?;
     Ok(RegisteredClient {
+        registration_client_uri: registration_token
+            .as_ref()
+            .map(|_| client_uri(p, &client_id)),
+        registration_access_token: registration_token,
         client_id,
         client_secret_expires_at: secret.as_ref().map(|_| 0),
         client_secret: secret,
         client_id_issued_at: now,
         metadata,
     })
+}
+
+fn client_uri(p: &Provider, client_id: &str) -> String {
+    p.config.issuer.endpoint(&format!("/register/{client_id}"))
+}
+
+/// RFC 7592 §2: the registration access token must be the client's. An unknown or disabled
+/// client answers like a wrong token (401), so the endpoint reveals nothing.
+async fn managed(
+    p: &Provider,
+    client_id: &str,
+    authorization: Option<&str>,
+) -> Result<ClientRecord, OAuthError> {
+    let token = bearer(authorization)
+        .ok_or_else(|| invalid_token("the registration access token is required"))?;
+    let record = p.store.client(&p.tenant, client_id).await?;
+    let ok = record.as_ref().is_some_and(|r| {
+        r.status == ClientStatus::Active
+            && r.registration_token_digest
+                .as_deref()
+                .is_some_and(|d| constant_time_eq(token_digest(token).as_bytes(), d.as_bytes()))
+    });
+    match record {
+        Some(r) if ok => Ok(r),
+        _ => Err(invalid_token("the registration access token is invalid")),
+    }
+}
+
+/// `GET /register/{client_id}` (RFC 7592 §2.1): the stored registration, without secrets.
+pub(crate) async fn read(
+    p: &Provider,
+    client_id: &str,
+    authorization: Option<&str>,
+) -> Result<RegisteredClient, OAuthError> {
+    let r = managed(p, client_id, authorization).await?;
+    Ok(RegisteredClient {
+        registration_client_uri: Some(client_uri(p, &r.client_id)),
+        registration_access_token: None,
+        client_secret: None,
+        client_secret_expires_at: r.secret_digest.as_ref().map(|_| 0),
+        client_id_issued_at: r.created_at,
+        client_id: r.client_id,
+        metadata: r.metadata,
+    })
+}
+
+/// `PUT /register/{client_id}` (RFC 7592 §2.2): replaces the metadata under registration rules
+/// and rotates the registration access token (the new one is in the response, once).
+pub(crate) async fn replace(
+    p: &Provider,
+    client_id: &str,
+    authorization: Option<&str>,
+    body: Value,
+) -> Result<RegisteredClient, OAuthError> {
+    let current = managed(p, client_id, authorization).await?;
+    let mut body = object(body)?;
+    if body.get("client_id").and_then(Value::as_str) != Some(client_id) {
+        return Err(OAuthError::invalid_request(
+            "the body's client_id must be the client's",
+        ));
+    }
+    if let Some(secret) = body.get("client_secret") {
+        let matches = secret.as_str().is_some_and(|s| {
+            current
+                .secret_digest
+                .as_deref()
+                .is_some_and(|d| p.secrets.verify_client_secret(s, d))
+        });
+        if !matches {
+            return Err(OAuthError::invalid_request("client_secret does not match"));
+        }
+    }
+    for field in [
+        "client_id",
+        "client_secret",
+        "registration_access_token",
+        "registration_client_uri",
+        "client_id_issued_at",
+        "client_secret_expires_at",
+    ] {
+        body.remove(field);
+    }
+    let metadata = validate_metadata(&p.config, &body)?;
+    check_rules(&p.config.registration_rules, &metadata)?;
+    replace_metadata(p, &current, &metadata).await?;
+    let token = random_token();
+    p.store
+        .set_registration_token(&p.tenant, client_id, &token_digest(&token))
+        .await?;
+    Ok(RegisteredClient {
+        registration_client_uri: Some(client_uri(p, client_id)),
+        registration_access_token: Some(token),
+        client_secret: None,
+        client_secret_expires_at: current.secret_digest.as_ref().map(|_| 0),
+        client_id_issued_at: current.created_at,
+        client_id: client_id.to_owned(),
+        metadata,
+    })
+}
+
+/// `DELETE /register/{client_id}` (RFC 7592 §2.3): the client is disabled — refused everywhere,
+/// its tokens stop working — and its registration access token stops working too.
+pub(crate) async fn delete(
+    p: &Provider,
+    client_id: &str,
+    authorization: Option<&str>,
+) -> Result<(), OAuthError> {
+    managed(p, client_id, authorization).await?;
+    p.store
+        .set_client_status(&p.tenant, client_id, ClientStatus::Disabled, p.now())
+        .await?;
+    Ok(())
+}
+
+/// Seals a client_secret_jwt secret: the server needs it in clear to check HMACs, so it is kept
+/// only under AEAD bound to the client (SURFACE S7), never for other methods.
+pub(crate) fn seal_secret(p: &Provider, client_id: &str, secret: &str) -> String {
+    p.secrets
+        .seal(&secret_context(&p.tenant, client_id), secret.as_bytes())
+}
+
+/// Opens a sealed client secret.
+pub(crate) fn open_secret(p: &Provider, client_id: &str, sealed: &str) -> Option<String> {
+    let bytes = p
+        .secrets
+        .open(&secret_context(&p.tenant, client_id), sealed)
+        .ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+fn secret_context(tenant: &str, client_id: &str) -> String {
+    format!("lockspire/client-secret/{tenant}/{client_id}")
+}
+
+/// What kind of credential a method uses; a client may switch methods only within one kind.
+fn credential_kind(m: AuthMethod) -> u8 {
+    match m {
+        AuthMethod::None => 0,
+        AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost => 1,
+        AuthMethod::ClientSecretJwt => 2,
+        AuthMethod::PrivateKeyJwt => 3,
+        AuthMethod::TlsClientAuth | AuthMethod::SelfSignedTlsClientAuth => 4,
+    }
 }

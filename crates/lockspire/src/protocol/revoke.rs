@@ -2,19 +2,26 @@
 
 use super::client_auth::{self, AuthenticatedClient};
 use super::params::Params;
-use crate::Provider;
 use crate::error::{ErrorCode, OAuthError};
 use crate::secrets::token_digest;
 use crate::store::TokenKind;
+use crate::{ClientCertificate, Provider};
 
 /// Authenticates the caller. RFC 7009 §2.1: confidential clients authenticate; public clients
 /// identify themselves with `client_id`.
 pub(crate) async fn caller(
     p: &Provider,
     authorization: Option<&str>,
+    certificate: Option<ClientCertificate>,
     params: &Params,
 ) -> Result<AuthenticatedClient, OAuthError> {
-    client_auth::authenticate(p, client_auth::presented(authorization, params)?).await
+    client_auth::authenticate(
+        p,
+        client_auth::presented(authorization, params)?,
+        "/revoke",
+        certificate,
+    )
+    .await
 }
 
 /// Revokes `token`. Unknown and already invalid tokens succeed silently (§2.2). Revoking a

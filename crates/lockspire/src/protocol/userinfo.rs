@@ -61,12 +61,27 @@ pub(crate) enum UserinfoResponse {
 }
 
 /// Returns the claims about the token's subject that its grant releases.
-pub(crate) async fn userinfo(p: &Provider, token: &str) -> Result<UserinfoResponse, OAuthError> {
+pub(crate) async fn userinfo(
+    p: &Provider,
+    token: &str,
+    certificate: Option<&crate::ClientCertificate>,
+) -> Result<UserinfoResponse, OAuthError> {
     let Some(record) = p.store.active_token(&token_digest(token), p.now()).await? else {
         return Err(invalid_token("unknown, expired or revoked token"));
     };
     if record.kind != TokenKind::Access {
         return Err(invalid_token("not an access token"));
+    }
+    // RFC 8705 §3: a certificate-bound token is usable only with that certificate.
+    if let Some(bound) = &record.cnf_x5t
+        && certificate
+            .map(crate::ClientCertificate::thumbprint)
+            .as_deref()
+            != Some(bound.as_str())
+    {
+        return Err(invalid_token(
+            "certificate-bound token presented without its certificate",
+        ));
     }
     let scopes = record.scope_list();
     if !scopes.iter().any(|s| s == "openid") {

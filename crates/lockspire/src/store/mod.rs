@@ -89,15 +89,15 @@ macro_rules! key_columns {
 macro_rules! token_columns {
     () => {
         "t.digest, t.tenant_id, t.kind, t.grant_id, t.client_id, t.subject, t.scopes, t.resources, \
-         t.created_at, t.expires_at, t.consumed_at, t.revoked_at, t.redirect_uri, t.code_challenge, t.nonce, t.format, t.jti"
+         t.created_at, t.expires_at, t.consumed_at, t.revoked_at, t.redirect_uri, t.code_challenge, t.nonce, t.format, t.jti, t.cnf_x5t"
     };
 }
 
 async fn insert_token(conn: &mut AnyConnection, t: &TokenRecord) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO tokens (digest, tenant_id, kind, grant_id, client_id, subject, scopes, resources, created_at, \
-         expires_at, redirect_uri, code_challenge, nonce, format, jti) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+         expires_at, redirect_uri, code_challenge, nonce, format, jti, cnf_x5t) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(&t.digest)
     .bind(&t.tenant_id)
@@ -114,6 +114,7 @@ async fn insert_token(conn: &mut AnyConnection, t: &TokenRecord) -> Result<(), S
     .bind(&t.nonce)
     .bind(&t.format)
     .bind(&t.jti)
+    .bind(&t.cnf_x5t)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -224,8 +225,8 @@ impl Store {
     /// Inserts a new client.
     pub async fn insert_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO clients (tenant_id, client_id, secret_digest, metadata, status, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6)",
+            "INSERT INTO clients (tenant_id, client_id, secret_digest, metadata, status, created_at, updated_at, \
+             sealed_secret, registration_token_digest) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8)",
         )
         .bind(&c.tenant_id)
         .bind(&c.client_id)
@@ -233,6 +234,8 @@ impl Store {
         .bind(c.metadata_json())
         .bind(c.status.as_str())
         .bind(c.created_at)
+        .bind(&c.sealed_secret)
+        .bind(&c.registration_token_digest)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -245,7 +248,8 @@ impl Store {
         client_id: &str,
     ) -> Result<Option<ClientRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT tenant_id, client_id, secret_digest, metadata, status, created_at \
+            "SELECT tenant_id, client_id, secret_digest, metadata, status, created_at, sealed_secret, \
+             registration_token_digest \
              FROM clients WHERE tenant_id = $1 AND client_id = $2",
         )
         .bind(tenant)
@@ -258,7 +262,8 @@ impl Store {
     /// Every client of a tenant.
     pub async fn clients(&self, tenant: &str) -> Result<Vec<ClientRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT tenant_id, client_id, secret_digest, metadata, status, created_at \
+            "SELECT tenant_id, client_id, secret_digest, metadata, status, created_at, sealed_secret, \
+             registration_token_digest \
              FROM clients WHERE tenant_id = $1 ORDER BY created_at, client_id",
         )
         .bind(tenant)
@@ -267,26 +272,190 @@ impl Store {
         rows.iter().map(ClientRecord::from_row).collect()
     }
 
-    /// Replaces the secret digest of a confidential client. False when the client does not
-    /// exist or is public.
+    /// Replaces the secret of a client that has one: its keyed digest, and its sealed form for
+    /// client_secret_jwt clients. False when the client does not exist or has no secret.
     pub async fn set_client_secret(
         &self,
         tenant: &str,
         client_id: &str,
         digest: &str,
+        sealed: Option<&str>,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE clients SET secret_digest = $1, updated_at = $2 \
-             WHERE tenant_id = $3 AND client_id = $4 AND secret_digest IS NOT NULL",
+            "UPDATE clients SET secret_digest = $1, sealed_secret = $2, updated_at = $3 \
+             WHERE tenant_id = $4 AND client_id = $5 AND secret_digest IS NOT NULL",
         )
         .bind(digest)
+        .bind(sealed)
         .bind(now)
         .bind(tenant)
         .bind(client_id)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Replaces the digest of a client's registration access token (RFC 7592 §3).
+    pub async fn set_registration_token(
+        &self,
+        tenant: &str,
+        client_id: &str,
+        digest: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE clients SET registration_token_digest = $1 WHERE tenant_id = $2 AND client_id = $3")
+            .bind(digest)
+            .bind(tenant)
+            .bind(client_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    // ---- initial access tokens (RFC 7591 §3) ---------------------------------------------
+
+    /// Stores a minted initial access token (its digest only).
+    pub async fn insert_initial_access_token(
+        &self,
+        t: &InitialAccessTokenRecord,
+        digest: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO initial_access_tokens (id, digest, tenant_id, uses_left, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&t.id)
+        .bind(digest)
+        .bind(&t.tenant_id)
+        .bind(t.uses_left)
+        .bind(t.created_at)
+        .bind(t.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Uses an initial access token once: one conditional write that fails for unknown,
+    /// revoked, expired or used-up tokens, and counts a use down for limited ones.
+    pub async fn use_initial_access_token(
+        &self,
+        tenant: &str,
+        digest: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE initial_access_tokens SET uses_left = uses_left - 1 \
+             WHERE digest = $1 AND tenant_id = $2 AND revoked_at IS NULL \
+               AND (expires_at IS NULL OR expires_at > $3) AND (uses_left IS NULL OR uses_left > 0)",
+        )
+        .bind(digest)
+        .bind(tenant)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Revokes an initial access token by id. False when no live token has that id.
+    pub async fn revoke_initial_access_token(
+        &self,
+        tenant: &str,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE initial_access_tokens SET revoked_at = $1 WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(tenant)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Every initial access token of a tenant (never the tokens themselves).
+    pub async fn initial_access_tokens(
+        &self,
+        tenant: &str,
+    ) -> Result<Vec<InitialAccessTokenRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, tenant_id, uses_left, created_at, expires_at, revoked_at FROM initial_access_tokens \
+             WHERE tenant_id = $1 ORDER BY created_at, id",
+        )
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(InitialAccessTokenRecord::from_row)
+            .collect()
+    }
+
+    // ---- replay and audit ----------------------------------------------------------------
+
+    /// Records `key` in `namespace` until `expires_at`; false when it was already recorded and
+    /// has not expired — a replay. One conditional write, correct across processes.
+    pub async fn record_once(
+        &self,
+        namespace: &str,
+        key: &str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let digest = crate::secrets::token_digest(key);
+        // An expired entry may be reused: clear it first (a no-op when absent or live).
+        sqlx::query(
+            "DELETE FROM replay WHERE namespace = $1 AND key_digest = $2 AND expires_at <= $3",
+        )
+        .bind(namespace)
+        .bind(&digest)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO replay (namespace, key_digest, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (namespace, key_digest) DO NOTHING",
+        )
+        .bind(namespace)
+        .bind(&digest)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(inserted.rows_affected() == 1)
+    }
+
+    /// Appends an audit event.
+    pub async fn audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_events (id, tenant_id, at, kind, client_id, subject, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(crate::secrets::random_id())
+        .bind(&event.tenant_id)
+        .bind(event.at)
+        .bind(&event.kind)
+        .bind(&event.client_id)
+        .bind(&event.subject)
+        .bind(event.detail.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The newest audit events, newest first.
+    pub async fn audit_events(
+        &self,
+        tenant: &str,
+        limit: i64,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT tenant_id, at, kind, client_id, subject, detail FROM audit_events WHERE tenant_id = $1 \
+             ORDER BY at DESC, id DESC LIMIT $2",
+        )
+        .bind(tenant)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(AuditEvent::from_row).collect()
     }
 
     /// Replaces a client's metadata. Returns false when no such client exists.
@@ -666,6 +835,7 @@ impl Store {
             "DELETE FROM tokens WHERE expires_at <= $1",
             "DELETE FROM interactions WHERE expires_at <= $1",
             "DELETE FROM grants WHERE expires_at <= $1",
+            "DELETE FROM replay WHERE expires_at <= $1",
         ] {
             removed += sqlx::query(statement)
                 .bind(now)
@@ -788,7 +958,7 @@ impl Tx {
             "UPDATE tokens SET consumed_at = $1 \
              WHERE digest = $2 AND kind = $3 AND consumed_at IS NULL AND revoked_at IS NULL AND expires_at > $1 \
              RETURNING digest, tenant_id, kind, grant_id, client_id, subject, scopes, resources, created_at, expires_at, \
-             consumed_at, revoked_at, redirect_uri, code_challenge, nonce, format, jti",
+             consumed_at, revoked_at, redirect_uri, code_challenge, nonce, format, jti, cnf_x5t",
         )
         .bind(now)
         .bind(digest)

@@ -41,6 +41,10 @@ pub struct ClientRecord {
     pub status: ClientStatus,
     /// Registration time (`client_id_issued_at`).
     pub created_at: UnixTime,
+    /// The secret sealed under the server key; client_secret_jwt clients only.
+    pub sealed_secret: Option<String>,
+    /// Digest of the RFC 7592 registration access token.
+    pub registration_token_digest: Option<String>,
 }
 
 impl ClientRecord {
@@ -63,6 +67,70 @@ impl ClientRecord {
                 other => return Err(StoreError::Corrupt(format!("client status {other}"))),
             },
             created_at: get(r, "created_at")?,
+            sealed_secret: get(r, "sealed_secret")?,
+            registration_token_digest: get(r, "registration_token_digest")?,
+        })
+    }
+}
+
+/// An initial access token for dynamic registration, as operators see it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct InitialAccessTokenRecord {
+    /// Identifier operators revoke it by.
+    pub id: String,
+    /// Tenant.
+    pub tenant_id: String,
+    /// Registrations left; `None` for any number.
+    pub uses_left: Option<i64>,
+    /// Creation time.
+    pub created_at: UnixTime,
+    /// Expiry; `None` for none.
+    pub expires_at: Option<UnixTime>,
+    /// Revocation time.
+    pub revoked_at: Option<UnixTime>,
+}
+
+impl InitialAccessTokenRecord {
+    pub(crate) fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: get(r, "id")?,
+            tenant_id: get(r, "tenant_id")?,
+            uses_left: get(r, "uses_left")?,
+            created_at: get(r, "created_at")?,
+            expires_at: get(r, "expires_at")?,
+            revoked_at: get(r, "revoked_at")?,
+        })
+    }
+}
+
+/// A security-relevant event (SURFACE S27). `detail` never holds a secret.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AuditEvent {
+    /// Tenant.
+    pub tenant_id: String,
+    /// When.
+    pub at: UnixTime,
+    /// What happened, e.g. `client_authentication_failed`.
+    pub kind: String,
+    /// The client concerned.
+    pub client_id: Option<String>,
+    /// The user concerned.
+    pub subject: Option<String>,
+    /// Details (JSON object).
+    pub detail: serde_json::Value,
+}
+
+impl AuditEvent {
+    pub(crate) fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+        let detail: String = get(r, "detail")?;
+        Ok(Self {
+            tenant_id: get(r, "tenant_id")?,
+            at: get(r, "at")?,
+            kind: get(r, "kind")?,
+            client_id: get(r, "client_id")?,
+            subject: get(r, "subject")?,
+            detail: serde_json::from_str(&detail)
+                .map_err(|e| StoreError::Corrupt(format!("audit detail: {e}")))?,
         })
     }
 }
@@ -303,6 +371,8 @@ pub struct TokenRecord {
     pub format: Option<String>,
     /// JWT id.
     pub jti: Option<String>,
+    /// RFC 8705 `x5t#S256` of the certificate the token is bound to.
+    pub cnf_x5t: Option<String>,
 }
 
 impl TokenRecord {
@@ -331,6 +401,7 @@ impl TokenRecord {
             nonce: get(r, "nonce")?,
             format: get(r, "format")?,
             jti: get(r, "jti")?,
+            cnf_x5t: get(r, "cnf_x5t")?,
         })
     }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Method, Request, StatusCode, header};
 use serde::Serialize;
@@ -37,6 +37,14 @@ fn no_store(status: StatusCode, value: &impl Serialize) -> Response {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     r
+}
+
+/// The request's client certificate (RFC 8705), when mutual TLS is configured.
+fn client_certificate(
+    p: &Provider,
+    parts: &http::request::Parts,
+) -> Option<crate::ClientCertificate> {
+    p.mtls.as_ref().and_then(|m| m.certificate(parts))
 }
 
 /// RFC 9701 §4 media type.
@@ -72,7 +80,8 @@ pub(crate) async fn token(
 ) -> Result<Response, OAuthError> {
     let (parts, params) = form(req).await?;
     let authz = authorization(&parts.headers)?;
-    let response = token_endpoint::exchange(&p, authz, &params).await?;
+    let response =
+        token_endpoint::exchange(&p, authz, client_certificate(&p, &parts), &params).await?;
     Ok(no_store(StatusCode::OK, &response))
 }
 
@@ -95,7 +104,7 @@ pub(crate) async fn userinfo(
         None => None,
     };
     let token = ui::bearer_token(authz.as_deref(), form_token)?;
-    match ui::userinfo(&p, token).await? {
+    match ui::userinfo(&p, token, client_certificate(&p, &parts).as_ref()).await? {
         ui::UserinfoResponse::Json(claims) => Ok(no_store(StatusCode::OK, &claims)),
         ui::UserinfoResponse::Signed(jwt) => Ok(no_store_jwt(jwt, "application/jwt")),
     }
@@ -107,7 +116,13 @@ pub(crate) async fn introspect(
     req: Request<Body>,
 ) -> Result<Response, OAuthError> {
     let (parts, params) = form(req).await?;
-    let client = introspection::caller(&p, authorization(&parts.headers)?, &params).await?;
+    let client = introspection::caller(
+        &p,
+        authorization(&parts.headers)?,
+        client_certificate(&p, &parts),
+        &params,
+    )
+    .await?;
     let answer = introspection::introspect(&p, &client, &params).await?;
     let wants_jwt = parts
         .headers
@@ -135,21 +150,20 @@ pub(crate) async fn revoke(
     req: Request<Body>,
 ) -> Result<Response, OAuthError> {
     let (parts, params) = form(req).await?;
-    let client = revocation::caller(&p, authorization(&parts.headers)?, &params).await?;
+    let client = revocation::caller(
+        &p,
+        authorization(&parts.headers)?,
+        client_certificate(&p, &parts),
+        &params,
+    )
+    .await?;
     revocation::revoke(&p, &client, &params).await?;
     Ok(no_store(StatusCode::OK, &serde_json::Map::new()))
 }
 
-/// `POST /register` (RFC 7591 §3).
-pub(crate) async fn register(
-    State(p): State<Arc<Provider>>,
-    req: Request<Body>,
-) -> Result<Response, OAuthError> {
-    if p.config.registration == RegistrationPolicy::Disabled {
-        return Ok(StatusCode::NOT_FOUND.into_response());
-    }
+/// Reads a JSON body (RFC 7591 §3.1: `application/json`).
+async fn json_request(req: Request<Body>) -> Result<(http::request::Parts, Value), OAuthError> {
     let (parts, body) = req.into_parts();
-    registration::authorize_registration(&p, authorization(&parts.headers)?)?;
     let is_json = parts
         .headers
         .get(header::CONTENT_TYPE)
@@ -162,12 +176,56 @@ pub(crate) async fn register(
         ));
     }
     let bytes = read_body(body).await?;
-    let value: Value = serde_json::from_slice(&bytes).map_err(|_| {
+    let value = serde_json::from_slice(&bytes).map_err(|_| {
         OAuthError::new(
             ErrorCode::InvalidClientMetadata,
             "the body is not valid JSON",
         )
     })?;
-    let client = registration::create(&p, None, value).await?;
+    Ok((parts, value))
+}
+
+/// `POST /register` (RFC 7591 §3).
+pub(crate) async fn register(
+    State(p): State<Arc<Provider>>,
+    req: Request<Body>,
+) -> Result<Response, OAuthError> {
+    if p.config.registration == RegistrationPolicy::Disabled {
+        return Ok(StatusCode::NOT_FOUND.into_response());
+    }
+    let (parts, value) = json_request(req).await?;
+    let client = registration::register(&p, authorization(&parts.headers)?, value).await?;
     Ok(no_store(StatusCode::CREATED, &client))
+}
+
+/// `GET`, `PUT` and `DELETE /register/{client_id}` (RFC 7592 §2).
+pub(crate) async fn manage_registration(
+    State(p): State<Arc<Provider>>,
+    Path(client_id): Path<String>,
+    req: Request<Body>,
+) -> Result<Response, OAuthError> {
+    if p.config.registration == RegistrationPolicy::Disabled {
+        return Ok(StatusCode::NOT_FOUND.into_response());
+    }
+    match req.method().clone() {
+        Method::GET => {
+            let authz = authorization(req.headers())?;
+            Ok(no_store(
+                StatusCode::OK,
+                &registration::read(&p, &client_id, authz).await?,
+            ))
+        }
+        Method::PUT => {
+            let (parts, value) = json_request(req).await?;
+            let updated =
+                registration::replace(&p, &client_id, authorization(&parts.headers)?, value)
+                    .await?;
+            Ok(no_store(StatusCode::OK, &updated))
+        }
+        Method::DELETE => {
+            registration::delete(&p, &client_id, authorization(req.headers())?).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        _ => Ok(StatusCode::METHOD_NOT_ALLOWED.into_response()),
+    }
 }

@@ -25,7 +25,7 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(p: Arc<Provider>) -> Rout
     // so any origin may read the answers.
     let cors = CorsLayer::new()
         .allow_origin(Any)
-        .allow_methods([Method::GET, Method::POST])
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
         .max_age(std::time::Duration::from_secs(3600));
     let api = Router::new()
@@ -45,6 +45,12 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(p: Arc<Provider>) -> Rout
         )
         .route("/revoke", post(endpoints::revoke))
         .route("/register", post(endpoints::register))
+        .route(
+            "/register/{client_id}",
+            get(endpoints::manage_registration)
+                .put(endpoints::manage_registration)
+                .delete(endpoints::manage_registration),
+        )
         .layer(cors);
     // Browser pages and the server-to-server introspection endpoint: same-origin only.
     Router::new()

@@ -11,13 +11,13 @@ use serde_json::Value;
 use super::client::GrantType;
 use super::client_auth::{self, AuthenticatedClient};
 use super::params::Params;
-use crate::Provider;
 use crate::config::AccessTokenFormat;
 use crate::error::{ErrorCode, OAuthError};
 use crate::jose::sign_compact;
 use crate::protocol::id_token::{self, IdTokenInput};
 use crate::secrets::{random_id, random_token, token_digest};
 use crate::store::{GrantRecord, TokenKind, TokenRecord, Tx, to_json_list};
+use crate::{ClientCertificate, Provider};
 
 /// A successful token response (RFC 6749 §5.1; OIDC Core §3.1.3.3). The web layer always sends
 /// it with `Cache-Control: no-store`.
@@ -38,6 +38,7 @@ pub(crate) struct TokenResponse {
 pub(crate) async fn exchange(
     p: &Provider,
     authorization: Option<&str>,
+    certificate: Option<ClientCertificate>,
     params: &Params,
 ) -> Result<TokenResponse, OAuthError> {
     // RFC 6749 §3.2: parameters must not be included more than once (RFC 8707 excepts resource).
@@ -53,8 +54,13 @@ pub(crate) async fn exchange(
             "this grant type is not supported",
         )
     })?;
-    let client =
-        client_auth::authenticate(p, client_auth::presented(authorization, params)?).await?;
+    let client = client_auth::authenticate(
+        p,
+        client_auth::presented(authorization, params)?,
+        "/token",
+        certificate,
+    )
+    .await?;
     if !client.record().metadata.allows_grant(grant) {
         return Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,
@@ -89,6 +95,9 @@ struct JwtAccessClaims<'a> {
     client_id: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
     scope: &'a str,
+    /// RFC 8705 §3.1: the certificate the token is bound to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cnf: Option<Value>,
 }
 
 /// Mints an access token in the client's format; returns it and the row to store.
@@ -124,6 +133,10 @@ pub(crate) fn mint_access_token(
                 jti: &jti,
                 client_id: g.client.id(),
                 scope: &scope,
+                cnf: g
+                    .client
+                    .binding()
+                    .map(|x5t| serde_json::json!({ "x5t#S256": x5t })),
             };
             let keys = p.keys();
             sign_compact(keys.active(p.config.access_token_alg)?, "at+jwt", &claims)?
@@ -147,6 +160,7 @@ pub(crate) fn mint_access_token(
         nonce: None,
         format: Some(format.as_str().to_owned()),
         jti: Some(jti),
+        cnf_x5t: g.client.binding(),
     };
     Ok((token, record))
 }
@@ -178,6 +192,7 @@ pub(crate) fn mint_refresh_token(
         nonce: None,
         format: None,
         jti: None,
+        cnf_x5t: g.client.binding(),
     };
     (token, record)
 }

@@ -44,6 +44,14 @@ pub(super) async fn exchange(
     if record.client_id != client.id() {
         return Err(invalid_grant("refresh token was issued to another client"));
     }
+    // RFC 8705 §3: a refresh token bound to a certificate needs that certificate again.
+    if let Some(bound) = &record.cnf_x5t
+        && client.presented_thumbprint().as_deref() != Some(bound.as_str())
+    {
+        return Err(invalid_grant(
+            "certificate-bound refresh token used without its certificate",
+        ));
+    }
     let grant_id = record
         .grant_id
         .clone()

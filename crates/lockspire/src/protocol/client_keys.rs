@@ -1,0 +1,287 @@
+//! Client public keys for private_key_jwt (SURFACE S7): inline `jwks`, or `jwks_uri` fetched
+//! through the guarded [`Fetcher`] and cached. An unknown `kid` or a signature that does not
+//! verify forces one refresh, at most once per [`MIN_FORCED_REFRESH`] per URI, so a client that
+//! rotated its keys keeps working and an attacker cannot make the server hammer a URL. A failed
+//! refresh keeps the last good keys and is recorded for operators.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{DecodingKey, Validation};
+use serde_json::{Value, json};
+
+use crate::Provider;
+use crate::fetch::{FetchError, Fetcher};
+use crate::store::{AuditEvent, ClientRecord};
+
+/// How long fetched keys are used without asking again.
+const TTL: Duration = Duration::from_secs(300);
+
+/// Minimum time between forced refreshes of one URI.
+pub(crate) const MIN_FORCED_REFRESH: Duration = Duration::from_secs(30);
+
+#[derive(Default)]
+struct Entry {
+    keys: Option<Arc<JwkSet>>,
+    fetched_at: Option<Instant>,
+    /// When a fetch last failed (a dead server is not asked again before the interval).
+    failed_at: Option<Instant>,
+    /// When a refresh was last forced by an unknown kid or a failed signature.
+    forced_at: Option<Instant>,
+    last_error: Option<FetchError>,
+}
+
+/// What the cache knows about a URI before deciding whether to fetch.
+struct Snapshot {
+    keys: Option<Arc<JwkSet>>,
+    fresh: bool,
+    may_force: bool,
+    failed_recently: bool,
+}
+
+/// Fetched JWK sets by URI.
+pub(crate) struct JwksCache {
+    fetcher: Fetcher,
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+/// The outcome of one lookup, telling the caller whether a refresh may still help.
+struct Lookup {
+    keys: Arc<JwkSet>,
+    fresh: bool,
+}
+
+impl JwksCache {
+    pub(crate) fn new(fetcher: Fetcher) -> Self {
+        Self {
+            fetcher,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn snapshot(&self, uri: &str) -> Snapshot {
+        let entries = match self.entries.lock() {
+            Ok(e) => e,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let recent = |t: Option<Instant>| t.is_some_and(|t| t.elapsed() < MIN_FORCED_REFRESH);
+        match entries.get(uri) {
+            Some(e) => Snapshot {
+                keys: e.keys.clone(),
+                fresh: e.fetched_at.is_some_and(|t| t.elapsed() < TTL),
+                may_force: !recent(e.forced_at),
+                failed_recently: recent(e.failed_at),
+            },
+            None => Snapshot {
+                keys: None,
+                fresh: false,
+                may_force: true,
+                failed_recently: false,
+            },
+        }
+    }
+
+    /// The keys at `uri`: cached while fresh; `force` asks again unless a refresh was already
+    /// forced within [`MIN_FORCED_REFRESH`].
+    async fn keys(&self, uri: &str, force: bool) -> Result<Lookup, FetchError> {
+        let snap = self.snapshot(uri);
+        let refetch = match (&snap.keys, force) {
+            (Some(_), false) => !snap.fresh,
+            (Some(_), true) => snap.may_force,
+            (None, _) => !snap.failed_recently,
+        };
+        if !refetch {
+            return match snap.keys {
+                Some(keys) => Ok(Lookup { keys, fresh: false }),
+                None => Err(FetchError::Transport(
+                    "the last fetch failed moments ago; not retrying yet".into(),
+                )),
+            };
+        }
+        let fetched = self.fetcher.get_json(uri).await.and_then(|v| {
+            serde_json::from_value::<JwkSet>(v)
+                .map_err(|e| FetchError::Body(format!("not a JWK set: {e}")))
+        });
+        let mut entries = match self.entries.lock() {
+            Ok(e) => e,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let entry = entries.entry(uri.to_owned()).or_default();
+        if force {
+            entry.forced_at = Some(Instant::now());
+        }
+        match fetched {
+            Ok(set) => {
+                let keys = Arc::new(set);
+                entry.keys = Some(keys.clone());
+                entry.fetched_at = Some(Instant::now());
+                entry.last_error = None;
+                Ok(Lookup { keys, fresh: true })
+            }
+            Err(e) => {
+                entry.failed_at = Some(Instant::now());
+                entry.last_error = Some(e.clone());
+                // Keep serving the last good keys.
+                match &entry.keys {
+                    Some(keys) => Ok(Lookup {
+                        keys: keys.clone(),
+                        fresh: false,
+                    }),
+                    None => Err(e),
+                }
+            }
+        }
+    }
+
+    /// The last fetch error per URI, for operators.
+    pub(crate) fn failures(&self) -> Vec<(String, String)> {
+        let entries = match self.entries.lock() {
+            Ok(e) => e,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        entries
+            .iter()
+            .filter_map(|(uri, e)| {
+                e.last_error
+                    .as_ref()
+                    .map(|err| (uri.clone(), err.to_string()))
+            })
+            .collect()
+    }
+}
+
+/// Tries the keys that may have signed: the one with the header's `kid`, or, without a kid,
+/// every key of the set (sets are at most a handful of keys).
+fn try_keys(
+    set: &JwkSet,
+    kid: Option<&str>,
+    assertion: &str,
+    validation: &Validation,
+) -> Result<Value, Attempt> {
+    let candidates: Vec<&Jwk> = match kid {
+        Some(kid) => set
+            .keys
+            .iter()
+            .filter(|k| k.common.key_id.as_deref() == Some(kid))
+            .collect(),
+        None => set.keys.iter().collect(),
+    };
+    if candidates.is_empty() {
+        return Err(Attempt::UnknownKey);
+    }
+    let mut last = Attempt::BadSignature("no key verified the signature".into());
+    for jwk in candidates {
+        let Ok(key) = DecodingKey::from_jwk(jwk) else {
+            continue;
+        };
+        match jsonwebtoken::decode::<Value>(assertion, &key, validation) {
+            Ok(data) => return Ok(data.claims),
+            Err(e) => match e.kind() {
+                jsonwebtoken::errors::ErrorKind::InvalidSignature
+                | jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => {
+                    last = Attempt::BadSignature(e.to_string());
+                }
+                // A verified signature with bad claims: no other key will do better.
+                _ => return Err(Attempt::Claims(e.to_string())),
+            },
+        }
+    }
+    Err(last)
+}
+
+enum Attempt {
+    UnknownKey,
+    BadSignature(String),
+    Claims(String),
+}
+
+/// Verifies a private_key_jwt assertion against the client's registered keys; the error is the
+/// reason for the audit log.
+pub(crate) async fn verify_with_client_keys(
+    p: &Provider,
+    client: &ClientRecord,
+    assertion: &str,
+    kid: Option<&str>,
+    validation: &Validation,
+) -> Result<Value, String> {
+    let meta = &client.metadata;
+    if let Some(inline) = &meta.jwks {
+        let set: JwkSet = serde_json::from_value(inline.clone())
+            .map_err(|e| format!("registered jwks unusable: {e}"))?;
+        return try_keys(&set, kid, assertion, validation).map_err(describe);
+    }
+    let Some(uri) = &meta.jwks_uri else {
+        return Err("the client has no registered keys".into());
+    };
+    let first = p
+        .jwks
+        .keys(uri, false)
+        .await
+        .map_err(|e| record_failure(p, client, uri, e))?;
+    match try_keys(&first.keys, kid, assertion, validation) {
+        Ok(claims) => Ok(claims),
+        Err(Attempt::Claims(why)) => Err(format!("assertion rejected: {why}")),
+        Err(_) if first.fresh => Err("no registered key verifies the assertion".into()),
+        Err(_) => {
+            // Unknown kid or failed signature on cached keys: the client may have rotated.
+            let again = p
+                .jwks
+                .keys(uri, true)
+                .await
+                .map_err(|e| record_failure(p, client, uri, e))?;
+            try_keys(&again.keys, kid, assertion, validation).map_err(describe)
+        }
+    }
+}
+
+/// The client's registered public keys: inline, or from its `jwks_uri` (cached; `force` asks
+/// again, within the forced-refresh limit).
+pub(crate) async fn client_jwk_set(
+    p: &Provider,
+    client: &ClientRecord,
+    force: bool,
+) -> Result<JwkSet, String> {
+    if let Some(inline) = &client.metadata.jwks {
+        return serde_json::from_value(inline.clone())
+            .map_err(|e| format!("registered jwks unusable: {e}"));
+    }
+    let Some(uri) = &client.metadata.jwks_uri else {
+        return Err("the client has no registered keys".into());
+    };
+    let lookup = p
+        .jwks
+        .keys(uri, force)
+        .await
+        .map_err(|e| record_failure(p, client, uri, e))?;
+    Ok((*lookup.keys).clone())
+}
+
+fn describe(a: Attempt) -> String {
+    match a {
+        Attempt::UnknownKey => "no registered key has the assertion's kid".into(),
+        Attempt::BadSignature(why) => format!("signature does not verify: {why}"),
+        Attempt::Claims(why) => format!("assertion rejected: {why}"),
+    }
+}
+
+fn record_failure(p: &Provider, client: &ClientRecord, uri: &str, e: FetchError) -> String {
+    tracing::warn!(client_id = %client.client_id, jwks_uri = %uri, error = %e, "fetching a client's JWKS failed");
+    let event = AuditEvent {
+        tenant_id: p.tenant.clone(),
+        at: p.now(),
+        kind: "jwks_fetch_failed".into(),
+        client_id: Some(client.client_id.clone()),
+        subject: None,
+        detail: json!({ "jwks_uri": uri, "error": e.to_string() }),
+    };
+    let store = p.store.clone();
+    // The audit write must not hold up (or fail) the request it explains.
+    tokio::spawn(async move {
+        if let Err(e) = store.audit(&event).await {
+            tracing::warn!(error = %e, "could not write the audit event");
+        }
+    });
+    format!("the client's jwks_uri could not be fetched: {e}")
+}

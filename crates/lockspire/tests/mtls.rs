@@ -1,0 +1,456 @@
+//! Mutual TLS client authentication and certificate-bound tokens (RFC 8705), with Lockspire
+//! terminating TLS itself. Certificates are made with rcgen at test time.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{TestResolver, default_users};
+use lockspire::{Lockspire, MtlsConfig, SecretKey};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    SanType,
+};
+use reqwest013 as reqwest;
+use serde_json::{Value, json};
+
+struct Pki {
+    ca_pem: String,
+    ca_issuer: Issuer<'static, KeyPair>,
+}
+
+impl Pki {
+    fn new(name: &str) -> Self {
+        let key = KeyPair::generate().expect("ca key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).expect("ca cert");
+        Self {
+            ca_pem: cert.pem(),
+            ca_issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// A certificate signed by this CA; returns PEM cert + key.
+    fn issue(&self, cn: &str, sans: Vec<SanType>, client: bool) -> (String, String) {
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "Acme");
+        params.subject_alt_names = sans;
+        params.extended_key_usages = vec![if client {
+            ExtendedKeyUsagePurpose::ClientAuth
+        } else {
+            ExtendedKeyUsagePurpose::ServerAuth
+        }];
+        let cert = params.signed_by(&key, &self.ca_issuer).expect("sign");
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+/// A self-signed client certificate and the JWK of its key.
+fn self_signed(cn: &str) -> (String, String, Value) {
+    let key = KeyPair::generate().expect("key");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.distinguished_name.push(DnType::CommonName, cn);
+    let cert = params.self_signed(&key).expect("self-signed");
+    let raw = key.public_key_raw();
+    use base64::Engine;
+    let b = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let jwk = json!({"kty": "EC", "crv": "P-256", "x": b.encode(&raw[1..33]), "y": b.encode(&raw[33..65])});
+    (cert.pem(), key.serialize_pem(), jwk)
+}
+
+struct Server {
+    base: String,
+    ls: Lockspire,
+    server_ca: String,
+    _db: common::TestDatabase,
+}
+
+async fn start(client_ca: &Pki) -> Server {
+    let server_pki = Pki::new("Test server CA");
+    let (server_cert, server_key) = server_pki.issue(
+        "127.0.0.1",
+        vec![SanType::IpAddress("127.0.0.1".parse().expect("ip"))],
+        false,
+    );
+    let db = common::TestDatabase::new(common::Backend::Sqlite).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("https://{}", listener.local_addr().expect("addr"));
+    let ls = Lockspire::builder()
+        .issuer(&base)
+        .expect("issuer")
+        .database(&db.url)
+        .secret_key(SecretKey::generate())
+        .account_resolver(TestResolver::new(default_users()))
+        .mtls(MtlsConfig {
+            client_ca_pem: Some(client_ca.ca_pem.clone().into_bytes()),
+            ..MtlsConfig::default()
+        })
+        .build()
+        .await
+        .expect("build");
+    let app: axum::Router = ls.router();
+    tokio::spawn(async move {
+        let _ = lockspire::serve_tls(listener, app, server_cert.as_bytes(), server_key.as_bytes())
+            .await;
+    });
+    Server {
+        base,
+        ls,
+        server_ca: server_pki.ca_pem,
+        _db: db,
+    }
+}
+
+fn client(server: &Server, identity: Option<(&str, &str)>) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(server.server_ca.as_bytes()).expect("ca")])
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some((cert, key)) = identity {
+        b = b.identity(
+            reqwest::Identity::from_pem(format!("{cert}{key}").as_bytes()).expect("identity"),
+        );
+    }
+    b.build().expect("client")
+}
+
+async fn post(c: &reqwest::Client, url: String, form: &[(&str, &str)]) -> (u16, Value) {
+    let resp = c.post(url).form(form).send().await.expect("post");
+    (
+        resp.status().as_u16(),
+        resp.json().await.unwrap_or_default(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_client_auth_matches_the_registered_subject_and_binds_tokens() {
+    let ca = Pki::new("Client CA");
+    let server = start(&ca).await;
+    let doc: Value = client(&server, None)
+        .get(format!("{}/.well-known/openid-configuration", server.base))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(doc["tls_client_certificate_bound_access_tokens"], true);
+    assert!(
+        doc["token_endpoint_auth_methods_supported"]
+            .as_array()
+            .expect("methods")
+            .iter()
+            .any(|m| m == "tls_client_auth")
+    );
+
+    let id = server.ls.create_client(None, json!({
+        "token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_san_dns": "client.example",
+        "grant_types": ["client_credentials"],
+    })).await.expect("register").client_id;
+    let (good_cert, good_key) = ca.issue(
+        "client-1",
+        vec![SanType::DnsName("client.example".try_into().expect("dns"))],
+        true,
+    );
+    let with_cert = client(&server, Some((&good_cert, &good_key)));
+    let (status, tokens) = post(
+        &with_cert,
+        format!("{}/token", server.base),
+        &[("grant_type", "client_credentials"), ("client_id", &id)],
+    )
+    .await;
+    assert_eq!(status, 200, "{tokens}");
+    let at = tokens["access_token"].as_str().expect("at").to_owned();
+
+    // Introspection shows the binding.
+    let (_, intro) = post(
+        &with_cert,
+        format!("{}/introspect", server.base),
+        &[("token", &at), ("client_id", &id)],
+    )
+    .await;
+    assert_eq!(intro["active"], true);
+    assert!(
+        intro["cnf"]["x5t#S256"]
+            .as_str()
+            .is_some_and(|t| t.len() == 43),
+        "{intro}"
+    );
+
+    // Wrong subject, another CA, or no certificate at all: invalid_client.
+    let (wrong_cert, wrong_key) = ca.issue(
+        "client-2",
+        vec![SanType::DnsName("other.example".try_into().expect("dns"))],
+        true,
+    );
+    let (s, e) = post(
+        &client(&server, Some((&wrong_cert, &wrong_key))),
+        format!("{}/token", server.base),
+        &[("grant_type", "client_credentials"), ("client_id", &id)],
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (401, Some("invalid_client")),
+        "wrong SAN"
+    );
+    let rogue_ca = Pki::new("Rogue CA");
+    let (rogue_cert, rogue_key) = rogue_ca.issue(
+        "client-1",
+        vec![SanType::DnsName("client.example".try_into().expect("dns"))],
+        true,
+    );
+    let (s, e) = post(
+        &client(&server, Some((&rogue_cert, &rogue_key))),
+        format!("{}/token", server.base),
+        &[("grant_type", "client_credentials"), ("client_id", &id)],
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (401, Some("invalid_client")),
+        "a certificate from another CA"
+    );
+    let (s, _) = post(
+        &client(&server, None),
+        format!("{}/token", server.base),
+        &[("grant_type", "client_credentials"), ("client_id", &id)],
+    )
+    .await;
+    assert_eq!(s, 401, "no certificate");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bound_token_replayed_without_its_certificate_is_refused_at_userinfo() {
+    let ca = Pki::new("Client CA");
+    let server = start(&ca).await;
+    let (cert, key, jwk) = self_signed("native app");
+    let id = server.ls.create_client(None, json!({
+        "token_endpoint_auth_method": "self_signed_tls_client_auth", "jwks": {"keys": [jwk]},
+        "grant_types": ["authorization_code", "refresh_token"], "redirect_uris": ["https://rp.example/cb"],
+    })).await.expect("register").client_id;
+    let with_cert = client(&server, Some((&cert, &key)));
+    // A browser flow for alice (the browser itself presents no certificate).
+    // The test host has no login route here: alice's session cookie goes straight in the jar.
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    let now = lockspire::Clock::now(&lockspire::SystemClock);
+    jar.add_cookie_str(
+        &format!("test_session=alice.{now}; Path=/"),
+        &server.base.parse().expect("url"),
+    );
+    let browser = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(server.server_ca.as_bytes()).expect("ca")])
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_provider(jar)
+        .build()
+        .expect("browser");
+    let pkce = common::Pkce::new();
+    let authorize = format!(
+        "{}/authorize?response_type=code&client_id={id}&redirect_uri=https%3A%2F%2Frp.example%2Fcb&scope=openid%20offline_access&code_challenge={}&code_challenge_method=S256",
+        server.base, pkce.challenge
+    );
+    let to_consent = browser.get(&authorize).send().await.expect("authorize");
+    let consent_url = to_consent.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    let html = browser
+        .get(&consent_url)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    let decided = browser
+        .post(format!("{}/consent", server.base))
+        .form(&[
+            (
+                "interaction",
+                common::hidden_field(&html, "interaction").expect("ix"),
+            ),
+            ("csrf", common::hidden_field(&html, "csrf").expect("csrf")),
+            ("decision", "allow".into()),
+        ])
+        .send()
+        .await
+        .expect("consent");
+    let back =
+        url::Url::parse(decided.headers()["location"].to_str().expect("location")).expect("url");
+    let code = back
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("code");
+    let (status, tokens) = post(
+        &with_cert,
+        format!("{}/token", server.base),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "https://rp.example/cb"),
+            ("code_verifier", &pkce.verifier),
+            ("client_id", &id),
+        ],
+    )
+    .await;
+    assert_eq!(
+        status, 200,
+        "self-signed certificate matching the registered key: {tokens}"
+    );
+    let at = tokens["access_token"].as_str().expect("at");
+    let ok = with_cert
+        .get(format!("{}/userinfo", server.base))
+        .bearer_auth(at)
+        .send()
+        .await
+        .expect("userinfo");
+    assert_eq!(ok.status(), 200, "with its certificate");
+    let stolen = client(&server, None)
+        .get(format!("{}/userinfo", server.base))
+        .bearer_auth(at)
+        .send()
+        .await
+        .expect("userinfo");
+    assert_eq!(stolen.status(), 401, "replayed without the certificate");
+    assert!(
+        stolen.headers()["www-authenticate"]
+            .to_str()
+            .unwrap_or("")
+            .contains("invalid_token")
+    );
+    // Refresh needs the same certificate too.
+    let rt = tokens["refresh_token"].as_str().expect("rt");
+    let (other_cert, other_key, _) = self_signed("attacker");
+    let (s, _) = post(
+        &client(&server, Some((&other_cert, &other_key))),
+        format!("{}/token", server.base),
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt),
+            ("client_id", &id),
+        ],
+    )
+    .await;
+    assert_eq!(
+        s, 401,
+        "another certificate does not authenticate this client"
+    );
+    let (s, refreshed) = post(
+        &with_cert,
+        format!("{}/token", server.base),
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt),
+            ("client_id", &id),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{refreshed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_methods_need_mutual_tls_configured() {
+    let h = common::Harness::start(common::Backend::Sqlite).await;
+    let r = h.ls.create_client(None, json!({"token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_san_dns": "c.example", "grant_types": ["client_credentials"]})).await;
+    assert_eq!(
+        r.err().map(|e| e.code().as_str()),
+        Some("invalid_client_metadata")
+    );
+    let doc: Value = h
+        .http()
+        .get(h.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        !doc["token_endpoint_auth_methods_supported"]
+            .as_array()
+            .expect("methods")
+            .iter()
+            .any(|m| m == "tls_client_auth"),
+        "discovery is truthful"
+    );
+    assert!(
+        doc.get("tls_client_certificate_bound_access_tokens")
+            .is_none()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_cert_header_is_believed_only_from_trusted_proxies() {
+    let ca = Pki::new("Client CA");
+    let (cert_pem, _) = ca.issue(
+        "client-1",
+        vec![SanType::DnsName("client.example".try_into().expect("dns"))],
+        true,
+    );
+    use rustls::pki_types::pem::PemObject;
+    let der = rustls::pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes()).expect("der");
+    use base64::Engine;
+    let header = format!(
+        ":{}:",
+        base64::engine::general_purpose::STANDARD.encode(der.as_ref())
+    );
+    for (trusted, expected) in [
+        (vec!["127.0.0.1".parse().expect("ip")], 200u16),
+        (vec![], 401u16),
+    ] {
+        let db = common::TestDatabase::new(common::Backend::Sqlite).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let ls = Lockspire::builder()
+            .issuer(&base)
+            .expect("issuer")
+            .database(&db.url)
+            .secret_key(SecretKey::generate())
+            .account_resolver(TestResolver::new(default_users()))
+            .mtls(MtlsConfig {
+                client_ca_pem: Some(ca.ca_pem.clone().into_bytes()),
+                trusted_proxies: trusted,
+                ..MtlsConfig::default()
+            })
+            .build()
+            .await
+            .expect("build");
+        let id = ls.create_client(None, json!({
+            "token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_san_dns": "client.example", "grant_types": ["client_credentials"],
+        })).await.expect("register").client_id;
+        let app: axum::Router = ls.router();
+        tokio::spawn(async move {
+            let _ = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await;
+        });
+        let resp = reqwest::Client::new()
+            .post(format!("{base}/token"))
+            .header("client-cert", &header)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", id.as_str()),
+            ])
+            .send()
+            .await
+            .expect("token");
+        assert_eq!(
+            resp.status().as_u16(),
+            expected,
+            "trusted proxy: {}",
+            expected == 200
+        );
+    }
+}
