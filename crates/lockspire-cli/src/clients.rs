@@ -175,7 +175,7 @@ pub(crate) async fn run(cmd: ClientCommand) -> anyhow::Result<Outcome> {
             }
         }
         ClientCommand::List(a) => {
-            let clients = a.config.operator().await?.clients().await?;
+            let clients = a.config.reader().await?.clients().await?;
             if a.json {
                 print_json(&clients)?;
             } else {
@@ -192,7 +192,7 @@ pub(crate) async fn run(cmd: ClientCommand) -> anyhow::Result<Outcome> {
             }
             Ok(Outcome::Done)
         }
-        ClientCommand::Show(a) => match a.config.operator().await?.client(&a.client_id).await? {
+        ClientCommand::Show(a) => match a.config.reader().await?.client(&a.client_id).await? {
             Some(c) => {
                 print_client(&c, a.json)?;
                 Ok(Outcome::Done)

@@ -49,6 +49,9 @@ pub(crate) struct InstallArgs {
     /// The database URL written to lockspire.toml.
     #[arg(long, default_value = "sqlite://lockspire.db")]
     database_url: String,
+    /// Your login page, where the generated resolver sends browsers to sign in.
+    #[arg(long, default_value = "/login")]
+    login_path: String,
     /// With --host axum-login: the path of your axum-login backend type.
     #[arg(long, default_value = "crate::Backend")]
     backend_type: String,
@@ -125,6 +128,7 @@ fn managed_files() -> Vec<(&'static str, String)> {
 
 struct HostValues<'a> {
     issuer: &'a str,
+    login_path: &'a str,
     mount_path: &'a str,
     database_url: &'a str,
     backend_type: &'a str,
@@ -144,7 +148,9 @@ fn host_files(host: Host, v: &HostValues<'_>) -> Vec<(&'static str, String)> {
         ("lockspire.toml", toml),
         (
             "src/lockspire_host.rs",
-            resolver.replace("@@BACKEND@@", v.backend_type),
+            resolver
+                .replace("@@BACKEND@@", v.backend_type)
+                .replace("@@LOGIN_PATH@@", v.login_path),
         ),
         (
             "templates/lockspire/consent.html",
@@ -310,8 +316,12 @@ pub(crate) fn install(args: InstallArgs) -> anyhow::Result<Outcome> {
     };
     let mut refused = false;
     println!("Installing Lockspire into {}", root.display());
+    if !args.login_path.starts_with('/') || args.login_path.contains(['"', '\\', '?', '#']) {
+        bail!("--login-path must be a plain absolute path such as /login");
+    }
     let values = HostValues {
         issuer: &issuer,
+        login_path: &args.login_path,
         mount_path: &mount_path,
         database_url: &args.database_url,
         backend_type: &args.backend_type,
@@ -433,62 +443,43 @@ fn print_next_steps(host: Host, deps_step: &str, backend: &str, issuer: &str) {
     let origin = url::Url::parse(issuer)
         .map(|u| u.origin().ascii_serialization())
         .unwrap_or_else(|_| issuer.to_owned());
-    println!("\nNext steps:");
-    println!("  1. {deps_step}");
+    let host_steps = match host {
+        Host::AxumLogin => format!(
+            "  3. In src/lockspire_host.rs, check that `Backend` is your axum-login backend (now {backend}),
+     and fill in `claims_for` with what clients may learn about a user.
+  4. In your login handler, right after `auth_session.login(&user)` succeeds, record the sign-in
+     time (it fails only when the session store does; answer that with a 500):
+       lockspire_host::record_sign_in(&auth_session.session).await
+     Carry the `return_to` query parameter through your login form (a hidden field) and, once
+     signed in, redirect to it when it starts with {issuer}/ (never anywhere else).
+  5. Build Lockspire and merge its router inside your auth layer, so it sees the session:
+       let (_lockspire, oauth) =
+           lockspire_setup::lockspire(lockspire_host::HostResolver::new(backend.clone())).await?;
+       let app = Router::new() /* your routes */ .merge(oauth).layer(auth_layer);"
+        ),
+        Host::Generic => format!(
+            "  3. Fill in the four methods of HostResolver in src/lockspire_host.rs from your own session
+     and user store; until then authorizations fail with an error naming the method.
+  4. Carry the `return_to` query parameter through your login form and, once signed in, redirect
+     to it when it starts with {issuer}/ (never anywhere else).
+  5. Build Lockspire and merge its router inside your session layer:
+       let (_lockspire, oauth) = lockspire_setup::lockspire(lockspire_host::HostResolver::new()).await?;
+       let app = Router::new() /* your routes */ .merge(oauth).layer(session_layer);"
+        ),
+    };
     println!(
-        "  2. Declare the modules in src/main.rs:\n       mod lockspire_host;\n       mod lockspire_setup;"
-    );
-    match host {
-        Host::AxumLogin => {
-            println!(
-                "  3. In src/lockspire_host.rs, check that `Backend` is your axum-login backend (now {backend}),"
-            );
-            println!("     and fill in `claims_for` with what clients may learn about a user.");
-            println!(
-                "  4. In your login handler, right after `auth_session.login(&user)` succeeds:"
-            );
-            println!("       lockspire_host::record_sign_in(&auth_session.session).await?;");
-            println!(
-                "     then redirect to the `return_to` query parameter when it starts with {issuer}/."
-            );
-            println!(
-                "  5. Build Lockspire and merge its router inside your auth layer, so it sees the session:"
-            );
-            println!("       let (lockspire, oauth) =");
-            println!(
-                "           lockspire_setup::lockspire(lockspire_host::HostResolver::new(backend.clone())).await?;"
-            );
-            println!(
-                "       let app = Router::new() /* your routes */ .merge(oauth).layer(auth_layer);"
-            );
-        }
-        Host::Generic => {
-            println!(
-                "  3. Fill in the four methods of HostResolver in src/lockspire_host.rs from your own session"
-            );
-            println!(
-                "     and user store; until then authorizations fail with an error naming the method."
-            );
-            println!(
-                "  4. Send browsers back to the `return_to` query parameter after your login page signs them in."
-            );
-            println!("  5. Build Lockspire and merge its router inside your session layer:");
-            println!(
-                "       let (lockspire, oauth) = lockspire_setup::lockspire(lockspire_host::HostResolver::new()).await?;"
-            );
-            println!(
-                "       let app = Router::new() /* your routes */ .merge(oauth).layer(session_layer);"
-            );
-        }
-    }
-    println!("  6. Give it a secret key (keep it in your secret store):");
-    println!("       export LOCKSPIRE_SECRET_KEY=$(openssl rand -base64 32)");
-    println!(
-        "  7. Start your app (it migrates the database and creates signing keys), then check it:"
-    );
-    println!("       lockspire verify --url {origin}");
-    println!(
-        "  8. Register a client:  lockspire client create --name \"My client\" --redirect-uri https://client.example/cb"
+        "\nNext steps:
+  1. {deps_step}
+  2. Declare the modules in src/main.rs:
+       mod lockspire_host;
+       mod lockspire_setup;
+{host_steps}
+  6. Give it a secret key (keep it in your secret store):
+       export LOCKSPIRE_SECRET_KEY=$(openssl rand -base64 32)
+  7. Start your app from this folder (it migrates the database and creates signing keys), then:
+       lockspire verify --url {origin}
+  8. Register a client (from this folder, with LOCKSPIRE_SECRET_KEY set as for the app):
+       lockspire client create --name \"My client\" --redirect-uri https://client.example/cb"
     );
 }
 

@@ -48,29 +48,44 @@ pub(crate) struct KidArgs {
     config: ConfigArgs,
     /// The key id.
     kid: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
-fn state_text(state: KeyState) -> String {
+/// A key's state for people: relative times, since epoch seconds mean nothing at a glance.
+fn state_text(state: KeyState, now: i64) -> String {
+    let when = |at: i64| {
+        if at > now {
+            format!("in {} s", at - now)
+        } else {
+            "now".to_owned()
+        }
+    };
     match state {
         KeyState::Upcoming { activatable_at } => {
-            format!("upcoming (activatable at {activatable_at})")
+            format!("upcoming, activatable {}", when(activatable_at))
         }
         KeyState::Active => "active".into(),
-        KeyState::Retiring { until } => format!("retiring (published until {until})"),
+        KeyState::Retiring { until } => format!("retiring, leaves JWKS {}", when(until)),
         KeyState::Retired => "retired".into(),
     }
+}
+
+fn now() -> i64 {
+    lockspire::Clock::now(&lockspire::SystemClock)
 }
 
 pub(crate) async fn run(cmd: KeysCommand) -> anyhow::Result<Outcome> {
     match cmd {
         KeysCommand::List(a) => {
-            let keys = a.config.operator().await?.keys().await?;
+            let keys = a.config.reader().await?.keys().await?;
             if a.json {
                 print_json(&keys)?;
             } else {
                 println!("{:<44} {:<6} STATE", "KID", "ALG");
                 for k in keys {
-                    println!("{:<44} {:<6} {}", k.kid, k.alg, state_text(k.state));
+                    println!("{:<44} {:<6} {}", k.kid, k.alg, state_text(k.state, now()));
                 }
             }
             Ok(Outcome::Done)
@@ -85,10 +100,10 @@ pub(crate) async fn run(cmd: KeysCommand) -> anyhow::Result<Outcome> {
                 print_json(&key)?;
             } else {
                 println!(
-                    "generated {} {} ({})",
+                    "generated {} key {}: {}",
                     key.alg,
                     key.kid,
-                    state_text(key.state)
+                    state_text(key.state, now())
                 );
                 println!(
                     "activate it in {PUBLISH_BEFORE_USE} s or later: lockspire keys activate {}",
@@ -99,14 +114,28 @@ pub(crate) async fn run(cmd: KeysCommand) -> anyhow::Result<Outcome> {
         }
         KeysCommand::Activate(a) => match a.config.operator().await?.activate_key(&a.kid).await {
             Ok(()) => {
-                println!("{}", json!({"kid": a.kid, "state": "active"}));
+                if a.json {
+                    print_json(&json!({"kid": a.kid, "state": "active"}))?;
+                } else {
+                    println!(
+                        "{} is active; the previous key of its alg is retiring",
+                        a.kid
+                    );
+                }
                 Ok(Outcome::Done)
             }
             Err(e) => refused(e),
         },
         KeysCommand::Retire(a) => match a.config.operator().await?.retire_key(&a.kid).await {
             Ok(()) => {
-                println!("{}", json!({"kid": a.kid, "state": "retiring"}));
+                if a.json {
+                    print_json(&json!({"kid": a.kid, "state": "retiring"}))?;
+                } else {
+                    println!(
+                        "{} is retiring: it signs nothing new and leaves JWKS once its tokens expire",
+                        a.kid
+                    );
+                }
                 Ok(Outcome::Done)
             }
             Err(e) => refused(e),

@@ -92,7 +92,7 @@ pub(crate) async fn run(cmd: RegistrationCommand) -> anyhow::Result<Outcome> {
             Err(e) => refused(e),
         },
         TokenCommand::List(a) => {
-            let tokens = a.config.operator().await?.initial_access_tokens().await?;
+            let tokens = a.config.reader().await?.initial_access_tokens().await?;
             if a.json {
                 print_json(&tokens)?;
             } else {
@@ -137,7 +137,7 @@ pub(crate) async fn run(cmd: RegistrationCommand) -> anyhow::Result<Outcome> {
 
 /// `lockspire audit`: the newest audit events as JSON lines.
 pub(crate) async fn audit(a: AuditArgs) -> anyhow::Result<Outcome> {
-    for event in a.config.operator().await?.audit_events(a.limit).await? {
+    for event in a.config.reader().await?.audit_events(a.limit).await? {
         println!("{}", serde_json::to_string(&event)?);
     }
     Ok(Outcome::Done)

@@ -19,26 +19,50 @@ pub(crate) struct ConfigArgs {
 
 impl ConfigArgs {
     pub(crate) fn load(&self) -> anyhow::Result<FileConfig> {
-        FileConfig::load(&self.config).with_context(|| format!("reading {}", self.config.display()))
+        if !self.config.exists() {
+            bail!(
+                "no {} here: run the command in your app's folder (where `lockspire install` wrote it) or pass --config PATH",
+                self.config.display()
+            );
+        }
+        Ok(FileConfig::load(&self.config)?)
     }
 
     /// The operator API on the configured database, refusing to work on an unmigrated one.
+    /// Needs the secret key: creating clients and keys seals and peppers with it.
     pub(crate) async fn operator(&self) -> anyhow::Result<Operator> {
         let config = self.load()?;
-        let operator = config
-            .builder()?
-            .build_operator()
-            .await
-            .context("opening the database")?;
-        let pending = operator.store().pending_migrations().await?;
-        if !pending.is_empty() {
-            bail!(
-                "the database has {} pending migration(s): run `lockspire migrate` first",
-                pending.len()
-            );
-        }
-        Ok(operator)
+        open(config.builder()?).await
     }
+
+    /// The operator API for commands that only read (lists, shows): they touch no secret, so
+    /// they work without the secret key in the environment.
+    pub(crate) async fn reader(&self) -> anyhow::Result<Operator> {
+        let config = self.load()?;
+        let key = config
+            .secret_key()
+            .unwrap_or_else(|_| lockspire::SecretKey::generate());
+        let builder = lockspire::Lockspire::builder()
+            .issuer(&config.issuer)?
+            .database(&config.database_url()?)
+            .secret_key(key);
+        open(builder).await
+    }
+}
+
+async fn open(builder: lockspire::Builder) -> anyhow::Result<Operator> {
+    let operator = builder
+        .build_operator()
+        .await
+        .context("opening the database")?;
+    let pending = operator.store().pending_migrations().await?;
+    if !pending.is_empty() {
+        bail!(
+            "the database has {} pending migration(s): run `lockspire migrate` first",
+            pending.len()
+        );
+    }
+    Ok(operator)
 }
 
 /// `lockspire migrate`.

@@ -483,4 +483,31 @@ fn initial_access_tokens_are_minted_listed_and_revoked_from_the_command_line() {
     );
     let audit = run(dir.path(), &["audit", "--limit", "5"], s);
     assert!(audit.status.success(), "{}", out(&audit));
+    // Commands that only read need no secret key.
+    for args in [
+        &["keys", "list"][..],
+        &["client", "list"],
+        &["registration", "token", "list"],
+        &["audit"],
+    ] {
+        let o = run(dir.path(), args, None);
+        assert!(
+            o.status.success(),
+            "{args:?} without the secret key: {}",
+            out(&o)
+        );
+    }
+    let writes = run(dir.path(), &["keys", "generate"], None);
+    assert_eq!(
+        writes.status.code(),
+        Some(1),
+        "commands that seal or pepper need it"
+    );
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let lost = run(elsewhere.path(), &["client", "list"], s);
+    assert!(
+        out(&lost).contains("run the command in your app's folder"),
+        "{}",
+        out(&lost)
+    );
 }

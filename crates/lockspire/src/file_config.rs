@@ -22,9 +22,6 @@ pub struct FileConfig {
     /// Where the host mounts Lockspire's router; the issuer's path must equal it.
     #[serde(default = "default_mount_path")]
     pub mount_path: String,
-    /// The host's login page; Lockspire's resolver sends browsers there with `return_to`.
-    #[serde(default = "default_login_path")]
-    pub login_path: String,
     /// The database URL. `database_url_env`, when set in the environment, takes precedence.
     #[serde(default)]
     pub database_url: Option<String>,
@@ -67,9 +64,6 @@ impl Default for RegistrationFile {
 
 fn default_mount_path() -> String {
     "/".into()
-}
-fn default_login_path() -> String {
-    "/login".into()
 }
 fn default_database_env() -> String {
     "DATABASE_URL".into()
@@ -133,12 +127,6 @@ impl FileConfig {
                     "the issuer's path is {:?} but mount_path is {:?}; endpoints are served under the issuer",
                     issuer_path, self.mount_path
                 ),
-            ));
-        }
-        if !self.login_path.starts_with('/') {
-            return Err(invalid(
-                "login_path",
-                "must be an absolute path such as /login",
             ));
         }
         AccessTokenFormat::parse(&self.access_token_format)

@@ -216,6 +216,14 @@ impl Lockspire {
         web::router(self.inner.clone())
     }
 
+    /// RFC 8414 §3.1: for an issuer with a path (`https://host/oauth`), the metadata lives at
+    /// `/.well-known/oauth-authorization-server/oauth` on the host's root, outside the path the
+    /// protocol router is nested under. Merge this router at the root; it is empty for issuers
+    /// without a path, whose metadata [`Lockspire::router`] already serves.
+    pub fn well_known_router<S: Clone + Send + Sync + 'static>(&self) -> axum::Router<S> {
+        web::well_known_router(self.inner.clone())
+    }
+
     /// The validated configuration.
     pub fn config(&self) -> &Config {
         &self.inner.config

@@ -117,3 +117,43 @@ async fn browser_clients_may_call_token_and_userinfo_cross_origin_but_not_pages(
         .expect("get");
     assert!(page.headers().get("access-control-allow-origin").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_issuer_publishes_rfc8414_metadata_at_the_root() {
+    let db = common::TestDatabase::new(Backend::Sqlite).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let origin = format!("http://{}", listener.local_addr().expect("addr"));
+    let ls = Lockspire::builder()
+        .issuer(&format!("{origin}/oauth"))
+        .expect("issuer")
+        .database(&db.url)
+        .secret_key(SecretKey::generate())
+        .account_resolver(common::TestResolver::new(common::default_users()))
+        .build()
+        .await
+        .expect("build");
+    let app: axum::Router = axum::Router::new()
+        .nest("/oauth", ls.router())
+        .merge(ls.well_known_router());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let rfc8414: Value = reqwest::get(format!(
+        "{origin}/.well-known/oauth-authorization-server/oauth"
+    ))
+    .await
+    .expect("get")
+    .json()
+    .await
+    .expect("json");
+    let oidc: Value = reqwest::get(format!("{origin}/oauth/.well-known/openid-configuration"))
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(rfc8414["issuer"], format!("{origin}/oauth"));
+    assert_eq!(rfc8414, oidc);
+}

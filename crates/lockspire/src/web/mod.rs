@@ -68,6 +68,27 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(p: Arc<Provider>) -> Rout
         .with_state(p)
 }
 
+/// The RFC 8414 §3.1 metadata route of an issuer with a path, for the host's root router.
+pub(crate) fn well_known_router<S: Clone + Send + Sync + 'static>(p: Arc<Provider>) -> Router<S> {
+    let path = url::Url::parse(p.issuer())
+        .map(|u| u.path().trim_end_matches('/').to_owned())
+        .unwrap_or_default();
+    if path.is_empty() {
+        return Router::new();
+    }
+    Router::new()
+        .route(
+            &format!("/.well-known/oauth-authorization-server{path}"),
+            get(endpoints::discovery),
+        )
+        .layer(
+            CorsLayer::new()
+                .allow_origin(Any)
+                .allow_methods([Method::GET]),
+        )
+        .with_state(p)
+}
+
 /// Reads a body up to [`MAX_BODY`]; larger bodies are refused with 413.
 pub(crate) async fn read_body(body: Body) -> Result<axum::body::Bytes, OAuthError> {
     axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
