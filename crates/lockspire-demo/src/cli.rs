@@ -45,6 +45,19 @@ pub struct Cli {
     #[arg(long, env = "LOCKSPIRE_INITIAL_ACCESS_TOKEN", hide_env_values = true)]
     pub initial_access_token: Option<String>,
 
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key); the issuer defaults to
+    /// https. Lockspire then requests client certificates (RFC 8705 mutual TLS).
+    #[arg(long, env = "LOCKSPIRE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "LOCKSPIRE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA certificates that `tls_client_auth` client certificates must chain to.
+    #[arg(long, env = "LOCKSPIRE_CLIENT_CA", requires = "tls_cert")]
+    pub client_ca: Option<PathBuf>,
+
     /// Directory for the SQLite database and the generated secret key.
     #[arg(
         long,
@@ -68,9 +81,14 @@ pub enum Registration {
 impl Cli {
     /// Resolves defaults, loads (or creates) the secret key and checks the combination.
     pub fn settings(&self) -> anyhow::Result<Settings> {
+        let scheme = if self.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let issuer = match &self.issuer {
             Some(issuer) => issuer.clone(),
-            None => format!("http://{}", self.addr),
+            None => format!("{scheme}://{}", self.addr),
         };
         let issuer = Issuer::parse(&issuer)
             .context("set --issuer (LOCKSPIRE_ISSUER) to the URL browsers use to reach the demo")?;
@@ -92,7 +110,29 @@ impl Cli {
                 format!("sqlite://{}/demo.db", self.data_dir.display())
             }
         };
+        let mtls = match &self.tls_cert {
+            None => None,
+            Some(_) => Some(lockspire::MtlsConfig {
+                client_ca_pem: match &self.client_ca {
+                    Some(path) => Some(
+                        fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+                    ),
+                    None => None,
+                },
+                ..lockspire::MtlsConfig::default()
+            }),
+        };
+        // A demo on this machine may fetch client JWKS from loopback; nothing else relaxes.
+        let dev_mode = url::Url::parse(issuer.as_str())
+            .ok()
+            .and_then(|u| {
+                u.host_str()
+                    .map(|h| h == "127.0.0.1" || h == "localhost" || h == "[::1]")
+            })
+            .unwrap_or(false);
         Ok(Settings {
+            mtls,
+            dev_mode,
             issuer: issuer.as_str().to_owned(),
             database_url,
             registration,

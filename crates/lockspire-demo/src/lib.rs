@@ -61,6 +61,10 @@ pub struct Settings {
     pub registration: RegistrationPolicy,
     /// The key Lockspire derives its server secrets from.
     pub secret_key: SecretKey,
+    /// Mutual TLS, when the demo serves HTTPS itself.
+    pub mtls: Option<lockspire::MtlsConfig>,
+    /// Development mode (loopback issuer): client JWKS may be fetched from loopback.
+    pub dev_mode: bool,
 }
 
 /// State shared by the demo's own handlers.
@@ -105,9 +109,14 @@ pub async fn app(settings: Settings) -> anyhow::Result<Router> {
         .secret_key(settings.secret_key)
         .account_resolver(DemoResolver::new(users.clone()))
         .registration(settings.registration)
-        .build()
-        .await
-        .context("starting Lockspire")?;
+        .dev_mode(settings.dev_mode);
+    let lockspire = match settings.mtls {
+        Some(mtls) => lockspire.mtls(mtls),
+        None => lockspire,
+    }
+    .build()
+    .await
+    .context("starting Lockspire")?;
     register_demo_client(&lockspire, &issuer).await?;
 
     let session_layer = SessionManagerLayer::new(sessions)

@@ -22,6 +22,15 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", cli.addr))?;
     let app = lockspire_demo::app(settings).await?;
     println!("{}", banner(&issuer));
+    if let (Some(cert), Some(key)) = (&cli.tls_cert, &cli.tls_key) {
+        let cert = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
+        let key = std::fs::read(key).with_context(|| format!("reading {}", key.display()))?;
+        // HTTPS requesting (not requiring) client certificates, for RFC 8705 mutual TLS.
+        lockspire::serve_tls(listener, app, &cert, &key)
+            .await
+            .context("serving HTTPS")?;
+        return Ok(());
+    }
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             // If the signal handler cannot be installed, run until killed.

@@ -76,6 +76,8 @@ async fn alice_completes_code_and_pkce_flow_and_demo_client_shows_verified_id_to
         database_url: format!("sqlite://{}/demo.db", dir.path().display()),
         registration: RegistrationPolicy::Disabled,
         secret_key: SecretKey::generate(),
+        mtls: None,
+        dev_mode: true,
     })
     .await
     .expect("demo app starts");

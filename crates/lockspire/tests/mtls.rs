@@ -121,6 +121,64 @@ fn client(server: &Server, identity: Option<(&str, &str)>) -> reqwest::Client {
     b.build().expect("client")
 }
 
+/// Alice authorizes `client_id` in a browser (which presents no certificate); returns the code
+/// and PKCE verifier.
+async fn authorize_as_alice(server: &Server, client_id: &str) -> (String, String) {
+    // The test host has no login route here: alice's session cookie goes straight in the jar.
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    let now = lockspire::Clock::now(&lockspire::SystemClock);
+    jar.add_cookie_str(
+        &format!("test_session=alice.{now}; Path=/"),
+        &server.base.parse().expect("url"),
+    );
+    let browser = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(server.server_ca.as_bytes()).expect("ca")])
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_provider(jar)
+        .build()
+        .expect("browser");
+    let pkce = common::Pkce::new();
+    let authorize = format!(
+        "{}/authorize?response_type=code&client_id={client_id}&redirect_uri=https%3A%2F%2Frp.example%2Fcb&scope=openid%20offline_access&code_challenge={}&code_challenge_method=S256",
+        server.base, pkce.challenge
+    );
+    let to_consent = browser.get(&authorize).send().await.expect("authorize");
+    let consent_url = to_consent.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    let html = browser
+        .get(&consent_url)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    let decided = browser
+        .post(format!("{}/consent", server.base))
+        .form(&[
+            (
+                "interaction",
+                common::hidden_field(&html, "interaction").expect("ix"),
+            ),
+            ("csrf", common::hidden_field(&html, "csrf").expect("csrf")),
+            ("decision", "allow".into()),
+        ])
+        .send()
+        .await
+        .expect("consent");
+    let back =
+        url::Url::parse(decided.headers()["location"].to_str().expect("location")).expect("url");
+    (
+        back.query_pairs()
+            .find(|(k, _)| k == "code")
+            .map(|(_, v)| v.into_owned())
+            .expect("code"),
+        pkce.verifier,
+    )
+}
+
 async fn post(c: &reqwest::Client, url: String, form: &[(&str, &str)]) -> (u16, Value) {
     let resp = c.post(url).form(form).send().await.expect("post");
     (
@@ -237,58 +295,11 @@ async fn a_bound_token_replayed_without_its_certificate_is_refused_at_userinfo()
         "grant_types": ["authorization_code", "refresh_token"], "redirect_uris": ["https://rp.example/cb"],
     })).await.expect("register").client_id;
     let with_cert = client(&server, Some((&cert, &key)));
-    // A browser flow for alice (the browser itself presents no certificate).
-    // The test host has no login route here: alice's session cookie goes straight in the jar.
-    let jar = Arc::new(reqwest::cookie::Jar::default());
-    let now = lockspire::Clock::now(&lockspire::SystemClock);
-    jar.add_cookie_str(
-        &format!("test_session=alice.{now}; Path=/"),
-        &server.base.parse().expect("url"),
-    );
-    let browser = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(server.server_ca.as_bytes()).expect("ca")])
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_provider(jar)
-        .build()
-        .expect("browser");
-    let pkce = common::Pkce::new();
-    let authorize = format!(
-        "{}/authorize?response_type=code&client_id={id}&redirect_uri=https%3A%2F%2Frp.example%2Fcb&scope=openid%20offline_access&code_challenge={}&code_challenge_method=S256",
-        server.base, pkce.challenge
-    );
-    let to_consent = browser.get(&authorize).send().await.expect("authorize");
-    let consent_url = to_consent.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_owned();
-    let html = browser
-        .get(&consent_url)
-        .send()
-        .await
-        .expect("page")
-        .text()
-        .await
-        .expect("html");
-    let decided = browser
-        .post(format!("{}/consent", server.base))
-        .form(&[
-            (
-                "interaction",
-                common::hidden_field(&html, "interaction").expect("ix"),
-            ),
-            ("csrf", common::hidden_field(&html, "csrf").expect("csrf")),
-            ("decision", "allow".into()),
-        ])
-        .send()
-        .await
-        .expect("consent");
-    let back =
-        url::Url::parse(decided.headers()["location"].to_str().expect("location")).expect("url");
-    let code = back
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .expect("code");
+    let (code, verifier) = authorize_as_alice(&server, &id).await;
+    let pkce = common::Pkce {
+        verifier,
+        challenge: String::new(),
+    };
     let (status, tokens) = post(
         &with_cert,
         format!("{}/token", server.base),
@@ -453,4 +464,98 @@ async fn client_cert_header_is_believed_only_from_trusted_proxies() {
             expected == 200
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bound_refresh_token_needs_the_same_certificate() {
+    let ca = Pki::new("Client CA");
+    let server = start(&ca).await;
+    let id = server.ls.create_client(None, json!({
+        "token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_san_dns": "client.example",
+        "grant_types": ["authorization_code", "refresh_token"], "redirect_uris": ["https://rp.example/cb"],
+    })).await.expect("register").client_id;
+    // Two valid certificates for the same client identity.
+    let san = || vec![SanType::DnsName("client.example".try_into().expect("dns"))];
+    let (first_cert, first_key) = ca.issue("client-a", san(), true);
+    let (second_cert, second_key) = ca.issue("client-b", san(), true);
+    let first = client(&server, Some((&first_cert, &first_key)));
+    let second = client(&server, Some((&second_cert, &second_key)));
+    let (code, verifier) = authorize_as_alice(&server, &id).await;
+    let (status, tokens) = post(
+        &first,
+        format!("{}/token", server.base),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "https://rp.example/cb"),
+            ("code_verifier", &verifier),
+            ("client_id", &id),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{tokens}");
+    let rt = tokens["refresh_token"].as_str().expect("rt");
+    let (s, e) = post(
+        &second,
+        format!("{}/token", server.base),
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt),
+            ("client_id", &id),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "the client authenticates, but not with the bound certificate"
+    );
+    let (s, _) = post(
+        &first,
+        format!("{}/token", server.base),
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt),
+            ("client_id", &id),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "the refused attempt did not consume the token");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_names_the_mtls_endpoint_aliases_when_configured() {
+    let db = common::TestDatabase::new(common::Backend::Sqlite).await;
+    let ls = Lockspire::builder()
+        .issuer("https://auth.example")
+        .expect("issuer")
+        .database(&db.url)
+        .secret_key(SecretKey::generate())
+        .account_resolver(TestResolver::new(default_users()))
+        .mtls(MtlsConfig {
+            endpoint_base: Some("https://mtls.auth.example".into()),
+            ..MtlsConfig::default()
+        })
+        .build()
+        .await
+        .expect("build");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let app: axum::Router = ls.router();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let doc: Value = reqwest::get(format!("{base}/.well-known/openid-configuration"))
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        doc["mtls_endpoint_aliases"]["token_endpoint"],
+        "https://mtls.auth.example/token"
+    );
+    assert_eq!(doc["tls_client_certificate_bound_access_tokens"], true);
 }
