@@ -216,3 +216,29 @@ async fn hosts_may_issue_refresh_tokens_without_offline_access() {
         "plain OAuth keeps refresh tokens"
     );
 }
+
+on_both_stores! {
+    async fn concurrent_token_issuance_commits_every_token(h) {
+        // Concurrent client_credentials writes share group commits; every acknowledged token
+        // must be stored.
+        let client = h.confidential_client(json!({})).await;
+        let mut tasks = Vec::new();
+        for _ in 0..60 {
+            let (base, c) = (h.base.clone(), client.clone());
+            tasks.push(tokio::spawn(async move {
+                let r = reqwest::Client::new().post(format!("{base}/token")).basic_auth(&c.id, c.secret.as_deref())
+                    .form(&[("grant_type", "client_credentials")]).send().await.expect("send");
+                assert_eq!(r.status(), 200);
+                let body: serde_json::Value = r.json().await.expect("json");
+                body["access_token"].as_str().expect("at").to_owned()
+            }));
+        }
+        let mut tokens = Vec::new();
+        for t in tasks {
+            tokens.push(t.await.expect("task"));
+        }
+        for t in &tokens {
+            assert!(h.is_active(&client, t).await, "an acknowledged token is stored");
+        }
+    }
+}

@@ -7,6 +7,7 @@
 //! `UPDATE … WHERE … IS NULL RETURNING`, never a read followed by a write, so it is correct under
 //! concurrent requests and across several server processes sharing one PostgreSQL.
 
+mod group_commit;
 mod records;
 
 use std::str::FromStr;
@@ -75,6 +76,7 @@ pub enum Dialect {
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
+    writer: group_commit::Writer,
 }
 
 /// The columns of a key row.
@@ -93,7 +95,10 @@ macro_rules! token_columns {
     };
 }
 
-async fn insert_token(conn: &mut AnyConnection, t: &TokenRecord) -> Result<(), StoreError> {
+pub(crate) async fn insert_token(
+    conn: &mut AnyConnection,
+    t: &TokenRecord,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO tokens (digest, tenant_id, kind, grant_id, client_id, subject, scopes, resources, created_at, \
          expires_at, redirect_uri, code_challenge, nonce, format, jti, cnf_x5t) \
@@ -201,7 +206,12 @@ impl Store {
             pool = pool.max_connections(16);
         }
         let pool = pool.connect_with(options).await?;
-        Ok(Self { pool, dialect })
+        let writer = group_commit::Writer::spawn(pool.clone());
+        Ok(Self {
+            pool,
+            dialect,
+            writer,
+        })
     }
 
     /// The database kind.
@@ -748,10 +758,11 @@ impl Store {
         row.map(|r| GrantRecord::from_row(&r)).transpose()
     }
 
-    /// Inserts a token outside a transaction (client credentials: one write per token).
+    /// Inserts a token outside a transaction (client credentials: one write per token). The
+    /// write joins a group commit: concurrent inserts share one transaction, and each caller
+    /// returns only once its row is durably committed.
     pub async fn insert_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        insert_token(&mut conn, t).await
+        self.writer.insert(t.clone()).await
     }
 
     /// Revokes one access token (RFC 7009 §2.1: revoking an access token revokes only it).

@@ -1,0 +1,99 @@
+//! `lockspire-bench`: load an OAuth/OIDC server on loopback and print requests/s and latency
+//! percentiles per scenario (and the server's peak RSS when given its pid).
+
+use std::time::Duration;
+
+use clap::Parser;
+use lockspire_bench::{Limits, Scenario, Target, peak_rss_kib, run};
+
+/// Load an OAuth 2.0 / OpenID Connect server on loopback.
+#[derive(Debug, Parser)]
+#[command(name = "lockspire-bench", version)]
+struct Args {
+    /// The issuer of the server under load (loopback only).
+    #[arg(long, default_value = "http://127.0.0.1:4000")]
+    issuer: String,
+    /// Scenarios to run [default: all that the target supports].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    scenarios: Vec<Scenario>,
+    /// Only the scenarios that run against any provider (client credentials, introspection,
+    /// JWKS, discovery).
+    #[arg(long)]
+    portable: bool,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 20)]
+    concurrency: usize,
+    /// Seconds per scenario.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Requests per scenario at most.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_requests: u64,
+    /// A confidential client allowed client_credentials (registered when absent).
+    #[arg(long, requires = "client_secret")]
+    client_id: Option<String>,
+    /// Its secret.
+    #[arg(long, requires = "client_id")]
+    client_secret: Option<String>,
+    /// Demo-host user for the user scenarios.
+    #[arg(long, default_value = "alice")]
+    username: String,
+    /// Its password.
+    #[arg(long, default_value = "alice-password")]
+    password: String,
+    /// The server's pid, to report its peak RSS.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Print one JSON object per scenario.
+    #[arg(long)]
+    json: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let scenarios = match (&args.scenarios[..], args.portable) {
+        ([], true) => Scenario::PORTABLE.to_vec(),
+        ([], false) => Scenario::ALL.to_vec(),
+        (list, _) => list.to_vec(),
+    };
+    let target = Target {
+        issuer: args.issuer.clone(),
+        client: args.client_id.clone().zip(args.client_secret.clone()),
+        user: (args.username.clone(), args.password.clone()),
+    };
+    let limits = Limits {
+        concurrency: args.concurrency,
+        duration: Duration::from_secs(args.duration),
+        max_requests: args.max_requests,
+    };
+    if !args.json {
+        println!(
+            "{:<24} {:>10} {:>8} {:>9} {:>9} {:>9}",
+            "scenario", "req/s", "errors", "p50 ms", "p90 ms", "p99 ms"
+        );
+    }
+    for scenario in scenarios {
+        let report = run(&target, scenario, limits).await?;
+        if args.json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            let name = serde_json::to_value(scenario)?
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            println!(
+                "{:<24} {:>10.0} {:>8} {:>9.2} {:>9.2} {:>9.2}",
+                name, report.per_second, report.errors, report.p50_ms, report.p90_ms, report.p99_ms
+            );
+        }
+    }
+    if let Some(kib) = args.server_pid.and_then(peak_rss_kib) {
+        if args.json {
+            println!("{}", serde_json::json!({ "server_peak_rss_kib": kib }));
+        } else {
+            println!("server peak RSS: {:.1} MiB", kib as f64 / 1024.0);
+        }
+    }
+    Ok(())
+}
