@@ -8,6 +8,9 @@ ALTER TABLE clients ADD COLUMN sealed_secret TEXT;
 -- SHA-256 of the RFC 7592 registration access token.
 ALTER TABLE clients ADD COLUMN registration_token_digest TEXT;
 
+-- When the client secret stops working (RFC 7591 client_secret_expires_at); NULL: never.
+ALTER TABLE clients ADD COLUMN secret_expires_at BIGINT;
+
 -- Values that may be seen once until they expire: assertion jti, later DPoP proof jti and
 -- request-object jti. The primary key makes "record once" a single conditional insert.
 CREATE TABLE replay (

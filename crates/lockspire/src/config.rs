@@ -127,6 +127,9 @@ pub struct RegistrationRules {
     pub redirect_schemes: Option<Vec<String>>,
     /// Redirect URI hosts, exact.
     pub redirect_hosts: Option<Vec<String>>,
+    /// Lifetime in seconds of the secrets of dynamically registered clients
+    /// (`client_secret_expires_at`, RFC 7591 §3.2.1); `None`: they do not expire.
+    pub client_secret_lifetime: Option<i64>,
 }
 
 /// The format of access tokens (SURFACE S10).

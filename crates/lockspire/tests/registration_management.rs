@@ -119,6 +119,7 @@ fn rules() -> RegistrationRules {
         auth_methods: Some(vec![AuthMethod::ClientSecretBasic, AuthMethod::None]),
         redirect_schemes: Some(vec!["https".into()]),
         redirect_hosts: Some(vec!["partner.example".into()]),
+        client_secret_lifetime: None,
     }
 }
 
@@ -247,4 +248,46 @@ async fn minted_initial_access_tokens_are_counted_expire_and_revoke() {
             .any(|t| t.id == record.id && t.revoked_at.is_some())
     );
     assert!(op.mint_initial_access_token(Some(0), None).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamically_registered_secrets_expire_after_the_configured_lifetime() {
+    let rules = RegistrationRules {
+        client_secret_lifetime: Some(3600),
+        ..RegistrationRules::default()
+    };
+    let h = Harness::start_with(Backend::Sqlite, |b| b.registration_rules(rules)).await;
+    let reg = register(&h, json!({"redirect_uris": ["https://rp.example/cb"], "grant_types": ["authorization_code", "client_credentials"]}), None).await;
+    assert_eq!(reg.status, 201, "{}", reg.body);
+    let now = lockspire::Clock::now(&h.clock);
+    assert_eq!(reg.body["client_secret_expires_at"], now + 3600);
+    let client = client_of(&reg);
+    assert_eq!(
+        h.post_as(&client, "/token", &[("grant_type", "client_credentials")])
+            .await
+            .status,
+        200
+    );
+    h.clock.advance(3601);
+    let expired = h
+        .post_as(&client, "/token", &[("grant_type", "client_credentials")])
+        .await;
+    assert_eq!(
+        (expired.status.as_u16(), expired.error()),
+        (401, "invalid_client")
+    );
+    // An operator's rotation issues a secret without expiry.
+    let fresh =
+        h.ls.operator()
+            .rotate_client_secret(&client.id)
+            .await
+            .expect("rotate");
+    let mut rotated = client.clone();
+    rotated.secret = Some(fresh);
+    assert_eq!(
+        h.post_as(&rotated, "/token", &[("grant_type", "client_credentials")])
+            .await
+            .status,
+        200
+    );
 }

@@ -287,6 +287,9 @@ async fn verify(
         if !ok {
             return Err(Ok(fail("wrong client secret", Some(&client_id))));
         }
+        if record.secret_expires_at.is_some_and(|at| at <= p.now()) {
+            return Err(Ok(fail("client secret expired", Some(&client_id))));
+        }
     }
     Ok(AuthenticatedClient {
         record,
@@ -386,6 +389,9 @@ async fn verify_assertion(
     validation.validate_nbf = true;
     let claims: Value = match method {
         AuthMethod::ClientSecretJwt => {
+            if record.secret_expires_at.is_some_and(|at| at <= p.now()) {
+                return Err(Ok(fail("client secret expired", Some(&client_id))));
+            }
             let secret = record
                 .sealed_secret
                 .as_deref()

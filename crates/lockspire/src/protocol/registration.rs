@@ -233,6 +233,15 @@ async fn insert(
     // RFC 7592 §3: a dynamically registered client manages itself with this token.
     let registration_token = with_registration_token.then(random_token);
     let now = p.now();
+    // Dynamically registered secrets may be given a lifetime by the operator's rules.
+    let secret_expires_at = match (
+        &secret,
+        with_registration_token,
+        p.config.registration_rules.client_secret_lifetime,
+    ) {
+        (Some(_), true, Some(lifetime)) => Some(now + lifetime),
+        _ => None,
+    };
     let record = ClientRecord {
         tenant_id: p.tenant.clone(),
         client_id: client_id.clone(),
@@ -242,6 +251,7 @@ async fn insert(
             .filter(|_| method == AuthMethod::ClientSecretJwt)
             .map(|s| seal_secret(p, &client_id, s)),
         registration_token_digest: registration_token.as_deref().map(token_digest),
+        secret_expires_at,
         metadata: metadata.clone(),
         status: ClientStatus::Active,
         created_at: now,
@@ -258,7 +268,8 @@ async fn insert(
             .map(|_| client_uri(p, &client_id)),
         registration_access_token: registration_token,
         client_id,
-        client_secret_expires_at: secret.as_ref().map(|_| 0),
+        // RFC 7591 §3.2.1: 0 means the secret does not expire.
+        client_secret_expires_at: secret.as_ref().map(|_| secret_expires_at.unwrap_or(0)),
         client_secret: secret,
         client_id_issued_at: now,
         metadata,
@@ -302,7 +313,10 @@ pub(crate) async fn read(
         registration_client_uri: Some(client_uri(p, &r.client_id)),
         registration_access_token: None,
         client_secret: None,
-        client_secret_expires_at: r.secret_digest.as_ref().map(|_| 0),
+        client_secret_expires_at: r
+            .secret_digest
+            .as_ref()
+            .map(|_| r.secret_expires_at.unwrap_or(0)),
         client_id_issued_at: r.created_at,
         client_id: r.client_id,
         metadata: r.metadata,
@@ -356,7 +370,10 @@ pub(crate) async fn replace(
         registration_client_uri: Some(client_uri(p, client_id)),
         registration_access_token: Some(token),
         client_secret: None,
-        client_secret_expires_at: current.secret_digest.as_ref().map(|_| 0),
+        client_secret_expires_at: current
+            .secret_digest
+            .as_ref()
+            .map(|_| current.secret_expires_at.unwrap_or(0)),
         client_id_issued_at: current.created_at,
         client_id: client_id.to_owned(),
         metadata,

@@ -236,7 +236,7 @@ impl Store {
     pub async fn insert_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO clients (tenant_id, client_id, secret_digest, metadata, status, created_at, updated_at, \
-             sealed_secret, registration_token_digest) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8)",
+             sealed_secret, registration_token_digest, secret_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9)",
         )
         .bind(&c.tenant_id)
         .bind(&c.client_id)
@@ -246,6 +246,7 @@ impl Store {
         .bind(c.created_at)
         .bind(&c.sealed_secret)
         .bind(&c.registration_token_digest)
+        .bind(c.secret_expires_at)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -259,7 +260,7 @@ impl Store {
     ) -> Result<Option<ClientRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT tenant_id, client_id, secret_digest, metadata, status, created_at, sealed_secret, \
-             registration_token_digest \
+             registration_token_digest, secret_expires_at \
              FROM clients WHERE tenant_id = $1 AND client_id = $2",
         )
         .bind(tenant)
@@ -273,7 +274,7 @@ impl Store {
     pub async fn clients(&self, tenant: &str) -> Result<Vec<ClientRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT tenant_id, client_id, secret_digest, metadata, status, created_at, sealed_secret, \
-             registration_token_digest \
+             registration_token_digest, secret_expires_at \
              FROM clients WHERE tenant_id = $1 ORDER BY created_at, client_id",
         )
         .bind(tenant)
@@ -293,7 +294,7 @@ impl Store {
         now: UnixTime,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE clients SET secret_digest = $1, sealed_secret = $2, updated_at = $3 \
+            "UPDATE clients SET secret_digest = $1, sealed_secret = $2, updated_at = $3, secret_expires_at = NULL \
              WHERE tenant_id = $4 AND client_id = $5 AND secret_digest IS NOT NULL",
         )
         .bind(digest)

@@ -45,6 +45,8 @@ pub struct ClientRecord {
     pub sealed_secret: Option<String>,
     /// Digest of the RFC 7592 registration access token.
     pub registration_token_digest: Option<String>,
+    /// When the secret stops working (RFC 7591 `client_secret_expires_at`); `None`: never.
+    pub secret_expires_at: Option<UnixTime>,
 }
 
 impl ClientRecord {
@@ -69,6 +71,7 @@ impl ClientRecord {
             created_at: get(r, "created_at")?,
             sealed_secret: get(r, "sealed_secret")?,
             registration_token_digest: get(r, "registration_token_digest")?,
+            secret_expires_at: get(r, "secret_expires_at")?,
         })
     }
 }
