@@ -36,7 +36,9 @@ impl Proxy {
                 }
                 let c = c.clone();
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(upstream).await else { return };
+                    let Ok(mut outbound) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
                         _ = c.notified() => {}
@@ -67,7 +69,11 @@ async fn token(base: &str, id: &str, secret: &str) -> (u16, Value, Duration) {
         .await
         .expect("the server answers");
     let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or_default(), started.elapsed())
+    (
+        status,
+        resp.json().await.unwrap_or_default(),
+        started.elapsed(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,7 +82,12 @@ async fn a_database_outage_yields_503_and_service_resumes_without_restart() {
     let proxy = Proxy::start("127.0.0.1:5432").await;
     let name = db.url.rsplit('/').next().expect("database name").to_owned();
     let admin = common::postgres_admin_url();
-    let user = admin.trim_start_matches("postgres://").split('@').next().unwrap_or("postgres").to_owned();
+    let user = admin
+        .trim_start_matches("postgres://")
+        .split('@')
+        .next()
+        .unwrap_or("postgres")
+        .to_owned();
     let url = format!("postgres://{user}@127.0.0.1:{}/{name}", proxy.port);
 
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -106,7 +117,9 @@ async fn a_database_outage_yields_503_and_service_resumes_without_restart() {
     let mut tasks = Vec::new();
     for _ in 0..20 {
         let (base, id, secret) = (base.clone(), id.clone(), secret.clone());
-        tasks.push(tokio::spawn(async move { token(&base, &id, &secret).await }));
+        tasks.push(tokio::spawn(
+            async move { token(&base, &id, &secret).await },
+        ));
     }
     for t in tasks {
         let (status, body, took) = t.await.expect("task");
@@ -115,7 +128,13 @@ async fn a_database_outage_yields_503_and_service_resumes_without_restart() {
         assert!(took < Duration::from_secs(5), "failed fast: {took:?}");
     }
     // What lives in memory keeps being served.
-    assert_eq!(reqwest::get(format!("{base}/jwks")).await.expect("jwks").status(), 200);
+    assert_eq!(
+        reqwest::get(format!("{base}/jwks"))
+            .await
+            .expect("jwks")
+            .status(),
+        200
+    );
 
     proxy.restore();
     let deadline = Instant::now() + Duration::from_secs(15);

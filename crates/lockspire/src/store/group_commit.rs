@@ -3,8 +3,10 @@
 //! of N token issuances costs one durable commit instead of N. Every caller still waits for its
 //! own row to be committed before it answers, so nothing is acknowledged that could be lost.
 
+use std::sync::Arc;
+
 use sqlx::AnyPool;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::{StoreError, TokenRecord, insert_token};
 
@@ -21,7 +23,7 @@ pub(super) struct Writer {
 
 impl Writer {
     /// Starts the writer for `pool`. It ends when every handle is dropped.
-    pub(super) fn spawn(pool: AnyPool) -> Self {
+    pub(super) fn spawn(pool: AnyPool, gate: Option<Arc<Mutex<()>>>) -> Self {
         let (queue, mut rx) = mpsc::channel::<(TokenRecord, Reply)>(4 * MAX_BATCH);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -33,6 +35,11 @@ impl Writer {
                         Err(_) => break,
                     }
                 }
+                // Take the store's write gate (SQLite) like every other writer.
+                let _turn = match &gate {
+                    Some(g) => Some(g.lock().await),
+                    None => None,
+                };
                 commit(&pool, &mut batch).await;
             }
         });

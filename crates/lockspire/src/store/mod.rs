@@ -11,10 +11,12 @@ mod group_commit;
 mod records;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, Executor, Row};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 pub use records::*;
 
@@ -77,6 +79,10 @@ pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
     writer: group_commit::Writer,
+    /// SQLite admits one writer at a time and makes the others sleep-poll (busy timeout),
+    /// which turns contention into long tail latencies; queuing writers here instead hands the
+    /// lock over without sleeping. `None` for PostgreSQL, whose row locks do this themselves.
+    gate: Option<Arc<Mutex<()>>>,
 }
 
 /// The columns of a key row.
@@ -128,7 +134,11 @@ pub(crate) async fn insert_token(
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// A transaction spanning one protocol step; dropped without commit, it rolls back.
-pub struct Tx(sqlx::Transaction<'static, sqlx::Any>);
+pub struct Tx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    // Declared after `tx`, so the transaction ends before the write gate opens.
+    _gate: Option<OwnedMutexGuard<()>>,
+}
 
 impl Store {
     /// Opens (creating a SQLite file if needed) and migrates the database at `url`.
@@ -206,11 +216,13 @@ impl Store {
             pool = pool.max_connections(16);
         }
         let pool = pool.connect_with(options).await?;
-        let writer = group_commit::Writer::spawn(pool.clone());
+        let gate = (dialect == Dialect::Sqlite).then(|| Arc::new(Mutex::new(())));
+        let writer = group_commit::Writer::spawn(pool.clone(), gate.clone());
         Ok(Self {
             pool,
             dialect,
             writer,
+            gate,
         })
     }
 
@@ -222,7 +234,19 @@ impl Store {
     /// Starts a transaction. The first statement of every write transaction is a write, so
     /// SQLite takes its write lock up front and concurrent writers wait instead of failing.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
-        Ok(Tx(self.pool.begin().await?))
+        let gate = self.write_gate().await;
+        Ok(Tx {
+            tx: self.pool.begin().await?,
+            _gate: gate,
+        })
+    }
+
+    /// Waits for this process's turn to write (SQLite only; see `gate`).
+    async fn write_gate(&self) -> Option<OwnedMutexGuard<()>> {
+        match &self.gate {
+            Some(gate) => Some(gate.clone().lock_owned().await),
+            None => None,
+        }
     }
 
     /// Closes the pool.
@@ -234,6 +258,7 @@ impl Store {
 
     /// Inserts a new client.
     pub async fn insert_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
+        let _gate = self.write_gate().await;
         sqlx::query(
             "INSERT INTO clients (tenant_id, client_id, secret_digest, metadata, status, created_at, updated_at, \
              sealed_secret, registration_token_digest, secret_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9)",
@@ -293,6 +318,7 @@ impl Store {
         sealed: Option<&str>,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
+        let _gate = self.write_gate().await;
         let done = sqlx::query(
             "UPDATE clients SET secret_digest = $1, sealed_secret = $2, updated_at = $3, secret_expires_at = NULL \
              WHERE tenant_id = $4 AND client_id = $5 AND secret_digest IS NOT NULL",
@@ -314,6 +340,7 @@ impl Store {
         client_id: &str,
         digest: &str,
     ) -> Result<bool, StoreError> {
+        let _gate = self.write_gate().await;
         let done = sqlx::query("UPDATE clients SET registration_token_digest = $1 WHERE tenant_id = $2 AND client_id = $3")
             .bind(digest)
             .bind(tenant)
@@ -331,6 +358,7 @@ impl Store {
         t: &InitialAccessTokenRecord,
         digest: &str,
     ) -> Result<(), StoreError> {
+        let _gate = self.write_gate().await;
         sqlx::query(
             "INSERT INTO initial_access_tokens (id, digest, tenant_id, uses_left, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -354,6 +382,7 @@ impl Store {
         digest: &str,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
+        let _gate = self.write_gate().await;
         let done = sqlx::query(
             "UPDATE initial_access_tokens SET uses_left = uses_left - 1 \
              WHERE digest = $1 AND tenant_id = $2 AND revoked_at IS NULL \
@@ -374,6 +403,7 @@ impl Store {
         id: &str,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
+        let _gate = self.write_gate().await;
         let done = sqlx::query(
             "UPDATE initial_access_tokens SET revoked_at = $1 WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL",
         )
@@ -413,6 +443,7 @@ impl Store {
         expires_at: UnixTime,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
+        let _gate = self.write_gate().await;
         let digest = crate::secrets::token_digest(key);
         // An expired entry may be reused: clear it first (a no-op when absent or live).
         sqlx::query(
@@ -437,6 +468,7 @@ impl Store {
 
     /// Appends an audit event.
     pub async fn audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        let _gate = self.write_gate().await;
         sqlx::query(
             "INSERT INTO audit_events (id, tenant_id, at, kind, client_id, subject, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -477,6 +509,7 @@ impl Store {
         metadata: &crate::protocol::client::ClientMetadata,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
+        let _gate = self.write_gate().await;
         let json =
             serde_json::to_string(metadata).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let done = sqlx::query("UPDATE clients SET metadata = $1, updated_at = $2 WHERE tenant_id = $3 AND client_id = $4")
@@ -497,6 +530,7 @@ impl Store {
         status: ClientStatus,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
+        let _gate = self.write_gate().await;
         let done = sqlx::query("UPDATE clients SET status = $1, updated_at = $2 WHERE tenant_id = $3 AND client_id = $4")
             .bind(status.as_str())
             .bind(now)
@@ -511,6 +545,7 @@ impl Store {
 
     /// Stores a key.
     pub async fn insert_key(&self, k: &KeyRecord) -> Result<(), StoreError> {
+        let _gate = self.write_gate().await;
         sqlx::query(
             "INSERT INTO signing_keys (tenant_id, kid, alg, status, public_jwk, sealed_private, created_at, activated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -573,6 +608,7 @@ impl Store {
         published_before: UnixTime,
         retire_at: UnixTime,
     ) -> Result<bool, StoreError> {
+        let _gate = self.write_gate().await;
         let mut tx = self.pool.begin().await?;
         let activated = sqlx::query(
             "UPDATE signing_keys SET status = 'active', activated_at = $1, retired_at = NULL \
@@ -609,6 +645,7 @@ impl Store {
         kid: &str,
         retire_at: UnixTime,
     ) -> Result<bool, StoreError> {
+        let _gate = self.write_gate().await;
         let done = sqlx::query(
             "UPDATE signing_keys SET status = 'retiring', retired_at = $1 \
              WHERE tenant_id = $2 AND kid = $3 AND (status = 'upcoming' OR (status = 'active' AND EXISTS ( \
@@ -627,6 +664,7 @@ impl Store {
 
     /// Stores a pending authorization.
     pub async fn insert_interaction(&self, i: &InteractionRecord) -> Result<(), StoreError> {
+        let _gate = self.write_gate().await;
         sqlx::query(
             "INSERT INTO interactions (id_digest, tenant_id, client_id, request, browser_digest, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -666,6 +704,7 @@ impl Store {
         id_digest: &str,
         now: UnixTime,
     ) -> Result<(), StoreError> {
+        let _gate = self.write_gate().await;
         sqlx::query("UPDATE interactions SET login_requested_at = $1 WHERE id_digest = $2")
             .bind(now)
             .bind(id_digest)
@@ -680,6 +719,7 @@ impl Store {
         id_digest: &str,
         subject: &str,
     ) -> Result<(), StoreError> {
+        let _gate = self.write_gate().await;
         sqlx::query(
             "UPDATE interactions SET subject = $1 WHERE id_digest = $2 AND completed_at IS NULL",
         )
@@ -768,6 +808,7 @@ impl Store {
 
     /// Revokes one access token (RFC 7009 §2.1: revoking an access token revokes only it).
     pub async fn revoke_token(&self, digest: &str, now: UnixTime) -> Result<(), StoreError> {
+        let _gate = self.write_gate().await;
         sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE digest = $2 AND revoked_at IS NULL")
             .bind(now)
             .bind(digest)
@@ -778,6 +819,7 @@ impl Store {
 
     /// Revokes a grant and with it every code and token issued from it.
     pub async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> Result<(), StoreError> {
+        let _gate = self.write_gate().await;
         let mut conn = self.pool.acquire().await?;
         revoke_grant(&mut conn, grant_id, now).await
     }
@@ -816,6 +858,7 @@ impl Store {
         client_id: &str,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
+        let _gate = self.write_gate().await;
         let mut tx = self.pool.begin().await?;
         let grants = sqlx::query(
             "UPDATE grants SET revoked_at = $1 WHERE tenant_id = $2 AND subject = $3 AND client_id = $4 AND revoked_at IS NULL",
@@ -842,6 +885,7 @@ impl Store {
     /// token stays until it expires, so its revocation is remembered), expired interactions and
     /// expired grants. Returns the number of rows removed.
     pub async fn prune_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
+        let _gate = self.write_gate().await;
         let mut removed = 0;
         for statement in [
             "DELETE FROM tokens WHERE expires_at <= $1",
@@ -886,7 +930,7 @@ pub enum Consumed {
 impl Tx {
     /// Commits the step.
     pub async fn commit(self) -> Result<(), StoreError> {
-        Ok(self.0.commit().await?)
+        Ok(self.tx.commit().await?)
     }
 
     /// Atomically marks the interaction completed; false when it already was (a double submit)
@@ -901,7 +945,7 @@ impl Tx {
         )
         .bind(now)
         .bind(id_digest)
-        .execute(&mut *self.0)
+        .execute(&mut *self.tx)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -922,7 +966,7 @@ impl Tx {
         .bind(g.auth_time)
         .bind(g.created_at)
         .bind(g.expires_at)
-        .execute(&mut *self.0)
+        .execute(&mut *self.tx)
         .await?;
         Ok(())
     }
@@ -946,14 +990,14 @@ impl Tx {
         .bind(consent.scopes_text())
         .bind(consent.resources_json())
         .bind(now)
-        .execute(&mut *self.0)
+        .execute(&mut *self.tx)
         .await?;
         Ok(())
     }
 
     /// Inserts a code or token.
     pub async fn insert_token(&mut self, t: &TokenRecord) -> Result<(), StoreError> {
-        insert_token(&mut self.0, t).await
+        insert_token(&mut self.tx, t).await
     }
 
     /// Redeems a code or rotates a refresh token: one conditional write. When the token was
@@ -975,7 +1019,7 @@ impl Tx {
         .bind(now)
         .bind(digest)
         .bind(kind.as_str())
-        .fetch_optional(&mut *self.0)
+        .fetch_optional(&mut *self.tx)
         .await?;
         if let Some(row) = row {
             return Ok(Consumed::Now(Box::new(TokenRecord::from_row(&row)?)));
@@ -987,7 +1031,7 @@ impl Tx {
         .bind(now)
         .bind(digest)
         .bind(kind.as_str())
-        .execute(&mut *self.0)
+        .execute(&mut *self.tx)
         .await?;
         if replayed.rows_affected() > 0 {
             return Ok(Consumed::Replayed);
@@ -997,7 +1041,7 @@ impl Tx {
         )
         .bind(digest)
         .bind(kind.as_str())
-        .fetch_optional(&mut *self.0)
+        .fetch_optional(&mut *self.tx)
         .await?;
         Ok(if seen.is_some() {
             Consumed::Replayed
@@ -1020,7 +1064,7 @@ impl Tx {
         )
         .bind(id)
         .bind(now)
-        .fetch_optional(&mut *self.0)
+        .fetch_optional(&mut *self.tx)
         .await?;
         row.map(|r| GrantRecord::from_row(&r)).transpose()
     }
