@@ -450,15 +450,60 @@ impl Builder {
     /// Checks every setting, opens and migrates the database, and makes sure an active signing
     /// key exists for every supported alg (SURFACE S2: a first key is created on first start).
     pub async fn build(self) -> Result<Lockspire, ConfigError> {
-        let issuer = self.issuer.ok_or(ConfigError::Missing("issuer"))?;
-        let secret_key = self.secret_key.ok_or(ConfigError::Missing("secret_key"))?;
-        let resolver = self
+        let mut parts = self.into_parts()?;
+        let secrets = parts.secrets()?;
+        let resolver = parts
             .resolver
+            .take()
             .ok_or(ConfigError::Missing("account_resolver"))?;
-        let store = match self.database.ok_or(ConfigError::Missing("database"))? {
+        let store = match parts
+            .database
+            .take()
+            .ok_or(ConfigError::Missing("database"))?
+        {
             DatabaseSource::Url(url) => Store::connect(&url).await?,
             DatabaseSource::Store(store) => store,
         };
+        let tenant = DEFAULT_TENANT.to_owned();
+        let now = parts.clock.now();
+        operator::ensure_active_keys(&store, &secrets, &tenant, now).await?;
+        let ring = operator::load_ring(&store, &secrets, &tenant, now).await?;
+        let key_refresh = parts.key_refresh;
+        let lockspire = Lockspire {
+            inner: Arc::new(parts.provider(store, secrets, resolver, ring)?),
+        };
+        spawn_maintenance(Arc::downgrade(&lockspire.inner), key_refresh);
+        Ok(lockspire)
+    }
+
+    /// Builds only the operator API (clients and keys) — for tools such as the `lockspire`
+    /// command. Needs issuer, database and secret key; no account resolver. Unlike
+    /// [`Builder::build`], it neither migrates the database nor creates keys.
+    pub async fn build_operator(self) -> Result<Operator, ConfigError> {
+        let mut parts = self.into_parts()?;
+        let secrets = parts.secrets()?;
+        let store = match parts
+            .database
+            .take()
+            .ok_or(ConfigError::Missing("database"))?
+        {
+            DatabaseSource::Url(url) => Store::open(&url).await?,
+            DatabaseSource::Store(store) => store,
+        };
+        let provider = parts.provider(
+            store,
+            secrets,
+            Arc::new(host::NoHost),
+            KeyRing::new(Vec::new()),
+        )?;
+        Ok(Operator {
+            inner: Arc::new(provider),
+        })
+    }
+
+    /// Checks the settings both builds share and turns them into a [`Config`].
+    fn into_parts(self) -> Result<Parts, ConfigError> {
+        let issuer = self.issuer.ok_or(ConfigError::Missing("issuer"))?;
         for scope in &self.extra_scopes {
             if protocol::scope::parse_scope(Some(scope))
                 .map(|s| s.len() != 1)
@@ -509,80 +554,66 @@ impl Builder {
             extra_scopes: self.extra_scopes,
             offline_access_required: self.offline_access_required,
             dev_mode: self.dev_mode,
-            registration_rules: self.registration_rules.clone(),
+            registration_rules: self.registration_rules,
             mtls_enabled: self.mtls.is_some(),
             mtls_endpoint_base: self.mtls.as_ref().and_then(|m| m.endpoint_base.clone()),
         };
-        let secrets = ServerSecrets::new(&secret_key);
-        let tenant = DEFAULT_TENANT.to_owned();
-        let now = self.clock.now();
-        operator::ensure_active_keys(&store, &secrets, &tenant, now).await?;
-        let ring = operator::load_ring(&store, &secrets, &tenant, now).await?;
-        let discovery = protocol::discovery::document(&config, &ring)
-            .to_string()
-            .into();
-        let lockspire = Lockspire {
-            inner: Arc::new(Provider {
-                config,
-                tenant,
-                store,
-                secrets,
-                clock: self.clock,
-                resolver,
-                keys: RwLock::new(Arc::new(ring)),
-                discovery,
-                consent: self.consent,
-                jwks: protocol::client_keys::JwksCache::new(fetch::Fetcher::new(self.dev_mode)?),
-                mtls: self.mtls.as_ref().map(mtls::Mtls::new).transpose()?,
-            }),
-        };
-        spawn_maintenance(Arc::downgrade(&lockspire.inner), self.key_refresh);
-        Ok(lockspire)
+        Ok(Parts {
+            mtls: self.mtls.as_ref().map(mtls::Mtls::new).transpose()?,
+            config,
+            database: self.database,
+            secret_key: self.secret_key,
+            resolver: self.resolver,
+            clock: self.clock,
+            key_refresh: self.key_refresh,
+            consent: self.consent,
+        })
+    }
+}
+
+/// A checked builder, before the database is opened.
+struct Parts {
+    config: Config,
+    database: Option<DatabaseSource>,
+    secret_key: Option<SecretKey>,
+    resolver: Option<Arc<dyn DynResolver>>,
+    clock: Arc<dyn Clock>,
+    key_refresh: std::time::Duration,
+    consent: Option<Arc<dyn ConsentRenderer>>,
+    mtls: Option<mtls::Mtls>,
+}
+
+impl Parts {
+    fn secrets(&mut self) -> Result<ServerSecrets, ConfigError> {
+        let key = self
+            .secret_key
+            .take()
+            .ok_or(ConfigError::Missing("secret_key"))?;
+        Ok(ServerSecrets::new(&key))
     }
 
-    /// Builds only the operator API (clients and keys) — for tools such as the `lockspire`
-    /// command. Needs issuer, database and secret key; no account resolver. Unlike
-    /// [`Builder::build`], it neither migrates the database nor creates keys.
-    pub async fn build_operator(self) -> Result<Operator, ConfigError> {
-        let issuer = self.issuer.ok_or(ConfigError::Missing("issuer"))?;
-        let secret_key = self.secret_key.ok_or(ConfigError::Missing("secret_key"))?;
-        let store = match self.database.ok_or(ConfigError::Missing("database"))? {
-            DatabaseSource::Url(url) => Store::open(&url).await?,
-            DatabaseSource::Store(store) => store,
-        };
-        let config = Config {
-            issuer,
-            lifetimes: self.lifetimes,
-            registration: self.registration,
-            access_token_format: self.access_token_format,
-            access_token_alg: SigningAlg::ES256,
-            extra_scopes: self.extra_scopes,
-            offline_access_required: self.offline_access_required,
-            dev_mode: self.dev_mode,
-            registration_rules: self.registration_rules.clone(),
-            mtls_enabled: self.mtls.is_some(),
-            mtls_endpoint_base: self.mtls.as_ref().and_then(|m| m.endpoint_base.clone()),
-        };
-        let secrets = ServerSecrets::new(&secret_key);
-        let tenant = DEFAULT_TENANT.to_owned();
-        let ring = KeyRing::new(Vec::new());
-        let discovery = protocol::discovery::document(&config, &ring)
+    fn provider(
+        self,
+        store: Store,
+        secrets: ServerSecrets,
+        resolver: Arc<dyn DynResolver>,
+        ring: KeyRing,
+    ) -> Result<Provider, ConfigError> {
+        let discovery = protocol::discovery::document(&self.config, &ring)
             .to_string()
             .into();
-        Ok(Operator {
-            inner: Arc::new(Provider {
-                config,
-                tenant,
-                store,
-                secrets,
-                clock: self.clock,
-                resolver: Arc::new(host::NoHost),
-                keys: RwLock::new(Arc::new(ring)),
-                discovery,
-                consent: None,
-                jwks: protocol::client_keys::JwksCache::new(fetch::Fetcher::new(self.dev_mode)?),
-                mtls: self.mtls.as_ref().map(mtls::Mtls::new).transpose()?,
-            }),
+        Ok(Provider {
+            jwks: protocol::client_keys::JwksCache::new(fetch::Fetcher::new(self.config.dev_mode)?),
+            config: self.config,
+            tenant: DEFAULT_TENANT.to_owned(),
+            store,
+            secrets,
+            clock: self.clock,
+            resolver,
+            keys: RwLock::new(Arc::new(ring)),
+            discovery,
+            consent: self.consent,
+            mtls: self.mtls,
         })
     }
 }
