@@ -18,7 +18,7 @@ struct Header<'a> {
 }
 
 /// Signs `claims` with `key`; `typ` is the media type (RFC 7515 §4.1.9), e.g. `JWT`, `at+jwt`.
-pub(crate) fn sign_compact(
+pub fn sign_compact(
     key: &SigningKey,
     typ: &str,
     claims: &impl Serialize,

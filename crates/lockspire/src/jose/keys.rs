@@ -183,6 +183,11 @@ impl SigningKey {
         })
     }
 
+    /// A new key for `alg` (RSA 2048 for RS256/PS256); its `kid` is its RFC 7638 thumbprint.
+    pub fn generate(alg: SigningAlg) -> Result<Self, KeyError> {
+        generate_key(alg).map(|g| g.key)
+    }
+
     /// The key id.
     pub fn kid(&self) -> &str {
         &self.kid
@@ -356,7 +361,7 @@ pub struct KeyRing {
 
 impl KeyRing {
     /// Builds the ring from published keys with their status.
-    pub(crate) fn new(keys: Vec<(SigningKey, KeyStatus)>) -> Self {
+    pub fn new(keys: Vec<(SigningKey, KeyStatus)>) -> Self {
         let mut active = HashMap::new();
         let mut by_kid = HashMap::new();
         let mut published = Vec::new();

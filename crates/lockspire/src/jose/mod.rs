@@ -4,7 +4,7 @@
 mod jws;
 mod keys;
 
-pub(crate) use jws::sign_compact;
+pub use jws::sign_compact;
 pub use jws::{JwsVerifyError, MAX_JWT_LEN, verify_compact};
 pub(crate) use keys::generate_key;
 pub use keys::{KeyError, KeyRing, KeyStatus, SigningAlg, SigningKey};
