@@ -7,6 +7,7 @@
 //! `UPDATE … WHERE … IS NULL RETURNING`, never a read followed by a write, so it is correct under
 //! concurrent requests and across several server processes sharing one PostgreSQL.
 
+mod client_cache;
 mod group_commit;
 mod records;
 
@@ -83,6 +84,7 @@ pub struct Store {
     /// which turns contention into long tail latencies; queuing writers here instead hands the
     /// lock over without sleeping. `None` for PostgreSQL, whose row locks do this themselves.
     gate: Option<Arc<Mutex<()>>>,
+    clients: Arc<client_cache::ClientCache>,
 }
 
 /// The columns of a key row.
@@ -223,6 +225,7 @@ impl Store {
             dialect,
             writer,
             gate,
+            clients: Arc::default(),
         })
     }
 
@@ -283,6 +286,9 @@ impl Store {
         tenant: &str,
         client_id: &str,
     ) -> Result<Option<ClientRecord>, StoreError> {
+        if let Some(hit) = self.clients.get(tenant, client_id) {
+            return Ok(Some(hit));
+        }
         let row = sqlx::query(
             "SELECT tenant_id, client_id, secret_digest, metadata, status, created_at, sealed_secret, \
              registration_token_digest, secret_expires_at \
@@ -292,7 +298,11 @@ impl Store {
         .bind(client_id)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| ClientRecord::from_row(&r)).transpose()
+        let record = row.map(|r| ClientRecord::from_row(&r)).transpose()?;
+        if let Some(r) = &record {
+            self.clients.put(r.clone());
+        }
+        Ok(record)
     }
 
     /// Every client of a tenant.
@@ -319,6 +329,7 @@ impl Store {
         now: UnixTime,
     ) -> Result<bool, StoreError> {
         let _gate = self.write_gate().await;
+        self.clients.forget(tenant, client_id);
         let done = sqlx::query(
             "UPDATE clients SET secret_digest = $1, sealed_secret = $2, updated_at = $3, secret_expires_at = NULL \
              WHERE tenant_id = $4 AND client_id = $5 AND secret_digest IS NOT NULL",
@@ -330,6 +341,8 @@ impl Store {
         .bind(client_id)
         .execute(&self.pool)
         .await?;
+        // Again after the write: a read racing it may have cached the old row.
+        self.clients.forget(tenant, client_id);
         Ok(done.rows_affected() == 1)
     }
 
@@ -341,12 +354,15 @@ impl Store {
         digest: &str,
     ) -> Result<bool, StoreError> {
         let _gate = self.write_gate().await;
+        self.clients.forget(tenant, client_id);
         let done = sqlx::query("UPDATE clients SET registration_token_digest = $1 WHERE tenant_id = $2 AND client_id = $3")
             .bind(digest)
             .bind(tenant)
             .bind(client_id)
             .execute(&self.pool)
             .await?;
+        // Again after the write: a read racing it may have cached the old row.
+        self.clients.forget(tenant, client_id);
         Ok(done.rows_affected() == 1)
     }
 
@@ -510,6 +526,7 @@ impl Store {
         now: UnixTime,
     ) -> Result<bool, StoreError> {
         let _gate = self.write_gate().await;
+        self.clients.forget(tenant, client_id);
         let json =
             serde_json::to_string(metadata).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let done = sqlx::query("UPDATE clients SET metadata = $1, updated_at = $2 WHERE tenant_id = $3 AND client_id = $4")
@@ -519,6 +536,8 @@ impl Store {
             .bind(client_id)
             .execute(&self.pool)
             .await?;
+        // Again after the write: a read racing it may have cached the old row.
+        self.clients.forget(tenant, client_id);
         Ok(done.rows_affected() == 1)
     }
 
@@ -531,6 +550,7 @@ impl Store {
         now: UnixTime,
     ) -> Result<bool, StoreError> {
         let _gate = self.write_gate().await;
+        self.clients.forget(tenant, client_id);
         let done = sqlx::query("UPDATE clients SET status = $1, updated_at = $2 WHERE tenant_id = $3 AND client_id = $4")
             .bind(status.as_str())
             .bind(now)
@@ -538,6 +558,8 @@ impl Store {
             .bind(client_id)
             .execute(&self.pool)
             .await?;
+        // Again after the write: a read racing it may have cached the old row.
+        self.clients.forget(tenant, client_id);
         Ok(done.rows_affected() == 1)
     }
 
