@@ -218,7 +218,8 @@ impl ClientCertVerifier for RequestClientCertificate {
 
 /// Serves `app` over HTTPS with the PEM server certificate chain and key, requesting (not
 /// requiring) client certificates; each request carries its connection's [`ClientCertificate`]
-/// and `ConnectInfo<SocketAddr>` as extensions. Runs until the listener fails.
+/// and `ConnectInfo<SocketAddr>` as extensions. Serves until the task is dropped; fails only
+/// when the certificate or key cannot be used.
 pub async fn serve_tls(
     listener: tokio::net::TcpListener,
     app: Router,
@@ -242,13 +243,22 @@ pub async fn serve_tls(
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     loop {
-        let (tcp, peer) = listener
-            .accept()
-            .await
-            .map_err(|e| MtlsError(e.to_string()))?;
+        let (tcp, peer) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                // Out of file descriptors and the like: keep serving the connections we have.
+                tracing::warn!(error = %e, "accepting a connection failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
         let (acceptor, app) = (acceptor.clone(), app.clone());
         tokio::spawn(async move {
-            let Ok(tls) = acceptor.accept(tcp).await else {
+            // A client that never finishes its handshake does not hold a task forever.
+            let handshake =
+                tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp))
+                    .await;
+            let Ok(Ok(tls)) = handshake else {
                 return;
             };
             let cert = tls.get_ref().1.peer_certificates().and_then(|chain| {
