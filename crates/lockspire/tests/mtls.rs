@@ -559,3 +559,35 @@ async fn discovery_names_the_mtls_endpoint_aliases_when_configured() {
     );
     assert_eq!(doc["tls_client_certificate_bound_access_tokens"], true);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subject_dn_matching_cannot_be_forged_with_a_comma_in_a_value() {
+    let ca = Pki::new("Client CA");
+    let server = start(&ca).await;
+    let id = server.ls.create_client(None, json!({
+        "token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_subject_dn": "CN=payments,O=Acme",
+        "grant_types": ["client_credentials"],
+    })).await.expect("register").client_id;
+    let (good_cert, good_key) = ca.issue("payments", vec![], true);
+    let (s, body) = post(
+        &client(&server, Some((&good_cert, &good_key))),
+        format!("{}/token", server.base),
+        &[("grant_type", "client_credentials"), ("client_id", &id)],
+    )
+    .await;
+    assert_eq!(s, 200, "the registered subject: {body}");
+    // One CN whose value contains ", O=Acme": it must not read as two attributes.
+    let (forged_cert, forged_key) = ca.issue("payments, O=Acme", vec![], true);
+    let (s, _) = post(
+        &client(&server, Some((&forged_cert, &forged_key))),
+        format!("{}/token", server.base),
+        &[("grant_type", "client_credentials"), ("client_id", &id)],
+    )
+    .await;
+    assert_eq!(s, 401, "a comma inside a value is not an RDN boundary");
+    let bad = server.ls.create_client(None, json!({"token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_subject_dn": "not a dn", "grant_types": ["client_credentials"]})).await;
+    assert_eq!(
+        bad.err().map(|e| e.code().as_str()),
+        Some("invalid_client_metadata")
+    );
+}

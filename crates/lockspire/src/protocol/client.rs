@@ -459,6 +459,13 @@ fn check_tls_metadata(
     {
         return Err(invalid("tls_client_auth_san_ip must be an IP address"));
     }
+    if let Some(dn) = &m.subject_dn
+        && crate::protocol::mtls_auth::parse_dn(dn).is_none()
+    {
+        return Err(invalid(
+            "tls_client_auth_subject_dn must be an RFC 4514 distinguished name",
+        ));
+    }
     Ok(m)
 }
 

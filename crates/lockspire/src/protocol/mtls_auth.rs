@@ -88,21 +88,129 @@ fn same_key(jwk: &Jwk, raw: &[u8], rsa: Option<&(Vec<u8>, Vec<u8>)>) -> bool {
     }
 }
 
-/// RFC 4514 DNs compare attribute by attribute, in either of the two customary orders.
-fn dn_parts(dn: &str) -> Vec<String> {
-    dn.split(',')
-        .map(|part| part.trim().to_ascii_lowercase())
-        .filter(|p| !p.is_empty())
-        .collect()
+/// One attribute of a distinguished name: its type (dotted OID) and value.
+type Attribute = (String, String);
+
+/// RFC 4514 §3 short names Lockspire accepts in a registered `tls_client_auth_subject_dn`.
+const SHORT_NAMES: [(&str, &str); 10] = [
+    ("CN", "2.5.4.3"),
+    ("SERIALNUMBER", "2.5.4.5"),
+    ("C", "2.5.4.6"),
+    ("L", "2.5.4.7"),
+    ("ST", "2.5.4.8"),
+    ("STREET", "2.5.4.9"),
+    ("O", "2.5.4.10"),
+    ("OU", "2.5.4.11"),
+    ("DC", "0.9.2342.19200300.100.1.25"),
+    ("UID", "0.9.2342.19200300.100.1.1"),
+];
+
+/// Parses an RFC 4514 string into RDNs (most specific first, as written), each a sorted set
+/// of attributes. Escapes (`\,`, `\+`, `\XX`, …) are honoured, so a comma inside a value can
+/// never be taken for an RDN boundary. `None` when the string is not a DN.
+pub(crate) fn parse_dn(text: &str) -> Option<Vec<Vec<Attribute>>> {
+    let mut rdns: Vec<Vec<Attribute>> = vec![Vec::new()];
+    let mut chars = text.chars().peekable();
+    loop {
+        // attributeType "="
+        let mut name = String::new();
+        for c in chars.by_ref() {
+            if c == '=' {
+                break;
+            }
+            name.push(c);
+        }
+        let name = name.trim();
+        let oid = SHORT_NAMES
+            .iter()
+            .find(|(short, _)| short.eq_ignore_ascii_case(name))
+            .map(|(_, oid)| (*oid).to_owned())
+            .or_else(|| {
+                (!name.is_empty() && name.chars().all(|c| c.is_ascii_digit() || c == '.'))
+                    .then(|| name.to_owned())
+            })?;
+        // attributeValue, up to an unescaped ',' or '+'
+        let mut value = Vec::<u8>::new();
+        let mut separator = None;
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => {
+                    let next = chars.next()?;
+                    if next.is_ascii_hexdigit() {
+                        let low = chars.next().filter(char::is_ascii_hexdigit)?;
+                        value.push(u8::from_str_radix(&format!("{next}{low}"), 16).ok()?);
+                    } else {
+                        let mut buf = [0u8; 4];
+                        value.extend_from_slice(next.encode_utf8(&mut buf).as_bytes());
+                    }
+                }
+                ',' | '+' => {
+                    separator = Some(c);
+                    break;
+                }
+                _ => {
+                    let mut buf = [0u8; 4];
+                    value.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                }
+            }
+        }
+        let value = String::from_utf8(value).ok()?;
+        rdns.last_mut()?.push((oid, value.trim().to_owned()));
+        match separator {
+            None => break,
+            Some(',') => rdns.push(Vec::new()),
+            Some(_) => {}
+        }
+    }
+    for rdn in &mut rdns {
+        rdn.sort();
+    }
+    Some(rdns)
+}
+
+/// The certificate subject as RDNs in RFC 4514 order (most specific first).
+fn subject_rdns(cert: &X509Certificate<'_>) -> Option<Vec<Vec<Attribute>>> {
+    let mut rdns = Vec::new();
+    for rdn in cert.subject().iter() {
+        let mut attrs = Vec::new();
+        for attr in rdn.iter() {
+            attrs.push((
+                attr.attr_type().to_id_string(),
+                attr.as_str().ok()?.trim().to_owned(),
+            ));
+        }
+        attrs.sort();
+        rdns.push(attrs);
+    }
+    rdns.reverse();
+    Some(rdns)
+}
+
+/// X.520 names compare case-insensitively (caseIgnoreMatch), attribute by attribute.
+fn same_dn(a: &[Vec<Attribute>], b: &[Vec<Attribute>]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|((t1, v1), (t2, v2))| t1 == t2 && v1.to_lowercase() == v2.to_lowercase())
+        })
 }
 
 fn matches_registered_attribute(client: &ClientRecord, cert: &X509Certificate<'_>) -> bool {
     let m = &client.metadata;
     if let Some(dn) = &m.tls_client_auth_subject_dn {
-        let registered = dn_parts(dn);
-        let actual = dn_parts(&cert.subject().to_string());
-        let reversed: Vec<String> = actual.iter().rev().cloned().collect();
-        return registered == actual || registered == reversed;
+        // RFC 4514 writes RDNs most specific first, but DNs are as often written in the
+        // certificate's own order; both are compared structurally, attribute by attribute.
+        return match (parse_dn(dn), subject_rdns(cert)) {
+            (Some(registered), Some(mut actual)) => {
+                same_dn(&registered, &actual) || {
+                    actual.reverse();
+                    same_dn(&registered, &actual)
+                }
+            }
+            _ => false,
+        };
     }
     let sans: Vec<GeneralName<'_>> = cert
         .subject_alternative_name()
@@ -130,4 +238,32 @@ fn matches_registered_attribute(client: &ClientRecord, cert: &X509Certificate<'_
             }),
         _ => false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc4514_escapes_keep_commas_inside_values() {
+        let dn = parse_dn("CN=payments,O=Acme").unwrap_or_default();
+        assert_eq!(
+            dn,
+            vec![
+                vec![("2.5.4.3".to_owned(), "payments".to_owned())],
+                vec![("2.5.4.10".to_owned(), "Acme".to_owned())]
+            ]
+        );
+        let escaped = parse_dn("CN=payments\\, O=Acme").unwrap_or_default();
+        assert_eq!(escaped.len(), 1, "an escaped comma is part of the value");
+        assert_eq!(escaped[0][0].1, "payments, O=Acme");
+        assert_eq!(parse_dn("CN=a\\2Cb").unwrap_or_default()[0][0].1, "a,b");
+        assert_eq!(
+            parse_dn("CN=x+OU=y,O=z").unwrap_or_default()[0].len(),
+            2,
+            "multi-valued RDN"
+        );
+        assert!(parse_dn("nonsense").is_none());
+        assert!(parse_dn("XYZ=1").is_none());
+    }
 }
