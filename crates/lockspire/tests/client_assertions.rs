@@ -141,6 +141,19 @@ on_both_stores! {
         assert!(last.detail["reason"].as_str().unwrap_or("").contains("replayed"), "{:?}", last.detail);
     }
 
+    async fn an_assertion_cannot_be_replayed_at_the_edge_of_its_validity(h) {
+        let key = ClientKey::es256("k1");
+        let id = register(&h, json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": jwks(&[&key]), "grant_types": ["client_credentials"]})).await;
+        let assertion = key.sign(&claims(&h, &id, &h.base));
+        assert_eq!(token_with(&h, &assertion, &[]).await.status, 200);
+        // exp is now + 60; the server tolerates 30 s of skew: at exp + 30 the assertion is still
+        // acceptable, so its jti must still be remembered.
+        h.clock.advance(90);
+        assert_eq!(token_with(&h, &assertion, &[]).await.error(), "invalid_client", "replay at exp + leeway");
+        h.clock.advance(1);
+        assert_eq!(token_with(&h, &assertion, &[]).await.error(), "invalid_client", "expired");
+    }
+
     async fn every_assertion_rule_is_enforced(h) {
         let key = ClientKey::es256("k1");
         let other = ClientKey::es256("k1");

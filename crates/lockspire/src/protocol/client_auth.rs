@@ -385,8 +385,10 @@ async fn verify_assertion(
     validation.set_issuer(&[&client_id]);
     validation.sub = Some(client_id.clone());
     validation.set_audience(&[p.issuer().to_owned(), p.config.issuer.endpoint(endpoint)]);
-    validation.leeway = LEEWAY;
-    validation.validate_nbf = true;
+    // exp and nbf are checked below against the server's clock (`p.now()`), the same clock
+    // that decides how long the jti is remembered.
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
     let claims: Value = match method {
         AuthMethod::ClientSecretJwt => {
             if record.secret_expires_at.is_some_and(|at| at <= p.now()) {
@@ -425,6 +427,16 @@ async fn verify_assertion(
             Some(&client_id),
         )));
     }
+    if exp + (LEEWAY as i64) < now {
+        return Err(Ok(fail("assertion expired", Some(&client_id))));
+    }
+    if claims
+        .get("nbf")
+        .and_then(Value::as_i64)
+        .is_some_and(|nbf| nbf > now + LEEWAY as i64)
+    {
+        return Err(Ok(fail("assertion not yet valid", Some(&client_id))));
+    }
     if claims
         .get("iat")
         .and_then(Value::as_i64)
@@ -444,7 +456,8 @@ async fn verify_assertion(
         .record_once(
             "client_assertion",
             &format!("{client_id}\u{0}{jti}"),
-            exp + LEEWAY as i64,
+            // Remembered one second past the last instant it is accepted (exp + leeway).
+            exp + LEEWAY as i64 + 1,
             now,
         )
         .await
