@@ -44,7 +44,7 @@ pub(crate) fn is_forbidden(ip: IpAddr, allow_loopback: bool) -> bool {
     match ip {
         IpAddr::V4(v4) => forbidden_v4(v4, allow_loopback),
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
+            if let Some(v4) = embedded_v4(v6) {
                 return forbidden_v4(v4, allow_loopback);
             }
             let first = v6.segments()[0];
@@ -56,6 +56,28 @@ pub(crate) fn is_forbidden(ip: IpAddr, allow_loopback: bool) -> bool {
                 || (first & 0xffc0) == 0xfec0 // site-local (deprecated) fec0::/10
                 || v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) // AWS metadata over IPv6
         }
+    }
+}
+
+/// An IPv4 address carried inside an IPv6 one, which routes to the IPv4 host: v4-mapped
+/// (`::ffff:0:0/96`), v4-compatible (`::/96`, deprecated), NAT64 (`64:ff9b::/96`) and 6to4
+/// (`2002::/16`).
+fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    let s = v6.segments();
+    let tail = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    match s {
+        [0, 0, 0, 0, 0, 0, _, _] if !v6.is_loopback() && !v6.is_unspecified() => Some(tail),
+        [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(tail),
+        [0x2002, a, b, ..] => Some(Ipv4Addr::new(
+            (a >> 8) as u8,
+            a as u8,
+            (b >> 8) as u8,
+            b as u8,
+        )),
+        _ => None,
     }
 }
 
@@ -208,6 +230,9 @@ mod tests {
             "https://[fd00::1]/",
             "https://[fe80::1]/",
             "https://[::ffff:127.0.0.1]/",
+            "https://[64:ff9b::a9fe:a9fe]/",
+            "https://[2002:a9fe:a9fe::1]/",
+            "https://[::a9fe:a9fe]/",
             "https://0.0.0.0/",
             "https://100.64.0.1/",
             "https://localhost/",

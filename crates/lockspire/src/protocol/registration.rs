@@ -289,7 +289,7 @@ async fn managed(
 ) -> Result<ClientRecord, OAuthError> {
     let token = bearer(authorization)
         .ok_or_else(|| invalid_token("the registration access token is required"))?;
-    let record = p.store.client(&p.tenant, client_id).await?;
+    let record = p.store.client_uncached(&p.tenant, client_id).await?;
     let ok = record.as_ref().is_some_and(|r| {
         r.status == ClientStatus::Active
             && r.registration_token_digest

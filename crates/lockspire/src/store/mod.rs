@@ -305,6 +305,17 @@ impl Store {
         Ok(record)
     }
 
+    /// A client read from the database, bypassing the cache: for decisions that must see the
+    /// latest row, such as checking a registration access token that may just have rotated.
+    pub async fn client_uncached(
+        &self,
+        tenant: &str,
+        client_id: &str,
+    ) -> Result<Option<ClientRecord>, StoreError> {
+        self.clients.forget(tenant, client_id);
+        self.client(tenant, client_id).await
+    }
+
     /// Every client of a tenant.
     pub async fn clients(&self, tenant: &str) -> Result<Vec<ClientRecord>, StoreError> {
         let rows = sqlx::query(
