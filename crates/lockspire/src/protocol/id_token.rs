@@ -44,10 +44,14 @@ pub(crate) async fn host_claims(
         .ok_or_else(|| OAuthError::new(ErrorCode::InvalidGrant, "the account no longer exists"))
 }
 
-/// Signs an ID token with the client's registered alg (RS256 unless it chose another).
-pub(crate) async fn issue(p: &Provider, input: IdTokenInput<'_>) -> Result<String, OAuthError> {
+/// Signs an ID token with the client's registered alg (RS256 unless it chose another), from
+/// the host's claims fetched beforehand (host code never runs inside a transaction).
+pub(crate) fn issue(
+    p: &Provider,
+    input: IdTokenInput<'_>,
+    host: &Claims,
+) -> Result<String, OAuthError> {
     let alg = input.client.metadata.id_token_alg();
-    let host = host_claims(p, &input.client.client_id, input.subject, input.scopes).await?;
     let requested = input
         .details
         .claims

@@ -820,6 +820,21 @@ impl Store {
         row.map(|r| TokenRecord::from_row(&r)).transpose()
     }
 
+    /// A token of any kind and state, read without locking: lets a step fetch what it needs from
+    /// the host before its transaction starts. Decisions are still made by the conditional
+    /// write inside the transaction.
+    pub async fn peek_token(&self, digest: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            token_columns!(),
+            " FROM tokens t WHERE t.digest = $1"
+        ))
+        .bind(digest)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| TokenRecord::from_row(&r)).transpose()
+    }
+
     /// The grant a token came from.
     pub async fn grant(&self, id: &str) -> Result<Option<GrantRecord>, StoreError> {
         let row = sqlx::query(

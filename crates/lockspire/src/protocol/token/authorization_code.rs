@@ -4,7 +4,10 @@
 //! request fails and the grant — every token issued from the code — is revoked
 //! (RFC 6749 §4.1.2, RFC 9700 §4.14.2).
 
-use super::{GrantIssue, TokenResponse, issue_from_grant, narrow_resources, wants_refresh_token};
+use super::{
+    GrantIssue, TokenResponse, issue_from_grant, narrow_resources, prefetch_claims,
+    wants_refresh_token,
+};
 use crate::Provider;
 use crate::error::{ErrorCode, OAuthError};
 use crate::protocol::client_auth::AuthenticatedClient;
@@ -30,12 +33,11 @@ pub(super) async fn exchange(
     let verifier = params.require("code_verifier")?;
     check_verifier(verifier)?;
     let redirect_uri = params.get("redirect_uri")?;
+    let digest = token_digest(code);
+    let claims = prefetch_claims(p, client, &digest, |r| Ok(r.scope_list())).await?;
     let now = p.now();
     let mut tx = p.store.begin().await?;
-    let record = match tx
-        .consume(TokenKind::Code, &token_digest(code), now)
-        .await?
-    {
+    let record = match tx.consume(TokenKind::Code, &digest, now).await? {
         Consumed::Now(record) => record,
         Consumed::Replayed => {
             tx.commit().await?;
@@ -91,6 +93,7 @@ pub(super) async fn exchange(
             resources: &resources,
             refresh,
             nonce: record.nonce.as_deref(),
+            claims: claims.as_ref(),
         },
     )
     .await

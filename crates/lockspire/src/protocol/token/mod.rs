@@ -13,6 +13,7 @@ use super::client_auth::{self, AuthenticatedClient};
 use super::params::Params;
 use crate::config::AccessTokenFormat;
 use crate::error::{ErrorCode, OAuthError};
+use crate::host::Claims;
 use crate::jose::sign_compact;
 use crate::protocol::id_token::{self, IdTokenInput};
 use crate::secrets::{random_id, random_token, token_digest};
@@ -208,6 +209,8 @@ pub(crate) struct GrantIssue<'a> {
     pub(crate) refresh: Option<(&'a [String], &'a [String])>,
     /// The authorization request's nonce (code grant only).
     pub(crate) nonce: Option<&'a str>,
+    /// The host's claims, fetched before the transaction (needed when `openid` is granted).
+    pub(crate) claims: Option<&'a Claims>,
 }
 
 /// Mints the access token, the refresh token and the ID token of a user grant inside the
@@ -251,7 +254,10 @@ pub(crate) async fn issue_from_grant(
             scopes: g.scopes,
             details: &details,
         };
-        Some(id_token::issue(p, input).await?)
+        let claims = g.claims.ok_or_else(|| {
+            OAuthError::internal("host claims were not fetched before the transaction")
+        })?;
+        Some(id_token::issue(p, input, claims)?)
     } else {
         None
     };
@@ -264,6 +270,31 @@ pub(crate) async fn issue_from_grant(
         refresh_token,
         id_token,
     })
+}
+
+/// The host's claims for the subject of a code or refresh token, fetched before the step's
+/// transaction so that host code (which may be slow) never runs while it holds locks. `None`
+/// when no ID token will be issued; the token is only peeked at here, its use is decided by
+/// the transaction.
+pub(crate) async fn prefetch_claims(
+    p: &Provider,
+    client: &AuthenticatedClient,
+    digest: &str,
+    scopes: impl FnOnce(&TokenRecord) -> Result<Vec<String>, OAuthError>,
+) -> Result<Option<Claims>, OAuthError> {
+    let Some(record) = p.store.peek_token(digest).await? else {
+        return Ok(None);
+    };
+    if record.client_id != client.id() {
+        return Ok(None);
+    }
+    let scopes = scopes(&record)?;
+    match (&record.subject, scopes.iter().any(|s| s == "openid")) {
+        (Some(subject), true) => Ok(Some(
+            id_token::host_claims(p, client.id(), subject, &scopes).await?,
+        )),
+        _ => Ok(None),
+    }
 }
 
 /// Token-time `resource` values (RFC 8707 §2.2): each must have been granted.

@@ -2,7 +2,9 @@
 //! presented token and issues a new one; presenting a rotated token again revokes the whole
 //! family — the grant, with every access and refresh token issued from it.
 
-use super::{GrantIssue, TokenResponse, issue_from_grant, narrow_resources, narrow_scopes};
+use super::{
+    GrantIssue, TokenResponse, issue_from_grant, narrow_resources, narrow_scopes, prefetch_claims,
+};
 use crate::Provider;
 use crate::error::{ErrorCode, OAuthError};
 use crate::protocol::client_auth::AuthenticatedClient;
@@ -24,12 +26,14 @@ pub(super) async fn exchange(
     params: &Params,
 ) -> Result<TokenResponse, OAuthError> {
     let presented = params.require("refresh_token")?;
+    let digest = token_digest(presented);
+    let claims = prefetch_claims(p, client, &digest, |r| {
+        narrow_scopes(params, &r.scope_list())
+    })
+    .await?;
     let now = p.now();
     let mut tx = p.store.begin().await?;
-    let record = match tx
-        .consume(TokenKind::Refresh, &token_digest(presented), now)
-        .await?
-    {
+    let record = match tx.consume(TokenKind::Refresh, &digest, now).await? {
         Consumed::Now(record) => record,
         Consumed::Replayed => {
             tx.commit().await?;
@@ -75,6 +79,7 @@ pub(super) async fn exchange(
             refresh: Some((&granted_scopes, &granted_resources)),
             // OIDC Core §12.2: a refreshed ID token carries no nonce.
             nonce: None,
+            claims: claims.as_ref(),
         },
     )
     .await
