@@ -202,6 +202,8 @@ pub struct Config {
     pub(crate) mtls_enabled: bool,
     /// Base URL of the mTLS endpoint aliases (RFC 8705 §5).
     pub(crate) mtls_endpoint_base: Option<String>,
+    /// Resource indicators (RFC 8707) tokens may be issued for.
+    pub(crate) resources: Vec<String>,
 }
 
 impl Config {

@@ -37,6 +37,9 @@ pub struct FileConfig {
     /// Scopes of the host's API, offered beside the OIDC scopes.
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// Resource servers (RFC 8707) tokens may be issued for.
+    #[serde(default)]
+    pub resources: Vec<String>,
     /// Dynamic client registration (RFC 7591).
     #[serde(default)]
     pub registration: RegistrationFile,
@@ -196,7 +199,8 @@ impl FileConfig {
             .secret_key(self.secret_key()?)
             .registration(self.registration_policy()?)
             .access_token_format(format)
-            .scopes(self.scopes.clone()))
+            .scopes(self.scopes.clone())
+            .resources(self.resources.clone()))
     }
 }
 

@@ -173,6 +173,7 @@ pub struct Builder {
     registration: RegistrationPolicy,
     access_token_format: AccessTokenFormat,
     extra_scopes: Vec<String>,
+    resources: Vec<String>,
     offline_access_required: bool,
     dev_mode: bool,
     registration_rules: RegistrationRules,
@@ -199,6 +200,7 @@ impl Lockspire {
             registration: RegistrationPolicy::Disabled,
             access_token_format: AccessTokenFormat::Opaque,
             extra_scopes: Vec::new(),
+            resources: Vec::new(),
             offline_access_required: true,
             dev_mode: false,
             registration_rules: RegistrationRules::default(),
@@ -393,6 +395,18 @@ impl Builder {
         self
     }
 
+    /// The resource servers (RFC 8707 resource indicators, absolute URIs) tokens may be issued
+    /// for; a `resource` parameter naming anything else is `invalid_target`. Without any, tokens
+    /// carry the issuer as audience and `resource` is refused.
+    pub fn resources<I, S>(mut self, resources: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.resources = resources.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Whether OpenID requests need the `offline_access` scope to receive a refresh token
     /// (OIDC Core §11). Default: true. Plain OAuth requests (no `openid`) are unaffected.
     pub fn offline_access_required(mut self, required: bool) -> Self {
@@ -557,6 +571,7 @@ impl Builder {
             registration_rules: self.registration_rules,
             mtls_enabled: self.mtls.is_some(),
             mtls_endpoint_base: self.mtls.as_ref().and_then(|m| m.endpoint_base.clone()),
+            resources: self.resources,
         };
         Ok(Parts {
             mtls: self.mtls.as_ref().map(mtls::Mtls::new).transpose()?,

@@ -160,6 +160,13 @@ on_both_stores! {
         assert!(h.is_active(&client, at).await, "JWT access tokens are introspectable");
         let bad = h.post_as(&client, "/token", &[("grant_type", "client_credentials"), ("resource", "https://api.example/#frag")]).await;
         assert_eq!(bad.error(), "invalid_target");
+        // RFC 9700 §2.3: only resources the issuer serves become audiences.
+        let foreign = h.post_as(&client, "/token", &[("grant_type", "client_credentials"), ("resource", "https://internal-admin.example/")]).await;
+        assert_eq!((foreign.status.as_u16(), foreign.error()), (400, "invalid_target"));
+        let pkce = common::Pkce::new();
+        let url = h.authorize_url(&client, "openid", &pkce, &[("resource", "https://internal-admin.example/")]);
+        let outcome = h.browser(Some("alice")).run(&url, &client.redirect_uri, common::Consent::Allow).await;
+        assert_eq!(outcome.redirect_params().get("error").map(String::as_str), Some("invalid_target"));
     }
 
     async fn resource_at_authorize_becomes_aud_and_token_time_resource_must_be_granted(h) {

@@ -226,7 +226,7 @@ pub(crate) async fn validate(
     .map_err(fail)?;
     let prompt = check_prompt(params).map_err(fail)?;
     let max_age = check_max_age(params).map_err(fail)?;
-    let resources = check_resources(params.all("resource")).map_err(fail)?;
+    let resources = check_resources(&p.config, params.all("resource")).map_err(fail)?;
     let claims = check_claims(params).map_err(fail)?;
     let hint_subject = check_id_token_hint(p, &client, params).map_err(fail)?;
     let bounded = |name: &str| -> Result<Option<String>, OAuthError> {
@@ -414,8 +414,10 @@ fn check_max_age(params: &Params) -> Result<Option<i64>, OAuthError> {
     }
 }
 
-/// RFC 8707 §2: each `resource` is an absolute URI without a fragment.
+/// RFC 8707 §2: each `resource` is an absolute URI without a fragment, and one this issuer
+/// serves.
 pub(crate) fn check_resources<'a>(
+    config: &crate::Config,
     values: impl Iterator<Item = &'a str>,
 ) -> Result<Vec<String>, OAuthError> {
     let mut out: Vec<String> = Vec::new();
@@ -427,6 +429,14 @@ pub(crate) fn check_resources<'a>(
             return Err(OAuthError::new(
                 ErrorCode::InvalidTarget,
                 "resource must be an absolute URI without a fragment",
+            ));
+        }
+        // RFC 8707 §2 / RFC 9700 §2.3: the server decides which audiences it issues tokens for;
+        // only the resources the host declared are served.
+        if !config.resources.iter().any(|r| r == v) {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidTarget,
+                format!("resource {v} is not served by this issuer"),
             ));
         }
         if !out.iter().any(|r| r == v) {

@@ -283,6 +283,14 @@ pub struct Harness {
     pub secret_key: SecretKey,
 }
 
+/// The resource servers the test issuer serves.
+pub const TEST_RESOURCES: [&str; 4] = [
+    "https://api.example/",
+    "https://api.example/a",
+    "https://api.example/b",
+    "https://api.example/c",
+];
+
 pub fn default_users() -> Users {
     let mut users = HashMap::new();
     users.insert(
@@ -327,6 +335,7 @@ impl Harness {
             })
             .registration(RegistrationPolicy::Open)
             .scopes(["api:read", "api:write"])
+            .resources(TEST_RESOURCES)
             .clock(clock.clone());
         let ls = configure(builder).build().await.expect("build lockspire");
         serve(listener, ls.clone(), clock.clone());
@@ -358,6 +367,7 @@ impl Harness {
             })
             .registration(RegistrationPolicy::Open)
             .scopes(["api:read", "api:write"])
+            .resources(TEST_RESOURCES)
             .clock(self.clock.clone())
             .key_refresh_interval(std::time::Duration::from_millis(200))
             .build()

@@ -78,7 +78,7 @@ pub(super) async fn exchange(
     };
     let scopes = record.scope_list();
     let granted_resources = parse_json_list(&grant.resources)?;
-    let resources = narrow_resources(params, &granted_resources)?;
+    let resources = narrow_resources(p, params, &granted_resources)?;
     // RFC 8707 §2.2: a token-time resource narrows this access token only; the refresh
     // token keeps everything granted so later requests can choose another resource.
     let refresh = wants_refresh_token(p, client, &scopes)

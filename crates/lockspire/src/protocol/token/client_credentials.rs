@@ -32,7 +32,7 @@ pub(super) async fn exchange(
             format!("scope {bad} is not allowed for this client"),
         ));
     }
-    let resources = check_resources(params.all("resource"))?;
+    let resources = check_resources(&p.config, params.all("resource"))?;
     let grant = AccessGrant {
         client,
         grant_id: None,

@@ -299,10 +299,11 @@ pub(crate) async fn prefetch_claims(
 
 /// Token-time `resource` values (RFC 8707 §2.2): each must have been granted.
 pub(crate) fn narrow_resources(
+    p: &Provider,
     params: &Params,
     granted: &[String],
 ) -> Result<Vec<String>, OAuthError> {
-    let requested = super::authorize::check_resources(params.all("resource"))?;
+    let requested = super::authorize::check_resources(&p.config, params.all("resource"))?;
     if requested.is_empty() {
         return Ok(granted.to_vec());
     }

@@ -66,7 +66,7 @@ pub(super) async fn exchange(
     let granted_scopes = record.scope_list();
     let granted_resources = record.resource_list()?;
     let scopes = narrow_scopes(params, &granted_scopes)?;
-    let resources = narrow_resources(params, &granted_resources)?;
+    let resources = narrow_resources(p, params, &granted_resources)?;
     issue_from_grant(
         p,
         tx,
