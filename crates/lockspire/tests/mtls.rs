@@ -179,6 +179,16 @@ async fn authorize_as_alice(server: &Server, client_id: &str) -> (String, String
     )
 }
 
+/// A refresh-token request from the client `c` (with whatever certificate it presents).
+async fn refresh(server: &Server, c: &reqwest::Client, rt: &str, client_id: &str) -> (u16, Value) {
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", rt),
+        ("client_id", client_id),
+    ];
+    post(c, format!("{}/token", server.base), &form).await
+}
+
 async fn post(c: &reqwest::Client, url: String, form: &[(&str, &str)]) -> (u16, Value) {
     let resp = c.post(url).form(form).send().await.expect("post");
     (
@@ -340,30 +350,18 @@ async fn a_bound_token_replayed_without_its_certificate_is_refused_at_userinfo()
     // Refresh needs the same certificate too.
     let rt = tokens["refresh_token"].as_str().expect("rt");
     let (other_cert, other_key, _) = self_signed("attacker");
-    let (s, _) = post(
+    let (s, _) = refresh(
+        &server,
         &client(&server, Some((&other_cert, &other_key))),
-        format!("{}/token", server.base),
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", rt),
-            ("client_id", &id),
-        ],
+        rt,
+        &id,
     )
     .await;
     assert_eq!(
         s, 401,
         "another certificate does not authenticate this client"
     );
-    let (s, refreshed) = post(
-        &with_cert,
-        format!("{}/token", server.base),
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", rt),
-            ("client_id", &id),
-        ],
-    )
-    .await;
+    let (s, refreshed) = refresh(&server, &with_cert, rt, &id).await;
     assert_eq!(s, 200, "{refreshed}");
 }
 
@@ -495,31 +493,13 @@ async fn a_bound_refresh_token_needs_the_same_certificate() {
     .await;
     assert_eq!(status, 200, "{tokens}");
     let rt = tokens["refresh_token"].as_str().expect("rt");
-    let (s, e) = post(
-        &second,
-        format!("{}/token", server.base),
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", rt),
-            ("client_id", &id),
-        ],
-    )
-    .await;
+    let (s, e) = refresh(&server, &second, rt, &id).await;
     assert_eq!(
         (s, e["error"].as_str()),
         (400, Some("invalid_grant")),
         "the client authenticates, but not with the bound certificate"
     );
-    let (s, _) = post(
-        &first,
-        format!("{}/token", server.base),
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", rt),
-            ("client_id", &id),
-        ],
-    )
-    .await;
+    let (s, _) = refresh(&server, &first, rt, &id).await;
     assert_eq!(s, 200, "the refused attempt did not consume the token");
 }
 
