@@ -20,6 +20,7 @@ async fn every_scenario_runs_against_the_demo_host() {
         secret_key: SecretKey::generate(),
         mtls: None,
         dev_mode: true,
+        key_refresh_interval: None,
     })
     .await
     .expect("demo starts");

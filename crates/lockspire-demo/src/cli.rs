@@ -65,6 +65,11 @@ pub struct Cli {
         default_value = "lockspire-demo-data"
     )]
     pub data_dir: PathBuf,
+
+    /// Seconds between re-reads of the signing keys, which bounds how long a key rotated by
+    /// another process takes to be published and used here [default: Lockspire's, 30].
+    #[arg(long, env = "LOCKSPIRE_KEY_REFRESH_SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub key_refresh_secs: Option<u64>,
 }
 
 /// `--registration` values.
@@ -137,6 +142,7 @@ impl Cli {
             database_url,
             registration,
             secret_key: load_secret_key(&self.data_dir)?,
+            key_refresh_interval: self.key_refresh_secs.map(std::time::Duration::from_secs),
         })
     }
 }

@@ -65,6 +65,8 @@ pub struct Settings {
     pub mtls: Option<lockspire::MtlsConfig>,
     /// Development mode (loopback issuer): client JWKS may be fetched from loopback.
     pub dev_mode: bool,
+    /// How often this process re-reads the signing keys; `None` keeps Lockspire's default.
+    pub key_refresh_interval: Option<Duration>,
 }
 
 /// State shared by the demo's own handlers.
@@ -110,6 +112,10 @@ pub async fn app(settings: Settings) -> anyhow::Result<Router> {
         .account_resolver(DemoResolver::new(users.clone()))
         .registration(settings.registration)
         .dev_mode(settings.dev_mode);
+    let lockspire = match settings.key_refresh_interval {
+        Some(every) => lockspire.key_refresh_interval(every),
+        None => lockspire,
+    };
     let lockspire = match settings.mtls {
         Some(mtls) => lockspire.mtls(mtls),
         None => lockspire,

@@ -78,6 +78,7 @@ async fn alice_completes_code_and_pkce_flow_and_demo_client_shows_verified_id_to
         secret_key: SecretKey::generate(),
         mtls: None,
         dev_mode: true,
+        key_refresh_interval: None,
     })
     .await
     .expect("demo app starts");

@@ -1,6 +1,6 @@
 //! Two real server processes (the demo binary, twice) on one PostgreSQL database, the way hosts
-//! scale out: single-use transitions hold across processes, and an authorization started on one
-//! process completes on the other.
+//! scale out: single-use transitions hold across processes, an authorization started on one
+//! process completes on the other, and a rotated signing key reaches every process.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -12,6 +12,9 @@ use lockspire::SecretKey;
 use reqwest::{Client, StatusCode, header};
 use serde_json::{Value, json};
 use sqlx::Connection;
+
+/// Concurrent requests racing for one single-use token, spread over both processes.
+const RACERS: usize = 100;
 
 /// A demo process, killed when the test ends.
 struct Server {
@@ -49,6 +52,8 @@ async fn start(
         ])
         .arg("--data-dir")
         .arg(data_dir)
+        // Re-read signing keys every second, so key rotation is observable quickly.
+        .args(["--key-refresh-secs", "1"])
         .env("LOCKSPIRE_SECRET_KEY", secret)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -289,7 +294,7 @@ async fn two_processes_on_one_postgres_share_every_single_use_transition() {
     // remembered consent are shared through the database.)
     let (code, verifier) = authorize(&a, &b, &a, &id).await;
     let mut tasks = Vec::new();
-    for i in 0..20 {
+    for i in 0..RACERS {
         let base = if i % 2 == 0 {
             a.base.clone()
         } else {
@@ -377,4 +382,189 @@ async fn two_processes_on_one_postgres_share_every_single_use_transition() {
         StatusCode::BAD_REQUEST,
         "the newest token of the family is revoked too"
     );
+
+    // Concurrent rotations of one refresh token over both processes: exactly one rotates, the
+    // others are reuse, and reuse revokes the whole family, the winner's new token included.
+    let (code, verifier) = authorize(&a, &b, &a, &id).await;
+    let (status, fresh) = token(
+        &a.base,
+        &id,
+        &client_secret,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", "https://rp.example/cb"),
+            ("code_verifier", verifier.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{fresh}");
+    let rt = fresh["refresh_token"].as_str().expect("refresh token");
+    let mut tasks = Vec::new();
+    for i in 0..RACERS {
+        let base = if i % 2 == 0 {
+            a.base.clone()
+        } else {
+            b.base.clone()
+        };
+        let (id, s, rt) = (id.clone(), client_secret.clone(), rt.to_owned());
+        tasks.push(tokio::spawn(async move {
+            token(
+                &base,
+                &id,
+                &s,
+                &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+            )
+            .await
+        }));
+    }
+    let mut winners = Vec::new();
+    for t in tasks {
+        let (status, body) = t.await.expect("task");
+        match status {
+            StatusCode::OK => winners.push(body),
+            StatusCode::BAD_REQUEST => assert_eq!(body["error"], "invalid_grant"),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one rotation succeeds across processes"
+    );
+    let newest = winners[0]["refresh_token"].as_str().expect("rotated");
+    let (status, body) = token(
+        &b.base,
+        &id,
+        &client_secret,
+        &[("grant_type", "refresh_token"), ("refresh_token", newest)],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "reuse revoked the winner's rotated token"
+    );
+}
+
+/// The `kid` of a JWS header.
+fn kid_of(jws: &str) -> String {
+    let header = jws.split('.').next().expect("header");
+    let header: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).expect("b64")).expect("json");
+    header["kid"].as_str().expect("kid").to_owned()
+}
+
+/// The key ids `server` publishes.
+async fn published_kids(server: &Server) -> Vec<String> {
+    let jwks: Value = Client::new()
+        .get(format!("{}/jwks", server.base))
+        .send()
+        .await
+        .expect("jwks")
+        .json()
+        .await
+        .expect("json");
+    jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k["kid"].as_str().expect("kid").to_owned())
+        .collect()
+}
+
+/// Runs a code flow entirely on `server` and returns the `kid` its ID token is signed with.
+async fn id_token_kid(server: &Server, id: &str, secret: &str) -> String {
+    let (code, verifier) = authorize(server, server, server, id).await;
+    let (status, body) = token(
+        &server.base,
+        id,
+        secret,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", "https://rp.example/cb"),
+            ("code_verifier", verifier.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    kid_of(body["id_token"].as_str().expect("id token"))
+}
+
+/// Polls `check` until it holds, failing after `bound`. Returns how long it took.
+async fn within<F, Fut>(bound: Duration, what: &str, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < bound, "{what}: not within {bound:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rotated_by_the_operator_is_published_then_used_by_every_process_within_the_refresh_interval()
+ {
+    let db = Database::create().await;
+    let secret = SecretKey::generate().to_base64();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (port_a, port_b) = (free_port(), free_port());
+    let issuer = format!("http://127.0.0.1:{port_a}");
+    let a = start(port_a, &issuer, &db.url(), &secret, dir.path()).await;
+    let b = start(port_b, &issuer, &db.url(), &secret, dir.path()).await;
+    let (id, client_secret) = register(&a).await;
+    let old = id_token_kid(&b, &id, &client_secret).await;
+    assert_eq!(old, id_token_kid(&a, &id, &client_secret).await);
+
+    // The operator is a third process on the same database (what `lockspire keys` does). Its
+    // clock stands in for the 300 s a new key must be published before it signs.
+    let clock = lockspire::ManualClock::default();
+    let operator = lockspire::Lockspire::builder()
+        .issuer(&issuer)
+        .expect("issuer")
+        .database(&db.url())
+        .secret_key(SecretKey::from_base64(&secret).expect("secret"))
+        .clock(clock.clone())
+        .build_operator()
+        .await
+        .expect("operator");
+    let new = operator
+        .generate_key(lockspire::jose::SigningAlg::RS256)
+        .await
+        .expect("generate")
+        .kid;
+
+    // Refresh interval 1 s: both processes publish the upcoming key within a few seconds…
+    let bound = Duration::from_secs(5);
+    for server in [&a, &b] {
+        within(bound, "upcoming key published", || async {
+            published_kids(server).await.contains(&new)
+        })
+        .await;
+    }
+    // …and an upcoming key never signs.
+    assert_eq!(id_token_kid(&b, &id, &client_secret).await, old);
+    let refused = operator.activate_key(&new).await;
+    assert!(
+        refused.is_err(),
+        "a key published for less than 300 s cannot sign"
+    );
+
+    clock.advance(lockspire::PUBLISH_BEFORE_USE + 1);
+    operator.activate_key(&new).await.expect("activate");
+    for server in [&a, &b] {
+        within(bound, "rotated key used", || async {
+            id_token_kid(server, &id, &client_secret).await == new
+        })
+        .await;
+        // The retired key stays published so tokens it signed still verify.
+        let kids = published_kids(server).await;
+        assert!(kids.contains(&old) && kids.contains(&new), "{kids:?}");
+    }
 }
