@@ -8,7 +8,7 @@ use crate::Provider;
 use crate::config::{RegistrationPolicy, RegistrationRules};
 use crate::error::{Challenge, ErrorCode, OAuthError};
 use crate::secrets::{constant_time_eq, random_id, random_token, token_digest};
-use crate::store::{ClientRecord, ClientStatus, StoreError};
+use crate::store::{ClientRecord, ClientStatus};
 
 /// A registered client as the registration response returns it (RFC 7591 §3.2.1). The secret
 /// appears here once and is never retrievable again.
@@ -257,7 +257,7 @@ async fn insert(
         created_at: now,
     };
     p.store.insert_client(&record).await.map_err(|e| match e {
-        StoreError::Database(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+        e if e.is_unique_violation() => {
             OAuthError::invalid_request("a client with this id already exists")
         }
         other => other.into(),

@@ -3,12 +3,10 @@
 //! of N token issuances costs one durable commit instead of N. Every caller still waits for its
 //! own row to be committed before it answers, so nothing is acknowledged that could be lost.
 
-use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
 
-use sqlx::AnyPool;
-use tokio::sync::{Mutex, mpsc, oneshot};
-
-use super::{StoreError, TokenRecord, insert_token};
+use super::db::pg_query;
+use super::{Db, INSERT_TOKEN, StoreError, TokenRecord, sqlite, token_params};
 
 /// Most rows in one commit; bounds transaction size and latency.
 const MAX_BATCH: usize = 256;
@@ -22,25 +20,17 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer for `pool`. It ends when every handle is dropped.
-    pub(super) fn spawn(pool: AnyPool, gate: Option<Arc<Mutex<()>>>) -> Self {
+    /// Starts the writer for `db`. It ends when every handle is dropped.
+    pub(super) fn spawn(db: Db) -> Self {
         let (queue, mut rx) = mpsc::channel::<(TokenRecord, Reply)>(4 * MAX_BATCH);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
-            while let Some(first) = rx.recv().await {
-                batch.push(first);
-                while batch.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(item) => batch.push(item),
-                        Err(_) => break,
-                    }
+            while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                let (rows, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
+                let results = commit(&db, rows).await;
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let _ = reply.send(result);
                 }
-                // Take the store's write gate (SQLite) like every other writer.
-                let _turn = match &gate {
-                    Some(g) => Some(g.lock().await),
-                    None => None,
-                };
-                commit(&pool, &mut batch).await;
             }
         });
         Self { queue }
@@ -52,36 +42,78 @@ impl Writer {
         self.queue
             .send((row, reply))
             .await
-            .map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?;
+            .map_err(|_| StoreError::Unavailable("the token writer has stopped"))?;
         done.await
-            .map_err(|_| StoreError::Database(sqlx::Error::WorkerCrashed))?
+            .map_err(|_| StoreError::Unavailable("the token writer has stopped"))?
     }
 }
 
 /// Writes a batch in one transaction; if that fails, row by row, so one bad row (or a
-/// transient error) cannot fail the others' acknowledgements wrongly.
-async fn commit(pool: &AnyPool, batch: &mut Vec<(TokenRecord, Reply)>) {
-    let together: Result<(), StoreError> = async {
-        let mut tx = pool.begin().await?;
-        for (row, _) in batch.iter() {
-            insert_token(&mut tx, row).await?;
+/// transient error) cannot fail the others' acknowledgements wrongly. One result per row.
+async fn commit(db: &Db, rows: Vec<TokenRecord>) -> Vec<Result<(), StoreError>> {
+    let count = rows.len();
+    let results = match db {
+        Db::Sqlite(db) => {
+            db.write(move |conn| {
+                let together = (|| {
+                    let tx = conn.transaction()?;
+                    for row in &rows {
+                        sqlite::execute(&tx, INSERT_TOKEN, &token_params(row))?;
+                    }
+                    tx.commit()?;
+                    Ok::<_, StoreError>(())
+                })();
+                Ok(match together {
+                    Ok(()) => rows.iter().map(|_| Ok(())).collect(),
+                    Err(_) => rows
+                        .iter()
+                        .map(|row| {
+                            sqlite::execute(conn, INSERT_TOKEN, &token_params(row)).map(drop)
+                        })
+                        .collect(),
+                })
+            })
+            .await
         }
-        tx.commit().await?;
-        Ok(())
-    }
-    .await;
-    if together.is_ok() {
-        for (_, reply) in batch.drain(..) {
-            let _ = reply.send(Ok(()));
+        Db::Postgres(pool) => {
+            let together: Result<(), StoreError> = async {
+                let mut tx = pool.begin().await?;
+                for row in &rows {
+                    pg_query(INSERT_TOKEN, token_params(row))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+            .await;
+            match together {
+                Ok(()) => Ok(rows.iter().map(|_| Ok(())).collect()),
+                Err(_) => {
+                    let mut each = Vec::with_capacity(rows.len());
+                    for row in &rows {
+                        each.push(
+                            pg_query(INSERT_TOKEN, token_params(row))
+                                .execute(pool)
+                                .await
+                                .map(drop)
+                                .map_err(StoreError::from),
+                        );
+                    }
+                    Ok(each)
+                }
+            }
         }
-        return;
-    }
-    for (row, reply) in batch.drain(..) {
-        let one = async {
-            let mut conn = pool.acquire().await?;
-            insert_token(&mut conn, &row).await
+    };
+    match results {
+        Ok(each) => each,
+        // The writer itself failed (it could not run at all): every row fails alike.
+        Err(e) => {
+            let reason = e.to_string();
+            tracing::warn!(error = %reason, "token batch not written");
+            (0..count)
+                .map(|_| Err(StoreError::Unavailable("the token writer failed")))
+                .collect()
         }
-        .await;
-        let _ = reply.send(one);
     }
 }

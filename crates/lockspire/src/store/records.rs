@@ -2,9 +2,9 @@
 //! silent default.
 
 use serde::{Deserialize, Serialize};
-use sqlx::any::AnyRow;
 
-use super::{StoreError, get};
+use super::StoreError;
+use super::db::{Row, get};
 use crate::clock::UnixTime;
 use crate::protocol::client::ClientMetadata;
 
@@ -54,7 +54,7 @@ impl ClientRecord {
         serde_json::to_string(&self.metadata).unwrap_or_else(|_| "{}".to_owned())
     }
 
-    pub(crate) fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+    pub(crate) fn from_row(r: &Row<'_>) -> Result<Self, StoreError> {
         let metadata: String = get(r, "metadata")?;
         let status: String = get(r, "status")?;
         Ok(Self {
@@ -94,7 +94,7 @@ pub struct InitialAccessTokenRecord {
 }
 
 impl InitialAccessTokenRecord {
-    pub(crate) fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+    pub(crate) fn from_row(r: &Row<'_>) -> Result<Self, StoreError> {
         Ok(Self {
             id: get(r, "id")?,
             tenant_id: get(r, "tenant_id")?,
@@ -124,7 +124,7 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
-    pub(crate) fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+    pub(crate) fn from_row(r: &Row<'_>) -> Result<Self, StoreError> {
         let detail: String = get(r, "detail")?;
         Ok(Self {
             tenant_id: get(r, "tenant_id")?,
@@ -162,7 +162,7 @@ pub struct KeyRecord {
 }
 
 impl KeyRecord {
-    pub(crate) fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+    pub(crate) fn from_row(r: &Row<'_>) -> Result<Self, StoreError> {
         Ok(Self {
             tenant_id: get(r, "tenant_id")?,
             kid: get(r, "kid")?,
@@ -201,7 +201,7 @@ pub struct InteractionRecord {
 }
 
 impl InteractionRecord {
-    pub(crate) fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+    pub(crate) fn from_row(r: &Row<'_>) -> Result<Self, StoreError> {
         Ok(Self {
             id_digest: get(r, "id_digest")?,
             tenant_id: get(r, "tenant_id")?,
@@ -256,7 +256,7 @@ pub struct GrantRecord {
 }
 
 impl GrantRecord {
-    pub(crate) fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+    pub(crate) fn from_row(r: &Row<'_>) -> Result<Self, StoreError> {
         Ok(Self {
             id: get(r, "id")?,
             tenant_id: get(r, "tenant_id")?,
@@ -288,7 +288,7 @@ pub struct ConsentRecord {
 }
 
 impl ConsentRecord {
-    pub(crate) fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+    pub(crate) fn from_row(r: &Row<'_>) -> Result<Self, StoreError> {
         let scopes: String = get(r, "scopes")?;
         let resources: String = get(r, "resources")?;
         Ok(Self {
@@ -379,7 +379,7 @@ pub struct TokenRecord {
 }
 
 impl TokenRecord {
-    pub(crate) fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+    pub(crate) fn from_row(r: &Row<'_>) -> Result<Self, StoreError> {
         let kind: String = get(r, "kind")?;
         Ok(Self {
             digest: get(r, "digest")?,

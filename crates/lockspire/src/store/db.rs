@@ -1,0 +1,121 @@
+//! The two execution paths under the store's one set of statements: SQLite through its C API
+//! ([`super::sqlite`]) and PostgreSQL through sqlx's typed driver. Statements are written once
+//! with `$n` placeholders, which both databases accept; parameters and rows cross this module as
+//! [`Param`] and [`Row`], so every store operation is also written once.
+
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::{Postgres, Row as _};
+
+use super::StoreError;
+
+/// A statement parameter: every column is TEXT or BIGINT.
+#[derive(Clone, Debug)]
+pub(crate) enum Param {
+    /// TEXT, or NULL.
+    Text(Option<String>),
+    /// BIGINT, or NULL.
+    Int(Option<i64>),
+}
+
+/// Values that bind as a [`Param`].
+pub(crate) trait ToParam {
+    fn to_param(&self) -> Param;
+}
+
+impl ToParam for str {
+    fn to_param(&self) -> Param {
+        Param::Text(Some(self.to_owned()))
+    }
+}
+
+impl ToParam for String {
+    fn to_param(&self) -> Param {
+        Param::Text(Some(self.clone()))
+    }
+}
+
+impl ToParam for i64 {
+    fn to_param(&self) -> Param {
+        Param::Int(Some(*self))
+    }
+}
+
+impl<T: ToParam + ?Sized> ToParam for &T {
+    fn to_param(&self) -> Param {
+        (**self).to_param()
+    }
+}
+
+impl ToParam for Option<String> {
+    fn to_param(&self) -> Param {
+        Param::Text(self.clone())
+    }
+}
+
+impl ToParam for Option<&str> {
+    fn to_param(&self) -> Param {
+        Param::Text(self.map(str::to_owned))
+    }
+}
+
+impl ToParam for Option<i64> {
+    fn to_param(&self) -> Param {
+        Param::Int(*self)
+    }
+}
+
+/// `params![a, b, …]`: the parameters `$1, $2, …` of a statement.
+macro_rules! params {
+    ($($value:expr),* $(,)?) => {
+        vec![$($crate::store::db::ToParam::to_param(&$value)),*]
+    };
+}
+pub(crate) use params;
+
+/// A result row of either database.
+pub(crate) enum Row<'a> {
+    Sqlite(&'a rusqlite::Row<'a>),
+    Postgres(&'a PgRow),
+}
+
+/// A column type both databases decode: `String`, `i64` and their `Option`s.
+pub(crate) trait Column:
+    rusqlite::types::FromSql + for<'r> sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>
+{
+}
+
+impl<T> Column for T where
+    T: rusqlite::types::FromSql + for<'r> sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>
+{
+}
+
+/// Reads column `col`; a value of the wrong type is `Corrupt`, never a default.
+pub(crate) fn get<T: Column>(row: &Row<'_>, col: &str) -> Result<T, StoreError> {
+    match row {
+        Row::Sqlite(r) => r
+            .get::<_, T>(col)
+            .map_err(|e| StoreError::Corrupt(format!("{col}: {e}"))),
+        Row::Postgres(r) => r
+            .try_get::<T, _>(col)
+            .map_err(|e| StoreError::Corrupt(format!("{col}: {e}"))),
+    }
+}
+
+/// A statement with its parameters bound, for PostgreSQL.
+pub(crate) fn pg_query(
+    sql: &'static str,
+    params: Vec<Param>,
+) -> sqlx::query::Query<'static, Postgres, PgArguments> {
+    params.into_iter().fold(sqlx::query(sql), |q, p| match p {
+        Param::Text(v) => q.bind(v),
+        Param::Int(v) => q.bind(v),
+    })
+}
+
+/// Decodes PostgreSQL rows with `f`.
+pub(crate) fn pg_rows<T>(
+    rows: &[PgRow],
+    f: impl Fn(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    rows.iter().map(|r| f(&Row::Postgres(r))).collect()
+}

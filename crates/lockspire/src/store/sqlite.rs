@@ -1,0 +1,371 @@
+//! SQLite through its C API (rusqlite), shaped for a server on an async runtime.
+//!
+//! Reads run on the calling thread against a small set of reader connections: an indexed read
+//! from SQLite's page cache takes microseconds, less than handing it to another thread and back
+//! (which is what a driver with one worker thread per connection does, twice per statement).
+//! Writes go through the one writer connection: SQLite admits one writer at a time, so queuing
+//! writers on an async mutex hands the lock over without its busy handler's sleep-polling.
+//! Every commit, the only step that waits for the disk, runs on the blocking pool so it never
+//! stalls the runtime. WAL mode lets readers proceed while the writer commits.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex as SyncMutex, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use super::db::{Param, Row};
+use super::{MIGRATOR, StoreError};
+
+/// How long a statement waits for another process's write lock before failing as busy.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Prepared statements kept per connection (the store has fewer distinct statements).
+const STATEMENT_CACHE: usize = 96;
+
+/// The SQLite database: one writer connection and a few readers.
+pub(crate) struct SqliteDb {
+    writer: Arc<Mutex<Connection>>,
+    /// Empty for an in-memory database, which exists only inside its one connection: reads
+    /// then share the writer.
+    readers: Vec<SyncMutex<Connection>>,
+    next: AtomicUsize,
+}
+
+impl std::fmt::Debug for SqliteDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteDb")
+            .field("readers", &self.readers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a `sqlite:` URL points and how to open it.
+struct Target {
+    path: PathBuf,
+    memory: bool,
+    flags: OpenFlags,
+}
+
+/// Parses `sqlite://path`, `sqlite:path` or `sqlite::memory:`, with an optional
+/// `?mode=ro|rw|rwc` (default `rwc`: create the file if needed).
+fn parse(url: &str) -> Result<Target, StoreError> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or(StoreError::UnsupportedUrl)?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        flags = match pair {
+            "mode=ro" => OpenFlags::SQLITE_OPEN_READ_ONLY,
+            "mode=rw" => OpenFlags::SQLITE_OPEN_READ_WRITE,
+            "mode=rwc" => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+            other => {
+                return Err(StoreError::InvalidUrl(format!(
+                    "unsupported SQLite URL option {other} (only mode=ro|rw|rwc)"
+                )));
+            }
+        };
+    }
+    if path.is_empty() {
+        return Err(StoreError::InvalidUrl(
+            "the SQLite URL names no file".into(),
+        ));
+    }
+    // The C library's own mutexes are not needed: every connection is used by one thread at a
+    // time (behind a mutex here).
+    flags |= OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    Ok(Target {
+        memory: path == ":memory:",
+        path: PathBuf::from(path),
+        flags,
+    })
+}
+
+fn connect(target: &Target) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(&target.path, target.flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // Durable commits: the WAL is synced before a commit returns.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(conn)
+}
+
+impl SqliteDb {
+    /// Opens the database at `url` with `readers` reader connections.
+    pub(crate) fn open(url: &str, readers: usize) -> Result<Self, StoreError> {
+        let target = parse(url)?;
+        let writer = connect(&target)?;
+        if !target.memory && !target.flags.contains(OpenFlags::SQLITE_OPEN_READ_ONLY) {
+            // WAL lets readers proceed while one writer commits. The mode is stored in the
+            // file, so readers opened after this see it.
+            let mode: String =
+                writer.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(StoreError::InvalidUrl(format!(
+                    "SQLite refused WAL mode (journal_mode = {mode})"
+                )));
+            }
+        }
+        let readers = if target.memory {
+            Vec::new()
+        } else {
+            (0..readers.max(1))
+                .map(|_| connect(&target).map(SyncMutex::new))
+                .collect::<Result<_, _>>()?
+        };
+        Ok(Self {
+            writer: Arc::new(Mutex::new(writer)),
+            readers,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// Runs a read on the calling thread, on a free reader connection.
+    pub(crate) async fn read<T>(
+        &self,
+        sql: &str,
+        params: &[Param],
+        f: impl Fn(&Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        if self.readers.is_empty() {
+            let conn = self.writer.lock().await;
+            return query(&conn, sql, params, f);
+        }
+        let n = self.readers.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        for i in 0..n {
+            if let Ok(conn) = self.readers[(start + i) % n].try_lock() {
+                return query(&conn, sql, params, f);
+            }
+        }
+        // Every reader is busy for the few microseconds of another read: wait for one.
+        let conn = self.readers[start]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        query(&conn, sql, params, f)
+    }
+
+    /// Runs `f` with the writer connection on the blocking pool (it may commit, which waits
+    /// for the disk), after the writers queued before it.
+    pub(crate) async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.writer.clone().lock_owned().await;
+        tokio::task::spawn_blocking(move || f(&mut conn))
+            .await
+            .map_err(|_| StoreError::Unavailable("the SQLite writer task ended"))?
+    }
+
+    /// One write statement in its own (autocommit) transaction; returns the rows changed.
+    pub(crate) async fn execute(
+        &self,
+        sql: &'static str,
+        params: Vec<Param>,
+    ) -> Result<u64, StoreError> {
+        self.write(move |conn| execute(conn, sql, &params)).await
+    }
+
+    /// Starts a write transaction: waits for this process's writer, then takes SQLite's write
+    /// lock up front (`IMMEDIATE`), so a conflicting writer in another process waits here
+    /// instead of failing halfway.
+    pub(crate) async fn begin(&self) -> Result<SqliteTx, StoreError> {
+        let conn = self.writer.clone().lock_owned().await;
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(SqliteTx { conn: Some(conn) })
+    }
+
+    /// Applies the embedded migrations not yet applied, keeping the same bookkeeping table as
+    /// sqlx's migrator (which PostgreSQL uses), so the two never disagree about a database.
+    pub(crate) async fn migrate(&self) -> Result<(), StoreError> {
+        self.write(|conn| {
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS _sqlx_migrations (
+                    version BIGINT PRIMARY KEY,
+                    description TEXT NOT NULL,
+                    installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+                    success BOOLEAN NOT NULL,
+                    checksum BLOB NOT NULL,
+                    execution_time BIGINT NOT NULL
+                )",
+            )?;
+            let applied: Vec<(i64, bool, Vec<u8>)> = conn
+                .prepare("SELECT version, success, checksum FROM _sqlx_migrations")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<_, _>>()?;
+            for migration in MIGRATOR.iter() {
+                match applied.iter().find(|(v, _, _)| *v == migration.version) {
+                    Some((v, false, _)) => {
+                        return Err(sqlx::migrate::MigrateError::Dirty(*v).into());
+                    }
+                    Some((v, true, checksum)) if *checksum != *migration.checksum => {
+                        return Err(sqlx::migrate::MigrateError::VersionMismatch(*v).into());
+                    }
+                    Some(_) => continue,
+                    None => {}
+                }
+                // The script and its bookkeeping row commit together or not at all.
+                let tx = conn.transaction()?;
+                tx.execute_batch(migration.sql.as_str())?;
+                tx.execute(
+                    "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+                     VALUES (?1, ?2, TRUE, ?3, -1)",
+                    rusqlite::params![
+                        migration.version,
+                        migration.description.as_ref(),
+                        migration.checksum.as_ref()
+                    ],
+                )?;
+                tx.commit()?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// A write transaction on the writer connection; dropped without commit, it rolls back.
+pub(crate) struct SqliteTx {
+    conn: Option<OwnedMutexGuard<Connection>>,
+}
+
+impl SqliteTx {
+    fn conn(&self) -> Result<&Connection, StoreError> {
+        self.conn
+            .as_deref()
+            .ok_or(StoreError::Unavailable("transaction already ended"))
+    }
+
+    /// A statement inside the transaction. Nothing waits for the disk before commit, so it runs
+    /// on the calling thread.
+    pub(crate) fn execute(&self, sql: &str, params: &[Param]) -> Result<u64, StoreError> {
+        execute(self.conn()?, sql, params)
+    }
+
+    /// A query inside the transaction (including `UPDATE … RETURNING`).
+    pub(crate) fn query<T>(
+        &self,
+        sql: &str,
+        params: &[Param],
+        f: impl Fn(&Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        query(self.conn()?, sql, params, f)
+    }
+
+    /// Commits on the blocking pool; the writer is released when the commit is durable.
+    pub(crate) async fn commit(mut self) -> Result<(), StoreError> {
+        let Some(conn) = self.conn.take() else {
+            return Err(StoreError::Unavailable("transaction already ended"));
+        };
+        tokio::task::spawn_blocking(move || {
+            let done = conn.execute_batch("COMMIT");
+            if done.is_err() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            done
+        })
+        .await
+        .map_err(|_| StoreError::Unavailable("the SQLite writer task ended"))??;
+        Ok(())
+    }
+}
+
+impl Drop for SqliteTx {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            // Rolling back discards the transaction's pages; it does not wait for the disk.
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+/// Binds `$n` placeholders by their number: SQLite numbers named parameters in order of first
+/// appearance, which need not be `n`.
+fn bind(stmt: &mut rusqlite::Statement<'_>, params: &[Param]) -> Result<(), StoreError> {
+    for index in 1..=stmt.parameter_count() {
+        let name = stmt.parameter_name(index).unwrap_or_default();
+        let param = name
+            .strip_prefix('$')
+            .and_then(|n| n.parse::<usize>().ok())
+            .and_then(|n| n.checked_sub(1))
+            .and_then(|n| params.get(n))
+            .ok_or_else(|| rusqlite::Error::InvalidParameterName(name.to_owned()))?;
+        match param {
+            Param::Text(Some(v)) => stmt.raw_bind_parameter(index, v.as_str())?,
+            Param::Int(Some(v)) => stmt.raw_bind_parameter(index, *v)?,
+            Param::Text(None) | Param::Int(None) => {
+                stmt.raw_bind_parameter(index, rusqlite::types::Null)?
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs a statement that returns no rows.
+pub(crate) fn execute(conn: &Connection, sql: &str, params: &[Param]) -> Result<u64, StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    bind(&mut stmt, params)?;
+    Ok(stmt.raw_execute()? as u64)
+}
+
+/// Runs a statement and decodes its rows with `f`.
+fn query<T>(
+    conn: &Connection,
+    sql: &str,
+    params: &[Param],
+    f: impl Fn(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    bind(&mut stmt, params)?;
+    let mut rows = stmt.raw_query();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(f(&Row::Sqlite(row))?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_bind_by_number_not_by_position() {
+        let conn = Connection::open_in_memory().expect("open");
+        let rows = query(
+            &conn,
+            "SELECT $2 AS b, $1 AS a, $2 AS b2",
+            &[Param::Int(Some(1)), Param::Text(Some("two".into()))],
+            |r| {
+                Ok((
+                    super::super::db::get::<String>(r, "b")?,
+                    super::super::db::get::<i64>(r, "a")?,
+                    super::super::db::get::<String>(r, "b2")?,
+                ))
+            },
+        )
+        .expect("query");
+        assert_eq!(rows, vec![("two".to_owned(), 1, "two".to_owned())]);
+    }
+
+    #[test]
+    fn a_missing_parameter_is_an_error_not_a_null() {
+        let conn = Connection::open_in_memory().expect("open");
+        let err = execute(&conn, "SELECT $3", &[Param::Int(Some(1))]);
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn urls_parse_to_files_memory_and_modes() {
+        let t = parse("sqlite:///tmp/x.db?mode=ro").expect("parse");
+        assert_eq!(t.path, PathBuf::from("/tmp/x.db"));
+        assert!(t.flags.contains(OpenFlags::SQLITE_OPEN_READ_ONLY));
+        assert!(parse("sqlite::memory:").expect("memory").memory);
+        assert!(parse("sqlite://x.db?cache=shared").is_err());
+        assert!(parse("sqlite://").is_err());
+    }
+}
