@@ -117,8 +117,30 @@ impl SqliteDb {
                 .map(|_| connect(&target).map(SyncMutex::new))
                 .collect::<Result<_, _>>()?
         };
+        let writable = !target.memory && !target.flags.contains(OpenFlags::SQLITE_OPEN_READ_ONLY);
+        let checkpointer = if writable {
+            tokio::runtime::Handle::try_current()
+                .ok()
+                .map(|rt| (rt, connect(&target)))
+        } else {
+            None
+        };
+        let writer = Arc::new(Mutex::new(writer));
+        if let Some((rt, conn)) = checkpointer {
+            // Copying the WAL back into the database file is done beside the writer, not
+            // inside whichever commit crosses SQLite's threshold (a latency spike for it and
+            // every commit queued behind it).
+            writer
+                .try_lock()
+                .map_err(|_| StoreError::Unavailable("writer busy while opening"))?
+                .pragma_update(None, "wal_autocheckpoint", 0)?;
+            rt.spawn(checkpoint(
+                Arc::new(SyncMutex::new(conn?)),
+                Arc::downgrade(&writer),
+            ));
+        }
         Ok(Self {
-            writer: Arc::new(Mutex::new(writer)),
+            writer,
             readers,
             next: AtomicUsize::new(0),
         })
@@ -225,6 +247,59 @@ impl SqliteDb {
             Ok(())
         })
         .await
+    }
+}
+
+/// How often the checkpointer copies committed WAL frames into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// WAL size (in 4 KiB frames) past which a pass also runs on the writer, so the checkpoint
+/// completes and the next commit starts the WAL over (SQLite's own threshold).
+const RESTART_FRAMES: i64 = 1000;
+
+/// Checkpoints the WAL until the database is dropped. Each pass first copies frames from a
+/// connection of its own with `PASSIVE`, which never blocks readers or the writer, so the
+/// bulk of the copying costs requests nothing. Under a steady stream of commits that alone
+/// never finishes (new frames keep arriving), so once the WAL is past [`RESTART_FRAMES`] the
+/// pass takes its turn at the writer and copies the few remaining frames there: the WAL is
+/// then complete and starts over, keeping it bounded.
+async fn checkpoint(own: Arc<SyncMutex<Connection>>, writer: std::sync::Weak<Mutex<Connection>>) {
+    fn passive(conn: &Connection) -> Result<i64, rusqlite::Error> {
+        // Returns (busy, frames in the WAL, frames copied).
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+    }
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if writer.strong_count() == 0 {
+            return;
+        }
+        let conn = own.clone();
+        let frames = tokio::task::spawn_blocking(move || {
+            passive(&conn.lock().unwrap_or_else(PoisonError::into_inner))
+        })
+        .await;
+        let frames = match frames {
+            Ok(Ok(frames)) => frames,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "SQLite WAL checkpoint failed");
+                continue;
+            }
+            Err(_) => return,
+        };
+        if frames < RESTART_FRAMES {
+            continue;
+        }
+        let Some(writer) = writer.upgrade() else {
+            return;
+        };
+        let conn = writer.lock_owned().await;
+        match tokio::task::spawn_blocking(move || passive(&conn)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "SQLite WAL checkpoint failed"),
+            Err(_) => return,
+        }
     }
 }
 
