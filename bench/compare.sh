@@ -22,6 +22,13 @@ BENCH=target/release/lockspire-bench
 DEMO=target/release/lockspire-demo
 (cd bench/oidc-provider && npm install --no-audit --no-fund --silent)
 
+# A server left over on one of these ports would be measured instead of the one started here.
+for port in 4010 4011 4100; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "port $port is in use: stop whatever listens there first" >&2; exit 1
+  fi
+done
+
 wait_for() { for _ in $(seq 1 100); do curl -sf "$1/.well-known/openid-configuration" >/dev/null && return 0; sleep 0.1; done; echo "no server at $1" >&2; return 1; }
 
 run_lockspire() { # name database-url port

@@ -106,6 +106,8 @@ pub(crate) struct IdArgs {
     #[command(flatten)]
     config: ConfigArgs,
     /// The client id.
+    // Ids are base64url and may begin with '-': never read one as a flag.
+    #[arg(allow_hyphen_values = true)]
     client_id: String,
     /// Print JSON.
     #[arg(long)]
@@ -117,6 +119,8 @@ pub(crate) struct UpdateArgs {
     #[command(flatten)]
     config: ConfigArgs,
     /// The client id.
+    // Ids are base64url and may begin with '-': never read one as a flag.
+    #[arg(allow_hyphen_values = true)]
     client_id: String,
     #[command(flatten)]
     metadata: MetadataArgs,

@@ -47,6 +47,8 @@ pub(crate) struct KidArgs {
     #[command(flatten)]
     config: ConfigArgs,
     /// The key id.
+    // Ids are base64url and may begin with '-': never read one as a flag.
+    #[arg(allow_hyphen_values = true)]
     kid: String,
     /// Print JSON.
     #[arg(long)]

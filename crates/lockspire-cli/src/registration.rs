@@ -53,6 +53,8 @@ pub(crate) struct RevokeArgs {
     #[command(flatten)]
     config: ConfigArgs,
     /// The token's id.
+    // Ids are base64url and may begin with '-': never read one as a flag.
+    #[arg(allow_hyphen_values = true)]
     id: String,
 }
 

@@ -511,3 +511,22 @@ fn initial_access_tokens_are_minted_listed_and_revoked_from_the_command_line() {
         out(&lost)
     );
 }
+
+#[test]
+fn ids_that_begin_with_a_hyphen_are_ids_not_flags() {
+    // Client ids, key ids and token ids are base64url: one in 64 begins with '-'.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = SecretKey::generate().to_base64();
+    config(dir.path(), "http://127.0.0.1:3000", "");
+    let s = Some(secret.as_str());
+    assert!(run(dir.path(), &["migrate"], s).status.success());
+    for args in [
+        &["client", "show", "-lROnMhf5Sq0ZAHS", "--json"][..],
+        &["keys", "retire", "-QCPFp3P88kTau3w"][..],
+        &["registration", "token", "revoke", "-QCPFp3P88kTau3w"][..],
+    ] {
+        let o = run(dir.path(), args, s);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", out(&o));
+        assert!(out(&o).contains("not found"), "{args:?}: {}", out(&o));
+    }
+}
