@@ -53,14 +53,20 @@ if (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
   psql "$PG/postgres" -qc "DROP DATABASE $DB WITH (FORCE)" >/dev/null
 fi
 
+# A fresh peer per scenario: its in-memory adapter keeps every issued token on the JavaScript
+# heap, and the garbage collector then slows the scenarios that follow. Restarting favours the
+# peer; Lockspire runs every scenario on one process and one growing database.
 echo "oidc-provider…" >&2
-NODE_ENV=production PORT=4100 node bench/oidc-provider/server.mjs >"$OUT/peer.log" 2>&1 &
-PEER=$!
-wait_for "http://127.0.0.1:4100"
-"$BENCH" --issuer http://127.0.0.1:4100 --portable --client-id bench \
-  --client-secret bench-secret-bench-secret-bench-secret --duration "$DURATION" \
-  --concurrency "$CONCURRENCY" --server-pid "$PEER" --json >"$OUT/peer.json"
-kill "$PEER"
+: >"$OUT/peer.json"
+for scenario in client-credentials introspection jwks discovery; do
+  NODE_ENV=production PORT=4100 node bench/oidc-provider/server.mjs >>"$OUT/peer.log" 2>&1 &
+  PEER=$!
+  wait_for "http://127.0.0.1:4100"
+  "$BENCH" --issuer http://127.0.0.1:4100 --scenarios "$scenario" --client-id bench \
+    --client-secret bench-secret-bench-secret-bench-secret --duration "$DURATION" \
+    --concurrency "$CONCURRENCY" --server-pid "$PEER" --json >>"$OUT/peer.json"
+  kill "$PEER"; wait "$PEER" 2>/dev/null || true
+done
 
 python3 - "$OUT" <<'PY'
 import json, os, sys
@@ -73,19 +79,26 @@ def load(name):
     for line in open(path):
         d = json.loads(line)
         if "scenario" in d: rows[d["scenario"]] = d
-        else: rss = d.get("server_peak_rss_kib")
+        else: rss = max(rss or 0, d.get("server_peak_rss_kib") or 0)
     return rows, rss
 runs = [(n, *load(n)) for n in ("sqlite", "postgres", "peer")]
 peer = runs[2][1]
-print(f"{'scenario':<24}" + "".join(f"{n + ' req/s':>16}{'p99 ms':>9}" for n, _, _ in runs) + f"{'sqlite/peer':>13}{'pg/peer':>10}")
+print(f"{'scenario':<24}" + "".join(f"{n + ' req/s':>16}{'p99 ms':>9}{'µs/req':>8}" for n, _, _ in runs)
+      + f"{'sqlite/peer':>13}{'pg/peer':>10}{'cpu peer/sqlite':>17}{'cpu peer/pg':>13}")
+cpu = lambda r: r.get("server_cpu_us_per_request") if r else None
 for s in ["client_credentials", "client_credentials_jwt", "introspection", "refresh", "jwks", "discovery", "userinfo", "authorization_code"]:
     line = f"{s:<24}"
     for _, rows, _ in runs:
         r = rows.get(s)
-        line += f"{r['per_second']:>16.0f}{r['p99_ms']:>9.2f}" if r else f"{'-':>16}{'-':>9}"
+        line += f"{r['per_second']:>16.0f}{r['p99_ms']:>9.2f}{cpu(r) or 0:>8.0f}" if r else f"{'-':>16}{'-':>9}{'-':>8}"
     for n in (0, 1):
         a, b = runs[n][1].get(s), peer.get(s)
         line += f"{a['per_second'] / b['per_second']:>12.1f}x" if a and b and b["per_second"] else f"{'-':>13}"
+    # Server CPU per request, peer over Lockspire: how much less work each request costs,
+    # whatever else (the load generator) shares the cores.
+    for n, width in ((0, 16), (1, 12)):
+        a, b = cpu(runs[n][1].get(s)), cpu(peer.get(s))
+        line += f"{b / a:>{width}.1f}x" if a and b else f"{'-':>{width + 1}}"
     print(line)
 print("peak RSS MiB: " + ", ".join(f"{n} {rss / 1024:.1f}" for n, _, rss in runs if rss))
 PY

@@ -79,6 +79,8 @@ pub struct Limits {
     pub duration: Duration,
     /// Stop after this many requests (or flows).
     pub max_requests: u64,
+    /// The server's pid, to measure the CPU time it spends per request.
+    pub server_pid: Option<u32>,
 }
 
 /// The result of one scenario.
@@ -98,6 +100,9 @@ pub struct Report {
     pub p90_ms: f64,
     /// 99th percentile.
     pub p99_ms: f64,
+    /// CPU time the server process spent per completed request, in microseconds (all its
+    /// threads, user and system): a cost that does not depend on what else shares the machine.
+    pub server_cpu_us_per_request: Option<f64>,
 }
 
 struct Endpoints {
@@ -387,6 +392,7 @@ pub async fn run(target: &Target, scenario: Scenario, limits: Limits) -> anyhow:
         )),
         _ => None,
     };
+    let cpu_before = limits.server_pid.and_then(cpu_seconds);
     let started = Instant::now();
     let deadline = started + limits.duration;
     let issued = Arc::new(AtomicU64::new(0));
@@ -490,8 +496,15 @@ pub async fn run(target: &Target, scenario: Scenario, limits: Limits) -> anyhow:
         w.await?;
     }
     let elapsed = started.elapsed();
+    let cpu_after = limits.server_pid.and_then(cpu_seconds);
     let mut all = std::mem::take(&mut *latencies.lock().await);
     all.sort_unstable();
+    let server_cpu_us_per_request = match (cpu_before, cpu_after) {
+        (Some(before), Some(after)) if !all.is_empty() => {
+            Some((after - before) * 1e6 / all.len() as f64)
+        }
+        _ => None,
+    };
     Ok(Report {
         scenario,
         requests: all.len() as u64,
@@ -500,6 +513,7 @@ pub async fn run(target: &Target, scenario: Scenario, limits: Limits) -> anyhow:
         p50_ms: percentile(&all, 0.50),
         p90_ms: percentile(&all, 0.90),
         p99_ms: percentile(&all, 0.99),
+        server_cpu_us_per_request,
     })
 }
 
@@ -513,6 +527,18 @@ async fn consume(r: Result<reqwest::Response, reqwest::Error>) -> bool {
         }
         Err(_) => false,
     }
+}
+
+/// CPU seconds a process has used so far (user + system, all threads), on Linux: fields 14
+/// and 15 of `/proc/<pid>/stat`, in the kernel's fixed 100 Hz user ticks.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after it are positional.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
 }
 
 /// Peak resident memory of a process in KiB (`VmHWM`), on Linux.

@@ -66,11 +66,12 @@ async fn main() -> anyhow::Result<()> {
         concurrency: args.concurrency,
         duration: Duration::from_secs(args.duration),
         max_requests: args.max_requests,
+        server_pid: args.server_pid,
     };
     if !args.json {
         println!(
-            "{:<24} {:>10} {:>8} {:>9} {:>9} {:>9}",
-            "scenario", "req/s", "errors", "p50 ms", "p90 ms", "p99 ms"
+            "{:<24} {:>10} {:>8} {:>9} {:>9} {:>9} {:>12}",
+            "scenario", "req/s", "errors", "p50 ms", "p90 ms", "p99 ms", "server µs/req"
         );
     }
     for scenario in scenarios {
@@ -82,9 +83,18 @@ async fn main() -> anyhow::Result<()> {
                 .as_str()
                 .unwrap_or_default()
                 .to_owned();
+            let cpu = report
+                .server_cpu_us_per_request
+                .map_or_else(|| "-".to_owned(), |us| format!("{us:.0}"));
             println!(
-                "{:<24} {:>10.0} {:>8} {:>9.2} {:>9.2} {:>9.2}",
-                name, report.per_second, report.errors, report.p50_ms, report.p90_ms, report.p99_ms
+                "{:<24} {:>10.0} {:>8} {:>9.2} {:>9.2} {:>9.2} {:>12}",
+                name,
+                report.per_second,
+                report.errors,
+                report.p50_ms,
+                report.p90_ms,
+                report.p99_ms,
+                cpu
             );
         }
     }

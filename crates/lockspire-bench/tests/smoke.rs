@@ -36,6 +36,9 @@ async fn every_scenario_runs_against_the_demo_host() {
         concurrency: 2,
         duration: Duration::from_secs(1),
         max_requests: 40,
+        // The server runs in this process, so this measures server and generator together:
+        // enough to show the measurement works.
+        server_pid: Some(std::process::id()),
     };
     for scenario in Scenario::ALL {
         let report = run(&target, scenario, limits)
@@ -44,6 +47,10 @@ async fn every_scenario_runs_against_the_demo_host() {
         assert!(report.requests > 0, "{scenario:?} completed no request");
         assert_eq!(report.errors, 0, "{scenario:?} had errors");
         assert!(report.p99_ms >= report.p50_ms);
+        assert!(
+            report.server_cpu_us_per_request.is_some(),
+            "{scenario:?}: no CPU figure"
+        );
     }
 }
 
@@ -58,6 +65,7 @@ async fn non_loopback_targets_are_refused() {
         concurrency: 1,
         duration: Duration::from_millis(10),
         max_requests: 1,
+        server_pid: None,
     };
     assert!(run(&target, Scenario::Discovery, limits).await.is_err());
 }
