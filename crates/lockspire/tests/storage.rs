@@ -111,3 +111,23 @@ on_both_stores! {
         assert!(matches!(tx2.consume(TokenKind::Code, "unknown", now).await.expect("consume"), Consumed::Invalid));
     }
 }
+
+on_both_stores! {
+    async fn a_database_migrated_by_a_newer_release_is_refused(h) {
+        // A migration this build does not know means the schema is newer than the code: starting
+        // against it could misread rows, so opening refuses (as after a rollback of a release).
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&h.db.url).await.expect("connect");
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (99999999, 'from the future', TRUE, $1, 0)",
+        )
+        .bind(vec![0u8; 48])
+        .execute(&pool)
+        .await
+        .expect("record a future migration");
+        pool.close().await;
+        let err = Store::connect(&h.db.url).await.expect_err("a newer schema is refused");
+        assert!(err.to_string().contains("99999999"), "{err}");
+    }
+}

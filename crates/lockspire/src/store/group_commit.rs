@@ -65,6 +65,12 @@ async fn commit(db: &Db, rows: Vec<TokenRecord>) -> Vec<Result<(), StoreError>> 
                 })();
                 Ok(match together {
                     Ok(()) => rows.iter().map(|_| Ok(())).collect(),
+                    // Another process holds the database past the busy timeout: retrying each
+                    // row would wait that long again per row. Everyone gets a fast 503.
+                    Err(e) if e.is_unavailable() => rows
+                        .iter()
+                        .map(|_| Err(StoreError::Unavailable("the database is busy")))
+                        .collect(),
                     Err(_) => rows
                         .iter()
                         .map(|row| {
@@ -89,6 +95,11 @@ async fn commit(db: &Db, rows: Vec<TokenRecord>) -> Vec<Result<(), StoreError>> 
             .await;
             match together {
                 Ok(()) => Ok(rows.iter().map(|_| Ok(())).collect()),
+                // Unreachable or overloaded: retrying row by row would only wait longer.
+                Err(e) if e.is_unavailable() => Ok(rows
+                    .iter()
+                    .map(|_| Err(StoreError::Unavailable("the database is unavailable")))
+                    .collect()),
                 Err(_) => {
                     let mut each = Vec::with_capacity(rows.len());
                     for row in &rows {

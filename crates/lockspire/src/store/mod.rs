@@ -49,6 +49,9 @@ pub enum StoreError {
     /// The URL names a supported database but cannot be used as written.
     #[error("invalid database URL: {0}")]
     InvalidUrl(String),
+    /// A SQLite migration failed; nothing of it was applied (each runs in a transaction).
+    #[error("migration {0} failed: {1}")]
+    Migration(i64, rusqlite::Error),
 }
 
 impl StoreError {

@@ -136,11 +136,12 @@ impl SqliteDb {
         if let Some((rt, conn)) = checkpointer {
             // Copying the WAL back into the database file is done beside the writer, not
             // inside whichever commit crosses SQLite's threshold (a latency spike for it and
-            // every commit queued behind it).
+            // every commit queued behind it). SQLite's own checkpoint stays as a backstop,
+            // far past the checkpointer's threshold, should the checkpointer ever stop.
             writer
                 .try_lock()
                 .map_err(|_| StoreError::Unavailable("writer busy while opening"))?
-                .pragma_update(None, "wal_autocheckpoint", 0)?;
+                .pragma_update(None, "wal_autocheckpoint", BACKSTOP_FRAMES)?;
             rt.spawn(checkpoint(
                 Arc::new(SyncMutex::new(conn?)),
                 Arc::downgrade(&writer),
@@ -184,10 +185,13 @@ impl SqliteDb {
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let mut conn = self.writer.clone().lock_owned().await;
-        tokio::task::spawn_blocking(move || f(&mut conn))
-            .await
-            .map_err(|_| StoreError::Unavailable("the SQLite writer task ended"))?
+        let conn = self.writer.clone().lock_owned().await;
+        tokio::task::spawn_blocking(move || {
+            let mut conn = settled(conn)?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|_| StoreError::Unavailable("the SQLite writer task ended"))?
     }
 
     /// One write statement in its own (autocommit) transaction; returns the rows changed.
@@ -204,7 +208,15 @@ impl SqliteDb {
     /// instead of failing halfway.
     pub(crate) async fn begin(&self) -> Result<SqliteTx, StoreError> {
         let conn = self.writer.clone().lock_owned().await;
-        conn.execute_batch("BEGIN IMMEDIATE")?;
+        // On the blocking pool: another process holding the write lock makes SQLite's busy
+        // handler sleep, which must not stall the runtime's threads.
+        let conn = tokio::task::spawn_blocking(move || {
+            let conn = settled(conn)?;
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+            Ok::<_, StoreError>(conn)
+        })
+        .await
+        .map_err(|_| StoreError::Unavailable("the SQLite writer task ended"))??;
         Ok(SqliteTx { conn: Some(conn) })
     }
 
@@ -223,33 +235,49 @@ impl SqliteDb {
                 )",
             )?;
             let applied: Vec<(i64, bool, Vec<u8>)> = conn
-                .prepare("SELECT version, success, checksum FROM _sqlx_migrations")?
+                .prepare("SELECT version, success, checksum FROM _sqlx_migrations ORDER BY version")?
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect::<Result<_, _>>()?;
-            for migration in MIGRATOR.iter() {
-                match applied.iter().find(|(v, _, _)| *v == migration.version) {
-                    Some((v, false, _)) => {
-                        return Err(sqlx::migrate::MigrateError::Dirty(*v).into());
-                    }
-                    Some((v, true, checksum)) if *checksum != *migration.checksum => {
+            // The same refusals as sqlx's migrator: a half-applied migration, a migration this
+            // build does not know (the database is newer than the code), an edited one.
+            if let Some((v, _, _)) = applied.iter().find(|(_, ok, _)| !ok) {
+                return Err(sqlx::migrate::MigrateError::Dirty(*v).into());
+            }
+            for (v, _, checksum) in &applied {
+                match MIGRATOR.iter().find(|m| m.version == *v) {
+                    None => return Err(sqlx::migrate::MigrateError::VersionMissing(*v).into()),
+                    Some(m) if *checksum != *m.checksum => {
                         return Err(sqlx::migrate::MigrateError::VersionMismatch(*v).into());
                     }
-                    Some(_) => continue,
-                    None => {}
+                    Some(_) => {}
                 }
-                // The script and its bookkeeping row commit together or not at all.
-                let tx = conn.transaction()?;
-                tx.execute_batch(migration.sql.as_str())?;
-                tx.execute(
-                    "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
-                     VALUES (?1, ?2, TRUE, ?3, -1)",
-                    rusqlite::params![
-                        migration.version,
-                        migration.description.as_ref(),
-                        migration.checksum.as_ref()
-                    ],
-                )?;
-                tx.commit()?;
+            }
+            for migration in MIGRATOR.iter() {
+                if applied.iter().any(|(v, _, _)| *v == migration.version) {
+                    continue;
+                }
+                let failed = |e: rusqlite::Error| StoreError::Migration(migration.version, e);
+                let record = |c: &Connection| {
+                    c.execute(
+                        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+                         VALUES (?1, ?2, TRUE, ?3, -1)",
+                        rusqlite::params![
+                            migration.version,
+                            migration.description.as_ref(),
+                            migration.checksum.as_ref()
+                        ],
+                    )
+                };
+                if migration.no_tx {
+                    conn.execute_batch(migration.sql.as_str()).map_err(failed)?;
+                    record(conn).map_err(failed)?;
+                } else {
+                    // The script and its bookkeeping row commit together or not at all.
+                    let tx = conn.transaction().map_err(failed)?;
+                    tx.execute_batch(migration.sql.as_str()).map_err(failed)?;
+                    record(&tx).map_err(failed)?;
+                    tx.commit().map_err(failed)?;
+                }
             }
             Ok(())
         })
@@ -263,6 +291,9 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 /// WAL size (in 4 KiB frames) past which a pass also runs on the writer, so the checkpoint
 /// completes and the next commit starts the WAL over (SQLite's own threshold).
 const RESTART_FRAMES: i64 = 1000;
+
+/// SQLite's own automatic checkpoint threshold (frames), reached only if the checkpointer stops.
+const BACKSTOP_FRAMES: i64 = 10 * RESTART_FRAMES;
 
 /// Checkpoints the WAL until the database is dropped. Each pass first copies frames from a
 /// connection of its own with `PASSIVE`, which never blocks readers or the writer, so the
@@ -308,6 +339,17 @@ async fn checkpoint(own: Arc<SyncMutex<Connection>>, writer: std::sync::Weak<Mut
             Err(_) => return,
         }
     }
+}
+
+/// The writer with no transaction left open: a commit whose blocking task never ran (runtime
+/// shutdown) or whose `ROLLBACK` failed would otherwise leave one for the next writer to
+/// stumble into.
+fn settled(conn: OwnedMutexGuard<Connection>) -> Result<OwnedMutexGuard<Connection>, StoreError> {
+    if !conn.is_autocommit() {
+        tracing::warn!("rolling back a SQLite transaction left open on the writer");
+        conn.execute_batch("ROLLBACK")?;
+    }
+    Ok(conn)
 }
 
 /// A write transaction on the writer connection; dropped without commit, it rolls back.
@@ -439,6 +481,30 @@ mod tests {
         let conn = Connection::open_in_memory().expect("open");
         let err = execute(&conn, "SELECT $3", &[Param::Int(Some(1))]);
         assert!(err.is_err());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn waiting_for_another_process_write_lock_does_not_stall_the_runtime() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/x.db", dir.path().display());
+        let db = SqliteDb::open(&url, 1).expect("open");
+        // Another process (here: another connection) holds the write lock.
+        let other = Connection::open(dir.path().join("x.db")).expect("other");
+        other.execute_batch("BEGIN IMMEDIATE").expect("lock");
+        let begin = tokio::spawn(async move { db.begin().await.map(drop) });
+        // On a single-threaded runtime, this timer fires only if `begin` waits off-thread.
+        let started = std::time::Instant::now();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "the runtime stalled"
+        );
+        assert!(!begin.is_finished(), "begin waits for the lock");
+        other.execute_batch("COMMIT").expect("unlock");
+        begin
+            .await
+            .expect("task")
+            .expect("begin once the lock is free");
     }
 
     #[test]
