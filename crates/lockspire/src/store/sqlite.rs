@@ -22,6 +22,9 @@ use super::{MIGRATOR, StoreError};
 /// How long a statement waits for another process's write lock before failing as busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a read of an in-memory database waits for its one connection.
+const MEMORY_READ_WAIT: Duration = Duration::from_secs(3);
+
 /// Page cache per connection, in KiB (negative: SQLite reads it as a size, not a page count).
 const PAGE_CACHE_KIB: i64 = -8192;
 
@@ -162,7 +165,11 @@ impl SqliteDb {
         f: impl Fn(&Row<'_>) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
         if self.readers.is_empty() {
-            let conn = self.writer.lock().await;
+            // An in-memory database has only the writer. A read from a task that holds a
+            // transaction would wait for itself: bound the wait, as a pool's acquire would.
+            let conn = tokio::time::timeout(MEMORY_READ_WAIT, self.writer.lock())
+                .await
+                .map_err(|_| StoreError::Unavailable("the in-memory database stayed busy"))?;
             return query(&conn, sql, params, f);
         }
         let n = self.readers.len();
