@@ -293,38 +293,13 @@ async fn two_processes_on_one_postgres_share_every_single_use_transition() {
     // the replays revoke what it received. (Signed in on A, authorized on B: the session and the
     // remembered consent are shared through the database.)
     let (code, verifier) = authorize(&a, &b, &a, &id).await;
-    let mut tasks = Vec::new();
-    for i in 0..RACERS {
-        let base = if i % 2 == 0 {
-            a.base.clone()
-        } else {
-            b.base.clone()
-        };
-        let (id, s, code, verifier) = (
-            id.clone(),
-            client_secret.clone(),
-            code.clone(),
-            verifier.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let form = [
-                ("grant_type", "authorization_code"),
-                ("code", code.as_str()),
-                ("redirect_uri", "https://rp.example/cb"),
-                ("code_verifier", verifier.as_str()),
-            ];
-            token(&base, &id, &s, &form).await
-        }));
-    }
-    let mut winners = Vec::new();
-    for t in tasks {
-        let (status, body) = t.await.expect("task");
-        match status {
-            StatusCode::OK => winners.push(body),
-            StatusCode::BAD_REQUEST => assert_eq!(body["error"], "invalid_grant"),
-            other => panic!("unexpected {other}: {body}"),
-        }
-    }
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", "https://rp.example/cb"),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let winners = race(&a, &b, &id, &client_secret, &form).await;
     assert_eq!(
         winners.len(),
         1,
@@ -400,33 +375,8 @@ async fn two_processes_on_one_postgres_share_every_single_use_transition() {
     .await;
     assert_eq!(status, StatusCode::OK, "{fresh}");
     let rt = fresh["refresh_token"].as_str().expect("refresh token");
-    let mut tasks = Vec::new();
-    for i in 0..RACERS {
-        let base = if i % 2 == 0 {
-            a.base.clone()
-        } else {
-            b.base.clone()
-        };
-        let (id, s, rt) = (id.clone(), client_secret.clone(), rt.to_owned());
-        tasks.push(tokio::spawn(async move {
-            token(
-                &base,
-                &id,
-                &s,
-                &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
-            )
-            .await
-        }));
-    }
-    let mut winners = Vec::new();
-    for t in tasks {
-        let (status, body) = t.await.expect("task");
-        match status {
-            StatusCode::OK => winners.push(body),
-            StatusCode::BAD_REQUEST => assert_eq!(body["error"], "invalid_grant"),
-            other => panic!("unexpected {other}: {body}"),
-        }
-    }
+    let form = [("grant_type", "refresh_token"), ("refresh_token", rt)];
+    let winners = race(&a, &b, &id, &client_secret, &form).await;
     assert_eq!(
         winners.len(),
         1,
@@ -445,6 +395,35 @@ async fn two_processes_on_one_postgres_share_every_single_use_transition() {
         (StatusCode::BAD_REQUEST, Some("invalid_grant")),
         "reuse revoked the winner's rotated token"
     );
+}
+
+/// Sends [`RACERS`] concurrent token requests with one form, alternating between the two
+/// processes; every loser must get `invalid_grant`. Returns the winners' responses.
+async fn race(a: &Server, b: &Server, id: &str, secret: &str, form: &[(&str, &str)]) -> Vec<Value> {
+    let form: Vec<(String, String)> = form
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let mut tasks = Vec::new();
+    for i in 0..RACERS {
+        let base = [&a.base, &b.base][i % 2].clone();
+        let (id, secret, form) = (id.to_owned(), secret.to_owned(), form.clone());
+        tasks.push(tokio::spawn(async move {
+            let form: Vec<(&str, &str)> =
+                form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            token(&base, &id, &secret, &form).await
+        }));
+    }
+    let mut winners = Vec::new();
+    for t in tasks {
+        let (status, body) = t.await.expect("task");
+        match status {
+            StatusCode::OK => winners.push(body),
+            StatusCode::BAD_REQUEST => assert_eq!(body["error"], "invalid_grant"),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    winners
 }
 
 /// The `kid` of a JWS header.
