@@ -280,13 +280,7 @@ async fn two_processes_on_one_postgres_share_every_single_use_transition() {
 
     // An authorization started on A completes (consent, token) on B.
     let (code, verifier) = authorize(&a, &a, &b, &id).await;
-    let redeem = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", "https://rp.example/cb"),
-        ("code_verifier", verifier.as_str()),
-    ];
-    let (status, first) = token(&b.base, &id, &client_secret, &redeem).await;
+    let (status, first) = redeem(&b, &id, &client_secret, &code, &verifier).await;
     assert_eq!(status, StatusCode::OK, "{first}");
 
     // Concurrent redemptions of one code, spread over both processes: exactly one succeeds, and
@@ -325,33 +319,15 @@ async fn two_processes_on_one_postgres_share_every_single_use_transition() {
         .as_str()
         .expect("refresh token")
         .to_owned();
-    let (status, rotated) = token(
-        &a.base,
-        &id,
-        &client_secret,
-        &[("grant_type", "refresh_token"), ("refresh_token", &rt0)],
-    )
-    .await;
+    let (status, rotated) = refresh(&a, &id, &client_secret, &rt0).await;
     assert_eq!(status, StatusCode::OK, "{rotated}");
-    let (status, reuse) = token(
-        &b.base,
-        &id,
-        &client_secret,
-        &[("grant_type", "refresh_token"), ("refresh_token", &rt0)],
-    )
-    .await;
+    let (status, reuse) = refresh(&b, &id, &client_secret, &rt0).await;
     assert_eq!(
         (status, reuse["error"].as_str()),
         (StatusCode::BAD_REQUEST, Some("invalid_grant"))
     );
     let rt1 = rotated["refresh_token"].as_str().expect("rt1");
-    let (status, _) = token(
-        &a.base,
-        &id,
-        &client_secret,
-        &[("grant_type", "refresh_token"), ("refresh_token", rt1)],
-    )
-    .await;
+    let (status, _) = refresh(&a, &id, &client_secret, rt1).await;
     assert_eq!(
         status,
         StatusCode::BAD_REQUEST,
@@ -361,18 +337,7 @@ async fn two_processes_on_one_postgres_share_every_single_use_transition() {
     // Concurrent rotations of one refresh token over both processes: exactly one rotates, the
     // others are reuse, and reuse revokes the whole family, the winner's new token included.
     let (code, verifier) = authorize(&a, &b, &a, &id).await;
-    let (status, fresh) = token(
-        &a.base,
-        &id,
-        &client_secret,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", "https://rp.example/cb"),
-            ("code_verifier", verifier.as_str()),
-        ],
-    )
-    .await;
+    let (status, fresh) = redeem(&a, &id, &client_secret, &code, &verifier).await;
     assert_eq!(status, StatusCode::OK, "{fresh}");
     let rt = fresh["refresh_token"].as_str().expect("refresh token");
     let form = [("grant_type", "refresh_token"), ("refresh_token", rt)];
@@ -383,18 +348,43 @@ async fn two_processes_on_one_postgres_share_every_single_use_transition() {
         "exactly one rotation succeeds across processes"
     );
     let newest = winners[0]["refresh_token"].as_str().expect("rotated");
-    let (status, body) = token(
-        &b.base,
-        &id,
-        &client_secret,
-        &[("grant_type", "refresh_token"), ("refresh_token", newest)],
-    )
-    .await;
+    let (status, body) = refresh(&b, &id, &client_secret, newest).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (StatusCode::BAD_REQUEST, Some("invalid_grant")),
         "reuse revoked the winner's rotated token"
     );
+}
+
+/// Redeems an authorization code at `server`.
+async fn redeem(
+    server: &Server,
+    id: &str,
+    secret: &str,
+    code: &str,
+    verifier: &str,
+) -> (StatusCode, Value) {
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", "https://rp.example/cb"),
+        ("code_verifier", verifier),
+    ];
+    token(&server.base, id, secret, &form).await
+}
+
+/// Rotates a refresh token at `server`.
+async fn refresh(
+    server: &Server,
+    id: &str,
+    secret: &str,
+    refresh_token: &str,
+) -> (StatusCode, Value) {
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token),
+    ];
+    token(&server.base, id, secret, &form).await
 }
 
 /// Sends [`RACERS`] concurrent token requests with one form, alternating between the two
@@ -455,18 +445,7 @@ async fn published_kids(server: &Server) -> Vec<String> {
 /// Runs a code flow entirely on `server` and returns the `kid` its ID token is signed with.
 async fn id_token_kid(server: &Server, id: &str, secret: &str) -> String {
     let (code, verifier) = authorize(server, server, server, id).await;
-    let (status, body) = token(
-        &server.base,
-        id,
-        secret,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", "https://rp.example/cb"),
-            ("code_verifier", verifier.as_str()),
-        ],
-    )
-    .await;
+    let (status, body) = redeem(server, id, secret, &code, &verifier).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     kid_of(body["id_token"].as_str().expect("id token"))
 }
