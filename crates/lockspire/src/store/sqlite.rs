@@ -109,7 +109,8 @@ impl SqliteDb {
     pub(crate) fn open(url: &str, readers: usize) -> Result<Self, StoreError> {
         let target = parse(url)?;
         let writer = connect(&target)?;
-        if !target.memory && !target.flags.contains(OpenFlags::SQLITE_OPEN_READ_ONLY) {
+        let writable = !target.memory && !target.flags.contains(OpenFlags::SQLITE_OPEN_READ_ONLY);
+        if writable {
             // WAL lets readers proceed while one writer commits. The mode is stored in the
             // file, so readers opened after this see it.
             let mode: String =
@@ -127,7 +128,6 @@ impl SqliteDb {
                 .map(|_| connect(&target).map(SyncMutex::new))
                 .collect::<Result<_, _>>()?
         };
-        let writable = !target.memory && !target.flags.contains(OpenFlags::SQLITE_OPEN_READ_ONLY);
         let checkpointer = if writable {
             tokio::runtime::Handle::try_current()
                 .ok()
