@@ -68,6 +68,9 @@ pub struct Target {
     pub client: Option<(String, String)>,
     /// Username and password on the Lockspire demo host, for user scenarios.
     pub user: (String, String),
+    /// The `id_token_signed_response_alg` the user scenarios' client registers (OIDC
+    /// Registration §2); `None` leaves the server's default (RS256).
+    pub id_token_alg: Option<String>,
 }
 
 /// Limits of one run.
@@ -211,13 +214,12 @@ async fn user_flow(http: &Client, e: &Endpoints, target: &Target) -> anyhow::Res
         .registration
         .as_deref()
         .context("user scenarios need open registration (the demo host has it)")?;
-    let (client_id, _) = register(
-        http,
-        registration,
-        json!({"token_endpoint_auth_method": "none", "grant_types": ["authorization_code", "refresh_token"],
-               "redirect_uris": [REDIRECT], "application_type": "native"}),
-    )
-    .await?;
+    let mut metadata = json!({"token_endpoint_auth_method": "none", "grant_types": ["authorization_code", "refresh_token"],
+               "redirect_uris": [REDIRECT], "application_type": "native"});
+    if let Some(alg) = &target.id_token_alg {
+        metadata["id_token_signed_response_alg"] = json!(alg);
+    }
+    let (client_id, _) = register(http, registration, metadata).await?;
     let origin = url::Url::parse(&target.issuer)?
         .origin()
         .ascii_serialization();

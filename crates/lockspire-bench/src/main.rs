@@ -41,9 +41,14 @@ struct Args {
     /// Its password.
     #[arg(long, default_value = "alice-password")]
     password: String,
-    /// The server's pid, to report its peak RSS.
+    /// The server's pid, to report its peak RSS and its CPU time per request.
     #[arg(long)]
     server_pid: Option<u32>,
+
+    /// The ID token alg the user scenarios' client registers (e.g. ES256) [default: the
+    /// server's, RS256].
+    #[arg(long)]
+    id_token_alg: Option<String>,
     /// Print one JSON object per scenario.
     #[arg(long)]
     json: bool,
@@ -61,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
         issuer: args.issuer.clone(),
         client: args.client_id.clone().zip(args.client_secret.clone()),
         user: (args.username.clone(), args.password.clone()),
+        id_token_alg: args.id_token_alg.clone(),
     };
     let limits = Limits {
         concurrency: args.concurrency,

@@ -31,6 +31,7 @@ async fn every_scenario_runs_against_the_demo_host() {
         issuer,
         client: None,
         user: ("alice".into(), "alice-password".into()),
+        id_token_alg: None,
     };
     let limits = Limits {
         concurrency: 2,
@@ -60,6 +61,7 @@ async fn non_loopback_targets_are_refused() {
         issuer: "https://auth.example.com".into(),
         client: None,
         user: ("a".into(), "b".into()),
+        id_token_alg: None,
     };
     let limits = Limits {
         concurrency: 1,
