@@ -111,11 +111,3 @@ pub(crate) fn pg_query(
         Param::Int(v) => q.bind(v),
     })
 }
-
-/// Decodes PostgreSQL rows with `f`.
-pub(crate) fn pg_rows<T>(
-    rows: &[PgRow],
-    f: impl Fn(&Row<'_>) -> Result<T, StoreError>,
-) -> Result<Vec<T>, StoreError> {
-    rows.iter().map(|r| f(&Row::Postgres(r))).collect()
-}

@@ -48,8 +48,8 @@ impl Writer {
     }
 }
 
-/// Writes a batch in one transaction; if that fails, row by row, so one bad row (or a
-/// transient error) cannot fail the others' acknowledgements wrongly. One result per row.
+/// Writes a batch in one transaction; if that fails, row by row, so one bad row cannot fail
+/// the others' acknowledgements wrongly. One result per row.
 async fn commit(db: &Db, rows: Vec<TokenRecord>) -> Vec<Result<(), StoreError>> {
     let count = rows.len();
     let results = match db {
@@ -61,28 +61,20 @@ async fn commit(db: &Db, rows: Vec<TokenRecord>) -> Vec<Result<(), StoreError>> 
                         sqlite::execute(&tx, INSERT_TOKEN, &token_params(row))?;
                     }
                     tx.commit()?;
-                    Ok::<_, StoreError>(())
+                    Ok(())
                 })();
-                Ok(match together {
-                    Ok(()) => rows.iter().map(|_| Ok(())).collect(),
-                    // Another process holds the database past the busy timeout: retrying each
-                    // row would wait that long again per row. Everyone gets a fast 503.
-                    Err(e) if e.is_unavailable() => rows
-                        .iter()
-                        .map(|_| Err(StoreError::Unavailable("the database is busy")))
-                        .collect(),
-                    Err(_) => rows
-                        .iter()
+                Ok(whole_batch(together, rows.len()).unwrap_or_else(|| {
+                    rows.iter()
                         .map(|row| {
                             sqlite::execute(conn, INSERT_TOKEN, &token_params(row)).map(drop)
                         })
-                        .collect(),
-                })
+                        .collect()
+                }))
             })
             .await
         }
         Db::Postgres(pool) => {
-            let together: Result<(), StoreError> = async {
+            let together = async {
                 let mut tx = pool.begin().await?;
                 for row in &rows {
                     pg_query(INSERT_TOKEN, token_params(row))
@@ -93,14 +85,9 @@ async fn commit(db: &Db, rows: Vec<TokenRecord>) -> Vec<Result<(), StoreError>> 
                 Ok(())
             }
             .await;
-            match together {
-                Ok(()) => Ok(rows.iter().map(|_| Ok(())).collect()),
-                // Unreachable or overloaded: retrying row by row would only wait longer.
-                Err(e) if e.is_unavailable() => Ok(rows
-                    .iter()
-                    .map(|_| Err(StoreError::Unavailable("the database is unavailable")))
-                    .collect()),
-                Err(_) => {
+            match whole_batch(together, rows.len()) {
+                Some(all) => Ok(all),
+                None => {
                     let mut each = Vec::with_capacity(rows.len());
                     for row in &rows {
                         each.push(
@@ -116,15 +103,29 @@ async fn commit(db: &Db, rows: Vec<TokenRecord>) -> Vec<Result<(), StoreError>> 
             }
         }
     };
-    match results {
-        Ok(each) => each,
+    results.unwrap_or_else(|e| {
         // The writer itself failed (it could not run at all): every row fails alike.
-        Err(e) => {
-            let reason = e.to_string();
-            tracing::warn!(error = %reason, "token batch not written");
-            (0..count)
-                .map(|_| Err(StoreError::Unavailable("the token writer failed")))
-                .collect()
-        }
+        tracing::warn!(error = %e, "token batch not written");
+        all_unavailable(count)
+    })
+}
+
+/// The result for every row when the batch decides it: all written, or all refused fast when
+/// the database is busy or unreachable (retrying each row would wait that long again per
+/// row). `None`: the batch failed on a row, so each row is tried alone.
+fn whole_batch(
+    together: Result<(), StoreError>,
+    count: usize,
+) -> Option<Vec<Result<(), StoreError>>> {
+    match together {
+        Ok(()) => Some((0..count).map(|_| Ok(())).collect()),
+        Err(e) if e.is_unavailable() => Some(all_unavailable(count)),
+        Err(_) => None,
     }
+}
+
+fn all_unavailable(count: usize) -> Vec<Result<(), StoreError>> {
+    (0..count)
+        .map(|_| Err(StoreError::Unavailable("the token writer could not write")))
+        .collect()
 }

@@ -22,7 +22,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 
 pub use records::*;
 
-use self::db::{Param, Row, get, params, pg_query, pg_rows};
+use self::db::{Param, Row, get, params, pg_query};
 use crate::clock::UnixTime;
 
 /// A storage failure. Callers map it to `server_error` or `temporarily_unavailable`.
@@ -136,7 +136,12 @@ impl Db {
     ) -> Result<Vec<T>, StoreError> {
         match self {
             Db::Sqlite(db) => db.read(sql, &params, f).await,
-            Db::Postgres(pool) => pg_rows(&pg_query(sql, params).fetch_all(pool).await?, f),
+            Db::Postgres(pool) => pg_query(sql, params)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|r| f(&Row::Postgres(r)))
+                .collect(),
         }
     }
 
