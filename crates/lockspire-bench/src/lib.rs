@@ -3,16 +3,20 @@
 //! It finds endpoints through discovery, so the same scenarios run against Lockspire and its
 //! peers; the scenarios that need a signed-in user drive the Lockspire demo host's login form.
 
+use std::net::{SocketAddr, ToSocketAddrs as _};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use reqwest::{Client, StatusCode};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use bytes::Bytes;
+use reqwest::Client;
 use serde::Serialize;
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
 /// What to measure.
@@ -106,6 +110,180 @@ pub struct Report {
     /// CPU time the server process spent per completed request, in microseconds (all its
     /// threads, user and system): a cost that does not depend on what else shares the machine.
     pub server_cpu_us_per_request: Option<f64>,
+    /// CPU time the load generator itself spent per completed request: on a shared machine,
+    /// what it takes away from the server.
+    pub generator_cpu_us_per_request: Option<f64>,
+}
+
+/// A request the load repeats, serialized once: target address and the HTTP/1.1 bytes.
+#[derive(Clone)]
+struct Prepared {
+    addr: SocketAddr,
+    /// Request line and headers up to (not including) `Content-Length` and the blank line.
+    head: String,
+    bytes: Bytes,
+}
+
+impl Prepared {
+    fn new(method: &str, url: &str, headers: &[(&str, &str)]) -> anyhow::Result<Self> {
+        loopback_only(url)?;
+        let url = url::Url::parse(url)?;
+        let host = url.host_str().context("no host")?;
+        let port = url.port_or_known_default().context("no port")?;
+        let addr = (host.trim_matches(['[', ']']), port)
+            .to_socket_addrs()?
+            .next()
+            .with_context(|| format!("{host} does not resolve"))?;
+        let path = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        };
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\n");
+        for (name, value) in headers {
+            if value.contains(['\r', '\n']) {
+                bail!("header {name} holds a line break");
+            }
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        let mut req = Self {
+            addr,
+            head,
+            bytes: Bytes::new(),
+        };
+        req.bytes = req.serialize(b"");
+        Ok(req)
+    }
+
+    fn serialize(&self, body: &[u8]) -> Bytes {
+        let mut bytes = format!("{}Content-Length: {}\r\n\r\n", self.head, body.len()).into_bytes();
+        bytes.extend_from_slice(body);
+        Bytes::from(bytes)
+    }
+
+    fn get(url: &str, bearer: Option<&str>) -> anyhow::Result<Self> {
+        match bearer {
+            Some(token) => Self::new("GET", url, &[("Authorization", &format!("Bearer {token}"))]),
+            None => Self::new("GET", url, &[]),
+        }
+    }
+
+    /// A form POST, with `client_secret_basic` when `client` is given (RFC 6749 §2.3.1: id and
+    /// secret form-encoded, then base64).
+    fn form(
+        url: &str,
+        client: Option<&(String, String)>,
+        pairs: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        let form = ("Content-Type", "application/x-www-form-urlencoded");
+        let req = match client {
+            Some((id, secret)) => {
+                let enc = |v: &str| {
+                    url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
+                };
+                let basic = format!(
+                    "Basic {}",
+                    STANDARD.encode(format!("{}:{}", enc(id), enc(secret)))
+                );
+                Self::new("POST", url, &[form, ("Authorization", &basic)])?
+            }
+            None => Self::new("POST", url, &[form])?,
+        };
+        Ok(req.with_form(pairs))
+    }
+
+    fn with_form(&self, pairs: &[(&str, &str)]) -> Self {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        Self {
+            bytes: self.serialize(body.as_bytes()),
+            ..self.clone()
+        }
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection per worker, written to and read from directly, with
+/// `httparse` for the response head. The generator shares the machine with the server under
+/// test, so its own cost per request is taken from the server: a pooled client (URL parsing,
+/// pool lookup, header maps per request) cost about twice the server's CPU per JWKS request,
+/// and hyper's client connection still hands every request to a connection task.
+#[derive(Default)]
+struct Conn {
+    stream: Option<TcpStream>,
+    buf: Vec<u8>,
+}
+
+/// Largest response the generator reads.
+const MAX_RESPONSE: usize = 1 << 20;
+
+impl Conn {
+    /// Sends `req` and reads the whole response; a failed connection is replaced on the next
+    /// call.
+    async fn send(&mut self, req: &Prepared) -> anyhow::Result<(u16, &[u8])> {
+        match self.exchange(req).await {
+            Ok((status, body, keep_alive)) => {
+                if !keep_alive {
+                    self.stream = None;
+                }
+                Ok((status, &self.buf[body]))
+            }
+            Err(e) => {
+                self.stream = None;
+                Err(e)
+            }
+        }
+    }
+
+    async fn exchange(
+        &mut self,
+        req: &Prepared,
+    ) -> anyhow::Result<(u16, std::ops::Range<usize>, bool)> {
+        let stream = match &mut self.stream {
+            Some(stream) => stream,
+            slot => {
+                let stream = TcpStream::connect(req.addr).await?;
+                stream.set_nodelay(true)?;
+                slot.insert(stream)
+            }
+        };
+        stream.write_all(&req.bytes).await?;
+        self.buf.clear();
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut resp = httparse::Response::new(&mut headers);
+            if let httparse::Status::Complete(head) = resp.parse(&self.buf)? {
+                let status = resp.code.context("no status")?;
+                let mut length = None;
+                let mut keep_alive = true;
+                for h in resp.headers.iter() {
+                    if h.name.eq_ignore_ascii_case("content-length") {
+                        length = Some(std::str::from_utf8(h.value)?.trim().parse::<usize>()?);
+                    } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                        bail!("chunked responses are not read by this generator");
+                    } else if h.name.eq_ignore_ascii_case("connection") {
+                        keep_alive = !h.value.eq_ignore_ascii_case(b"close");
+                    }
+                }
+                let end = head + length.context("response without Content-Length")?;
+                if end > MAX_RESPONSE {
+                    bail!("response larger than {MAX_RESPONSE} bytes");
+                }
+                while self.buf.len() < end {
+                    if stream.read_buf(&mut self.buf).await? == 0 {
+                        bail!("connection closed mid-response");
+                    }
+                }
+                return Ok((status, head..end, keep_alive));
+            }
+            if self.buf.len() > MAX_RESPONSE {
+                bail!("response head too large");
+            }
+            self.buf.reserve(4096);
+            if stream.read_buf(&mut self.buf).await? == 0 {
+                bail!("connection closed");
+            }
+        }
+    }
 }
 
 struct Endpoints {
@@ -394,7 +572,37 @@ pub async fn run(target: &Target, scenario: Scenario, limits: Limits) -> anyhow:
         )),
         _ => None,
     };
+    // The request every iteration repeats; refresh and the code flow change theirs.
+    let fixed = match scenario {
+        Scenario::ClientCredentials | Scenario::ClientCredentialsJwt => Some(Prepared::form(
+            &e.token,
+            Some(jwt_client.as_deref().unwrap_or(&client)),
+            &[("grant_type", "client_credentials")],
+        )?),
+        Scenario::Introspection => Some(Prepared::form(
+            e.introspection
+                .as_deref()
+                .context("the target has no introspection endpoint")?,
+            Some(&client),
+            &[("token", introspected.as_deref().map_or("", String::as_str))],
+        )?),
+        Scenario::Jwks => Some(Prepared::get(&e.jwks, None)?),
+        Scenario::Discovery => Some(Prepared::get(&e.discovery, None)?),
+        Scenario::Userinfo => Some(Prepared::get(
+            e.userinfo
+                .as_deref()
+                .context("the target has no userinfo endpoint")?,
+            user_token.as_deref().map(String::as_str),
+        )?),
+        Scenario::Refresh | Scenario::AuthorizationCode => None,
+    };
+    let refresh_request = match scenario {
+        Scenario::Refresh => Some(Prepared::form(&e.token, None, &[])?),
+        _ => None,
+    };
+    let (fixed, refresh_request) = (Arc::new(fixed), Arc::new(refresh_request));
     let cpu_before = limits.server_pid.and_then(cpu_seconds);
+    let own_cpu_before = cpu_seconds(std::process::id());
     let started = Instant::now();
     let deadline = started + limits.duration;
     let issued = Arc::new(AtomicU64::new(0));
@@ -402,17 +610,13 @@ pub async fn run(target: &Target, scenario: Scenario, limits: Limits) -> anyhow:
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(100_000)));
     let mut workers = Vec::new();
     for _ in 0..limits.concurrency {
-        let (e, client, http) = (e.clone(), client.clone(), http.clone());
-        let (jwt_client, introspected, flow, user_token) = (
-            jwt_client.clone(),
-            introspected.clone(),
-            flow.clone(),
-            user_token.clone(),
-        );
+        let (e, http, flow) = (e.clone(), http.clone(), flow.clone());
+        let (fixed, refresh_request) = (fixed.clone(), refresh_request.clone());
         let (issued, errors, latencies) = (issued.clone(), errors.clone(), latencies.clone());
         let max = limits.max_requests;
         workers.push(tokio::spawn(async move {
             let mut mine = Vec::new();
+            let mut conn = Conn::default();
             // Each refresh worker follows its own rotation chain.
             let mut refresh = match (&flow, scenario) {
                 (Some(f), Scenario::Refresh) => code_flow(&e, f, &http)
@@ -423,67 +627,31 @@ pub async fn run(target: &Target, scenario: Scenario, limits: Limits) -> anyhow:
             };
             while Instant::now() < deadline && issued.fetch_add(1, Ordering::Relaxed) < max {
                 let t = Instant::now();
-                let ok = match scenario {
-                    Scenario::ClientCredentials | Scenario::ClientCredentialsJwt => {
-                        let (id, secret) = jwt_client.as_deref().unwrap_or(&client);
-                        let r = http
-                            .post(&e.token)
-                            .basic_auth(id, Some(secret))
-                            .form(&[("grant_type", "client_credentials")])
-                            .send()
-                            .await;
-                        consume(r).await
+                let ok = match (fixed.as_ref(), refresh_request.as_ref(), &flow) {
+                    (Some(req), _, _) => {
+                        matches!(conn.send(req).await, Ok((status, _)) if (200..300).contains(&status))
                     }
-                    Scenario::Introspection => {
-                        let token = introspected
-                            .as_deref()
-                            .map(String::as_str)
-                            .unwrap_or_default();
-                        let url = e.introspection.as_deref().unwrap_or_default();
-                        let r = http
-                            .post(url)
-                            .basic_auth(&client.0, Some(&client.1))
-                            .form(&[("token", token)])
-                            .send()
-                            .await;
-                        consume(r).await
-                    }
-                    Scenario::Jwks => consume(http.get(&e.jwks).send().await).await,
-                    Scenario::Discovery => consume(http.get(&e.discovery).send().await).await,
-                    Scenario::Userinfo => {
-                        let url = e.userinfo.as_deref().unwrap_or_default();
-                        let token = user_token
-                            .as_deref()
-                            .map(String::as_str)
-                            .unwrap_or_default();
-                        consume(http.get(url).bearer_auth(token).send().await).await
-                    }
-                    Scenario::Refresh => match (&refresh, &flow) {
-                        (Some(rt), Some(f)) => {
-                            let r = http
-                                .post(&e.token)
-                                .form(&[
-                                    ("grant_type", "refresh_token"),
-                                    ("refresh_token", rt.as_str()),
-                                    ("client_id", f.client_id.as_str()),
-                                ])
-                                .send()
-                                .await;
-                            match r {
-                                Ok(resp) if resp.status() == StatusCode::OK => {
-                                    let body: Value = resp.json().await.unwrap_or_default();
-                                    refresh = body["refresh_token"].as_str().map(str::to_owned);
-                                    refresh.is_some()
+                    (None, Some(template), Some(f)) => match &refresh {
+                        Some(rt) => {
+                            let req = template.with_form(&[
+                                ("grant_type", "refresh_token"),
+                                ("refresh_token", rt.as_str()),
+                                ("client_id", f.client_id.as_str()),
+                            ]);
+                            refresh = match conn.send(&req).await {
+                                Ok((200, body)) => {
+                                    serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
+                                        v["refresh_token"].as_str().map(str::to_owned)
+                                    })
                                 }
-                                _ => false,
-                            }
+                                _ => None,
+                            };
+                            refresh.is_some()
                         }
-                        _ => false,
-                    },
-                    Scenario::AuthorizationCode => match &flow {
-                        Some(f) => code_flow(&e, f, &http).await.is_ok(),
                         None => false,
                     },
+                    (None, None, Some(f)) => code_flow(&e, f, &http).await.is_ok(),
+                    (None, _, None) => false,
                 };
                 if ok {
                     mine.push(t.elapsed());
@@ -499,14 +667,17 @@ pub async fn run(target: &Target, scenario: Scenario, limits: Limits) -> anyhow:
     }
     let elapsed = started.elapsed();
     let cpu_after = limits.server_pid.and_then(cpu_seconds);
+    let own_cpu_after = cpu_seconds(std::process::id());
     let mut all = std::mem::take(&mut *latencies.lock().await);
     all.sort_unstable();
-    let server_cpu_us_per_request = match (cpu_before, cpu_after) {
+    let per_request = |before: Option<f64>, after: Option<f64>| match (before, after) {
         (Some(before), Some(after)) if !all.is_empty() => {
             Some((after - before) * 1e6 / all.len() as f64)
         }
         _ => None,
     };
+    let server_cpu_us_per_request = per_request(cpu_before, cpu_after);
+    let generator_cpu_us_per_request = per_request(own_cpu_before, own_cpu_after);
     Ok(Report {
         scenario,
         requests: all.len() as u64,
@@ -516,19 +687,8 @@ pub async fn run(target: &Target, scenario: Scenario, limits: Limits) -> anyhow:
         p90_ms: percentile(&all, 0.90),
         p99_ms: percentile(&all, 0.99),
         server_cpu_us_per_request,
+        generator_cpu_us_per_request,
     })
-}
-
-async fn consume(r: Result<reqwest::Response, reqwest::Error>) -> bool {
-    match r {
-        Ok(resp) => {
-            let ok = resp.status().is_success();
-            // Read the body so the connection is reused.
-            let _ = resp.bytes().await;
-            ok
-        }
-        Err(_) => false,
-    }
 }
 
 /// CPU seconds a process has used so far (user + system, all threads), on Linux: fields 14

@@ -76,8 +76,15 @@ async fn main() -> anyhow::Result<()> {
     };
     if !args.json {
         println!(
-            "{:<24} {:>10} {:>8} {:>9} {:>9} {:>9} {:>12}",
-            "scenario", "req/s", "errors", "p50 ms", "p90 ms", "p99 ms", "server µs/req"
+            "{:<24} {:>10} {:>8} {:>9} {:>9} {:>9} {:>13} {:>13}",
+            "scenario",
+            "req/s",
+            "errors",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "server µs/req",
+            "own µs/req"
         );
     }
     for scenario in scenarios {
@@ -89,18 +96,17 @@ async fn main() -> anyhow::Result<()> {
                 .as_str()
                 .unwrap_or_default()
                 .to_owned();
-            let cpu = report
-                .server_cpu_us_per_request
-                .map_or_else(|| "-".to_owned(), |us| format!("{us:.0}"));
+            let us = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |us| format!("{us:.0}"));
             println!(
-                "{:<24} {:>10.0} {:>8} {:>9.2} {:>9.2} {:>9.2} {:>12}",
+                "{:<24} {:>10.0} {:>8} {:>9.2} {:>9.2} {:>9.2} {:>13} {:>13}",
                 name,
                 report.per_second,
                 report.errors,
                 report.p50_ms,
                 report.p90_ms,
                 report.p99_ms,
-                cpu
+                us(report.server_cpu_us_per_request),
+                us(report.generator_cpu_us_per_request)
             );
         }
     }

@@ -38,14 +38,57 @@ pub(crate) fn random_token() -> String {
     b64(random_bytes::<32>())
 }
 
+/// Bytes of issue time at the front of a [`time_ordered_token`]: milliseconds since the Unix
+/// epoch, big-endian (48 bits last until the year 10889).
+const ISSUE_TIME_BYTES: usize = 6;
+
+/// Length of a [`time_ordered_token`]: 6 + 32 bytes in base64url.
+const TIME_ORDERED_LEN: usize = 51;
+
+/// A fresh token for the token table (codes, access and refresh tokens): 48 bits of issue time
+/// in milliseconds, then 256 bits from the CSPRNG, base64url (51 characters). The time is not
+/// secret (JWTs carry `iat`); the random part is what makes the token unguessable (SURFACE S0).
+/// Its stored key ([`token_digest`]) starts with that time, so the keys of a burst of
+/// issuances sort next to each other: an insert touches the same few index pages as the last
+/// one instead of a random page of an index that grows with every token, which keeps each
+/// durable commit small and the working set of the index in cache.
+pub(crate) fn time_ordered_token() -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut raw = [0u8; ISSUE_TIME_BYTES + 32];
+    raw[..ISSUE_TIME_BYTES].copy_from_slice(&millis.to_be_bytes()[8 - ISSUE_TIME_BYTES..]);
+    raw[ISSUE_TIME_BYTES..].copy_from_slice(&random_bytes::<32>());
+    b64(raw)
+}
+
 /// A fresh identifier: 128 bits, base64url. Identifiers are not secrets.
 pub(crate) fn random_id() -> String {
     b64(random_bytes::<16>())
 }
 
-/// SHA-256 digest of a bearer artifact, base64url: the only form in which it is stored.
+/// The stored key of a bearer artifact: its SHA-256 digest, base64url, the only form in which
+/// it is stored. For a [`time_ordered_token`] the digest follows the token's issue time in hex
+/// (hex sorts like the number it encodes; base64url does not), so keys sort by issue time.
+/// Any other artifact (a JWT, a token minted before time-ordered tokens) keys by its digest
+/// alone; the two shapes differ in length, so they never collide.
 pub(crate) fn token_digest(token: &str) -> String {
-    b64(digest::digest(&digest::SHA256, token.as_bytes()))
+    let digest = b64(digest::digest(&digest::SHA256, token.as_bytes()));
+    let shaped = token.len() == TIME_ORDERED_LEN
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let time = shaped
+        .then(|| URL_SAFE_NO_PAD.decode(&token[..8]).ok())
+        .flatten()
+        .filter(|time| time.len() == ISSUE_TIME_BYTES);
+    match time {
+        Some(time) => {
+            let millis = time.iter().fold(0u64, |acc, b| acc << 8 | u64::from(*b));
+            format!("{millis:012x}{digest}")
+        }
+        None => digest,
+    }
 }
 
 /// Compares two byte strings in constant time.
@@ -213,6 +256,37 @@ impl ServerSecrets {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_ordered_tokens_key_by_issue_time_then_digest() {
+        let earlier = time_ordered_token();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let later = time_ordered_token();
+        assert_eq!(earlier.len(), TIME_ORDERED_LEN);
+        assert_eq!(b64_decode(&earlier).map(|raw| raw.len()), Some(38));
+        let (a, b) = (token_digest(&earlier), token_digest(&later));
+        assert!(a < b, "keys sort by issue time: {a} !< {b}");
+        // The key is the time in hex, then the SHA-256 of the whole token.
+        let sha = b64(digest::digest(&digest::SHA256, earlier.as_bytes()));
+        assert_eq!(&a[12..], sha);
+        let millis = u64::from_str_radix(&a[..12], 16).expect("hex time");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_millis() as u64;
+        assert!(now >= millis && now - millis < 60_000, "{millis} vs {now}");
+        // Other artifacts (JWTs, tokens minted before) key by their digest alone.
+        let plain = random_token();
+        assert_eq!(
+            token_digest(&plain),
+            b64(digest::digest(&digest::SHA256, plain.as_bytes()))
+        );
+        // 51 characters that are not base64url are not a time-ordered token either.
+        let odd = format!("{}!", "a".repeat(50));
+        assert_eq!(token_digest(&odd).len(), 43);
+        let wide = format!("é{}", "a".repeat(49));
+        assert_eq!(token_digest(&wide).len(), 43);
+    }
 
     #[test]
     fn sealed_value_opens_only_with_same_key_and_context() {

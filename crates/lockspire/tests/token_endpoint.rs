@@ -131,7 +131,7 @@ on_both_stores! {
         assert_eq!(r.body["scope"], "api:read");
         assert!(r.body.get("refresh_token").is_none() && r.body.get("id_token").is_none());
         let at = r.body["access_token"].as_str().expect("at");
-        assert_eq!(at.len(), 43, "opaque: 256 random bits, base64url");
+        assert_eq!(at.len(), 51, "opaque: 48 bits of issue time and 256 random bits, base64url");
         assert!(h.is_active(&client, at).await);
         let denied = h.post_as(&client, "/token", &[("grant_type", "client_credentials"), ("scope", "api:write")]).await;
         assert_eq!(denied.error(), "invalid_scope");

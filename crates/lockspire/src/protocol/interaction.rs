@@ -11,7 +11,7 @@ use super::authorize::{AuthorizationRequest, AuthorizationResponse, AuthorizeErr
 use crate::Provider;
 use crate::error::{ErrorCode, OAuthError};
 use crate::host::{Context, InteractionResult, Session};
-use crate::secrets::{constant_time_eq, random_id, random_token, token_digest};
+use crate::secrets::{constant_time_eq, random_id, random_token, time_ordered_token, token_digest};
 use crate::store::{
     ClientRecord, ClientStatus, ConsentRecord, GrantDetails, GrantRecord, InteractionRecord,
     TokenKind, TokenRecord, to_json_list,
@@ -414,7 +414,7 @@ async fn issue_code(
             .await
             .map_err(|e| fail(e.into()))?;
     }
-    let code = random_token();
+    let code = time_ordered_token();
     tx.insert_token(&TokenRecord {
         digest: token_digest(&code),
         tenant_id: p.tenant.clone(),

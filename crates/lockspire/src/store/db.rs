@@ -74,7 +74,8 @@ pub(crate) use params;
 
 /// A result row of either database.
 pub(crate) enum Row<'a> {
-    Sqlite(&'a rusqlite::Row<'a>),
+    /// A row and its statement's column names.
+    Sqlite(&'a rusqlite::Row<'a>, &'a [Box<str>]),
     Postgres(&'a PgRow),
 }
 
@@ -92,9 +93,14 @@ impl<T> Column for T where
 /// Reads column `col`; a value of the wrong type is `Corrupt`, never a default.
 pub(crate) fn get<T: Column>(row: &Row<'_>, col: &str) -> Result<T, StoreError> {
     match row {
-        Row::Sqlite(r) => r
-            .get::<_, T>(col)
-            .map_err(|e| StoreError::Corrupt(format!("{col}: {e}"))),
+        Row::Sqlite(r, names) => {
+            let index = names
+                .iter()
+                .position(|name| **name == *col)
+                .ok_or_else(|| StoreError::Corrupt(format!("{col}: no such column")))?;
+            r.get::<_, T>(index)
+                .map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
+        }
         Row::Postgres(r) => r
             .try_get::<T, _>(col)
             .map_err(|e| StoreError::Corrupt(format!("{col}: {e}"))),

@@ -452,10 +452,13 @@ fn query<T>(
 ) -> Result<Vec<T>, StoreError> {
     let mut stmt = conn.prepare_cached(sql)?;
     bind(&mut stmt, params)?;
+    // Column names once per statement: looking a name up through SQLite converts and compares
+    // every column name again for every column read.
+    let names: Vec<Box<str>> = stmt.column_names().into_iter().map(Box::from).collect();
     let mut rows = stmt.raw_query();
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
-        out.push(f(&Row::Sqlite(row))?);
+        out.push(f(&Row::Sqlite(row, &names))?);
     }
     Ok(out)
 }

@@ -16,7 +16,7 @@ use crate::error::{ErrorCode, OAuthError};
 use crate::host::Claims;
 use crate::jose::sign_compact;
 use crate::protocol::id_token::{self, IdTokenInput};
-use crate::secrets::{random_id, random_token, token_digest};
+use crate::secrets::{random_id, time_ordered_token, token_digest};
 use crate::store::{GrantRecord, TokenKind, TokenRecord, Tx, to_json_list};
 use crate::{ClientCertificate, Provider};
 
@@ -113,7 +113,7 @@ pub(crate) fn mint_access_token(
     let jti = random_id();
     let metadata = &g.client.record().metadata;
     let token = match format {
-        AccessTokenFormat::Opaque => random_token(),
+        AccessTokenFormat::Opaque => time_ordered_token(),
         AccessTokenFormat::Jwt => {
             // RFC 9068 §3: without a resource indicator the server's default audience applies.
             let aud = match g.resources {
@@ -173,7 +173,7 @@ pub(crate) fn mint_refresh_token(
     grant_expires_at: i64,
 ) -> (String, TokenRecord) {
     let now = p.now();
-    let token = random_token();
+    let token = time_ordered_token();
     let record = TokenRecord {
         digest: token_digest(&token),
         tenant_id: p.tenant.clone(),
