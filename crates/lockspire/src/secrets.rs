@@ -67,12 +67,13 @@ pub(crate) fn random_id() -> String {
     b64(random_bytes::<16>())
 }
 
-/// The stored key of a bearer artifact: its SHA-256 digest, base64url, the only form in which
-/// it is stored. For a [`time_ordered_token`] the digest follows the token's issue time in hex
+/// The stored key of a bearer artifact, which the [`Store`](crate::store::Store) methods take
+/// as `digest`: its SHA-256 digest, base64url, the only form in which it is stored (RFC 6819
+/// §5.1.4.1.3). For a [`time_ordered_token`] the digest follows the token's issue time in hex
 /// (hex sorts like the number it encodes; base64url does not), so keys sort by issue time.
 /// Any other artifact (a JWT, a token minted before time-ordered tokens) keys by its digest
 /// alone; the two shapes differ in length, so they never collide.
-pub(crate) fn token_digest(token: &str) -> String {
+pub fn token_digest(token: &str) -> String {
     let digest = b64(digest::digest(&digest::SHA256, token.as_bytes()));
     let shaped = token.len() == TIME_ORDERED_LEN
         && token

@@ -77,11 +77,7 @@ on_both_stores! {
         let client = h.confidential_client(json!({})).await;
         let (code, _) = h.authorize(&client, "alice", "openid").await;
         let store = Store::connect(&h.db.url).await.expect("store");
-        let digest = {
-            use base64::Engine;
-            let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, code.as_bytes());
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d)
-        };
+        let digest = lockspire::store::token_digest(&code);
         let now = lockspire::Clock::now(&h.clock);
         let mut tasks = Vec::new();
         for _ in 0..16 {

@@ -22,6 +22,8 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 
 pub use records::*;
 
+pub use crate::secrets::token_digest;
+
 use self::db::{Param, Row, get, params, pg_query};
 use crate::clock::UnixTime;
 
