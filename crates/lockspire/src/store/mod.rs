@@ -24,6 +24,9 @@ pub use records::*;
 
 pub use crate::secrets::token_digest;
 
+/// A pooled PostgreSQL connection idle for this long is checked before it is used.
+const PG_IDLE_CHECK: Duration = Duration::from_secs(1);
+
 use self::db::{Param, Row, get, params, pg_query};
 use crate::clock::UnixTime;
 
@@ -308,6 +311,19 @@ impl Store {
                 PgPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(3))
+                    // The pool already checks every connection with a round trip when it is
+                    // released; checking again at every acquire made each statement cost
+                    // three round trips. Only a connection that sat idle long enough for the
+                    // server to have gone away meanwhile is checked first.
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for >= PG_IDLE_CHECK {
+                                sqlx::Connection::ping(conn).await?;
+                            }
+                            Ok(true)
+                        })
+                    })
                     .connect(url)
                     .await?,
             )
