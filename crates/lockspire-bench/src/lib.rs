@@ -640,7 +640,7 @@ pub async fn run(target: &Target, scenario: Scenario, limits: Limits) -> anyhow:
                             ]);
                             refresh = match conn.send(&req).await {
                                 Ok((200, body)) => {
-                                    serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
+                                    serde_json::from_slice::<Value>(body).ok().and_then(|v| {
                                         v["refresh_token"].as_str().map(str::to_owned)
                                     })
                                 }
