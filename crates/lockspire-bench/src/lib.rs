@@ -118,7 +118,8 @@ pub struct Report {
 /// A request the load repeats, serialized once: target address and the HTTP/1.1 bytes.
 #[derive(Clone)]
 struct Prepared {
-    addr: SocketAddr,
+    /// Every address the host resolves to, tried in order when connecting.
+    addrs: Vec<SocketAddr>,
     /// Request line and headers up to (not including) `Content-Length` and the blank line.
     head: String,
     bytes: Bytes,
@@ -128,12 +129,17 @@ impl Prepared {
     fn new(method: &str, url: &str, headers: &[(&str, &str)]) -> anyhow::Result<Self> {
         loopback_only(url)?;
         let url = url::Url::parse(url)?;
+        if url.scheme() != "http" {
+            bail!("{url}: the load generator speaks plain HTTP/1.1 on loopback only");
+        }
         let host = url.host_str().context("no host")?;
         let port = url.port_or_known_default().context("no port")?;
-        let addr = (host.trim_matches(['[', ']']), port)
+        let addrs: Vec<SocketAddr> = (host.trim_matches(['[', ']']), port)
             .to_socket_addrs()?
-            .next()
-            .with_context(|| format!("{host} does not resolve"))?;
+            .collect();
+        if addrs.is_empty() {
+            bail!("{host} does not resolve");
+        }
         let path = match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_owned(),
@@ -146,7 +152,7 @@ impl Prepared {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
         let mut req = Self {
-            addr,
+            addrs,
             head,
             bytes: Bytes::new(),
         };
@@ -217,10 +223,17 @@ struct Conn {
 const MAX_RESPONSE: usize = 1 << 20;
 
 impl Conn {
-    /// Sends `req` and reads the whole response; a failed connection is replaced on the next
-    /// call.
+    /// Sends `req` and reads the whole response. A kept-alive connection the server closed
+    /// before answering is replaced and the request sent once more; any other failure drops
+    /// the connection, and the next call opens a new one.
     async fn send(&mut self, req: &Prepared) -> anyhow::Result<(u16, &[u8])> {
-        match self.exchange(req).await {
+        let reused = self.stream.is_some();
+        let mut result = self.exchange(req).await;
+        if result.is_err() && reused && self.buf.is_empty() {
+            self.stream = None;
+            result = self.exchange(req).await;
+        }
+        match result {
             Ok((status, body, keep_alive)) => {
                 if !keep_alive {
                     self.stream = None;
@@ -234,54 +247,99 @@ impl Conn {
         }
     }
 
+    async fn connect(addrs: &[SocketAddr]) -> anyhow::Result<TcpStream> {
+        let mut last = None;
+        for addr in addrs {
+            match TcpStream::connect(addr).await {
+                Ok(stream) => {
+                    stream.set_nodelay(true)?;
+                    return Ok(stream);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.map_or_else(|| anyhow::anyhow!("no address"), Into::into))
+    }
+
+    /// One request and its response, framed as RFC 9112 §6.3 says (except chunked bodies,
+    /// which neither Lockspire nor the peer send for these requests: they are refused).
     async fn exchange(
         &mut self,
         req: &Prepared,
     ) -> anyhow::Result<(u16, std::ops::Range<usize>, bool)> {
         let stream = match &mut self.stream {
             Some(stream) => stream,
-            slot => {
-                let stream = TcpStream::connect(req.addr).await?;
-                stream.set_nodelay(true)?;
-                slot.insert(stream)
-            }
+            slot => slot.insert(Self::connect(&req.addrs).await?),
         };
-        stream.write_all(&req.bytes).await?;
         self.buf.clear();
+        stream.write_all(&req.bytes).await?;
+        let mut start = 0;
         loop {
             let mut headers = [httparse::EMPTY_HEADER; 32];
             let mut resp = httparse::Response::new(&mut headers);
-            if let httparse::Status::Complete(head) = resp.parse(&self.buf)? {
-                let status = resp.code.context("no status")?;
-                let mut length = None;
-                let mut keep_alive = true;
-                for h in resp.headers.iter() {
-                    if h.name.eq_ignore_ascii_case("content-length") {
-                        length = Some(std::str::from_utf8(h.value)?.trim().parse::<usize>()?);
-                    } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                        bail!("chunked responses are not read by this generator");
-                    } else if h.name.eq_ignore_ascii_case("connection") {
-                        keep_alive = !h.value.eq_ignore_ascii_case(b"close");
+            let httparse::Status::Complete(head_len) = resp.parse(&self.buf[start..])? else {
+                if self.buf.len() > MAX_RESPONSE {
+                    bail!("response head too large");
+                }
+                self.buf.reserve(4096);
+                if stream.read_buf(&mut self.buf).await? == 0 {
+                    bail!("connection closed before a response");
+                }
+                continue;
+            };
+            let head = start + head_len;
+            let status = resp.code.context("no status")?;
+            if (100..200).contains(&status) {
+                // An interim response: the final one follows.
+                start = head;
+                continue;
+            }
+            // HTTP/1.1 keeps the connection unless told to close it; HTTP/1.0 only when told
+            // to keep it.
+            let mut keep_alive = resp.version == Some(1);
+            let mut length = None;
+            for h in resp.headers.iter() {
+                if h.name.eq_ignore_ascii_case("content-length") {
+                    length = Some(std::str::from_utf8(h.value)?.trim().parse::<usize>()?);
+                } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                    bail!("chunked responses are not read by this generator");
+                } else if h.name.eq_ignore_ascii_case("connection") {
+                    for token in std::str::from_utf8(h.value)?.split(',') {
+                        match token.trim() {
+                            t if t.eq_ignore_ascii_case("close") => keep_alive = false,
+                            t if t.eq_ignore_ascii_case("keep-alive") => keep_alive = true,
+                            _ => {}
+                        }
                     }
                 }
-                let end = head + length.context("response without Content-Length")?;
-                if end > MAX_RESPONSE {
-                    bail!("response larger than {MAX_RESPONSE} bytes");
-                }
-                while self.buf.len() < end {
-                    if stream.read_buf(&mut self.buf).await? == 0 {
-                        bail!("connection closed mid-response");
+            }
+            let length = match (status, length) {
+                (204 | 304, _) => Some(0),
+                (_, length) => length,
+            };
+            let Some(length) = length else {
+                // The body ends when the server closes the connection.
+                while stream.read_buf(&mut self.buf).await? > 0 {
+                    if self.buf.len() > MAX_RESPONSE {
+                        bail!("response larger than {MAX_RESPONSE} bytes");
                     }
                 }
-                return Ok((status, head..end, keep_alive));
+                return Ok((status, head..self.buf.len(), false));
+            };
+            let end = head + length;
+            if end > MAX_RESPONSE {
+                bail!("response larger than {MAX_RESPONSE} bytes");
             }
-            if self.buf.len() > MAX_RESPONSE {
-                bail!("response head too large");
+            while self.buf.len() < end {
+                if stream.read_buf(&mut self.buf).await? == 0 {
+                    bail!("connection closed mid-response");
+                }
             }
-            self.buf.reserve(4096);
-            if stream.read_buf(&mut self.buf).await? == 0 {
-                bail!("connection closed");
+            if self.buf.len() > end {
+                // Nothing was pipelined, so bytes past the response mean the framing is lost.
+                bail!("{} bytes after the response", self.buf.len() - end);
             }
+            return Ok((status, head..end, keep_alive));
         }
     }
 }
@@ -648,10 +706,12 @@ pub async fn run(target: &Target, scenario: Scenario, limits: Limits) -> anyhow:
                             };
                             refresh.is_some()
                         }
-                        None => false,
+                        // This worker's rotation chain is lost (the failure that lost it was
+                        // counted): it stops rather than spin without awaiting.
+                        None => break,
                     },
                     (None, None, Some(f)) => code_flow(&e, f, &http).await.is_ok(),
-                    (None, _, None) => false,
+                    (None, _, None) => break,
                 };
                 if ok {
                     mine.push(t.elapsed());
@@ -710,4 +770,102 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt as _;
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// Serves each scripted answer on one connection after reading a request, a byte at a
+    /// time except the last answer, which arrives in one write; `None` closes the connection
+    /// and waits for the next one.
+    async fn scripted(answers: Vec<Option<&'static str>>) -> String {
+        let last = answers.len() - 1;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/x", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            let mut answers = answers.into_iter().enumerate();
+            'connections: loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                for (i, answer) in answers.by_ref() {
+                    let Some(answer) = answer else {
+                        continue 'connections;
+                    };
+                    let mut request = vec![0u8; 4096];
+                    if stream.read(&mut request).await.unwrap_or(0) == 0 {
+                        continue 'connections;
+                    }
+                    let chunk = if i == last { answer.len() } else { 1 };
+                    for piece in answer.as_bytes().chunks(chunk) {
+                        if stream.write_all(piece).await.is_err() {
+                            continue 'connections;
+                        }
+                    }
+                }
+                return;
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn responses_are_framed_as_rfc_9112_says_across_split_reads() {
+        let url = scripted(vec![
+            Some("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"),
+            Some("HTTP/1.1 204 No Content\r\n\r\n"),
+            Some("HTTP/1.1 200 OK\r\nConnection: x, Close\r\nContent-Length: 2\r\n\r\nok"),
+            None,
+            Some("HTTP/1.0 201 Created\r\n\r\nuntil close"),
+            None,
+            Some("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nab"),
+        ])
+        .await;
+        let req = Prepared::get(&url, None).expect("request");
+        let mut conn = Conn::default();
+        let (status, body) = conn.send(&req).await.expect("interim then final");
+        assert_eq!((status, body), (200, &b"hello"[..]));
+        let (status, body) = conn.send(&req).await.expect("no content");
+        assert_eq!((status, body), (204, &b""[..]));
+        assert!(conn.stream.is_some(), "HTTP/1.1 keeps the connection");
+        let (status, body) = conn.send(&req).await.expect("close");
+        assert_eq!((status, body), (200, &b"ok"[..]));
+        assert!(
+            conn.stream.is_none(),
+            "Connection: close is honoured in a list"
+        );
+        let (status, body) = conn.send(&req).await.expect("HTTP/1.0 body to close");
+        assert_eq!((status, body), (201, &b"until close"[..]));
+        assert!(conn.stream.is_none(), "HTTP/1.0 closes by default");
+        assert!(
+            conn.send(&req).await.is_err(),
+            "bytes past Content-Length are a framing error"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_kept_alive_connection_closed_by_the_server_is_replaced_once() {
+        let ok = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        let url = scripted(vec![Some(ok), None, Some(ok)]).await;
+        let req = Prepared::get(&url, None).expect("request");
+        let mut conn = Conn::default();
+        assert_eq!(conn.send(&req).await.expect("first").0, 200);
+        assert_eq!(
+            conn.send(&req)
+                .await
+                .expect("sent again on a new connection")
+                .0,
+            200
+        );
+    }
+
+    #[test]
+    fn only_plain_http_on_loopback_is_loaded() {
+        assert!(Prepared::get("https://127.0.0.1:1/x", None).is_err());
+        assert!(Prepared::get("http://192.0.2.1/x", None).is_err());
+    }
 }

@@ -48,7 +48,7 @@ const TIME_ORDERED_LEN: usize = 51;
 /// A fresh token for the token table (codes, access and refresh tokens): 48 bits of issue time
 /// in milliseconds, then 256 bits from the CSPRNG, base64url (51 characters). The time is not
 /// secret (JWTs carry `iat`); the random part is what makes the token unguessable (SURFACE S0).
-/// Its stored key ([`token_digest`]) starts with that time, so the keys of a burst of
+/// Its stored key ([`token_key`]) starts with that time, so the keys of a burst of
 /// issuances sort next to each other: an insert touches the same few index pages as the last
 /// one instead of a random page of an index that grows with every token, which keeps each
 /// durable commit small and the working set of the index in cache.
@@ -67,14 +67,21 @@ pub(crate) fn random_id() -> String {
     b64(random_bytes::<16>())
 }
 
-/// The stored key of a bearer artifact, which the [`Store`](crate::store::Store) methods take
-/// as `digest`: its SHA-256 digest, base64url, the only form in which it is stored (RFC 6819
-/// §5.1.4.1.3). For a [`time_ordered_token`] the digest follows the token's issue time in hex
-/// (hex sorts like the number it encodes; base64url does not), so keys sort by issue time.
-/// Any other artifact (a JWT, a token minted before time-ordered tokens) keys by its digest
-/// alone; the two shapes differ in length, so they never collide.
-pub fn token_digest(token: &str) -> String {
-    let digest = b64(digest::digest(&digest::SHA256, token.as_bytes()));
+/// SHA-256 digest of a bearer artifact, base64url: the only form in which it is stored (RFC
+/// 6819 §5.1.4.1.3). Every artifact gets a digest of one length, so comparing digests takes
+/// the same time whatever the presented value's length.
+pub(crate) fn token_digest(token: &str) -> String {
+    b64(digest::digest(&digest::SHA256, token.as_bytes()))
+}
+
+/// The key of a code, access or refresh token in the token table: its [`token_digest`], which
+/// for a [`time_ordered_token`] follows the token's issue time in hex (hex sorts like the number
+/// it encodes; base64url does not), so keys sort by issue time. Any other presented value (a
+/// JWT, a token minted before time-ordered tokens) keys by its digest alone; the two shapes
+/// differ in length, so they never collide. Only the token table uses this: everything else
+/// keys by the plain digest.
+pub(crate) fn token_key(token: &str) -> String {
+    let digest = token_digest(token);
     let shaped = token.len() == TIME_ORDERED_LEN
         && token
             .bytes()
@@ -265,7 +272,7 @@ mod tests {
         let later = time_ordered_token();
         assert_eq!(earlier.len(), TIME_ORDERED_LEN);
         assert_eq!(b64_decode(&earlier).map(|raw| raw.len()), Some(38));
-        let (a, b) = (token_digest(&earlier), token_digest(&later));
+        let (a, b) = (token_key(&earlier), token_key(&later));
         assert!(a < b, "keys sort by issue time: {a} !< {b}");
         // The key is the time in hex, then the SHA-256 of the whole token.
         let sha = b64(digest::digest(&digest::SHA256, earlier.as_bytes()));
@@ -279,14 +286,14 @@ mod tests {
         // Other artifacts (JWTs, tokens minted before) key by their digest alone.
         let plain = random_token();
         assert_eq!(
-            token_digest(&plain),
+            token_key(&plain),
             b64(digest::digest(&digest::SHA256, plain.as_bytes()))
         );
         // 51 characters that are not base64url are not a time-ordered token either.
         let odd = format!("{}!", "a".repeat(50));
-        assert_eq!(token_digest(&odd).len(), 43);
+        assert_eq!(token_key(&odd).len(), 43);
         let wide = format!("é{}", "a".repeat(49));
-        assert_eq!(token_digest(&wide).len(), 43);
+        assert_eq!(token_key(&wide).len(), 43);
     }
 
     #[test]

@@ -77,7 +77,17 @@ on_both_stores! {
         let client = h.confidential_client(json!({})).await;
         let (code, _) = h.authorize(&client, "alice", "openid").await;
         let store = Store::connect(&h.db.url).await.expect("store");
-        let digest = lockspire::store::token_digest(&code);
+        // The token table keys a code by its issue time (its first 6 bytes, in hex), then the
+        // SHA-256 of the whole code.
+        let digest = {
+            use base64::Engine;
+            let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            let raw = b64.decode(&code).expect("base64url code");
+            assert_eq!(raw.len(), 38, "48-bit issue time and 256 random bits");
+            let millis = raw[..6].iter().fold(0u64, |a, b| a << 8 | u64::from(*b));
+            let sha = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, code.as_bytes());
+            format!("{millis:012x}{}", b64.encode(sha))
+        };
         let now = lockspire::Clock::now(&h.clock);
         let mut tasks = Vec::new();
         for _ in 0..16 {

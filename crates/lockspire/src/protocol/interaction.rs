@@ -11,7 +11,9 @@ use super::authorize::{AuthorizationRequest, AuthorizationResponse, AuthorizeErr
 use crate::Provider;
 use crate::error::{ErrorCode, OAuthError};
 use crate::host::{Context, InteractionResult, Session};
-use crate::secrets::{constant_time_eq, random_id, random_token, time_ordered_token, token_digest};
+use crate::secrets::{
+    constant_time_eq, random_id, random_token, time_ordered_token, token_digest, token_key,
+};
 use crate::store::{
     ClientRecord, ClientStatus, ConsentRecord, GrantDetails, GrantRecord, InteractionRecord,
     TokenKind, TokenRecord, to_json_list,
@@ -416,7 +418,7 @@ async fn issue_code(
     }
     let code = time_ordered_token();
     tx.insert_token(&TokenRecord {
-        digest: token_digest(&code),
+        digest: token_key(&code),
         tenant_id: p.tenant.clone(),
         kind: TokenKind::Code,
         grant_id: Some(grant.id.clone()),

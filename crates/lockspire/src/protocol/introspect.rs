@@ -8,7 +8,7 @@ use super::client_auth::{self, AuthenticatedClient};
 use super::params::Params;
 use crate::error::{ErrorCode, OAuthError};
 use crate::jose::sign_compact;
-use crate::secrets::token_digest;
+use crate::secrets::token_key;
 use crate::store::TokenKind;
 use crate::{ClientCertificate, Provider};
 
@@ -50,7 +50,7 @@ pub(crate) async fn introspect(
     }
     let token = params.require("token")?;
     let inactive = json!({ "active": false });
-    let Some(record) = p.store.active_token(&token_digest(token), p.now()).await? else {
+    let Some(record) = p.store.active_token(&token_key(token), p.now()).await? else {
         return Ok(inactive);
     };
     if record.client_id != client.id() {

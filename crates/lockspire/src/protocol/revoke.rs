@@ -3,7 +3,7 @@
 use super::client_auth::{self, AuthenticatedClient};
 use super::params::Params;
 use crate::error::{ErrorCode, OAuthError};
-use crate::secrets::token_digest;
+use crate::secrets::token_key;
 use crate::store::TokenKind;
 use crate::{ClientCertificate, Provider};
 
@@ -40,7 +40,7 @@ pub(crate) async fn revoke(
     let token = params.require("token")?;
     // §2.1: the hint is advisory; an unknown hint value is refused by §2.2.1 only when the
     // server cannot revoke that type, and every type here can be looked up by digest.
-    let Some(record) = p.store.any_token(&token_digest(token)).await? else {
+    let Some(record) = p.store.any_token(&token_key(token)).await? else {
         return Ok(());
     };
     if record.client_id != client.id() {

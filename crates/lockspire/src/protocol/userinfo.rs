@@ -7,7 +7,7 @@ use super::scope::release_claims;
 use crate::Provider;
 use crate::error::{Challenge, ErrorCode, OAuthError};
 use crate::jose::sign_compact;
-use crate::secrets::token_digest;
+use crate::secrets::token_key;
 use crate::store::TokenKind;
 
 fn invalid_token(reason: &'static str) -> OAuthError {
@@ -66,7 +66,7 @@ pub(crate) async fn userinfo(
     token: &str,
     certificate: Option<&crate::ClientCertificate>,
 ) -> Result<UserinfoResponse, OAuthError> {
-    let Some(record) = p.store.active_token(&token_digest(token), p.now()).await? else {
+    let Some(record) = p.store.active_token(&token_key(token), p.now()).await? else {
         return Err(invalid_token("unknown, expired or revoked token"));
     };
     if record.kind != TokenKind::Access {

@@ -90,7 +90,8 @@ impl<T> Column for T where
 {
 }
 
-/// Reads column `col`; a value of the wrong type is `Corrupt`, never a default.
+/// Reads column `col` (its exact, lowercase name); a value of the wrong type is `Corrupt`,
+/// never a default.
 pub(crate) fn get<T: Column>(row: &Row<'_>, col: &str) -> Result<T, StoreError> {
     match row {
         Row::Sqlite(r, names) => {

@@ -22,11 +22,6 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 
 pub use records::*;
 
-pub use crate::secrets::token_digest;
-
-/// A pooled PostgreSQL connection idle for this long is checked before it is used.
-const PG_IDLE_CHECK: Duration = Duration::from_secs(1);
-
 use self::db::{Param, Row, get, params, pg_query};
 use crate::clock::UnixTime;
 
@@ -175,6 +170,9 @@ pub struct Store {
     writer: group_commit::Writer,
     clients: Arc<client_cache::ClientCache>,
 }
+
+/// A pooled PostgreSQL connection idle for this long is checked before it is used.
+const PG_IDLE_CHECK: Duration = Duration::from_secs(1);
 
 /// The columns of a key row.
 macro_rules! key_columns {

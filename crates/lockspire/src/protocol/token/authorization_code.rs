@@ -13,7 +13,7 @@ use crate::error::{ErrorCode, OAuthError};
 use crate::protocol::client_auth::AuthenticatedClient;
 use crate::protocol::params::Params;
 use crate::protocol::pkce::{CodeChallenge, check_verifier};
-use crate::secrets::token_digest;
+use crate::secrets::token_key;
 use crate::store::{Consumed, TokenKind, parse_json_list};
 
 fn invalid_grant(reason: &'static str) -> OAuthError {
@@ -33,7 +33,7 @@ pub(super) async fn exchange(
     let verifier = params.require("code_verifier")?;
     check_verifier(verifier)?;
     let redirect_uri = params.get("redirect_uri")?;
-    let digest = token_digest(code);
+    let digest = token_key(code);
     let claims = prefetch_claims(p, client, &digest, |r| Ok(r.scope_list())).await?;
     let now = p.now();
     let mut tx = p.store.begin().await?;

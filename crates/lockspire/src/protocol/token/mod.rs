@@ -16,7 +16,7 @@ use crate::error::{ErrorCode, OAuthError};
 use crate::host::Claims;
 use crate::jose::sign_compact;
 use crate::protocol::id_token::{self, IdTokenInput};
-use crate::secrets::{random_id, time_ordered_token, token_digest};
+use crate::secrets::{random_id, time_ordered_token, token_key};
 use crate::store::{GrantRecord, TokenKind, TokenRecord, Tx, to_json_list};
 use crate::{ClientCertificate, Provider};
 
@@ -144,7 +144,7 @@ pub(crate) fn mint_access_token(
         }
     };
     let record = TokenRecord {
-        digest: token_digest(&token),
+        digest: token_key(&token),
         tenant_id: p.tenant.clone(),
         kind: TokenKind::Access,
         grant_id: g.grant_id.map(str::to_owned),
@@ -175,7 +175,7 @@ pub(crate) fn mint_refresh_token(
     let now = p.now();
     let token = time_ordered_token();
     let record = TokenRecord {
-        digest: token_digest(&token),
+        digest: token_key(&token),
         tenant_id: p.tenant.clone(),
         kind: TokenKind::Refresh,
         grant_id: g.grant_id.map(str::to_owned),

@@ -9,7 +9,7 @@ use crate::Provider;
 use crate::error::{ErrorCode, OAuthError};
 use crate::protocol::client_auth::AuthenticatedClient;
 use crate::protocol::params::Params;
-use crate::secrets::token_digest;
+use crate::secrets::token_key;
 use crate::store::{Consumed, TokenKind};
 
 fn invalid_grant(reason: &'static str) -> OAuthError {
@@ -26,7 +26,7 @@ pub(super) async fn exchange(
     params: &Params,
 ) -> Result<TokenResponse, OAuthError> {
     let presented = params.require("refresh_token")?;
-    let digest = token_digest(presented);
+    let digest = token_key(presented);
     let claims = prefetch_claims(p, client, &digest, |r| {
         narrow_scopes(params, &r.scope_list())
     })
