@@ -145,21 +145,16 @@ impl Db {
         }
     }
 
-    /// A read of at most one row.
+    /// A read of at most one row (a key lookup). It reads the whole answer, as [`Self::fetch_all`]
+    /// does: stopping after the first row leaves the rest of PostgreSQL's answer for the pool
+    /// to drain when the connection is released.
     async fn fetch_optional<T>(
         &self,
         sql: &'static str,
         params: Vec<Param>,
         f: impl Fn(&Row<'_>) -> Result<T, StoreError>,
     ) -> Result<Option<T>, StoreError> {
-        match self {
-            Db::Sqlite(db) => Ok(db.read(sql, &params, f).await?.into_iter().next()),
-            Db::Postgres(pool) => pg_query(sql, params)
-                .fetch_optional(pool)
-                .await?
-                .map(|r| f(&Row::Postgres(&r)))
-                .transpose(),
-        }
+        Ok(self.fetch_all(sql, params, f).await?.into_iter().next())
     }
 }
 
