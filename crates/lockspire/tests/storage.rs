@@ -4,7 +4,7 @@
 mod common;
 
 use common::{Consent, Pkce};
-use lockspire::store::{Consumed, Store, TokenKind};
+use lockspire::store::{Consumed, Store, TokenKind, TokenRecord};
 use serde_json::json;
 use sqlx::{Column, Row};
 
@@ -135,5 +135,52 @@ on_both_stores! {
         pool.close().await;
         let err = Store::connect(&h.db.url).await.expect_err("a newer schema is refused");
         assert!(err.to_string().contains("99999999"), "{err}");
+    }
+}
+
+on_both_stores! {
+    async fn a_token_row_refused_in_a_group_commit_fails_alone(h) {
+        // Concurrent issuances share one commit. A row the database refuses (here: a key
+        // already taken) must fail only its own issuance; every other row of the batch is
+        // committed and acknowledged.
+        let client = h.confidential_client(json!({})).await;
+        let store = Store::connect(&h.db.url).await.expect("store");
+        let now = lockspire::Clock::now(&h.clock);
+        let row = |digest: String| TokenRecord {
+            digest,
+            tenant_id: "default".into(),
+            kind: TokenKind::Access,
+            grant_id: None,
+            client_id: client.id.clone(),
+            subject: None,
+            scopes: "read".into(),
+            resources: "[]".into(),
+            created_at: now,
+            expires_at: now + 600,
+            consumed_at: None,
+            revoked_at: None,
+            redirect_uri: None,
+            code_challenge: None,
+            nonce: None,
+            format: Some("opaque".into()),
+            jti: None,
+            cnf_x5t: None,
+        };
+        store.insert_token(&row("taken".into())).await.expect("first insert");
+        let inserts: Vec<_> = (0..40).map(|i| {
+            let digest = if i == 20 { "taken".to_owned() } else { format!("fresh-{i}") };
+            let (store, record) = (store.clone(), row(digest));
+            tokio::spawn(async move { (record.digest.clone(), store.insert_token(&record).await) })
+        }).collect();
+        for insert in inserts {
+            let (digest, written) = insert.await.expect("task");
+            if digest == "taken" {
+                let refused = written.expect_err("a duplicate key is refused");
+                assert!(!refused.is_unavailable(), "refused for the row, not for the database: {refused}");
+            } else {
+                written.expect("every other row is written");
+                assert!(store.active_token(&digest, now).await.expect("read").is_some(), "{digest} stored");
+            }
+        }
     }
 }

@@ -118,3 +118,51 @@ pub(crate) fn pg_query(
         Param::Int(v) => q.bind(v),
     })
 }
+
+/// A statement whose parameters are columns: `$n` is bound to the array of every row's n-th
+/// parameter (PostgreSQL's `UNNEST` turns them back into rows). Every row must have the same
+/// parameter types in the same order, as rows built by one function do; a row that differs is
+/// refused rather than bound to a column of another type.
+pub(crate) fn pg_columns_query(
+    sql: &'static str,
+    rows: Vec<Vec<Param>>,
+) -> Result<sqlx::query::Query<'static, Postgres, PgArguments>, StoreError> {
+    enum Column {
+        Text(Vec<Option<String>>),
+        Int(Vec<Option<i64>>),
+    }
+    let mut columns: Vec<Column> = Vec::new();
+    for (i, row) in rows.into_iter().enumerate() {
+        if i == 0 {
+            columns = row
+                .iter()
+                .map(|p| match p {
+                    Param::Text(_) => Column::Text(Vec::new()),
+                    Param::Int(_) => Column::Int(Vec::new()),
+                })
+                .collect();
+        }
+        if row.len() != columns.len() {
+            return Err(StoreError::Corrupt(
+                "rows of one batch differ in shape".into(),
+            ));
+        }
+        for (column, param) in columns.iter_mut().zip(row) {
+            match (column, param) {
+                (Column::Text(values), Param::Text(v)) => values.push(v),
+                (Column::Int(values), Param::Int(v)) => values.push(v),
+                _ => {
+                    return Err(StoreError::Corrupt(
+                        "rows of one batch differ in shape".into(),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(columns
+        .into_iter()
+        .fold(sqlx::query(sql), |q, column| match column {
+            Column::Text(values) => q.bind(values),
+            Column::Int(values) => q.bind(values),
+        }))
+}

@@ -5,15 +5,17 @@
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::db::pg_query;
-use super::{Db, INSERT_TOKEN, StoreError, TokenRecord, sqlite, token_params};
+use super::db::{pg_columns_query, pg_query};
+use super::pg_pool::PgPool;
+use super::sqlite::SqliteDb;
+use super::{Db, INSERT_TOKEN, INSERT_TOKENS_PG, StoreError, TokenRecord, sqlite, token_params};
 
 /// Most rows in one commit; bounds transaction size and latency.
 const MAX_BATCH: usize = 256;
 
 type Reply = oneshot::Sender<Result<(), StoreError>>;
 
-/// Handle to the writer task; cheap to clone.
+/// Handle to the writer; cheap to clone.
 #[derive(Clone, Debug)]
 pub(super) struct Writer {
     queue: mpsc::Sender<(TokenRecord, Reply)>,
@@ -21,19 +23,25 @@ pub(super) struct Writer {
 
 impl Writer {
     /// Starts the writer for `db`. It ends when every handle is dropped.
-    pub(super) fn spawn(db: Db) -> Self {
-        let (queue, mut rx) = mpsc::channel::<(TokenRecord, Reply)>(4 * MAX_BATCH);
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(MAX_BATCH);
-            while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                let (rows, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
-                let results = commit(&db, rows).await;
-                for (reply, result) in replies.into_iter().zip(results) {
-                    let _ = reply.send(result);
-                }
+    ///
+    /// On SQLite the writer is a thread of its own that commits on the spot: a batch then
+    /// waits for no thread but the disk, where a task on the runtime would hand every commit
+    /// to the blocking pool and back (two more thread wake-ups on the path every issuance
+    /// waits on). On PostgreSQL the commit is a network round trip, so the writer is a task.
+    pub(super) fn spawn(db: Db) -> Result<Self, StoreError> {
+        let (queue, rx) = mpsc::channel::<(TokenRecord, Reply)>(4 * MAX_BATCH);
+        match db {
+            Db::Sqlite(db) => {
+                std::thread::Builder::new()
+                    .name("lockspire-token-writer".into())
+                    .spawn(move || sqlite_writer(&db, rx))
+                    .map_err(|_| StoreError::Unavailable("could not start the token writer"))?;
             }
-        });
-        Self { queue }
+            Db::Postgres(pool) => {
+                tokio::spawn(postgres_writer(pool, rx));
+            }
+        }
+        Ok(Self { queue })
     }
 
     /// Inserts one row and waits until it is committed.
@@ -48,13 +56,33 @@ impl Writer {
     }
 }
 
-/// Writes a batch in one transaction; if that fails, row by row, so one bad row cannot fail
-/// the others' acknowledgements wrongly. One result per row.
-async fn commit(db: &Db, rows: Vec<TokenRecord>) -> Vec<Result<(), StoreError>> {
-    let count = rows.len();
-    let results = match db {
-        Db::Sqlite(db) => {
-            db.write(move |conn| {
+/// Answers every row of a batch with its result.
+fn answer(replies: Vec<Reply>, results: Vec<Result<(), StoreError>>) {
+    for (reply, result) in replies.into_iter().zip(results) {
+        // The caller may have gone away (its request was dropped); its row is written anyway.
+        let _ = reply.send(result);
+    }
+}
+
+/// The SQLite writer thread: takes every row queued so far (at most [`MAX_BATCH`]), commits
+/// them in one transaction, answers, and goes back for more.
+fn sqlite_writer(db: &SqliteDb, mut rx: mpsc::Receiver<(TokenRecord, Reply)>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut rows = Vec::with_capacity(MAX_BATCH);
+        let mut replies = Vec::with_capacity(MAX_BATCH);
+        let mut next = Some(first);
+        while let Some((row, reply)) = next {
+            rows.push(row);
+            replies.push(reply);
+            next = if rows.len() < MAX_BATCH {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        let count = rows.len();
+        let results = db
+            .write_blocking(|conn| {
                 let together = (|| {
                     let tx = conn.transaction()?;
                     for row in &rows {
@@ -63,7 +91,7 @@ async fn commit(db: &Db, rows: Vec<TokenRecord>) -> Vec<Result<(), StoreError>> 
                     tx.commit()?;
                     Ok(())
                 })();
-                Ok(whole_batch(together, rows.len()).unwrap_or_else(|| {
+                Ok(whole_batch(together, count).unwrap_or_else(|| {
                     rows.iter()
                         .map(|row| {
                             sqlite::execute(conn, INSERT_TOKEN, &token_params(row)).map(drop)
@@ -71,43 +99,51 @@ async fn commit(db: &Db, rows: Vec<TokenRecord>) -> Vec<Result<(), StoreError>> 
                         .collect()
                 }))
             })
-            .await
-        }
-        Db::Postgres(pool) => {
-            let together = async {
-                let mut tx = pool.begin().await?;
-                for row in &rows {
-                    pg_query(INSERT_TOKEN, token_params(row))
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                Ok(())
-            }
-            .await;
-            match whole_batch(together, rows.len()) {
-                Some(all) => Ok(all),
-                None => {
-                    let mut each = Vec::with_capacity(rows.len());
-                    for row in &rows {
-                        each.push(
-                            pg_query(INSERT_TOKEN, token_params(row))
-                                .execute(pool)
-                                .await
-                                .map(drop)
-                                .map_err(StoreError::from),
-                        );
-                    }
-                    Ok(each)
-                }
-            }
-        }
+            .unwrap_or_else(|e| unwritten(&e, count));
+        answer(replies, results);
+    }
+}
+
+/// The PostgreSQL writer task: like [`sqlite_writer`], one statement per batch.
+async fn postgres_writer(pool: PgPool, mut rx: mpsc::Receiver<(TokenRecord, Reply)>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let (rows, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
+        let results = postgres_commit(&pool, &rows).await;
+        answer(replies, results);
+    }
+}
+
+/// Writes a batch in one statement; if that fails on a row, row by row, so one bad row cannot
+/// fail the others' acknowledgements wrongly. One result per row.
+async fn postgres_commit(pool: &PgPool, rows: &[TokenRecord]) -> Vec<Result<(), StoreError>> {
+    let mut conn = match pool.acquire().await {
+        Ok(conn) => conn,
+        Err(e) => return unwritten(&e, rows.len()),
     };
-    results.unwrap_or_else(|e| {
-        // The writer itself failed (it could not run at all): every row fails alike.
-        tracing::warn!(error = %e, "token batch not written");
-        all_unavailable(count)
-    })
+    let together = match pg_columns_query(INSERT_TOKENS_PG, rows.iter().map(token_params).collect())
+    {
+        Ok(q) => conn.execute(q).await.map(drop),
+        Err(e) => Err(e),
+    };
+    if let Some(all) = whole_batch(together, rows.len()) {
+        return all;
+    }
+    let mut each = Vec::with_capacity(rows.len());
+    for row in rows {
+        each.push(
+            conn.execute(pg_query(INSERT_TOKEN, token_params(row)))
+                .await
+                .map(drop),
+        );
+    }
+    each
+}
+
+/// The writer itself failed (it could not run at all): every row fails alike.
+fn unwritten(e: &StoreError, count: usize) -> Vec<Result<(), StoreError>> {
+    tracing::warn!(error = %e, "token batch not written");
+    all_unavailable(count)
 }
 
 /// The result for every row when the batch decides it: all written, or all refused fast when

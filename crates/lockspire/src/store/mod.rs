@@ -12,17 +12,16 @@
 mod client_cache;
 pub(crate) mod db;
 mod group_commit;
+mod pg_pool;
 mod records;
 mod sqlite;
 
 use std::sync::Arc;
-use std::time::Duration;
-
-use sqlx::postgres::{PgPool, PgPoolOptions};
 
 pub use records::*;
 
 use self::db::{Param, Row, get, params, pg_query};
+use self::pg_pool::{PgConn, PgPool};
 use crate::clock::UnixTime;
 
 /// A storage failure. Callers map it to `server_error` or `temporarily_unavailable`.
@@ -123,7 +122,7 @@ impl Db {
     async fn execute(&self, sql: &'static str, params: Vec<Param>) -> Result<u64, StoreError> {
         match self {
             Db::Sqlite(db) => db.execute(sql, params).await,
-            Db::Postgres(pool) => Ok(pg_query(sql, params).execute(pool).await?.rows_affected()),
+            Db::Postgres(pool) => pool.acquire().await?.execute(pg_query(sql, params)).await,
         }
     }
 
@@ -136,8 +135,10 @@ impl Db {
     ) -> Result<Vec<T>, StoreError> {
         match self {
             Db::Sqlite(db) => db.read(sql, &params, f).await,
-            Db::Postgres(pool) => pg_query(sql, params)
-                .fetch_all(pool)
+            Db::Postgres(pool) => pool
+                .acquire()
+                .await?
+                .fetch_all(pg_query(sql, params))
                 .await?
                 .iter()
                 .map(|r| f(&Row::Postgres(r)))
@@ -166,9 +167,6 @@ pub struct Store {
     clients: Arc<client_cache::ClientCache>,
 }
 
-/// A pooled PostgreSQL connection idle for this long is checked before it is used.
-const PG_IDLE_CHECK: Duration = Duration::from_secs(1);
-
 /// The columns of a key row.
 macro_rules! key_columns {
     () => {
@@ -189,6 +187,14 @@ macro_rules! token_columns {
 const INSERT_TOKEN: &str = "INSERT INTO tokens (digest, tenant_id, kind, grant_id, client_id, subject, scopes, resources, created_at, \
      expires_at, redirect_uri, code_challenge, nonce, format, jti, cnf_x5t) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+
+/// [`INSERT_TOKEN`] for many rows in one PostgreSQL statement: each parameter is one column's
+/// values as an array, in [`INSERT_TOKEN`]'s order and types. A batch then costs one round trip
+/// and one commit, where a transaction of single-row inserts costs one round trip per row.
+const INSERT_TOKENS_PG: &str = "INSERT INTO tokens (digest, tenant_id, kind, grant_id, client_id, subject, scopes, resources, created_at, \
+     expires_at, redirect_uri, code_challenge, nonce, format, jti, cnf_x5t) \
+     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
+     $8::text[], $9::bigint[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[])";
 
 /// The parameters of [`INSERT_TOKEN`].
 fn token_params(t: &TokenRecord) -> Vec<Param> {
@@ -221,7 +227,7 @@ pub struct Tx {
 
 enum TxInner {
     Sqlite(sqlite::SqliteTx),
-    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    Postgres(PgConn),
 }
 
 impl Tx {
@@ -229,10 +235,7 @@ impl Tx {
     async fn execute(&mut self, sql: &'static str, params: Vec<Param>) -> Result<u64, StoreError> {
         match &mut self.inner {
             TxInner::Sqlite(tx) => tx.execute(sql, &params),
-            TxInner::Postgres(tx) => Ok(pg_query(sql, params)
-                .execute(&mut **tx)
-                .await?
-                .rows_affected()),
+            TxInner::Postgres(conn) => conn.execute(pg_query(sql, params)).await,
         }
     }
 
@@ -245,10 +248,11 @@ impl Tx {
     ) -> Result<Option<T>, StoreError> {
         match &mut self.inner {
             TxInner::Sqlite(tx) => Ok(tx.query(sql, &params, f)?.into_iter().next()),
-            TxInner::Postgres(tx) => pg_query(sql, params)
-                .fetch_optional(&mut **tx)
+            TxInner::Postgres(conn) => conn
+                .fetch_all(pg_query(sql, params))
                 .await?
-                .map(|r| f(&Row::Postgres(&r)))
+                .first()
+                .map(|r| f(&Row::Postgres(r)))
                 .transpose(),
         }
     }
@@ -266,7 +270,7 @@ impl Store {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match &self.db {
             Db::Sqlite(db) => db.migrate().await,
-            Db::Postgres(pool) => Ok(MIGRATOR.run(pool).await?),
+            Db::Postgres(pool) => pool.acquire().await?.migrate(&MIGRATOR).await,
         }
     }
 
@@ -300,31 +304,12 @@ impl Store {
         let db = if url.starts_with("sqlite:") {
             Db::Sqlite(Arc::new(sqlite::SqliteDb::open(url, sqlite_readers())?))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Db::Postgres(
-                PgPoolOptions::new()
-                    .max_connections(16)
-                    .acquire_timeout(Duration::from_secs(3))
-                    // The pool already checks every connection with a round trip when it is
-                    // released; checking again at every acquire made each statement cost
-                    // three round trips. Only a connection that sat idle long enough for the
-                    // server to have gone away meanwhile is checked first.
-                    .test_before_acquire(false)
-                    .before_acquire(|conn, meta| {
-                        Box::pin(async move {
-                            if meta.idle_for >= PG_IDLE_CHECK {
-                                sqlx::Connection::ping(conn).await?;
-                            }
-                            Ok(true)
-                        })
-                    })
-                    .connect(url)
-                    .await?,
-            )
+            Db::Postgres(PgPool::connect(url).await?)
         } else {
             return Err(StoreError::UnsupportedUrl);
         };
         Ok(Self {
-            writer: group_commit::Writer::spawn(db.clone()),
+            writer: group_commit::Writer::spawn(db.clone())?,
             db,
             clients: Arc::default(),
         })
@@ -343,7 +328,11 @@ impl Store {
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         let inner = match &self.db {
             Db::Sqlite(db) => TxInner::Sqlite(db.begin().await?),
-            Db::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
+            Db::Postgres(pool) => {
+                let mut conn = pool.acquire().await?;
+                conn.begin().await?;
+                TxInner::Postgres(conn)
+            }
         };
         Ok(Tx { inner })
     }
@@ -869,7 +858,7 @@ impl Tx {
     pub async fn commit(self) -> Result<(), StoreError> {
         match self.inner {
             TxInner::Sqlite(tx) => tx.commit().await,
-            TxInner::Postgres(tx) => Ok(tx.commit().await?),
+            TxInner::Postgres(mut conn) => conn.commit().await,
         }
     }
 

@@ -201,6 +201,18 @@ impl SqliteDb {
         .map_err(|_| StoreError::Unavailable("the SQLite writer task ended"))?
     }
 
+    /// Runs `f` with the writer connection on the calling thread, after the writers queued
+    /// before it. Blocks while it waits and while `f` waits for the disk, so the caller must
+    /// be a thread of its own, never one of the runtime's.
+    pub(crate) fn write_blocking<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.writer.blocking_lock();
+        settle(&conn)?;
+        f(&mut conn)
+    }
+
     /// One write statement in its own (autocommit) transaction; returns the rows changed.
     pub(crate) async fn execute(
         &self,
@@ -352,11 +364,16 @@ async fn checkpoint(own: Arc<SyncMutex<Connection>>, writer: std::sync::Weak<Mut
 /// shutdown) or whose `ROLLBACK` failed would otherwise leave one for the next writer to
 /// stumble into.
 fn settled(conn: OwnedMutexGuard<Connection>) -> Result<OwnedMutexGuard<Connection>, StoreError> {
+    settle(&conn)?;
+    Ok(conn)
+}
+
+fn settle(conn: &Connection) -> Result<(), StoreError> {
     if !conn.is_autocommit() {
         tracing::warn!("rolling back a SQLite transaction left open on the writer");
         conn.execute_batch("ROLLBACK")?;
     }
-    Ok(conn)
+    Ok(())
 }
 
 /// A write transaction on the writer connection; dropped without commit, it rolls back.
