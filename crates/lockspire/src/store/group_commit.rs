@@ -3,6 +3,8 @@
 //! of N token issuances costs one durable commit instead of N. Every caller still waits for its
 //! own row to be committed before it answers, so nothing is acknowledged that could be lost.
 
+use std::time::Duration;
+
 use tokio::sync::{mpsc, oneshot};
 
 use super::db::{pg_columns_query, pg_query};
@@ -12,6 +14,10 @@ use super::{Db, INSERT_TOKEN, INSERT_TOKENS_PG, StoreError, TokenRecord, sqlite,
 
 /// Most rows in one commit; bounds transaction size and latency.
 const MAX_BATCH: usize = 256;
+
+/// Longest a PostgreSQL batch may take, connection included, before its issuances are refused
+/// as unavailable.
+const BATCH_WAIT: Duration = Duration::from_secs(5);
 
 type Reply = oneshot::Sender<Result<(), StoreError>>;
 
@@ -80,28 +86,38 @@ fn sqlite_writer(db: &SqliteDb, mut rx: mpsc::Receiver<(TokenRecord, Reply)>) {
                 None
             };
         }
-        let count = rows.len();
-        let results = db
-            .write_blocking(|conn| {
-                let together = (|| {
-                    let tx = conn.transaction()?;
-                    for row in &rows {
-                        sqlite::execute(&tx, INSERT_TOKEN, &token_params(row))?;
-                    }
-                    tx.commit()?;
-                    Ok(())
-                })();
-                Ok(whole_batch(together, count).unwrap_or_else(|| {
-                    rows.iter()
-                        .map(|row| {
-                            sqlite::execute(conn, INSERT_TOKEN, &token_params(row)).map(drop)
-                        })
-                        .collect()
-                }))
-            })
-            .unwrap_or_else(|e| unwritten(&e, count));
+        // A panic here would be a bug. It fails this batch's issuances, not every later one:
+        // the thread goes on, and the writer connection is rolled back before its next use.
+        let results =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sqlite_commit(db, &rows)))
+                .unwrap_or_else(|_| {
+                    tracing::error!("the token writer failed on a batch");
+                    all_unavailable(rows.len())
+                });
         answer(replies, results);
     }
+}
+
+/// Writes a batch in one transaction; if that fails on a row, row by row, so one bad row
+/// cannot fail the others' acknowledgements wrongly. One result per row. Blocks: called only
+/// from the writer thread (and tests), never on the runtime.
+fn sqlite_commit(db: &SqliteDb, rows: &[TokenRecord]) -> Vec<Result<(), StoreError>> {
+    db.write_blocking(|conn| {
+        let together = (|| {
+            let tx = conn.transaction()?;
+            for row in rows {
+                sqlite::execute(&tx, INSERT_TOKEN, &token_params(row))?;
+            }
+            tx.commit()?;
+            Ok(())
+        })();
+        Ok(whole_batch(together, rows.len()).unwrap_or_else(|| {
+            rows.iter()
+                .map(|row| sqlite::execute(conn, INSERT_TOKEN, &token_params(row)).map(drop))
+                .collect()
+        }))
+    })
+    .unwrap_or_else(|e| unwritten(&e, rows.len()))
 }
 
 /// The PostgreSQL writer task: like [`sqlite_writer`], one statement per batch.
@@ -109,7 +125,16 @@ async fn postgres_writer(pool: PgPool, mut rx: mpsc::Receiver<(TokenRecord, Repl
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (rows, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
-        let results = postgres_commit(&pool, &rows).await;
+        // A server that stops answering without closing the connection would otherwise hold
+        // every issuance until TCP gives up; the abandoned connection is closed.
+        let results = tokio::time::timeout(BATCH_WAIT, postgres_commit(&pool, &rows))
+            .await
+            .unwrap_or_else(|_| {
+                unwritten(
+                    &StoreError::Unavailable("the database stopped answering"),
+                    rows.len(),
+                )
+            });
         answer(replies, results);
     }
 }
@@ -164,4 +189,104 @@ fn all_unavailable(count: usize) -> Vec<Result<(), StoreError>> {
     (0..count)
         .map(|_| Err(StoreError::Unavailable("the token writer could not write")))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Store, TokenKind};
+
+    fn row(digest: &str) -> TokenRecord {
+        TokenRecord {
+            digest: digest.to_owned(),
+            tenant_id: "default".into(),
+            kind: TokenKind::Access,
+            grant_id: None,
+            client_id: "batch-client".into(),
+            subject: None,
+            scopes: "read".into(),
+            resources: "[]".into(),
+            created_at: 1,
+            expires_at: 2,
+            consumed_at: None,
+            revoked_at: None,
+            redirect_uri: None,
+            code_challenge: None,
+            nonce: None,
+            format: Some("opaque".into()),
+            jti: None,
+            cnf_x5t: None,
+        }
+    }
+
+    /// One batch holding a row whose key is taken between two fresh rows.
+    fn batch() -> Vec<TokenRecord> {
+        vec![row("fresh-a"), row("taken"), row("fresh-b")]
+    }
+
+    fn assert_only_the_taken_row_failed(results: &[Result<(), StoreError>]) {
+        assert_eq!(results.len(), 3);
+        assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+        let refused = results[1].as_ref().expect_err("a taken key is refused");
+        assert!(!refused.is_unavailable(), "{refused}");
+    }
+
+    async fn stored(store: &Store, digest: &str) -> bool {
+        store.any_token(digest).await.expect("read").is_some()
+    }
+
+    #[test]
+    fn sqlite_a_row_refused_in_a_batch_fails_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let store = rt.block_on(Store::connect(&url)).expect("store");
+        let Db::Sqlite(db) = &store.db else {
+            unreachable!("a SQLite URL")
+        };
+        // Off the runtime, as on the writer thread.
+        assert!(sqlite_commit(db, &[row("taken")])[0].is_ok());
+        assert_only_the_taken_row_failed(&sqlite_commit(db, &batch()));
+        assert!(rt.block_on(stored(&store, "fresh-a")));
+        assert!(rt.block_on(stored(&store, "fresh-b")));
+    }
+
+    #[tokio::test]
+    async fn postgres_a_row_refused_in_a_batch_fails_alone() {
+        let admin = std::env::var("LOCKSPIRE_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+        let name = format!(
+            "lockspire_unit_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        );
+        let maintenance = super::super::pg_pool::PgPool::connect(&format!("{admin}/postgres"))
+            .await
+            .expect("PostgreSQL for the store's tests");
+        let mut conn = maintenance.acquire().await.expect("acquire");
+        conn.execute(sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE \"{name}\""
+        ))))
+        .await
+        .expect("create database");
+        let store = Store::connect(&format!("{admin}/{name}"))
+            .await
+            .expect("store");
+        let Db::Postgres(pool) = &store.db else {
+            unreachable!("a PostgreSQL URL")
+        };
+        assert!(postgres_commit(pool, &[row("taken")]).await[0].is_ok());
+        assert_only_the_taken_row_failed(&postgres_commit(pool, &batch()).await);
+        assert!(stored(&store, "fresh-a").await);
+        assert!(stored(&store, "fresh-b").await);
+        store.close().await;
+        drop(store);
+        conn.execute(sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE \"{name}\" WITH (FORCE)"
+        ))))
+        .await
+        .expect("drop database");
+    }
 }

@@ -65,11 +65,14 @@ impl StoreError {
                 | sqlx::Error::WorkerCrashed,
             )
             | StoreError::Unavailable(_) => true,
-            // PostgreSQL 57P01-03 (admin shutdown) and 53300 (too many connections).
-            StoreError::Database(sqlx::Error::Database(e)) => matches!(
-                e.code().as_deref(),
-                Some("57P01" | "57P02" | "57P03" | "53300")
-            ),
+            // PostgreSQL 57P01-03 (admin shutdown), 53300 (too many connections), and any
+            // error that ended the session (a restart, a session timeout).
+            StoreError::Database(e @ sqlx::Error::Database(db)) => {
+                matches!(
+                    db.code().as_deref(),
+                    Some("57P01" | "57P02" | "57P03" | "53300")
+                ) || !pg_pool::refused_in_session(e)
+            }
             // Another process held SQLite's write lock past the busy timeout.
             StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
                 e.code,

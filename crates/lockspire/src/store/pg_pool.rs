@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use sqlx::Connection as _;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgRow};
+use sqlx::postgres::{
+    PgArguments, PgConnectOptions, PgConnection, PgDatabaseError, PgRow, PgSeverity,
+};
 use sqlx::query::Query;
 use sqlx::{Executor as _, Postgres};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -66,6 +68,9 @@ struct Inner {
 struct Idle {
     conn: PgConnection,
     since: Instant,
+    /// False once another connection was lost while this one sat idle: the server may have
+    /// gone away (a restart ends every session), so it is checked before use.
+    trusted: bool,
 }
 
 impl PgPool {
@@ -99,8 +104,13 @@ impl PgPool {
             .acquire_owned()
             .await
             .map_err(|_| sqlx::Error::PoolClosed)?;
-        while let Some(Idle { mut conn, since }) = self.inner.take_idle() {
-            if since.elapsed() < IDLE_CHECK || conn.ping().await.is_ok() {
+        while let Some(Idle {
+            mut conn,
+            since,
+            trusted,
+        }) = self.inner.take_idle()
+        {
+            if (trusted && since.elapsed() < IDLE_CHECK) || conn.ping().await.is_ok() {
                 return Ok(self.wrap(conn, permit));
             }
             // The server closed it while it was idle: drop it and try the next.
@@ -122,9 +132,12 @@ impl PgPool {
     /// Closes every idle connection and refuses new acquisitions; connections in use are
     /// closed as they are returned.
     pub(crate) async fn close(&self) {
-        self.inner.closed.store(true, Ordering::SeqCst);
         self.inner.permits.close();
-        let idle = std::mem::take(&mut *self.inner.lock_idle());
+        let idle = {
+            let mut idle = self.inner.lock_idle();
+            self.inner.closed.store(true, Ordering::SeqCst);
+            std::mem::take(&mut *idle)
+        };
         for Idle { conn, .. } in idle {
             let _ = conn.close().await;
         }
@@ -141,18 +154,30 @@ impl Inner {
         self.lock_idle().pop()
     }
 
+    /// Every idle connection is checked before its next use: one connection was just lost,
+    /// and when the server restarted, the others were lost with it.
+    fn distrust_idle(&self) {
+        for idle in self.lock_idle().iter_mut() {
+            idle.trusted = false;
+        }
+    }
+
     /// Takes a connection back; closes it instead when the pool is closed, and closes
     /// connections left idle for [`IDLE_CLOSE`].
     fn release(&self, conn: PgConnection) {
-        if self.closed.load(Ordering::SeqCst) {
-            close_soon(conn);
-            return;
-        }
         let stale = {
             let mut idle = self.lock_idle();
+            // Read under the lock `close` empties the list with, so no connection is kept
+            // after it.
+            if self.closed.load(Ordering::SeqCst) {
+                drop(idle);
+                close_soon(conn);
+                return;
+            }
             idle.push(Idle {
                 conn,
                 since: Instant::now(),
+                trusted: true,
             });
             let aged = idle
                 .iter()
@@ -190,7 +215,11 @@ pub(crate) struct PgConn {
 
 impl PgConn {
     /// The connection, marked unsettled until [`Self::settle`] sees the statement's result.
+    /// One already unsettled is refused: its protocol state is unknown.
     fn start(&mut self) -> Result<&mut PgConnection, StoreError> {
+        if self.unsettled {
+            return Err(StoreError::Unavailable("the database connection was lost"));
+        }
         self.unsettled = true;
         self.conn
             .as_mut()
@@ -198,9 +227,14 @@ impl PgConn {
     }
 
     /// A statement's result: the connection is in step again when the statement finished or
-    /// the server refused it; any other failure (I/O, protocol) leaves it unsettled.
+    /// the server refused it and the session goes on. Any other failure (I/O, protocol, an
+    /// error that ends the session) leaves it unsettled, and makes the idle connections
+    /// suspect too.
     fn settle<T>(&mut self, result: Result<T, sqlx::Error>) -> Result<T, StoreError> {
-        self.unsettled = matches!(&result, Err(e) if !matches!(e, sqlx::Error::Database(_)));
+        self.unsettled = result.as_ref().is_err_and(|e| !refused_in_session(e));
+        if self.unsettled {
+            self.pool.distrust_idle();
+        }
         Ok(result?)
     }
 
@@ -233,12 +267,7 @@ impl PgConn {
 
     /// Applies `migrator`'s migrations not yet applied.
     pub(crate) async fn migrate(&mut self, migrator: &Migrator) -> Result<(), StoreError> {
-        self.unsettled = true;
-        let conn = self
-            .conn
-            .as_mut()
-            .ok_or(StoreError::Unavailable("the connection was closed"))?;
-        migrator.run(conn).await?;
+        migrator.run(self.start()?).await?;
         self.unsettled = false;
         Ok(())
     }
@@ -246,6 +275,18 @@ impl PgConn {
     async fn simple(&mut self, sql: &'static str) -> Result<(), StoreError> {
         let result = self.start()?.execute(sqlx::raw_sql(sql)).await;
         self.settle(result).map(drop)
+    }
+}
+
+/// True when the server refused a statement and the session goes on: an `ERROR`, after which
+/// the connection is in step. `FATAL` and `PANIC` end the session (a restart or an operator
+/// terminating it), so that connection is gone.
+pub(crate) fn refused_in_session(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db
+            .try_downcast_ref::<PgDatabaseError>()
+            .is_none_or(|pg| !matches!(pg.severity(), PgSeverity::Fatal | PgSeverity::Panic)),
+        _ => false,
     }
 }
 
@@ -285,7 +326,7 @@ impl Drop for PgConn {
 mod tests {
     use super::*;
 
-    async fn pool() -> PgPool {
+    async fn test_pool() -> PgPool {
         let admin = std::env::var("LOCKSPIRE_TEST_POSTGRES")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
         PgPool::connect(&format!("{admin}/postgres"))
@@ -310,7 +351,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_is_reused_without_a_check_after_a_finished_statement() {
-        let pool = pool().await;
+        let pool = test_pool().await;
         let mut first = pool.acquire().await.expect("acquire");
         let (pid, _) = session(&mut first).await;
         drop(first);
@@ -320,7 +361,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_statement_refused_by_the_server_leaves_the_connection_reusable() {
-        let pool = pool().await;
+        let pool = test_pool().await;
         let mut conn = pool.acquire().await.expect("acquire");
         let (pid, _) = session(&mut conn).await;
         assert!(conn.execute(sqlx::query("SELECT 1 / 0")).await.is_err());
@@ -331,7 +372,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_statement_abandoned_halfway_never_returns_its_connection() {
-        let pool = pool().await;
+        let pool = test_pool().await;
         let mut conn = pool.acquire().await.expect("acquire");
         let (pid, _) = session(&mut conn).await;
         let abandoned = tokio::time::timeout(
@@ -353,7 +394,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_abandoned_transaction_is_rolled_back_before_its_connection_is_reused() {
-        let pool = pool().await;
+        let pool = test_pool().await;
         let mut conn = pool.acquire().await.expect("acquire");
         conn.begin().await.expect("begin");
         conn.execute(sqlx::query("SELECT pg_current_xact_id()"))
@@ -383,10 +424,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_session_ended_by_the_server_is_unavailable_and_never_reused() {
+        let pool = test_pool().await;
+        let (mut victim, mut survivor) = (
+            pool.acquire().await.expect("acquire"),
+            pool.acquire().await.expect("acquire"),
+        );
+        let ((pid, _), (other, _)) = (session(&mut victim).await, session(&mut survivor).await);
+        drop(victim);
+        drop(survivor);
+        // An operator (or a restart) ends both sessions while they sit idle in the pool.
+        let outside = test_pool().await;
+        let mut admin = outside.acquire().await.expect("acquire");
+        for id in [pid, other] {
+            admin
+                .execute(sqlx::query("SELECT pg_terminate_backend($1)").bind(id))
+                .await
+                .expect("terminate");
+        }
+        // The first connection taken is used at once (idle under a second) and fails: the
+        // request gets "unavailable", a 503, not a 500.
+        let mut first = pool.acquire().await.expect("acquire");
+        let lost = first
+            .execute(sqlx::query("SELECT 1"))
+            .await
+            .expect_err("its session was ended");
+        assert!(lost.is_unavailable(), "{lost}");
+        drop(first);
+        // That failure makes the other idle connection suspect: it is checked, found dead
+        // and replaced, so the next request succeeds.
+        let mut next = pool.acquire().await.expect("acquire");
+        let (fresh, _) = session(&mut next).await;
+        assert!(fresh != pid && fresh != other);
+    }
+
+    #[tokio::test]
     async fn a_closed_pool_refuses_new_work_as_unavailable() {
-        let pool = pool().await;
-        pool.close().await;
-        let refused = pool.acquire().await.err().expect("refused");
+        let closed = test_pool().await;
+        closed.close().await;
+        let refused = closed.acquire().await.err().expect("refused");
         assert!(refused.is_unavailable());
     }
 }
