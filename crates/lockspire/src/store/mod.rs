@@ -828,19 +828,40 @@ impl Store {
     /// Deletes rows nothing can use any more (SURFACE S26): expired codes and tokens (a revoked
     /// token stays until it expires, so its revocation is remembered), expired interactions and
     /// expired grants. Returns the number of rows removed.
+    ///
+    /// At most [`PRUNE_BATCH`] rows per statement: a busy provider expires millions of tokens
+    /// between two prunes, and one statement deleting them all would hold SQLite's one writer
+    /// for seconds, stalling every issuance behind it. Each batch is a short write that queues
+    /// with the others.
     pub async fn prune_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
         let mut removed = 0;
         for statement in [
-            "DELETE FROM tokens WHERE expires_at <= $1",
-            "DELETE FROM interactions WHERE expires_at <= $1",
-            "DELETE FROM grants WHERE expires_at <= $1",
-            "DELETE FROM replay WHERE expires_at <= $1",
+            "DELETE FROM tokens WHERE digest IN \
+             (SELECT digest FROM tokens WHERE expires_at <= $1 LIMIT $2)",
+            "DELETE FROM interactions WHERE id_digest IN \
+             (SELECT id_digest FROM interactions WHERE expires_at <= $1 LIMIT $2)",
+            "DELETE FROM grants WHERE id IN \
+             (SELECT id FROM grants WHERE expires_at <= $1 LIMIT $2)",
+            "DELETE FROM replay WHERE (namespace, key_digest) IN \
+             (SELECT namespace, key_digest FROM replay WHERE expires_at <= $1 LIMIT $2)",
         ] {
-            removed += self.db.execute(statement, params![now]).await?;
+            loop {
+                let batch = self
+                    .db
+                    .execute(statement, params![now, PRUNE_BATCH])
+                    .await?;
+                removed += batch;
+                if batch < PRUNE_BATCH.unsigned_abs() {
+                    break;
+                }
+            }
         }
         Ok(removed)
     }
 }
+
+/// Most rows one statement of [`Store::prune_expired`] deletes.
+pub const PRUNE_BATCH: i64 = 2000;
 
 /// Revokes a grant; its codes and tokens stop working with it (they are checked against it).
 const REVOKE_GRANT: &str = "UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL";
