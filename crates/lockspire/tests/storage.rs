@@ -232,3 +232,26 @@ on_both_stores! {
         }
     }
 }
+
+on_both_stores! {
+    async fn a_replay_record_refuses_a_live_key_and_frees_an_expired_one(h) {
+        let store = Store::connect(&h.db.url).await.expect("store");
+        let now = 1_700_000_000;
+        assert!(store.record_once("ns", "key", now + 60, now).await.expect("first"), "new key");
+        assert!(!store.record_once("ns", "key", now + 120, now + 30).await.expect("replay"), "live key");
+        assert!(store.record_once("other-ns", "key", now + 60, now).await.expect("other"), "namespaces are apart");
+        // At its expiry the entry is free again, and the new one lives to its own expiry.
+        assert!(store.record_once("ns", "key", now + 200, now + 60).await.expect("reuse"), "expired key");
+        assert!(!store.record_once("ns", "key", now + 300, now + 199).await.expect("replay"), "renewed entry is live");
+        // Concurrent first uses: exactly one wins.
+        let tries: Vec<_> = (0..16).map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.record_once("ns", "raced", now + 60, now).await.expect("record") })
+        }).collect();
+        let mut won = 0;
+        for t in tries {
+            won += usize::from(t.await.expect("task"));
+        }
+        assert_eq!(won, 1);
+    }
+}

@@ -1,16 +1,53 @@
 //! Group commit for independent single-row writes (SURFACE S26, performance design): rows that
 //! arrive while a commit is in flight are written together in the next transaction, so a burst
-//! of N token issuances costs one durable commit instead of N. Every caller still waits for its
-//! own row to be committed before it answers, so nothing is acknowledged that could be lost.
+//! of N token issuances (or N failed client authentications, each of which leaves an audit
+//! event) costs one durable commit instead of N. Every caller still waits for its own row to be
+//! committed before it answers, so nothing is acknowledged that could be lost.
 
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::db::{pg_columns_query, pg_query};
+use super::db::{Param, pg_columns_query, pg_query};
 use super::pg_pool::PgPool;
 use super::sqlite::SqliteDb;
-use super::{Db, INSERT_TOKEN, INSERT_TOKENS_PG, StoreError, TokenRecord, sqlite, token_params};
+use super::{
+    Db, INSERT_AUDIT, INSERT_AUDIT_PG, INSERT_TOKEN, INSERT_TOKENS_PG, StoreError, sqlite,
+};
+
+/// The tables the writer appends to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Table {
+    Tokens,
+    Audit,
+}
+
+impl Table {
+    const ALL: [Table; 2] = [Table::Tokens, Table::Audit];
+
+    /// The statement inserting one row.
+    fn insert(self) -> &'static str {
+        match self {
+            Table::Tokens => INSERT_TOKEN,
+            Table::Audit => INSERT_AUDIT,
+        }
+    }
+
+    /// The PostgreSQL statement inserting many rows, one array per column.
+    fn insert_many_pg(self) -> &'static str {
+        match self {
+            Table::Tokens => INSERT_TOKENS_PG,
+            Table::Audit => INSERT_AUDIT_PG,
+        }
+    }
+}
+
+/// One row to append: its table and the parameters of that table's insert.
+#[derive(Debug)]
+pub(super) struct Append {
+    pub(super) table: Table,
+    pub(super) params: Vec<Param>,
+}
 
 /// Most rows in one commit; bounds transaction size and latency.
 const MAX_BATCH: usize = 256;
@@ -24,7 +61,7 @@ type Reply = oneshot::Sender<Result<(), StoreError>>;
 /// Handle to the writer; cheap to clone.
 #[derive(Clone, Debug)]
 pub(super) struct Writer {
-    queue: mpsc::Sender<(TokenRecord, Reply)>,
+    queue: mpsc::Sender<(Append, Reply)>,
 }
 
 impl Writer {
@@ -35,13 +72,13 @@ impl Writer {
     /// to the blocking pool and back (two more thread wake-ups on the path every issuance
     /// waits on). On PostgreSQL the commit is a network round trip, so the writer is a task.
     pub(super) fn spawn(db: Db) -> Result<Self, StoreError> {
-        let (queue, rx) = mpsc::channel::<(TokenRecord, Reply)>(4 * MAX_BATCH);
+        let (queue, rx) = mpsc::channel::<(Append, Reply)>(4 * MAX_BATCH);
         match db {
             Db::Sqlite(db) => {
                 std::thread::Builder::new()
-                    .name("lockspire-token-writer".into())
+                    .name("lockspire-writer".into())
                     .spawn(move || sqlite_writer(&db, rx))
-                    .map_err(|_| StoreError::Unavailable("could not start the token writer"))?;
+                    .map_err(|_| StoreError::Unavailable("could not start the writer"))?;
             }
             Db::Postgres(pool) => {
                 tokio::spawn(postgres_writer(pool, rx));
@@ -51,14 +88,14 @@ impl Writer {
     }
 
     /// Inserts one row and waits until it is committed.
-    pub(super) async fn insert(&self, row: TokenRecord) -> Result<(), StoreError> {
+    pub(super) async fn insert(&self, row: Append) -> Result<(), StoreError> {
         let (reply, done) = oneshot::channel();
         self.queue
             .send((row, reply))
             .await
-            .map_err(|_| StoreError::Unavailable("the token writer has stopped"))?;
+            .map_err(|_| StoreError::Unavailable("the writer has stopped"))?;
         done.await
-            .map_err(|_| StoreError::Unavailable("the token writer has stopped"))?
+            .map_err(|_| StoreError::Unavailable("the writer has stopped"))?
     }
 }
 
@@ -72,7 +109,7 @@ fn answer(replies: Vec<Reply>, results: Vec<Result<(), StoreError>>) {
 
 /// The SQLite writer thread: takes every row queued so far (at most [`MAX_BATCH`]), commits
 /// them in one transaction, answers, and goes back for more.
-fn sqlite_writer(db: &SqliteDb, mut rx: mpsc::Receiver<(TokenRecord, Reply)>) {
+fn sqlite_writer(db: &SqliteDb, mut rx: mpsc::Receiver<(Append, Reply)>) {
     while let Some(first) = rx.blocking_recv() {
         let mut rows = Vec::with_capacity(MAX_BATCH);
         let mut replies = Vec::with_capacity(MAX_BATCH);
@@ -91,7 +128,7 @@ fn sqlite_writer(db: &SqliteDb, mut rx: mpsc::Receiver<(TokenRecord, Reply)>) {
         let results =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sqlite_commit(db, &rows)))
                 .unwrap_or_else(|_| {
-                    tracing::error!("the token writer failed on a batch");
+                    tracing::error!("the writer failed on a batch");
                     all_unavailable(rows.len())
                 });
         answer(replies, results);
@@ -101,19 +138,19 @@ fn sqlite_writer(db: &SqliteDb, mut rx: mpsc::Receiver<(TokenRecord, Reply)>) {
 /// Writes a batch in one transaction; if that fails on a row, row by row, so one bad row
 /// cannot fail the others' acknowledgements wrongly. One result per row. Blocks: called only
 /// from the writer thread (and tests), never on the runtime.
-fn sqlite_commit(db: &SqliteDb, rows: &[TokenRecord]) -> Vec<Result<(), StoreError>> {
+fn sqlite_commit(db: &SqliteDb, rows: &[Append]) -> Vec<Result<(), StoreError>> {
     db.write_blocking(|conn| {
         let together = (|| {
             let tx = conn.transaction()?;
             for row in rows {
-                sqlite::execute(&tx, INSERT_TOKEN, &token_params(row))?;
+                sqlite::execute(&tx, row.table.insert(), &row.params)?;
             }
             tx.commit()?;
             Ok(())
         })();
         Ok(whole_batch(together, rows.len()).unwrap_or_else(|| {
             rows.iter()
-                .map(|row| sqlite::execute(conn, INSERT_TOKEN, &token_params(row)).map(drop))
+                .map(|row| sqlite::execute(conn, row.table.insert(), &row.params).map(drop))
                 .collect()
         }))
     })
@@ -121,7 +158,7 @@ fn sqlite_commit(db: &SqliteDb, rows: &[TokenRecord]) -> Vec<Result<(), StoreErr
 }
 
 /// The PostgreSQL writer task: like [`sqlite_writer`], one statement per batch.
-async fn postgres_writer(pool: PgPool, mut rx: mpsc::Receiver<(TokenRecord, Reply)>) {
+async fn postgres_writer(pool: PgPool, mut rx: mpsc::Receiver<(Append, Reply)>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (rows, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
@@ -139,35 +176,51 @@ async fn postgres_writer(pool: PgPool, mut rx: mpsc::Receiver<(TokenRecord, Repl
     }
 }
 
-/// Writes a batch in one statement; if that fails on a row, row by row, so one bad row cannot
-/// fail the others' acknowledgements wrongly. One result per row.
-async fn postgres_commit(pool: &PgPool, rows: &[TokenRecord]) -> Vec<Result<(), StoreError>> {
+/// Writes a batch with one statement per table; if a statement fails on a row, that table's
+/// rows are written one by one, so one bad row cannot fail the others' acknowledgements
+/// wrongly. One result per row, in order.
+async fn postgres_commit(pool: &PgPool, rows: &[Append]) -> Vec<Result<(), StoreError>> {
     let mut conn = match pool.acquire().await {
         Ok(conn) => conn,
         Err(e) => return unwritten(&e, rows.len()),
     };
-    let together = match pg_columns_query(INSERT_TOKENS_PG, rows.iter().map(token_params).collect())
-    {
-        Ok(q) => conn.execute(q).await.map(drop),
-        Err(e) => Err(e),
-    };
-    if let Some(all) = whole_batch(together, rows.len()) {
-        return all;
+    let mut results: Vec<Option<Result<(), StoreError>>> = rows.iter().map(|_| None).collect();
+    for table in Table::ALL {
+        let of_table: Vec<usize> = (0..rows.len())
+            .filter(|&i| rows[i].table == table)
+            .collect();
+        if of_table.is_empty() {
+            continue;
+        }
+        let columns = of_table.iter().map(|&i| rows[i].params.clone()).collect();
+        let together = match pg_columns_query(table.insert_many_pg(), columns) {
+            Ok(q) => conn.execute(q).await.map(drop),
+            Err(e) => Err(e),
+        };
+        let each = match whole_batch(together, of_table.len()) {
+            Some(all) => all,
+            None => {
+                let mut each = Vec::with_capacity(of_table.len());
+                for &i in &of_table {
+                    let q = pg_query(table.insert(), rows[i].params.clone());
+                    each.push(conn.execute(q).await.map(drop));
+                }
+                each
+            }
+        };
+        for (i, result) in of_table.into_iter().zip(each) {
+            results[i] = Some(result);
+        }
     }
-    let mut each = Vec::with_capacity(rows.len());
-    for row in rows {
-        each.push(
-            conn.execute(pg_query(INSERT_TOKEN, token_params(row)))
-                .await
-                .map(drop),
-        );
-    }
-    each
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or(Err(StoreError::Unavailable("the writer could not write"))))
+        .collect()
 }
 
 /// The writer itself failed (it could not run at all): every row fails alike.
 fn unwritten(e: &StoreError, count: usize) -> Vec<Result<(), StoreError>> {
-    tracing::warn!(error = %e, "token batch not written");
+    tracing::warn!(error = %e, "batch not written");
     all_unavailable(count)
 }
 
@@ -187,16 +240,23 @@ fn whole_batch(
 
 fn all_unavailable(count: usize) -> Vec<Result<(), StoreError>> {
     (0..count)
-        .map(|_| Err(StoreError::Unavailable("the token writer could not write")))
+        .map(|_| Err(StoreError::Unavailable("the writer could not write")))
         .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Store, TokenKind};
+    use crate::store::{Store, TokenKind, TokenRecord, token_params};
 
-    fn row(digest: &str) -> TokenRecord {
+    fn row(digest: &str) -> Append {
+        Append {
+            table: Table::Tokens,
+            params: token_params(&token(digest)),
+        }
+    }
+
+    fn token(digest: &str) -> TokenRecord {
         TokenRecord {
             digest: digest.to_owned(),
             tenant_id: "default".into(),
@@ -220,7 +280,7 @@ mod tests {
     }
 
     /// One batch holding a row whose key is taken between two fresh rows.
-    fn batch() -> Vec<TokenRecord> {
+    fn batch() -> Vec<Append> {
         vec![row("fresh-a"), row("taken"), row("fresh-b")]
     }
 

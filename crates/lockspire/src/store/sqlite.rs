@@ -5,9 +5,9 @@
 //! (which is what a driver with one worker thread per connection does, twice per statement).
 //! Writes go through the one writer connection: SQLite admits one writer at a time, so queuing
 //! writers on an async mutex hands the lock over without its busy handler's sleep-polling.
-//! Every commit, the only step that waits for the disk, runs off the runtime's threads (token
-//! batches on the token writer's own thread, other transactions on the blocking pool) so it
-//! never stalls the runtime. WAL mode lets readers proceed while the writer commits.
+//! Every commit, the only step that waits for the disk, runs off the runtime's threads (batches
+//! of tokens and audit events on the group-commit writer's own thread, other transactions on
+//! the blocking pool) so it never stalls the runtime. WAL mode lets readers proceed while the writer commits.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
