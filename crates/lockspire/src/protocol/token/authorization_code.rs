@@ -4,17 +4,14 @@
 //! request fails and the grant — every token issued from the code — is revoked
 //! (RFC 6749 §4.1.2, RFC 9700 §4.14.2).
 
-use super::{
-    GrantIssue, TokenResponse, issue_from_grant, narrow_resources, prefetch_claims,
-    wants_refresh_token,
-};
+use super::{Plan, TokenResponse, mint_ahead, narrow_resources, wants_refresh_token};
 use crate::Provider;
 use crate::error::{ErrorCode, OAuthError};
 use crate::protocol::client_auth::AuthenticatedClient;
 use crate::protocol::params::Params;
 use crate::protocol::pkce::{CodeChallenge, check_verifier};
 use crate::secrets::token_key;
-use crate::store::{Consumed, TokenKind, parse_json_list};
+use crate::store::{Consumed, GrantRecord, TokenKind, TokenRecord, parse_json_list};
 
 fn invalid_grant(reason: &'static str) -> OAuthError {
     OAuthError::new(
@@ -34,8 +31,17 @@ pub(super) async fn exchange(
     check_verifier(verifier)?;
     let redirect_uri = params.get("redirect_uri")?;
     let digest = token_key(code);
-    let claims = prefetch_claims(p, client, &digest, |r| Ok(r.scope_list())).await?;
     let now = p.now();
+    let minted = mint_ahead(
+        p,
+        client,
+        TokenKind::Code,
+        &digest,
+        now,
+        |record| check(client, record, redirect_uri, verifier),
+        |record, grant| plan(p, client, params, record, grant),
+    )
+    .await?;
     let mut tx = p.store.begin().await?;
     let record = match tx.consume(TokenKind::Code, &digest, now).await? {
         Consumed::Now(record) => record,
@@ -48,6 +54,31 @@ pub(super) async fn exchange(
         Consumed::Invalid => return Err(invalid_grant("unknown or expired code")),
     };
     // Any mismatch below rolls back, leaving the code to its rightful client.
+    check(client, &record, redirect_uri, verifier)?;
+    let grant_id = record
+        .grant_id
+        .clone()
+        .ok_or_else(|| OAuthError::internal("code without a grant"))?;
+    let Some(grant) = tx.live_grant(&grant_id, now).await? else {
+        return Err(invalid_grant("grant revoked or client disabled"));
+    };
+    let Some(minted) = minted else {
+        // The peek saw a code that could not be redeemed; the transaction found one that can.
+        // The plan's own refusal (a resource never granted) is the answer if there is one.
+        plan(p, client, params, &record, &grant)?;
+        return Err(invalid_grant("the code changed during the request"));
+    };
+    minted.commit(tx, &record).await
+}
+
+/// The code's own rules: its client, the redirect URI of its authorization request (RFC 6749
+/// §4.1.3) and its PKCE challenge (RFC 7636 §4.6).
+fn check(
+    client: &AuthenticatedClient,
+    record: &TokenRecord,
+    redirect_uri: Option<&str>,
+    verifier: &str,
+) -> Result<(), OAuthError> {
     if record.client_id != client.id() {
         return Err(invalid_grant("code was issued to another client"));
     }
@@ -69,32 +100,28 @@ pub(super) async fn exchange(
     if !challenge.verify(verifier) {
         return Err(invalid_grant("PKCE verifier does not match the challenge"));
     }
-    let grant_id = record
-        .grant_id
-        .clone()
-        .ok_or_else(|| OAuthError::internal("code without a grant"))?;
-    let Some(grant) = tx.live_grant(&grant_id, now).await? else {
-        return Err(invalid_grant("grant revoked or client disabled"));
-    };
+    Ok(())
+}
+
+/// What redeeming the code issues.
+fn plan(
+    p: &Provider,
+    client: &AuthenticatedClient,
+    params: &Params,
+    record: &TokenRecord,
+    grant: &GrantRecord,
+) -> Result<Plan, OAuthError> {
     let scopes = record.scope_list();
     let granted_resources = parse_json_list(&grant.resources)?;
     let resources = narrow_resources(p, params, &granted_resources)?;
     // RFC 8707 §2.2: a token-time resource narrows this access token only; the refresh
     // token keeps everything granted so later requests can choose another resource.
-    let refresh = wants_refresh_token(p, client, &scopes)
-        .then_some((scopes.as_slice(), granted_resources.as_slice()));
-    issue_from_grant(
-        p,
-        tx,
-        GrantIssue {
-            client,
-            grant: &grant,
-            scopes: &scopes,
-            resources: &resources,
-            refresh,
-            nonce: record.nonce.as_deref(),
-            claims: claims.as_ref(),
-        },
-    )
-    .await
+    let refresh =
+        wants_refresh_token(p, client, &scopes).then(|| (scopes.clone(), granted_resources));
+    Ok(Plan {
+        scopes,
+        resources,
+        refresh,
+        nonce: record.nonce.clone(),
+    })
 }

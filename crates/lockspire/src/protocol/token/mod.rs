@@ -198,103 +198,160 @@ pub(crate) fn mint_refresh_token(
     (token, record)
 }
 
-/// What a token response for a user grant is built from.
-pub(crate) struct GrantIssue<'a> {
-    pub(crate) client: &'a AuthenticatedClient,
-    pub(crate) grant: &'a GrantRecord,
-    /// Scope and resources of this access token (possibly narrowed at token time).
-    pub(crate) scopes: &'a [String],
-    pub(crate) resources: &'a [String],
+/// What one redemption of a code or refresh token issues, decided from that token and its
+/// grant (which only ever change by being consumed or revoked).
+pub(crate) struct Plan {
+    /// Scope and resources of the access token (possibly narrowed at token time).
+    pub(crate) scopes: Vec<String>,
+    pub(crate) resources: Vec<String>,
     /// Scope and resources of the refresh token, when one is issued.
-    pub(crate) refresh: Option<(&'a [String], &'a [String])>,
+    pub(crate) refresh: Option<(Vec<String>, Vec<String>)>,
     /// The authorization request's nonce (code grant only).
-    pub(crate) nonce: Option<&'a str>,
-    /// The host's claims, fetched before the transaction (needed when `openid` is granted).
-    pub(crate) claims: Option<&'a Claims>,
+    pub(crate) nonce: Option<String>,
 }
 
-/// Mints the access token, the refresh token and the ID token of a user grant inside the
-/// step's transaction, then commits: the client gets all of them or none.
-pub(crate) async fn issue_from_grant(
+/// The tokens of one redemption, minted and signed, waiting for the step's transaction to
+/// store them.
+pub(crate) struct Minted {
+    /// The token they were minted for.
+    from: String,
+    records: Vec<TokenRecord>,
+    response: TokenResponse,
+}
+
+impl Minted {
+    /// Stores the tokens in the step's transaction and commits: the client gets all of them
+    /// or none. `consumed` is the token the transaction consumed; tokens minted for another
+    /// one are refused (rolled back), which the peek before the transaction rules out.
+    pub(crate) async fn commit(
+        self,
+        mut tx: Tx,
+        consumed: &TokenRecord,
+    ) -> Result<TokenResponse, OAuthError> {
+        if consumed.digest != self.from {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidGrant,
+                "the grant changed during the request; try again",
+            )
+            .with_reason("minted for another token"));
+        }
+        for record in &self.records {
+            tx.insert_token(record).await?;
+        }
+        tx.commit().await?;
+        Ok(self.response)
+    }
+}
+
+/// Before the step's transaction: peeks at the code or refresh token `digest` and, when it
+/// looks redeemable by `client`, reads its grant, fetches the host's claims and mints and
+/// signs every token of the response. Signing (an RS256 ID token costs about half a
+/// millisecond) and host code then never run while the step holds the database's write lock,
+/// which on SQLite every other write waits for.
+///
+/// `Ok(None)`: the token does not look redeemable; the transaction finds out why and answers
+/// (and revokes the grant on a replay). The transaction decides in every case: the tokens
+/// minted here are stored only if it consumes this very token.
+pub(crate) async fn mint_ahead(
     p: &Provider,
-    mut tx: Tx,
-    g: GrantIssue<'_>,
-) -> Result<TokenResponse, OAuthError> {
-    let subject = g.grant.subject.as_str();
+    client: &AuthenticatedClient,
+    kind: TokenKind,
+    digest: &str,
+    now: crate::clock::UnixTime,
+    check: impl FnOnce(&TokenRecord) -> Result<(), OAuthError>,
+    plan: impl FnOnce(&TokenRecord, &GrantRecord) -> Result<Plan, OAuthError>,
+) -> Result<Option<Minted>, OAuthError> {
+    let Some(record) = p.store.peek_token(digest).await? else {
+        return Ok(None);
+    };
+    // The conditions of the transaction's consuming write, and the token's own rules.
+    let redeemable = record.kind == kind
+        && record.client_id == client.id()
+        && record.consumed_at.is_none()
+        && record.revoked_at.is_none()
+        && record.expires_at > now
+        && check(&record).is_ok();
+    let Some(grant_id) = record.grant_id.as_deref().filter(|_| redeemable) else {
+        return Ok(None);
+    };
+    let Some(grant) = p.store.grant(grant_id).await? else {
+        return Ok(None);
+    };
+    let Ok(plan) = plan(&record, &grant) else {
+        return Ok(None);
+    };
+    let claims = match (&record.subject, plan.scopes.iter().any(|s| s == "openid")) {
+        (Some(subject), true) => {
+            Some(id_token::host_claims(p, client.id(), subject, &plan.scopes).await?)
+        }
+        _ => None,
+    };
+    mint_for_grant(p, client, &grant, &plan, claims.as_ref(), record.digest).map(Some)
+}
+
+/// Mints the access token, the refresh token and the ID token of a user grant, for the
+/// redemption of the token whose key is `from`.
+fn mint_for_grant(
+    p: &Provider,
+    client: &AuthenticatedClient,
+    grant: &GrantRecord,
+    plan: &Plan,
+    claims: Option<&Claims>,
+    from: String,
+) -> Result<Minted, OAuthError> {
+    let subject = grant.subject.as_str();
     let access = AccessGrant {
-        client: g.client,
-        grant_id: Some(&g.grant.id),
+        client,
+        grant_id: Some(&grant.id),
         subject: Some(subject),
-        scopes: g.scopes,
-        resources: g.resources,
+        scopes: &plan.scopes,
+        resources: &plan.resources,
     };
     let (access_token, access_record) = mint_access_token(p, &access)?;
-    tx.insert_token(&access_record).await?;
-    let refresh_token = match g.refresh {
+    let mut records = vec![access_record];
+    let refresh_token = match &plan.refresh {
         Some((scopes, resources)) => {
             let family = AccessGrant {
                 scopes,
                 resources,
                 ..access
             };
-            let (token, record) = mint_refresh_token(p, &family, g.grant.expires_at);
-            tx.insert_token(&record).await?;
+            let (token, record) = mint_refresh_token(p, &family, grant.expires_at);
+            records.push(record);
             Some(token)
         }
         None => None,
     };
-    let id_token = if g.scopes.iter().any(|s| s == "openid") {
-        let details = g.grant.details()?;
+    let id_token = if plan.scopes.iter().any(|s| s == "openid") {
+        let details = grant.details()?;
         let input = IdTokenInput {
-            client: g.client.record(),
+            client: client.record(),
             subject,
-            auth_time: g.grant.auth_time,
-            nonce: g.nonce,
+            auth_time: grant.auth_time,
+            nonce: plan.nonce.as_deref(),
             access_token: Some(&access_token),
-            scopes: g.scopes,
+            scopes: &plan.scopes,
             details: &details,
         };
-        let claims = g.claims.ok_or_else(|| {
+        let claims = claims.ok_or_else(|| {
             OAuthError::internal("host claims were not fetched before the transaction")
         })?;
         Some(id_token::issue(p, input, claims)?)
     } else {
         None
     };
-    tx.commit().await?;
-    Ok(TokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: p.config.lifetimes.access_token,
-        scope: g.scopes.join(" "),
-        refresh_token,
-        id_token,
+    Ok(Minted {
+        from,
+        records,
+        response: TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: p.config.lifetimes.access_token,
+            scope: plan.scopes.join(" "),
+            refresh_token,
+            id_token,
+        },
     })
-}
-
-/// The host's claims for the subject of a code or refresh token, fetched before the step's
-/// transaction so that host code (which may be slow) never runs while it holds locks. `None`
-/// when no ID token will be issued; the token is only peeked at here, its use is decided by
-/// the transaction.
-pub(crate) async fn prefetch_claims(
-    p: &Provider,
-    client: &AuthenticatedClient,
-    digest: &str,
-    scopes: impl FnOnce(&TokenRecord) -> Result<Vec<String>, OAuthError>,
-) -> Result<Option<Claims>, OAuthError> {
-    let Some(record) = p.store.peek_token(digest).await? else {
-        return Ok(None);
-    };
-    if record.client_id != client.id() {
-        return Ok(None);
-    }
-    let scopes = scopes(&record)?;
-    match (&record.subject, scopes.iter().any(|s| s == "openid")) {
-        (Some(subject), true) => Ok(Some(
-            id_token::host_claims(p, client.id(), subject, &scopes).await?,
-        )),
-        _ => Ok(None),
-    }
 }
 
 /// Token-time `resource` values (RFC 8707 §2.2): each must have been granted.

@@ -2,15 +2,13 @@
 //! presented token and issues a new one; presenting a rotated token again revokes the whole
 //! family — the grant, with every access and refresh token issued from it.
 
-use super::{
-    GrantIssue, TokenResponse, issue_from_grant, narrow_resources, narrow_scopes, prefetch_claims,
-};
+use super::{Plan, TokenResponse, mint_ahead, narrow_resources, narrow_scopes};
 use crate::Provider;
 use crate::error::{ErrorCode, OAuthError};
 use crate::protocol::client_auth::AuthenticatedClient;
 use crate::protocol::params::Params;
 use crate::secrets::token_key;
-use crate::store::{Consumed, TokenKind};
+use crate::store::{Consumed, TokenKind, TokenRecord};
 
 fn invalid_grant(reason: &'static str) -> OAuthError {
     OAuthError::new(
@@ -27,11 +25,17 @@ pub(super) async fn exchange(
 ) -> Result<TokenResponse, OAuthError> {
     let presented = params.require("refresh_token")?;
     let digest = token_key(presented);
-    let claims = prefetch_claims(p, client, &digest, |r| {
-        narrow_scopes(params, &r.scope_list())
-    })
-    .await?;
     let now = p.now();
+    let minted = mint_ahead(
+        p,
+        client,
+        TokenKind::Refresh,
+        &digest,
+        now,
+        |record| check(client, record),
+        |record, _| plan(p, params, record),
+    )
+    .await?;
     let mut tx = p.store.begin().await?;
     let record = match tx.consume(TokenKind::Refresh, &digest, now).await? {
         Consumed::Now(record) => record,
@@ -45,10 +49,30 @@ pub(super) async fn exchange(
             return Err(invalid_grant("unknown, expired or revoked refresh token"));
         }
     };
+    check(client, &record)?;
+    let grant_id = record
+        .grant_id
+        .clone()
+        .ok_or_else(|| OAuthError::internal("refresh token without a grant"))?;
+    if tx.live_grant(&grant_id, now).await?.is_none() {
+        return Err(invalid_grant("grant revoked or client disabled"));
+    }
+    let Some(minted) = minted else {
+        // The peek saw a token that could not be redeemed; the transaction found one that
+        // can. The plan's own refusal (a scope beyond the grant) is the answer if there is one.
+        plan(p, params, &record)?;
+        return Err(invalid_grant(
+            "the refresh token changed during the request",
+        ));
+    };
+    minted.commit(tx, &record).await
+}
+
+/// The token's own rules: its client, and the certificate it is bound to (RFC 8705 §3).
+fn check(client: &AuthenticatedClient, record: &TokenRecord) -> Result<(), OAuthError> {
     if record.client_id != client.id() {
         return Err(invalid_grant("refresh token was issued to another client"));
     }
-    // RFC 8705 §3: a refresh token bound to a certificate needs that certificate again.
     if let Some(bound) = &record.cnf_x5t
         && client.presented_thumbprint().as_deref() != Some(bound.as_str())
     {
@@ -56,31 +80,19 @@ pub(super) async fn exchange(
             "certificate-bound refresh token used without its certificate",
         ));
     }
-    let grant_id = record
-        .grant_id
-        .clone()
-        .ok_or_else(|| OAuthError::internal("refresh token without a grant"))?;
-    let Some(grant) = tx.live_grant(&grant_id, now).await? else {
-        return Err(invalid_grant("grant revoked or client disabled"));
-    };
+    Ok(())
+}
+
+/// What a refresh issues: the scope and resources asked for, within what the token carries
+/// (RFC 6749 §6, RFC 8707 §2.2); the new refresh token keeps the scope of the one it replaces.
+/// A refreshed ID token carries no nonce (OIDC Core §12.2).
+fn plan(p: &Provider, params: &Params, record: &TokenRecord) -> Result<Plan, OAuthError> {
     let granted_scopes = record.scope_list();
     let granted_resources = record.resource_list()?;
-    let scopes = narrow_scopes(params, &granted_scopes)?;
-    let resources = narrow_resources(p, params, &granted_resources)?;
-    issue_from_grant(
-        p,
-        tx,
-        GrantIssue {
-            client,
-            grant: &grant,
-            scopes: &scopes,
-            resources: &resources,
-            // RFC 6749 §6: the new refresh token keeps the scope of the one it replaces.
-            refresh: Some((&granted_scopes, &granted_resources)),
-            // OIDC Core §12.2: a refreshed ID token carries no nonce.
-            nonce: None,
-            claims: claims.as_ref(),
-        },
-    )
-    .await
+    Ok(Plan {
+        scopes: narrow_scopes(params, &granted_scopes)?,
+        resources: narrow_resources(p, params, &granted_resources)?,
+        refresh: Some((granted_scopes, granted_resources)),
+        nonce: None,
+    })
 }
