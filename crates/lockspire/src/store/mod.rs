@@ -767,6 +767,18 @@ impl Store {
             .await
     }
 
+    /// The grant `id` if it is still live (unrevoked, unexpired, its client active), read
+    /// outside any transaction.
+    pub async fn live_grant(
+        &self,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<Option<GrantRecord>, StoreError> {
+        self.db
+            .fetch_optional(LIVE_GRANT, params![id, now], GrantRecord::from_row)
+            .await
+    }
+
     /// The grant a token came from.
     pub async fn grant(&self, id: &str) -> Result<Option<GrantRecord>, StoreError> {
         self.db.fetch_optional("SELECT id, tenant_id, client_id, subject, scopes, resources, details, auth_time, created_at, expires_at \
@@ -885,6 +897,11 @@ impl Store {
 /// Most rows one statement of [`Store::prune_expired`] deletes.
 pub const PRUNE_BATCH: i64 = 2000;
 
+/// A grant that is unrevoked, unexpired and whose client is active.
+const LIVE_GRANT: &str = "SELECT g.id, g.tenant_id, g.client_id, g.subject, g.scopes, g.resources, g.details, g.auth_time, g.created_at, g.expires_at \
+     FROM grants g JOIN clients c ON c.tenant_id = g.tenant_id AND c.client_id = g.client_id \
+     WHERE g.id = $1 AND g.revoked_at IS NULL AND g.expires_at > $2 AND c.status = 'active'";
+
 /// Revokes a grant; its codes and tokens stop working with it (they are checked against it).
 const REVOKE_GRANT: &str = "UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL";
 
@@ -989,8 +1006,7 @@ impl Tx {
         id: &str,
         now: UnixTime,
     ) -> Result<Option<GrantRecord>, StoreError> {
-        self.fetch_optional("SELECT g.id, g.tenant_id, g.client_id, g.subject, g.scopes, g.resources, g.details, g.auth_time, g.created_at, g.expires_at \
-             FROM grants g JOIN clients c ON c.tenant_id = g.tenant_id AND c.client_id = g.client_id \
-             WHERE g.id = $1 AND g.revoked_at IS NULL AND g.expires_at > $2 AND c.status = 'active'", params![id, now], GrantRecord::from_row).await
+        self.fetch_optional(LIVE_GRANT, params![id, now], GrantRecord::from_row)
+            .await
     }
 }

@@ -42,6 +42,8 @@ pub(super) async fn exchange(
         |record, grant| plan(p, client, params, record, grant),
     )
     .await?;
+    // The transaction's own time: minting ahead may have waited for the host.
+    let now = p.now();
     let mut tx = p.store.begin().await?;
     let record = match tx.consume(TokenKind::Code, &digest, now).await? {
         Consumed::Now(record) => record,

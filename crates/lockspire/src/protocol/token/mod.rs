@@ -274,7 +274,9 @@ pub(crate) async fn mint_ahead(
     let Some(grant_id) = record.grant_id.as_deref().filter(|_| redeemable) else {
         return Ok(None);
     };
-    let Some(grant) = p.store.grant(grant_id).await? else {
+    // A revoked grant (the user disconnected the app, a replay revoked the family) would be
+    // refused by the transaction anyway: no signature for it.
+    let Some(grant) = p.store.live_grant(grant_id, now).await? else {
         return Ok(None);
     };
     let Ok(plan) = plan(&record, &grant) else {

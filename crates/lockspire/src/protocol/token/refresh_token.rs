@@ -36,6 +36,8 @@ pub(super) async fn exchange(
         |record, _| plan(p, params, record),
     )
     .await?;
+    // The transaction's own time: minting ahead may have waited for the host.
+    let now = p.now();
     let mut tx = p.store.begin().await?;
     let record = match tx.consume(TokenKind::Refresh, &digest, now).await? {
         Consumed::Now(record) => record,
