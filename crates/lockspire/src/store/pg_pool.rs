@@ -38,6 +38,12 @@ const IDLE_CHECK: Duration = Duration::from_secs(1);
 /// A connection idle for this long is closed, giving its server process back.
 const IDLE_CLOSE: Duration = Duration::from_secs(600);
 
+/// Longest wait for the answer to one statement. Every statement the store runs is short (a
+/// prune deletes in bounded batches), so a longer wait means a database that stopped answering
+/// without closing the connection: the request gets a 503 instead of waiting for TCP to give
+/// up, and the connection is closed.
+const STATEMENT_WAIT: Duration = Duration::from_secs(10);
+
 /// How long rolling back an abandoned transaction may take before the connection is closed.
 const ROLLBACK_WAIT: Duration = Duration::from_secs(5);
 
@@ -58,6 +64,7 @@ impl std::fmt::Debug for PgPool {
 
 struct Inner {
     options: PgConnectOptions,
+    statement_wait: Duration,
     /// Most recently returned last, so the busiest connections are reused first and the ones
     /// left over age out.
     idle: Mutex<Vec<Idle>>,
@@ -77,9 +84,14 @@ impl PgPool {
     /// Parses `url` and opens one connection, so a wrong URL or an unreachable server is
     /// reported at start-up rather than at the first request.
     pub(crate) async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::open(url, STATEMENT_WAIT).await
+    }
+
+    async fn open(url: &str, statement_wait: Duration) -> Result<Self, StoreError> {
         let pool = Self {
             inner: Arc::new(Inner {
                 options: PgConnectOptions::from_str(url)?,
+                statement_wait,
                 idle: Mutex::new(Vec::new()),
                 permits: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
                 closed: AtomicBool::new(false),
@@ -230,7 +242,17 @@ impl PgConn {
     /// the server refused it and the session goes on. Any other failure (I/O, protocol, an
     /// error that ends the session) leaves it unsettled, and makes the idle connections
     /// suspect too.
-    fn settle<T>(&mut self, result: Result<T, sqlx::Error>) -> Result<T, StoreError> {
+    fn settle<T>(
+        &mut self,
+        answered: Result<Result<T, sqlx::Error>, tokio::time::error::Elapsed>,
+    ) -> Result<T, StoreError> {
+        let Ok(result) = answered else {
+            // No answer in time: the connection stays unsettled, and is closed when dropped.
+            self.pool.distrust_idle();
+            return Err(StoreError::Unavailable(
+                "the database did not answer in time",
+            ));
+        };
         self.unsettled = result.as_ref().is_err_and(|e| !refused_in_session(e));
         if self.unsettled {
             self.pool.distrust_idle();
@@ -240,13 +262,15 @@ impl PgConn {
 
     /// A statement; returns the rows changed.
     pub(crate) async fn execute(&mut self, q: PgQuery) -> Result<u64, StoreError> {
-        let result = q.execute(self.start()?).await;
+        let wait = self.pool.statement_wait;
+        let result = tokio::time::timeout(wait, q.execute(self.start()?)).await;
         Ok(self.settle(result)?.rows_affected())
     }
 
     /// A query's rows, read to the end.
     pub(crate) async fn fetch_all(&mut self, q: PgQuery) -> Result<Vec<PgRow>, StoreError> {
-        let result = q.fetch_all(self.start()?).await;
+        let wait = self.pool.statement_wait;
+        let result = tokio::time::timeout(wait, q.fetch_all(self.start()?)).await;
         self.settle(result)
     }
 
@@ -273,7 +297,8 @@ impl PgConn {
     }
 
     async fn simple(&mut self, sql: &'static str) -> Result<(), StoreError> {
-        let result = self.start()?.execute(sqlx::raw_sql(sql)).await;
+        let wait = self.pool.statement_wait;
+        let result = tokio::time::timeout(wait, self.start()?.execute(sqlx::raw_sql(sql))).await;
         self.settle(result).map(drop)
     }
 }
@@ -456,6 +481,35 @@ mod tests {
         let mut next = pool.acquire().await.expect("acquire");
         let (fresh, _) = session(&mut next).await;
         assert!(fresh != pid && fresh != other);
+    }
+
+    #[tokio::test]
+    async fn a_statement_without_an_answer_in_time_is_unavailable_and_its_connection_closed() {
+        let admin = std::env::var("LOCKSPIRE_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+        let pool = PgPool::open(&format!("{admin}/postgres"), Duration::from_millis(200))
+            .await
+            .expect("PostgreSQL for the store's tests");
+        let mut conn = pool.acquire().await.expect("acquire");
+        let (pid, _) = session(&mut conn).await;
+        // A server that does not answer, as far as the client can tell.
+        let started = Instant::now();
+        let silent = conn
+            .execute(sqlx::query("SELECT pg_sleep(3)"))
+            .await
+            .expect_err("no answer in time");
+        assert!(silent.is_unavailable(), "{silent}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "gave up at the statement wait"
+        );
+        drop(conn);
+        let mut next = pool.acquire().await.expect("acquire");
+        assert_ne!(
+            session(&mut next).await.0,
+            pid,
+            "the silent connection was closed"
+        );
     }
 
     #[tokio::test]
