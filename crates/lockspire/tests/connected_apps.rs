@@ -46,30 +46,11 @@ on_both_stores! {
 
 on_both_stores! {
     async fn a_prune_larger_than_one_batch_removes_every_expired_row_and_keeps_live_ones(h) {
-        use lockspire::store::{PRUNE_BATCH, Store, TokenKind, TokenRecord};
+        use lockspire::store::{PRUNE_BATCH, Store};
         let client = h.confidential_client(json!({})).await;
         let store = Store::connect(&h.db.url).await.expect("store");
         let now = lockspire::Clock::now(&h.clock);
-        let row = |digest: String, expires_at| TokenRecord {
-            digest,
-            tenant_id: "default".into(),
-            kind: TokenKind::Access,
-            grant_id: None,
-            client_id: client.id.clone(),
-            subject: None,
-            scopes: "read".into(),
-            resources: "[]".into(),
-            created_at: now - 7200,
-            expires_at,
-            consumed_at: None,
-            revoked_at: None,
-            redirect_uri: None,
-            code_challenge: None,
-            nonce: None,
-            format: Some("opaque".into()),
-            jti: None,
-            cnf_x5t: None,
-        };
+        let row = |digest: String, expires_at| common::client_credentials_row(digest, &client.id, now - 7200, expires_at);
         let expired = 2 * PRUNE_BATCH + 1;
         let inserts: Vec<_> = (0..expired)
             .map(|i| row(format!("expired-{i}"), now - 60))

@@ -146,26 +146,7 @@ on_both_stores! {
         let client = h.confidential_client(json!({})).await;
         let store = Store::connect(&h.db.url).await.expect("store");
         let now = lockspire::Clock::now(&h.clock);
-        let row = |digest: String| TokenRecord {
-            digest,
-            tenant_id: "default".into(),
-            kind: TokenKind::Access,
-            grant_id: None,
-            client_id: client.id.clone(),
-            subject: None,
-            scopes: "read".into(),
-            resources: "[]".into(),
-            created_at: now,
-            expires_at: now + 600,
-            consumed_at: None,
-            revoked_at: None,
-            redirect_uri: None,
-            code_challenge: None,
-            nonce: None,
-            format: Some("opaque".into()),
-            jti: None,
-            cnf_x5t: None,
-        };
+        let row = |digest: String| common::client_credentials_row(digest, &client.id, now, now + 600);
         store.insert_token(&row("taken".into())).await.expect("first insert");
         let inserts: Vec<_> = (0..40).map(|i| {
             let digest = if i == 20 { "taken".to_owned() } else { format!("fresh-{i}") };
