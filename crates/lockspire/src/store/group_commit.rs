@@ -4,8 +4,6 @@
 //! event) costs one durable commit instead of N. Every caller still waits for its own row to be
 //! committed before it answers, so nothing is acknowledged that could be lost.
 
-use std::time::Duration;
-
 use tokio::sync::{mpsc, oneshot};
 
 use super::db::{Param, pg_columns_query, pg_query};
@@ -51,10 +49,6 @@ pub(super) struct Append {
 
 /// Most rows in one commit; bounds transaction size and latency.
 const MAX_BATCH: usize = 256;
-
-/// Longest a PostgreSQL batch may take, connection included, before its issuances are refused
-/// as unavailable.
-const BATCH_WAIT: Duration = Duration::from_secs(5);
 
 type Reply = oneshot::Sender<Result<(), StoreError>>;
 
@@ -162,16 +156,8 @@ async fn postgres_writer(pool: PgPool, mut rx: mpsc::Receiver<(Append, Reply)>) 
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (rows, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
-        // A server that stops answering without closing the connection would otherwise hold
-        // every issuance until TCP gives up; the abandoned connection is closed.
-        let results = tokio::time::timeout(BATCH_WAIT, postgres_commit(&pool, &rows))
-            .await
-            .unwrap_or_else(|_| {
-                unwritten(
-                    &StoreError::Unavailable("the database stopped answering"),
-                    rows.len(),
-                )
-            });
+        // A database that stops answering is bounded by the pool's wait for each statement.
+        let results = postgres_commit(&pool, &rows).await;
         answer(replies, results);
     }
 }
@@ -184,7 +170,8 @@ async fn postgres_commit(pool: &PgPool, rows: &[Append]) -> Vec<Result<(), Store
         Ok(conn) => conn,
         Err(e) => return unwritten(&e, rows.len()),
     };
-    let mut results: Vec<Option<Result<(), StoreError>>> = rows.iter().map(|_| None).collect();
+    // Every row belongs to one table, so each placeholder is replaced by its own result.
+    let mut results: Vec<Result<(), StoreError>> = rows.iter().map(|_| Ok(())).collect();
     for table in Table::ALL {
         let of_table: Vec<usize> = (0..rows.len())
             .filter(|&i| rows[i].table == table)
@@ -209,13 +196,10 @@ async fn postgres_commit(pool: &PgPool, rows: &[Append]) -> Vec<Result<(), Store
             }
         };
         for (i, result) in of_table.into_iter().zip(each) {
-            results[i] = Some(result);
+            results[i] = result;
         }
     }
     results
-        .into_iter()
-        .map(|r| r.unwrap_or(Err(StoreError::Unavailable("the writer could not write"))))
-        .collect()
 }
 
 /// The writer itself failed (it could not run at all): every row fails alike.

@@ -70,7 +70,7 @@ pub(super) async fn exchange(
         plan(p, client, params, &record, &grant)?;
         return Err(invalid_grant("the code changed during the request"));
     };
-    minted.commit(tx, &record).await
+    minted.commit(tx).await
 }
 
 /// The code's own rules: its client, the redirect URI of its authorization request (RFC 6749

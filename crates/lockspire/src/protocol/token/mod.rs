@@ -213,28 +213,14 @@ pub(crate) struct Plan {
 /// The tokens of one redemption, minted and signed, waiting for the step's transaction to
 /// store them.
 pub(crate) struct Minted {
-    /// The token they were minted for.
-    from: String,
     records: Vec<TokenRecord>,
     response: TokenResponse,
 }
 
 impl Minted {
-    /// Stores the tokens in the step's transaction and commits: the client gets all of them
-    /// or none. `consumed` is the token the transaction consumed; tokens minted for another
-    /// one are refused (rolled back), which the peek before the transaction rules out.
-    pub(crate) async fn commit(
-        self,
-        mut tx: Tx,
-        consumed: &TokenRecord,
-    ) -> Result<TokenResponse, OAuthError> {
-        if consumed.digest != self.from {
-            return Err(OAuthError::new(
-                ErrorCode::InvalidGrant,
-                "the grant changed during the request; try again",
-            )
-            .with_reason("minted for another token"));
-        }
+    /// Stores the tokens in the step's transaction (which consumed the token they were minted
+    /// for) and commits: the client gets all of them or none.
+    pub(crate) async fn commit(self, mut tx: Tx) -> Result<TokenResponse, OAuthError> {
         for record in &self.records {
             tx.insert_token(record).await?;
         }
@@ -250,8 +236,8 @@ impl Minted {
 /// which on SQLite every other write waits for.
 ///
 /// `Ok(None)`: the token does not look redeemable; the transaction finds out why and answers
-/// (and revokes the grant on a replay). The transaction decides in every case: the tokens
-/// minted here are stored only if it consumes this very token.
+/// (and revokes the grant on a replay). The transaction decides in every case: it consumes
+/// the same token, and the tokens minted here are stored only if that succeeds.
 pub(crate) async fn mint_ahead(
     p: &Provider,
     client: &AuthenticatedClient,
@@ -288,18 +274,16 @@ pub(crate) async fn mint_ahead(
         }
         _ => None,
     };
-    mint_for_grant(p, client, &grant, &plan, claims.as_ref(), record.digest).map(Some)
+    mint_for_grant(p, client, &grant, &plan, claims.as_ref()).map(Some)
 }
 
-/// Mints the access token, the refresh token and the ID token of a user grant, for the
-/// redemption of the token whose key is `from`.
+/// Mints the access token, the refresh token and the ID token of a user grant.
 fn mint_for_grant(
     p: &Provider,
     client: &AuthenticatedClient,
     grant: &GrantRecord,
     plan: &Plan,
     claims: Option<&Claims>,
-    from: String,
 ) -> Result<Minted, OAuthError> {
     let subject = grant.subject.as_str();
     let access = AccessGrant {
@@ -343,7 +327,6 @@ fn mint_for_grant(
         None
     };
     Ok(Minted {
-        from,
         records,
         response: TokenResponse {
             access_token,

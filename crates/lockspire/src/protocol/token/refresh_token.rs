@@ -67,7 +67,7 @@ pub(super) async fn exchange(
             "the refresh token changed during the request",
         ));
     };
-    minted.commit(tx, &record).await
+    minted.commit(tx).await
 }
 
 /// The token's own rules: its client, and the certificate it is bound to (RFC 8705 §3).
