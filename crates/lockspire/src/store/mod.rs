@@ -65,14 +65,9 @@ impl StoreError {
                 | sqlx::Error::WorkerCrashed,
             )
             | StoreError::Unavailable(_) => true,
-            // PostgreSQL 57P01-03 (admin shutdown), 53300 (too many connections), and any
-            // error that ended the session (a restart, a session timeout).
-            StoreError::Database(e @ sqlx::Error::Database(db)) => {
-                matches!(
-                    db.code().as_deref(),
-                    Some("57P01" | "57P02" | "57P03" | "53300")
-                ) || !pg_pool::refused_in_session(e)
-            }
+            // A PostgreSQL error that ends the session (FATAL): a shutdown or restart (57P01-03),
+            // too many connections (53300), a session timeout.
+            StoreError::Database(e @ sqlx::Error::Database(_)) => !pg_pool::refused_in_session(e),
             // Another process held SQLite's write lock past the busy timeout.
             StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
                 e.code,
