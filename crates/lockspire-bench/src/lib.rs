@@ -463,11 +463,19 @@ async fn user_flow(http: &Client, e: &Endpoints, target: &Target) -> anyhow::Res
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
+    // The demo's sign-in form carries a token bound to the browser's session.
+    let login_page = browser
+        .get(format!("{origin}/login"))
+        .send()
+        .await?
+        .text()
+        .await?;
     let login = browser
         .post(format!("{origin}/login"))
         .form(&[
             ("username", target.user.0.as_str()),
             ("password", target.user.1.as_str()),
+            ("form_token", &hidden_field(&login_page, "form_token")?),
         ])
         .send()
         .await?;
@@ -494,23 +502,31 @@ async fn user_flow(http: &Client, e: &Endpoints, target: &Target) -> anyhow::Res
         .to_owned();
     if location.contains("/consent?") {
         let page = flow.browser.get(&location).send().await?.text().await?;
-        let field = |name: &str| -> anyhow::Result<String> {
-            let marker = format!("name=\"{name}\" value=\"");
-            let start = page.find(&marker).context("consent form")? + marker.len();
-            Ok(page[start..start + page[start..].find('"').context("consent form")?].to_owned())
-        };
         let consent_url = format!("{}/consent", target.issuer.trim_end_matches('/'));
         flow.browser
             .post(consent_url)
             .form(&[
-                ("interaction", field("interaction")?),
-                ("csrf", field("csrf")?),
+                ("interaction", hidden_field(&page, "interaction")?),
+                ("csrf", hidden_field(&page, "csrf")?),
                 ("decision", "allow".into()),
             ])
             .send()
             .await?;
     }
     Ok(flow)
+}
+
+/// The value of the hidden form field `name` in a server-rendered page.
+fn hidden_field(page: &str, name: &str) -> anyhow::Result<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page
+        .find(&marker)
+        .with_context(|| format!("no {name} field in the page"))?
+        + marker.len();
+    let len = page[start..]
+        .find('"')
+        .with_context(|| format!("unterminated {name} field"))?;
+    Ok(page[start..start + len].to_owned())
 }
 
 fn pkce() -> (String, String) {

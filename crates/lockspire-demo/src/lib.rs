@@ -17,6 +17,7 @@
 
 pub mod cli;
 mod db;
+mod forms;
 mod pages;
 mod random;
 mod relying_party;

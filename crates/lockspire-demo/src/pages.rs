@@ -8,10 +8,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use time::OffsetDateTime;
-use url::Url;
 
-use crate::AppState;
 use crate::users::{AuthSession, Credentials, User};
+use crate::{AppState, forms};
 
 /// Session key holding when the user last proved who they are (seconds since the epoch). The
 /// resolver reports it to Lockspire as `auth_time`, which drives `max_age` and `prompt=login`.
@@ -31,9 +30,12 @@ pub(crate) fn html(status: StatusCode, body: String) -> Response {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(PAGE_CSP),
     );
+    // `same-origin`: addresses (which carry interaction ids) never leave in a Referer, and
+    // the browser keeps labelling the demo's own form posts with their real Origin, which
+    // `no-referrer` would turn into `Origin: null` (see `forms`).
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -104,43 +106,29 @@ fn safe_return_to<'a>(issuer: &str, return_to: &'a str) -> &'a str {
     }
 }
 
-/// Refuses form posts that a browser says came from another site.
-///
-/// Without this, another site could post the attacker's credentials to `/login` and sign the
-/// visitor into the attacker's account (login CSRF), or sign them out. Browsers label every
-/// form post with `Origin` (and `Sec-Fetch-Site`); a request with neither comes from a
-/// non-browser client such as curl, which cannot be a CSRF victim, so it is let through.
-fn cross_site(headers: &HeaderMap, issuer: &str) -> bool {
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        let expected = Url::parse(issuer).map(|u| u.origin().ascii_serialization());
-        return expected.map_or(true, |e| origin.as_bytes() != e.as_bytes());
-    }
-    headers
-        .get("sec-fetch-site")
-        .is_some_and(|v| !matches!(v.as_bytes(), b"same-origin" | b"none"))
-}
-
-/// The page shown for a refused cross-site form post.
-fn cross_site_refused() -> Response {
-    error_page(
-        StatusCode::FORBIDDEN,
-        "Refused",
-        "This form was submitted from another site. Open the page on this server and try again.",
-    )
-}
-
 #[derive(Template)]
 #[template(path = "home.html")]
 struct HomePage<'a> {
     user: Option<&'a User>,
+    /// For the sign-out form, shown only to a signed-in user.
+    form_token: &'a str,
 }
 
 /// `GET /`: who is signed in, and where to go next.
 pub(crate) async fn home(auth: AuthSession) -> Response {
+    // Nobody signed in: no form, so no token and no session to create.
+    let form_token = match &auth.user {
+        Some(_) => match forms::token(&auth.session).await {
+            Ok(token) => token,
+            Err(response) => return response,
+        },
+        None => String::new(),
+    };
     render(
         StatusCode::OK,
         &HomePage {
             user: auth.user.as_ref(),
+            form_token: &form_token,
         },
     )
 }
@@ -149,6 +137,7 @@ pub(crate) async fn home(auth: AuthSession) -> Response {
 #[template(path = "login.html")]
 struct LoginPage<'a> {
     return_to: &'a str,
+    form_token: &'a str,
     username: &'a str,
     force: bool,
     signed_in_as: Option<&'a str>,
@@ -178,10 +167,17 @@ pub(crate) async fn login_form(
         );
     };
     let return_to = safe_return_to(&app.issuer, query.return_to.as_deref().unwrap_or("/"));
+    // Login CSRF is possible before anyone is signed in, so the token (and with it a session)
+    // exists from the first view of the form.
+    let form_token = match forms::token(&auth.session).await {
+        Ok(token) => token,
+        Err(response) => return response,
+    };
     render(
         StatusCode::OK,
         &LoginPage {
             return_to,
+            form_token: &form_token,
             username: query.login_hint.as_deref().unwrap_or_default(),
             force: query.force.as_deref() == Some("1"),
             signed_in_as: auth.user.as_ref().map(|u| u.username.as_str()),
@@ -190,13 +186,23 @@ pub(crate) async fn login_form(
     )
 }
 
-/// What the login form posts.
+/// What the login form posts. Every field may be missing, so that a form that reaches the
+/// handler always gets its token checked first; empty credentials are simply wrong ones.
 #[derive(Deserialize)]
 pub(crate) struct LoginForm {
+    #[serde(default)]
     username: String,
+    #[serde(default)]
     password: String,
     #[serde(default)]
     return_to: String,
+    form_token: Option<String>,
+}
+
+/// What the sign-out form posts.
+#[derive(Deserialize)]
+pub(crate) struct LogoutForm {
+    form_token: Option<String>,
 }
 
 /// `POST /login`: checks the password, signs the user in, records the login time and returns
@@ -207,10 +213,13 @@ pub(crate) async fn login(
     headers: HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
-    if cross_site(&headers, &app.issuer) {
-        return cross_site_refused();
+    let mut form = form.ok().map(|Form(form)| form);
+    let presented = form.as_mut().and_then(|f| f.form_token.take());
+    let checked = forms::check(&headers, &app.issuer, &auth.session, presented.as_deref()).await;
+    if let Err(refused) = checked {
+        return refused;
     }
-    let Ok(Form(form)) = form else {
+    let Some(form) = form else {
         return error_page(
             StatusCode::BAD_REQUEST,
             "Incomplete form",
@@ -230,6 +239,7 @@ pub(crate) async fn login(
                 StatusCode::UNAUTHORIZED,
                 &LoginPage {
                     return_to,
+                    form_token: presented.as_deref().unwrap_or_default(),
                     username: &form.username,
                     force: false,
                     signed_in_as: None,
@@ -246,6 +256,9 @@ pub(crate) async fn login(
     if let Err(e) = auth.session.insert(AUTH_TIME_KEY, now).await {
         return internal_error("Writing the session failed", &e);
     }
+    if let Err(response) = forms::rotate(&auth.session).await {
+        return response;
+    }
     tracing::info!(username = %user.username, "signed in");
     see_other(return_to)
 }
@@ -255,9 +268,11 @@ pub(crate) async fn logout(
     State(app): State<AppState>,
     mut auth: AuthSession,
     headers: HeaderMap,
+    form: Result<Form<LogoutForm>, FormRejection>,
 ) -> Response {
-    if cross_site(&headers, &app.issuer) {
-        return cross_site_refused();
+    let presented = form.as_ref().ok().and_then(|f| f.form_token.as_deref());
+    if let Err(refused) = forms::check(&headers, &app.issuer, &auth.session, presented).await {
+        return refused;
     }
     if let Err(e) = auth.logout().await {
         return internal_error("Ending the session failed", &e);
@@ -267,43 +282,7 @@ pub(crate) async fn logout(
 
 #[cfg(test)]
 mod tests {
-    use axum::http::{HeaderMap, HeaderValue};
-
-    use super::{cross_site, safe_return_to};
-
-    #[test]
-    fn form_posts_from_other_sites_are_refused() {
-        let issuer = "http://127.0.0.1:4000";
-        let with = |pairs: &[(&'static str, &'static str)]| {
-            let mut h = HeaderMap::new();
-            for (k, v) in pairs {
-                h.insert(*k, HeaderValue::from_static(v));
-            }
-            h
-        };
-        assert!(!cross_site(&with(&[]), issuer));
-        assert!(!cross_site(
-            &with(&[("origin", "http://127.0.0.1:4000")]),
-            issuer
-        ));
-        assert!(!cross_site(
-            &with(&[("sec-fetch-site", "same-origin")]),
-            issuer
-        ));
-        assert!(cross_site(
-            &with(&[("origin", "https://evil.example")]),
-            issuer
-        ));
-        assert!(cross_site(&with(&[("origin", "null")]), issuer));
-        assert!(cross_site(
-            &with(&[("sec-fetch-site", "cross-site")]),
-            issuer
-        ));
-        assert!(cross_site(
-            &with(&[("sec-fetch-site", "same-site")]),
-            issuer
-        ));
-    }
+    use super::safe_return_to;
 
     #[test]
     fn return_to_must_stay_inside_the_issuer() {

@@ -14,6 +14,8 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum_login::tower_sessions::Session;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use openidconnect::core::{CoreClient, CoreProviderMetadata, CoreTokenResponse};
 use openidconnect::{
     AccessTokenHash, AuthorizationCode, ClientId, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
@@ -41,6 +43,10 @@ struct PendingLogin {
     nonce: String,
     /// PKCE: proves at the token endpoint that we started this flow (RFC 7636).
     verifier: String,
+    /// The authorization request as sent, shown on the result page. Absent in sessions
+    /// written before it was kept.
+    #[serde(default)]
+    authorize_url: String,
 }
 
 /// The demo client's registered redirect URI.
@@ -55,14 +61,12 @@ pub(crate) async fn start(
 ) -> Response {
     // 32 random bytes each, base64url: a 43-character PKCE verifier, state and nonce.
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let pending = PendingLogin {
+    let mut pending = PendingLogin {
         state: CsrfToken::new_random().secret().clone(),
         nonce: Nonce::new_random().secret().clone(),
         verifier: verifier.secret().clone(),
+        authorize_url: String::new(),
     };
-    if let Err(e) = session.insert(PENDING_KEY, &pending).await {
-        return internal_error("Saving the sign-in request failed", &e);
-    }
     let query = form_urlencoded::Serializer::new(String::new())
         .append_pair("response_type", "code")
         .append_pair("client_id", DEMO_CLIENT_ID)
@@ -76,7 +80,11 @@ pub(crate) async fn start(
         // Form encoding writes spaces as '+' (and a literal '+' as %2B); %20 reads better in
         // the address bar and means the same.
         .replace('+', "%20");
-    see_other(&format!("{}/authorize?{query}", app.issuer))
+    pending.authorize_url = format!("{}/authorize?{query}", app.issuer);
+    if let Err(e) = session.insert(PENDING_KEY, &pending).await {
+        return internal_error("Saving the sign-in request failed", &e);
+    }
+    see_other(&pending.authorize_url)
 }
 
 /// What the provider appends to the redirect URI (RFC 6749 §4.1.2, RFC 9207).
@@ -153,13 +161,29 @@ fn describe(error: &dyn StdError) -> String {
     text
 }
 
+/// The result page: the outcome, and each request of the flow as it went over the wire, so a
+/// newcomer can follow the protocol (OIDC Core §3.1) step by step.
 #[derive(Template)]
 #[template(path = "result.html")]
 struct ResultPage {
     name: String,
     subject: String,
+    /// Step 1: the authorization request's parameters, in the order they were sent.
+    authorize_endpoint: String,
+    authorize_params: Vec<(String, String)>,
+    /// Step 2: seconds between the sign-in (`auth_time`) and this page, if the ID token says.
+    signed_in_ago: Option<i64>,
+    /// Step 3: the redirect back, with the code shortened.
+    callback_params: Vec<(&'static str, String)>,
+    /// Step 4.
+    token_endpoint: String,
     token_response: String,
+    /// Step 5.
+    jwks_uri: String,
+    id_token_header: String,
     id_token_claims: String,
+    /// Step 6.
+    userinfo_endpoint: String,
     userinfo: String,
 }
 
@@ -234,6 +258,11 @@ async fn finish(
     let code = query.code.ok_or_else(|| {
         Failure::request("No code", "The response carries no authorization code.")
     })?;
+    let callback_params = vec![
+        ("code", truncate(&code)),
+        ("state", pending.state.clone()),
+        ("iss", app.issuer.to_string()),
+    ];
 
     let issuer_url = IssuerUrl::new(app.issuer.to_string())
         .map_err(|e| Failure::internal("The issuer is not a URL", &e))?;
@@ -242,6 +271,11 @@ async fn finish(
         .await
         .map_err(|e| Failure::provider("Discovery failed", &e))?;
     let userinfo_url = metadata.userinfo_endpoint().map(|u| u.url().clone());
+    let token_endpoint = metadata
+        .token_endpoint()
+        .map(|u| u.url().to_string())
+        .unwrap_or_default();
+    let jwks_uri = metadata.jwks_uri().url().to_string();
     let redirect = RedirectUrl::new(callback_url(&app.issuer))
         .map_err(|e| Failure::internal("The redirect URI is not a URL", &e))?;
     let client =
@@ -282,6 +316,9 @@ async fn finish(
         }
     }
     let subject = claims.subject().as_str().to_owned();
+    let signed_in_ago = claims
+        .auth_time()
+        .map(|at| time::OffsetDateTime::now_utc().unix_timestamp() - at.timestamp());
 
     let userinfo_url = userinfo_url.ok_or_else(|| {
         Failure::provider_msg(
@@ -289,6 +326,7 @@ async fn finish(
             "Discovery lists no userinfo_endpoint.",
         )
     })?;
+    let userinfo_endpoint = userinfo_url.to_string();
     let response = app
         .http
         .get(userinfo_url)
@@ -315,17 +353,51 @@ async fn finish(
         ));
     }
 
+    let (authorize_endpoint, authorize_params) = request_parts(&pending.authorize_url);
     Ok(ResultPage {
         name: userinfo
             .get("name")
             .and_then(Value::as_str)
             .unwrap_or(&subject)
             .to_owned(),
+        authorize_endpoint,
+        authorize_params,
+        signed_in_ago,
+        callback_params,
+        token_endpoint,
         token_response: redacted_token_response(&token),
+        jwks_uri,
+        id_token_header: jose_header(&id_token.to_string()),
         id_token_claims: pretty(&claims),
+        userinfo_endpoint,
         userinfo: pretty(&userinfo),
         subject,
     })
+}
+
+/// A URL split into its address and its query parameters, for display.
+fn request_parts(url: &str) -> (String, Vec<(String, String)>) {
+    let Ok(url) = url::Url::parse(url) else {
+        return (String::new(), Vec::new());
+    };
+    let params = url.query_pairs().into_owned().collect();
+    let mut endpoint = url;
+    endpoint.set_query(None);
+    (endpoint.to_string(), params)
+}
+
+/// The decoded JOSE header of a compact JWS (RFC 7515 §7.1): which key and algorithm signed it.
+/// The signature itself was checked by the verifier; this is for display only.
+fn jose_header(compact: &str) -> String {
+    let header = compact
+        .split('.')
+        .next()
+        .and_then(|h| URL_SAFE_NO_PAD.decode(h).ok())
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok());
+    match header {
+        Some(header) => pretty(&header),
+        None => "(not displayable)".to_owned(),
+    }
 }
 
 /// Pretty JSON for display.

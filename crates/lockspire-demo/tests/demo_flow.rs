@@ -63,8 +63,9 @@ fn location(base: &Url, response: &Response) -> Url {
     base.join(target).expect("a valid Location")
 }
 
-#[tokio::test]
-async fn alice_completes_code_and_pkce_flow_and_demo_client_shows_verified_id_token_claims() {
+/// The demo app on a random port with a fresh SQLite database: its issuer, and the directory
+/// that must outlive it.
+async fn start() -> (String, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -83,14 +84,166 @@ async fn alice_completes_code_and_pkce_flow_and_demo_client_shows_verified_id_to
     .await
     .expect("demo app starts");
     tokio::spawn(async move { axum::serve(listener, router).await });
+    (issuer, dir)
+}
 
-    let base = Url::parse(&issuer).expect("issuer URL");
-    let browser = Client::builder()
+/// A cookie-keeping client that follows no redirects, like a browser driven by hand.
+fn browser() -> Client {
+    Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
         .build()
-        .expect("client");
+        .expect("client")
+}
+
+/// Opens the sign-in form in `browser` (creating its session) and returns the form token.
+async fn form_token(browser: &Client, issuer: &str) -> String {
+    let page = browser
+        .get(format!("{issuer}/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    hidden_field(&page, "form_token")
+}
+
+/// Posts alice's credentials to `/login` with `form_token` and extra `headers`.
+async fn post_login(
+    browser: &Client,
+    issuer: &str,
+    form_token: Option<&str>,
+    headers: &[(&'static str, &str)],
+) -> Response {
+    let mut form = vec![("username", DEMO_USERNAME), ("password", DEMO_PASSWORD)];
+    if let Some(token) = form_token {
+        form.push(("form_token", token));
+    }
+    let mut request = browser.post(format!("{issuer}/login")).form(&form);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap()
+}
+
+/// Whether `browser`'s session is signed in, as the home page says.
+async fn signed_in(browser: &Client, issuer: &str) -> bool {
+    let home = browser
+        .get(format!("{issuer}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    home.contains("id=\"signed-in\"")
+}
+
+#[tokio::test]
+async fn sign_in_needs_this_sessions_form_token() {
+    let (issuer, _dir) = start().await;
+    let victim = browser();
+    let victim_token = form_token(&victim, &issuer).await;
+    let attacker = browser();
+    let attacker_token = form_token(&attacker, &issuer).await;
+
+    // No token, even with nothing that labels the post as foreign.
+    let none = post_login(&victim, &issuer, None, &[]).await;
+    assert_eq!(none.status(), StatusCode::FORBIDDEN);
+    // A token of another session.
+    let foreign = post_login(&victim, &issuer, Some(&attacker_token), &[]).await;
+    assert_eq!(foreign.status(), StatusCode::FORBIDDEN);
+    // A session with no token yet (the form was never shown to this browser).
+    let fresh = post_login(&browser(), &issuer, Some(&victim_token), &[]).await;
+    assert_eq!(fresh.status(), StatusCode::FORBIDDEN);
+    assert!(!signed_in(&victim, &issuer).await);
+
+    // The session's own token signs in.
+    let own = post_login(&victim, &issuer, Some(&victim_token), &[]).await;
+    assert_eq!(own.status(), StatusCode::SEE_OTHER);
+    assert!(signed_in(&victim, &issuer).await);
+}
+
+#[tokio::test]
+async fn a_post_labelled_with_another_origin_is_refused_even_with_a_valid_token() {
+    let (issuer, _dir) = start().await;
+    let b = browser();
+    let token = form_token(&b, &issuer).await;
+    for labels in [
+        &[("origin", "http://127.0.0.1:1")][..],
+        &[("origin", "https://evil.example")],
+        &[("sec-fetch-site", "same-site")],
+        &[("sec-fetch-site", "cross-site")],
+        &[("origin", "null"), ("sec-fetch-site", "cross-site")],
+    ] {
+        let refused = post_login(&b, &issuer, Some(&token), labels).await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{labels:?}");
+    }
+    assert!(!signed_in(&b, &issuer).await);
+}
+
+#[tokio::test]
+async fn an_opaque_origin_with_this_sessions_token_signs_in() {
+    // `Origin: null` is what a page under `Referrer-Policy: no-referrer` sends on its own form
+    // posts: it proves nothing either way, so the token decides.
+    let (issuer, _dir) = start().await;
+    let b = browser();
+    let token = form_token(&b, &issuer).await;
+    let labels = [("origin", "null"), ("sec-fetch-site", "same-origin")];
+    let accepted = post_login(&b, &issuer, Some(&token), &labels).await;
+    assert_eq!(accepted.status(), StatusCode::SEE_OTHER);
+    assert!(signed_in(&b, &issuer).await);
+}
+
+#[tokio::test]
+async fn sign_out_needs_this_sessions_form_token_and_a_new_one_follows_sign_in() {
+    let (issuer, _dir) = start().await;
+    let b = browser();
+    let before = form_token(&b, &issuer).await;
+    let own = post_login(&b, &issuer, Some(&before), &[]).await;
+    assert_eq!(own.status(), StatusCode::SEE_OTHER);
+    let home = b
+        .get(format!("{issuer}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let after = hidden_field(&home, "form_token");
+    assert_ne!(after, before, "signing in rotates the token");
+
+    for token in [None, Some(before.as_str())] {
+        let mut form = Vec::new();
+        if let Some(token) = token {
+            form.push(("form_token", token));
+        }
+        let refused = b
+            .post(format!("{issuer}/logout"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{token:?}");
+        assert!(signed_in(&b, &issuer).await);
+    }
+    let signed_out = b
+        .post(format!("{issuer}/logout"))
+        .form(&[("form_token", after.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_out.status(), StatusCode::SEE_OTHER);
+    assert!(!signed_in(&b, &issuer).await);
+}
+
+#[tokio::test]
+async fn alice_completes_code_and_pkce_flow_and_demo_client_shows_verified_id_token_claims() {
+    let (issuer, _dir) = start().await;
+    let base = Url::parse(&issuer).expect("issuer URL");
+    let browser = browser();
 
     // The demo client sends the browser to /authorize with PKCE, state and nonce.
     let start = browser
@@ -120,7 +273,9 @@ async fn alice_completes_code_and_pkce_flow_and_demo_client_shows_verified_id_to
     let return_to = hidden_field(&login_html, "return_to");
     assert!(return_to.starts_with(&format!("{issuer}/authorize/resume?")));
 
-    // A wrong password re-shows the form.
+    let form_token = hidden_field(&login_html, "form_token");
+
+    // A wrong password re-shows the form, with the same token.
     let wrong = browser
         .post(base.join("/login").unwrap())
         // As a browser would label a same-origin form post.
@@ -129,11 +284,16 @@ async fn alice_completes_code_and_pkce_flow_and_demo_client_shows_verified_id_to
             ("username", DEMO_USERNAME),
             ("password", "not-her-password"),
             ("return_to", &return_to),
+            ("form_token", &form_token),
         ])
         .send()
         .await
         .unwrap();
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        hidden_field(&wrong.text().await.unwrap(), "form_token"),
+        form_token
+    );
 
     // The right one returns to Lockspire, which now asks for consent.
     let signed_in = browser
@@ -144,6 +304,7 @@ async fn alice_completes_code_and_pkce_flow_and_demo_client_shows_verified_id_to
             ("username", DEMO_USERNAME),
             ("password", DEMO_PASSWORD),
             ("return_to", &return_to),
+            ("form_token", &form_token),
         ])
         .send()
         .await

@@ -199,9 +199,21 @@ async fn authorize(
     client_id: &str,
 ) -> (String, String) {
     let b = browser();
+    let login_page = b
+        .get(format!("{}/login", login_at.base))
+        .send()
+        .await
+        .expect("login page")
+        .text()
+        .await
+        .expect("login page");
     let login = b
         .post(format!("{}/login", login_at.base))
-        .form(&[("username", "alice"), ("password", "alice-password")])
+        .form(&[
+            ("username", "alice"),
+            ("password", "alice-password"),
+            ("form_token", &hidden(&login_page, "form_token")),
+        ])
         .send()
         .await
         .expect("login");
