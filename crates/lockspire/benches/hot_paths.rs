@@ -140,6 +140,21 @@ fn endpoints(c: &mut Criterion) {
             assert_eq!(status, StatusCode::OK);
         })
     });
+    // Bodies at the size limit are refused early and in time linear in their size, however
+    // they are split into parameters: many tiny parameters cost about what one large one does.
+    let many = format!("{}grant_type=client_credentials", "xy=1&".repeat(13_000));
+    let one = format!("x={}", "a".repeat(many.len() - 2));
+    for (name, body) in [
+        ("token_refuses_64kib_of_many_parameters", many),
+        ("token_refuses_64kib_in_one_parameter", one),
+    ] {
+        c.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| async {
+                let (status, _, _) = call(&app, form("/token", Some(&basic), body.clone())).await;
+                assert_eq!(status, StatusCode::BAD_REQUEST);
+            })
+        });
+    }
     // Consent once; afterwards every authorization is answered with a code straight away.
     let authorize = |challenge: &str| {
         let q: String = url::form_urlencoded::Serializer::new(String::new())

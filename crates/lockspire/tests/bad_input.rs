@@ -149,6 +149,35 @@ on_both_stores! {
         assert_eq!(long_param.error(), "invalid_request");
     }
 
+    async fn a_request_with_more_parameters_than_the_cap_is_refused_as_invalid_request(h) {
+        let client = h.confidential_client(json!({})).await;
+        // Just under the 64 KiB body limit: ~13,000 distinct-looking pairs (the same name, so
+        // a quadratic repeat check would have the most to do), then the real parameters.
+        let many = format!("{}grant_type=client_credentials", "xy=1&".repeat(13_000));
+        assert!(many.len() < 64 * 1024);
+        for path in ["/token", "/introspect", "/revoke", "/userinfo"] {
+            let r = Reply::from(h.http().post(h.url(path)).basic_auth(&client.id, client.secret.as_deref())
+                .header("content-type", "application/x-www-form-urlencoded").body(many.clone()).send().await.expect("send")).await;
+            assert_eq!((r.status.as_u16(), r.error()), (400, "invalid_request"), "{path}: {}", r.text);
+            assert!(r.text.contains("too many parameters"), "{path}: {}", r.text);
+        }
+        // Browser endpoints answer with an error page (the client is not verified yet).
+        for path in ["/authorize", "/consent"] {
+            let resp = h.http().post(h.url(path)).header("content-type", "application/x-www-form-urlencoded")
+                .body(many.clone()).send().await.expect("send");
+            assert_eq!(resp.status(), 400, "{path}");
+            assert!(resp.text().await.expect("page").contains("too many parameters"), "{path}");
+        }
+        let query = "a=&".repeat(65);
+        for path in ["/authorize", "/authorize/resume", "/consent"] {
+            let resp = h.http().get(format!("{}?{query}", h.url(path))).send().await.expect("send");
+            assert_eq!(resp.status(), 400, "GET {path}");
+        }
+        // Requests with a normal number of parameters are unaffected.
+        let ok = h.post_as(&client, "/token", &[("grant_type", "client_credentials")]).await;
+        assert_eq!(ok.status, 200, "{}", ok.text);
+    }
+
     async fn malformed_authorization_headers_are_client_errors(h) {
         for value in ["Basic !!!", "Basic", "Basic Zm9v", "Bearer x", "Digest abc"] {
             let r = Reply::from(h.http().post(h.url("/token")).header("authorization", value)

@@ -492,7 +492,9 @@ mod tests {
     #[test]
     fn two_methods_at_once_is_invalid_client() {
         let header = format!("Basic {}", STANDARD.encode("a:b"));
-        let params = Params::parse(b"client_id=a&client_secret=b");
+        let Ok(params) = Params::parse(b"client_id=a&client_secret=b") else {
+            panic!("parses")
+        };
         let err = presented(Some(&header), &params).err().map(|e| e.code());
         assert_eq!(err, Some(ErrorCode::InvalidClient));
     }

@@ -1,37 +1,48 @@
 //! Request parameters as RFC 6749 §3.1 and §3.2 define them: parameters without a value are
 //! treated as omitted, and a parameter may appear at most once (except `resource`, RFC 8707 §2).
 
+use std::collections::HashSet;
+
 use crate::error::OAuthError;
 
 /// Largest accepted value of a single parameter; bounds storage and work per request.
 pub(crate) const MAX_PARAM_LEN: usize = 8 * 1024;
+
+/// Most parameters one request may carry. The richest request defined here (an OpenID Connect
+/// authorization request with every optional parameter and several `resource` values) needs
+/// a few dozen; the cap bounds the work of decoding and checking a request by its parameter
+/// count as well as by its size.
+pub const MAX_PARAMS: usize = 64;
 
 /// Decoded `application/x-www-form-urlencoded` parameters, in order.
 #[derive(Clone, Debug, Default)]
 pub struct Params(Vec<(String, String)>);
 
 impl Params {
-    /// Decodes a query string or form body.
-    pub fn parse(raw: &[u8]) -> Self {
-        Self(
-            form_urlencoded::parse(raw)
-                .filter(|(_, v)| !v.is_empty())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        )
+    /// Decodes a query string or form body; `invalid_request` past [`MAX_PARAMS`] parameters
+    /// (empty ones included), without decoding the rest.
+    pub fn parse(raw: &[u8]) -> Result<Self, OAuthError> {
+        let mut pairs = Vec::new();
+        for (count, (k, v)) in form_urlencoded::parse(raw).enumerate() {
+            if count == MAX_PARAMS {
+                return Err(OAuthError::invalid_request(
+                    "the request has too many parameters",
+                ));
+            }
+            if !v.is_empty() {
+                pairs.push((k.into_owned(), v.into_owned()));
+            }
+        }
+        Ok(Self(pairs))
     }
 
-    /// True when `name` appears more than once.
-    pub(crate) fn is_repeated(&self, name: &str) -> bool {
-        self.0.iter().filter(|(k, _)| k == name).nth(1).is_some()
-    }
-
-    /// The first parameter that appears more than once, other than those allowed to repeat.
+    /// The first parameter seen a second time, other than those allowed to repeat; one pass.
     pub(crate) fn first_repeated(&self, may_repeat: &[&str]) -> Option<&str> {
+        let mut seen = HashSet::with_capacity(self.0.len());
         self.0
             .iter()
             .map(|(k, _)| k.as_str())
-            .find(|k| !may_repeat.contains(k) && self.is_repeated(k))
+            .find(|k| !may_repeat.contains(k) && !seen.insert(*k))
     }
 
     /// The single value of `name`: absent, or `invalid_request` when repeated or oversized.
@@ -76,11 +87,21 @@ mod tests {
 
     #[test]
     fn empty_values_are_omitted_and_repeats_refused() {
-        let p = Params::parse(b"a=1&b=&c=2&c=3&resource=x&resource=y");
+        let Ok(p) = Params::parse(b"a=1&b=&c=2&c=3&resource=x&resource=y") else {
+            panic!("parses")
+        };
         assert_eq!(p.get("a").ok().flatten(), Some("1"));
         assert_eq!(p.get("b").ok().flatten(), None);
         assert!(p.get("c").is_err());
         assert_eq!(p.first_repeated(&["resource"]), Some("c"));
         assert_eq!(p.all("resource").count(), 2);
+    }
+
+    #[test]
+    fn more_parameters_than_the_cap_are_refused_empty_ones_included() {
+        let at_cap = vec!["a=1"; MAX_PARAMS].join("&");
+        assert!(Params::parse(at_cap.as_bytes()).is_ok());
+        let over = vec!["a="; MAX_PARAMS + 1].join("&");
+        assert!(Params::parse(over.as_bytes()).is_err());
     }
 }

@@ -85,12 +85,18 @@ pub(crate) async fn authorize(State(p): State<Arc<Provider>>, req: Request<Body>
                 "the body must be application/x-www-form-urlencoded",
             ));
         }
-        match read_body(body).await {
-            Ok(bytes) => Params::parse(&bytes),
+        match read_body(body)
+            .await
+            .and_then(|bytes| Params::parse(&bytes))
+        {
+            Ok(params) => params,
             Err(e) => return error_page(&e),
         }
     } else {
-        Params::parse(parts.uri.query().unwrap_or_default().as_bytes())
+        match Params::parse(parts.uri.query().unwrap_or_default().as_bytes()) {
+            Ok(params) => params,
+            Err(e) => return error_page(&e),
+        }
     };
     let existing = browser_cookie(&parts.headers);
     let browser = existing.clone().unwrap_or_else(random_token);
@@ -118,7 +124,7 @@ struct InteractionRequest {
 impl InteractionRequest {
     fn from_query(req: Request<Body>) -> Result<Self, OAuthError> {
         let (parts, _) = req.into_parts();
-        let params = Params::parse(parts.uri.query().unwrap_or_default().as_bytes());
+        let params = Params::parse(parts.uri.query().unwrap_or_default().as_bytes())?;
         Self::new(parts, &params)
     }
 

@@ -95,7 +95,7 @@ pub(crate) async fn userinfo(
     let form_params = if parts.method == Method::POST && super::is_form(&parts.headers) {
         Some(crate::protocol::params::Params::parse(
             &read_body(body).await?,
-        ))
+        )?)
     } else {
         None
     };

@@ -117,7 +117,7 @@ pub(crate) async fn form(req: Request<Body>) -> Result<(http::request::Parts, Pa
         ));
     }
     let bytes = read_body(body).await?;
-    Ok((parts, Params::parse(&bytes)))
+    Ok((parts, Params::parse(&bytes)?))
 }
 
 /// The Authorization header as text, if present and visible ASCII.
