@@ -204,6 +204,8 @@ pub struct Config {
     pub(crate) mtls_endpoint_base: Option<String>,
     /// Resource indicators (RFC 8707) tokens may be issued for.
     pub(crate) resources: Vec<String>,
+    /// Seconds audit events are kept.
+    pub(crate) audit_retention: i64,
 }
 
 impl Config {

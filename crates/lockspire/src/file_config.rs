@@ -43,6 +43,9 @@ pub struct FileConfig {
     /// Dynamic client registration (RFC 7591).
     #[serde(default)]
     pub registration: RegistrationFile,
+    /// Days audit events are kept (at least 1).
+    #[serde(default = "default_audit_retention_days")]
+    pub audit_retention_days: u32,
 }
 
 /// `[registration]` in `lockspire.toml`.
@@ -76,6 +79,9 @@ fn default_secret_env() -> String {
 }
 fn default_format() -> String {
     "opaque".into()
+}
+fn default_audit_retention_days() -> u32 {
+    u32::try_from(crate::AUDIT_RETENTION.as_secs() / 86_400).unwrap_or(90)
 }
 fn default_iat_env() -> String {
     "LOCKSPIRE_INITIAL_ACCESS_TOKEN".into()
@@ -134,6 +140,9 @@ impl FileConfig {
         }
         AccessTokenFormat::parse(&self.access_token_format)
             .ok_or_else(|| invalid("access_token_format", "must be opaque or jwt"))?;
+        if self.audit_retention_days == 0 {
+            return Err(invalid("audit_retention_days", "must be at least 1"));
+        }
         match self.registration.policy.as_str() {
             "disabled" | "open" | "initial-access-token" => Ok(()),
             other => Err(invalid(
@@ -200,7 +209,10 @@ impl FileConfig {
             .registration(self.registration_policy()?)
             .access_token_format(format)
             .scopes(self.scopes.clone())
-            .resources(self.resources.clone()))
+            .resources(self.resources.clone())
+            .audit_retention(std::time::Duration::from_secs(
+                u64::from(self.audit_retention_days) * 86_400,
+            )))
     }
 }
 
@@ -216,6 +228,7 @@ mod tests {
         assert_eq!(c.registration.policy, "disabled");
         assert_eq!(c.access_token_format, "opaque");
         assert_eq!(c.mount_path, "/");
+        assert_eq!(c.audit_retention_days, 90);
     }
 
     #[test]
@@ -236,6 +249,9 @@ mod tests {
     fn unknown_fields_and_bad_values_are_refused() {
         assert!(FileConfig::parse("issuer = \"https://a.example\"\nissuer_typo = 1").is_err());
         assert!(FileConfig::parse("issuer = \"http://a.example\"").is_err());
+        assert!(
+            FileConfig::parse("issuer = \"https://a.example\"\naudit_retention_days = 0").is_err()
+        );
         assert!(
             FileConfig::parse("issuer = \"https://a.example\"\naccess_token_format = \"x\"")
                 .is_err()

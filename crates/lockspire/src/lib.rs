@@ -110,6 +110,13 @@ impl Provider {
         }
     }
 
+    /// Deletes what has expired, and audit events past their retention.
+    async fn prune(&self) -> Result<u64, store::StoreError> {
+        let now = self.now();
+        let audit_before = now.saturating_sub(self.config.audit_retention);
+        self.store.prune_expired(now, audit_before).await
+    }
+
     pub(crate) fn replace_keys(&self, ring: KeyRing) {
         let ring = Arc::new(ring);
         match self.keys.write() {
@@ -182,6 +189,7 @@ pub struct Builder {
     clock: Arc<dyn Clock>,
     key_refresh: std::time::Duration,
     consent: Option<Arc<dyn ConsentRenderer>>,
+    audit_retention: std::time::Duration,
 }
 
 enum DatabaseSource {
@@ -209,6 +217,7 @@ impl Lockspire {
             clock: Arc::new(SystemClock),
             key_refresh: KEY_REFRESH,
             consent: None,
+            audit_retention: AUDIT_RETENTION,
         }
     }
 
@@ -323,10 +332,11 @@ impl Lockspire {
             .await?)
     }
 
-    /// Deletes expired codes, tokens, interactions and grants now. [`Builder::build`] also
-    /// starts a background task that does this every ten minutes.
+    /// Deletes expired codes, tokens, interactions and grants, and audit events older than the
+    /// retention period ([`Builder::audit_retention`]), now. [`Builder::build`] also starts a
+    /// background task that does this every ten minutes.
     pub async fn prune_expired(&self) -> Result<u64, OAuthError> {
-        Ok(self.inner.store.prune_expired(self.inner.now()).await?)
+        Ok(self.inner.prune().await?)
     }
 
     /// Re-enables a disabled client.
@@ -455,6 +465,13 @@ impl Builder {
         self
     }
 
+    /// How long audit events are kept before the maintenance task deletes them. Default:
+    /// [`AUDIT_RETENTION`] (90 days). Whole seconds, at least one.
+    pub fn audit_retention(mut self, keep: std::time::Duration) -> Self {
+        self.audit_retention = keep;
+        self
+    }
+
     /// The clock (tests move time with [`ManualClock`]).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
@@ -551,6 +568,15 @@ impl Builder {
                 "RFC 6749 §4.1.2: codes live at most 10 minutes".into(),
             ));
         }
+        let audit_retention = i64::try_from(self.audit_retention.as_secs())
+            .ok()
+            .filter(|s| *s > 0)
+            .ok_or_else(|| {
+                ConfigError::Invalid(
+                    "audit_retention",
+                    "must be at least one second and fit in 64 bits".into(),
+                )
+            })?;
         if let RegistrationPolicy::InitialAccessToken(Some(t)) = &self.registration
             && t.len() < 16
         {
@@ -572,6 +598,7 @@ impl Builder {
             mtls_enabled: self.mtls.is_some(),
             mtls_endpoint_base: self.mtls.as_ref().and_then(|m| m.endpoint_base.clone()),
             resources: self.resources,
+            audit_retention,
         };
         Ok(Parts {
             mtls: self.mtls.as_ref().map(mtls::Mtls::new).transpose()?,
@@ -653,7 +680,7 @@ fn spawn_maintenance(provider: std::sync::Weak<Provider>, every: std::time::Dura
             since_prune += every;
             if since_prune >= PRUNE_EVERY {
                 since_prune = std::time::Duration::ZERO;
-                if let Err(e) = p.store.prune_expired(p.now()).await {
+                if let Err(e) = p.prune().await {
                     tracing::warn!(error = %e, "pruning expired rows failed; will retry");
                 }
             }
@@ -663,6 +690,9 @@ fn spawn_maintenance(provider: std::sync::Weak<Provider>, every: std::time::Dura
 
 /// How often each process re-reads the published signing keys, by default.
 pub const KEY_REFRESH: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How long audit events are kept, by default: 90 days.
+pub const AUDIT_RETENTION: std::time::Duration = std::time::Duration::from_secs(90 * 24 * 3600);
 
 /// How often each process deletes expired rows.
 const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);

@@ -232,6 +232,7 @@ pub(crate) async fn authenticate(
                 client_id: failure.client_id.clone(),
                 subject: None,
                 detail: json!({ "reason": failure.reason, "method": method, "endpoint": endpoint }),
+                occurrences: 1,
             };
             if let Err(e) = p.store.audit(&event).await {
                 tracing::warn!(error = %e, "could not write the audit event");

@@ -275,6 +275,7 @@ fn record_failure(p: &Provider, client: &ClientRecord, uri: &str, e: FetchError)
         client_id: Some(client.client_id.clone()),
         subject: None,
         detail: json!({ "jwks_uri": uri, "error": e.to_string() }),
+        occurrences: 1,
     };
     let store = p.store.clone();
     // The audit write must not hold up (or fail) the request it explains.

@@ -194,13 +194,36 @@ const INSERT_TOKENS_PG: &str = "INSERT INTO tokens (digest, tenant_id, kind, gra
      SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
      $8::text[], $9::bigint[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[])";
 
-/// Appends one audit event.
+/// Appends one audit event, or counts one more occurrence of an identical event of the same
+/// minute (the id is the digest of both, [`audit_id`]).
 const INSERT_AUDIT: &str = "INSERT INTO audit_events (id, tenant_id, at, kind, client_id, subject, detail) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+     VALUES ($1, $2, $3, $4, $5, $6, $7) \
+     ON CONFLICT (id) DO UPDATE SET occurrences = audit_events.occurrences + 1";
 
 /// [`INSERT_AUDIT`] for many rows in one PostgreSQL statement (as [`INSERT_TOKENS_PG`]).
-const INSERT_AUDIT_PG: &str = "INSERT INTO audit_events (id, tenant_id, at, kind, client_id, subject, detail) \
-     SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])";
+/// Identical events within the batch are grouped first: one statement may not update a row
+/// twice.
+const INSERT_AUDIT_PG: &str = "INSERT INTO audit_events (id, tenant_id, at, kind, client_id, subject, detail, occurrences) \
+     SELECT id, min(tenant_id), min(at), min(kind), min(client_id), min(subject), min(detail), count(*) \
+     FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[]) \
+         AS e(id, tenant_id, at, kind, client_id, subject, detail) \
+     GROUP BY id \
+     ON CONFLICT (id) DO UPDATE SET occurrences = audit_events.occurrences + excluded.occurrences";
+
+/// The key of an audit event: a digest of everything it says but the second it happened, so
+/// identical events of one minute share it and collapse into one row.
+fn audit_id(event: &AuditEvent, detail: &str) -> String {
+    let minute = event.at.div_euclid(60);
+    let identity = serde_json::json!([
+        event.tenant_id,
+        event.kind,
+        event.client_id,
+        event.subject,
+        detail,
+        minute
+    ]);
+    crate::secrets::token_digest(&identity.to_string())
+}
 
 /// The parameters of [`INSERT_TOKEN`].
 fn token_params(t: &TokenRecord) -> Vec<Param> {
@@ -500,20 +523,22 @@ impl Store {
         Ok(inserted == 1)
     }
 
-    /// Appends an audit event. It joins the group commit: a flood of failed client
-    /// authentications, each of which leaves one, shares commits instead of costing one each.
+    /// Appends an audit event; an identical one of the same minute only counts one more
+    /// occurrence. It joins the group commit: a flood of failed client authentications, each of
+    /// which leaves one, shares commits instead of costing one each, and shares rows too.
     pub async fn audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        let detail = event.detail.to_string();
         self.writer
             .insert(group_commit::Append {
                 table: group_commit::Table::Audit,
                 params: params![
-                    crate::secrets::random_id(),
+                    audit_id(event, &detail),
                     event.tenant_id,
                     event.at,
                     event.kind,
                     event.client_id,
                     event.subject,
-                    event.detail.to_string()
+                    detail
                 ],
             })
             .await
@@ -525,8 +550,8 @@ impl Store {
         tenant: &str,
         limit: i64,
     ) -> Result<Vec<AuditEvent>, StoreError> {
-        self.db.fetch_all("SELECT tenant_id, at, kind, client_id, subject, detail FROM audit_events WHERE tenant_id = $1 \
-             ORDER BY at DESC, id DESC LIMIT $2", params![tenant, limit], AuditEvent::from_row).await
+        self.db.fetch_all("SELECT tenant_id, at, kind, client_id, subject, detail, occurrences FROM audit_events \
+             WHERE tenant_id = $1 ORDER BY at DESC, id DESC LIMIT $2", params![tenant, limit], AuditEvent::from_row).await
     }
 
     /// Replaces a client's metadata. Returns false when no such client exists.
@@ -856,28 +881,49 @@ impl Store {
 
     /// Deletes rows nothing can use any more (SURFACE S26): expired codes and tokens (a revoked
     /// token stays until it expires, so its revocation is remembered), expired interactions and
-    /// expired grants. Returns the number of rows removed.
+    /// grants, and audit events older than `audit_before`. Returns the number of rows removed.
     ///
     /// At most [`PRUNE_BATCH`] rows per statement: a busy provider expires millions of tokens
     /// between two prunes, and one statement deleting them all would hold SQLite's one writer
     /// for seconds, stalling every issuance behind it. Each batch is a short write that queues
     /// with the others.
-    pub async fn prune_expired(&self, now: UnixTime) -> Result<u64, StoreError> {
+    pub async fn prune_expired(
+        &self,
+        now: UnixTime,
+        audit_before: UnixTime,
+    ) -> Result<u64, StoreError> {
         let mut removed = 0;
-        for statement in [
-            "DELETE FROM tokens WHERE digest IN \
-             (SELECT digest FROM tokens WHERE expires_at <= $1 LIMIT $2)",
-            "DELETE FROM interactions WHERE id_digest IN \
-             (SELECT id_digest FROM interactions WHERE expires_at <= $1 LIMIT $2)",
-            "DELETE FROM grants WHERE id IN \
-             (SELECT id FROM grants WHERE expires_at <= $1 LIMIT $2)",
-            "DELETE FROM replay WHERE (namespace, key_digest) IN \
-             (SELECT namespace, key_digest FROM replay WHERE expires_at <= $1 LIMIT $2)",
+        for (statement, cutoff) in [
+            (
+                "DELETE FROM tokens WHERE digest IN \
+                 (SELECT digest FROM tokens WHERE expires_at <= $1 LIMIT $2)",
+                now,
+            ),
+            (
+                "DELETE FROM interactions WHERE id_digest IN \
+                 (SELECT id_digest FROM interactions WHERE expires_at <= $1 LIMIT $2)",
+                now,
+            ),
+            (
+                "DELETE FROM grants WHERE id IN \
+                 (SELECT id FROM grants WHERE expires_at <= $1 LIMIT $2)",
+                now,
+            ),
+            (
+                "DELETE FROM replay WHERE (namespace, key_digest) IN \
+                 (SELECT namespace, key_digest FROM replay WHERE expires_at <= $1 LIMIT $2)",
+                now,
+            ),
+            (
+                "DELETE FROM audit_events WHERE id IN \
+                 (SELECT id FROM audit_events WHERE at < $1 LIMIT $2)",
+                audit_before,
+            ),
         ] {
             loop {
                 let batch = self
                     .db
-                    .execute(statement, params![now, PRUNE_BATCH])
+                    .execute(statement, params![cutoff, PRUNE_BATCH])
                     .await?;
                 removed += batch;
                 if batch < PRUNE_BATCH.unsigned_abs() {

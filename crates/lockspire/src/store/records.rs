@@ -121,6 +121,9 @@ pub struct AuditEvent {
     pub subject: Option<String>,
     /// Details (JSON object).
     pub detail: serde_json::Value,
+    /// How many identical events happened in the minute that starts at `at`'s minute (they
+    /// are kept as one row); 1 for an event written but once.
+    pub occurrences: i64,
 }
 
 impl AuditEvent {
@@ -134,6 +137,7 @@ impl AuditEvent {
             subject: get(r, "subject")?,
             detail: serde_json::from_str(&detail)
                 .map_err(|e| StoreError::Corrupt(format!("audit detail: {e}")))?,
+            occurrences: get(r, "occurrences")?,
         })
     }
 }
