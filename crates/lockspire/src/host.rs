@@ -228,6 +228,10 @@ pub struct ConsentPage {
     pub scopes: Vec<ScopeRequest>,
     /// The resources (RFC 8707) the tokens will be for.
     pub resources: Vec<String>,
+    /// Standard claims (OIDC Core §5.1) the client asks for by name through the `claims`
+    /// parameter (§5.5), beyond what the scopes release. The page must show them: approving
+    /// the page releases them.
+    pub claims: Vec<String>,
 }
 
 /// One requested scope on the consent page.

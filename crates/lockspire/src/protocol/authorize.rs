@@ -164,6 +164,12 @@ impl AuthorizationRequest {
             state: self.state.clone(),
         }
     }
+
+    /// The standard claims this request's `claims` parameter asks for beyond its scopes: the
+    /// user must approve them (OIDC Core §5.5) before any is released.
+    pub(crate) fn claims_beyond_scopes(&self) -> Vec<String> {
+        super::scope::claims_beyond_scopes(self.claims.as_ref(), &self.scopes)
+    }
 }
 
 /// Length cap for `state`, `nonce`, hints and other free-form values.

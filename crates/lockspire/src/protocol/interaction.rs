@@ -49,6 +49,8 @@ pub(crate) struct ConsentView {
     pub(crate) logo_uri: Option<String>,
     pub(crate) scopes: Vec<String>,
     pub(crate) resources: Vec<String>,
+    /// Standard claims asked for beyond the scopes (OIDC Core §5.5).
+    pub(crate) claims: Vec<String>,
 }
 
 fn expired() -> AuthorizeError {
@@ -237,7 +239,8 @@ async fn advance(
         )
         .await
         .map_err(|e| fail(e.into()))?;
-    let remembered = consent.is_some_and(|c| c.covers(&req.scopes, &req.resources));
+    let remembered =
+        consent.is_some_and(|c| c.covers(&req.scopes, &req.resources, &req.claims_beyond_scopes()));
     if remembered && !req.prompt.consent {
         return issue_code(p, &pending, &session, false)
             .await
@@ -287,6 +290,7 @@ pub(crate) async fn consent_view(
         client_uri: client.client_uri.clone(),
         scopes: pending.request.scopes.clone(),
         resources: pending.request.resources.clone(),
+        claims: pending.request.claims_beyond_scopes(),
     })
 }
 
@@ -402,16 +406,7 @@ async fn issue_code(
     tx.insert_grant(&grant).await.map_err(|e| fail(e.into()))?;
     if consented_now {
         let mut merged: ConsentRecord = previous.unwrap_or_default();
-        for s in &req.scopes {
-            if !merged.scopes.contains(s) {
-                merged.scopes.push(s.clone());
-            }
-        }
-        for r in &req.resources {
-            if !merged.resources.contains(r) {
-                merged.resources.push(r.clone());
-            }
-        }
+        merged.extend(&req.scopes, &req.resources, &req.claims_beyond_scopes());
         tx.upsert_consent(&p.tenant, subject, &grant.client_id, &merged, now)
             .await
             .map_err(|e| fail(e.into()))?;

@@ -105,6 +105,23 @@ pub(crate) fn parse_scope(value: Option<&str>) -> Result<Vec<String>, OAuthError
     Ok(out)
 }
 
+/// The standard claims a `claims` request (OIDC Core §5.5) names, in either member, that the
+/// `scopes` do not already release: what the user must approve beyond the scopes. Sorted, once
+/// each. Host-specific claims are the host's policy and not listed; protocol claims are never
+/// released from the host's values.
+pub(crate) fn claims_beyond_scopes(request: Option<&Value>, scopes: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = ["id_token", "userinfo"]
+        .iter()
+        .filter_map(|member| request?.get(member)?.as_object())
+        .flat_map(|members| members.keys())
+        .filter(|name| scope_of_claim(name).is_some_and(|scope| !scopes.iter().any(|s| s == scope)))
+        .cloned()
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Keeps the host claims the grant releases: standard claims only under their scope or when
 /// named in the `claims` request; protocol claims never; host-specific claims as given (the host
 /// saw the granted scopes when it built them).
@@ -145,6 +162,23 @@ mod tests {
         assert_eq!(out.get("roles"), Some(&json!(["admin"])));
         let out = release_claims(&host, &["openid".into()], Some(&json!({"name": null})));
         assert_eq!(out.get("name"), Some(&json!("A")));
+    }
+
+    #[test]
+    fn claims_beyond_scopes_lists_standard_claims_the_scopes_do_not_release() {
+        let request = json!({
+            "userinfo": {"email": null, "address": {"essential": true}, "name": null, "roles": null},
+            "id_token": {"email": null, "phone_number": null, "sub": {"value": "x"}}
+        });
+        let scopes = ["openid".to_owned(), "profile".to_owned()];
+        assert_eq!(
+            claims_beyond_scopes(Some(&request), &scopes),
+            ["address", "email", "phone_number"]
+        );
+        assert!(claims_beyond_scopes(None, &scopes).is_empty());
+        assert!(
+            claims_beyond_scopes(Some(&json!({"userinfo": {"name": null}})), &scopes).is_empty()
+        );
     }
 
     #[test]

@@ -731,7 +731,7 @@ impl Store {
         subject: &str,
         client_id: &str,
     ) -> Result<Option<ConsentRecord>, StoreError> {
-        self.db.fetch_optional("SELECT scopes, resources FROM consents WHERE tenant_id = $1 AND subject = $2 AND client_id = $3", params![tenant, subject, client_id], ConsentRecord::from_row).await
+        self.db.fetch_optional("SELECT scopes, resources, claims FROM consents WHERE tenant_id = $1 AND subject = $2 AND client_id = $3", params![tenant, subject, client_id], ConsentRecord::from_row).await
     }
 
     // ---- tokens (reads) ------------------------------------------------------------------
@@ -844,7 +844,7 @@ impl Store {
     ) -> Result<Vec<(String, ConsentRecord, UnixTime)>, StoreError> {
         self.db
             .fetch_all(
-                "SELECT client_id, scopes, resources, updated_at FROM consents \
+                "SELECT client_id, scopes, resources, claims, updated_at FROM consents \
              WHERE tenant_id = $1 AND subject = $2 ORDER BY updated_at DESC, client_id",
                 params![tenant, subject],
                 |r| {
@@ -993,8 +993,9 @@ impl Tx {
         consent: &ConsentRecord,
         now: UnixTime,
     ) -> Result<(), StoreError> {
-        self.execute("INSERT INTO consents (tenant_id, subject, client_id, scopes, resources, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (tenant_id, subject, client_id) DO UPDATE SET scopes = $4, resources = $5, updated_at = $6", params![tenant, subject, client_id, consent.scopes_text(), consent.resources_json(), now]).await?;
+        self.execute("INSERT INTO consents (tenant_id, subject, client_id, scopes, resources, claims, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (tenant_id, subject, client_id) DO UPDATE SET scopes = $4, resources = $5, claims = $6, updated_at = $7",
+             params![tenant, subject, client_id, consent.scopes_text(), consent.resources_json(), consent.claims_json(), now]).await?;
         Ok(())
     }
 

@@ -289,12 +289,16 @@ pub struct ConsentRecord {
     pub scopes: Vec<String>,
     /// Consented resources.
     pub resources: Vec<String>,
+    /// Standard claims consented to through a `claims` request (OIDC Core §5.5), beyond what
+    /// the scopes release.
+    pub claims: Vec<String>,
 }
 
 impl ConsentRecord {
     pub(crate) fn from_row(r: &Row<'_>) -> Result<Self, StoreError> {
         let scopes: String = get(r, "scopes")?;
         let resources: String = get(r, "resources")?;
+        let claims: String = get(r, "claims")?;
         Ok(Self {
             scopes: scopes
                 .split(' ')
@@ -302,6 +306,7 @@ impl ConsentRecord {
                 .map(str::to_owned)
                 .collect(),
             resources: parse_json_list(&resources)?,
+            claims: parse_json_list(&claims)?,
         })
     }
 
@@ -313,10 +318,31 @@ impl ConsentRecord {
         to_json_list(&self.resources)
     }
 
-    /// True when this consent covers every requested scope and resource (SURFACE S5).
-    pub fn covers(&self, scopes: &[String], resources: &[String]) -> bool {
+    pub(crate) fn claims_json(&self) -> String {
+        to_json_list(&self.claims)
+    }
+
+    /// True when this consent covers every requested scope, resource and claim beyond the
+    /// scopes: only then may a request skip the consent page (OIDC Core §3.1.2.4).
+    pub fn covers(&self, scopes: &[String], resources: &[String], claims: &[String]) -> bool {
         scopes.iter().all(|s| self.scopes.contains(s))
             && resources.iter().all(|r| self.resources.contains(r))
+            && claims.iter().all(|c| self.claims.contains(c))
+    }
+
+    /// Adds what a request asked for and the user just approved.
+    pub(crate) fn extend(&mut self, scopes: &[String], resources: &[String], claims: &[String]) {
+        for (held, asked) in [
+            (&mut self.scopes, scopes),
+            (&mut self.resources, resources),
+            (&mut self.claims, claims),
+        ] {
+            for item in asked {
+                if !held.contains(item) {
+                    held.push(item.clone());
+                }
+            }
+        }
     }
 }
 

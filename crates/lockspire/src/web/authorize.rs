@@ -185,6 +185,7 @@ pub(crate) async fn consent_page(State(p): State<Arc<Provider>>, req: Request<Bo
                     })
                     .collect(),
                 resources: view.resources,
+                claims: view.claims,
             };
             match &p.consent {
                 Some(host) => render_host_consent(host.as_ref(), &page),
