@@ -104,6 +104,50 @@ on_both_stores! {
         assert!(return_to.starts_with(&format!("{}/authorize/resume?interaction=", h.base)));
     }
 
+    async fn free_form_values_are_capped_so_an_anonymous_request_stores_a_small_row(h) {
+        let client = h.public_client(json!({})).await;
+        // A claims request of exactly 2,048 bytes.
+        let claims = |len: usize| {
+            let head = r#"{"userinfo":{"name":null},"x":""#;
+            format!("{head}{}\"}}", "a".repeat(len - head.len() - 2))
+        };
+        let at_cap = [("state", "s".repeat(1024)), ("nonce", "n".repeat(512)), ("login_hint", "h".repeat(512)),
+            ("acr_values", "a".repeat(512)), ("ui_locales", "u".repeat(512)), ("claims", claims(2048))];
+        // The harness's URL carries a short state and nonce; these replace them.
+        let url_with = |values: &[(&str, &str)]| {
+            let pkce = Pkce::new();
+            let mut q = url::form_urlencoded::Serializer::new(String::new());
+            q.append_pair("response_type", "code").append_pair("client_id", &client.id)
+                .append_pair("redirect_uri", &client.redirect_uri).append_pair("scope", "openid")
+                .append_pair("code_challenge", &pkce.challenge).append_pair("code_challenge_method", "S256");
+            for (k, v) in values {
+                q.append_pair(k, v);
+            }
+            format!("{}/authorize?{}", h.base, q.finish())
+        };
+        for (name, value) in &at_cap {
+            let over = if *name == "claims" { claims(2049) } else { format!("{value}x") };
+            let mut values: Vec<(&str, &str)> = vec![("nonce", "n")];
+            values.retain(|(k, _)| k != name);
+            values.push((name, &over));
+            let url = url_with(&values);
+            let outcome = h.browser(None).run(&url, &client.redirect_uri, Consent::Stop).await;
+            let params = outcome.redirect_params();
+            assert_eq!(params.get("error").map(String::as_str), Some("invalid_request"), "{name}: {params:?}");
+        }
+        // Every value at its cap at once: the request is kept, and its row stays small.
+        let all: Vec<(&str, &str)> = at_cap.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let url = url_with(&all);
+        let outcome = h.browser(None).run(&url, &client.redirect_uri, Consent::Stop).await;
+        assert!(matches!(outcome, Outcome::Login(_)), "{outcome:?}");
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&h.db.url).await.expect("db");
+        let sizes: Vec<(String,)> = sqlx::query_as("SELECT request FROM interactions").fetch_all(&pool).await.expect("select");
+        assert_eq!(sizes.len(), 1, "refused requests store nothing");
+        let stored = sizes[0].0.len();
+        assert!(stored < 8 * 1024, "one interaction row holds {stored} bytes of request");
+    }
+
     async fn prompt_none_without_session_is_login_required(h) {
         let client = h.public_client(json!({})).await;
         let url = h.authorize_url(&client, "openid", &Pkce::new(), &[("prompt", "none")]);

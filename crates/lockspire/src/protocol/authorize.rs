@@ -172,8 +172,19 @@ impl AuthorizationRequest {
     }
 }
 
-/// Length cap for `state`, `nonce`, hints and other free-form values.
-const MAX_VALUE: usize = 2048;
+/// Length caps, in bytes, on the free-form values an interaction stores until the user comes
+/// back from signing in. Every other stored value is a registered redirect URI, a known scope
+/// or a declared resource, so one interaction row stays within a few KiB whatever the request.
+/// `state` is echoed to the client; clients that keep more than this in it should keep it on
+/// their side and send a reference.
+pub(crate) const MAX_STATE: usize = 1024;
+/// Cap for `nonce` (OIDC Core §3.1.2.1), `login_hint`, `acr_values` and `ui_locales`.
+pub(crate) const MAX_SHORT_VALUE: usize = 512;
+/// Cap for the `claims` request (OIDC Core §5.5): every standard claim, in both members, with
+/// room to spare.
+pub(crate) const MAX_CLAIMS: usize = 2048;
+/// Cap for one `resource` (RFC 8707 §2).
+const MAX_RESOURCE: usize = 2048;
 
 /// Validates an authorization request, in order, returning it with its client.
 pub(crate) async fn validate(
@@ -186,7 +197,7 @@ pub(crate) async fn validate(
         .get("state")
         .ok()
         .flatten()
-        .filter(|s| s.len() <= MAX_VALUE)
+        .filter(|s| s.len() <= MAX_STATE)
         .map(str::to_owned);
     let response_mode = params.get("response_mode").ok().flatten();
     let mode = response_mode
@@ -212,7 +223,7 @@ pub(crate) async fn validate(
     if params
         .get("state")
         .map_err(fail)?
-        .is_some_and(|s| s.len() > MAX_VALUE)
+        .is_some_and(|s| s.len() > MAX_STATE)
     {
         return Err(fail(OAuthError::invalid_request("state is too long")));
     }
@@ -237,7 +248,7 @@ pub(crate) async fn validate(
     let hint_subject = check_id_token_hint(p, &client, params).map_err(fail)?;
     let bounded = |name: &str| -> Result<Option<String>, OAuthError> {
         match params.get(name)? {
-            Some(v) if v.len() > MAX_VALUE => {
+            Some(v) if v.len() > MAX_SHORT_VALUE => {
                 Err(OAuthError::invalid_request(format!("{name} is too long")))
             }
             v => Ok(v.map(str::to_owned)),
@@ -428,7 +439,7 @@ pub(crate) fn check_resources<'a>(
 ) -> Result<Vec<String>, OAuthError> {
     let mut out: Vec<String> = Vec::new();
     for v in values {
-        let ok = v.len() <= MAX_VALUE
+        let ok = v.len() <= MAX_RESOURCE
             && Url::parse(v).is_ok_and(|u| u.fragment().is_none())
             && !v.contains('#');
         if !ok {
@@ -463,6 +474,9 @@ fn check_claims(params: &Params) -> Result<Option<Value>, OAuthError> {
     let Some(raw) = params.get("claims")? else {
         return Ok(None);
     };
+    if raw.len() > MAX_CLAIMS {
+        return Err(OAuthError::invalid_request("claims is too long"));
+    }
     let value: Value = serde_json::from_str(raw)
         .map_err(|_| OAuthError::invalid_request("claims is not valid JSON"))?;
     let Value::Object(map) = &value else {

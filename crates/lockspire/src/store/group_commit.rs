@@ -1,7 +1,8 @@
 //! Group commit for independent single-row writes (SURFACE S26, performance design): rows that
 //! arrive while a commit is in flight are written together in the next transaction, so a burst
 //! of N token issuances (or N failed client authentications, each of which leaves an audit
-//! event) costs one durable commit instead of N. Every caller still waits for its own row to be
+//! event, or N authorization requests, each of which starts an interaction) costs one durable
+//! commit instead of N. Every caller still waits for its own row to be
 //! committed before it answers, so nothing is acknowledged that could be lost.
 
 use tokio::sync::{mpsc, oneshot};
@@ -10,7 +11,8 @@ use super::db::{Param, pg_columns_query, pg_query};
 use super::pg_pool::PgPool;
 use super::sqlite::SqliteDb;
 use super::{
-    Db, INSERT_AUDIT, INSERT_AUDIT_PG, INSERT_TOKEN, INSERT_TOKENS_PG, StoreError, sqlite,
+    Db, INSERT_AUDIT, INSERT_AUDIT_PG, INSERT_INTERACTION, INSERT_INTERACTIONS_PG, INSERT_TOKEN,
+    INSERT_TOKENS_PG, StoreError, sqlite,
 };
 
 /// The tables the writer appends to.
@@ -18,16 +20,18 @@ use super::{
 pub(super) enum Table {
     Tokens,
     Audit,
+    Interactions,
 }
 
 impl Table {
-    const ALL: [Table; 2] = [Table::Tokens, Table::Audit];
+    const ALL: [Table; 3] = [Table::Tokens, Table::Audit, Table::Interactions];
 
     /// The statement inserting one row.
     fn insert(self) -> &'static str {
         match self {
             Table::Tokens => INSERT_TOKEN,
             Table::Audit => INSERT_AUDIT,
+            Table::Interactions => INSERT_INTERACTION,
         }
     }
 
@@ -36,6 +40,7 @@ impl Table {
         match self {
             Table::Tokens => INSERT_TOKENS_PG,
             Table::Audit => INSERT_AUDIT_PG,
+            Table::Interactions => INSERT_INTERACTIONS_PG,
         }
     }
 }
