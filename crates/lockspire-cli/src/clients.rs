@@ -18,10 +18,12 @@ pub(crate) enum ClientCommand {
     Show(IdArgs),
     /// Change a client's metadata; fields not given keep their values.
     Update(UpdateArgs),
-    /// Refuse the client everywhere; its tokens stop working.
+    /// Suspend the client: refused everywhere, its tokens suspended until it is enabled again.
     Disable(IdArgs),
-    /// Allow a disabled client again.
+    /// Allow a disabled client again; its unexpired tokens work again too.
     Enable(IdArgs),
+    /// Delete the client for good: every grant and token revoked, the id never reused. Final.
+    Delete(IdArgs),
     /// Issue a new secret (printed once); the old one stops working at once.
     RotateSecret(IdArgs),
 }
@@ -135,10 +137,7 @@ fn print_client(c: &ClientInfo, json: bool) -> anyhow::Result<()> {
     }
     let m = &c.metadata;
     println!("client_id:     {}", c.client_id);
-    println!(
-        "status:        {}",
-        if c.enabled { "enabled" } else { "disabled" }
-    );
+    println!("status:        {}", status(c));
     println!("name:          {}", m.client_name.as_deref().unwrap_or("-"));
     println!("auth method:   {}", m.token_endpoint_auth_method.as_str());
     println!(
@@ -188,7 +187,7 @@ pub(crate) async fn run(cmd: ClientCommand) -> anyhow::Result<Outcome> {
                     println!(
                         "{:<24} {:<9} {:<20} {}",
                         c.client_id,
-                        if c.enabled { "enabled" } else { "disabled" },
+                        status(c),
                         c.metadata.token_endpoint_auth_method.as_str(),
                         c.metadata.client_name.as_deref().unwrap_or("-")
                     );
@@ -226,6 +225,19 @@ pub(crate) async fn run(cmd: ClientCommand) -> anyhow::Result<Outcome> {
         }
         ClientCommand::Disable(a) => set_enabled(a, false).await,
         ClientCommand::Enable(a) => set_enabled(a, true).await,
+        ClientCommand::Delete(a) => {
+            match a.config.operator().await?.delete_client(&a.client_id).await {
+                Ok(()) => {
+                    if a.json {
+                        print_json(&json!({"client_id": a.client_id, "deleted": true}))?;
+                    } else {
+                        println!("{} deleted", a.client_id);
+                    }
+                    Ok(Outcome::Done)
+                }
+                Err(e) => refused(e),
+            }
+        }
         ClientCommand::RotateSecret(a) => match a
             .config
             .operator()
@@ -244,6 +256,15 @@ pub(crate) async fn run(cmd: ClientCommand) -> anyhow::Result<Outcome> {
             }
             Err(e) => refused(e),
         },
+    }
+}
+
+/// A client's status as the listing shows it.
+fn status(c: &ClientInfo) -> &'static str {
+    match (c.deleted, c.enabled) {
+        (true, _) => "deleted",
+        (false, true) => "enabled",
+        (false, false) => "disabled",
     }
 }
 

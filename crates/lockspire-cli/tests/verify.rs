@@ -373,6 +373,40 @@ async fn client_and_key_commands_have_reliable_exit_codes_and_show_secrets_once(
         serde_json::from_slice(&run(dir.path(), &["client", "show", &id, "--json"], s).stdout)
             .expect("json");
     assert_eq!(disabled["enabled"], false);
+    // Delete is final: the id stays taken and nothing brings the client back.
+    assert!(
+        run(dir.path(), &["client", "delete", &id], s)
+            .status
+            .success()
+    );
+    let deleted: Value =
+        serde_json::from_slice(&run(dir.path(), &["client", "show", &id, "--json"], s).stdout)
+            .expect("json");
+    assert_eq!(
+        (&deleted["deleted"], &deleted["enabled"]),
+        (&Value::Bool(true), &Value::Bool(false))
+    );
+    for again in [
+        ["client", "enable"],
+        ["client", "delete"],
+        ["client", "rotate-secret"],
+    ] {
+        let o = run(dir.path(), &[again[0], again[1], &id], s);
+        assert_eq!(o.status.code(), Some(1), "{again:?}: {}", out(&o));
+    }
+    let reused = run(
+        dir.path(),
+        &[
+            "client",
+            "create",
+            "--client-id",
+            &id,
+            "--grant-type",
+            "client_credentials",
+        ],
+        s,
+    );
+    assert_eq!(reused.status.code(), Some(1), "{}", out(&reused));
     assert_eq!(
         run(dir.path(), &["client", "show", "nope"], s)
             .status

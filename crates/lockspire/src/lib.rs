@@ -286,7 +286,9 @@ impl Lockspire {
             .map(|c| (c.metadata, c.status == ClientStatus::Active)))
     }
 
-    /// Disables a client: it is refused at every endpoint and its tokens stop working.
+    /// Disables a client: it is refused at every endpoint and its tokens are suspended. This is
+    /// reversible: [`Lockspire::enable_client`] makes the client and its unexpired, unrevoked
+    /// tokens work again. To end a client for good, [`Lockspire::delete_client`].
     pub async fn disable_client(&self, client_id: &str) -> Result<bool, OAuthError> {
         let now = self.inner.now();
         Ok(self
@@ -339,7 +341,19 @@ impl Lockspire {
         Ok(self.inner.prune().await?)
     }
 
-    /// Re-enables a disabled client.
+    /// Deletes a client for good (RFC 7592 §2.3): refused everywhere, every grant and token of
+    /// it revoked, and its id never issued again. False when there was no such client.
+    pub async fn delete_client(&self, client_id: &str) -> Result<bool, OAuthError> {
+        let now = self.inner.now();
+        Ok(self
+            .inner
+            .store
+            .delete_client(&self.inner.tenant, client_id, now)
+            .await?)
+    }
+
+    /// Re-enables a disabled client, and with it its suspended tokens. A deleted client stays
+    /// deleted (false).
     pub async fn enable_client(&self, client_id: &str) -> Result<bool, OAuthError> {
         let now = self.inner.now();
         Ok(self

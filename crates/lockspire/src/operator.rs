@@ -54,8 +54,10 @@ impl From<OAuthError> for OperatorError {
 pub struct ClientInfo {
     /// The client id.
     pub client_id: String,
-    /// True unless disabled.
+    /// True unless disabled or deleted.
     pub enabled: bool,
+    /// True once deleted for good; the id stays taken.
+    pub deleted: bool,
     /// Registration time.
     pub created_at: UnixTime,
     /// Registered metadata.
@@ -116,6 +118,7 @@ fn info(c: crate::store::ClientRecord) -> ClientInfo {
     ClientInfo {
         client_id: c.client_id,
         enabled: c.status == ClientStatus::Active,
+        deleted: c.status == ClientStatus::Deleted,
         created_at: c.created_at,
         metadata: c.metadata,
     }
@@ -169,8 +172,8 @@ impl Operator {
             .collect())
     }
 
-    /// Enables or disables a client. A disabled client is refused everywhere and its tokens
-    /// stop working until it is enabled again.
+    /// Enables or disables a client. A disabled client is refused everywhere and its tokens are
+    /// suspended until it is enabled again. A deleted client cannot be enabled (`NotFound`).
     pub async fn set_client_enabled(
         &self,
         client_id: &str,
@@ -186,6 +189,17 @@ impl Operator {
             .set_client_status(&p.tenant, client_id, status, p.now())
             .await?
         {
+            Ok(())
+        } else {
+            Err(OperatorError::NotFound(format!("client {client_id}")))
+        }
+    }
+
+    /// Deletes a client for good (RFC 7592 §2.3): refused everywhere, every grant and token of
+    /// it revoked, its id never issued again. Unlike disabling, this cannot be undone.
+    pub async fn delete_client(&self, client_id: &str) -> Result<(), OperatorError> {
+        let p = self.p();
+        if p.store.delete_client(&p.tenant, client_id, p.now()).await? {
             Ok(())
         } else {
             Err(OperatorError::NotFound(format!("client {client_id}")))

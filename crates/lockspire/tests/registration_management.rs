@@ -96,20 +96,68 @@ on_both_stores! {
         assert_eq!(manage(&h, reqwest::Method::GET, &uri, Some(&new_rat), None).await.status, 200, "refused updates do not rotate");
     }
 
-    async fn delete_disables_the_client_and_its_tokens(h) {
-        let reg = register(&h, json!({"redirect_uris": ["https://rp.example/cb"], "grant_types": ["authorization_code", "client_credentials"]}), None).await;
+    async fn delete_is_final_every_grant_and_token_revoked_and_the_id_never_reused(h) {
+        let reg = register(&h, json!({"redirect_uris": ["https://rp.example/cb"],
+            "grant_types": ["authorization_code", "refresh_token", "client_credentials"]}), None).await;
         let rat = reg.body["registration_access_token"].as_str().expect("rat").to_owned();
         let uri = reg.body["registration_client_uri"].as_str().expect("uri").to_owned();
         let client = client_of(&reg);
-        let tokens = h.tokens(&client, "alice", "openid").await;
+        let tokens = h.tokens(&client, "alice", "openid offline_access").await;
         let at = tokens["access_token"].as_str().expect("at");
+        let rt = tokens["refresh_token"].as_str().expect("rt");
+        let cc = h.post_as(&client, "/token", &[("grant_type", "client_credentials")]).await;
+        let cc = cc.body["access_token"].as_str().expect("client credentials token").to_owned();
         assert_eq!(h.userinfo(at).await.status, 200);
+        assert!(h.is_active(&client, &cc).await);
+        assert_eq!(live_tokens(&h, &client.id).await, 3, "access, refresh and client credentials tokens");
+
         let del = manage(&h, reqwest::Method::DELETE, &uri, Some(&rat), None).await;
         assert_eq!(del.status, 204);
         assert_eq!(h.userinfo(at).await.status, 401, "its tokens stop working");
+        assert_eq!(live_tokens(&h, &client.id).await, 0);
         assert_eq!(h.post_as(&client, "/token", &[("grant_type", "client_credentials")]).await.error(), "invalid_client");
         assert_eq!(manage(&h, reqwest::Method::GET, &uri, Some(&rat), None).await.status, 401, "and so does its registration token");
+        assert_eq!(manage(&h, reqwest::Method::DELETE, &uri, Some(&rat), None).await.status, 401);
+
+        // Final: nothing revives the client or its tokens, and its id is not issued again.
+        assert!(!h.ls.enable_client(&client.id).await.expect("enable"), "a deleted client cannot be enabled");
+        assert!(h.ls.operator().set_client_enabled(&client.id, true).await.is_err());
+        assert!(h.ls.operator().rotate_client_secret(&client.id).await.is_err());
+        assert!(h.ls.create_client(Some(&client.id), json!({"redirect_uris": ["https://rp.example/cb"]})).await.is_err());
+        assert_eq!(h.userinfo(at).await.status, 401);
+        assert_eq!(live_tokens(&h, &client.id).await, 0);
+        let refresh = h.post_as(&client, "/token", &[("grant_type", "refresh_token"), ("refresh_token", rt)]).await;
+        assert_eq!(refresh.error(), "invalid_client");
+        // Its grants are revoked in the database, not only hidden behind the client's status.
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&h.db.url).await.expect("db");
+        let (live,): (i64,) = sqlx::query_as("SELECT count(*) FROM grants WHERE client_id = $1 AND revoked_at IS NULL")
+            .bind(&client.id).fetch_one(&pool).await.expect("count");
+        assert_eq!(live, 0);
+        let info = h.ls.operator().client(&client.id).await.expect("read").expect("the tombstone stays");
+        assert!(info.deleted && !info.enabled);
     }
+}
+
+/// How many of the client's stored tokens the store's validity check accepts now.
+async fn live_tokens(h: &Harness, client_id: &str) -> usize {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&h.db.url).await.expect("db");
+    let keys: Vec<(String,)> =
+        sqlx::query_as("SELECT digest FROM tokens WHERE client_id = $1 AND kind <> 'code'")
+            .bind(client_id)
+            .fetch_all(&pool)
+            .await
+            .expect("select");
+    let store = h.ls.operator().store().clone();
+    let now = lockspire::Clock::now(&h.clock);
+    let mut live = 0;
+    for (key,) in keys {
+        if store.active_token(&key, now).await.expect("read").is_some() {
+            live += 1;
+        }
+    }
+    live
 }
 
 fn rules() -> RegistrationRules {

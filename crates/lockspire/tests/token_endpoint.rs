@@ -54,7 +54,7 @@ on_both_stores! {
         assert_eq!(again.status, 200, "{}", again.body);
     }
 
-    async fn disabled_client_is_refused_everywhere_and_its_tokens_stop_working(h) {
+    async fn disabled_client_is_refused_everywhere_and_its_tokens_are_suspended_until_enabled(h) {
         let client = h.confidential_client(json!({})).await;
         let t = h.tokens(&client, "alice", "openid offline_access").await;
         let at = t["access_token"].as_str().expect("at").to_owned();
@@ -70,7 +70,7 @@ on_both_stores! {
         let resp = h.http().get(h.authorize_url(&client, "openid", &common::Pkce::new(), &[])).send().await.expect("get");
         assert_eq!(resp.status(), 400);
         assert!(resp.headers().get("location").is_none());
-        // Re-enabling does not resurrect anything the client lost while disabled.
+        // Disabling is a suspension: enabling the client again restores its live tokens.
         assert!(h.ls.enable_client(&client.id).await.expect("enable"));
         assert_eq!(h.userinfo(&at).await.status, 200, "tokens are only suspended while the client is disabled");
     }

@@ -308,8 +308,10 @@ async fn load(p: &Provider, client_id: &str) -> Result<ClientRecord, Result<Fail
     let Some(record) = record else {
         return Err(Ok(fail("unknown client", None)));
     };
-    if record.status != ClientStatus::Active {
-        return Err(Ok(fail("client is disabled", Some(client_id))));
+    match record.status {
+        ClientStatus::Active => {}
+        ClientStatus::Disabled => return Err(Ok(fail("client is disabled", Some(client_id)))),
+        ClientStatus::Deleted => return Err(Ok(fail("client was deleted", Some(client_id)))),
     }
     Ok(record)
 }

@@ -380,17 +380,16 @@ pub(crate) async fn replace(
     })
 }
 
-/// `DELETE /register/{client_id}` (RFC 7592 §2.3): the client is disabled — refused everywhere,
-/// its tokens stop working — and its registration access token stops working too.
+/// `DELETE /register/{client_id}` (RFC 7592 §2.3): the client is deleted for good — refused
+/// everywhere, every grant and token of it revoked, its registration access token void, and its
+/// id never issued again (see [`crate::store::Store::delete_client`]).
 pub(crate) async fn delete(
     p: &Provider,
     client_id: &str,
     authorization: Option<&str>,
 ) -> Result<(), OAuthError> {
     managed(p, client_id, authorization).await?;
-    p.store
-        .set_client_status(&p.tenant, client_id, ClientStatus::Disabled, p.now())
-        .await?;
+    p.store.delete_client(&p.tenant, client_id, p.now()).await?;
     Ok(())
 }
 

@@ -438,7 +438,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         self.clients.forget(tenant, client_id);
         let done = self.db.execute("UPDATE clients SET secret_digest = $1, sealed_secret = $2, updated_at = $3, secret_expires_at = NULL \
-             WHERE tenant_id = $4 AND client_id = $5 AND secret_digest IS NOT NULL", params![digest, sealed, now, tenant, client_id]).await?;
+             WHERE tenant_id = $4 AND client_id = $5 AND secret_digest IS NOT NULL AND status <> 'deleted'", params![digest, sealed, now, tenant, client_id]).await?;
         // Again after the write: a read racing it may have cached the old row.
         self.clients.forget(tenant, client_id);
         Ok(done == 1)
@@ -452,7 +452,8 @@ impl Store {
         digest: &str,
     ) -> Result<bool, StoreError> {
         self.clients.forget(tenant, client_id);
-        let done = self.db.execute("UPDATE clients SET registration_token_digest = $1 WHERE tenant_id = $2 AND client_id = $3", params![digest, tenant, client_id]).await?;
+        let done = self.db.execute("UPDATE clients SET registration_token_digest = $1 WHERE tenant_id = $2 AND client_id = $3 \
+             AND status <> 'deleted'", params![digest, tenant, client_id]).await?;
         // Again after the write: a read racing it may have cached the old row.
         self.clients.forget(tenant, client_id);
         Ok(done == 1)
@@ -562,7 +563,8 @@ impl Store {
              WHERE tenant_id = $1 ORDER BY at DESC, id DESC LIMIT $2", params![tenant, limit], AuditEvent::from_row).await
     }
 
-    /// Replaces a client's metadata. Returns false when no such client exists.
+    /// Replaces a client's metadata. Returns false when no such client exists (or it was
+    /// deleted).
     pub async fn update_client_metadata(
         &self,
         tenant: &str,
@@ -573,7 +575,8 @@ impl Store {
         self.clients.forget(tenant, client_id);
         let json =
             serde_json::to_string(metadata).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let done = self.db.execute("UPDATE clients SET metadata = $1, updated_at = $2 WHERE tenant_id = $3 AND client_id = $4", params![json, now, tenant, client_id]).await?;
+        let done = self.db.execute("UPDATE clients SET metadata = $1, updated_at = $2 WHERE tenant_id = $3 AND client_id = $4 \
+             AND status <> 'deleted'", params![json, now, tenant, client_id]).await?;
         // Again after the write: a read racing it may have cached the old row.
         self.clients.forget(tenant, client_id);
         Ok(done == 1)
@@ -588,10 +591,55 @@ impl Store {
         now: UnixTime,
     ) -> Result<bool, StoreError> {
         self.clients.forget(tenant, client_id);
-        let done = self.db.execute("UPDATE clients SET status = $1, updated_at = $2 WHERE tenant_id = $3 AND client_id = $4", params![status.as_str(), now, tenant, client_id]).await?;
+        // A deleted client stays deleted: no status change reaches it.
+        let done = self.db.execute("UPDATE clients SET status = $1, updated_at = $2 WHERE tenant_id = $3 AND client_id = $4 \
+             AND status <> 'deleted'", params![status.as_str(), now, tenant, client_id]).await?;
         // Again after the write: a read racing it may have cached the old row.
         self.clients.forget(tenant, client_id);
         Ok(done == 1)
+    }
+
+    /// Deletes a client for good (RFC 7592 §2.3), in one transaction: its row stays as a
+    /// tombstone with status `deleted` and no credentials, so its id is never issued again and
+    /// no later change can revive it; every grant of the client is revoked, and with it every
+    /// code and token issued from those grants; its consents are withdrawn. Tokens without a
+    /// grant (client credentials) are refused from then on because every token check requires
+    /// an active client, which this client can never be again. False when there was no such
+    /// client (or it was already deleted).
+    pub async fn delete_client(
+        &self,
+        tenant: &str,
+        client_id: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.clients.forget(tenant, client_id);
+        let mut tx = self.begin().await?;
+        let deleted = tx
+            .execute(
+                "UPDATE clients SET status = 'deleted', secret_digest = NULL, sealed_secret = NULL, \
+                 registration_token_digest = NULL, updated_at = $1 \
+                 WHERE tenant_id = $2 AND client_id = $3 AND status <> 'deleted'",
+                params![now, tenant, client_id],
+            )
+            .await?;
+        if deleted == 0 {
+            // Nothing was written; ending the transaction cleanly returns its connection.
+            tx.commit().await?;
+            return Ok(false);
+        }
+        tx.execute(
+            "UPDATE grants SET revoked_at = $1 WHERE tenant_id = $2 AND client_id = $3 AND revoked_at IS NULL",
+            params![now, tenant, client_id],
+        )
+        .await?;
+        tx.execute(
+            "DELETE FROM consents WHERE tenant_id = $1 AND client_id = $2",
+            params![tenant, client_id],
+        )
+        .await?;
+        tx.commit().await?;
+        self.clients.forget(tenant, client_id);
+        Ok(true)
     }
 
     // ---- keys ----------------------------------------------------------------------------

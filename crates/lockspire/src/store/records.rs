@@ -13,8 +13,11 @@ use crate::protocol::client::ClientMetadata;
 pub enum ClientStatus {
     /// Usable.
     Active,
-    /// Refused at every endpoint (SURFACE S3).
+    /// Refused at every endpoint and its tokens suspended, until it is enabled again.
     Disabled,
+    /// Deleted for good (RFC 7592 §2.3): refused everywhere, its grants revoked, its id never
+    /// reused. No status change leaves this one.
+    Deleted,
 }
 
 impl ClientStatus {
@@ -22,6 +25,7 @@ impl ClientStatus {
         match self {
             Self::Active => "active",
             Self::Disabled => "disabled",
+            Self::Deleted => "deleted",
         }
     }
 }
@@ -66,6 +70,7 @@ impl ClientRecord {
             status: match status.as_str() {
                 "active" => ClientStatus::Active,
                 "disabled" => ClientStatus::Disabled,
+                "deleted" => ClientStatus::Deleted,
                 other => return Err(StoreError::Corrupt(format!("client status {other}"))),
             },
             created_at: get(r, "created_at")?,
