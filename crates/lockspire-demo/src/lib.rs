@@ -158,8 +158,8 @@ async fn register_demo_client(lockspire: &Lockspire, issuer: &str) -> anyhow::Re
     let callback = format!("{issuer}/demo/callback");
     match lockspire.client(DEMO_CLIENT_ID).await? {
         Some((metadata, active)) => {
-            // The issuer changed since the client was registered (a loopback IP redirect
-            // matches any port, RFC 8252 §7.3, so only a new host name gets here).
+            // The issuer changed since the client was registered (a new port or host name: the
+            // demo client is a web client, whose redirect URIs match exactly).
             if metadata.match_redirect_uri(&callback).is_none() {
                 lockspire
                     .update_client(DEMO_CLIENT_ID, demo_client_metadata(&callback))

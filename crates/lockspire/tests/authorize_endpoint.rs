@@ -31,6 +31,19 @@ on_both_stores! {
         }
     }
 
+    async fn a_loopback_redirect_uri_matches_any_port_for_native_clients_only(h) {
+        for (application_type, other_port_allowed) in [("web", false), ("native", true)] {
+            let client = h.public_client(json!({"application_type": application_type, "redirect_uris": ["http://127.0.0.1:8080/cb"]})).await;
+            for (uri, allowed) in [("http://127.0.0.1:8080/cb", true), ("http://127.0.0.1:8081/cb", other_port_allowed)] {
+                let mut c = client.clone();
+                c.redirect_uri = uri.into();
+                let resp = h.http().get(h.authorize_url(&c, "openid", &Pkce::new(), &[])).send().await.expect("get");
+                let status = resp.status();
+                assert_eq!(status == 400 && resp.headers().get("location").is_none(), !allowed, "{application_type} {uri}: {status}");
+            }
+        }
+    }
+
     async fn duplicated_client_id_is_an_error_page(h) {
         let client = h.public_client(json!({})).await;
         let url = format!("{}&client_id={}", h.authorize_url(&client, "openid", &Pkce::new(), &[]), client.id);

@@ -261,11 +261,16 @@ impl ClientMetadata {
     }
 
     /// Finds the registered redirect URI a request names (RFC 6749 §3.1.2.3, RFC 9700 §2.1:
-    /// exact string comparison). The one exception is RFC 8252 §7.3: for a registered
-    /// loopback IP literal over http, any port matches, because native apps get ephemeral ports.
+    /// exact string comparison). The one exception is RFC 8252 §7.3, for native apps only
+    /// (`application_type: native`), which get ephemeral ports: for a registered loopback IP
+    /// literal over http, any port matches. A web client's loopback redirect URI matches
+    /// exactly, port included (RFC 9700 §4.1.3).
     pub fn match_redirect_uri<'a>(&'a self, requested: &'a str) -> Option<&'a str> {
         if let Some(exact) = self.redirect_uris.iter().find(|r| *r == requested) {
             return Some(exact);
+        }
+        if self.application_type != "native" {
+            return None;
         }
         let req = Url::parse(requested).ok()?;
         if req.scheme() != "http"
@@ -747,7 +752,16 @@ mod tests {
     }
 
     #[test]
-    fn loopback_ip_redirect_matches_any_port_only() {
+    fn loopback_ip_redirect_of_a_web_client_matches_only_exactly() {
+        let mut c = client(&["http://127.0.0.1:8080/cb"]);
+        c.application_type = "web".into();
+        assert!(c.match_redirect_uri("http://127.0.0.1:8080/cb").is_some());
+        assert!(c.match_redirect_uri("http://127.0.0.1:8081/cb").is_none());
+        assert!(c.match_redirect_uri("http://127.0.0.1/cb").is_none());
+    }
+
+    #[test]
+    fn loopback_ip_redirect_of_a_native_client_matches_any_port_only() {
         let c = client(&["http://127.0.0.1/cb", "http://localhost/cb"]);
         assert!(c.match_redirect_uri("http://127.0.0.1:51234/cb").is_some());
         assert!(
