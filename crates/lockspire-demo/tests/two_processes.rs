@@ -34,12 +34,33 @@ fn free_port() -> u16 {
     listener.local_addr().expect("addr").port()
 }
 
+/// A demo process that re-reads the signing keys every second, so that rotation by the
+/// periodic re-read alone is observable quickly.
 async fn start(
     port: u16,
     issuer: &str,
     database_url: &str,
     secret: &str,
     data_dir: &std::path::Path,
+) -> Server {
+    start_with(
+        port,
+        issuer,
+        database_url,
+        secret,
+        data_dir,
+        &["--key-refresh-secs", "1"],
+    )
+    .await
+}
+
+async fn start_with(
+    port: u16,
+    issuer: &str,
+    database_url: &str,
+    secret: &str,
+    data_dir: &std::path::Path,
+    extra: &[&str],
 ) -> Server {
     let child = Command::new(env!("CARGO_BIN_EXE_lockspire-demo"))
         .args([
@@ -52,8 +73,7 @@ async fn start(
         ])
         .arg("--data-dir")
         .arg(data_dir)
-        // Re-read signing keys every second, so key rotation is observable quickly.
-        .args(["--key-refresh-secs", "1"])
+        .args(extra)
         .env("LOCKSPIRE_SECRET_KEY", secret)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -537,4 +557,162 @@ async fn a_key_rotated_by_the_operator_is_published_then_used_by_every_process_w
         let kids = published_kids(server).await;
         assert!(kids.contains(&old) && kids.contains(&new), "{kids:?}");
     }
+}
+
+/// What `/authorize` on `server` answers for `client_id` with `redirect_uri`: 400 for an
+/// unregistered redirect URI, a redirect (to the login page) otherwise.
+async fn authorize_status(server: &Server, client_id: &str, redirect_uri: &str) -> StatusCode {
+    let (_, challenge) = pkce();
+    let url = format!(
+        "{}/authorize?response_type=code&client_id={client_id}&redirect_uri={}&scope=openid&nonce=n\
+         &code_challenge={challenge}&code_challenge_method=S256",
+        server.base,
+        url::form_urlencoded::byte_serialize(redirect_uri.as_bytes()).collect::<String>()
+    );
+    browser().get(url).send().await.expect("authorize").status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_made_through_one_process_is_seen_by_the_next_request_on_the_other() {
+    let db = Database::create().await;
+    let secret = SecretKey::generate().to_base64();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (port_a, port_b) = (free_port(), free_port());
+    let issuer = format!("http://127.0.0.1:{port_a}");
+    // The default key refresh (30 s): anything seen sooner was announced.
+    let a = start_with(port_a, &issuer, &db.url(), &secret, dir.path(), &[]).await;
+    let b = start_with(port_b, &issuer, &db.url(), &secret, dir.path(), &[]).await;
+    let operator = lockspire::Lockspire::builder()
+        .issuer(&issuer)
+        .expect("issuer")
+        .database(&db.url())
+        .secret_key(SecretKey::from_base64(&secret).expect("secret"))
+        .build_operator()
+        .await
+        .expect("operator");
+    let metadata = |redirect: &str| {
+        json!({
+            "client_name": "changes", "redirect_uris": [redirect],
+            "grant_types": ["authorization_code", "client_credentials"],
+        })
+    };
+    let reg: Value = Client::new()
+        .post(format!("{}/register", a.base))
+        .json(&metadata("https://rp.example/cb"))
+        .send()
+        .await
+        .expect("register")
+        .json()
+        .await
+        .expect("json");
+    let id = reg["client_id"].as_str().expect("id").to_owned();
+    let mut client_secret = reg["client_secret"].as_str().expect("secret").to_owned();
+    let rat = reg["registration_access_token"]
+        .as_str()
+        .expect("rat")
+        .to_owned();
+    let registration = reg["registration_client_uri"]
+        .as_str()
+        .expect("uri")
+        .to_owned();
+    let cc = [("grant_type", "client_credentials")];
+    // Each check first makes B cache the client, then changes it through A (or the operator, a
+    // third process), then asks B at once.
+    let on_b = |secret: String| {
+        let (base, id) = (b.base.clone(), id.clone());
+        async move { token(&base, &id, &secret, &cc).await.0 }
+    };
+
+    // A rotated secret.
+    assert_eq!(on_b(client_secret.clone()).await, StatusCode::OK);
+    let old_secret = client_secret.clone();
+    client_secret = operator.rotate_client_secret(&id).await.expect("rotate");
+    assert_eq!(
+        on_b(old_secret).await,
+        StatusCode::UNAUTHORIZED,
+        "the old secret is refused at once"
+    );
+    assert_eq!(on_b(client_secret.clone()).await, StatusCode::OK);
+
+    // Disabled, then enabled.
+    operator
+        .set_client_enabled(&id, false)
+        .await
+        .expect("disable");
+    assert_eq!(
+        on_b(client_secret.clone()).await,
+        StatusCode::UNAUTHORIZED,
+        "disabled at once"
+    );
+    operator
+        .set_client_enabled(&id, true)
+        .await
+        .expect("enable");
+    assert_eq!(
+        on_b(client_secret.clone()).await,
+        StatusCode::OK,
+        "enabled at once"
+    );
+
+    // New redirect URIs through RFC 7592 on A.
+    assert_eq!(
+        authorize_status(&b, &id, "https://rp.example/cb").await,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        authorize_status(&b, &id, "https://rp.example/new").await,
+        StatusCode::BAD_REQUEST
+    );
+    let mut update = metadata("https://rp.example/new");
+    update["client_id"] = json!(id);
+    let put = Client::new()
+        .put(&registration)
+        .bearer_auth(&rat)
+        .json(&update)
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(put.status(), StatusCode::OK);
+    let rat: Value = put.json().await.expect("json");
+    let rat = rat["registration_access_token"]
+        .as_str()
+        .expect("rotated rat")
+        .to_owned();
+    assert_eq!(
+        authorize_status(&b, &id, "https://rp.example/new").await,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        authorize_status(&b, &id, "https://rp.example/cb").await,
+        StatusCode::BAD_REQUEST
+    );
+
+    // Deleted through RFC 7592 on A.
+    assert_eq!(on_b(client_secret.clone()).await, StatusCode::OK);
+    let deleted = Client::new()
+        .delete(&registration)
+        .bearer_auth(&rat)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        on_b(client_secret.clone()).await,
+        StatusCode::UNAUTHORIZED,
+        "deleted at once"
+    );
+
+    // A new signing key is published by B well before its 30 s re-read.
+    let new = operator
+        .generate_key(lockspire::jose::SigningAlg::ES256)
+        .await
+        .expect("generate")
+        .kid;
+    let took = within(
+        Duration::from_secs(3),
+        "announced key published",
+        || async { published_kids(&b).await.contains(&new) },
+    )
+    .await;
+    eprintln!("B published the new key after {took:?}");
 }

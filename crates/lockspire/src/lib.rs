@@ -674,26 +674,37 @@ impl Parts {
     }
 }
 
-/// Keeps a provider current for as long as it lives: re-reads the published keys every
-/// `every` (so a key rotated through another process is used and published here within that
-/// bound) and prunes expired rows every [`PRUNE_EVERY`]. Several processes may all prune: the
-/// deletes are idempotent.
+/// Keeps a provider current for as long as it lives: re-reads the published keys when any
+/// process sharing a PostgreSQL database announces a key change, and every `every` in any case
+/// (a backstop, and the only way on SQLite, whose other writers are operator tools), and prunes
+/// expired rows every [`PRUNE_EVERY`]. Several processes may all prune: the deletes are
+/// idempotent.
 fn spawn_maintenance(provider: std::sync::Weak<Provider>, every: std::time::Duration) {
+    let Some(mut key_changes) = provider.upgrade().map(|p| p.store.key_changes()) else {
+        return;
+    };
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
-        let mut since_prune = std::time::Duration::ZERO;
+        let mut last_prune = tokio::time::Instant::now();
         loop {
-            tick.tick().await;
+            let announced = tokio::select! {
+                _ = tick.tick() => false,
+                changed = key_changes.changed() => {
+                    if changed.is_err() {
+                        return; // The store is gone.
+                    }
+                    true
+                }
+            };
             let Some(p) = provider.upgrade() else { return };
             let operator = Operator { inner: p.clone() };
             if let Err(e) = operator.reload_keys().await {
                 tracing::warn!(error = %e, "reloading signing keys failed; keeping the current ones");
             }
-            since_prune += every;
-            if since_prune >= PRUNE_EVERY {
-                since_prune = std::time::Duration::ZERO;
+            if !announced && last_prune.elapsed() >= PRUNE_EVERY {
+                last_prune = tokio::time::Instant::now();
                 if let Err(e) = p.prune().await {
                     tracing::warn!(error = %e, "pruning expired rows failed; will retry");
                 }

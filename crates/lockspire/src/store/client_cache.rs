@@ -1,31 +1,57 @@
-//! A short-lived cache of client registrations: every token, introspection and revocation
-//! request authenticates a client, and reading it from the database each time was the largest
-//! fixed cost of those requests. Changes made through this process invalidate the entry at
-//! once; changes made by another process are seen within [`TTL`] (bounded staleness, see
-//! docs/scaling.md). Tokens do not depend on it: their validity is always read from the
-//! database, including their client's status.
+//! A cache of client registrations: every token, introspection and revocation request
+//! authenticates a client, and reading it from the database each time was the largest fixed
+//! cost of those requests.
+//!
+//! A change made through this store forgets the entry once the change is committed. On
+//! PostgreSQL, where several processes share the database, a change made by any process is
+//! announced to every other one ([`super::changes`]), which forgets the entry too; while this
+//! process is not listening for those announcements the cache is bypassed, never trusted. An
+//! entry also lives at most [`TTL`], a backstop for changes made outside Lockspire.
+//!
+//! A read that raced a change must not put the old row back: every `forget` and `clear` moves
+//! the cache to a new epoch, and a row is kept only if no epoch began while it was read.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::ClientRecord;
 
-/// How long another process's change to a client may go unseen here.
+/// The longest an entry is trusted, whatever is announced.
 pub(crate) const TTL: Duration = Duration::from_secs(5);
 
 /// Bounds memory: past this many entries the cache starts over.
 const MAX_ENTRIES: usize = 10_000;
 
-#[derive(Debug, Default)]
+type Entries = HashMap<(String, String), (Instant, ClientRecord)>;
+
+#[derive(Debug)]
 pub(crate) struct ClientCache {
-    entries: Mutex<HashMap<(String, String), (Instant, ClientRecord)>>,
+    entries: Mutex<Entries>,
+    /// Moves on every forget and clear; see the module documentation.
+    epoch: AtomicU64,
+    /// False while changes by other processes could go unannounced (PostgreSQL, listener
+    /// down): the cache is then bypassed.
+    trusted: AtomicBool,
 }
 
+/// The epoch a read started in; pass it to [`ClientCache::put`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ReadEpoch(u64);
+
 impl ClientCache {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(String, String), (Instant, ClientRecord)>> {
+    /// A cache that is trusted from the start (a database only this process writes through
+    /// Lockspire) or only once [`ClientCache::set_trusted`] says so.
+    pub(crate) fn new(trusted: bool) -> Self {
+        Self {
+            entries: Mutex::default(),
+            epoch: AtomicU64::new(0),
+            trusted: AtomicBool::new(trusted),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         match self.entries.lock() {
             Ok(e) => e,
             // A panic while holding the lock leaves at worst a stale entry, which expires.
@@ -34,13 +60,29 @@ impl ClientCache {
     }
 
     pub(crate) fn get(&self, tenant: &str, client_id: &str) -> Option<ClientRecord> {
+        if !self.trusted.load(Ordering::Acquire) {
+            return None;
+        }
         let entries = self.lock();
         let (at, record) = entries.get(&(tenant.to_owned(), client_id.to_owned()))?;
         (at.elapsed() < TTL).then(|| record.clone())
     }
 
-    pub(crate) fn put(&self, record: ClientRecord) {
+    /// Call before reading a row that may be put.
+    pub(crate) fn read_epoch(&self) -> ReadEpoch {
+        ReadEpoch(self.epoch.load(Ordering::Acquire))
+    }
+
+    /// Keeps `record`, unless the cache is not trusted or a change was seen since `read`.
+    pub(crate) fn put(&self, record: ClientRecord, read: ReadEpoch) {
+        if !self.trusted.load(Ordering::Acquire) {
+            return;
+        }
         let mut entries = self.lock();
+        // Checked under the lock that `forget` and `clear` move the epoch under.
+        if self.epoch.load(Ordering::Acquire) != read.0 {
+            return;
+        }
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
         }
@@ -50,8 +92,84 @@ impl ClientCache {
         );
     }
 
+    /// Forgets one client, after a change to it was committed.
     pub(crate) fn forget(&self, tenant: &str, client_id: &str) {
-        self.lock()
-            .remove(&(tenant.to_owned(), client_id.to_owned()));
+        let mut entries = self.lock();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        entries.remove(&(tenant.to_owned(), client_id.to_owned()));
+    }
+
+    /// Forgets every client: changes may have been missed.
+    pub(crate) fn clear(&self) {
+        let mut entries = self.lock();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        entries.clear();
+    }
+
+    /// Whether entries are used at all.
+    pub(crate) fn is_trusted(&self) -> bool {
+        self.trusted.load(Ordering::Acquire)
+    }
+
+    /// Whether entries may be used. Untrusting also forgets everything, so that trusting again
+    /// starts from the database.
+    pub(crate) fn set_trusted(&self, trusted: bool) {
+        self.clear();
+        self.trusted.store(trusted, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::client::ClientMetadata;
+    use crate::store::ClientStatus;
+
+    fn record(id: &str) -> ClientRecord {
+        let Ok(metadata) = serde_json::from_value::<ClientMetadata>(serde_json::json!({
+            "token_endpoint_auth_method": "none",
+            "grant_types": ["authorization_code"],
+            "response_types": ["code"],
+            "id_token_signed_response_alg": "RS256",
+        })) else {
+            panic!("metadata")
+        };
+        ClientRecord {
+            tenant_id: "t".into(),
+            client_id: id.into(),
+            secret_digest: None,
+            metadata,
+            status: ClientStatus::Active,
+            created_at: 0,
+            sealed_secret: None,
+            registration_token_digest: None,
+            secret_expires_at: None,
+        }
+    }
+
+    #[test]
+    fn a_read_that_raced_a_change_is_not_kept() {
+        let cache = ClientCache::new(true);
+        let read = cache.read_epoch();
+        cache.forget("t", "a");
+        cache.put(record("a"), read);
+        assert!(cache.get("t", "a").is_none());
+        let read = cache.read_epoch();
+        cache.put(record("a"), read);
+        assert!(cache.get("t", "a").is_some());
+    }
+
+    #[test]
+    fn an_untrusted_cache_is_bypassed() {
+        let cache = ClientCache::new(false);
+        cache.put(record("a"), cache.read_epoch());
+        assert!(cache.get("t", "a").is_none());
+        cache.set_trusted(true);
+        cache.put(record("a"), cache.read_epoch());
+        assert!(cache.get("t", "a").is_some());
+        cache.set_trusted(false);
+        assert!(cache.get("t", "a").is_none());
+        cache.set_trusted(true);
+        assert!(cache.get("t", "a").is_none(), "untrusting forgot it");
     }
 }

@@ -9,6 +9,7 @@
 //! a write, so it is correct under concurrent requests and across several server processes
 //! sharing one PostgreSQL.
 
+mod changes;
 mod client_cache;
 pub(crate) mod db;
 mod group_commit;
@@ -163,6 +164,7 @@ pub struct Store {
     db: Db,
     writer: group_commit::Writer,
     clients: Arc<client_cache::ClientCache>,
+    changes: Arc<changes::Changes>,
 }
 
 /// The columns of a key row.
@@ -345,10 +347,18 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl);
         };
+        // SQLite serves one process: its cache is trusted from the start. On PostgreSQL other
+        // processes change clients too; the cache is trusted while their changes are heard.
+        let clients = Arc::new(client_cache::ClientCache::new(matches!(db, Db::Sqlite(_))));
+        let changes = Arc::new(changes::Changes::new(clients.clone()));
+        if matches!(db, Db::Postgres(_)) {
+            changes::spawn_listener(url.to_owned(), &changes);
+        }
         Ok(Self {
             writer: group_commit::Writer::spawn(db.clone())?,
             db,
-            clients: Arc::default(),
+            clients,
+            changes,
         })
     }
 
@@ -399,13 +409,55 @@ impl Store {
         if let Some(hit) = self.clients.get(tenant, client_id) {
             return Ok(Some(hit));
         }
+        let read = self.clients.read_epoch();
         let record = self.db.fetch_optional("SELECT tenant_id, client_id, secret_digest, metadata, status, created_at, sealed_secret, \
              registration_token_digest, secret_expires_at \
              FROM clients WHERE tenant_id = $1 AND client_id = $2", params![tenant, client_id], ClientRecord::from_row).await?;
         if let Some(r) = &record {
-            self.clients.put(r.clone());
+            self.clients.put(r.clone(), read);
         }
         Ok(record)
+    }
+
+    /// After a committed change to a client: forgets it here, and on PostgreSQL announces it
+    /// to every process and waits until the announcement is out.
+    async fn client_changed(&self, tenant: &str, client_id: &str) {
+        self.clients.forget(tenant, client_id);
+        self.announce(changes::Change::Client {
+            tenant: tenant.to_owned(),
+            client_id: client_id.to_owned(),
+        })
+        .await;
+    }
+
+    /// After a committed change to a tenant's signing keys: on PostgreSQL, every process
+    /// re-reads them (this one's operator API re-reads them itself).
+    async fn keys_changed(&self, tenant: &str) {
+        self.announce(changes::Change::Keys {
+            tenant: tenant.to_owned(),
+        })
+        .await;
+    }
+
+    async fn announce(&self, change: changes::Change) {
+        if !matches!(self.db, Db::Postgres(_)) {
+            return;
+        }
+        let (payload, echo) = self.changes.announce(change);
+        // The change is committed whatever happens here; other processes then see it when
+        // their cache entry expires.
+        if let Err(e) = self.db.execute(changes::NOTIFY, params![payload]).await {
+            tracing::warn!(error = %e, "could not announce a change to other processes");
+            return;
+        }
+        self.changes.echoed(echo).await;
+    }
+
+    /// Follows signing-key changes announced by any process sharing the database
+    /// (PostgreSQL); also moves when this process starts hearing announcements again after a
+    /// loss, since some may have been missed.
+    pub(crate) fn key_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.key_changes()
     }
 
     /// A client read from the database, bypassing the cache: for decisions that must see the
@@ -436,11 +488,9 @@ impl Store {
         sealed: Option<&str>,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        self.clients.forget(tenant, client_id);
         let done = self.db.execute("UPDATE clients SET secret_digest = $1, sealed_secret = $2, updated_at = $3, secret_expires_at = NULL \
              WHERE tenant_id = $4 AND client_id = $5 AND secret_digest IS NOT NULL AND status <> 'deleted'", params![digest, sealed, now, tenant, client_id]).await?;
-        // Again after the write: a read racing it may have cached the old row.
-        self.clients.forget(tenant, client_id);
+        self.client_changed(tenant, client_id).await;
         Ok(done == 1)
     }
 
@@ -451,11 +501,9 @@ impl Store {
         client_id: &str,
         digest: &str,
     ) -> Result<bool, StoreError> {
-        self.clients.forget(tenant, client_id);
         let done = self.db.execute("UPDATE clients SET registration_token_digest = $1 WHERE tenant_id = $2 AND client_id = $3 \
              AND status <> 'deleted'", params![digest, tenant, client_id]).await?;
-        // Again after the write: a read racing it may have cached the old row.
-        self.clients.forget(tenant, client_id);
+        self.client_changed(tenant, client_id).await;
         Ok(done == 1)
     }
 
@@ -572,13 +620,11 @@ impl Store {
         metadata: &crate::protocol::client::ClientMetadata,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        self.clients.forget(tenant, client_id);
         let json =
             serde_json::to_string(metadata).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let done = self.db.execute("UPDATE clients SET metadata = $1, updated_at = $2 WHERE tenant_id = $3 AND client_id = $4 \
              AND status <> 'deleted'", params![json, now, tenant, client_id]).await?;
-        // Again after the write: a read racing it may have cached the old row.
-        self.clients.forget(tenant, client_id);
+        self.client_changed(tenant, client_id).await;
         Ok(done == 1)
     }
 
@@ -590,12 +636,10 @@ impl Store {
         status: ClientStatus,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        self.clients.forget(tenant, client_id);
         // A deleted client stays deleted: no status change reaches it.
         let done = self.db.execute("UPDATE clients SET status = $1, updated_at = $2 WHERE tenant_id = $3 AND client_id = $4 \
              AND status <> 'deleted'", params![status.as_str(), now, tenant, client_id]).await?;
-        // Again after the write: a read racing it may have cached the old row.
-        self.clients.forget(tenant, client_id);
+        self.client_changed(tenant, client_id).await;
         Ok(done == 1)
     }
 
@@ -612,7 +656,6 @@ impl Store {
         client_id: &str,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        self.clients.forget(tenant, client_id);
         let mut tx = self.begin().await?;
         let deleted = tx
             .execute(
@@ -638,7 +681,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        self.clients.forget(tenant, client_id);
+        self.client_changed(tenant, client_id).await;
         Ok(true)
     }
 
@@ -648,6 +691,7 @@ impl Store {
     pub async fn insert_key(&self, k: &KeyRecord) -> Result<(), StoreError> {
         self.db.execute("INSERT INTO signing_keys (tenant_id, kid, alg, status, public_jwk, sealed_private, created_at, activated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", params![k.tenant_id, k.kid, k.alg, k.status, k.public_jwk, k.sealed_private, k.created_at, k.activated_at]).await?;
+        self.keys_changed(&k.tenant_id).await;
         Ok(())
     }
 
@@ -718,6 +762,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.keys_changed(tenant).await;
         Ok(true)
     }
 
@@ -733,6 +778,9 @@ impl Store {
              WHERE tenant_id = $2 AND kid = $3 AND (status = 'upcoming' OR (status = 'active' AND EXISTS ( \
                SELECT 1 FROM signing_keys other WHERE other.tenant_id = $2 AND other.kid <> $3 \
                  AND other.status = 'active' AND other.alg = signing_keys.alg)))", params![retire_at, tenant, kid]).await?;
+        if done == 1 {
+            self.keys_changed(tenant).await;
+        }
         Ok(done == 1)
     }
 

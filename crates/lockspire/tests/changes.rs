@@ -1,0 +1,121 @@
+//! Processes sharing one PostgreSQL database hear each other's changes (LISTEN / NOTIFY), and a
+//! process that cannot hear them does not trust what it cached. (Two real server processes
+//! are in the demo's `two_processes` suite; here the second process is a second provider.)
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Backend, Harness, Reply};
+use serde_json::json;
+use sqlx::Connection;
+
+/// `client_credentials` at `h` with `id` and `secret`: the status.
+async fn token_status(h: &Harness, id: &str, secret: &str) -> u16 {
+    let r = Reply::from(
+        h.http()
+            .post(h.url("/token"))
+            .basic_auth(id, Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .expect("token"),
+    )
+    .await;
+    r.status.as_u16()
+}
+
+/// The backends listening for announcements on the test database.
+async fn listeners(h: &Harness, terminate: bool) -> i64 {
+    let mut c = sqlx::PgConnection::connect(&h.db.url).await.expect("db");
+    let what = if terminate {
+        "count(pg_terminate_backend(pid))"
+    } else {
+        "count(*)"
+    };
+    let sql = format!(
+        "SELECT {what} FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()"
+    );
+    let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .fetch_one(&mut c)
+        .await
+        .expect("pg_stat_activity");
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_that_cannot_hear_other_processes_changes_bypasses_its_client_cache() {
+    let h = Harness::start(Backend::Postgres).await;
+    let (_, other) = h.second_server().await;
+    let client = h
+        .confidential_client(json!({"grant_types": ["client_credentials"]}))
+        .await;
+    let first = client.secret.clone().expect("secret");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while listeners(&h, false).await < 2 {
+        assert!(Instant::now() < deadline, "both providers listen");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Heard: a change made by the other process reaches this one's cache at once.
+    assert_eq!(
+        token_status(&h, &client.id, &first).await,
+        200,
+        "cached here"
+    );
+    let second = other
+        .operator()
+        .rotate_client_secret(&client.id)
+        .await
+        .expect("rotate");
+    assert_eq!(token_status(&h, &client.id, &first).await, 401);
+    assert_eq!(
+        token_status(&h, &client.id, &second).await,
+        200,
+        "cached again"
+    );
+
+    // Not heard: every listening connection is cut, and the client is disabled behind
+    // Lockspire's back (as by a process that announces nothing). The cached entry must not be
+    // used.
+    assert!(listeners(&h, true).await >= 2);
+    // The listeners see their connections close within milliseconds; they reconnect after a
+    // second. (Reconnecting also clears the cache, so this wait can only make the test pass
+    // for the right reason, never fail it.)
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut db = sqlx::PgConnection::connect(&h.db.url).await.expect("db");
+    let set_status = |status: &'static str| {
+        sqlx::query("UPDATE clients SET status = $1 WHERE client_id = $2")
+            .bind(status)
+            .bind(client.id.clone())
+    };
+    set_status("disabled")
+        .execute(&mut db)
+        .await
+        .expect("disable");
+    assert_eq!(
+        token_status(&h, &client.id, &second).await,
+        401,
+        "the cache is bypassed while deaf"
+    );
+    set_status("active").execute(&mut db).await.expect("enable");
+
+    // Listening again, changes are heard again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while listeners(&h, false).await < 2 {
+        assert!(Instant::now() < deadline, "the listeners reconnect");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        token_status(&h, &client.id, &second).await,
+        200,
+        "cached here"
+    );
+    let third = other
+        .operator()
+        .rotate_client_secret(&client.id)
+        .await
+        .expect("rotate");
+    assert_eq!(token_status(&h, &client.id, &second).await, 401);
+    assert_eq!(token_status(&h, &client.id, &third).await, 200);
+}
