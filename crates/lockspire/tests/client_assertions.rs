@@ -430,3 +430,29 @@ async fn internal_jwks_uris_are_refused_outside_dev_mode() {
     let metadata = dev.ls.create_client(None, json!({"token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "https://169.254.169.254/jwks", "grant_types": ["client_credentials"]})).await;
     assert!(metadata.is_err(), "metadata addresses even in dev mode");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_with_ever_new_jwks_uris_cannot_grow_the_fetched_keys_cache() {
+    let h = Harness::start_with(Backend::Sqlite, |b| b.dev_mode(true)).await;
+    let key = ClientKey::es256("k1");
+    // More clients than the cache remembers URIs (512), each with its own unreachable
+    // jwks_uri, each trying once.
+    for i in 0..600 {
+        let id = register(&h, json!({"token_endpoint_auth_method": "private_key_jwt",
+            "jwks_uri": format!("http://127.0.0.1:9/jwks/{i}"), "grant_types": ["client_credentials"]})).await;
+        let r = token_with(&h, &key.sign(&claims(&h, &id, &h.base)), &[]).await;
+        assert_eq!(r.error(), "invalid_client");
+    }
+    let remembered = h.ls.operator().jwks_fetch_failures();
+    assert!(
+        remembered.len() <= 512,
+        "{} URIs remembered",
+        remembered.len()
+    );
+    assert!(
+        remembered
+            .iter()
+            .any(|(uri, _)| uri == "http://127.0.0.1:9/jwks/599"),
+        "the newest is kept"
+    );
+}

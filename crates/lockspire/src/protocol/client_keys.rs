@@ -22,8 +22,18 @@ const TTL: Duration = Duration::from_secs(300);
 /// Minimum time between forced refreshes of one URI.
 pub(crate) const MIN_FORCED_REFRESH: Duration = Duration::from_secs(30);
 
+/// Most URIs remembered. Registration is open to anyone under some policies, so a stream of
+/// clients with new `jwks_uri`s must not grow memory: past this, the entries least recently used
+/// make room. An evicted URI is simply fetched again when next used.
+pub(crate) const MAX_URIS: usize = 512;
+
+/// An entry unused for this long is dropped when room is needed, before any other.
+const IDLE_LIMIT: Duration = Duration::from_secs(3600);
+
 #[derive(Default)]
 struct Entry {
+    /// When a lookup last used this entry.
+    used_at: Option<Instant>,
     keys: Option<Arc<JwkSet>>,
     fetched_at: Option<Instant>,
     /// When a fetch last failed (a dead server is not asked again before the interval).
@@ -62,11 +72,14 @@ impl JwksCache {
     }
 
     fn snapshot(&self, uri: &str) -> Snapshot {
-        let entries = match self.entries.lock() {
+        let mut entries = match self.entries.lock() {
             Ok(e) => e,
             Err(poisoned) => poisoned.into_inner(),
         };
         let recent = |t: Option<Instant>| t.is_some_and(|t| t.elapsed() < MIN_FORCED_REFRESH);
+        if let Some(e) = entries.get_mut(uri) {
+            e.used_at = Some(Instant::now());
+        }
         match entries.get(uri) {
             Some(e) => Snapshot {
                 keys: e.keys.clone(),
@@ -108,7 +121,11 @@ impl JwksCache {
             Ok(e) => e,
             Err(poisoned) => poisoned.into_inner(),
         };
+        if !entries.contains_key(uri) {
+            make_room(&mut entries, Instant::now());
+        }
         let entry = entries.entry(uri.to_owned()).or_default();
+        entry.used_at = Some(Instant::now());
         if force {
             entry.forced_at = Some(Instant::now());
         }
@@ -149,6 +166,32 @@ impl JwksCache {
                     .map(|err| (uri.clone(), err.to_string()))
             })
             .collect()
+    }
+}
+
+/// Frees a place for one more entry: first every entry idle past [`IDLE_LIMIT`], then, if the
+/// cache is still full, the least recently used one. Linear in the size of the cache, which is
+/// bounded and small, and run only when a new URI is fetched.
+fn make_room(entries: &mut HashMap<String, Entry>, now: Instant) {
+    if entries.len() < MAX_URIS {
+        return;
+    }
+    let idle = |e: &Entry| {
+        e.used_at
+            .is_none_or(|t| now.saturating_duration_since(t) >= IDLE_LIMIT)
+    };
+    entries.retain(|_, e| !idle(e));
+    while entries.len() >= MAX_URIS {
+        let oldest = entries
+            .iter()
+            .min_by_key(|(_, e)| e.used_at)
+            .map(|(uri, _)| uri.clone());
+        match oldest {
+            Some(uri) => {
+                entries.remove(&uri);
+            }
+            None => return,
+        }
     }
 }
 
@@ -285,4 +328,45 @@ fn record_failure(p: &Provider, client: &ClientRecord, uri: &str, e: FetchError)
         }
     });
     format!("the client's jwks_uri could not be fetched: {e}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn used(at: Instant) -> Entry {
+        Entry {
+            used_at: Some(at),
+            ..Entry::default()
+        }
+    }
+
+    #[test]
+    fn the_cache_never_holds_more_than_its_bound_and_keeps_the_recently_used() {
+        let start = Instant::now();
+        let mut entries = HashMap::new();
+        for i in 0..MAX_URIS * 3 {
+            let now = start + Duration::from_millis(i as u64);
+            make_room(&mut entries, now);
+            entries.insert(format!("https://rp{i}.example/jwks"), used(now));
+            assert!(entries.len() <= MAX_URIS);
+        }
+        // The newest survive.
+        assert!(entries.contains_key(&format!("https://rp{}.example/jwks", MAX_URIS * 3 - 1)));
+        assert!(!entries.contains_key("https://rp0.example/jwks"));
+    }
+
+    #[test]
+    fn idle_entries_are_dropped_first() {
+        let start = Instant::now();
+        let later = start + IDLE_LIMIT + Duration::from_secs(1);
+        let mut entries = HashMap::new();
+        for i in 0..MAX_URIS {
+            // Half were last used long ago.
+            let at = if i % 2 == 0 { start } else { later };
+            entries.insert(format!("u{i}"), used(at));
+        }
+        make_room(&mut entries, later);
+        assert_eq!(entries.len(), MAX_URIS / 2);
+    }
 }
