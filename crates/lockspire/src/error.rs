@@ -132,12 +132,15 @@ pub struct OAuthError {
 }
 
 impl OAuthError {
-    /// An error whose description is also the logged reason.
+    /// An error whose description is also the logged reason. What reaches the wire is kept to
+    /// the characters RFC 6749 §4.1.2.1 allows in `error_description` (%x20-21 / %x23-5B /
+    /// %x5D-7E; anything else becomes `?`) and to [`MAX_DESCRIPTION`] of them.
     pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
-        let description = description.into();
+        let reason = description.into();
+        let description = public_description(&reason);
         Self {
             code,
-            reason: description.clone(),
+            reason,
             description,
             status: code.status(),
             challenge: Challenge::None,
@@ -246,16 +249,34 @@ impl IntoResponse for OAuthError {
     }
 }
 
+/// The longest `error_description` sent, in characters.
+pub const MAX_DESCRIPTION: usize = 200;
+
+/// RFC 6749 §4.1.2.1: `error_description` is limited to %x20-21 / %x23-5B / %x5D-7E, which
+/// also keeps it safe inside a `WWW-Authenticate` quoted string (RFC 6750 §3).
+fn allowed_in_description(c: char) -> bool {
+    matches!(c, '\x20'..='\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E')
+}
+
+fn public_description(text: &Cow<'static, str>) -> Cow<'static, str> {
+    if text.len() <= MAX_DESCRIPTION && text.chars().all(allowed_in_description) {
+        return text.clone();
+    }
+    Cow::Owned(
+        text.chars()
+            .take(MAX_DESCRIPTION)
+            .map(|c| if allowed_in_description(c) { c } else { '?' })
+            .collect(),
+    )
+}
+
 /// RFC 6750 §3: no error attributes when the request carried no token at all.
 fn bearer_challenge(code: ErrorCode, description: &str) -> String {
     if code == ErrorCode::InvalidRequest && description.is_empty() {
         return r#"Bearer realm="lockspire""#.to_owned();
     }
-    let safe: String = description
-        .chars()
-        .filter(|c| *c != '"' && *c != '\\' && (' '..='~').contains(c))
-        .collect();
-    format!(r#"Bearer realm="lockspire", error="{code}", error_description="{safe}""#)
+    // Descriptions hold no `"` or `\` (see `OAuthError::new`), so they quote as they are.
+    format!(r#"Bearer realm="lockspire", error="{code}", error_description="{description}""#)
 }
 
 /// A failure in storage or host code; never shown to the client beyond its error code.

@@ -98,7 +98,57 @@ fn garbage(rng: &mut Rng, client_id: &str) -> Vec<(String, String)> {
     out
 }
 
+/// RFC 6749 §4.1.2.1: `error_description` uses %x20-21 / %x23-5B / %x5D-7E only.
+fn assert_rfc_description(description: &serde_json::Value, context: &str) {
+    let text = description.as_str().unwrap_or_default();
+    assert!(
+        text.chars()
+            .all(|c| matches!(c, '\x20'..='\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E')),
+        "{context}: {text:?}"
+    );
+}
+
+/// Request text that must never come back: it holds characters the RFC forbids in
+/// descriptions, and a marker to look for.
+const HOSTILE: &str = "zq\"\\<é\u{7}MARKER";
+
 on_both_stores! {
+    async fn error_descriptions_use_the_rfc_charset_and_never_echo_request_text(h) {
+        let client = h.confidential_client(json!({})).await;
+        let mut replies = vec![
+            h.post_as(&client, "/token", &[("grant_type", "client_credentials"), (HOSTILE, "1"), (HOSTILE, "2")]).await,
+            h.post_as(&client, "/token", &[("grant_type", HOSTILE)]).await,
+            h.post_as(&client, "/introspect", &[("token", "t"), (HOSTILE, "1"), (HOSTILE, "2")]).await,
+        ];
+        for body in [
+            json!({"redirect_uris": ["https://rp.example/cb"], "token_endpoint_auth_method": HOSTILE}),
+            json!({"redirect_uris": [HOSTILE]}),
+            json!({"redirect_uris": ["https://rp.example/cb"], "scope": "openid MARKER"}),
+            json!({"redirect_uris": ["https://rp.example/cb"], "grant_types": [HOSTILE]}),
+            json!({"redirect_uris": ["https://rp.example/cb"], "id_token_signed_response_alg": HOSTILE}),
+            json!({"redirect_uris": ["https://rp.example/cb"], "userinfo_signed_response_alg": HOSTILE}),
+        ] {
+            replies.push(Reply::from(h.http().post(h.url("/register")).json(&body).send().await.expect("register")).await);
+        }
+        for r in &replies {
+            assert!(r.status.is_client_error(), "{}", r.text);
+            assert!(!r.text.contains("MARKER"), "echoed: {}", r.text);
+            assert_rfc_description(&r.body["error_description"], &r.text);
+        }
+        // Errors sent back to the client's redirect URI.
+        let public = h.public_client(json!({})).await;
+        for extra in [vec![("prompt", HOSTILE)], vec![(HOSTILE, "1"), (HOSTILE, "2")]] {
+            let url = h.authorize_url(&public, "openid", &common::Pkce::new(), &extra);
+            let outcome = h.browser(None).run(&url, &public.redirect_uri, common::Consent::Stop).await;
+            let params = outcome.redirect_params();
+            assert_eq!(params.get("error").map(String::as_str), Some("invalid_request"));
+            let description = params.get("error_description").cloned().unwrap_or_default();
+            assert!(!description.contains("MARKER"), "{description}");
+            assert_rfc_description(&json!(description), "redirect");
+        }
+    }
+
+
     async fn random_garbage_never_yields_a_server_error(h) {
         let client = h.confidential_client(json!({})).await;
         let browser = h.browser(Some("alice"));
@@ -117,6 +167,7 @@ on_both_stores! {
                 if path != "/consent" && !status.is_success() {
                     let r = Reply::from(resp).await;
                     assert!(!r.error().is_empty(), "{path} error body has an error code: {}", r.text);
+                    assert_rfc_description(&r.body["error_description"], path);
                 }
             }
             for path in ["/authorize", "/authorize/resume", "/consent", "/userinfo"] {

@@ -215,11 +215,7 @@ pub(crate) async fn validate(
         )));
     }
     check_unsupported_parameters(params).map_err(fail)?;
-    if let Some(name) = params.first_repeated(&["resource"]) {
-        return Err(fail(OAuthError::invalid_request(format!(
-            "parameter {name} is repeated"
-        ))));
-    }
+    params.refuse_repeats(&["resource"]).map_err(fail)?;
     if params
         .get("state")
         .map_err(fail)?
@@ -404,9 +400,10 @@ fn check_prompt(params: &Params) -> Result<Prompt, OAuthError> {
             "consent" => prompt.consent = true,
             "select_account" => prompt.select_account = true,
             _ => {
-                return Err(OAuthError::invalid_request(format!(
-                    "prompt value {v:?} is not supported"
-                )));
+                return Err(OAuthError::invalid_request(
+                    "prompt has a value that is not supported",
+                )
+                .with_reason(format!("prompt value {v:?}")));
             }
         }
     }

@@ -306,7 +306,7 @@ fn invalid_redirect(description: impl Into<String>) -> OAuthError {
 /// with a reverse-domain name for native apps.
 pub(crate) fn check_redirect_uri(uri: &str) -> Result<(), OAuthError> {
     let url =
-        Url::parse(uri).map_err(|_| invalid_redirect(format!("{uri:?} is not an absolute URI")))?;
+        Url::parse(uri).map_err(|_| invalid_redirect("a redirect URI is not an absolute URI"))?;
     if url.fragment().is_some() || uri.contains('#') {
         return Err(invalid_redirect(
             "redirect URIs must not contain a fragment",
@@ -369,8 +369,10 @@ fn check_client_keys(
         return Err(invalid("jwks and jwks_uri must not both be registered"));
     }
     if let Some(uri) = &jwks_uri {
-        crate::fetch::check_url(uri, config.dev_mode)
-            .map_err(|e| invalid(format!("jwks_uri: {e}")))?;
+        crate::fetch::check_url(uri, config.dev_mode).map_err(|e| {
+            invalid("jwks_uri is not a URL this server fetches from")
+                .with_reason(format!("jwks_uri: {e}"))
+        })?;
     }
     let needs_keys = matches!(
         method,
@@ -389,9 +391,10 @@ fn check_client_keys(
         (Some(a), AuthMethod::ClientSecretJwt) if a == "HS256" => {}
         (Some(a), _) => {
             return Err(invalid(format!(
-                "token_endpoint_auth_signing_alg {a:?} does not fit {}",
+                "token_endpoint_auth_signing_alg does not fit {}",
                 method.as_str()
-            )));
+            ))
+            .with_reason(format!("token_endpoint_auth_signing_alg {a:?}")));
         }
     }
     Ok((jwks, jwks_uri, alg))
@@ -534,16 +537,20 @@ pub(crate) fn validate_metadata(
 ) -> Result<ClientMetadata, OAuthError> {
     let token_endpoint_auth_method = match opt_string(body, "token_endpoint_auth_method")? {
         None => AuthMethod::ClientSecretBasic,
-        Some(m) => AuthMethod::parse(&m)
-            .ok_or_else(|| invalid(format!("token_endpoint_auth_method {m:?} is not supported")))?,
+        Some(m) => AuthMethod::parse(&m).ok_or_else(|| {
+            invalid("token_endpoint_auth_method is not supported")
+                .with_reason(format!("token_endpoint_auth_method {m:?}"))
+        })?,
     };
     let grant_types = match string_list(body, "grant_types")? {
         None => vec![GrantType::AuthorizationCode],
         Some(list) => {
             let mut out = Vec::new();
             for g in list {
-                let g = GrantType::parse(&g)
-                    .ok_or_else(|| invalid(format!("grant type {g:?} is not supported")))?;
+                let g = GrantType::parse(&g).ok_or_else(|| {
+                    invalid("grant_types names a grant type that is not supported")
+                        .with_reason(format!("grant type {g:?}"))
+                })?;
                 if !out.contains(&g) {
                     out.push(g);
                 }
@@ -599,9 +606,8 @@ pub(crate) fn validate_metadata(
             let scopes = crate::protocol::scope::parse_scope(Some(&s))
                 .map_err(|_| invalid("scope is malformed"))?;
             if let Some(unknown) = scopes.iter().find(|s| !config.is_known_scope(s)) {
-                return Err(invalid(format!(
-                    "scope {unknown:?} is not offered by this server"
-                )));
+                return Err(invalid("scope names a scope this server does not offer")
+                    .with_reason(format!("scope {unknown:?}")));
             }
             Some(scopes.join(" "))
         }
@@ -609,9 +615,8 @@ pub(crate) fn validate_metadata(
     let id_token_signed_response_alg = match opt_string(body, "id_token_signed_response_alg")? {
         None => SigningAlg::RS256,
         Some(a) => a.parse::<SigningAlg>().map_err(|_| {
-            invalid(format!(
-                "id_token_signed_response_alg {a:?} is not supported"
-            ))
+            invalid("id_token_signed_response_alg is not supported")
+                .with_reason(format!("id_token_signed_response_alg {a:?}"))
         })?,
     };
     let subject_type = opt_string(body, "subject_type")?.unwrap_or_else(default_subject_type);
@@ -647,7 +652,10 @@ pub(crate) fn validate_metadata(
             Some(a) => a
                 .parse::<SigningAlg>()
                 .map(|a| Some(a.as_str().to_owned()))
-                .map_err(|_| invalid(format!("{field} {a:?} is not supported"))),
+                .map_err(|_| {
+                    invalid(format!("{field} is not supported"))
+                        .with_reason(format!("{field} {a:?}"))
+                }),
         }
     };
     let userinfo_signed_response_alg = signed_alg("userinfo_signed_response_alg")?;

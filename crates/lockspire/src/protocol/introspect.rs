@@ -43,11 +43,7 @@ pub(crate) async fn introspect(
     client: &AuthenticatedClient,
     params: &Params,
 ) -> Result<Value, OAuthError> {
-    if let Some(name) = params.first_repeated(&[]) {
-        return Err(OAuthError::invalid_request(format!(
-            "parameter {name} is repeated"
-        )));
-    }
+    params.refuse_repeats(&[])?;
     let token = params.require("token")?;
     let inactive = json!({ "active": false });
     let Some(record) = p.store.active_token(&token_key(token), p.now()).await? else {

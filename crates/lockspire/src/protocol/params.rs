@@ -14,6 +14,43 @@ pub(crate) const MAX_PARAM_LEN: usize = 8 * 1024;
 /// count as well as by its size.
 pub const MAX_PARAMS: usize = 64;
 
+/// The parameters this server reads, the only names an error description may repeat.
+const KNOWN: &[&str] = &[
+    "access_token",
+    "acr_values",
+    "claims",
+    "client_assertion",
+    "client_assertion_type",
+    "client_id",
+    "client_secret",
+    "code",
+    "code_challenge",
+    "code_challenge_method",
+    "code_verifier",
+    "csrf",
+    "decision",
+    "grant_type",
+    "id_token_hint",
+    "interaction",
+    "login_hint",
+    "max_age",
+    "nonce",
+    "prompt",
+    "redirect_uri",
+    "refresh_token",
+    "registration",
+    "request",
+    "request_uri",
+    "resource",
+    "response_mode",
+    "response_type",
+    "scope",
+    "state",
+    "token",
+    "token_type_hint",
+    "ui_locales",
+];
+
 /// Decoded `application/x-www-form-urlencoded` parameters, in order.
 #[derive(Clone, Debug, Default)]
 pub struct Params(Vec<(String, String)>);
@@ -36,13 +73,25 @@ impl Params {
         Ok(Self(pairs))
     }
 
-    /// The first parameter seen a second time, other than those allowed to repeat; one pass.
-    pub(crate) fn first_repeated(&self, may_repeat: &[&str]) -> Option<&str> {
+    /// `invalid_request` when a parameter other than those allowed to repeat appears twice
+    /// (RFC 6749 §3.1, §3.2); one pass. The description names the parameter only if it is one
+    /// this server defines: a request's own text is never echoed.
+    pub(crate) fn refuse_repeats(&self, may_repeat: &[&str]) -> Result<(), OAuthError> {
         let mut seen = HashSet::with_capacity(self.0.len());
-        self.0
+        let repeated = self
+            .0
             .iter()
             .map(|(k, _)| k.as_str())
-            .find(|k| !may_repeat.contains(k) && !seen.insert(*k))
+            .find(|k| !may_repeat.contains(k) && !seen.insert(*k));
+        let Some(name) = repeated else {
+            return Ok(());
+        };
+        let description = match KNOWN.iter().find(|known| **known == name) {
+            Some(known) => format!("parameter {known} is repeated"),
+            None => "a parameter is repeated".to_owned(),
+        };
+        Err(OAuthError::invalid_request(description)
+            .with_reason(format!("repeated parameter {name:?}")))
     }
 
     /// The single value of `name`: absent, or `invalid_request` when repeated or oversized.
@@ -93,7 +142,8 @@ mod tests {
         assert_eq!(p.get("a").ok().flatten(), Some("1"));
         assert_eq!(p.get("b").ok().flatten(), None);
         assert!(p.get("c").is_err());
-        assert_eq!(p.first_repeated(&["resource"]), Some("c"));
+        assert!(p.refuse_repeats(&["resource"]).is_err());
+        assert!(p.refuse_repeats(&["resource", "c"]).is_ok());
         assert_eq!(p.all("resource").count(), 2);
     }
 

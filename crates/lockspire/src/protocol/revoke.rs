@@ -32,11 +32,7 @@ pub(crate) async fn revoke(
     client: &AuthenticatedClient,
     params: &Params,
 ) -> Result<(), OAuthError> {
-    if let Some(name) = params.first_repeated(&[]) {
-        return Err(OAuthError::invalid_request(format!(
-            "parameter {name} is repeated"
-        )));
-    }
+    params.refuse_repeats(&[])?;
     let token = params.require("token")?;
     // §2.1: the hint is advisory; an unknown hint value is refused by §2.2.1 only when the
     // server cannot revoke that type, and every type here can be looked up by digest.

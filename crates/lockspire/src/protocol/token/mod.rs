@@ -43,11 +43,7 @@ pub(crate) async fn exchange(
     params: &Params,
 ) -> Result<TokenResponse, OAuthError> {
     // RFC 6749 §3.2: parameters must not be included more than once (RFC 8707 excepts resource).
-    if let Some(name) = params.first_repeated(&["resource"]) {
-        return Err(OAuthError::invalid_request(format!(
-            "parameter {name} is repeated"
-        )));
-    }
+    params.refuse_repeats(&["resource"])?;
     let grant_type = params.require("grant_type")?;
     let grant = GrantType::parse(grant_type).ok_or_else(|| {
         OAuthError::new(
