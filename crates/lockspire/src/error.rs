@@ -137,7 +137,7 @@ impl OAuthError {
     /// %x5D-7E; anything else becomes `?`) and to [`MAX_DESCRIPTION`] of them.
     pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
         let reason = description.into();
-        let description = public_description(&reason);
+        let description = public_description(reason.clone());
         Self {
             code,
             reason,
@@ -258,9 +258,9 @@ fn allowed_in_description(c: char) -> bool {
     matches!(c, '\x20'..='\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E')
 }
 
-fn public_description(text: &Cow<'static, str>) -> Cow<'static, str> {
+fn public_description(text: Cow<'static, str>) -> Cow<'static, str> {
     if text.len() <= MAX_DESCRIPTION && text.chars().all(allowed_in_description) {
-        return text.clone();
+        return text;
     }
     Cow::Owned(
         text.chars()

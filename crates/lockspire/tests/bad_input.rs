@@ -229,6 +229,24 @@ on_both_stores! {
         assert_eq!(ok.status, 200, "{}", ok.text);
     }
 
+    async fn a_panic_in_a_handler_answers_500_server_error_and_the_server_goes_on(h) {
+        let client = h.public_client(json!({})).await;
+        let url = h.authorize_url(&client, "openid", &common::Pkce::new(), &[]);
+        let r = Reply::from(h.http().get(&url).header("cookie", format!("test_session={}.0", common::PANICKING_SUBJECT))
+            .send().await.expect("a response, not a dropped connection")).await;
+        assert_eq!((r.status.as_u16(), r.error()), (500, "server_error"), "{}", r.text);
+        assert_eq!(h.http().get(h.url("/jwks")).send().await.expect("jwks").status(), 200);
+    }
+
+    async fn a_host_auth_time_at_the_limit_of_i64_does_not_overflow_max_age(h) {
+        let client = h.public_client(json!({})).await;
+        let url = h.authorize_url(&client, "openid", &common::Pkce::new(), &[("max_age", "60"), ("prompt", "none")]);
+        let r = h.http().get(&url).header("cookie", format!("test_session=alice.{}", i64::MIN)).send().await.expect("authorize");
+        assert_eq!(r.status(), 303);
+        let location = r.headers()["location"].to_str().expect("location").to_owned();
+        assert!(location.contains("error=login_required"), "{location}");
+    }
+
     async fn malformed_authorization_headers_are_client_errors(h) {
         for value in ["Basic !!!", "Basic", "Basic Zm9v", "Bearer x", "Digest abc"] {
             let r = Reply::from(h.http().post(h.url("/token")).header("authorization", value)

@@ -127,6 +127,19 @@ on_both_stores! {
         assert_eq!(token_with(&h, &eddsa.sign(&claims(&h, &ed_id, &h.base)), &[]).await.status, 200, "EdDSA");
     }
 
+    async fn assertion_times_at_the_limits_of_i64_are_refused_without_overflow(h) {
+        let key = ClientKey::es256("k1");
+        let id = register(&h, json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": jwks(&[&key]), "grant_types": ["client_credentials"]})).await;
+        for (claim, value) in [("exp", i64::MIN), ("exp", i64::MAX), ("nbf", i64::MAX), ("iat", i64::MAX)] {
+            let mut c = claims(&h, &id, &h.base);
+            c[claim] = json!(value);
+            let r = token_with(&h, &key.sign(&c), &[]).await;
+            assert_eq!((r.status.as_u16(), r.error()), (401, "invalid_client"), "{claim} = {value}: {}", r.text);
+        }
+        // The client is fine otherwise.
+        assert_eq!(token_with(&h, &key.sign(&claims(&h, &id, &h.base)), &[]).await.status, 200);
+    }
+
     async fn assertion_replay_is_refused(h) {
         let key = ClientKey::es256("k1");
         let id = register(&h, json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": jwks(&[&key]), "grant_types": ["client_credentials"]})).await;

@@ -423,27 +423,29 @@ async fn verify_assertion(
         .map_err(|why| Ok(fail(why, Some(&client_id))))?,
     };
     let now = p.now();
+    // The times are the client's numbers: saturating arithmetic, so no value can overflow.
+    let leeway = LEEWAY as i64;
     let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
-    if exp - now > MAX_ASSERTION_LIFETIME {
+    if exp.saturating_sub(now) > MAX_ASSERTION_LIFETIME {
         return Err(Ok(fail(
             format!("assertion lives longer than {MAX_ASSERTION_LIFETIME} s"),
             Some(&client_id),
         )));
     }
-    if exp + (LEEWAY as i64) < now {
+    if exp.saturating_add(leeway) < now {
         return Err(Ok(fail("assertion expired", Some(&client_id))));
     }
     if claims
         .get("nbf")
         .and_then(Value::as_i64)
-        .is_some_and(|nbf| nbf > now + LEEWAY as i64)
+        .is_some_and(|nbf| nbf > now.saturating_add(leeway))
     {
         return Err(Ok(fail("assertion not yet valid", Some(&client_id))));
     }
     if claims
         .get("iat")
         .and_then(Value::as_i64)
-        .is_some_and(|iat| iat > now + LEEWAY as i64)
+        .is_some_and(|iat| iat > now.saturating_add(leeway))
     {
         return Err(Ok(fail("assertion issued in the future", Some(&client_id))));
     }
@@ -460,7 +462,7 @@ async fn verify_assertion(
             "client_assertion",
             &format!("{client_id}\u{0}{jti}"),
             // Remembered one second past the last instant it is accepted (exp + leeway).
-            exp + LEEWAY as i64 + 1,
+            exp.saturating_add(leeway + 1),
             now,
         )
         .await

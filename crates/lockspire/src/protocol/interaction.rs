@@ -203,7 +203,9 @@ async fn advance(
             .record
             .login_requested_at
             .is_none_or(|asked| session.auth_time < asked);
-    let too_old = req.max_age.is_some_and(|max| now - session.auth_time > max);
+    let too_old = req
+        .max_age
+        .is_some_and(|max| now.saturating_sub(session.auth_time) > max);
     let other_user = req
         .hint_subject
         .as_ref()

@@ -9,8 +9,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use http::{HeaderMap, Method, Request, header};
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
 
 use crate::Provider;
@@ -66,6 +68,20 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(p: Arc<Provider>) -> Rout
         .route("/introspect", post(endpoints::introspect))
         .merge(api)
         .with_state(p)
+        // A bug that panics answers 500 `server_error` instead of dropping the connection
+        // without a response.
+        .layer(CatchPanicLayer::custom(panic_response))
+}
+
+/// The response to a handler that panicked; the panic message goes to the log only.
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> http::Response<Body> {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(panic = %message, "a request handler panicked");
+    OAuthError::internal("a request handler panicked").into_response()
 }
 
 /// The RFC 8414 §3.1 metadata route of an issuer with a path, for the host's root router.

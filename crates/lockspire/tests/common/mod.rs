@@ -63,6 +63,9 @@ pub struct TestUser {
     pub email: String,
 }
 
+/// A session cookie for this subject makes the test host's resolver panic.
+pub const PANICKING_SUBJECT: &str = "host-bug";
+
 /// The test host's accounts, shared with the resolver so tests can delete them.
 pub type Users = Arc<Mutex<HashMap<String, TestUser>>>;
 
@@ -102,6 +105,8 @@ impl AccountResolver for TestResolver {
         let Some((subject, auth_time)) = session_cookie(req) else {
             return Ok(Resolution::NotSignedIn);
         };
+        // A host with a bug, for the tests that a panic in host code answers 500.
+        assert_ne!(subject, PANICKING_SUBJECT, "the host's resolver panicked");
         let user = self
             .users
             .lock()
