@@ -110,6 +110,28 @@ impl Provider {
         }
     }
 
+    /// A security event at this issuer, now: what an actor did, how it ended and why.
+    pub(crate) fn security_event(
+        &self,
+        action: &str,
+        actor: store::Actor<'_>,
+        outcome: store::Outcome,
+        client_id: Option<&str>,
+        subject: Option<&str>,
+        reason: &str,
+    ) -> store::AuditEvent {
+        store::AuditEvent::security(
+            &self.tenant,
+            self.now(),
+            action,
+            actor,
+            outcome,
+            client_id,
+            subject,
+            reason,
+        )
+    }
+
     /// Deletes what has expired, and audit events past their retention.
     async fn prune(&self) -> Result<u64, store::StoreError> {
         let now = self.now();
@@ -290,12 +312,7 @@ impl Lockspire {
     /// reversible: [`Lockspire::enable_client`] makes the client and its unexpired, unrevoked
     /// tokens work again. To end a client for good, [`Lockspire::delete_client`].
     pub async fn disable_client(&self, client_id: &str) -> Result<bool, OAuthError> {
-        let now = self.inner.now();
-        Ok(self
-            .inner
-            .store
-            .set_client_status(&self.inner.tenant, client_id, ClientStatus::Disabled, now)
-            .await?)
+        found(self.operator().set_client_enabled(client_id, false).await)
     }
 
     /// The applications `subject` has authorized, for a host's "connected apps" page
@@ -329,8 +346,16 @@ impl Lockspire {
         client_id: &str,
     ) -> Result<bool, OAuthError> {
         let p = &self.inner;
+        let event = p.security_event(
+            "consent_revoked",
+            store::Actor::User(subject.as_str()),
+            store::Outcome::Done,
+            Some(client_id),
+            Some(subject.as_str()),
+            "the user withdrew the authorization",
+        );
         Ok(p.store
-            .revoke_authorization(&p.tenant, subject.as_str(), client_id, p.now())
+            .revoke_authorization(&p.tenant, subject.as_str(), client_id, p.now(), &event)
             .await?)
     }
 
@@ -344,23 +369,23 @@ impl Lockspire {
     /// Deletes a client for good (RFC 7592 §2.3): refused everywhere, every grant and token of
     /// it revoked, and its id never issued again. False when there was no such client.
     pub async fn delete_client(&self, client_id: &str) -> Result<bool, OAuthError> {
-        let now = self.inner.now();
-        Ok(self
-            .inner
-            .store
-            .delete_client(&self.inner.tenant, client_id, now)
-            .await?)
+        found(self.operator().delete_client(client_id).await)
     }
 
     /// Re-enables a disabled client, and with it its suspended tokens. A deleted client stays
     /// deleted (false).
     pub async fn enable_client(&self, client_id: &str) -> Result<bool, OAuthError> {
-        let now = self.inner.now();
-        Ok(self
-            .inner
-            .store
-            .set_client_status(&self.inner.tenant, client_id, ClientStatus::Active, now)
-            .await?)
+        found(self.operator().set_client_enabled(client_id, true).await)
+    }
+}
+
+/// An operator result as the facade reports it: false for a client that does not exist.
+fn found(result: Result<(), OperatorError>) -> Result<bool, OAuthError> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(OperatorError::NotFound(_)) => Ok(false),
+        Err(OperatorError::Invalid(e)) => Err(e),
+        Err(e) => Err(OAuthError::internal(e.to_string())),
     }
 }
 

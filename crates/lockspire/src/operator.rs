@@ -15,7 +15,7 @@ use crate::jose::{self, KeyError, KeyRing, KeyStatus, SigningAlg, SigningKey};
 use crate::protocol::client::ClientMetadata;
 use crate::protocol::registration::{self, RegisteredClient};
 use crate::secrets::{ServerSecrets, random_token};
-use crate::store::{ClientStatus, KeyRecord, Store, StoreError};
+use crate::store::{Actor, ClientStatus, KeyRecord, Outcome, Store, StoreError};
 use crate::{Provider, UnixTime};
 
 /// How long a new key is published before it may sign: the JWKS `max-age`, so relying parties
@@ -180,13 +180,14 @@ impl Operator {
         enabled: bool,
     ) -> Result<(), OperatorError> {
         let p = self.p();
-        let status = if enabled {
-            ClientStatus::Active
+        let (status, action) = if enabled {
+            (ClientStatus::Active, "client_enabled")
         } else {
-            ClientStatus::Disabled
+            (ClientStatus::Disabled, "client_disabled")
         };
+        let event = operator_event(p, action, Some(client_id));
         if p.store
-            .set_client_status(&p.tenant, client_id, status, p.now())
+            .set_client_status(&p.tenant, client_id, status, p.now(), &event)
             .await?
         {
             Ok(())
@@ -199,7 +200,11 @@ impl Operator {
     /// it revoked, its id never issued again. Unlike disabling, this cannot be undone.
     pub async fn delete_client(&self, client_id: &str) -> Result<(), OperatorError> {
         let p = self.p();
-        if p.store.delete_client(&p.tenant, client_id, p.now()).await? {
+        let event = operator_event(p, "client_deleted", Some(client_id));
+        if p.store
+            .delete_client(&p.tenant, client_id, p.now(), &event)
+            .await?
+        {
             Ok(())
         } else {
             Err(OperatorError::NotFound(format!("client {client_id}")))
@@ -225,8 +230,16 @@ impl Operator {
         let digest = p.secrets.client_secret_digest(&secret);
         let sealed = (method == crate::AuthMethod::ClientSecretJwt)
             .then(|| registration::seal_secret(p, client_id, &secret));
+        let event = operator_event(p, "client_secret_rotated", Some(client_id));
         if p.store
-            .set_client_secret(&p.tenant, client_id, &digest, sealed.as_deref(), p.now())
+            .set_client_secret(
+                &p.tenant,
+                client_id,
+                &digest,
+                sealed.as_deref(),
+                p.now(),
+                &event,
+            )
             .await?
         {
             Ok(secret)
@@ -259,8 +272,12 @@ impl Operator {
             expires_at: expires_in.map(|s| now + s),
             revoked_at: None,
         };
+        let event = operator_event(p, "initial_access_token_minted", None).as_action(
+            "initial_access_token_minted",
+            serde_json::json!({ "initial_access_token": record.id }),
+        );
         p.store
-            .insert_initial_access_token(&record, &crate::secrets::token_digest(&token))
+            .insert_initial_access_token(&record, &crate::secrets::token_digest(&token), &event)
             .await?;
         Ok((record, token))
     }
@@ -268,8 +285,12 @@ impl Operator {
     /// Revokes an initial access token by id.
     pub async fn revoke_initial_access_token(&self, id: &str) -> Result<(), OperatorError> {
         let p = self.p();
+        let event = operator_event(p, "initial_access_token_revoked", None).as_action(
+            "initial_access_token_revoked",
+            serde_json::json!({ "initial_access_token": id }),
+        );
         if p.store
-            .revoke_initial_access_token(&p.tenant, id, p.now())
+            .revoke_initial_access_token(&p.tenant, id, p.now(), &event)
             .await?
         {
             Ok(())
@@ -331,7 +352,9 @@ impl Operator {
         let p = self.p();
         let now = p.now();
         let record = new_key_record(&p.secrets, &p.tenant, alg, KeyStatus::Upcoming, now)?;
-        p.store.insert_key(&record).await?;
+        p.store
+            .insert_key(&record, &key_event(p, "key_generated", &record.kid))
+            .await?;
         self.reload_keys().await?;
         Ok(key_info(record, now))
     }
@@ -348,6 +371,7 @@ impl Operator {
                 now,
                 now - PUBLISH_BEFORE_USE,
                 now + self.retire_grace(),
+                &key_event(p, "key_activated", kid),
             )
             .await?;
         if !done {
@@ -378,7 +402,12 @@ impl Operator {
         let now = p.now();
         if !p
             .store
-            .retire_key(&p.tenant, kid, now + self.retire_grace())
+            .retire_key(
+                &p.tenant,
+                kid,
+                now + self.retire_grace(),
+                &key_event(p, "key_retired", kid),
+            )
             .await?
         {
             let key = self.keys().await?.into_iter().find(|k| k.kid == kid);
@@ -499,6 +528,23 @@ pub(crate) async fn load_ring(
     Ok(KeyRing::new(keys))
 }
 
+/// A change made through the operator API.
+fn operator_event(p: &Provider, action: &str, client_id: Option<&str>) -> crate::store::AuditEvent {
+    p.security_event(
+        action,
+        Actor::Operator,
+        Outcome::Done,
+        client_id,
+        None,
+        "operator API",
+    )
+}
+
+/// A key lifecycle change made through the operator API.
+fn key_event(p: &Provider, action: &str, kid: &str) -> crate::store::AuditEvent {
+    operator_event(p, action, None).as_action(action, serde_json::json!({ "kid": kid }))
+}
+
 /// Creates an active key for every alg that has none (SURFACE S2: first start).
 pub(crate) async fn ensure_active_keys(
     store: &Store,
@@ -512,15 +558,19 @@ pub(crate) async fn ensure_active_keys(
             .iter()
             .any(|r| r.alg == alg.as_str() && r.status == KeyStatus::Active.as_str());
         if !has_active {
-            store
-                .insert_key(&new_key_record(
-                    secrets,
-                    tenant,
-                    alg,
-                    KeyStatus::Active,
-                    now,
-                )?)
-                .await?;
+            let record = new_key_record(secrets, tenant, alg, KeyStatus::Active, now)?;
+            let event = crate::store::AuditEvent::security(
+                tenant,
+                now,
+                "key_generated",
+                Actor::Operator,
+                Outcome::Done,
+                None,
+                None,
+                "no active key for this algorithm at start",
+            )
+            .as_action("key_generated", serde_json::json!({ "kid": record.kid }));
+            store.insert_key(&record, &event).await?;
         }
     }
     Ok(())

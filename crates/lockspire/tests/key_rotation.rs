@@ -85,13 +85,20 @@ on_both_stores! {
         let new = op.generate_key(SigningAlg::ES256).await.expect("generate");
         h.clock.advance(PUBLISH_BEFORE_USE + 1);
         op.activate_key(&new.kid).await.expect("activate");
-        tokio::time::sleep(Duration::from_millis(600)).await;
-        assert!(jwks_kids(&second).await.contains(&new.kid), "published by the other process");
         let client = h.confidential_client(json!({"access_token_format": "jwt"})).await;
-        let r = reqwest::Client::new().post(format!("{second}/token")).basic_auth(&client.id, client.secret.as_deref())
-            .form(&[("grant_type", "client_credentials")]).send().await.expect("token");
-        let body: Value = r.json().await.expect("json");
-        assert_eq!(common::jwt_parts(body["access_token"].as_str().expect("at")).0["kid"], new.kid.as_str(), "and used for signing");
+        let signing_kid = || async {
+            let r = reqwest::Client::new().post(format!("{second}/token")).basic_auth(&client.id, client.secret.as_deref())
+                .form(&[("grant_type", "client_credentials")]).send().await.expect("token");
+            let body: Value = r.json().await.expect("json");
+            common::jwt_parts(body["access_token"].as_str().expect("at")).0["kid"].as_str().unwrap_or_default().to_owned()
+        };
+        // Polled, within a deadline well past the other process's refresh interval (200 ms).
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while signing_kid().await != new.kid {
+            assert!(std::time::Instant::now() < deadline, "used for signing by the other process");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(jwks_kids(&second).await.contains(&new.kid), "and published by it");
     }
 
     async fn operators_manage_clients_and_rotate_secrets(h) {

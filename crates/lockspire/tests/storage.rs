@@ -104,7 +104,7 @@ on_both_stores! {
         for t in tasks {
             match t.await.expect("task") {
                 Consumed::Now(rec) => { now_count += 1; grant = rec.grant_id; }
-                Consumed::Replayed => {}
+                Consumed::Replayed(_) => {}
                 Consumed::Invalid => panic!("a consumed code must read as replayed, not unknown"),
             }
         }

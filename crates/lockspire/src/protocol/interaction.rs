@@ -15,8 +15,8 @@ use crate::secrets::{
     constant_time_eq, random_id, random_token, time_ordered_token, token_digest, token_key,
 };
 use crate::store::{
-    ClientRecord, ClientStatus, ConsentRecord, GrantDetails, GrantRecord, InteractionRecord,
-    TokenKind, TokenRecord, to_json_list,
+    Actor, ClientRecord, ClientStatus, ConsentRecord, GrantDetails, GrantRecord, InteractionRecord,
+    Outcome, TokenKind, TokenRecord, to_json_list,
 };
 
 /// What the browser should do next.
@@ -412,6 +412,20 @@ async fn issue_code(
         tx.upsert_consent(&p.tenant, subject, &grant.client_id, &merged, now)
             .await
             .map_err(|e| fail(e.into()))?;
+        let event = p
+            .security_event(
+                "consent_granted",
+                Actor::User(subject),
+                Outcome::Done,
+                Some(&grant.client_id),
+                Some(subject),
+                "approved on the consent page",
+            )
+            .as_action(
+                "consent_granted",
+                serde_json::json!({ "scopes": req.scopes, "resources": req.resources, "claims": req.claims_beyond_scopes() }),
+            );
+        tx.audit(&event).await.map_err(|e| fail(e.into()))?;
     }
     let code = time_ordered_token();
     tx.insert_token(&TokenRecord {

@@ -8,7 +8,7 @@ use crate::Provider;
 use crate::config::{RegistrationPolicy, RegistrationRules};
 use crate::error::{Challenge, ErrorCode, OAuthError};
 use crate::secrets::{constant_time_eq, random_id, random_token, token_digest};
-use crate::store::{ClientRecord, ClientStatus};
+use crate::store::{Actor, ClientRecord, ClientStatus, Outcome};
 
 /// A registered client as the registration response returns it (RFC 7591 §3.2.1). The secret
 /// appears here once and is never retrievable again.
@@ -109,16 +109,17 @@ fn check_rules(rules: &RegistrationRules, m: &ClientMetadata) -> Result<(), OAut
         if !scheme_ok || !host_ok {
             return Err(OAuthError::new(
                 ErrorCode::InvalidRedirectUri,
-                format!("{uri} is not open to dynamic registration"),
-            ));
+                "a redirect URI is not open to dynamic registration",
+            )
+            .with_reason(format!("{uri} is not open to dynamic registration")));
         }
     }
     Ok(())
 }
 
 /// `POST /register` (RFC 7591 §3): the policy, the metadata rules, the allow-lists, then the
-/// client. A minted initial access token is used up only by a registration that succeeds
-/// validation, so a typo does not burn a single-use token.
+/// client. A minted initial access token is used in the transaction that stores the client, so
+/// only a registration that succeeds uses it up, and a typo does not burn a single-use token.
 pub(crate) async fn register(
     p: &Provider,
     authorization: Option<&str>,
@@ -146,16 +147,18 @@ pub(crate) async fn register(
         let fixed_ok = fixed.as_deref().is_some_and(|f| {
             constant_time_eq(token_digest(token).as_bytes(), token_digest(f).as_bytes())
         });
-        if !fixed_ok
-            && !p
-                .store
-                .use_initial_access_token(&p.tenant, &token_digest(token), p.now())
-                .await?
-        {
-            return Err(invalid_token("a valid initial access token is required"));
+        if !fixed_ok {
+            let initial_access_token = Some(token_digest(token));
+            let registrar = Registrar::Dynamic {
+                initial_access_token: initial_access_token.as_deref(),
+            };
+            return insert(p, None, metadata, registrar).await;
         }
     }
-    insert(p, None, metadata, true).await
+    let registrar = Registrar::Dynamic {
+        initial_access_token: None,
+    };
+    insert(p, None, metadata, registrar).await
 }
 
 /// Registers a client through the library or the `lockspire` command: the metadata rules apply,
@@ -166,7 +169,7 @@ pub(crate) async fn create(
     body: Value,
 ) -> Result<RegisteredClient, OAuthError> {
     let metadata = validate_metadata(&p.config, &object(body)?)?;
-    insert(p, client_id, metadata, false).await
+    insert(p, client_id, metadata, Registrar::Operator).await
 }
 
 /// Replaces a client's metadata under the same rules as registration. Switching to a method
@@ -182,14 +185,18 @@ pub(crate) async fn update(
         .client(&p.tenant, client_id)
         .await?
         .ok_or_else(|| OAuthError::new(ErrorCode::InvalidClient, "unknown client"))?;
-    replace_metadata(p, &current, &metadata).await?;
+    replace_metadata(p, &current, &metadata, None, Actor::Operator).await?;
     Ok(metadata)
 }
 
+/// Replaces the metadata (and, given one, the registration access token's digest) and audits
+/// the change, as `actor`.
 async fn replace_metadata(
     p: &Provider,
     current: &ClientRecord,
     metadata: &ClientMetadata,
+    registration_token_digest: Option<&str>,
+    actor: Actor<'_>,
 ) -> Result<(), OAuthError> {
     if credential_kind(current.metadata.token_endpoint_auth_method)
         != credential_kind(metadata.token_endpoint_auth_method)
@@ -199,18 +206,52 @@ async fn replace_metadata(
             "a client cannot switch to an authentication method with another kind of credential",
         ));
     }
+    let event = p.security_event(
+        "client_updated",
+        actor,
+        Outcome::Done,
+        Some(&current.client_id),
+        None,
+        "metadata replaced",
+    );
     p.store
-        .update_client_metadata(&p.tenant, &current.client_id, metadata, p.now())
+        .update_client_metadata(
+            &p.tenant,
+            &current.client_id,
+            metadata,
+            registration_token_digest,
+            p.now(),
+            &event,
+        )
         .await?;
     Ok(())
 }
 
+/// Who registers a client.
+enum Registrar<'a> {
+    /// The library or the `lockspire` command.
+    Operator,
+    /// `POST /register`: the client manages itself with a registration access token. With
+    /// the digest of a minted initial access token, which the registration uses once.
+    Dynamic {
+        initial_access_token: Option<&'a str>,
+    },
+}
+
+/// Stores a new client with its secret and registration access token (shown once), and audits
+/// the registration, in one transaction.
 async fn insert(
     p: &Provider,
     client_id: Option<&str>,
     metadata: ClientMetadata,
-    with_registration_token: bool,
+    registrar: Registrar<'_>,
 ) -> Result<RegisteredClient, OAuthError> {
+    let (with_registration_token, initial_access_token, actor) = match registrar {
+        Registrar::Operator => (false, None, Actor::Operator),
+        Registrar::Dynamic {
+            initial_access_token,
+        } => (true, initial_access_token, Actor::Registrant),
+    };
     let client_id = match client_id {
         Some(id)
             if !id.is_empty()
@@ -256,12 +297,27 @@ async fn insert(
         status: ClientStatus::Active,
         created_at: now,
     };
-    p.store.insert_client(&record).await.map_err(|e| match e {
-        e if e.is_unique_violation() => {
-            OAuthError::invalid_request("a client with this id already exists")
-        }
-        other => other.into(),
-    })?;
+    let event = p.security_event(
+        "client_registered",
+        actor,
+        Outcome::Done,
+        Some(&client_id),
+        None,
+        "registered",
+    );
+    let stored = p
+        .store
+        .insert_client(&record, initial_access_token, &event)
+        .await
+        .map_err(|e| match e {
+            e if e.is_unique_violation() => {
+                OAuthError::invalid_request("a client with this id already exists")
+            }
+            other => other.into(),
+        })?;
+    if !stored {
+        return Err(invalid_token("a valid initial access token is required"));
+    }
     Ok(RegisteredClient {
         registration_client_uri: registration_token
             .as_ref()
@@ -361,11 +417,16 @@ pub(crate) async fn replace(
     }
     let metadata = validate_metadata(&p.config, &body)?;
     check_rules(&p.config.registration_rules, &metadata)?;
-    replace_metadata(p, &current, &metadata).await?;
+    // RFC 7592 §2.2: the update rotates the registration access token.
     let token = random_token();
-    p.store
-        .set_registration_token(&p.tenant, client_id, &token_digest(&token))
-        .await?;
+    replace_metadata(
+        p,
+        &current,
+        &metadata,
+        Some(&token_digest(&token)),
+        Actor::Client(client_id),
+    )
+    .await?;
     Ok(RegisteredClient {
         registration_client_uri: Some(client_uri(p, client_id)),
         registration_access_token: Some(token),
@@ -389,7 +450,17 @@ pub(crate) async fn delete(
     authorization: Option<&str>,
 ) -> Result<(), OAuthError> {
     managed(p, client_id, authorization).await?;
-    p.store.delete_client(&p.tenant, client_id, p.now()).await?;
+    let event = p.security_event(
+        "client_deleted",
+        Actor::Client(client_id),
+        Outcome::Done,
+        Some(client_id),
+        None,
+        "RFC 7592 delete",
+    );
+    p.store
+        .delete_client(&p.tenant, client_id, p.now(), &event)
+        .await?;
     Ok(())
 }
 

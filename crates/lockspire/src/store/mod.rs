@@ -235,6 +235,20 @@ fn audit_id(event: &AuditEvent, detail: &str) -> String {
     crate::secrets::token_digest(&identity.to_string())
 }
 
+/// The parameters of [`INSERT_AUDIT`].
+fn audit_params(event: &AuditEvent) -> Vec<Param> {
+    let detail = event.detail.to_string();
+    params![
+        audit_id(event, &detail),
+        event.tenant_id,
+        event.at,
+        event.kind,
+        event.client_id,
+        event.subject,
+        detail
+    ]
+}
+
 /// The parameters of [`INSERT_TOKEN`].
 fn token_params(t: &TokenRecord) -> Vec<Param> {
     params![
@@ -393,11 +407,44 @@ impl Store {
 
     // ---- clients -------------------------------------------------------------------------
 
-    /// Inserts a new client.
-    pub async fn insert_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
-        self.db.execute("INSERT INTO clients (tenant_id, client_id, secret_digest, metadata, status, created_at, updated_at, \
+    /// Inserts a new client and its `client_registered` audit event, in one transaction. With
+    /// the digest of an initial access token (RFC 7591 §3), the token is used once in the same
+    /// transaction (one conditional write, which fails for unknown, revoked, expired or used-up
+    /// tokens and counts a use down for limited ones) and its use audited; false when it cannot
+    /// be used, and then nothing is written.
+    pub async fn insert_client(
+        &self,
+        c: &ClientRecord,
+        initial_access_token: Option<&str>,
+        event: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        if let Some(digest) = initial_access_token {
+            let used = tx
+                .fetch_optional(
+                    "UPDATE initial_access_tokens SET uses_left = uses_left - 1 \
+                     WHERE digest = $1 AND tenant_id = $2 AND revoked_at IS NULL \
+                       AND (expires_at IS NULL OR expires_at > $3) AND (uses_left IS NULL OR uses_left > 0) \
+                     RETURNING id",
+                    params![digest, c.tenant_id, c.created_at],
+                    |r| get::<String>(r, "id"),
+                )
+                .await?;
+            let Some(id) = used else {
+                tx.commit().await?;
+                return Ok(false);
+            };
+            tx.audit(&event.as_action(
+                "initial_access_token_used",
+                serde_json::json!({ "initial_access_token": id }),
+            ))
+            .await?;
+        }
+        tx.execute("INSERT INTO clients (tenant_id, client_id, secret_digest, metadata, status, created_at, updated_at, \
              sealed_secret, registration_token_digest, secret_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9)", params![c.tenant_id, c.client_id, c.secret_digest, c.metadata_json(), c.status.as_str(), c.created_at, c.sealed_secret, c.registration_token_digest, c.secret_expires_at]).await?;
-        Ok(())
+        tx.audit(event).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// A client by id, whatever its status.
@@ -487,22 +534,10 @@ impl Store {
         digest: &str,
         sealed: Option<&str>,
         now: UnixTime,
+        event: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        let done = self.db.execute("UPDATE clients SET secret_digest = $1, sealed_secret = $2, updated_at = $3, secret_expires_at = NULL \
-             WHERE tenant_id = $4 AND client_id = $5 AND secret_digest IS NOT NULL AND status <> 'deleted'", params![digest, sealed, now, tenant, client_id]).await?;
-        self.client_changed(tenant, client_id).await;
-        Ok(done == 1)
-    }
-
-    /// Replaces the digest of a client's registration access token (RFC 7592 §3).
-    pub async fn set_registration_token(
-        &self,
-        tenant: &str,
-        client_id: &str,
-        digest: &str,
-    ) -> Result<bool, StoreError> {
-        let done = self.db.execute("UPDATE clients SET registration_token_digest = $1 WHERE tenant_id = $2 AND client_id = $3 \
-             AND status <> 'deleted'", params![digest, tenant, client_id]).await?;
+        let done = self.change_audited("UPDATE clients SET secret_digest = $1, sealed_secret = $2, updated_at = $3, secret_expires_at = NULL \
+             WHERE tenant_id = $4 AND client_id = $5 AND secret_digest IS NOT NULL AND status <> 'deleted'", params![digest, sealed, now, tenant, client_id], event).await?;
         self.client_changed(tenant, client_id).await;
         Ok(done == 1)
     }
@@ -514,24 +549,11 @@ impl Store {
         &self,
         t: &InitialAccessTokenRecord,
         digest: &str,
+        event: &AuditEvent,
     ) -> Result<(), StoreError> {
-        self.db.execute("INSERT INTO initial_access_tokens (id, digest, tenant_id, uses_left, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)", params![t.id, digest, t.tenant_id, t.uses_left, t.created_at, t.expires_at]).await?;
+        self.change_audited("INSERT INTO initial_access_tokens (id, digest, tenant_id, uses_left, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)", params![t.id, digest, t.tenant_id, t.uses_left, t.created_at, t.expires_at], event).await?;
         Ok(())
-    }
-
-    /// Uses an initial access token once: one conditional write that fails for unknown,
-    /// revoked, expired or used-up tokens, and counts a use down for limited ones.
-    pub async fn use_initial_access_token(
-        &self,
-        tenant: &str,
-        digest: &str,
-        now: UnixTime,
-    ) -> Result<bool, StoreError> {
-        let done = self.db.execute("UPDATE initial_access_tokens SET uses_left = uses_left - 1 \
-             WHERE digest = $1 AND tenant_id = $2 AND revoked_at IS NULL \
-               AND (expires_at IS NULL OR expires_at > $3) AND (uses_left IS NULL OR uses_left > 0)", params![digest, tenant, now]).await?;
-        Ok(done == 1)
     }
 
     /// Revokes an initial access token by id. False when no live token has that id.
@@ -540,8 +562,9 @@ impl Store {
         tenant: &str,
         id: &str,
         now: UnixTime,
+        event: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        let done = self.db.execute("UPDATE initial_access_tokens SET revoked_at = $1 WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL", params![now, id, tenant]).await?;
+        let done = self.change_audited("UPDATE initial_access_tokens SET revoked_at = $1 WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL", params![now, id, tenant], event).await?;
         Ok(done == 1)
     }
 
@@ -584,21 +607,29 @@ impl Store {
     /// occurrence. It joins the group commit: a flood of failed client authentications, each of
     /// which leaves one, shares commits instead of costing one each, and shares rows too.
     pub async fn audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        let detail = event.detail.to_string();
         self.writer
             .insert(group_commit::Append {
                 table: group_commit::Table::Audit,
-                params: params![
-                    audit_id(event, &detail),
-                    event.tenant_id,
-                    event.at,
-                    event.kind,
-                    event.client_id,
-                    event.subject,
-                    detail
-                ],
+                params: audit_params(event),
             })
             .await
+    }
+
+    /// One change statement and the audit event that records it, in one transaction: the
+    /// event is written only when the statement changed something. Returns the rows changed.
+    async fn change_audited(
+        &self,
+        sql: &'static str,
+        params: Vec<Param>,
+        event: &AuditEvent,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.begin().await?;
+        let changed = tx.execute(sql, params).await?;
+        if changed > 0 {
+            tx.audit(event).await?;
+        }
+        tx.commit().await?;
+        Ok(changed)
     }
 
     /// The newest audit events, newest first.
@@ -611,19 +642,29 @@ impl Store {
              WHERE tenant_id = $1 ORDER BY at DESC, id DESC LIMIT $2", params![tenant, limit], AuditEvent::from_row).await
     }
 
-    /// Replaces a client's metadata. Returns false when no such client exists (or it was
-    /// deleted).
+    /// Replaces a client's metadata and, given one, the digest of its registration access
+    /// token (RFC 7592 §2.2 rotates it with every update). Returns false when no such client
+    /// exists (or it was deleted).
     pub async fn update_client_metadata(
         &self,
         tenant: &str,
         client_id: &str,
         metadata: &crate::protocol::client::ClientMetadata,
+        registration_token_digest: Option<&str>,
         now: UnixTime,
+        event: &AuditEvent,
     ) -> Result<bool, StoreError> {
         let json =
             serde_json::to_string(metadata).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let done = self.db.execute("UPDATE clients SET metadata = $1, updated_at = $2 WHERE tenant_id = $3 AND client_id = $4 \
-             AND status <> 'deleted'", params![json, now, tenant, client_id]).await?;
+        let done = self
+            .change_audited(
+                "UPDATE clients SET metadata = $1, updated_at = $2, \
+             registration_token_digest = COALESCE($5, registration_token_digest) \
+             WHERE tenant_id = $3 AND client_id = $4 AND status <> 'deleted'",
+                params![json, now, tenant, client_id, registration_token_digest],
+                event,
+            )
+            .await?;
         self.client_changed(tenant, client_id).await;
         Ok(done == 1)
     }
@@ -635,10 +676,11 @@ impl Store {
         client_id: &str,
         status: ClientStatus,
         now: UnixTime,
+        event: &AuditEvent,
     ) -> Result<bool, StoreError> {
         // A deleted client stays deleted: no status change reaches it.
-        let done = self.db.execute("UPDATE clients SET status = $1, updated_at = $2 WHERE tenant_id = $3 AND client_id = $4 \
-             AND status <> 'deleted'", params![status.as_str(), now, tenant, client_id]).await?;
+        let done = self.change_audited("UPDATE clients SET status = $1, updated_at = $2 WHERE tenant_id = $3 AND client_id = $4 \
+             AND status <> 'deleted'", params![status.as_str(), now, tenant, client_id], event).await?;
         self.client_changed(tenant, client_id).await;
         Ok(done == 1)
     }
@@ -655,6 +697,7 @@ impl Store {
         tenant: &str,
         client_id: &str,
         now: UnixTime,
+        event: &AuditEvent,
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
         let deleted = tx
@@ -680,6 +723,7 @@ impl Store {
             params![tenant, client_id],
         )
         .await?;
+        tx.audit(event).await?;
         tx.commit().await?;
         self.client_changed(tenant, client_id).await;
         Ok(true)
@@ -688,9 +732,9 @@ impl Store {
     // ---- keys ----------------------------------------------------------------------------
 
     /// Stores a key.
-    pub async fn insert_key(&self, k: &KeyRecord) -> Result<(), StoreError> {
-        self.db.execute("INSERT INTO signing_keys (tenant_id, kid, alg, status, public_jwk, sealed_private, created_at, activated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", params![k.tenant_id, k.kid, k.alg, k.status, k.public_jwk, k.sealed_private, k.created_at, k.activated_at]).await?;
+    pub async fn insert_key(&self, k: &KeyRecord, event: &AuditEvent) -> Result<(), StoreError> {
+        self.change_audited("INSERT INTO signing_keys (tenant_id, kid, alg, status, public_jwk, sealed_private, created_at, activated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", params![k.tenant_id, k.kid, k.alg, k.status, k.public_jwk, k.sealed_private, k.created_at, k.activated_at], event).await?;
         self.keys_changed(&k.tenant_id).await;
         Ok(())
     }
@@ -742,6 +786,7 @@ impl Store {
         now: UnixTime,
         published_before: UnixTime,
         retire_at: UnixTime,
+        event: &AuditEvent,
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
         let activated = tx
@@ -752,8 +797,11 @@ impl Store {
             )
             .await?;
         if activated != 1 {
+            // Nothing was written; ending the transaction cleanly returns its connection.
+            tx.commit().await?;
             return Ok(false);
         }
+        tx.audit(event).await?;
         tx.execute(
             "UPDATE signing_keys SET status = 'retiring', retired_at = $1 \
              WHERE tenant_id = $2 AND kid <> $3 AND status = 'active' \
@@ -773,11 +821,12 @@ impl Store {
         tenant: &str,
         kid: &str,
         retire_at: UnixTime,
+        event: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        let done = self.db.execute("UPDATE signing_keys SET status = 'retiring', retired_at = $1 \
+        let done = self.change_audited("UPDATE signing_keys SET status = 'retiring', retired_at = $1 \
              WHERE tenant_id = $2 AND kid = $3 AND (status = 'upcoming' OR (status = 'active' AND EXISTS ( \
                SELECT 1 FROM signing_keys other WHERE other.tenant_id = $2 AND other.kid <> $3 \
-                 AND other.status = 'active' AND other.alg = signing_keys.alg)))", params![retire_at, tenant, kid]).await?;
+                 AND other.status = 'active' AND other.alg = signing_keys.alg)))", params![retire_at, tenant, kid], event).await?;
         if done == 1 {
             self.keys_changed(tenant).await;
         }
@@ -984,6 +1033,7 @@ impl Store {
         subject: &str,
         client_id: &str,
         now: UnixTime,
+        event: &AuditEvent,
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
         let grants = tx.execute("UPDATE grants SET revoked_at = $1 WHERE tenant_id = $2 AND subject = $3 AND client_id = $4 AND revoked_at IS NULL", params![now, tenant, subject, client_id]).await?;
@@ -993,6 +1043,9 @@ impl Store {
                 params![tenant, subject, client_id],
             )
             .await?;
+        if grants + consents > 0 {
+            tx.audit(event).await?;
+        }
         tx.commit().await?;
         Ok(grants + consents > 0)
     }
@@ -1064,18 +1117,37 @@ const LIVE_GRANT: &str = "SELECT g.id, g.tenant_id, g.client_id, g.subject, g.sc
 /// Revokes a grant; its codes and tokens stop working with it (they are checked against it).
 const REVOKE_GRANT: &str = "UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL";
 
+/// A grant revoked because a token issued from it was replayed.
+#[derive(Debug)]
+pub struct RevokedGrant {
+    /// The grant.
+    pub id: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// Its user.
+    pub subject: String,
+}
+
 /// The result of trying to use a single-use token.
 #[derive(Debug)]
 pub enum Consumed {
     /// This call consumed it; no other call can.
     Now(Box<TokenRecord>),
-    /// It had already been consumed: a replay. Its grant has been revoked in this transaction.
-    Replayed,
+    /// It had already been consumed: a replay. Its grant has been revoked in this transaction
+    /// (`Some`: the grant this call revoked; `None`: an earlier replay revoked it already).
+    Replayed(Option<Box<RevokedGrant>>),
     /// Unknown, expired or revoked.
     Invalid,
 }
 
 impl Tx {
+    /// Writes an audit event as part of this step, so it exists exactly when the change does.
+    pub(crate) async fn audit(&mut self, event: &AuditEvent) -> Result<(), StoreError> {
+        self.execute(INSERT_AUDIT, audit_params(event))
+            .await
+            .map(drop)
+    }
+
     /// Commits the step.
     pub async fn commit(self) -> Result<(), StoreError> {
         match self.inner {
@@ -1140,10 +1212,15 @@ impl Tx {
         if let Some(token) = row {
             return Ok(Consumed::Now(Box::new(token)));
         }
-        let replayed = self.execute("UPDATE grants SET revoked_at = $1 WHERE revoked_at IS NULL AND id = \
-             (SELECT grant_id FROM tokens WHERE digest = $2 AND kind = $3 AND consumed_at IS NOT NULL)", params![now, digest, kind.as_str()]).await?;
-        if replayed > 0 {
-            return Ok(Consumed::Replayed);
+        let revoked = self.fetch_optional("UPDATE grants SET revoked_at = $1 WHERE revoked_at IS NULL AND id = \
+             (SELECT grant_id FROM tokens WHERE digest = $2 AND kind = $3 AND consumed_at IS NOT NULL) \
+             RETURNING id, client_id, subject", params![now, digest, kind.as_str()], |r| Ok(RevokedGrant {
+                id: get(r, "id")?,
+                client_id: get(r, "client_id")?,
+                subject: get(r, "subject")?,
+            })).await?;
+        if let Some(grant) = revoked {
+            return Ok(Consumed::Replayed(Some(Box::new(grant))));
         }
         let seen = self
             .fetch_optional(
@@ -1153,7 +1230,7 @@ impl Tx {
             )
             .await?;
         Ok(if seen.is_some() {
-            Consumed::Replayed
+            Consumed::Replayed(None)
         } else {
             Consumed::Invalid
         })

@@ -131,7 +131,81 @@ pub struct AuditEvent {
     pub occurrences: i64,
 }
 
+/// Who caused a security event.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Actor<'a> {
+    /// The host app or the `lockspire` command, through the library's operator API.
+    Operator,
+    /// A client, authenticated or holding its registration access token.
+    Client(&'a str),
+    /// A signed-in user.
+    User(&'a str),
+    /// An unauthenticated caller of dynamic registration (open, or with an initial access
+    /// token).
+    Registrant,
+}
+
+impl Actor<'_> {
+    fn describe(self) -> String {
+        match self {
+            Actor::Operator => "operator".to_owned(),
+            Actor::Client(id) => format!("client:{id}"),
+            Actor::User(subject) => format!("user:{subject}"),
+            Actor::Registrant => "registrant".to_owned(),
+        }
+    }
+}
+
+/// How a security event ended.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Outcome {
+    /// The change was made.
+    Done,
+    /// The request was refused (and, for a replay, what it replayed was revoked).
+    Refused,
+}
+
 impl AuditEvent {
+    /// A security event (SURFACE S27): `action` by `actor`, with its outcome and reason, about
+    /// a client and a user where there are ones.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn security(
+        tenant: &str,
+        at: UnixTime,
+        action: &str,
+        actor: Actor<'_>,
+        outcome: Outcome,
+        client_id: Option<&str>,
+        subject: Option<&str>,
+        reason: &str,
+    ) -> Self {
+        let outcome = match outcome {
+            Outcome::Done => "done",
+            Outcome::Refused => "refused",
+        };
+        Self {
+            tenant_id: tenant.to_owned(),
+            at,
+            kind: action.to_owned(),
+            client_id: client_id.map(str::to_owned),
+            subject: subject.map(str::to_owned),
+            detail: serde_json::json!({ "actor": actor.describe(), "outcome": outcome, "reason": reason }),
+            occurrences: 1,
+        }
+    }
+
+    /// The same event as another action (a second row written by the same step).
+    pub(crate) fn as_action(&self, action: &str, extra: serde_json::Value) -> Self {
+        let mut event = self.clone();
+        event.kind = action.to_owned();
+        if let (serde_json::Value::Object(detail), serde_json::Value::Object(extra)) =
+            (&mut event.detail, extra)
+        {
+            detail.extend(extra);
+        }
+        event
+    }
+
     pub(crate) fn from_row(r: &Row<'_>) -> Result<Self, StoreError> {
         let detail: String = get(r, "detail")?;
         Ok(Self {

@@ -47,8 +47,8 @@ pub(super) async fn exchange(
     let mut tx = p.store.begin().await?;
     let record = match tx.consume(TokenKind::Code, &digest, now).await? {
         Consumed::Now(record) => record,
-        Consumed::Replayed => {
-            tx.commit().await?;
+        Consumed::Replayed(revoked) => {
+            super::replayed(p, tx, client, "code_replayed", revoked).await?;
             return Err(invalid_grant(
                 "code replayed: its grant and tokens are revoked",
             ));

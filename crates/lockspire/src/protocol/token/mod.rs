@@ -17,7 +17,9 @@ use crate::host::Claims;
 use crate::jose::sign_compact;
 use crate::protocol::id_token::{self, IdTokenInput};
 use crate::secrets::{random_id, time_ordered_token, token_key};
-use crate::store::{GrantRecord, TokenKind, TokenRecord, Tx, to_json_list};
+use crate::store::{
+    Actor, GrantRecord, Outcome, RevokedGrant, TokenKind, TokenRecord, Tx, to_json_list,
+};
 use crate::{ClientCertificate, Provider};
 
 /// A successful token response (RFC 6749 §5.1; OIDC Core §3.1.3.3). The web layer always sends
@@ -234,6 +236,50 @@ impl Minted {
 /// `Ok(None)`: the token does not look redeemable; the transaction finds out why and answers
 /// (and revokes the grant on a replay). The transaction decides in every case: it consumes
 /// the same token, and the tokens minted here are stored only if that succeeds.
+/// Finishes a step that met a replayed code or refresh token (RFC 6749 §4.1.2, RFC 9700
+/// §4.14.2): the grant was revoked in `tx`; the replay is audited in the same transaction and
+/// logged, then committed.
+pub(super) async fn replayed(
+    p: &Provider,
+    mut tx: Tx,
+    client: &AuthenticatedClient,
+    action: &str,
+    revoked: Option<Box<RevokedGrant>>,
+) -> Result<(), OAuthError> {
+    let (owner, subject, grant) = match &revoked {
+        Some(g) => (
+            Some(g.client_id.as_str()),
+            Some(g.subject.as_str()),
+            Some(g.id.as_str()),
+        ),
+        None => (None, None, None),
+    };
+    tracing::warn!(
+        client_id = %client.id(),
+        issued_to = owner.unwrap_or("-"),
+        grant = grant.unwrap_or("-"),
+        "{action}: the grant and every token issued from it are revoked"
+    );
+    let reason = if revoked.is_some() {
+        "replayed: grant revoked"
+    } else {
+        "replayed again: grant already revoked"
+    };
+    let event = p
+        .security_event(
+            action,
+            Actor::Client(client.id()),
+            Outcome::Refused,
+            owner.or(Some(client.id())),
+            subject,
+            reason,
+        )
+        .as_action(action, serde_json::json!({ "grant": grant }));
+    tx.audit(&event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 pub(crate) async fn mint_ahead(
     p: &Provider,
     client: &AuthenticatedClient,

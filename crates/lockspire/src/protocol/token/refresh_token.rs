@@ -41,8 +41,8 @@ pub(super) async fn exchange(
     let mut tx = p.store.begin().await?;
     let record = match tx.consume(TokenKind::Refresh, &digest, now).await? {
         Consumed::Now(record) => record,
-        Consumed::Replayed => {
-            tx.commit().await?;
+        Consumed::Replayed(revoked) => {
+            super::replayed(p, tx, client, "refresh_token_reused", revoked).await?;
             return Err(invalid_grant(
                 "rotated refresh token reused: family revoked",
             ));
