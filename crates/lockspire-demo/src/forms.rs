@@ -11,6 +11,11 @@
 //!   whose referrer policy is `no-referrer`) proves nothing either way, so such a post passes on
 //!   the token alone.
 //!
+//! A post that is not labelled as foreign but carries no valid token is most often an honest
+//! one from a page that went stale: the session ended, or the user signed in or out in another
+//! tab, which starts a new token. It is not acted on either; the caller shows the form again
+//! with a fresh token and says why.
+//!
 //! The demo's pages send `Referrer-Policy: same-origin`, under which browsers put the page's real
 //! origin on its own form posts; `no-referrer` would make them send `Origin: null`.
 
@@ -51,14 +56,24 @@ pub(crate) async fn rotate(session: &Session) -> Result<(), Response> {
         .map_err(|e| internal_error("Writing the session failed", &e))
 }
 
-/// Accepts a form post only if the browser does not label it as coming from another origin and
-/// it carries this session's token.
+/// What to do with a form post.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Not labelled as foreign, and it carries this session's token: act on it.
+    Genuine,
+    /// Not acted on: no valid token, but nothing says it came from elsewhere. Show the form
+    /// again, with a fresh token.
+    Stale,
+}
+
+/// Decides about a form post. `Err` is a response to send as it is: the refusal of a post
+/// labelled as coming from another origin, or a server failure.
 pub(crate) async fn check(
     headers: &HeaderMap,
     issuer: &str,
     session: &Session,
     presented: Option<&str>,
-) -> Result<(), Response> {
+) -> Result<Verdict, Response> {
     if labelled_cross_origin(headers, issuer) {
         tracing::info!("refused a form post labelled as coming from another origin");
         return Err(refused());
@@ -69,11 +84,11 @@ pub(crate) async fn check(
         .map_err(|e| internal_error("Reading the session failed", &e))?;
     match (expected, presented) {
         (Some(expected), Some(presented)) if random::constant_time_eq(&expected, presented) => {
-            Ok(())
+            Ok(Verdict::Genuine)
         }
         _ => {
-            tracing::info!("refused a form post without this session's form token");
-            Err(refused())
+            tracing::info!("did not act on a form post without this session's form token");
+            Ok(Verdict::Stale)
         }
     }
 }
@@ -101,8 +116,8 @@ fn refused() -> Response {
     error_page(
         StatusCode::FORBIDDEN,
         "Refused",
-        "This form was not submitted from this site's own page, or the page is too old. \
-         Open the page on this server again and retry.",
+        "This form was posted from another site's page, so nothing was done. To sign in or \
+         out, use this site's own pages.",
     )
 }
 

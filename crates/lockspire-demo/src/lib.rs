@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum_login::AuthManagerLayerBuilder;
 use axum_login::tower_sessions::cookie::SameSite;
 use axum_login::tower_sessions::{Expiry, SessionManagerLayer};
@@ -144,7 +144,7 @@ pub async fn app(settings: Settings) -> anyhow::Result<Router> {
     Ok(Router::new()
         .route("/", get(pages::home))
         .route("/login", get(pages::login_form).post(pages::login))
-        .route("/logout", post(pages::logout))
+        .route("/logout", get(pages::logout_page).post(pages::logout))
         .route("/demo", get(relying_party::start))
         .route("/demo/callback", get(relying_party::callback))
         .with_state(state)

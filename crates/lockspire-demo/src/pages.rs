@@ -112,10 +112,16 @@ struct HomePage<'a> {
     user: Option<&'a User>,
     /// For the sign-out form, shown only to a signed-in user.
     form_token: &'a str,
+    notice: Option<&'a str>,
 }
 
 /// `GET /`: who is signed in, and where to go next.
 pub(crate) async fn home(auth: AuthSession) -> Response {
+    home_page(&auth, StatusCode::OK, None).await
+}
+
+/// The home page, with a notice above it.
+async fn home_page(auth: &AuthSession, status: StatusCode, notice: Option<&str>) -> Response {
     // Nobody signed in: no form, so no token and no session to create.
     let form_token = match &auth.user {
         Some(_) => match forms::token(&auth.session).await {
@@ -125,12 +131,18 @@ pub(crate) async fn home(auth: AuthSession) -> Response {
         None => String::new(),
     };
     render(
-        StatusCode::OK,
+        status,
         &HomePage {
             user: auth.user.as_ref(),
             form_token: &form_token,
+            notice,
         },
     )
+}
+
+/// `GET /logout`: someone typed the address; signing out takes the form on the home page.
+pub(crate) async fn logout_page() -> Response {
+    see_other("/")
 }
 
 #[derive(Template)]
@@ -216,8 +228,38 @@ pub(crate) async fn login(
     let mut form = form.ok().map(|Form(form)| form);
     let presented = form.as_mut().and_then(|f| f.form_token.take());
     let checked = forms::check(&headers, &app.issuer, &auth.session, presented.as_deref()).await;
-    if let Err(refused) = checked {
-        return refused;
+    match checked {
+        Ok(forms::Verdict::Genuine) => {}
+        Ok(forms::Verdict::Stale) => {
+            let (return_to, username) = form
+                .as_ref()
+                .map(|f| {
+                    (
+                        safe_return_to(&app.issuer, &f.return_to),
+                        f.username.as_str(),
+                    )
+                })
+                .unwrap_or(("/", ""));
+            let form_token = match forms::token(&auth.session).await {
+                Ok(token) => token,
+                Err(response) => return response,
+            };
+            return render(
+                StatusCode::FORBIDDEN,
+                &LoginPage {
+                    return_to,
+                    form_token: &form_token,
+                    username,
+                    force: false,
+                    signed_in_as: auth.user.as_ref().map(|u| u.username.as_str()),
+                    error: Some(
+                        "This sign-in form had expired (perhaps you signed in or out in another \
+                         tab), so it was not used. Please sign in again.",
+                    ),
+                },
+            );
+        }
+        Err(refused) => return refused,
     }
     let Some(form) = form else {
         return error_page(
@@ -271,8 +313,18 @@ pub(crate) async fn logout(
     form: Result<Form<LogoutForm>, FormRejection>,
 ) -> Response {
     let presented = form.as_ref().ok().and_then(|f| f.form_token.as_deref());
-    if let Err(refused) = forms::check(&headers, &app.issuer, &auth.session, presented).await {
-        return refused;
+    match forms::check(&headers, &app.issuer, &auth.session, presented).await {
+        Ok(forms::Verdict::Genuine) => {}
+        Ok(forms::Verdict::Stale) => {
+            let notice = if auth.user.is_some() {
+                "That sign-out form had expired (perhaps you signed in again in another tab), \
+                 so it was not used. Press Sign out again."
+            } else {
+                "You are already signed out."
+            };
+            return home_page(&auth, StatusCode::FORBIDDEN, Some(notice)).await;
+        }
+        Err(refused) => return refused,
     }
     if let Err(e) = auth.logout().await {
         return internal_error("Ending the session failed", &e);

@@ -28,8 +28,12 @@ use url::form_urlencoded;
 use crate::pages::{error_page, internal_error, render, see_other};
 use crate::{AppState, DEMO_CLIENT_ID, random};
 
-/// Session key of the flow in progress: what the callback must check.
+/// Session key of the flows in progress, oldest first: what the callback must check. Several,
+/// so that `/demo` opened in two tabs completes in both.
 const PENDING_KEY: &str = "demo_rp.pending";
+
+/// Most flows in progress kept per browser; starting another forgets the oldest.
+const MAX_PENDING: usize = 4;
 
 /// What the demo client asks for: identity, profile, email, and a refresh token.
 const SCOPES: &str = "openid profile email offline_access";
@@ -81,10 +85,19 @@ pub(crate) async fn start(
         // the address bar and means the same.
         .replace('+', "%20");
     pending.authorize_url = format!("{}/authorize?{query}", app.issuer);
-    if let Err(e) = session.insert(PENDING_KEY, &pending).await {
+    let location = pending.authorize_url.clone();
+    let mut all: Vec<PendingLogin> = match session.get(PENDING_KEY).await {
+        Ok(all) => all.unwrap_or_default(),
+        Err(e) => return internal_error("Reading the session failed", &e),
+    };
+    all.push(pending);
+    if all.len() > MAX_PENDING {
+        all.remove(0);
+    }
+    if let Err(e) = session.insert(PENDING_KEY, &all).await {
         return internal_error("Saving the sign-in request failed", &e);
     }
-    see_other(&pending.authorize_url)
+    see_other(&location)
 }
 
 /// What the provider appends to the redirect URI (RFC 6749 §4.1.2, RFC 9207).
@@ -213,28 +226,35 @@ async fn finish(
     session: &Session,
     query: CallbackQuery,
 ) -> Result<ResultPage, Failure> {
-    // Taken out of the session, so a replayed callback finds nothing to complete.
-    let pending: Option<PendingLogin> = session
-        .remove(PENDING_KEY)
+    // The flow this response answers, found by its state and taken out of the session, so a
+    // replayed callback finds nothing to complete.
+    let mut all: Vec<PendingLogin> = session
+        .get(PENDING_KEY)
         .await
-        .map_err(|e| Failure::internal("Reading the session failed", &e))?;
-    let Some(pending) = pending else {
+        .map_err(|e| Failure::internal("Reading the session failed", &e))?
+        .unwrap_or_default();
+    if all.is_empty() {
         return Err(Failure::request(
             "No sign-in in progress",
             "This browser has no pending sign-in: it was completed already, or the session \
              expired. Start again at /demo.",
         ));
-    };
-    let state_ok = query
-        .state
-        .as_deref()
-        .is_some_and(|s| random::constant_time_eq(s, &pending.state));
-    if !state_ok {
+    }
+    let found = query.state.as_deref().and_then(|state| {
+        all.iter()
+            .position(|p| random::constant_time_eq(state, &p.state))
+    });
+    let Some(index) = found else {
         return Err(Failure::request(
             "State mismatch",
-            "The response does not belong to the request this browser made (RFC 6749 §10.12).",
+            "The response does not belong to a request this browser made (RFC 6749 §10.12).",
         ));
-    }
+    };
+    let pending = all.remove(index);
+    session
+        .insert(PENDING_KEY, &all)
+        .await
+        .map_err(|e| Failure::internal("Writing the session failed", &e))?;
     // RFC 9207: the response names its issuer, which defeats mix-up attacks.
     if query.iss.as_deref() != Some(&*app.issuer) {
         return Err(Failure::request(
@@ -421,8 +441,14 @@ fn redacted_token_response(token: &CoreTokenResponse) -> String {
     pretty(&value)
 }
 
-/// The first characters of a secret and its length: enough to recognise, useless to replay.
+/// The first and last characters of a secret and its length: enough to tell secrets apart
+/// (tokens issued together share their first characters, the issue time), useless to replay.
 fn truncate(secret: &str) -> String {
-    let head: String = secret.chars().take(10).collect();
-    format!("{head}… ({} characters)", secret.chars().count())
+    let chars: Vec<char> = secret.chars().collect();
+    if chars.len() <= 16 {
+        return format!("… ({} characters)", chars.len());
+    }
+    let head: String = chars[..8].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}…{tail} ({} characters)", chars.len())
 }

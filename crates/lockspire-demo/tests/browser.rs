@@ -628,3 +628,69 @@ async fn form_post_response_auto_submits_in_the_browser_and_deny_returns_access_
     b.screenshot("denied").await.expect("screenshot");
     b.close().await;
 }
+
+#[tokio::test]
+async fn sign_in_started_in_two_tabs_completes_in_both() {
+    let _one = ONE_BROWSER.lock().await;
+    let Some(mut b) = browser("two-tabs").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let issuer = start_demo(&dir).await;
+    let client = b.client().clone();
+    let first = client.window().await.expect("first tab");
+
+    // /demo in two tabs: each waits at the sign-in form with its own pending request.
+    b.goto(&format!("{issuer}/demo")).await.expect("open /demo");
+    b.wait_for_path("/login").await.expect("sign-in form");
+    let second = client.new_window(true).await.expect("second tab").handle;
+    client
+        .switch_to_window(second.clone())
+        .await
+        .expect("to the second tab");
+    b.goto(&format!("{issuer}/demo")).await.expect("open /demo");
+    b.wait_for_path("/login").await.expect("sign-in form");
+
+    // Signed in and approved in the first tab.
+    client
+        .switch_to_window(first)
+        .await
+        .expect("to the first tab");
+    b.fill("#username", DEMO_USERNAME).await.expect("username");
+    b.fill("#password", DEMO_PASSWORD).await.expect("password");
+    b.click("button[type=submit]").await.expect("sign in");
+    b.wait_for_path("/consent").await.expect("consent");
+    b.click("button[name=decision][value=allow]")
+        .await
+        .expect("allow");
+    b.wait_for_path("/demo/callback").await.expect("callback");
+    b.find("#id-token-claims")
+        .await
+        .expect("the first tab completes");
+
+    // The second tab's form predates that sign-in: it is shown again, saying why, and works.
+    client
+        .switch_to_window(second)
+        .await
+        .expect("to the second tab");
+    b.fill("#username", DEMO_USERNAME).await.expect("username");
+    b.fill("#password", DEMO_PASSWORD).await.expect("password");
+    b.click("button[type=submit]").await.expect("sign in");
+    let why = b.text("p.error").await.expect("the form says why");
+    assert!(why.contains("expired"), "{why}");
+    b.screenshot("second-tab-form-expired")
+        .await
+        .expect("screenshot");
+    b.fill("#password", DEMO_PASSWORD).await.expect("password");
+    b.click("button[type=submit]").await.expect("sign in");
+    // Consent is remembered from the first tab: straight back to the demo client, whose
+    // pending request for this tab is still there.
+    b.wait_for_path("/demo/callback").await.expect("callback");
+    b.find("#id-token-claims")
+        .await
+        .expect("the second tab completes");
+    b.screenshot("second-tab-completed")
+        .await
+        .expect("screenshot");
+    b.close().await;
+}

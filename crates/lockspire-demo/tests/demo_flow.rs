@@ -373,5 +373,5 @@ async fn alice_completes_code_and_pkce_flow_and_demo_client_shows_verified_id_to
     assert_eq!(userinfo["preferred_username"], DEMO_USERNAME);
     assert_eq!(userinfo["email"], "alice@example.com");
     // Bearer secrets are not echoed in full.
-    assert!(result_html.contains("… (51 characters)"));
+    assert!(result_html.contains(" (51 characters)"));
 }
