@@ -77,12 +77,23 @@ impl Params {
     /// (RFC 6749 §3.1, §3.2); one pass. The description names the parameter only if it is one
     /// this server defines: a request's own text is never echoed.
     pub(crate) fn refuse_repeats(&self, may_repeat: &[&str]) -> Result<(), OAuthError> {
-        let mut seen = HashSet::with_capacity(self.0.len());
-        let repeated = self
-            .0
-            .iter()
-            .map(|(k, _)| k.as_str())
-            .find(|k| !may_repeat.contains(k) && !seen.insert(*k));
+        let names = || {
+            self.0
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .filter(|k| !may_repeat.contains(k))
+        };
+        // A typical request has a handful of parameters: comparing them pairwise costs less
+        // than building a set. Past that, a set keeps the check linear.
+        let repeated = if self.0.len() <= 16 {
+            names()
+                .enumerate()
+                .find(|(i, k)| names().skip(i + 1).any(|later| later == *k))
+                .map(|(_, k)| k)
+        } else {
+            let mut seen = HashSet::with_capacity(self.0.len());
+            names().find(|k| !seen.insert(*k))
+        };
         let Some(name) = repeated else {
             return Ok(());
         };
