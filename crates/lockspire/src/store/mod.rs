@@ -500,6 +500,17 @@ impl Store {
         self.changes.echoed(echo).await;
     }
 
+    /// Whether this store hears the changes other processes announce (PostgreSQL): `None` on
+    /// SQLite, which has no other processes to hear; `Some(false)` while the listening
+    /// connection is down, when client lookups bypass the cache. A host may report it in its
+    /// health checks.
+    pub fn change_listener_connected(&self) -> Option<bool> {
+        match self.db {
+            Db::Sqlite(_) => None,
+            Db::Postgres(_) => Some(self.clients.is_trusted()),
+        }
+    }
+
     /// Follows signing-key changes announced by any process sharing the database
     /// (PostgreSQL); also moves when this process starts hearing announcements again after a
     /// loss, since some may have been missed.
