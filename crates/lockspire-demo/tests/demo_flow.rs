@@ -97,17 +97,17 @@ fn browser() -> Client {
         .expect("client")
 }
 
+/// The page at `url`, as text.
+async fn page(browser: &Client, url: String) -> String {
+    browser.get(url).send().await.unwrap().text().await.unwrap()
+}
+
 /// Opens the sign-in form in `browser` (creating its session) and returns the form token.
 async fn form_token(browser: &Client, issuer: &str) -> String {
-    let page = browser
-        .get(format!("{issuer}/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    hidden_field(&page, "form_token")
+    hidden_field(
+        &page(browser, format!("{issuer}/login")).await,
+        "form_token",
+    )
 }
 
 /// Posts alice's credentials to `/login` with `form_token` and extra `headers`.
@@ -130,15 +130,9 @@ async fn post_login(
 
 /// Whether `browser`'s session is signed in, as the home page says.
 async fn signed_in(browser: &Client, issuer: &str) -> bool {
-    let home = browser
-        .get(format!("{issuer}/"))
-        .send()
+    page(browser, format!("{issuer}/"))
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    home.contains("id=\"signed-in\"")
+        .contains("id=\"signed-in\"")
 }
 
 #[tokio::test]

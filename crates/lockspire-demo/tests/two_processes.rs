@@ -34,24 +34,34 @@ fn free_port() -> u16 {
     listener.local_addr().expect("addr").port()
 }
 
-/// A demo process that re-reads the signing keys every second, so that rotation by the
-/// periodic re-read alone is observable quickly.
-async fn start(
-    port: u16,
-    issuer: &str,
-    database_url: &str,
-    secret: &str,
-    data_dir: &std::path::Path,
-) -> Server {
-    start_with(
-        port,
-        issuer,
-        database_url,
-        secret,
-        data_dir,
-        &["--key-refresh-secs", "1"],
-    )
-    .await
+/// Two demo processes on a fresh database, with the issuer of the first.
+struct Pair {
+    db: Database,
+    secret: String,
+    issuer: String,
+    a: Server,
+    b: Server,
+    _dir: tempfile::TempDir,
+}
+
+impl Pair {
+    async fn start(extra: &[&str]) -> Self {
+        let db = Database::create().await;
+        let secret = SecretKey::generate().to_base64();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (port_a, port_b) = (free_port(), free_port());
+        let issuer = format!("http://127.0.0.1:{port_a}");
+        let a = start_with(port_a, &issuer, &db.url(), &secret, dir.path(), extra).await;
+        let b = start_with(port_b, &issuer, &db.url(), &secret, dir.path(), extra).await;
+        Self {
+            db,
+            secret,
+            issuer,
+            a,
+            b,
+            _dir: dir,
+        }
+    }
 }
 
 async fn start_with(
@@ -301,13 +311,14 @@ async fn token(server: &str, id: &str, secret: &str, form: &[(&str, &str)]) -> (
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_on_one_postgres_share_every_single_use_transition() {
-    let db = Database::create().await;
-    let secret = SecretKey::generate().to_base64();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (port_a, port_b) = (free_port(), free_port());
-    let issuer = format!("http://127.0.0.1:{port_a}");
-    let a = start(port_a, &issuer, &db.url(), &secret, dir.path()).await;
-    let b = start(port_b, &issuer, &db.url(), &secret, dir.path()).await;
+    // Bound by name: a field left to `..` would be dropped here, and with it the database.
+    let Pair {
+        a,
+        b,
+        db: _db,
+        _dir,
+        ..
+    } = Pair::start(&[]).await;
     let (id, client_secret) = register(&a).await;
 
     // An authorization started on A completes (consent, token) on B.
@@ -501,13 +512,14 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_rotated_by_the_operator_is_published_then_used_by_every_process_within_the_refresh_interval()
  {
-    let db = Database::create().await;
-    let secret = SecretKey::generate().to_base64();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (port_a, port_b) = (free_port(), free_port());
-    let issuer = format!("http://127.0.0.1:{port_a}");
-    let a = start(port_a, &issuer, &db.url(), &secret, dir.path()).await;
-    let b = start(port_b, &issuer, &db.url(), &secret, dir.path()).await;
+    let Pair {
+        db,
+        secret,
+        issuer,
+        a,
+        b,
+        _dir,
+    } = Pair::start(&["--key-refresh-secs", "1"]).await;
     let (id, client_secret) = register(&a).await;
     let old = id_token_kid(&b, &id, &client_secret).await;
     assert_eq!(old, id_token_kid(&a, &id, &client_secret).await);
@@ -575,14 +587,15 @@ async fn authorize_status(server: &Server, client_id: &str, redirect_uri: &str) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_made_through_one_process_is_seen_by_the_other_within_a_second_not_after_its_cache_expires()
  {
-    let db = Database::create().await;
-    let secret = SecretKey::generate().to_base64();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (port_a, port_b) = (free_port(), free_port());
-    let issuer = format!("http://127.0.0.1:{port_a}");
     // The default key refresh (30 s): anything seen sooner was announced.
-    let a = start_with(port_a, &issuer, &db.url(), &secret, dir.path(), &[]).await;
-    let b = start_with(port_b, &issuer, &db.url(), &secret, dir.path(), &[]).await;
+    let Pair {
+        db,
+        secret,
+        issuer,
+        a,
+        b,
+        _dir,
+    } = Pair::start(&[]).await;
     let operator = lockspire::Lockspire::builder()
         .issuer(&issuer)
         .expect("issuer")
