@@ -394,6 +394,8 @@ async fn client_and_key_commands_have_reliable_exit_codes_and_show_secrets_once(
         let o = run(dir.path(), &[again[0], again[1], &id], s);
         assert_eq!(o.status.code(), Some(1), "{again:?}: {}", out(&o));
     }
+    let updated = run(dir.path(), &["client", "update", &id, "--name", "x"], s);
+    assert_eq!(updated.status.code(), Some(1), "{}", out(&updated));
     let reused = run(
         dir.path(),
         &[

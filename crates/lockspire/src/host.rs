@@ -244,8 +244,9 @@ pub struct ScopeRequest {
 }
 
 /// Renders the consent page as the host wants it to look. The HTML must contain a form that
-/// posts the fields listed on [`ConsentPage`]; Lockspire adds the security headers
-/// (no framing, no caching).
+/// posts the fields listed on [`ConsentPage`], and must show what approving it grants: the
+/// scopes, the resources and the claims ([`ConsentPage::claims`], released by the approval,
+/// OIDC Core §5.5). Lockspire adds the security headers (no framing, no caching).
 pub trait ConsentRenderer: Send + Sync + 'static {
     /// The page's HTML.
     fn render(&self, page: &ConsentPage) -> Result<String, HostError>;

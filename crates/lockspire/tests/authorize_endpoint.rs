@@ -159,6 +159,19 @@ on_both_stores! {
         assert_eq!(sizes.len(), 1, "refused requests store nothing");
         let stored = sizes[0].0.len();
         assert!(stored < 8 * 1024, "one interaction row holds {stored} bytes of request");
+
+        // Nothing grows between the check and the row: numbers written out in full, or a
+        // native client's loopback redirect URI spelled with dot segments.
+        let numbers = format!("{{\"x\":[{}9e15]}}", "9e15,".repeat(400));
+        assert!(numbers.len() <= 2048);
+        let url = url_with(&[("nonce", "n"), ("claims", &numbers)]);
+        let outcome = h.browser(None).run(&url, &client.redirect_uri, Consent::Stop).await;
+        assert_eq!(outcome.redirect_params().get("error").map(String::as_str), Some("invalid_request"));
+        let native = h.public_client(json!({"redirect_uris": ["http://127.0.0.1/cb"]})).await;
+        let mut dotted = native.clone();
+        dotted.redirect_uri = format!("http://127.0.0.1:5000/{}cb", "x/../".repeat(500));
+        let resp = h.http().get(h.authorize_url(&dotted, "openid", &Pkce::new(), &[])).send().await.expect("get");
+        assert_eq!(resp.status(), 400, "refused on a page, never stored or redirected to");
     }
 
     async fn prompt_none_without_session_is_login_required(h) {

@@ -118,6 +118,7 @@ on_both_stores! {
         let mut replies = vec![
             h.post_as(&client, "/token", &[("grant_type", "client_credentials"), (HOSTILE, "1"), (HOSTILE, "2")]).await,
             h.post_as(&client, "/token", &[("grant_type", HOSTILE)]).await,
+            h.post_as(&client, "/token", &[("grant_type", "client_credentials"), ("scope", "MARKER")]).await,
             h.post_as(&client, "/introspect", &[("token", "t"), (HOSTILE, "1"), (HOSTILE, "2")]).await,
         ];
         for body in [
@@ -137,11 +138,16 @@ on_both_stores! {
         }
         // Errors sent back to the client's redirect URI.
         let public = h.public_client(json!({})).await;
-        for extra in [vec![("prompt", HOSTILE)], vec![(HOSTILE, "1"), (HOSTILE, "2")]] {
-            let url = h.authorize_url(&public, "openid", &common::Pkce::new(), &extra);
+        for (scope, extra, code) in [
+            ("openid", vec![("prompt", HOSTILE)], "invalid_request"),
+            ("openid", vec![(HOSTILE, "1"), (HOSTILE, "2")], "invalid_request"),
+            ("openid MARKER_Visit_evil.example", vec![], "invalid_scope"),
+            ("openid", vec![("resource", "https://MARKER.example/")], "invalid_target"),
+        ] {
+            let url = h.authorize_url(&public, scope, &common::Pkce::new(), &extra);
             let outcome = h.browser(None).run(&url, &public.redirect_uri, common::Consent::Stop).await;
             let params = outcome.redirect_params();
-            assert_eq!(params.get("error").map(String::as_str), Some("invalid_request"));
+            assert_eq!(params.get("error").map(String::as_str), Some(code), "{params:?}");
             let description = params.get("error_description").cloned().unwrap_or_default();
             assert!(!description.contains("MARKER"), "{description}");
             assert_rfc_description(&json!(description), "redirect");
@@ -245,6 +251,19 @@ on_both_stores! {
         assert_eq!(r.status(), 303);
         let location = r.headers()["location"].to_str().expect("location").to_owned();
         assert!(location.contains("error=login_required"), "{location}");
+    }
+
+    async fn a_client_id_with_a_nul_byte_names_no_client(h) {
+        let token = Reply::from(h.http().post(h.url("/token")).basic_auth("a\0b", Some("s"))
+            .form(&[("grant_type", "client_credentials")]).send().await.expect("token")).await;
+        assert_eq!((token.status.as_u16(), token.error()), (401, "invalid_client"));
+        let token = Reply::from(h.http().post(h.url("/token"))
+            .form(&[("grant_type", "client_credentials"), ("client_id", "a\0b"), ("client_secret", "s")]).send().await.expect("token")).await;
+        assert_eq!((token.status.as_u16(), token.error()), (401, "invalid_client"));
+        let authorize = h.http().get(h.url("/authorize?response_type=code&client_id=a%00b")).send().await.expect("authorize");
+        assert_eq!(authorize.status(), 400);
+        let manage = h.http().get(h.url("/register/a%00b")).bearer_auth("t").send().await.expect("register");
+        assert_eq!(manage.status(), 401);
     }
 
     async fn malformed_authorization_headers_are_client_errors(h) {

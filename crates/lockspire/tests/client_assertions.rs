@@ -469,3 +469,32 @@ async fn clients_with_ever_new_jwks_uris_cannot_grow_the_fetched_keys_cache() {
         "the newest is kept"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetched_jwk_set_holds_at_most_16_keys_like_an_inline_one() {
+    let h = Harness::start_with(Backend::Sqlite, |b| b.dev_mode(true)).await;
+    let keys: Vec<ClientKey> = (0..17)
+        .map(|i| ClientKey::es256(&format!("k{i}")))
+        .collect();
+    let refs: Vec<&ClientKey> = keys.iter().collect();
+    let server = jwks_server(jwks(&refs)).await;
+    let id = register(&h, json!({"token_endpoint_auth_method": "private_key_jwt", "jwks_uri": server.url, "grant_types": ["client_credentials"]})).await;
+    let r = token_with(&h, &keys[0].sign(&claims(&h, &id, &h.base)), &[]).await;
+    assert_eq!(r.error(), "invalid_client");
+    let failures = h.ls.operator().jwks_fetch_failures();
+    assert!(
+        failures
+            .iter()
+            .any(|(uri, err)| *uri == server.url && err.contains("at most 16 keys")),
+        "{failures:?}"
+    );
+    // Sixteen are fine.
+    let server = jwks_server(jwks(&refs[..16])).await;
+    let id = register(&h, json!({"token_endpoint_auth_method": "private_key_jwt", "jwks_uri": server.url, "grant_types": ["client_credentials"]})).await;
+    assert_eq!(
+        token_with(&h, &keys[0].sign(&claims(&h, &id, &h.base)), &[])
+            .await
+            .status,
+        200
+    );
+}

@@ -379,9 +379,11 @@ fn check_scope(
         .iter()
         .find(|s| !client.metadata.allows_scope(&p.config, s))
     {
-        return Err(OAuthError::new(
+        return Err(super::scope::scope_error(
+            &p.config,
             ErrorCode::InvalidScope,
-            format!("scope {bad} is not allowed for this client"),
+            bad,
+            "is not allowed for this client",
         ));
     }
     Ok(scopes)
@@ -450,8 +452,9 @@ pub(crate) fn check_resources<'a>(
         if !config.resources.iter().any(|r| r == v) {
             return Err(OAuthError::new(
                 ErrorCode::InvalidTarget,
-                format!("resource {v} is not served by this issuer"),
-            ));
+                "a requested resource is not served by this issuer",
+            )
+            .with_reason(format!("resource {v:?} is not served by this issuer")));
         }
         if !out.iter().any(|r| r == v) {
             out.push(v.to_owned());
@@ -479,6 +482,11 @@ fn check_claims(params: &Params) -> Result<Option<Value>, OAuthError> {
     let Value::Object(map) = &value else {
         return Err(OAuthError::invalid_request("claims must be a JSON object"));
     };
+    // What is stored is the parsed value written out again, which can be longer than what was
+    // sent (a number such as 9e15 is written in full): the cap holds for that too.
+    if value.to_string().len() > MAX_CLAIMS {
+        return Err(OAuthError::invalid_request("claims is too long"));
+    }
     for (member, v) in map {
         if !matches!(member.as_str(), "userinfo" | "id_token") {
             continue;

@@ -273,6 +273,12 @@ impl ClientMetadata {
             return None;
         }
         let req = Url::parse(requested).ok()?;
+        // Only a URI already in normal form: the value is kept and echoed as sent, so it must be
+        // the registered one with another port, not a longer spelling of it (dot segments,
+        // escapes) that parses to the same thing.
+        if req.as_str() != requested {
+            return None;
+        }
         if req.scheme() != "http"
             || !matches!(req.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)))
         {
@@ -778,6 +784,14 @@ mod tests {
         );
         // RFC 8252 §8.3: the port exception is for IP literals, not "localhost".
         assert!(c.match_redirect_uri("http://localhost:51234/cb").is_none());
+        // Another spelling of the same path is not the registered URI.
+        for longer in [
+            "http://127.0.0.1:51234/x/../cb",
+            "http://127.0.0.1:51234/%63b",
+            "http://127.0.0.1:051234/cb",
+        ] {
+            assert!(c.match_redirect_uri(longer).is_none(), "{longer}");
+        }
     }
 
     #[test]

@@ -30,8 +30,18 @@ pub(crate) const MAX_URIS: usize = 512;
 /// An entry unused for this long is dropped when room is needed, before any other.
 const IDLE_LIMIT: Duration = Duration::from_secs(3600);
 
+/// Most bytes of JSON all cached sets may hold together; each set holds at most 64 KiB and 16
+/// keys, as inline `jwks` do, so the cache stays a few MiB whatever clients register.
+const MAX_BYTES: usize = 4 * 1024 * 1024;
+
+/// A fetched set is refused past this many keys or bytes (the limits of inline `jwks`).
+const MAX_KEYS: usize = 16;
+const MAX_SET_BYTES: usize = 64 * 1024;
+
 #[derive(Default)]
 struct Entry {
+    /// The JSON size of the cached set, counted against [`MAX_BYTES`].
+    weight: usize,
     /// When a lookup last used this entry.
     used_at: Option<Instant>,
     keys: Option<Arc<JwkSet>>,
@@ -114,23 +124,34 @@ impl JwksCache {
             };
         }
         let fetched = self.fetcher.get_json(uri).await.and_then(|v| {
+            let weight = v.to_string().len();
+            let keys = v.get("keys").and_then(Value::as_array).map_or(0, Vec::len);
+            if keys > MAX_KEYS || weight > MAX_SET_BYTES {
+                return Err(FetchError::Body(format!(
+                    "a client's JWK Set may hold at most {MAX_KEYS} keys in {MAX_SET_BYTES} bytes"
+                )));
+            }
             serde_json::from_value::<JwkSet>(v)
+                .map(|set| (set, weight))
                 .map_err(|e| FetchError::Body(format!("not a JWK set: {e}")))
         });
         let mut entries = match self.entries.lock() {
             Ok(e) => e,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if !entries.contains_key(uri) {
-            make_room(&mut entries, Instant::now());
+        // Out while room is made, so that its own old size does not count.
+        let mut entry = entries.remove(uri).unwrap_or_default();
+        if let Ok((_, weight)) = &fetched {
+            entry.weight = *weight;
         }
-        let entry = entries.entry(uri.to_owned()).or_default();
+        make_room(&mut entries, Instant::now(), entry.weight);
+        let entry = entries.entry(uri.to_owned()).or_insert(entry);
         entry.used_at = Some(Instant::now());
         if force {
             entry.forced_at = Some(Instant::now());
         }
         match fetched {
-            Ok(set) => {
+            Ok((set, _)) => {
                 let keys = Arc::new(set);
                 entry.keys = Some(keys.clone());
                 entry.fetched_at = Some(Instant::now());
@@ -169,11 +190,16 @@ impl JwksCache {
     }
 }
 
-/// Frees a place for one more entry: first every entry idle past [`IDLE_LIMIT`], then, if the
-/// cache is still full, the least recently used one. Linear in the size of the cache, which is
-/// bounded and small, and run only when a new URI is fetched.
-fn make_room(entries: &mut HashMap<String, Entry>, now: Instant) {
-    if entries.len() < MAX_URIS {
+/// Frees room for one more entry of `incoming` bytes: first every entry idle past
+/// [`IDLE_LIMIT`], then, while the cache is still full by count or by bytes, the least recently
+/// used one. Linear in the size of the cache, which is bounded and small, and run only after a
+/// fetch.
+fn make_room(entries: &mut HashMap<String, Entry>, now: Instant, incoming: usize) {
+    let full = |entries: &HashMap<String, Entry>| {
+        entries.len() >= MAX_URIS
+            || entries.values().map(|e| e.weight).sum::<usize>() + incoming > MAX_BYTES
+    };
+    if !full(entries) {
         return;
     }
     let idle = |e: &Entry| {
@@ -181,7 +207,7 @@ fn make_room(entries: &mut HashMap<String, Entry>, now: Instant) {
             .is_none_or(|t| now.saturating_duration_since(t) >= IDLE_LIMIT)
     };
     entries.retain(|_, e| !idle(e));
-    while entries.len() >= MAX_URIS {
+    while full(entries) {
         let oldest = entries
             .iter()
             .min_by_key(|(_, e)| e.used_at)
@@ -347,7 +373,7 @@ mod tests {
         let mut entries = HashMap::new();
         for i in 0..MAX_URIS * 3 {
             let now = start + Duration::from_millis(i as u64);
-            make_room(&mut entries, now);
+            make_room(&mut entries, now, 0);
             entries.insert(format!("https://rp{i}.example/jwks"), used(now));
             assert!(entries.len() <= MAX_URIS);
         }
@@ -366,7 +392,23 @@ mod tests {
             let at = if i % 2 == 0 { start } else { later };
             entries.insert(format!("u{i}"), used(at));
         }
-        make_room(&mut entries, later);
+        make_room(&mut entries, later, 0);
         assert_eq!(entries.len(), MAX_URIS / 2);
+    }
+
+    #[test]
+    fn the_cache_never_holds_more_bytes_than_its_bound() {
+        let start = Instant::now();
+        let mut entries = HashMap::new();
+        for i in 0..200 {
+            let now = start + Duration::from_millis(i);
+            make_room(&mut entries, now, MAX_SET_BYTES);
+            let mut entry = used(now);
+            entry.weight = MAX_SET_BYTES;
+            entries.insert(format!("u{i}"), entry);
+            let total: usize = entries.values().map(|e| e.weight).sum();
+            assert!(total <= MAX_BYTES, "{total}");
+        }
+        assert_eq!(entries.len(), MAX_BYTES / MAX_SET_BYTES);
     }
 }

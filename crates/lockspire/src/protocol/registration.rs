@@ -75,6 +75,8 @@ fn check_rules(rules: &RegistrationRules, m: &ClientMetadata) -> Result<(), OAut
             .split(' ')
             .find(|s| !s.is_empty() && !allowed.iter().any(|a| a == s))
         {
+            // Registered scopes were checked to be ones this server offers: naming it echoes
+            // nothing of the request's own.
             return refuse(format!("scope {bad} is not open to dynamic registration"));
         }
     }
@@ -184,20 +186,27 @@ pub(crate) async fn update(
         .store
         .client(&p.tenant, client_id)
         .await?
-        .ok_or_else(|| OAuthError::new(ErrorCode::InvalidClient, "unknown client"))?;
-    replace_metadata(p, &current, &metadata, None, Actor::Operator).await?;
+        .filter(|c| c.status != ClientStatus::Deleted)
+        .ok_or_else(unknown_client)?;
+    if !replace_metadata(p, &current, &metadata, None, Actor::Operator).await? {
+        return Err(unknown_client());
+    }
     Ok(metadata)
 }
 
+fn unknown_client() -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidClient, "unknown client")
+}
+
 /// Replaces the metadata (and, given one, the registration access token's digest) and audits
-/// the change, as `actor`.
+/// the change, as `actor`. False when the client is gone (deleted meanwhile): nothing written.
 async fn replace_metadata(
     p: &Provider,
     current: &ClientRecord,
     metadata: &ClientMetadata,
     registration_token_digest: Option<&str>,
     actor: Actor<'_>,
-) -> Result<(), OAuthError> {
+) -> Result<bool, OAuthError> {
     if credential_kind(current.metadata.token_endpoint_auth_method)
         != credential_kind(metadata.token_endpoint_auth_method)
     {
@@ -214,7 +223,7 @@ async fn replace_metadata(
         None,
         "metadata replaced",
     );
-    p.store
+    Ok(p.store
         .update_client_metadata(
             &p.tenant,
             &current.client_id,
@@ -223,8 +232,7 @@ async fn replace_metadata(
             p.now(),
             &event,
         )
-        .await?;
-    Ok(())
+        .await?)
 }
 
 /// Who registers a client.
@@ -419,7 +427,7 @@ pub(crate) async fn replace(
     check_rules(&p.config.registration_rules, &metadata)?;
     // RFC 7592 §2.2: the update rotates the registration access token.
     let token = random_token();
-    replace_metadata(
+    let replaced = replace_metadata(
         p,
         &current,
         &metadata,
@@ -427,6 +435,10 @@ pub(crate) async fn replace(
         Actor::Client(client_id),
     )
     .await?;
+    if !replaced {
+        // Deleted since the token was checked: the token no longer stands for a client.
+        return Err(invalid_token("the registration access token is not valid"));
+    }
     Ok(RegisteredClient {
         registration_client_uri: Some(client_uri(p, client_id)),
         registration_access_token: Some(token),

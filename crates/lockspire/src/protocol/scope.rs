@@ -79,6 +79,23 @@ fn scope_of_claim(claim: &str) -> Option<&'static str> {
         .map(|(scope, _)| *scope)
 }
 
+/// An error about one requested scope. The description names the scope only when it is one
+/// this issuer offers; anything else a request sent is not echoed (it would reach the client's
+/// error page), and goes to the logged reason instead.
+pub(crate) fn scope_error(
+    config: &crate::Config,
+    code: ErrorCode,
+    scope: &str,
+    what: &str,
+) -> OAuthError {
+    let description = if config.is_known_scope(scope) {
+        format!("scope {scope} {what}")
+    } else {
+        format!("a requested scope {what}")
+    };
+    OAuthError::new(code, description).with_reason(format!("scope {scope:?} {what}"))
+}
+
 /// Parses a `scope` value: space-delimited, case-sensitive tokens of the RFC 6749 §3.3 charset,
 /// de-duplicated in order.
 pub(crate) fn parse_scope(value: Option<&str>) -> Result<Vec<String>, OAuthError> {

@@ -3,10 +3,11 @@
 //! signing keys — follows a change made by any other process at once instead of after a
 //! timeout.
 //!
-//! Each store holds one listening connection of its own. A change is announced after it is
-//! committed, and the store that made it waits (briefly) until its own listener has heard the
-//! announcement, so by the time the change is acknowledged the announcement is out to every
-//! listener. While the listener is not connected, the client cache is bypassed; when it
+//! Each store holds one listening connection of its own. A change is announced from inside its
+//! own transaction (`pg_notify` is delivered at commit), so a committed change is always
+//! announced and a rolled-back one never is; the store that made it then waits (briefly) until
+//! its own listener has heard the announcement, so by the time the change is acknowledged the
+//! announcement is out to every listener. While the listener is not connected, the client cache is bypassed; when it
 //! reconnects, the cache starts empty and the keys are re-read, because announcements sent
 //! meanwhile are lost. SQLite serves one process, so there is nothing to announce there.
 
@@ -89,14 +90,18 @@ impl Changes {
         }
     }
 
-    /// The payload announcing `change`, and the receiver that hears it come back (none while
-    /// the listener is down: nothing would come back).
-    pub(crate) fn announce(&self, change: Change) -> (String, Option<oneshot::Receiver<()>>) {
+    /// The payload announcing `change`, and the waiter that hears it come back (none while the
+    /// listener is down: nothing would come back).
+    pub(crate) fn announce(&self, change: Change) -> (String, Option<Echo<'_>>) {
         let nonce = self.next_nonce.fetch_add(1, Ordering::Relaxed);
         let echo = self.clients.is_trusted().then(|| {
             let (tx, rx) = oneshot::channel();
             self.waiting().insert(nonce, tx);
-            rx
+            Echo {
+                changes: self,
+                nonce,
+                rx,
+            }
         });
         let payload = serde_json::to_string(&Announcement {
             origin: self.origin.clone(),
@@ -105,16 +110,6 @@ impl Changes {
         })
         .unwrap_or_default();
         (payload, echo)
-    }
-
-    /// Waits for an announcement to come back through this store's listener.
-    pub(crate) async fn echoed(&self, echo: Option<oneshot::Receiver<()>>) {
-        let Some(echo) = echo else { return };
-        if tokio::time::timeout(ECHO_WAIT, echo).await.is_err() {
-            tracing::warn!(
-                "a change announcement did not come back within {ECHO_WAIT:?}; other processes may see the change late"
-            );
-        }
     }
 
     /// Applies an announcement heard by the listener.
@@ -144,6 +139,31 @@ impl Changes {
     fn disconnected(&self) {
         self.clients.set_trusted(false);
         self.waiting().clear();
+    }
+}
+
+/// Waits for one announcement to come back through this store's listener. Dropped unheard (the
+/// change failed, or the wait was given up), it withdraws its waiter.
+pub(crate) struct Echo<'a> {
+    changes: &'a Changes,
+    nonce: u64,
+    rx: oneshot::Receiver<()>,
+}
+
+impl Echo<'_> {
+    /// Waits, at most [`ECHO_WAIT`].
+    pub(crate) async fn heard(mut self) {
+        if tokio::time::timeout(ECHO_WAIT, &mut self.rx).await.is_err() {
+            tracing::warn!(
+                "a change announcement did not come back within {ECHO_WAIT:?}; other processes may see the change late"
+            );
+        }
+    }
+}
+
+impl Drop for Echo<'_> {
+    fn drop(&mut self) {
+        self.changes.waiting().remove(&self.nonce);
     }
 }
 

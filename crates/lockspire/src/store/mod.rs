@@ -235,6 +235,25 @@ fn audit_id(event: &AuditEvent, detail: &str) -> String {
     crate::secrets::token_digest(&identity.to_string())
 }
 
+/// A change announced inside its transaction, waiting for the commit.
+struct Announced<'a> {
+    change: changes::Change,
+    echo: Option<changes::Echo<'a>>,
+}
+
+fn client_change(tenant: &str, client_id: &str) -> changes::Change {
+    changes::Change::Client {
+        tenant: tenant.to_owned(),
+        client_id: client_id.to_owned(),
+    }
+}
+
+fn keys_change(tenant: &str) -> changes::Change {
+    changes::Change::Keys {
+        tenant: tenant.to_owned(),
+    }
+}
+
 /// The parameters of [`INSERT_AUDIT`].
 fn audit_params(event: &AuditEvent) -> Vec<Param> {
     let detail = event.detail.to_string();
@@ -453,6 +472,11 @@ impl Store {
         tenant: &str,
         client_id: &str,
     ) -> Result<Option<ClientRecord>, StoreError> {
+        // No client id holds a NUL (registration refuses one), and PostgreSQL cannot even
+        // compare text with one: a request naming one names no client.
+        if client_id.contains('\0') {
+            return Ok(None);
+        }
         if let Some(hit) = self.clients.get(tenant, client_id) {
             return Ok(Some(hit));
         }
@@ -466,38 +490,34 @@ impl Store {
         Ok(record)
     }
 
-    /// After a committed change to a client: forgets it here, and on PostgreSQL announces it
-    /// to every process and waits until the announcement is out.
-    async fn client_changed(&self, tenant: &str, client_id: &str) {
-        self.clients.forget(tenant, client_id);
-        self.announce(changes::Change::Client {
-            tenant: tenant.to_owned(),
-            client_id: client_id.to_owned(),
-        })
-        .await;
+    /// Inside `tx`, before its commit: announces `change` to every process sharing a PostgreSQL
+    /// database. `pg_notify` is delivered by the commit itself, so the announcement goes out
+    /// exactly when the change does. Pass what it returns to [`Store::announced`] after the
+    /// commit.
+    async fn announce_in(
+        &self,
+        tx: &mut Tx,
+        change: changes::Change,
+    ) -> Result<Announced<'_>, StoreError> {
+        let echo = if matches!(self.db, Db::Postgres(_)) {
+            let (payload, echo) = self.changes.announce(change.clone());
+            tx.execute(changes::NOTIFY, params![payload]).await?;
+            echo
+        } else {
+            None
+        };
+        Ok(Announced { change, echo })
     }
 
-    /// After a committed change to a tenant's signing keys: on PostgreSQL, every process
-    /// re-reads them (this one's operator API re-reads them itself).
-    async fn keys_changed(&self, tenant: &str) {
-        self.announce(changes::Change::Keys {
-            tenant: tenant.to_owned(),
-        })
-        .await;
-    }
-
-    async fn announce(&self, change: changes::Change) {
-        if !matches!(self.db, Db::Postgres(_)) {
-            return;
+    /// After the commit of an announced change: forgets the client here, and waits until the
+    /// announcement is out to every process (this one's listener heard it).
+    async fn announced(&self, announced: Announced<'_>) {
+        if let changes::Change::Client { tenant, client_id } = &announced.change {
+            self.clients.forget(tenant, client_id);
         }
-        let (payload, echo) = self.changes.announce(change);
-        // The change is committed whatever happens here; other processes then see it when
-        // their cache entry expires.
-        if let Err(e) = self.db.execute(changes::NOTIFY, params![payload]).await {
-            tracing::warn!(error = %e, "could not announce a change to other processes");
-            return;
+        if let Some(echo) = announced.echo {
+            echo.heard().await;
         }
-        self.changes.echoed(echo).await;
     }
 
     /// Whether this store hears the changes other processes announce (PostgreSQL): `None` on
@@ -548,8 +568,8 @@ impl Store {
         event: &AuditEvent,
     ) -> Result<bool, StoreError> {
         let done = self.change_audited("UPDATE clients SET secret_digest = $1, sealed_secret = $2, updated_at = $3, secret_expires_at = NULL \
-             WHERE tenant_id = $4 AND client_id = $5 AND secret_digest IS NOT NULL AND status <> 'deleted'", params![digest, sealed, now, tenant, client_id], event).await?;
-        self.client_changed(tenant, client_id).await;
+             WHERE tenant_id = $4 AND client_id = $5 AND secret_digest IS NOT NULL AND status <> 'deleted'", params![digest, sealed, now, tenant, client_id], event,
+             Some(client_change(tenant, client_id))).await?;
         Ok(done == 1)
     }
 
@@ -563,7 +583,7 @@ impl Store {
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
         self.change_audited("INSERT INTO initial_access_tokens (id, digest, tenant_id, uses_left, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)", params![t.id, digest, t.tenant_id, t.uses_left, t.created_at, t.expires_at], event).await?;
+             VALUES ($1, $2, $3, $4, $5, $6)", params![t.id, digest, t.tenant_id, t.uses_left, t.created_at, t.expires_at], event, None).await?;
         Ok(())
     }
 
@@ -575,7 +595,7 @@ impl Store {
         now: UnixTime,
         event: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        let done = self.change_audited("UPDATE initial_access_tokens SET revoked_at = $1 WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL", params![now, id, tenant], event).await?;
+        let done = self.change_audited("UPDATE initial_access_tokens SET revoked_at = $1 WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL", params![now, id, tenant], event, None).await?;
         Ok(done == 1)
     }
 
@@ -626,20 +646,29 @@ impl Store {
             .await
     }
 
-    /// One change statement and the audit event that records it, in one transaction: the
-    /// event is written only when the statement changed something. Returns the rows changed.
+    /// One change statement and the audit event that records it, in one transaction, with the
+    /// announcement of `change` when something changed: the event and the announcement exist
+    /// exactly when the change does. Returns the rows changed.
     async fn change_audited(
         &self,
         sql: &'static str,
         params: Vec<Param>,
         event: &AuditEvent,
+        change: Option<changes::Change>,
     ) -> Result<u64, StoreError> {
         let mut tx = self.begin().await?;
         let changed = tx.execute(sql, params).await?;
+        let mut announced = None;
         if changed > 0 {
             tx.audit(event).await?;
+            if let Some(change) = change {
+                announced = Some(self.announce_in(&mut tx, change).await?);
+            }
         }
         tx.commit().await?;
+        if let Some(announced) = announced {
+            self.announced(announced).await;
+        }
         Ok(changed)
     }
 
@@ -674,9 +703,10 @@ impl Store {
              WHERE tenant_id = $3 AND client_id = $4 AND status <> 'deleted'",
                 params![json, now, tenant, client_id, registration_token_digest],
                 event,
+                Some(client_change(tenant, client_id)),
             )
             .await?;
-        self.client_changed(tenant, client_id).await;
+
         Ok(done == 1)
     }
 
@@ -691,8 +721,8 @@ impl Store {
     ) -> Result<bool, StoreError> {
         // A deleted client stays deleted: no status change reaches it.
         let done = self.change_audited("UPDATE clients SET status = $1, updated_at = $2 WHERE tenant_id = $3 AND client_id = $4 \
-             AND status <> 'deleted'", params![status.as_str(), now, tenant, client_id], event).await?;
-        self.client_changed(tenant, client_id).await;
+             AND status <> 'deleted'", params![status.as_str(), now, tenant, client_id], event,
+             Some(client_change(tenant, client_id))).await?;
         Ok(done == 1)
     }
 
@@ -735,8 +765,11 @@ impl Store {
         )
         .await?;
         tx.audit(event).await?;
+        let announced = self
+            .announce_in(&mut tx, client_change(tenant, client_id))
+            .await?;
         tx.commit().await?;
-        self.client_changed(tenant, client_id).await;
+        self.announced(announced).await;
         Ok(true)
     }
 
@@ -745,8 +778,8 @@ impl Store {
     /// Stores a key.
     pub async fn insert_key(&self, k: &KeyRecord, event: &AuditEvent) -> Result<(), StoreError> {
         self.change_audited("INSERT INTO signing_keys (tenant_id, kid, alg, status, public_jwk, sealed_private, created_at, activated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", params![k.tenant_id, k.kid, k.alg, k.status, k.public_jwk, k.sealed_private, k.created_at, k.activated_at], event).await?;
-        self.keys_changed(&k.tenant_id).await;
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", params![k.tenant_id, k.kid, k.alg, k.status, k.public_jwk, k.sealed_private, k.created_at, k.activated_at], event,
+             Some(keys_change(&k.tenant_id))).await?;
         Ok(())
     }
 
@@ -820,8 +853,9 @@ impl Store {
             params![retire_at, tenant, kid],
         )
         .await?;
+        let announced = self.announce_in(&mut tx, keys_change(tenant)).await?;
         tx.commit().await?;
-        self.keys_changed(tenant).await;
+        self.announced(announced).await;
         Ok(true)
     }
 
@@ -837,10 +871,8 @@ impl Store {
         let done = self.change_audited("UPDATE signing_keys SET status = 'retiring', retired_at = $1 \
              WHERE tenant_id = $2 AND kid = $3 AND (status = 'upcoming' OR (status = 'active' AND EXISTS ( \
                SELECT 1 FROM signing_keys other WHERE other.tenant_id = $2 AND other.kid <> $3 \
-                 AND other.status = 'active' AND other.alg = signing_keys.alg)))", params![retire_at, tenant, kid], event).await?;
-        if done == 1 {
-            self.keys_changed(tenant).await;
-        }
+                 AND other.status = 'active' AND other.alg = signing_keys.alg)))", params![retire_at, tenant, kid], event,
+             Some(keys_change(tenant))).await?;
         Ok(done == 1)
     }
 

@@ -27,9 +27,11 @@ pub(super) async fn exchange(
     if let Some(bad) = scopes.iter().find(|s| {
         USER_SCOPES.contains(&s.as_str()) || !client.record().metadata.allows_scope(&p.config, s)
     }) {
-        return Err(OAuthError::new(
+        return Err(crate::protocol::scope::scope_error(
+            &p.config,
             ErrorCode::InvalidScope,
-            format!("scope {bad} is not allowed for this client"),
+            bad,
+            "is not allowed for this client",
         ));
     }
     let resources = check_resources(&p.config, params.all("resource"))?;

@@ -412,8 +412,9 @@ pub(crate) fn narrow_scopes(
     if let Some(bad) = requested.iter().find(|s| !granted.contains(s)) {
         return Err(OAuthError::new(
             ErrorCode::InvalidScope,
-            format!("scope {bad} exceeds the grant"),
-        ));
+            "a requested scope exceeds the grant",
+        )
+        .with_reason(format!("scope {bad:?} exceeds the grant")));
     }
     Ok(requested)
 }
