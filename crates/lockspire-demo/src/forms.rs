@@ -19,41 +19,41 @@
 //! The demo's pages send `Referrer-Policy: same-origin`, under which browsers put the page's real
 //! origin on its own form posts; `no-referrer` would make them send `Origin: null`.
 
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::Response;
-use axum_login::tower_sessions::Session;
+use axum::http::{HeaderMap, header};
+use axum_login::tower_sessions::{Session, session};
 use url::Url;
 
-use crate::pages::{error_page, internal_error};
 use crate::random;
 
 /// The session key holding the form token; forms carry it in the hidden field `form_token`.
 const FORM_TOKEN_KEY: &str = "demo.form_token";
 
+/// Why a form token could not be read or made.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TokenError {
+    /// The session store failed.
+    #[error("the session could not be read or written: {0}")]
+    Session(#[from] session::Error),
+    /// The operating system gave no randomness.
+    #[error("no randomness for a form token: {0}")]
+    Random(#[from] getrandom::Error),
+}
+
 /// The session's form token, created (and with it the session cookie) on first use.
-pub(crate) async fn token(session: &Session) -> Result<String, Response> {
-    match session.get::<String>(FORM_TOKEN_KEY).await {
-        Ok(Some(token)) => return Ok(token),
-        Ok(None) => {}
-        Err(e) => return Err(internal_error("Reading the session failed", &e)),
+pub(crate) async fn token(session: &Session) -> Result<String, TokenError> {
+    if let Some(token) = session.get::<String>(FORM_TOKEN_KEY).await? {
+        return Ok(token);
     }
-    let token =
-        random::token::<32>().map_err(|e| internal_error("Generating a form token failed", &e))?;
-    session
-        .insert(FORM_TOKEN_KEY, &token)
-        .await
-        .map_err(|e| internal_error("Writing the session failed", &e))?;
+    let token = random::token::<32>()?;
+    session.insert(FORM_TOKEN_KEY, &token).await?;
     Ok(token)
 }
 
 /// Forgets the token, so the next form gets a fresh one. Called when the session changes hands
 /// (a sign-in), so a token seen before it says nothing about the session after.
-pub(crate) async fn rotate(session: &Session) -> Result<(), Response> {
-    session
-        .remove::<String>(FORM_TOKEN_KEY)
-        .await
-        .map(drop)
-        .map_err(|e| internal_error("Writing the session failed", &e))
+pub(crate) async fn rotate(session: &Session) -> Result<(), TokenError> {
+    session.remove::<String>(FORM_TOKEN_KEY).await?;
+    Ok(())
 }
 
 /// What to do with a form post.
@@ -64,24 +64,22 @@ pub(crate) enum Verdict {
     /// Not acted on: no valid token, but nothing says it came from elsewhere. Show the form
     /// again, with a fresh token.
     Stale,
+    /// Refused: the browser labels it as posted by another origin's page.
+    CrossOrigin,
 }
 
-/// Decides about a form post. `Err` is a response to send as it is: the refusal of a post
-/// labelled as coming from another origin, or a server failure.
+/// Decides about a form post.
 pub(crate) async fn check(
     headers: &HeaderMap,
     issuer: &str,
     session: &Session,
     presented: Option<&str>,
-) -> Result<Verdict, Response> {
+) -> Result<Verdict, TokenError> {
     if labelled_cross_origin(headers, issuer) {
         tracing::info!("refused a form post labelled as coming from another origin");
-        return Err(refused());
+        return Ok(Verdict::CrossOrigin);
     }
-    let expected = session
-        .get::<String>(FORM_TOKEN_KEY)
-        .await
-        .map_err(|e| internal_error("Reading the session failed", &e))?;
+    let expected = session.get::<String>(FORM_TOKEN_KEY).await?;
     match (expected, presented) {
         (Some(expected), Some(presented)) if random::constant_time_eq(&expected, presented) => {
             Ok(Verdict::Genuine)
@@ -109,16 +107,6 @@ fn labelled_cross_origin(headers: &HeaderMap, issuer: &str) -> bool {
             .map_or(true, |own| origin != own.as_bytes())
     });
     fetch_site_foreign || origin_foreign
-}
-
-/// The page shown for a refused form post.
-fn refused() -> Response {
-    error_page(
-        StatusCode::FORBIDDEN,
-        "Refused",
-        "This form was posted from another site's page, so nothing was done. To sign in or \
-         out, use this site's own pages.",
-    )
 }
 
 #[cfg(test)]

@@ -97,6 +97,16 @@ pub(crate) fn see_other(location: &str) -> Response {
     }
 }
 
+/// The page shown for a form post the browser labels as coming from another origin.
+fn cross_origin_refused() -> Response {
+    error_page(
+        StatusCode::FORBIDDEN,
+        "Refused",
+        "This form was posted from another site's page, so nothing was done. To sign in or \
+         out, use this site's own pages.",
+    )
+}
+
 /// `return_to` if it points into this issuer, else `/`. Anything else would make the login
 /// page an open redirector (RFC 9700 §4.11).
 fn safe_return_to<'a>(issuer: &str, return_to: &'a str) -> &'a str {
@@ -126,7 +136,7 @@ async fn home_page(auth: &AuthSession, status: StatusCode, notice: Option<&str>)
     let form_token = match &auth.user {
         Some(_) => match forms::token(&auth.session).await {
             Ok(token) => token,
-            Err(response) => return response,
+            Err(e) => return internal_error("Preparing the sign-out form failed", &e),
         },
         None => String::new(),
     };
@@ -183,7 +193,7 @@ pub(crate) async fn login_form(
     // exists from the first view of the form.
     let form_token = match forms::token(&auth.session).await {
         Ok(token) => token,
-        Err(response) => return response,
+        Err(e) => return internal_error("Preparing the sign-in form failed", &e),
     };
     render(
         StatusCode::OK,
@@ -242,7 +252,7 @@ pub(crate) async fn login(
                 .unwrap_or(("/", ""));
             let form_token = match forms::token(&auth.session).await {
                 Ok(token) => token,
-                Err(response) => return response,
+                Err(e) => return internal_error("Preparing the sign-in form failed", &e),
             };
             return render(
                 StatusCode::FORBIDDEN,
@@ -259,7 +269,8 @@ pub(crate) async fn login(
                 },
             );
         }
-        Err(refused) => return refused,
+        Ok(forms::Verdict::CrossOrigin) => return cross_origin_refused(),
+        Err(e) => return internal_error("Reading the session failed", &e),
     }
     let Some(form) = form else {
         return error_page(
@@ -298,8 +309,8 @@ pub(crate) async fn login(
     if let Err(e) = auth.session.insert(AUTH_TIME_KEY, now).await {
         return internal_error("Writing the session failed", &e);
     }
-    if let Err(response) = forms::rotate(&auth.session).await {
-        return response;
+    if let Err(e) = forms::rotate(&auth.session).await {
+        return internal_error("Writing the session failed", &e);
     }
     tracing::info!(username = %user.username, "signed in");
     see_other(return_to)
@@ -324,7 +335,8 @@ pub(crate) async fn logout(
             };
             return home_page(&auth, StatusCode::FORBIDDEN, Some(notice)).await;
         }
-        Err(refused) => return refused,
+        Ok(forms::Verdict::CrossOrigin) => return cross_origin_refused(),
+        Err(e) => return internal_error("Reading the session failed", &e),
     }
     if let Err(e) = auth.logout().await {
         return internal_error("Ending the session failed", &e);
