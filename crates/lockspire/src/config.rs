@@ -5,56 +5,30 @@ use std::fmt;
 use url::Url;
 
 use crate::jose::SigningAlg;
+use crate::model::client::{AuthMethod, ClientMetadata, GrantType};
+use crate::model::uri::is_loopback_host;
 
 /// The issuer identifier (RFC 8414 §2, OIDC Discovery §3): an absolute https URL without query
 /// or fragment; http only on a loopback host, for development. Compared as an exact string.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Issuer(String);
 
-/// Why a configuration value was refused.
+/// Why an issuer identifier was refused (RFC 8414 §2).
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The issuer is not an acceptable URL.
-    #[error("issuer {0:?} is invalid: {1}")]
-    Issuer(String, &'static str),
-    /// A required builder setting was not given.
-    #[error("missing builder setting: {0}")]
-    Missing(&'static str),
-    /// Another setting is invalid.
-    #[error("invalid setting {0}: {1}")]
-    Invalid(&'static str, String),
-    /// The database could not be opened or migrated.
-    #[error("database: {0}")]
-    Database(#[from] crate::store::StoreError),
-    /// Signing keys could not be loaded or created.
-    #[error("keys: {0}")]
-    Keys(#[from] crate::jose::KeyError),
-    /// Mutual TLS settings are unusable.
-    #[error(transparent)]
-    Mtls(#[from] crate::mtls::MtlsError),
-    /// The outbound HTTP client could not be built.
-    #[error("outbound HTTP: {0}")]
-    Fetch(#[from] crate::fetch::FetchError),
-    /// The stored keys could not be read or opened.
-    #[error("keys: {0}")]
-    KeyStore(#[from] crate::operator::OperatorError),
-}
-
-/// True for hosts that only this machine can reach (RFC 8252 §7.3).
-pub(crate) fn is_loopback_host(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    }
+#[error("issuer {text:?} is invalid: {why}")]
+pub struct InvalidIssuer {
+    pub(crate) text: String,
+    pub(crate) why: &'static str,
 }
 
 impl Issuer {
     /// Parses and checks an issuer identifier. A trailing slash is removed so that endpoint
     /// URLs are built by plain concatenation.
-    pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let bad = |why| ConfigError::Issuer(text.to_owned(), why);
+    pub fn parse(text: &str) -> Result<Self, InvalidIssuer> {
+        let bad = |why| InvalidIssuer {
+            text: text.to_owned(),
+            why,
+        };
         let trimmed = text.strip_suffix('/').unwrap_or(text);
         let url = Url::parse(trimmed).map_err(|_| bad("not an absolute URL"))?;
         if url.query().is_some() || url.fragment().is_some() || trimmed.contains(['?', '#']) {
@@ -120,9 +94,9 @@ pub struct RegistrationRules {
     /// Scopes dynamic clients may register.
     pub scopes: Option<Vec<String>>,
     /// Grant types dynamic clients may register.
-    pub grant_types: Option<Vec<crate::GrantType>>,
+    pub grant_types: Option<Vec<GrantType>>,
     /// Authentication methods dynamic clients may register.
-    pub auth_methods: Option<Vec<crate::AuthMethod>>,
+    pub auth_methods: Option<Vec<AuthMethod>>,
     /// Redirect URI schemes (e.g. `https`).
     pub redirect_schemes: Option<Vec<String>>,
     /// Redirect URI hosts, exact.
@@ -208,6 +182,16 @@ pub struct Config {
     pub(crate) audit_retention: i64,
 }
 
+/// Scopes every issuer knows: OpenID Connect's (OIDC Core §5.4, §11).
+const STANDARD_SCOPES: &[&str] = &[
+    "openid",
+    "profile",
+    "email",
+    "address",
+    "phone",
+    "offline_access",
+];
+
 impl Config {
     /// The issuer.
     pub fn issuer(&self) -> &Issuer {
@@ -216,7 +200,7 @@ impl Config {
 
     /// Every scope this issuer knows: the OIDC scopes and the host's own.
     pub(crate) fn scopes_supported(&self) -> impl Iterator<Item = &str> {
-        crate::protocol::scope::STANDARD_SCOPES
+        STANDARD_SCOPES
             .iter()
             .copied()
             .chain(self.extra_scopes.iter().map(String::as_str))
@@ -224,6 +208,25 @@ impl Config {
 
     pub(crate) fn is_known_scope(&self, scope: &str) -> bool {
         self.scopes_supported().any(|s| s == scope)
+    }
+
+    /// True when `client` may ask for `scope`: the issuer knows it, and the client registered
+    /// it or registered no scope list (RFC 7591 §2 `scope`).
+    pub(crate) fn allows_scope(&self, client: &ClientMetadata, scope: &str) -> bool {
+        self.is_known_scope(scope)
+            && match &client.scope {
+                Some(allowed) => allowed.split(' ').any(|s| s == scope),
+                None => true,
+            }
+    }
+
+    /// The access token format for `client`: its own setting, or the issuer's default.
+    pub(crate) fn access_token_format_for(&self, client: &ClientMetadata) -> AccessTokenFormat {
+        client
+            .access_token_format
+            .as_deref()
+            .and_then(AccessTokenFormat::parse)
+            .unwrap_or(self.access_token_format)
     }
 }
 

@@ -7,8 +7,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{AccessTokenFormat, ConfigError, Issuer, RegistrationPolicy};
-use crate::{Builder, Lockspire, SecretKey};
+use crate::builder::Builder;
+use crate::builder::ConfigError;
+use crate::config::{AccessTokenFormat, Issuer, RegistrationPolicy};
+use crate::lockspire::Lockspire;
+use crate::secrets::SecretKey;
 
 /// The default file name.
 pub const DEFAULT_CONFIG_FILE: &str = "lockspire.toml";
@@ -81,7 +84,7 @@ fn default_format() -> String {
     "opaque".into()
 }
 fn default_audit_retention_days() -> u32 {
-    u32::try_from(crate::AUDIT_RETENTION.as_secs() / 86_400).unwrap_or(90)
+    u32::try_from(crate::builder::AUDIT_RETENTION.as_secs() / 86_400).unwrap_or(90)
 }
 fn default_iat_env() -> String {
     "LOCKSPIRE_INITIAL_ACCESS_TOKEN".into()

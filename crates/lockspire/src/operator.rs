@@ -1,26 +1,24 @@
 //! The operator API: clients and signing keys, for a host's admin code and the `lockspire`
 //! command. Everything here is also reachable from [`crate::Lockspire::operator`].
 //!
-//! Key lifecycle (SURFACE S2): a generated key is *upcoming* — published in JWKS but not used —
-//! until it has been published for [`PUBLISH_BEFORE_USE`]; activating it makes it sign and starts
-//! retiring the previous key of its alg, which stays in JWKS until every token it signed has
-//! expired.
+//! Signing keys follow the lifecycle of `protocol::signing_keys`: generated *upcoming*,
+//! activated once published for [`PUBLISH_BEFORE_USE`], then retiring until the tokens they
+//! signed have expired.
 
 use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::error::OAuthError;
-use crate::jose::{self, KeyError, KeyRing, KeyStatus, SigningAlg, SigningKey};
-use crate::protocol::client::ClientMetadata;
+use crate::clock::UnixTime;
+use crate::jose::{KeyError, KeyStatus, SigningAlg};
+use crate::model::client::ClientMetadata;
+use crate::protocol::error::OAuthError;
+use crate::protocol::provider::Provider;
 use crate::protocol::registration::{self, RegisteredClient};
-use crate::secrets::{ServerSecrets, random_token};
+use crate::protocol::signing_keys;
+use crate::protocol::signing_keys::{LifecycleError, PUBLISH_BEFORE_USE, new_key_record, open_key};
+use crate::secrets::random_token;
 use crate::store::{Actor, ClientStatus, KeyRecord, Outcome, Store, StoreError};
-use crate::{Provider, UnixTime};
-
-/// How long a new key is published before it may sign: the JWKS `max-age`, so relying parties
-/// that cached JWKS have seen it before the first token it signs.
-pub const PUBLISH_BEFORE_USE: i64 = 300;
 
 /// Why an operator action was refused.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +39,15 @@ pub enum OperatorError {
     /// Key material could not be used.
     #[error(transparent)]
     Keys(#[from] KeyError),
+}
+
+impl From<LifecycleError> for OperatorError {
+    fn from(e: LifecycleError) -> Self {
+        match e {
+            LifecycleError::Store(e) => Self::Store(e),
+            LifecycleError::Keys(e) => Self::Keys(e),
+        }
+    }
 }
 
 impl From<OAuthError> for OperatorError {
@@ -228,7 +235,7 @@ impl Operator {
         }
         let secret = random_token();
         let digest = p.secrets.client_secret_digest(&secret);
-        let sealed = (method == crate::AuthMethod::ClientSecretJwt)
+        let sealed = (method == crate::model::client::AuthMethod::ClientSecretJwt)
             .then(|| registration::seal_secret(p, client_id, &secret));
         let event = operator_event(p, "client_secret_rotated", Some(client_id));
         if p.store
@@ -446,10 +453,7 @@ impl Operator {
 
     /// Re-reads the published keys into this process's key ring.
     pub async fn reload_keys(&self) -> Result<(), OperatorError> {
-        let p = self.p();
-        let ring = load_ring(&p.store, &p.secrets, &p.tenant, p.now()).await?;
-        p.replace_keys(ring);
-        Ok(())
+        Ok(signing_keys::reload(self.p()).await?)
     }
 }
 
@@ -471,63 +475,6 @@ fn key_info(k: KeyRecord, now: UnixTime) -> KeyInfo {
     }
 }
 
-fn seal_context(tenant: &str, kid: &str) -> String {
-    format!("lockspire/signing-key/{tenant}/{kid}")
-}
-
-/// A new key, sealed under the secret key, ready to store.
-pub(crate) fn new_key_record(
-    secrets: &ServerSecrets,
-    tenant: &str,
-    alg: SigningAlg,
-    status: KeyStatus,
-    now: UnixTime,
-) -> Result<KeyRecord, KeyError> {
-    let generated = jose::generate_key(alg)?;
-    let kid = generated.key.kid().to_owned();
-    Ok(KeyRecord {
-        tenant_id: tenant.to_owned(),
-        sealed_private: secrets.seal(&seal_context(tenant, &kid), &generated.pkcs8),
-        kid,
-        alg: alg.as_str().to_owned(),
-        status: status.as_str().to_owned(),
-        public_jwk: generated.key.public_jwk().to_string(),
-        created_at: now,
-        activated_at: (status == KeyStatus::Active).then_some(now),
-        retired_at: None,
-    })
-}
-
-/// Unseals and parses a stored key.
-fn open_key(secrets: &ServerSecrets, r: &KeyRecord) -> Result<(SigningKey, KeyStatus), KeyError> {
-    let alg: SigningAlg = r.alg.parse()?;
-    let status = KeyStatus::parse(&r.status).ok_or(KeyError::Unusable {
-        kid: r.kid.clone(),
-        why: "bad status",
-    })?;
-    let pkcs8 = secrets
-        .open(&seal_context(&r.tenant_id, &r.kid), &r.sealed_private)
-        .map_err(|_| KeyError::Unusable {
-            kid: r.kid.clone(),
-            why: "the secret key cannot open it",
-        })?;
-    Ok((SigningKey::from_pkcs8(&r.kid, alg, &pkcs8)?, status))
-}
-
-/// The published keys, parsed once.
-pub(crate) async fn load_ring(
-    store: &Store,
-    secrets: &ServerSecrets,
-    tenant: &str,
-    now: UnixTime,
-) -> Result<KeyRing, OperatorError> {
-    let mut keys = Vec::new();
-    for r in store.published_keys(tenant, now).await? {
-        keys.push(open_key(secrets, &r)?);
-    }
-    Ok(KeyRing::new(keys))
-}
-
 /// A change made through the operator API.
 fn operator_event(p: &Provider, action: &str, client_id: Option<&str>) -> crate::store::AuditEvent {
     p.security_event(
@@ -543,35 +490,4 @@ fn operator_event(p: &Provider, action: &str, client_id: Option<&str>) -> crate:
 /// A key lifecycle change made through the operator API.
 fn key_event(p: &Provider, action: &str, kid: &str) -> crate::store::AuditEvent {
     operator_event(p, action, None).as_action(action, serde_json::json!({ "kid": kid }))
-}
-
-/// Creates an active key for every alg that has none (SURFACE S2: first start).
-pub(crate) async fn ensure_active_keys(
-    store: &Store,
-    secrets: &ServerSecrets,
-    tenant: &str,
-    now: UnixTime,
-) -> Result<(), OperatorError> {
-    let published = store.published_keys(tenant, now).await?;
-    for alg in SigningAlg::ALL {
-        let has_active = published
-            .iter()
-            .any(|r| r.alg == alg.as_str() && r.status == KeyStatus::Active.as_str());
-        if !has_active {
-            let record = new_key_record(secrets, tenant, alg, KeyStatus::Active, now)?;
-            let event = crate::store::AuditEvent::security(
-                tenant,
-                now,
-                "key_generated",
-                Actor::Operator,
-                Outcome::Done,
-                None,
-                None,
-                "no active key for this algorithm at start",
-            )
-            .as_action("key_generated", serde_json::json!({ "kid": record.kid }));
-            store.insert_key(&record, &event).await?;
-        }
-    }
-    Ok(())
 }

@@ -10,13 +10,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
-use super::client::GrantType;
 use super::params::Params;
 use super::pkce::CodeChallenge;
 use super::scope::parse_scope;
-use crate::Provider;
-use crate::error::{ErrorCode, OAuthError};
 use crate::jose::verify_compact;
+use crate::model::client::GrantType;
+use crate::protocol::error::{ErrorCode, OAuthError};
+use crate::protocol::provider::Provider;
 use crate::store::{ClientRecord, ClientStatus};
 
 /// How the authorization response reaches the client (OAuth 2.0 Multiple Response Types §2.1,
@@ -377,7 +377,7 @@ fn check_scope(
     let scopes = parse_scope(params.get("scope")?)?;
     if let Some(bad) = scopes
         .iter()
-        .find(|s| !client.metadata.allows_scope(&p.config, s))
+        .find(|s| !p.config.allows_scope(&client.metadata, s))
     {
         return Err(super::scope::scope_error(
             &p.config,
@@ -433,7 +433,7 @@ fn check_max_age(params: &Params) -> Result<Option<i64>, OAuthError> {
 /// RFC 8707 §2: each `resource` is an absolute URI without a fragment, and one this issuer
 /// serves.
 pub(crate) fn check_resources<'a>(
-    config: &crate::Config,
+    config: &crate::config::Config,
     values: impl Iterator<Item = &'a str>,
 ) -> Result<Vec<String>, OAuthError> {
     let mut out: Vec<String> = Vec::new();

@@ -8,13 +8,15 @@ use base64::engine::general_purpose::STANDARD;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 
-use super::client::{ASSERTION_ALGS, AuthMethod};
+use super::client::ASSERTION_ALGS;
 use super::params::Params;
-use crate::error::{Challenge, ErrorCode, OAuthError};
 use crate::jose::MAX_JWT_LEN;
+use crate::model::client::AuthMethod;
+use crate::mtls::ClientCertificate;
+use crate::protocol::error::{Challenge, ErrorCode, OAuthError};
+use crate::protocol::provider::Provider;
 use crate::secrets::b64_decode;
 use crate::store::{AuditEvent, ClientRecord, ClientStatus};
-use crate::{ClientCertificate, Provider};
 
 /// RFC 7523 §2.2: the only assertion type accepted.
 pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";

@@ -4,10 +4,10 @@
 use serde_json::{Value, json};
 
 use super::authorize::ResponseMode;
-use super::client::{AuthMethod, GrantType};
 use super::scope::standard_claims;
 use crate::config::{Config, RegistrationPolicy};
 use crate::jose::{KeyRing, SigningAlg};
+use crate::model::client::{AuthMethod, GrantType};
 
 /// Algs accepted on client assertions: the asymmetric ones for private_key_jwt and HS256 for
 /// client_secret_jwt.

@@ -4,10 +4,10 @@ use aws_lc_rs::digest;
 use serde_json::{Map, Value, json};
 
 use super::scope::release_claims;
-use crate::Provider;
-use crate::error::{ErrorCode, OAuthError};
 use crate::host::{Claims, Subject};
 use crate::jose::{SigningAlg, sign_compact};
+use crate::protocol::error::{ErrorCode, OAuthError};
+use crate::protocol::provider::Provider;
 use crate::secrets::b64;
 use crate::store::{ClientRecord, GrantDetails};
 

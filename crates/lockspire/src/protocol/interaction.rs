@@ -8,9 +8,9 @@
 use http::request::Parts;
 
 use super::authorize::{AuthorizationRequest, AuthorizationResponse, AuthorizeError};
-use crate::Provider;
-use crate::error::{ErrorCode, OAuthError};
 use crate::host::{Context, InteractionResult, Session};
+use crate::protocol::error::{ErrorCode, OAuthError};
+use crate::protocol::provider::Provider;
 use crate::secrets::{
     constant_time_eq, random_id, random_token, time_ordered_token, token_digest, token_key,
 };

@@ -6,11 +6,12 @@ use serde_json::{Map, Value, json};
 
 use super::client_auth::{self, AuthenticatedClient};
 use super::params::Params;
-use crate::error::{ErrorCode, OAuthError};
 use crate::jose::sign_compact;
+use crate::mtls::ClientCertificate;
+use crate::protocol::error::{ErrorCode, OAuthError};
+use crate::protocol::provider::Provider;
 use crate::secrets::token_key;
 use crate::store::TokenKind;
-use crate::{ClientCertificate, Provider};
 
 /// Authenticates the caller: a confidential client (a public client cannot protect the
 /// answers, RFC 7662 §2.1).

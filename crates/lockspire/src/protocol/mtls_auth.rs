@@ -7,10 +7,11 @@ use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey;
 
-use super::client::AuthMethod;
+use crate::model::client::AuthMethod;
+use crate::mtls::ClientCertificate;
+use crate::protocol::provider::Provider;
 use crate::secrets::b64_decode;
 use crate::store::ClientRecord;
-use crate::{ClientCertificate, Provider};
 
 /// Checks the request's certificate against the client's registration; the error is the reason
 /// for the audit log.

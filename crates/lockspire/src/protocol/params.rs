@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use crate::error::OAuthError;
+use crate::protocol::error::OAuthError;
 
 /// Largest accepted value of a single parameter; bounds storage and work per request.
 pub(crate) const MAX_PARAM_LEN: usize = 8 * 1024;

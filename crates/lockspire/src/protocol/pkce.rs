@@ -3,7 +3,7 @@
 
 use aws_lc_rs::digest;
 
-use crate::error::OAuthError;
+use crate::protocol::error::OAuthError;
 use crate::secrets::{b64, constant_time_eq};
 
 /// A verified S256 code challenge (RFC 7636 §4.2): exactly 43 base64url characters.

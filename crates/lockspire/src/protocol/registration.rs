@@ -3,10 +3,11 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::client::{AuthMethod, ClientMetadata, validate_metadata};
-use crate::Provider;
+use super::client::validate_metadata;
 use crate::config::{RegistrationPolicy, RegistrationRules};
-use crate::error::{Challenge, ErrorCode, OAuthError};
+use crate::model::client::{AuthMethod, ClientMetadata};
+use crate::protocol::error::{Challenge, ErrorCode, OAuthError};
+use crate::protocol::provider::Provider;
 use crate::secrets::{constant_time_eq, random_id, random_token, token_digest};
 use crate::store::{Actor, ClientRecord, ClientStatus, Outcome};
 

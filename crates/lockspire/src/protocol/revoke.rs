@@ -2,10 +2,11 @@
 
 use super::client_auth::{self, AuthenticatedClient};
 use super::params::Params;
-use crate::error::{ErrorCode, OAuthError};
+use crate::mtls::ClientCertificate;
+use crate::protocol::error::{ErrorCode, OAuthError};
+use crate::protocol::provider::Provider;
 use crate::secrets::token_key;
 use crate::store::TokenKind;
-use crate::{ClientCertificate, Provider};
 
 /// Authenticates the caller. RFC 7009 §2.1: confidential clients authenticate; public clients
 /// identify themselves with `client_id`.

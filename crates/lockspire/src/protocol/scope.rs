@@ -2,17 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::error::{ErrorCode, OAuthError};
-
-/// Scopes every issuer knows.
-pub(crate) const STANDARD_SCOPES: &[&str] = &[
-    "openid",
-    "profile",
-    "email",
-    "address",
-    "phone",
-    "offline_access",
-];
+use crate::protocol::error::{ErrorCode, OAuthError};
 
 /// OIDC Core §5.4: the claims each standard scope requests.
 const SCOPE_CLAIMS: &[(&str, &[&str])] = &[
@@ -83,7 +73,7 @@ fn scope_of_claim(claim: &str) -> Option<&'static str> {
 /// this issuer offers; anything else a request sent is not echoed (it would reach the client's
 /// error page), and goes to the logged reason instead.
 pub(crate) fn scope_error(
-    config: &crate::Config,
+    config: &crate::config::Config,
     code: ErrorCode,
     scope: &str,
     what: &str,

@@ -4,9 +4,9 @@ use serde_json::{Map, Value};
 
 use super::id_token::host_claims;
 use super::scope::release_claims;
-use crate::Provider;
-use crate::error::{Challenge, ErrorCode, OAuthError};
 use crate::jose::sign_compact;
+use crate::protocol::error::{Challenge, ErrorCode, OAuthError};
+use crate::protocol::provider::Provider;
 use crate::secrets::token_key;
 use crate::store::TokenKind;
 
@@ -64,7 +64,7 @@ pub(crate) enum UserinfoResponse {
 pub(crate) async fn userinfo(
     p: &Provider,
     token: &str,
-    certificate: Option<&crate::ClientCertificate>,
+    certificate: Option<&crate::mtls::ClientCertificate>,
 ) -> Result<UserinfoResponse, OAuthError> {
     let Some(record) = p.store.active_token(&token_key(token), p.now()).await? else {
         return Err(invalid_token("unknown, expired or revoked token"));
@@ -75,7 +75,7 @@ pub(crate) async fn userinfo(
     // RFC 8705 §3: a certificate-bound token is usable only with that certificate.
     if let Some(bound) = &record.cnf_x5t
         && certificate
-            .map(crate::ClientCertificate::thumbprint)
+            .map(crate::mtls::ClientCertificate::thumbprint)
             .as_deref()
             != Some(bound.as_str())
     {

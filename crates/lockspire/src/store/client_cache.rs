@@ -122,7 +122,7 @@ impl ClientCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::client::ClientMetadata;
+    use crate::model::client::ClientMetadata;
     use crate::store::ClientStatus;
 
     fn record(id: &str) -> ClientRecord {

@@ -689,7 +689,7 @@ impl Store {
         &self,
         tenant: &str,
         client_id: &str,
-        metadata: &crate::protocol::client::ClientMetadata,
+        metadata: &crate::model::client::ClientMetadata,
         registration_token_digest: Option<&str>,
         now: UnixTime,
         event: &AuditEvent,

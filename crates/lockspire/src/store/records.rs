@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::StoreError;
 use super::db::{Row, get};
 use crate::clock::UnixTime;
-use crate::protocol::client::ClientMetadata;
+use crate::model::client::ClientMetadata;
 
 /// Whether a client may be used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -13,12 +13,12 @@ use super::pages::{
     see_other,
 };
 use super::{is_form, read_body};
-use crate::Provider;
-use crate::error::OAuthError;
 use crate::host::{ConsentPage, ScopeRequest};
 use crate::protocol::authorize::{self, AuthorizationResponse, AuthorizeError};
+use crate::protocol::error::OAuthError;
 use crate::protocol::interaction::{self, Step};
 use crate::protocol::params::Params;
+use crate::protocol::provider::Provider;
 use crate::secrets::random_token;
 
 /// The cookie binding interactions to the browser that started them.

@@ -11,9 +11,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{authorization, form, read_body};
-use crate::Provider;
 use crate::config::RegistrationPolicy;
-use crate::error::{ErrorCode, OAuthError};
+use crate::mtls::ClientCertificate;
+use crate::protocol::error::{ErrorCode, OAuthError};
+use crate::protocol::provider::Provider;
 use crate::protocol::{
     introspect as introspection, registration, revoke as revocation, token as token_endpoint,
     userinfo as ui,
@@ -40,10 +41,7 @@ fn no_store(status: StatusCode, value: &impl Serialize) -> Response {
 }
 
 /// The request's client certificate (RFC 8705), when mutual TLS is configured.
-fn client_certificate(
-    p: &Provider,
-    parts: &http::request::Parts,
-) -> Option<crate::ClientCertificate> {
+fn client_certificate(p: &Provider, parts: &http::request::Parts) -> Option<ClientCertificate> {
     p.mtls.as_ref().and_then(|m| m.certificate(parts))
 }
 

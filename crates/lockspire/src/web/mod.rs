@@ -3,6 +3,7 @@
 
 mod authorize;
 mod endpoints;
+mod error;
 mod pages;
 
 use std::sync::Arc;
@@ -15,9 +16,9 @@ use http::{HeaderMap, Method, Request, header};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
 
-use crate::Provider;
-use crate::error::OAuthError;
+use crate::protocol::error::OAuthError;
 use crate::protocol::params::Params;
+use crate::protocol::provider::Provider;
 
 /// Largest request body any endpoint reads (SURFACE S28).
 pub(crate) const MAX_BODY: usize = 64 * 1024;

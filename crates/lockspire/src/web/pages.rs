@@ -5,9 +5,9 @@ use askama::Template;
 use axum::response::{Html, IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
-use crate::error::OAuthError;
 use crate::host::{ConsentPage, ConsentRenderer};
 use crate::protocol::authorize::AuthorizationResponse;
+use crate::protocol::error::OAuthError;
 use crate::secrets::random_id;
 
 #[derive(Template)]

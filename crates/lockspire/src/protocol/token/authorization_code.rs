@@ -5,11 +5,11 @@
 //! (RFC 6749 §4.1.2, RFC 9700 §4.14.2).
 
 use super::{Plan, TokenResponse, mint_ahead, narrow_resources, wants_refresh_token};
-use crate::Provider;
-use crate::error::{ErrorCode, OAuthError};
 use crate::protocol::client_auth::AuthenticatedClient;
+use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::params::Params;
 use crate::protocol::pkce::{CodeChallenge, check_verifier};
+use crate::protocol::provider::Provider;
 use crate::secrets::token_key;
 use crate::store::{Consumed, GrantRecord, TokenKind, TokenRecord, parse_json_list};
 

@@ -1,11 +1,11 @@
 //! Client credentials grant (RFC 6749 §4.4): a confidential client acting on its own behalf.
 
 use super::{AccessGrant, TokenResponse, mint_access_token};
-use crate::Provider;
-use crate::error::{ErrorCode, OAuthError};
 use crate::protocol::authorize::check_resources;
 use crate::protocol::client_auth::AuthenticatedClient;
+use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::params::Params;
+use crate::protocol::provider::Provider;
 use crate::protocol::scope::parse_scope;
 
 /// Scopes that describe a user and so make no sense without one.
@@ -25,7 +25,7 @@ pub(super) async fn exchange(
     }
     let scopes = parse_scope(params.get("scope")?)?;
     if let Some(bad) = scopes.iter().find(|s| {
-        USER_SCOPES.contains(&s.as_str()) || !client.record().metadata.allows_scope(&p.config, s)
+        USER_SCOPES.contains(&s.as_str()) || !p.config.allows_scope(&client.record().metadata, s)
     }) {
         return Err(crate::protocol::scope::scope_error(
             &p.config,

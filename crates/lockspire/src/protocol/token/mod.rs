@@ -8,19 +8,20 @@ mod refresh_token;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::client::GrantType;
 use super::client_auth::{self, AuthenticatedClient};
 use super::params::Params;
 use crate::config::AccessTokenFormat;
-use crate::error::{ErrorCode, OAuthError};
 use crate::host::Claims;
 use crate::jose::sign_compact;
+use crate::model::client::GrantType;
+use crate::mtls::ClientCertificate;
+use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::id_token::{self, IdTokenInput};
+use crate::protocol::provider::Provider;
 use crate::secrets::{random_id, time_ordered_token, token_key};
 use crate::store::{
     Actor, GrantRecord, Outcome, RevokedGrant, TokenKind, TokenRecord, Tx, to_json_list,
 };
-use crate::{ClientCertificate, Provider};
 
 /// A successful token response (RFC 6749 §5.1; OIDC Core §3.1.3.3). The web layer always sends
 /// it with `Cache-Control: no-store`.
@@ -107,7 +108,9 @@ pub(crate) fn mint_access_token(
     let now = p.now();
     let expires_at = now + p.config.lifetimes.access_token;
     let scope = g.scopes.join(" ");
-    let format = g.client.record().metadata.access_token_format(&p.config);
+    let format = p
+        .config
+        .access_token_format_for(&g.client.record().metadata);
     let jti = random_id();
     let metadata = &g.client.record().metadata;
     let token = match format {

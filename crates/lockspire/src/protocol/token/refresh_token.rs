@@ -3,10 +3,10 @@
 //! family — the grant, with every access and refresh token issued from it.
 
 use super::{Plan, TokenResponse, mint_ahead, narrow_resources, narrow_scopes};
-use crate::Provider;
-use crate::error::{ErrorCode, OAuthError};
 use crate::protocol::client_auth::AuthenticatedClient;
+use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::params::Params;
+use crate::protocol::provider::Provider;
 use crate::secrets::token_key;
 use crate::store::{Consumed, TokenKind, TokenRecord};
 

@@ -1,14 +1,13 @@
-//! OAuth 2.0 errors at the HTTP edge (RFC 6749 §4.1.2.1, §5.2; RFC 6750 §3; RFC 7591 §3.2.2).
+//! OAuth 2.0 errors (RFC 6749 §4.1.2.1, §5.2; RFC 6750 §3; RFC 7591 §3.2.2).
 //!
 //! Protocol code names the precise rule that failed in a private `reason` that is only logged;
 //! the wire gets the RFC's error code, a short public description and the status the RFC gives.
+//! How an error becomes an HTTP response is decided once, at the edge (`web::error`).
 
 use std::borrow::Cow;
 use std::fmt;
 
-use axum::Json;
-use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, StatusCode, header};
+use http::StatusCode;
 use serde::Serialize;
 
 /// Error codes defined by RFC 6749, RFC 6750, RFC 7591, RFC 8707 and OpenID Connect Core §3.1.2.6.
@@ -196,6 +195,11 @@ impl OAuthError {
         &self.reason
     }
 
+    /// How a 401 names its authentication scheme.
+    pub(crate) fn challenge(&self) -> Challenge {
+        self.challenge
+    }
+
     /// The HTTP status of a direct response.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -209,45 +213,6 @@ impl fmt::Display for OAuthError {
 }
 
 impl std::error::Error for OAuthError {}
-
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    error_description: &'a str,
-}
-
-impl IntoResponse for OAuthError {
-    fn into_response(self) -> Response {
-        if self.status.is_server_error() {
-            tracing::error!(error = %self.code, reason = %self.reason, "request failed");
-        } else {
-            tracing::debug!(error = %self.code, reason = %self.reason, "request refused");
-        }
-        let body = ErrorBody {
-            error: self.code.as_str(),
-            error_description: &self.description,
-        };
-        let mut response = (self.status, Json(body)).into_response();
-        let headers = response.headers_mut();
-        // RFC 6749 §5.1/§5.2: responses carrying token endpoint errors must not be cached.
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-        let challenge = match self.challenge {
-            // RFC 9110 §15.5.2: every 401 carries a challenge; client authentication is Basic.
-            Challenge::None if self.status == StatusCode::UNAUTHORIZED => {
-                Some(r#"Basic realm="lockspire""#.to_owned())
-            }
-            Challenge::None => None,
-            Challenge::Basic => Some(r#"Basic realm="lockspire""#.to_owned()),
-            Challenge::Bearer => Some(bearer_challenge(self.code, &self.description)),
-        };
-        if let Some(value) = challenge.and_then(|v| HeaderValue::from_str(&v).ok()) {
-            headers.insert(header::WWW_AUTHENTICATE, value);
-        }
-        response
-    }
-}
 
 /// The longest `error_description` sent, in characters.
 pub const MAX_DESCRIPTION: usize = 200;
@@ -268,15 +233,6 @@ fn public_description(text: Cow<'static, str>) -> Cow<'static, str> {
             .map(|c| if allowed_in_description(c) { c } else { '?' })
             .collect(),
     )
-}
-
-/// RFC 6750 §3: no error attributes when the request carried no token at all.
-fn bearer_challenge(code: ErrorCode, description: &str) -> String {
-    if code == ErrorCode::InvalidRequest && description.is_empty() {
-        return r#"Bearer realm="lockspire""#.to_owned();
-    }
-    // Descriptions hold no `"` or `\` (see `OAuthError::new`), so they quote as they are.
-    format!(r#"Bearer realm="lockspire", error="{code}", error_description="{description}""#)
 }
 
 /// A failure in storage or host code; never shown to the client beyond its error code.

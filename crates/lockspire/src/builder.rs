@@ -1,0 +1,432 @@
+//! Building a [`Lockspire`]: every setting checked once, the database opened and migrated, and
+//! a signing key for every supported alg made sure of.
+
+use std::sync::{Arc, RwLock};
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{
+    AccessTokenFormat, Config, InvalidIssuer, Issuer, Lifetimes, RegistrationPolicy,
+    RegistrationRules,
+};
+use crate::fetch::Fetcher;
+use crate::host::{self, AccountResolver, ConsentRenderer, DynResolver};
+use crate::jose::{KeyRing, SigningAlg};
+use crate::lockspire::Lockspire;
+use crate::mtls::{self, MtlsConfig};
+use crate::operator::Operator;
+use crate::protocol::provider::{DEFAULT_TENANT, Provider};
+use crate::protocol::{discovery, jwks_cache, maintenance, scope, signing_keys};
+use crate::secrets::{SecretKey, ServerSecrets};
+use crate::store::Store;
+
+/// Why a configuration value was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The issuer is not an acceptable URL.
+    #[error("issuer {0:?} is invalid: {1}")]
+    Issuer(String, &'static str),
+    /// A required builder setting was not given.
+    #[error("missing builder setting: {0}")]
+    Missing(&'static str),
+    /// Another setting is invalid.
+    #[error("invalid setting {0}: {1}")]
+    Invalid(&'static str, String),
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Database(#[from] crate::store::StoreError),
+    /// Signing keys could not be loaded or created.
+    #[error("keys: {0}")]
+    Keys(#[from] crate::jose::KeyError),
+    /// Mutual TLS settings are unusable.
+    #[error(transparent)]
+    Mtls(#[from] crate::mtls::MtlsError),
+    /// The outbound HTTP client could not be built.
+    #[error("outbound HTTP: {0}")]
+    Fetch(#[from] crate::fetch::FetchError),
+}
+
+impl From<InvalidIssuer> for ConfigError {
+    fn from(e: InvalidIssuer) -> Self {
+        let InvalidIssuer { text, why } = e;
+        Self::Issuer(text, why)
+    }
+}
+
+impl From<signing_keys::LifecycleError> for ConfigError {
+    fn from(e: signing_keys::LifecycleError) -> Self {
+        match e {
+            signing_keys::LifecycleError::Store(e) => Self::Database(e),
+            signing_keys::LifecycleError::Keys(e) => Self::Keys(e),
+        }
+    }
+}
+
+/// Builds a [`Lockspire`]. Issuer, database, secret key and account resolver are required;
+/// everything else has a secure default. All settings are checked once, in [`Builder::build`].
+pub struct Builder {
+    issuer: Option<Issuer>,
+    database: Option<DatabaseSource>,
+    secret_key: Option<SecretKey>,
+    resolver: Option<Arc<dyn DynResolver>>,
+    registration: RegistrationPolicy,
+    access_token_format: AccessTokenFormat,
+    extra_scopes: Vec<String>,
+    resources: Vec<String>,
+    offline_access_required: bool,
+    dev_mode: bool,
+    registration_rules: RegistrationRules,
+    mtls: Option<MtlsConfig>,
+    lifetimes: Lifetimes,
+    clock: Arc<dyn Clock>,
+    key_refresh: std::time::Duration,
+    consent: Option<Arc<dyn ConsentRenderer>>,
+    audit_retention: std::time::Duration,
+}
+
+enum DatabaseSource {
+    Url(String),
+    Store(Store),
+}
+
+impl Lockspire {
+    /// Starts building a provider.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+}
+
+impl Builder {
+    pub(crate) fn new() -> Self {
+        Self {
+            issuer: None,
+            database: None,
+            secret_key: None,
+            resolver: None,
+            registration: RegistrationPolicy::Disabled,
+            access_token_format: AccessTokenFormat::Opaque,
+            extra_scopes: Vec::new(),
+            resources: Vec::new(),
+            offline_access_required: true,
+            dev_mode: false,
+            registration_rules: RegistrationRules::default(),
+            mtls: None,
+            lifetimes: Lifetimes::default(),
+            clock: Arc::new(SystemClock),
+            key_refresh: KEY_REFRESH,
+            consent: None,
+            audit_retention: AUDIT_RETENTION,
+        }
+    }
+
+    /// The issuer identifier (RFC 8414 §2): https, or http on a loopback host for development.
+    pub fn issuer(mut self, issuer: &str) -> Result<Self, ConfigError> {
+        self.issuer = Some(Issuer::parse(issuer)?);
+        Ok(self)
+    }
+
+    /// The database: `sqlite://path`, `sqlite::memory:` or `postgres://…`. Opened and migrated
+    /// in [`Builder::build`].
+    pub fn database(mut self, url: &str) -> Self {
+        self.database = Some(DatabaseSource::Url(url.to_owned()));
+        self
+    }
+
+    /// An already opened store, shared with other parts of the host.
+    pub fn store(mut self, store: Store) -> Self {
+        self.database = Some(DatabaseSource::Store(store));
+        self
+    }
+
+    /// The key that seals private keys at rest and peppers client-secret digests. Keep it out
+    /// of the database; losing it makes stored keys and secrets unusable.
+    pub fn secret_key(mut self, key: SecretKey) -> Self {
+        self.secret_key = Some(key);
+        self
+    }
+
+    /// The host's [`AccountResolver`].
+    pub fn account_resolver<R: AccountResolver>(mut self, resolver: R) -> Self {
+        self.resolver = Some(Arc::new(resolver));
+        self
+    }
+
+    /// Who may use dynamic client registration (RFC 7591). Default: disabled.
+    pub fn registration(mut self, policy: RegistrationPolicy) -> Self {
+        self.registration = policy;
+        self
+    }
+
+    /// The default access token format (SURFACE S10). Default: opaque.
+    pub fn access_token_format(mut self, format: AccessTokenFormat) -> Self {
+        self.access_token_format = format;
+        self
+    }
+
+    /// Scopes of the host's API, offered beside the OIDC scopes.
+    pub fn scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.extra_scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The resource servers (RFC 8707 resource indicators, absolute URIs) tokens may be issued
+    /// for; a `resource` parameter naming anything else is `invalid_target`. Without any, tokens
+    /// carry the issuer as audience and `resource` is refused.
+    pub fn resources<I, S>(mut self, resources: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.resources = resources.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Whether OpenID requests need the `offline_access` scope to receive a refresh token
+    /// (OIDC Core §11). Default: true. Plain OAuth requests (no `openid`) are unaffected.
+    pub fn offline_access_required(mut self, required: bool) -> Self {
+        self.offline_access_required = required;
+        self
+    }
+
+    /// The host's consent page (the built-in one is used otherwise).
+    pub fn consent_renderer(mut self, renderer: impl ConsentRenderer) -> Self {
+        self.consent = Some(Arc::new(renderer));
+        self
+    }
+
+    /// Allow-lists for dynamic registration (RFC 7591): scopes, grant types, authentication
+    /// methods, redirect URI schemes and hosts.
+    pub fn registration_rules(mut self, rules: RegistrationRules) -> Self {
+        self.registration_rules = rules;
+        self
+    }
+
+    /// Mutual TLS (RFC 8705): where client certificates come from and which CAs
+    /// `tls_client_auth` trusts. Serve with [`serve_tls`] or behind a proxy listed here.
+    pub fn mtls(mut self, config: MtlsConfig) -> Self {
+        self.mtls = Some(config);
+        self
+    }
+
+    /// Development mode: the server may fetch client JWKS from loopback addresses (never
+    /// private, link-local or metadata ones). Off by default; never enable it in production.
+    pub fn dev_mode(mut self, on: bool) -> Self {
+        self.dev_mode = on;
+        self
+    }
+
+    /// Token and interaction lifetimes.
+    pub fn lifetimes(mut self, lifetimes: Lifetimes) -> Self {
+        self.lifetimes = lifetimes;
+        self
+    }
+
+    /// How often each process re-reads the published signing keys, bounding how long a key
+    /// rotated through another process takes to be used and published here. Default:
+    /// [`KEY_REFRESH`].
+    pub fn key_refresh_interval(mut self, every: std::time::Duration) -> Self {
+        self.key_refresh = every.max(std::time::Duration::from_millis(100));
+        self
+    }
+
+    /// How long audit events are kept before the maintenance task deletes them. Default:
+    /// [`AUDIT_RETENTION`] (90 days). Whole seconds, at least one.
+    pub fn audit_retention(mut self, keep: std::time::Duration) -> Self {
+        self.audit_retention = keep;
+        self
+    }
+
+    /// The clock (tests move time with [`ManualClock`]).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Checks every setting, opens and migrates the database, and makes sure an active signing
+    /// key exists for every supported alg (SURFACE S2: a first key is created on first start).
+    pub async fn build(self) -> Result<Lockspire, ConfigError> {
+        let mut parts = self.into_parts()?;
+        let secrets = parts.secrets()?;
+        let resolver = parts
+            .resolver
+            .take()
+            .ok_or(ConfigError::Missing("account_resolver"))?;
+        let store = match parts
+            .database
+            .take()
+            .ok_or(ConfigError::Missing("database"))?
+        {
+            DatabaseSource::Url(url) => Store::connect(&url).await?,
+            DatabaseSource::Store(store) => store,
+        };
+        let tenant = DEFAULT_TENANT.to_owned();
+        let now = parts.clock.now();
+        signing_keys::ensure_active_keys(&store, &secrets, &tenant, now).await?;
+        let ring = signing_keys::load_ring(&store, &secrets, &tenant, now).await?;
+        let key_refresh = parts.key_refresh;
+        let lockspire = Lockspire {
+            inner: Arc::new(parts.provider(store, secrets, resolver, ring)?),
+        };
+        maintenance::spawn(Arc::downgrade(&lockspire.inner), key_refresh);
+        Ok(lockspire)
+    }
+
+    /// Builds only the operator API (clients and keys) — for tools such as the `lockspire`
+    /// command. Needs issuer, database and secret key; no account resolver. Unlike
+    /// [`Builder::build`], it neither migrates the database nor creates keys.
+    pub async fn build_operator(self) -> Result<Operator, ConfigError> {
+        let mut parts = self.into_parts()?;
+        let secrets = parts.secrets()?;
+        let store = match parts
+            .database
+            .take()
+            .ok_or(ConfigError::Missing("database"))?
+        {
+            DatabaseSource::Url(url) => Store::open(&url).await?,
+            DatabaseSource::Store(store) => store,
+        };
+        let provider = parts.provider(
+            store,
+            secrets,
+            Arc::new(host::NoHost),
+            KeyRing::new(Vec::new()),
+        )?;
+        Ok(Operator {
+            inner: Arc::new(provider),
+        })
+    }
+
+    /// Checks the settings both builds share and turns them into a [`Config`].
+    fn into_parts(self) -> Result<Parts, ConfigError> {
+        let issuer = self.issuer.ok_or(ConfigError::Missing("issuer"))?;
+        for scope in &self.extra_scopes {
+            if scope::parse_scope(Some(scope))
+                .map(|s| s.len() != 1)
+                .unwrap_or(true)
+            {
+                return Err(ConfigError::Invalid(
+                    "scopes",
+                    format!("{scope:?} is not a single scope token"),
+                ));
+            }
+        }
+        let l = self.lifetimes;
+        if [
+            l.authorization_code,
+            l.access_token,
+            l.id_token,
+            l.refresh_token,
+            l.interaction,
+        ]
+        .iter()
+        .any(|s| *s <= 0)
+        {
+            return Err(ConfigError::Invalid(
+                "lifetimes",
+                "every lifetime must be positive".into(),
+            ));
+        }
+        if l.authorization_code > 600 {
+            return Err(ConfigError::Invalid(
+                "lifetimes",
+                "RFC 6749 §4.1.2: codes live at most 10 minutes".into(),
+            ));
+        }
+        let audit_retention = i64::try_from(self.audit_retention.as_secs())
+            .ok()
+            .filter(|s| *s > 0)
+            .ok_or_else(|| {
+                ConfigError::Invalid(
+                    "audit_retention",
+                    "must be at least one second and fit in 64 bits".into(),
+                )
+            })?;
+        if let RegistrationPolicy::InitialAccessToken(Some(t)) = &self.registration
+            && t.len() < 16
+        {
+            return Err(ConfigError::Invalid(
+                "registration",
+                "initial access tokens need at least 16 characters".into(),
+            ));
+        }
+        let config = Config {
+            issuer,
+            lifetimes: self.lifetimes,
+            registration: self.registration,
+            access_token_format: self.access_token_format,
+            access_token_alg: SigningAlg::ES256,
+            extra_scopes: self.extra_scopes,
+            offline_access_required: self.offline_access_required,
+            dev_mode: self.dev_mode,
+            registration_rules: self.registration_rules,
+            mtls_enabled: self.mtls.is_some(),
+            mtls_endpoint_base: self.mtls.as_ref().and_then(|m| m.endpoint_base.clone()),
+            resources: self.resources,
+            audit_retention,
+        };
+        Ok(Parts {
+            mtls: self.mtls.as_ref().map(mtls::Mtls::new).transpose()?,
+            config,
+            database: self.database,
+            secret_key: self.secret_key,
+            resolver: self.resolver,
+            clock: self.clock,
+            key_refresh: self.key_refresh,
+            consent: self.consent,
+        })
+    }
+}
+
+/// A checked builder, before the database is opened.
+struct Parts {
+    config: Config,
+    database: Option<DatabaseSource>,
+    secret_key: Option<SecretKey>,
+    resolver: Option<Arc<dyn DynResolver>>,
+    clock: Arc<dyn Clock>,
+    key_refresh: std::time::Duration,
+    consent: Option<Arc<dyn ConsentRenderer>>,
+    mtls: Option<mtls::Mtls>,
+}
+
+impl Parts {
+    fn secrets(&mut self) -> Result<ServerSecrets, ConfigError> {
+        let key = self
+            .secret_key
+            .take()
+            .ok_or(ConfigError::Missing("secret_key"))?;
+        Ok(ServerSecrets::new(&key))
+    }
+
+    fn provider(
+        self,
+        store: Store,
+        secrets: ServerSecrets,
+        resolver: Arc<dyn DynResolver>,
+        ring: KeyRing,
+    ) -> Result<Provider, ConfigError> {
+        let discovery = discovery::document(&self.config, &ring).to_string().into();
+        Ok(Provider {
+            jwks: jwks_cache::JwksCache::new(Fetcher::new(self.config.dev_mode)?),
+            config: self.config,
+            tenant: DEFAULT_TENANT.to_owned(),
+            store,
+            secrets,
+            clock: self.clock,
+            resolver,
+            keys: RwLock::new(Arc::new(ring)),
+            discovery,
+            consent: self.consent,
+            mtls: self.mtls,
+        })
+    }
+}
+
+/// How often each process re-reads the published signing keys, by default.
+pub const KEY_REFRESH: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How long audit events are kept, by default: 90 days.
+pub const AUDIT_RETENTION: std::time::Duration = std::time::Duration::from_secs(90 * 24 * 3600);

@@ -1,0 +1,365 @@
+//! Client metadata as registered and stored (RFC 7591 §2, OIDC Registration §2), and how a
+//! request's redirect URI is matched against it (RFC 6749 §3.1.2.3, RFC 8252 §7.3). The rules a
+//! new registration must pass live with the protocol, in `protocol::client`.
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::jose::SigningAlg;
+use crate::model::uri::is_loopback_host;
+
+/// How a client authenticates at the token endpoint (RFC 7591 §2, OIDC Registration §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// A public client: no authentication, identified by `client_id` (RFC 6749 §2.1).
+    None,
+    /// HTTP Basic with the client id and secret (RFC 6749 §2.3.1).
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body (RFC 6749 §2.3.1).
+    ClientSecretPost,
+    /// A JWT assertion HMAC-signed with the client secret (OIDC Core §9, RFC 7523; HS256 only).
+    ClientSecretJwt,
+    /// A JWT assertion signed with the client's private key (OIDC Core §9, RFC 7523).
+    PrivateKeyJwt,
+    /// A client certificate from a configured CA with a registered subject (RFC 8705 §2.1).
+    TlsClientAuth,
+    /// A self-signed client certificate whose key is registered (RFC 8705 §2.2).
+    SelfSignedTlsClientAuth,
+}
+
+impl AuthMethod {
+    /// Methods this server accepts, as discovery lists them.
+    pub const SUPPORTED: [AuthMethod; 7] = [
+        Self::ClientSecretBasic,
+        Self::ClientSecretPost,
+        Self::ClientSecretJwt,
+        Self::PrivateKeyJwt,
+        Self::TlsClientAuth,
+        Self::SelfSignedTlsClientAuth,
+        Self::None,
+    ];
+
+    /// The registered name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::ClientSecretJwt => "client_secret_jwt",
+            Self::PrivateKeyJwt => "private_key_jwt",
+            Self::TlsClientAuth => "tls_client_auth",
+            Self::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        Self::SUPPORTED.into_iter().find(|m| m.as_str() == s)
+    }
+
+    /// True for methods that prove possession of a secret or key.
+    pub fn is_confidential(self) -> bool {
+        self != Self::None
+    }
+
+    /// True for the mutual-TLS methods (RFC 8705 §2).
+    pub fn is_mtls(self) -> bool {
+        matches!(self, Self::TlsClientAuth | Self::SelfSignedTlsClientAuth)
+    }
+
+    /// True for methods whose credential is a shared secret the server issues.
+    pub fn uses_secret(self) -> bool {
+        matches!(
+            self,
+            Self::ClientSecretBasic | Self::ClientSecretPost | Self::ClientSecretJwt
+        )
+    }
+}
+
+/// Grant types this server implements (RFC 7591 §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    /// RFC 6749 §4.1.
+    AuthorizationCode,
+    /// RFC 6749 §6.
+    RefreshToken,
+    /// RFC 6749 §4.4.
+    ClientCredentials,
+}
+
+impl GrantType {
+    /// Every grant `/token` accepts; discovery lists exactly these.
+    pub const SUPPORTED: [GrantType; 3] = [
+        Self::AuthorizationCode,
+        Self::RefreshToken,
+        Self::ClientCredentials,
+    ];
+
+    /// The `grant_type` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthorizationCode => "authorization_code",
+            Self::RefreshToken => "refresh_token",
+            Self::ClientCredentials => "client_credentials",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        Self::SUPPORTED.into_iter().find(|g| g.as_str() == s)
+    }
+}
+
+/// Registered client metadata, as stored and echoed (RFC 7591 §3.2.1).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClientMetadata {
+    /// Exact redirect URIs (RFC 6749 §3.1.2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redirect_uris: Vec<String>,
+    /// Token endpoint authentication method.
+    pub token_endpoint_auth_method: AuthMethod,
+    /// Grant types the client may use.
+    pub grant_types: Vec<GrantType>,
+    /// Response types (only `code`).
+    pub response_types: Vec<String>,
+    /// `web` or `native` (OIDC Registration §2).
+    #[serde(default = "default_application_type")]
+    pub application_type: String,
+    /// Human-readable name shown on the consent page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
+    /// Home page of the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_uri: Option<String>,
+    /// Logo shown on the consent page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo_uri: Option<String>,
+    /// Terms of service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tos_uri: Option<String>,
+    /// Privacy policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_uri: Option<String>,
+    /// Contacts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contacts: Vec<String>,
+    /// Scopes the client may request; `None` means every scope the issuer knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// ID token signing alg (OIDC Registration §2; RS256 when absent).
+    pub id_token_signed_response_alg: String,
+    /// `public` or `pairwise` (OIDC Core §8).
+    #[serde(default = "default_subject_type")]
+    pub subject_type: String,
+    /// Sign `/userinfo` responses with this alg (OIDC Registration §2); JSON when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userinfo_signed_response_alg: Option<String>,
+    /// Alg of JWT introspection responses (RFC 9701 §6); RS256 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introspection_signed_response_alg: Option<String>,
+    /// The client's public keys, inline (RFC 7591 §2); never together with `jwks_uri`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
+    /// Where the client publishes its public keys (RFC 7591 §2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// RFC 8705 §2.1.2: the one certificate attribute a `tls_client_auth` client is known by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_subject_dn: Option<String>,
+    /// A dNSName SAN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_dns: Option<String>,
+    /// A uniformResourceIdentifier SAN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_uri: Option<String>,
+    /// An iPAddress SAN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_ip: Option<String>,
+    /// An rfc822Name SAN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_email: Option<String>,
+    /// RFC 8705 §3.4: bind this client's access tokens to its certificate.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tls_client_certificate_bound_access_tokens: bool,
+    /// The only alg the client's assertions may use, when registered (OIDC Registration §2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_signing_alg: Option<String>,
+    /// Access token format override (Lockspire extension; the server default when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token_format: Option<String>,
+    /// Software identifier (RFC 7591 §2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software_id: Option<String>,
+    /// Software version (RFC 7591 §2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software_version: Option<String>,
+}
+
+pub(crate) fn default_application_type() -> String {
+    "web".to_owned()
+}
+
+pub(crate) fn default_subject_type() -> String {
+    "public".to_owned()
+}
+
+impl ClientMetadata {
+    /// The alg of this client's ID tokens.
+    pub fn id_token_alg(&self) -> SigningAlg {
+        self.id_token_signed_response_alg
+            .parse()
+            .unwrap_or(SigningAlg::RS256)
+    }
+
+    /// The pairwise sector (OIDC Core §8.1): the host of the redirect URIs, which registration
+    /// requires to be one host. `None` for public-subject clients.
+    pub fn sector(&self) -> Option<String> {
+        if self.subject_type != "pairwise" {
+            return None;
+        }
+        let first = self.redirect_uris.first()?;
+        let url = Url::parse(first).ok()?;
+        Some(url.host_str().unwrap_or(url.scheme()).to_owned())
+    }
+
+    /// The alg for signed userinfo responses, if the client asked for them.
+    pub fn userinfo_alg(&self) -> Option<SigningAlg> {
+        self.userinfo_signed_response_alg
+            .as_deref()
+            .and_then(|a| a.parse().ok())
+    }
+
+    /// The alg for JWT introspection responses (RFC 9701).
+    pub fn introspection_alg(&self) -> SigningAlg {
+        self.introspection_signed_response_alg
+            .as_deref()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(SigningAlg::RS256)
+    }
+
+    /// True when the client registered `grant`.
+    pub fn allows_grant(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
+
+    /// Finds the registered redirect URI a request names (RFC 6749 §3.1.2.3, RFC 9700 §2.1:
+    /// exact string comparison). The one exception is RFC 8252 §7.3, for native apps only
+    /// (`application_type: native`), which get ephemeral ports: for a registered loopback IP
+    /// literal over http, any port matches. A web client's loopback redirect URI matches
+    /// exactly, port included (RFC 9700 §4.1.3).
+    pub fn match_redirect_uri<'a>(&'a self, requested: &'a str) -> Option<&'a str> {
+        if let Some(exact) = self.redirect_uris.iter().find(|r| *r == requested) {
+            return Some(exact);
+        }
+        if self.application_type != "native" {
+            return None;
+        }
+        let req = Url::parse(requested).ok()?;
+        // Only a URI already in normal form: the value is kept and echoed as sent, so it must be
+        // the registered one with another port, not a longer spelling of it (dot segments,
+        // escapes) that parses to the same thing.
+        if req.as_str() != requested {
+            return None;
+        }
+        if req.scheme() != "http"
+            || !matches!(req.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)))
+        {
+            return None;
+        }
+        self.redirect_uris
+            .iter()
+            .find(|registered| {
+                Url::parse(registered).is_ok_and(|mut reg| {
+                    reg.scheme() == "http"
+                        && matches!(reg.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)))
+                        && is_loopback_host(&reg)
+                        && reg.set_port(req.port()).is_ok()
+                        && reg.as_str() == req.as_str()
+                })
+            })
+            .map(|_| requested)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(uris: &[&str]) -> ClientMetadata {
+        ClientMetadata {
+            redirect_uris: uris.iter().map(|s| s.to_string()).collect(),
+            token_endpoint_auth_method: AuthMethod::None,
+            grant_types: vec![GrantType::AuthorizationCode],
+            response_types: vec!["code".into()],
+            application_type: "native".into(),
+            client_name: None,
+            client_uri: None,
+            logo_uri: None,
+            tos_uri: None,
+            policy_uri: None,
+            contacts: vec![],
+            scope: None,
+            id_token_signed_response_alg: "RS256".into(),
+            subject_type: "public".into(),
+            userinfo_signed_response_alg: None,
+            introspection_signed_response_alg: None,
+            jwks: None,
+            jwks_uri: None,
+            tls_client_auth_subject_dn: None,
+            tls_client_auth_san_dns: None,
+            tls_client_auth_san_uri: None,
+            tls_client_auth_san_ip: None,
+            tls_client_auth_san_email: None,
+            tls_client_certificate_bound_access_tokens: false,
+            token_endpoint_auth_signing_alg: None,
+            access_token_format: None,
+            software_id: None,
+            software_version: None,
+        }
+    }
+
+    #[test]
+    fn redirect_uri_must_match_exactly() {
+        let c = client(&["https://app.example/cb"]);
+        assert!(c.match_redirect_uri("https://app.example/cb").is_some());
+        for near in [
+            "https://app.example/cb/",
+            "https://app.example/cb?x=1",
+            "https://APP.example/cb",
+            "https://app.example/cb#f",
+            "https://app.example:443/cb",
+            "http://app.example/cb",
+        ] {
+            assert!(c.match_redirect_uri(near).is_none(), "{near} matched");
+        }
+    }
+
+    #[test]
+    fn loopback_ip_redirect_of_a_web_client_matches_only_exactly() {
+        let mut c = client(&["http://127.0.0.1:8080/cb"]);
+        c.application_type = "web".into();
+        assert!(c.match_redirect_uri("http://127.0.0.1:8080/cb").is_some());
+        assert!(c.match_redirect_uri("http://127.0.0.1:8081/cb").is_none());
+        assert!(c.match_redirect_uri("http://127.0.0.1/cb").is_none());
+    }
+
+    #[test]
+    fn loopback_ip_redirect_of_a_native_client_matches_any_port_only() {
+        let c = client(&["http://127.0.0.1/cb", "http://localhost/cb"]);
+        assert!(c.match_redirect_uri("http://127.0.0.1:51234/cb").is_some());
+        assert!(
+            c.match_redirect_uri("http://127.0.0.1:51234/other")
+                .is_none()
+        );
+        // RFC 8252 §8.3: the port exception is for IP literals, not "localhost".
+        assert!(c.match_redirect_uri("http://localhost:51234/cb").is_none());
+        // Another spelling of the same path is not the registered URI.
+        for longer in [
+            "http://127.0.0.1:51234/x/../cb",
+            "http://127.0.0.1:51234/%63b",
+            "http://127.0.0.1:051234/cb",
+        ] {
+            assert!(c.match_redirect_uri(longer).is_none(), "{longer}");
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! The vocabulary every floor shares: what a client registered. Plain data without storage or
+//! protocol logic, so that the store and the protocol rules can both name it without naming
+//! each other.
+
+pub(crate) mod client;
+pub(crate) mod uri;

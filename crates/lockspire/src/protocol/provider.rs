@@ -1,0 +1,105 @@
+//! The provider context: everything one issuer needs per request, handed to protocol code as
+//! a value.
+
+use std::sync::{Arc, RwLock};
+
+use crate::clock::{Clock, UnixTime};
+use crate::config::Config;
+use crate::host::{ConsentRenderer, Context, DynResolver};
+use crate::jose::KeyRing;
+use crate::model::client::ClientMetadata;
+use crate::mtls;
+use crate::protocol::jwks_cache;
+use crate::secrets::ServerSecrets;
+use crate::store::{self, Store};
+
+/// The tenant of a single-issuer host; every row carries a tenant id.
+pub(crate) const DEFAULT_TENANT: &str = "default";
+
+/// Everything one issuer needs per request, passed to protocol code as a value.
+pub(crate) struct Provider {
+    pub(crate) config: Config,
+    pub(crate) tenant: String,
+    pub(crate) store: Store,
+    pub(crate) secrets: ServerSecrets,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) resolver: Arc<dyn DynResolver>,
+    pub(crate) keys: RwLock<Arc<KeyRing>>,
+    pub(crate) discovery: Arc<str>,
+    pub(crate) consent: Option<Arc<dyn ConsentRenderer>>,
+    pub(crate) jwks: jwks_cache::JwksCache,
+    pub(crate) mtls: Option<mtls::Mtls>,
+}
+
+impl Provider {
+    pub(crate) fn now(&self) -> UnixTime {
+        self.clock.now()
+    }
+
+    /// The current key ring (cheap: an `Arc` clone).
+    pub(crate) fn keys(&self) -> Arc<KeyRing> {
+        match self.keys.read() {
+            Ok(k) => k.clone(),
+            // A panic while swapping the ring cannot leave it half-written: it is one Arc.
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// A security event at this issuer, now: what an actor did, how it ended and why.
+    pub(crate) fn security_event(
+        &self,
+        action: &str,
+        actor: store::Actor<'_>,
+        outcome: store::Outcome,
+        client_id: Option<&str>,
+        subject: Option<&str>,
+        reason: &str,
+    ) -> store::AuditEvent {
+        store::AuditEvent::security(
+            &self.tenant,
+            self.now(),
+            action,
+            actor,
+            outcome,
+            client_id,
+            subject,
+            reason,
+        )
+    }
+
+    /// Deletes what has expired, and audit events past their retention.
+    pub(crate) async fn prune(&self) -> Result<u64, store::StoreError> {
+        let now = self.now();
+        let audit_before = now.saturating_sub(self.config.audit_retention);
+        self.store.prune_expired(now, audit_before).await
+    }
+
+    pub(crate) fn replace_keys(&self, ring: KeyRing) {
+        let ring = Arc::new(ring);
+        match self.keys.write() {
+            Ok(mut k) => *k = ring,
+            Err(poisoned) => *poisoned.into_inner() = ring,
+        }
+    }
+
+    pub(crate) fn issuer(&self) -> &str {
+        self.config.issuer.as_str()
+    }
+
+    /// The `sub` a client sees: the local subject, or its pairwise form (OIDC Core §8).
+    pub(crate) fn subject_for(&self, client: &ClientMetadata, local: &str) -> String {
+        match client.sector() {
+            Some(sector) => self.secrets.pairwise_subject(&sector, local),
+            None => local.to_owned(),
+        }
+    }
+
+    pub(crate) fn context(&self, client_id: &str, scopes: &[String]) -> Context {
+        Context {
+            issuer: self.issuer().to_owned(),
+            client_id: client_id.to_owned(),
+            scopes: scopes.to_vec(),
+            ..Context::default()
+        }
+    }
+}
