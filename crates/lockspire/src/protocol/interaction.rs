@@ -14,9 +14,10 @@ use crate::protocol::provider::Provider;
 use crate::secrets::{
     constant_time_eq, random_id, random_token, time_ordered_token, token_digest, token_key,
 };
+use crate::store::db::to_json_list;
 use crate::store::{
     Actor, ClientRecord, ClientStatus, ConsentRecord, GrantDetails, GrantRecord, InteractionRecord,
-    Outcome, TokenKind, TokenRecord, to_json_list,
+    Outcome, TokenKind, TokenRecord,
 };
 
 /// What the browser should do next.

@@ -1,6 +1,6 @@
-//! A cache of client registrations: every token, introspection and revocation request
-//! authenticates a client, and reading it from the database each time was the largest fixed
-//! cost of those requests.
+//! Client rows, and the per-process cache of them. Every token, introspection and revocation
+//! request authenticates a client, and reading it from the database each time was the largest
+//! fixed cost of those requests.
 //!
 //! A change made through this store forgets the entry once the change is committed. On
 //! PostgreSQL, where several processes share the database, a change made by any process is
@@ -16,7 +16,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::ClientRecord;
+use super::db::{Row, get};
+use super::error::StoreError;
+use crate::clock::UnixTime;
+use crate::model::client::ClientMetadata;
 
 /// The longest an entry is trusted, whatever is announced.
 pub(crate) const TTL: Duration = Duration::from_secs(5);
@@ -116,6 +119,79 @@ impl ClientCache {
     pub(crate) fn set_trusted(&self, trusted: bool) {
         self.clear();
         self.trusted.store(trusted, Ordering::Release);
+    }
+}
+
+/// Whether a client may be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientStatus {
+    /// Usable.
+    Active,
+    /// Refused at every endpoint and its tokens suspended, until it is enabled again.
+    Disabled,
+    /// Deleted for good (RFC 7592 §2.3): refused everywhere, its grants revoked, its id never
+    /// reused. No status change leaves this one.
+    Deleted,
+}
+
+impl ClientStatus {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Disabled => "disabled",
+            Self::Deleted => "deleted",
+        }
+    }
+}
+
+/// A registered client.
+#[derive(Clone, Debug)]
+pub struct ClientRecord {
+    /// Tenant.
+    pub tenant_id: String,
+    /// `client_id` (RFC 6749 §2.2).
+    pub client_id: String,
+    /// Keyed digest of the secret; `None` for public clients.
+    pub secret_digest: Option<String>,
+    /// Registered metadata.
+    pub metadata: ClientMetadata,
+    /// Status.
+    pub status: ClientStatus,
+    /// Registration time (`client_id_issued_at`).
+    pub created_at: UnixTime,
+    /// The secret sealed under the server key; client_secret_jwt clients only.
+    pub sealed_secret: Option<String>,
+    /// Digest of the RFC 7592 registration access token.
+    pub registration_token_digest: Option<String>,
+    /// When the secret stops working (RFC 7591 `client_secret_expires_at`); `None`: never.
+    pub secret_expires_at: Option<UnixTime>,
+}
+
+impl ClientRecord {
+    pub(crate) fn metadata_json(&self) -> String {
+        serde_json::to_string(&self.metadata).unwrap_or_else(|_| "{}".to_owned())
+    }
+
+    pub(crate) fn from_row(r: &Row<'_>) -> Result<Self, StoreError> {
+        let metadata: String = get(r, "metadata")?;
+        let status: String = get(r, "status")?;
+        Ok(Self {
+            tenant_id: get(r, "tenant_id")?,
+            client_id: get(r, "client_id")?,
+            secret_digest: get(r, "secret_digest")?,
+            metadata: serde_json::from_str(&metadata)
+                .map_err(|e| StoreError::Corrupt(format!("client metadata: {e}")))?,
+            status: match status.as_str() {
+                "active" => ClientStatus::Active,
+                "disabled" => ClientStatus::Disabled,
+                "deleted" => ClientStatus::Deleted,
+                other => return Err(StoreError::Corrupt(format!("client status {other}"))),
+            },
+            created_at: get(r, "created_at")?,
+            sealed_secret: get(r, "sealed_secret")?,
+            registration_token_digest: get(r, "registration_token_digest")?,
+            secret_expires_at: get(r, "secret_expires_at")?,
+        })
     }
 }
 

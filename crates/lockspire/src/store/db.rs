@@ -6,7 +6,7 @@
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::{Postgres, Row as _};
 
-use super::StoreError;
+use super::error::StoreError;
 
 /// A statement parameter: every column is TEXT or BIGINT.
 #[derive(Clone, Debug)]
@@ -165,4 +165,15 @@ pub(crate) fn pg_columns_query(
             Column::Text(values) => q.bind(values),
             Column::Int(values) => q.bind(values),
         }))
+}
+
+/// The embedded migrations, shared by both drivers.
+pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+pub(crate) fn parse_json_list(text: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("json list: {e}")))
+}
+
+pub(crate) fn to_json_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
 }

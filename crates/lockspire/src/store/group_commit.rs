@@ -8,41 +8,19 @@
 use tokio::sync::{mpsc, oneshot};
 
 use super::db::{Param, pg_columns_query, pg_query};
+use super::driver::Db;
+use super::error::StoreError;
 use super::pg_pool::PgPool;
+use super::sqlite;
 use super::sqlite::SqliteDb;
-use super::{
-    Db, INSERT_AUDIT, INSERT_AUDIT_PG, INSERT_INTERACTION, INSERT_INTERACTIONS_PG, INSERT_TOKEN,
-    INSERT_TOKENS_PG, StoreError, sqlite,
-};
 
-/// The tables the writer appends to.
+/// A table the writer appends to: the statement inserting one row, and the PostgreSQL statement
+/// inserting many (one array per column, in the same order). Each kind of record that joins the
+/// group commit names its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Table {
-    Tokens,
-    Audit,
-    Interactions,
-}
-
-impl Table {
-    const ALL: [Table; 3] = [Table::Tokens, Table::Audit, Table::Interactions];
-
-    /// The statement inserting one row.
-    fn insert(self) -> &'static str {
-        match self {
-            Table::Tokens => INSERT_TOKEN,
-            Table::Audit => INSERT_AUDIT,
-            Table::Interactions => INSERT_INTERACTION,
-        }
-    }
-
-    /// The PostgreSQL statement inserting many rows, one array per column.
-    fn insert_many_pg(self) -> &'static str {
-        match self {
-            Table::Tokens => INSERT_TOKENS_PG,
-            Table::Audit => INSERT_AUDIT_PG,
-            Table::Interactions => INSERT_INTERACTIONS_PG,
-        }
-    }
+pub(super) struct Table {
+    pub(super) insert: &'static str,
+    pub(super) insert_many_pg: &'static str,
 }
 
 /// One row to append: its table and the parameters of that table's insert.
@@ -142,14 +120,14 @@ fn sqlite_commit(db: &SqliteDb, rows: &[Append]) -> Vec<Result<(), StoreError>> 
         let together = (|| {
             let tx = conn.transaction()?;
             for row in rows {
-                sqlite::execute(&tx, row.table.insert(), &row.params)?;
+                sqlite::execute(&tx, row.table.insert, &row.params)?;
             }
             tx.commit()?;
             Ok(())
         })();
         Ok(whole_batch(together, rows.len()).unwrap_or_else(|| {
             rows.iter()
-                .map(|row| sqlite::execute(conn, row.table.insert(), &row.params).map(drop))
+                .map(|row| sqlite::execute(conn, row.table.insert, &row.params).map(drop))
                 .collect()
         }))
     })
@@ -177,7 +155,13 @@ async fn postgres_commit(pool: &PgPool, rows: &[Append]) -> Vec<Result<(), Store
     };
     // Every row belongs to one table, so each placeholder is replaced by its own result.
     let mut results: Vec<Result<(), StoreError>> = rows.iter().map(|_| Ok(())).collect();
-    for table in Table::ALL {
+    let mut tables: Vec<Table> = Vec::new();
+    for row in rows {
+        if !tables.contains(&row.table) {
+            tables.push(row.table);
+        }
+    }
+    for table in tables {
         let of_table: Vec<usize> = (0..rows.len())
             .filter(|&i| rows[i].table == table)
             .collect();
@@ -185,7 +169,7 @@ async fn postgres_commit(pool: &PgPool, rows: &[Append]) -> Vec<Result<(), Store
             continue;
         }
         let columns = of_table.iter().map(|&i| rows[i].params.clone()).collect();
-        let together = match pg_columns_query(table.insert_many_pg(), columns) {
+        let together = match pg_columns_query(table.insert_many_pg, columns) {
             Ok(q) => conn.execute(q).await.map(drop),
             Err(e) => Err(e),
         };
@@ -194,7 +178,7 @@ async fn postgres_commit(pool: &PgPool, rows: &[Append]) -> Vec<Result<(), Store
             None => {
                 let mut each = Vec::with_capacity(of_table.len());
                 for &i in &of_table {
-                    let q = pg_query(table.insert(), rows[i].params.clone());
+                    let q = pg_query(table.insert, rows[i].params.clone());
                     each.push(conn.execute(q).await.map(drop));
                 }
                 each
@@ -236,11 +220,12 @@ fn all_unavailable(count: usize) -> Vec<Result<(), StoreError>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Store, TokenKind, TokenRecord, token_params};
+    use crate::store::tokens::{TOKENS, token_params};
+    use crate::store::{Store, TokenKind, TokenRecord};
 
     fn row(digest: &str) -> Append {
         Append {
-            table: Table::Tokens,
+            table: TOKENS,
             params: token_params(&token(digest)),
         }
     }

@@ -17,14 +17,12 @@ use std::time::{Duration, Instant};
 
 use sqlx::Connection as _;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{
-    PgArguments, PgConnectOptions, PgConnection, PgDatabaseError, PgRow, PgSeverity,
-};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgRow};
 use sqlx::query::Query;
 use sqlx::{Executor as _, Postgres};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::StoreError;
+use super::error::{StoreError, refused_in_session};
 
 /// Connections per process (docs/scaling.md sizes PostgreSQL's `max_connections` with it).
 const MAX_CONNECTIONS: usize = 16;
@@ -300,18 +298,6 @@ impl PgConn {
         let wait = self.pool.statement_wait;
         let result = tokio::time::timeout(wait, self.start()?.execute(sqlx::raw_sql(sql))).await;
         self.settle(result).map(drop)
-    }
-}
-
-/// True when the server refused a statement and the session goes on: an `ERROR`, after which
-/// the connection is in step. `FATAL` and `PANIC` end the session (a restart or an operator
-/// terminating it), so that connection is gone.
-pub(crate) fn refused_in_session(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Database(db) => db
-            .try_downcast_ref::<PgDatabaseError>()
-            .is_none_or(|pg| !matches!(pg.severity(), PgSeverity::Fatal | PgSeverity::Panic)),
-        _ => false,
     }
 }
 

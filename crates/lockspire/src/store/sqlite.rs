@@ -17,8 +17,9 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+use super::db::MIGRATOR;
 use super::db::{Param, Row};
-use super::{MIGRATOR, StoreError};
+use super::error::StoreError;
 
 /// How long a statement waits for another process's write lock before failing as busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -11,7 +11,8 @@ use crate::protocol::params::Params;
 use crate::protocol::pkce::{CodeChallenge, check_verifier};
 use crate::protocol::provider::Provider;
 use crate::secrets::token_key;
-use crate::store::{Consumed, GrantRecord, TokenKind, TokenRecord, parse_json_list};
+use crate::store::db::parse_json_list;
+use crate::store::{Consumed, GrantRecord, TokenKind, TokenRecord};
 
 fn invalid_grant(reason: &'static str) -> OAuthError {
     OAuthError::new(

@@ -19,9 +19,8 @@ use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::id_token::{self, IdTokenInput};
 use crate::protocol::provider::Provider;
 use crate::secrets::{random_id, time_ordered_token, token_key};
-use crate::store::{
-    Actor, GrantRecord, Outcome, RevokedGrant, TokenKind, TokenRecord, Tx, to_json_list,
-};
+use crate::store::db::to_json_list;
+use crate::store::{Actor, GrantRecord, Outcome, RevokedGrant, TokenKind, TokenRecord, Tx};
 
 /// A successful token response (RFC 6749 §5.1; OIDC Core §3.1.3.3). The web layer always sends
 /// it with `Cache-Control: no-store`.

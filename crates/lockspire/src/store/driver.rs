@@ -1,0 +1,152 @@
+//! Which database, and its connections: the one place that dispatches between SQLite (its C
+//! API on the calling thread, [`super::sqlite`]) and PostgreSQL (sqlx's typed driver,
+//! [`super::pg_pool`]). Everything above writes each statement once.
+
+use std::sync::Arc;
+
+use super::db::{MIGRATOR, Param, Row, pg_query};
+use super::error::StoreError;
+use super::pg_pool::{PgConn, PgPool};
+use super::sqlite;
+
+/// A database handle: which driver, and its connections.
+#[derive(Clone, Debug)]
+pub(crate) enum Db {
+    Sqlite(Arc<sqlite::SqliteDb>),
+    Postgres(PgPool),
+}
+
+impl Db {
+    /// Opens the database `url` names.
+    pub(super) async fn open(url: &str) -> Result<Self, StoreError> {
+        Ok(if url.starts_with("sqlite:") {
+            Db::Sqlite(Arc::new(sqlite::SqliteDb::open(url, sqlite_readers())?))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Db::Postgres(PgPool::connect(url).await?)
+        } else {
+            return Err(StoreError::UnsupportedUrl);
+        })
+    }
+
+    /// Starts a write transaction.
+    pub(super) async fn begin(&self) -> Result<Tx, StoreError> {
+        let inner = match self {
+            Db::Sqlite(db) => TxInner::Sqlite(db.begin().await?),
+            Db::Postgres(pool) => {
+                let mut conn = pool.acquire().await?;
+                conn.begin().await?;
+                TxInner::Postgres(conn)
+            }
+        };
+        Ok(Tx { inner })
+    }
+
+    /// Applies every embedded migration not yet applied.
+    pub(super) async fn migrate(&self) -> Result<(), StoreError> {
+        match self {
+            Db::Sqlite(db) => db.migrate().await,
+            Db::Postgres(pool) => pool.acquire().await?.migrate(&MIGRATOR).await,
+        }
+    }
+
+    /// One write statement outside a transaction; returns the rows changed.
+    pub(super) async fn execute(
+        &self,
+        sql: &'static str,
+        params: Vec<Param>,
+    ) -> Result<u64, StoreError> {
+        match self {
+            Db::Sqlite(db) => db.execute(sql, params).await,
+            Db::Postgres(pool) => pool.acquire().await?.execute(pg_query(sql, params)).await,
+        }
+    }
+
+    /// A read, decoded with `f`.
+    pub(super) async fn fetch_all<T>(
+        &self,
+        sql: &'static str,
+        params: Vec<Param>,
+        f: impl Fn(&Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        match self {
+            Db::Sqlite(db) => db.read(sql, &params, f).await,
+            Db::Postgres(pool) => pool
+                .acquire()
+                .await?
+                .fetch_all(pg_query(sql, params))
+                .await?
+                .iter()
+                .map(|r| f(&Row::Postgres(r)))
+                .collect(),
+        }
+    }
+
+    /// A read of at most one row (a key lookup). It reads the whole answer, as [`Self::fetch_all`]
+    /// does: stopping after the first row leaves the rest of PostgreSQL's answer for the pool
+    /// to drain when the connection is released.
+    pub(super) async fn fetch_optional<T>(
+        &self,
+        sql: &'static str,
+        params: Vec<Param>,
+        f: impl Fn(&Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        Ok(self.fetch_all(sql, params, f).await?.into_iter().next())
+    }
+}
+
+/// A transaction spanning one protocol step; dropped without commit, it rolls back.
+pub struct Tx {
+    inner: TxInner,
+}
+
+enum TxInner {
+    Sqlite(sqlite::SqliteTx),
+    Postgres(PgConn),
+}
+
+impl Tx {
+    /// A write statement in the transaction; returns the rows changed.
+    pub(super) async fn execute(
+        &mut self,
+        sql: &'static str,
+        params: Vec<Param>,
+    ) -> Result<u64, StoreError> {
+        match &mut self.inner {
+            TxInner::Sqlite(tx) => tx.execute(sql, &params),
+            TxInner::Postgres(conn) => conn.execute(pg_query(sql, params)).await,
+        }
+    }
+
+    /// A query in the transaction returning at most one row.
+    pub(super) async fn fetch_optional<T>(
+        &mut self,
+        sql: &'static str,
+        params: Vec<Param>,
+        f: impl Fn(&Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        match &mut self.inner {
+            TxInner::Sqlite(tx) => Ok(tx.query(sql, &params, f)?.into_iter().next()),
+            TxInner::Postgres(conn) => conn
+                .fetch_all(pg_query(sql, params))
+                .await?
+                .first()
+                .map(|r| f(&Row::Postgres(r)))
+                .transpose(),
+        }
+    }
+}
+
+impl Tx {
+    /// Commits the step.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self.inner {
+            TxInner::Sqlite(tx) => tx.commit().await,
+            TxInner::Postgres(mut conn) => conn.commit().await,
+        }
+    }
+}
+
+/// SQLite reader connections: enough for the runtime's worker threads to read at once.
+fn sqlite_readers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8))
+}

@@ -1,0 +1,258 @@
+//! Grants (what a user approved for a client in one authorization) and standing consents. A
+//! revoked grant takes every code and token issued from it along.
+
+use serde::{Deserialize, Serialize};
+
+use super::audit::AuditEvent;
+use super::db::{Row, get, params, parse_json_list, to_json_list};
+use super::driver::Tx;
+use super::error::StoreError;
+use super::handle::Store;
+use crate::clock::UnixTime;
+
+/// Facts about an authorization kept with its grant (JSON column `details`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct GrantDetails {
+    /// The OIDC `claims` request (OIDC Core §5.5), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<serde_json::Value>,
+    /// `acr` the host reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    /// `amr` the host reported.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+}
+
+/// A grant: what a user approved for a client in one authorization.
+#[derive(Clone, Debug)]
+pub struct GrantRecord {
+    /// Grant id.
+    pub id: String,
+    /// Tenant.
+    pub tenant_id: String,
+    /// Client.
+    pub client_id: String,
+    /// Subject.
+    pub subject: String,
+    /// Space-separated scopes.
+    pub scopes: String,
+    /// JSON array of resource indicators.
+    pub resources: String,
+    /// JSON of [`GrantDetails`].
+    pub details: String,
+    /// When the user authenticated.
+    pub auth_time: UnixTime,
+    /// Creation time.
+    pub created_at: UnixTime,
+    /// Bound on the whole refresh family.
+    pub expires_at: UnixTime,
+}
+
+impl GrantRecord {
+    pub(crate) fn from_row(r: &Row<'_>) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: get(r, "id")?,
+            tenant_id: get(r, "tenant_id")?,
+            client_id: get(r, "client_id")?,
+            subject: get(r, "subject")?,
+            scopes: get(r, "scopes")?,
+            resources: get(r, "resources")?,
+            details: get(r, "details")?,
+            auth_time: get(r, "auth_time")?,
+            created_at: get(r, "created_at")?,
+            expires_at: get(r, "expires_at")?,
+        })
+    }
+
+    /// Parsed details.
+    pub fn details(&self) -> Result<GrantDetails, StoreError> {
+        serde_json::from_str(&self.details)
+            .map_err(|e| StoreError::Corrupt(format!("grant details: {e}")))
+    }
+}
+
+/// Standing consent.
+#[derive(Clone, Debug, Default)]
+pub struct ConsentRecord {
+    /// Consented scopes.
+    pub scopes: Vec<String>,
+    /// Consented resources.
+    pub resources: Vec<String>,
+    /// Standard claims consented to through a `claims` request (OIDC Core §5.5), beyond what
+    /// the scopes release.
+    pub claims: Vec<String>,
+}
+
+impl ConsentRecord {
+    pub(crate) fn from_row(r: &Row<'_>) -> Result<Self, StoreError> {
+        let scopes: String = get(r, "scopes")?;
+        let resources: String = get(r, "resources")?;
+        let claims: String = get(r, "claims")?;
+        Ok(Self {
+            scopes: scopes
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            resources: parse_json_list(&resources)?,
+            claims: parse_json_list(&claims)?,
+        })
+    }
+
+    pub(crate) fn scopes_text(&self) -> String {
+        self.scopes.join(" ")
+    }
+
+    pub(crate) fn resources_json(&self) -> String {
+        to_json_list(&self.resources)
+    }
+
+    pub(crate) fn claims_json(&self) -> String {
+        to_json_list(&self.claims)
+    }
+
+    /// True when this consent covers every requested scope, resource and claim beyond the
+    /// scopes: only then may a request skip the consent page (OIDC Core §3.1.2.4).
+    pub fn covers(&self, scopes: &[String], resources: &[String], claims: &[String]) -> bool {
+        scopes.iter().all(|s| self.scopes.contains(s))
+            && resources.iter().all(|r| self.resources.contains(r))
+            && claims.iter().all(|c| self.claims.contains(c))
+    }
+
+    /// Adds what a request asked for and the user just approved.
+    pub(crate) fn extend(&mut self, scopes: &[String], resources: &[String], claims: &[String]) {
+        for (held, asked) in [
+            (&mut self.scopes, scopes),
+            (&mut self.resources, resources),
+            (&mut self.claims, claims),
+        ] {
+            for item in asked {
+                if !held.contains(item) {
+                    held.push(item.clone());
+                }
+            }
+        }
+    }
+}
+
+/// A grant that is unrevoked, unexpired and whose client is active.
+const LIVE_GRANT: &str = "SELECT g.id, g.tenant_id, g.client_id, g.subject, g.scopes, g.resources, g.details, g.auth_time, g.created_at, g.expires_at \
+     FROM grants g JOIN clients c ON c.tenant_id = g.tenant_id AND c.client_id = g.client_id \
+     WHERE g.id = $1 AND g.revoked_at IS NULL AND g.expires_at > $2 AND c.status = 'active'";
+
+/// Revokes a grant; its codes and tokens stop working with it (they are checked against it).
+const REVOKE_GRANT: &str = "UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL";
+
+impl Store {
+    /// The standing consent of `subject` for `client_id`.
+    pub async fn consent(
+        &self,
+        tenant: &str,
+        subject: &str,
+        client_id: &str,
+    ) -> Result<Option<ConsentRecord>, StoreError> {
+        self.db.fetch_optional("SELECT scopes, resources, claims FROM consents WHERE tenant_id = $1 AND subject = $2 AND client_id = $3", params![tenant, subject, client_id], ConsentRecord::from_row).await
+    }
+    /// The grant `id` if it is still live (unrevoked, unexpired, its client active), read
+    /// outside any transaction.
+    pub async fn live_grant(
+        &self,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<Option<GrantRecord>, StoreError> {
+        self.db
+            .fetch_optional(LIVE_GRANT, params![id, now], GrantRecord::from_row)
+            .await
+    }
+    /// The grant a token came from.
+    pub async fn grant(&self, id: &str) -> Result<Option<GrantRecord>, StoreError> {
+        self.db.fetch_optional("SELECT id, tenant_id, client_id, subject, scopes, resources, details, auth_time, created_at, expires_at \
+             FROM grants WHERE id = $1", params![id], GrantRecord::from_row).await
+    }
+    /// Revokes a grant and with it every code and token issued from it.
+    pub async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> Result<(), StoreError> {
+        self.db
+            .execute(REVOKE_GRANT, params![now, grant_id])
+            .await?;
+        Ok(())
+    }
+    /// The clients `subject` has standing consent for, with what was consented.
+    pub async fn consents_of(
+        &self,
+        tenant: &str,
+        subject: &str,
+    ) -> Result<Vec<(String, ConsentRecord, UnixTime)>, StoreError> {
+        self.db
+            .fetch_all(
+                "SELECT client_id, scopes, resources, claims, updated_at FROM consents \
+             WHERE tenant_id = $1 AND subject = $2 ORDER BY updated_at DESC, client_id",
+                params![tenant, subject],
+                |r| {
+                    Ok((
+                        get(r, "client_id")?,
+                        ConsentRecord::from_row(r)?,
+                        get(r, "updated_at")?,
+                    ))
+                },
+            )
+            .await
+    }
+    /// Withdraws `subject`'s consent for `client_id` and revokes every grant between them (and
+    /// so every token issued from those grants). Returns false when there was nothing to revoke.
+    pub async fn revoke_authorization(
+        &self,
+        tenant: &str,
+        subject: &str,
+        client_id: &str,
+        now: UnixTime,
+        event: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let grants = tx.execute("UPDATE grants SET revoked_at = $1 WHERE tenant_id = $2 AND subject = $3 AND client_id = $4 AND revoked_at IS NULL", params![now, tenant, subject, client_id]).await?;
+        let consents = tx
+            .execute(
+                "DELETE FROM consents WHERE tenant_id = $1 AND subject = $2 AND client_id = $3",
+                params![tenant, subject, client_id],
+            )
+            .await?;
+        if grants + consents > 0 {
+            tx.audit(event).await?;
+        }
+        tx.commit().await?;
+        Ok(grants + consents > 0)
+    }
+}
+
+impl Tx {
+    /// Inserts a grant.
+    pub async fn insert_grant(&mut self, g: &GrantRecord) -> Result<(), StoreError> {
+        self.execute("INSERT INTO grants (id, tenant_id, client_id, subject, scopes, resources, details, auth_time, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)", params![g.id, g.tenant_id, g.client_id, g.subject, g.scopes, g.resources, g.details, g.auth_time, g.created_at, g.expires_at]).await?;
+        Ok(())
+    }
+    /// Records or widens standing consent.
+    pub async fn upsert_consent(
+        &mut self,
+        tenant: &str,
+        subject: &str,
+        client_id: &str,
+        consent: &ConsentRecord,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        self.execute("INSERT INTO consents (tenant_id, subject, client_id, scopes, resources, claims, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (tenant_id, subject, client_id) DO UPDATE SET scopes = $4, resources = $5, claims = $6, updated_at = $7",
+             params![tenant, subject, client_id, consent.scopes_text(), consent.resources_json(), consent.claims_json(), now]).await?;
+        Ok(())
+    }
+    /// Reads a grant inside the step, with the client status, to decide whether tokens may be
+    /// issued from it.
+    pub async fn live_grant(
+        &mut self,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<Option<GrantRecord>, StoreError> {
+        self.fetch_optional(LIVE_GRANT, params![id, now], GrantRecord::from_row)
+            .await
+    }
+}

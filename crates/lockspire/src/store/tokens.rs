@@ -1,0 +1,310 @@
+//! Codes, access tokens and refresh tokens, stored as digests (RFC 6819 §5.1.4.1.3). Codes and
+//! refresh tokens are single-use: consumed by one conditional write, and a replay revokes the
+//! grant they came from (RFC 6749 §4.1.2, RFC 9700 §4.14.2).
+
+use super::db::{Param, Row, get, params, parse_json_list};
+use super::driver::Tx;
+use super::error::StoreError;
+use super::group_commit;
+use super::handle::Store;
+use crate::clock::UnixTime;
+
+/// What a token row is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenKind {
+    /// Authorization code (RFC 6749 §1.3.1).
+    Code,
+    /// Access token (RFC 6749 §1.4).
+    Access,
+    /// Refresh token (RFC 6749 §1.5).
+    Refresh,
+}
+
+impl TokenKind {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Code => "code",
+            Self::Access => "access",
+            Self::Refresh => "refresh",
+        }
+    }
+}
+
+/// A code, access token or refresh token row.
+#[derive(Clone, Debug)]
+pub struct TokenRecord {
+    /// SHA-256 digest of the artifact.
+    pub digest: String,
+    /// Tenant.
+    pub tenant_id: String,
+    /// Kind.
+    pub kind: TokenKind,
+    /// Grant it came from (`None` for client credentials).
+    pub grant_id: Option<String>,
+    /// Client it was issued to.
+    pub client_id: String,
+    /// Subject, when issued for a user.
+    pub subject: Option<String>,
+    /// Space-separated scopes.
+    pub scopes: String,
+    /// JSON array of audiences / resources.
+    pub resources: String,
+    /// Issue time.
+    pub created_at: UnixTime,
+    /// Expiry.
+    pub expires_at: UnixTime,
+    /// When used (codes, rotated refresh tokens).
+    pub consumed_at: Option<UnixTime>,
+    /// When revoked.
+    pub revoked_at: Option<UnixTime>,
+    /// Code: the redirect_uri of the authorization request (empty when omitted).
+    pub redirect_uri: Option<String>,
+    /// Code: PKCE S256 challenge.
+    pub code_challenge: Option<String>,
+    /// Code: OIDC nonce.
+    pub nonce: Option<String>,
+    /// Access token format.
+    pub format: Option<String>,
+    /// JWT id.
+    pub jti: Option<String>,
+    /// RFC 8705 `x5t#S256` of the certificate the token is bound to.
+    pub cnf_x5t: Option<String>,
+}
+
+impl TokenRecord {
+    pub(crate) fn from_row(r: &Row<'_>) -> Result<Self, StoreError> {
+        let kind: String = get(r, "kind")?;
+        Ok(Self {
+            digest: get(r, "digest")?,
+            tenant_id: get(r, "tenant_id")?,
+            kind: match kind.as_str() {
+                "code" => TokenKind::Code,
+                "access" => TokenKind::Access,
+                "refresh" => TokenKind::Refresh,
+                other => return Err(StoreError::Corrupt(format!("token kind {other}"))),
+            },
+            grant_id: get(r, "grant_id")?,
+            client_id: get(r, "client_id")?,
+            subject: get(r, "subject")?,
+            scopes: get(r, "scopes")?,
+            resources: get(r, "resources")?,
+            created_at: get(r, "created_at")?,
+            expires_at: get(r, "expires_at")?,
+            consumed_at: get(r, "consumed_at")?,
+            revoked_at: get(r, "revoked_at")?,
+            redirect_uri: get(r, "redirect_uri")?,
+            code_challenge: get(r, "code_challenge")?,
+            nonce: get(r, "nonce")?,
+            format: get(r, "format")?,
+            jti: get(r, "jti")?,
+            cnf_x5t: get(r, "cnf_x5t")?,
+        })
+    }
+
+    /// Scopes as a list.
+    pub fn scope_list(&self) -> Vec<String> {
+        self.scopes
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Resources as a list.
+    pub fn resource_list(&self) -> Result<Vec<String>, StoreError> {
+        parse_json_list(&self.resources)
+    }
+}
+
+/// The columns of a token row, qualified by the alias `t` (static text, so every statement
+/// stays a `&'static str`).
+macro_rules! token_columns {
+    () => {
+        "t.digest, t.tenant_id, t.kind, t.grant_id, t.client_id, t.subject, t.scopes, t.resources, \
+         t.created_at, t.expires_at, t.consumed_at, t.revoked_at, t.redirect_uri, t.code_challenge, t.nonce, t.format, t.jti, t.cnf_x5t"
+    };
+}
+
+/// Inserts one code or token row.
+const INSERT_TOKEN: &str = "INSERT INTO tokens (digest, tenant_id, kind, grant_id, client_id, subject, scopes, resources, created_at, \
+     expires_at, redirect_uri, code_challenge, nonce, format, jti, cnf_x5t) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+
+/// [`INSERT_TOKEN`] for many rows in one PostgreSQL statement: each parameter is one column's
+/// values as an array, in [`INSERT_TOKEN`]'s order and types. A batch then costs one round trip
+/// and one commit, where a transaction of single-row inserts costs one round trip per row.
+const INSERT_TOKENS_PG: &str = "INSERT INTO tokens (digest, tenant_id, kind, grant_id, client_id, subject, scopes, resources, created_at, \
+     expires_at, redirect_uri, code_challenge, nonce, format, jti, cnf_x5t) \
+     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
+     $8::text[], $9::bigint[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[])";
+
+/// The group commit appends with [`INSERT_TOKEN`] and [`INSERT_TOKENS_PG`].
+pub(super) const TOKENS: group_commit::Table = group_commit::Table {
+    insert: INSERT_TOKEN,
+    insert_many_pg: INSERT_TOKENS_PG,
+};
+
+/// The parameters of [`INSERT_TOKEN`].
+pub(super) fn token_params(t: &TokenRecord) -> Vec<Param> {
+    params![
+        t.digest,
+        t.tenant_id,
+        t.kind.as_str(),
+        t.grant_id,
+        t.client_id,
+        t.subject,
+        t.scopes,
+        t.resources,
+        t.created_at,
+        t.expires_at,
+        t.redirect_uri,
+        t.code_challenge,
+        t.nonce,
+        t.format,
+        t.jti,
+        t.cnf_x5t,
+    ]
+}
+
+/// A grant revoked because a token issued from it was replayed.
+#[derive(Debug)]
+pub struct RevokedGrant {
+    /// The grant.
+    pub id: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// Its user.
+    pub subject: String,
+}
+
+/// The result of trying to use a single-use token.
+#[derive(Debug)]
+pub enum Consumed {
+    /// This call consumed it; no other call can.
+    Now(Box<TokenRecord>),
+    /// It had already been consumed: a replay. Its grant has been revoked in this transaction
+    /// (`Some`: the grant this call revoked; `None`: an earlier replay revoked it already).
+    Replayed(Option<Box<RevokedGrant>>),
+    /// Unknown, expired or revoked.
+    Invalid,
+}
+
+impl Store {
+    /// A usable token: unexpired, unrevoked, unconsumed, its grant unrevoked and its client
+    /// active. One indexed read.
+    pub async fn active_token(
+        &self,
+        digest: &str,
+        now: UnixTime,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        self.db.fetch_optional(concat!(
+            "SELECT ",
+            token_columns!(),
+            " FROM tokens t \
+             JOIN clients c ON c.tenant_id = t.tenant_id AND c.client_id = t.client_id \
+             LEFT JOIN grants g ON g.id = t.grant_id \
+             WHERE t.digest = $1 AND t.expires_at > $2 AND t.revoked_at IS NULL AND t.consumed_at IS NULL \
+               AND t.kind <> 'code' AND c.status = 'active' \
+               AND (t.grant_id IS NULL OR (g.revoked_at IS NULL AND g.expires_at > $2))"
+        ), params![digest, now], TokenRecord::from_row).await
+    }
+    /// A token of any state, for revocation (RFC 7009 accepts expired and used tokens).
+    pub async fn any_token(&self, digest: &str) -> Result<Option<TokenRecord>, StoreError> {
+        self.db
+            .fetch_optional(
+                concat!(
+                    "SELECT ",
+                    token_columns!(),
+                    " FROM tokens t WHERE t.digest = $1 AND t.kind <> 'code'"
+                ),
+                params![digest],
+                TokenRecord::from_row,
+            )
+            .await
+    }
+    /// A token of any kind and state, read without locking: lets a step fetch what it needs from
+    /// the host before its transaction starts. Decisions are still made by the conditional
+    /// write inside the transaction.
+    pub async fn peek_token(&self, digest: &str) -> Result<Option<TokenRecord>, StoreError> {
+        self.db
+            .fetch_optional(
+                concat!(
+                    "SELECT ",
+                    token_columns!(),
+                    " FROM tokens t WHERE t.digest = $1"
+                ),
+                params![digest],
+                TokenRecord::from_row,
+            )
+            .await
+    }
+    /// Inserts a token outside a transaction (client credentials: one write per token). The
+    /// write joins a group commit: concurrent inserts share one transaction, and each caller
+    /// returns only once its row is durably committed.
+    pub async fn insert_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
+        self.writer
+            .insert(group_commit::Append {
+                table: TOKENS,
+                params: token_params(t),
+            })
+            .await
+    }
+    /// Revokes one access token (RFC 7009 §2.1: revoking an access token revokes only it).
+    pub async fn revoke_token(&self, digest: &str, now: UnixTime) -> Result<(), StoreError> {
+        self.db
+            .execute(
+                "UPDATE tokens SET revoked_at = $1 WHERE digest = $2 AND revoked_at IS NULL",
+                params![now, digest],
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+impl Tx {
+    /// Inserts a code or token.
+    pub async fn insert_token(&mut self, t: &TokenRecord) -> Result<(), StoreError> {
+        self.execute(INSERT_TOKEN, token_params(t)).await?;
+        Ok(())
+    }
+    /// Redeems a code or rotates a refresh token: one conditional write. When the token was
+    /// already consumed, this is a replay (RFC 6749 §4.1.2, RFC 9700 §4.14.2) and its grant —
+    /// with every token issued from it — is revoked in the same transaction.
+    pub async fn consume(
+        &mut self,
+        kind: TokenKind,
+        digest: &str,
+        now: UnixTime,
+    ) -> Result<Consumed, StoreError> {
+        // SQLite's RETURNING cannot name a table alias, so the row is returned unqualified.
+        let row = self.fetch_optional("UPDATE tokens SET consumed_at = $1 \
+             WHERE digest = $2 AND kind = $3 AND consumed_at IS NULL AND revoked_at IS NULL AND expires_at > $1 \
+             RETURNING digest, tenant_id, kind, grant_id, client_id, subject, scopes, resources, created_at, expires_at, \
+             consumed_at, revoked_at, redirect_uri, code_challenge, nonce, format, jti, cnf_x5t", params![now, digest, kind.as_str()], TokenRecord::from_row).await?;
+        if let Some(token) = row {
+            return Ok(Consumed::Now(Box::new(token)));
+        }
+        let revoked = self.fetch_optional("UPDATE grants SET revoked_at = $1 WHERE revoked_at IS NULL AND id = \
+             (SELECT grant_id FROM tokens WHERE digest = $2 AND kind = $3 AND consumed_at IS NOT NULL) \
+             RETURNING id, client_id, subject", params![now, digest, kind.as_str()], |r| Ok(RevokedGrant {
+                id: get(r, "id")?,
+                client_id: get(r, "client_id")?,
+                subject: get(r, "subject")?,
+            })).await?;
+        if let Some(grant) = revoked {
+            return Ok(Consumed::Replayed(Some(Box::new(grant))));
+        }
+        let seen = self
+            .fetch_optional(
+                "SELECT 1 FROM tokens WHERE digest = $1 AND kind = $2 AND consumed_at IS NOT NULL",
+                params![digest, kind.as_str()],
+                |_| Ok(()),
+            )
+            .await?;
+        Ok(if seen.is_some() {
+            Consumed::Replayed(None)
+        } else {
+            Consumed::Invalid
+        })
+    }
+}
