@@ -1,4 +1,4 @@
-//! `lockspire keys …`: the signing key lifecycle (SURFACE S2).
+//! `lockspire keys …`: the signing key lifecycle.
 
 use clap::{Args, Subcommand};
 use lockspire::jose::SigningAlg;

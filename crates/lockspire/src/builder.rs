@@ -156,7 +156,7 @@ impl Builder {
         self
     }
 
-    /// The default access token format (SURFACE S10). Default: opaque.
+    /// The default access token format (opaque, or RFC 9068 JWT). Default: opaque.
     pub fn access_token_format(mut self, format: AccessTokenFormat) -> Self {
         self.access_token_format = format;
         self
@@ -246,7 +246,7 @@ impl Builder {
     }
 
     /// Checks every setting, opens and migrates the database, and makes sure an active signing
-    /// key exists for every supported alg (SURFACE S2: a first key is created on first start).
+    /// key exists for every supported alg (a first key is created on first start).
     pub async fn build(self) -> Result<Lockspire, ConfigError> {
         let mut parts = self.into_parts()?;
         let secrets = parts.secrets()?;

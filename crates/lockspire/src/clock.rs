@@ -1,4 +1,4 @@
-//! Time as whole seconds since the Unix epoch, from an injectable clock (SURFACE S0) so tests
+//! Time as whole seconds since the Unix epoch, from an injectable clock so tests
 //! can move time instead of sleeping.
 
 use std::sync::Arc;

@@ -87,7 +87,7 @@ pub enum RegistrationPolicy {
     Disabled,
 }
 
-/// What dynamic registration may ask for (SURFACE S20). `None` leaves a dimension open;
+/// What dynamic registration may ask for (RFC 7591 §2). `None` leaves a dimension open;
 /// operators registering through the library or the `lockspire` command are not limited.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RegistrationRules {
@@ -106,7 +106,7 @@ pub struct RegistrationRules {
     pub client_secret_lifetime: Option<i64>,
 }
 
-/// The format of access tokens (SURFACE S10).
+/// The format of access tokens: opaque, or JWT (RFC 9068).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AccessTokenFormat {
     /// Random opaque strings, validated by lookup or introspection.

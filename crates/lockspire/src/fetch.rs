@@ -1,5 +1,5 @@
 //! Outbound HTTP from the server (remote JWKS of clients, later client metadata documents),
-//! through one guarded client (SURFACE S7): https only, no redirects, short timeouts, a size cap,
+//! through one guarded client: https only, no redirects, short timeouts, a size cap,
 //! and no request to an address inside the server's own network — loopback, private,
 //! link-local (cloud metadata) or otherwise special — unless the server runs in development
 //! mode, where loopback is allowed.

@@ -1,4 +1,4 @@
-//! The host seam (SURFACE S23): how Lockspire learns who is signed in, without owning users,
+//! The host seam: how Lockspire learns who is signed in, without owning users,
 //! passwords, sessions or login UI.
 //!
 //! The host implements [`AccountResolver`]. Lockspire calls it while an authorization is in
@@ -115,7 +115,7 @@ impl HostError {
     }
 }
 
-/// The one trait a host implements (SURFACE S23).
+/// The one trait a host implements.
 ///
 /// `Parts` is the incoming request, so the implementation can run the host's own extractors
 /// (for example axum-login's `AuthSession`) to read its session.
@@ -207,7 +207,7 @@ impl DynResolver for NoHost {
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What a consent page shows, and what its form must post back to `action`: the fields
-/// `interaction` and `csrf` unchanged, and `decision` = `allow` or `deny` (SURFACE S5).
+/// `interaction` and `csrf` unchanged, and `decision` = `allow` or `deny`.
 #[derive(Clone, Debug)]
 pub struct ConsentPage {
     /// Where the form posts (`POST`, `application/x-www-form-urlencoded`).

@@ -1,4 +1,4 @@
-//! Mutual TLS (RFC 8705, SURFACE S15): where a client certificate comes from, and what it
+//! Mutual TLS (RFC 8705): where a client certificate comes from, and what it
 //! proves.
 //!
 //! A certificate reaches Lockspire in one of two ways:

@@ -1,4 +1,4 @@
-//! Server secrets and the primitives every bearer artifact relies on (SURFACE S0, S2, S3).
+//! Server secrets and the primitives every bearer artifact relies on (RFC 6819 §5.1.4.1.3, RFC 6749 §10.10).
 //!
 //! One host-supplied 256-bit key is expanded with HKDF into independent subkeys: one seals
 //! private signing keys at rest (AES-256-GCM), one peppers client-secret digests (HMAC-SHA256),
@@ -33,7 +33,45 @@ pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     buf
 }
 
-/// A fresh bearer artifact: 256 bits from the CSPRNG, base64url (43 characters) (SURFACE S0).
+/// A credential held in memory: a client secret, an assertion, a code or a token. `Debug` and
+/// `Display` print `[redacted]`, so a value that holds one can be logged or printed without
+/// leaking it (RFC 6819 §5.1.4.1.3, RFC 9700 §4.14); the credential itself is reached only
+/// through [`Secret::expose`], and serializes as the plain string for the one response that
+/// hands it over.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a credential.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The credential itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+/// A fresh bearer artifact: 256 bits from the CSPRNG, base64url (43 characters) (RFC 6749 §10.10).
 pub(crate) fn random_token() -> String {
     b64(random_bytes::<32>())
 }
@@ -47,7 +85,7 @@ const TIME_ORDERED_LEN: usize = 51;
 
 /// A fresh token for the token table (codes, access and refresh tokens): 48 bits of issue time
 /// in milliseconds, then 256 bits from the CSPRNG, base64url (51 characters). The time is not
-/// secret (JWTs carry `iat`); the random part is what makes the token unguessable (SURFACE S0).
+/// secret (JWTs carry `iat`); the random part is what makes the token unguessable (RFC 6749 §10.10).
 /// Its stored key ([`token_key`]) starts with that time, so the keys of a burst of
 /// issuances sort next to each other: an insert touches the same few index pages as the last
 /// one instead of a random page of an index that grows with every token, which keeps each
@@ -224,7 +262,7 @@ impl ServerSecrets {
         Ok(plain.to_vec())
     }
 
-    /// Keyed digest of a client secret (SURFACE S3): HMAC-SHA256 under the server pepper.
+    /// Keyed digest of a client secret (RFC 6819 §5.1.4.1.3): HMAC-SHA256 under the server pepper.
     pub(crate) fn client_secret_digest(&self, secret: &str) -> String {
         b64(hmac::sign(&self.pepper, secret.as_bytes()))
     }
@@ -264,6 +302,17 @@ impl ServerSecrets {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_never_prints_but_serializes_for_its_response() {
+        let secret = Secret::new("s3cr3t-value");
+        assert!(!format!("{secret:?} {secret}").contains("s3cr3t"));
+        assert_eq!(secret.expose(), "s3cr3t-value");
+        assert_eq!(
+            serde_json::to_string(&secret).ok().as_deref(),
+            Some("\"s3cr3t-value\"")
+        );
+    }
 
     #[test]
     fn time_ordered_tokens_key_by_issue_time_then_digest() {

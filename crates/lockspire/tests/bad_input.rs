@@ -1,4 +1,4 @@
-//! Bad input (SURFACE S28): every malformed, missing, duplicated or oversized parameter gets the
+//! Bad input: every malformed, missing, duplicated or oversized parameter gets the
 //! RFC error and status — never a 500, never a panic.
 
 mod common;

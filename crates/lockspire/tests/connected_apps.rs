@@ -1,4 +1,4 @@
-//! The host-facing grant API (SURFACE S5) and pruning of expired rows (SURFACE S26).
+//! The host-facing grant API and pruning of expired rows.
 
 mod common;
 

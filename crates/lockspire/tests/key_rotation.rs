@@ -1,4 +1,4 @@
-//! Signing key lifecycle (SURFACE S2): upcoming → active → retiring → retired.
+//! Signing key lifecycle: upcoming → active → retiring → retired.
 
 mod common;
 

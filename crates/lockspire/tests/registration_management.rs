@@ -1,5 +1,5 @@
 //! Client configuration (RFC 7592), minted initial access tokens (RFC 7591 §3) and the
-//! registration allow-lists (SURFACE S20).
+//! registration allow-lists (RFC 7591 §2).
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Storage rules (SURFACE S0, S26): bearer artifacts and secrets exist in the database only as
+//! Storage rules: bearer artifacts and secrets exist in the database only as
 //! digests, private keys only sealed, and single-use transitions are atomic.
 
 mod common;

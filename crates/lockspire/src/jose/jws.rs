@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::keys::{KeyError, KeyRing, SigningKey};
 use crate::secrets::{b64, b64_decode};
 
-/// Largest JWT Lockspire will parse; bounds work done on attacker-supplied input (SURFACE S28).
+/// Largest JWT Lockspire will parse; bounds work done on attacker-supplied input.
 pub const MAX_JWT_LEN: usize = 16 * 1024;
 
 #[derive(Serialize)]

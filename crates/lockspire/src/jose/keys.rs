@@ -1,4 +1,4 @@
-//! Signing keys (SURFACE S2): generation, JWK export, RFC 7638 `kid`, sealed storage, and the
+//! Signing keys (RFC 7517, RFC 7518 §3): generation, JWK export, RFC 7638 `kid`, sealed storage, and the
 //! in-memory key ring that keeps every key parsed once.
 
 use std::collections::HashMap;
@@ -73,7 +73,7 @@ impl FromStr for SigningAlg {
     }
 }
 
-/// Where a key is in its lifecycle (SURFACE S2): published before use, kept after retirement.
+/// Where a key is in its lifecycle: published before use, kept after retirement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyStatus {
     /// Published in JWKS, not yet used to sign.

@@ -282,10 +282,11 @@ impl ClientMetadata {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn client(uris: &[&str]) -> ClientMetadata {
+    /// A native public client with these redirect URIs.
+    pub(crate) fn metadata(uris: &[&str]) -> ClientMetadata {
         ClientMetadata {
             redirect_uris: uris.iter().map(|s| s.to_string()).collect(),
             token_endpoint_auth_method: AuthMethod::None,
@@ -320,7 +321,7 @@ mod tests {
 
     #[test]
     fn redirect_uri_must_match_exactly() {
-        let c = client(&["https://app.example/cb"]);
+        let c = metadata(&["https://app.example/cb"]);
         assert!(c.match_redirect_uri("https://app.example/cb").is_some());
         for near in [
             "https://app.example/cb/",
@@ -336,7 +337,7 @@ mod tests {
 
     #[test]
     fn loopback_ip_redirect_of_a_web_client_matches_only_exactly() {
-        let mut c = client(&["http://127.0.0.1:8080/cb"]);
+        let mut c = metadata(&["http://127.0.0.1:8080/cb"]);
         c.application_type = "web".into();
         assert!(c.match_redirect_uri("http://127.0.0.1:8080/cb").is_some());
         assert!(c.match_redirect_uri("http://127.0.0.1:8081/cb").is_none());
@@ -345,7 +346,7 @@ mod tests {
 
     #[test]
     fn loopback_ip_redirect_of_a_native_client_matches_any_port_only() {
-        let c = client(&["http://127.0.0.1/cb", "http://localhost/cb"]);
+        let c = metadata(&["http://127.0.0.1/cb", "http://localhost/cb"]);
         assert!(c.match_redirect_uri("http://127.0.0.1:51234/cb").is_some());
         assert!(
             c.match_redirect_uri("http://127.0.0.1:51234/other")

@@ -65,7 +65,7 @@ fn check_web_uri(field: &str, uri: &str) -> Result<(), OAuthError> {
 
 const MAX_STRING: usize = 2048;
 
-/// Algs a client may sign assertions with (SURFACE S7); never `none` or an HMAC for keys.
+/// Algs a client may sign assertions with (RFC 7523 §3, OIDC Core §9); never `none` or an HMAC for keys.
 pub(crate) const ASSERTION_ALGS: [&str; 4] = ["RS256", "PS256", "ES256", "EdDSA"];
 
 /// JWK members that only private or symmetric keys have.

@@ -1,7 +1,7 @@
 //! Client authentication at the token, introspection and revocation endpoints
 //! (RFC 6749 §2.3, RFC 7523 §3, OIDC Core §9). A client must use exactly the method it
 //! registered; presenting credentials in two ways, or in a way it did not register, is
-//! `invalid_client` (SURFACE S7). Every failure is also written to the audit log with its reason.
+//! `invalid_client` (RFC 6749 §5.2). Every failure is also written to the audit log with its reason.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -15,7 +15,7 @@ use crate::model::client::AuthMethod;
 use crate::mtls::ClientCertificate;
 use crate::protocol::error::{Challenge, ErrorCode, OAuthError};
 use crate::protocol::provider::Provider;
-use crate::secrets::b64_decode;
+use crate::secrets::{Secret, b64_decode};
 use crate::store::{AuditEvent, ClientRecord, ClientStatus};
 
 /// RFC 7523 §2.2: the only assertion type accepted.
@@ -31,13 +31,13 @@ const MAX_ASSERTION_LIFETIME: i64 = 600;
 #[derive(Debug)]
 pub(crate) enum Presented {
     /// `Authorization: Basic` (RFC 6749 §2.3.1).
-    Basic { client_id: String, secret: String },
+    Basic { client_id: String, secret: Secret },
     /// `client_id` and `client_secret` in the body.
-    Post { client_id: String, secret: String },
+    Post { client_id: String, secret: Secret },
     /// A JWT assertion (RFC 7523 §2.2); `client_id` only when the body also carried it.
     Assertion {
         client_id: Option<String>,
-        assertion: String,
+        assertion: Secret,
     },
     /// Only `client_id`: a public client.
     None { client_id: String },
@@ -162,7 +162,7 @@ pub(crate) fn presented(
         };
         return Ok(Presented::Assertion {
             client_id: form_id.map(str::to_owned),
-            assertion: assertion.to_owned(),
+            assertion: Secret::new(assertion),
         });
     }
     if let Some(header) = authorization {
@@ -181,7 +181,10 @@ pub(crate) fn presented(
                 true,
             ));
         }
-        return Ok(Presented::Basic { client_id, secret });
+        return Ok(Presented::Basic {
+            client_id,
+            secret: Secret::new(secret),
+        });
     }
     let client_id = form_id
         .ok_or_else(|| invalid_client("no client credentials", false))?
@@ -189,7 +192,7 @@ pub(crate) fn presented(
     Ok(match form_secret {
         Some(secret) => Presented::Post {
             client_id,
-            secret: secret.to_owned(),
+            secret: Secret::new(secret),
         },
         None => Presented::None { client_id },
     })
@@ -262,7 +265,7 @@ async fn verify(
         Presented::Assertion {
             client_id,
             assertion,
-        } => return verify_assertion(p, client_id, &assertion, endpoint).await,
+        } => return verify_assertion(p, client_id, assertion.expose(), endpoint).await,
     };
     let record = load(p, &client_id).await?;
     let registered = record.metadata.token_endpoint_auth_method;
@@ -286,7 +289,7 @@ async fn verify(
         let ok = record
             .secret_digest
             .as_deref()
-            .is_some_and(|digest| p.secrets.verify_client_secret(&secret, digest));
+            .is_some_and(|digest| p.secrets.verify_client_secret(secret.expose(), digest));
         if !ok {
             return Err(Ok(fail("wrong client secret", Some(&client_id))));
         }

@@ -1,4 +1,4 @@
-//! Interactions (SURFACE S5): a validated authorization request waiting for the host to sign
+//! Interactions (RFC 6749 §4.1.1, OIDC Core §3.1.2.3-4): a validated authorization request waiting for the host to sign
 //! the user in and for the user to consent.
 //!
 //! Each interaction is bound to the browser that started it (a cookie whose digest is stored)

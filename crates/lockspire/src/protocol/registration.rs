@@ -13,7 +13,7 @@ use crate::store::{Actor, ClientRecord, ClientStatus, Outcome};
 
 /// A registered client as the registration response returns it (RFC 7591 §3.2.1). The secret
 /// appears here once and is never retrievable again.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct RegisteredClient {
     /// The new client id.
     pub client_id: String,
@@ -34,6 +34,25 @@ pub struct RegisteredClient {
     /// The stored metadata.
     #[serde(flatten)]
     pub metadata: ClientMetadata,
+}
+
+/// The secret and the registration access token are credentials: never printed.
+impl std::fmt::Debug for RegisteredClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |v: &Option<String>| v.as_ref().map(|_| "[redacted]");
+        f.debug_struct("RegisteredClient")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &redacted(&self.client_secret))
+            .field("client_id_issued_at", &self.client_id_issued_at)
+            .field("client_secret_expires_at", &self.client_secret_expires_at)
+            .field(
+                "registration_access_token",
+                &redacted(&self.registration_access_token),
+            )
+            .field("registration_client_uri", &self.registration_client_uri)
+            .field("metadata", &self.metadata)
+            .finish()
+    }
 }
 
 fn invalid_token(description: &'static str) -> OAuthError {
@@ -61,7 +80,7 @@ fn object(body: Value) -> Result<serde_json::Map<String, Value>, OAuthError> {
     }
 }
 
-/// The server's allow-lists for dynamic registration (SURFACE S20): a client cannot register
+/// The server's allow-lists for dynamic registration (RFC 7591 §2): a client cannot register
 /// anything the operator did not permit.
 fn check_rules(rules: &RegistrationRules, m: &ClientMetadata) -> Result<(), OAuthError> {
     let refuse = |what: String| Err(OAuthError::new(ErrorCode::InvalidClientMetadata, what));
@@ -478,7 +497,7 @@ pub(crate) async fn delete(
 }
 
 /// Seals a client_secret_jwt secret: the server needs it in clear to check HMACs, so it is kept
-/// only under AEAD bound to the client (SURFACE S7), never for other methods.
+/// only under AEAD bound to the client (OIDC Core §9 needs the secret itself), never for other methods.
 pub(crate) fn seal_secret(p: &Provider, client_id: &str, secret: &str) -> String {
     p.secrets
         .seal(&secret_context(&p.tenant, client_id), secret.as_bytes())
@@ -505,5 +524,27 @@ fn credential_kind(m: AuthMethod) -> u8 {
         AuthMethod::ClientSecretJwt => 2,
         AuthMethod::PrivateKeyJwt => 3,
         AuthMethod::TlsClientAuth | AuthMethod::SelfSignedTlsClientAuth => 4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_registered_client_prints_without_its_credentials() {
+        let client = RegisteredClient {
+            client_id: "c1".into(),
+            client_secret: Some("the-client-secret".into()),
+            client_id_issued_at: 0,
+            client_secret_expires_at: Some(0),
+            registration_access_token: Some("the-registration-token".into()),
+            registration_client_uri: None,
+            metadata: crate::model::client::tests::metadata(&["https://app.example/cb"]),
+        };
+        let printed = format!("{client:?}");
+        assert!(printed.contains("c1"), "{printed}");
+        assert!(!printed.contains("the-client-secret"), "{printed}");
+        assert!(!printed.contains("the-registration-token"), "{printed}");
     }
 }

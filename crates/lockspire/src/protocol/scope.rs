@@ -30,7 +30,7 @@ const SCOPE_CLAIMS: &[(&str, &[&str])] = &[
     ("phone", &["phone_number", "phone_number_verified"]),
 ];
 
-/// Claims Lockspire alone sets; a host value for any of them is dropped (SURFACE S8).
+/// Claims Lockspire alone sets (OIDC Core §2, §5.1); a host value for any of them is dropped.
 pub(crate) const PROTOCOL_CLAIMS: &[&str] = &[
     "iss",
     "sub",

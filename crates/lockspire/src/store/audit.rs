@@ -10,7 +10,7 @@ use super::group_commit;
 use super::handle::Store;
 use crate::clock::UnixTime;
 
-/// A security-relevant event (SURFACE S27). `detail` never holds a secret.
+/// A security-relevant event. `detail` never holds a secret.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct AuditEvent {
     /// Tenant.
@@ -65,7 +65,7 @@ pub(crate) enum Outcome {
 }
 
 impl AuditEvent {
-    /// A security event (SURFACE S27): `action` by `actor`, with its outcome and reason, about
+    /// A security event: `action` by `actor`, with its outcome and reason, about
     /// a client and a user where there are ones.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn security(

@@ -1,4 +1,4 @@
-//! Group commit for independent single-row writes (SURFACE S26, performance design): rows that
+//! Group commit for independent single-row writes : rows that
 //! arrive while a commit is in flight are written together in the next transaction, so a burst
 //! of N token issuances (or N failed client authentications, each of which leaves an audit
 //! event, or N authorization requests, each of which starts an interaction) costs one durable

@@ -159,7 +159,7 @@ impl Store {
         self.changes.key_changes()
     }
 
-    /// Deletes rows nothing can use any more (SURFACE S26): expired codes and tokens (a revoked
+    /// Deletes rows nothing can use any more: expired codes and tokens (a revoked
     /// token stays until it expires, so its revocation is remembered), expired interactions and
     /// grants, and audit events older than `audit_before`. Returns the number of rows removed.
     ///

@@ -69,7 +69,7 @@ impl Store {
         Ok(())
     }
     /// The keys JWKS publishes at `now`: upcoming, active, and retiring until their
-    /// `retired_at` (SURFACE S2).
+    /// `retired_at`.
     pub async fn published_keys(
         &self,
         tenant: &str,

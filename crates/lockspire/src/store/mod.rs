@@ -1,4 +1,4 @@
-//! Storage (SURFACE S26): SQLite (embedded default) and PostgreSQL behind one set of
+//! Storage: SQLite (embedded default) and PostgreSQL behind one set of
 //! intent-named operations.
 //!
 //! Every statement is written once: both databases accept the same `$n` placeholders, types and

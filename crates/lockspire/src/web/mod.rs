@@ -20,7 +20,7 @@ use crate::protocol::error::OAuthError;
 use crate::protocol::params::Params;
 use crate::protocol::provider::Provider;
 
-/// Largest request body any endpoint reads (SURFACE S28).
+/// Largest request body any endpoint reads; larger ones get 413 before any parsing.
 pub(crate) const MAX_BODY: usize = 64 * 1024;
 
 pub(crate) fn router<S: Clone + Send + Sync + 'static>(p: Arc<Provider>) -> Router<S> {

@@ -7,6 +7,7 @@ use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::params::Params;
 use crate::protocol::provider::Provider;
 use crate::protocol::scope::parse_scope;
+use crate::secrets::Secret;
 
 /// Scopes that describe a user and so make no sense without one.
 const USER_SCOPES: &[&str] = &["openid", "offline_access"];
@@ -46,7 +47,7 @@ pub(super) async fn exchange(
     // One write per issued token; no grant row is needed because no user consented.
     p.store.insert_token(&record).await?;
     Ok(TokenResponse {
-        access_token,
+        access_token: Secret::new(access_token),
         token_type: "Bearer",
         expires_in: p.config.lifetimes.access_token,
         scope: scopes.join(" "),

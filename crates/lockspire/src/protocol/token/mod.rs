@@ -18,7 +18,7 @@ use crate::mtls::ClientCertificate;
 use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::id_token::{self, IdTokenInput};
 use crate::protocol::provider::Provider;
-use crate::secrets::{random_id, time_ordered_token, token_key};
+use crate::secrets::{Secret, random_id, time_ordered_token, token_key};
 use crate::store::db::to_json_list;
 use crate::store::{Actor, GrantRecord, Outcome, RevokedGrant, TokenKind, TokenRecord, Tx};
 
@@ -26,15 +26,15 @@ use crate::store::{Actor, GrantRecord, Outcome, RevokedGrant, TokenKind, TokenRe
 /// it with `Cache-Control: no-store`.
 #[derive(Debug, Serialize)]
 pub(crate) struct TokenResponse {
-    pub(crate) access_token: String,
+    pub(crate) access_token: Secret,
     pub(crate) token_type: &'static str,
     pub(crate) expires_in: i64,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub(crate) scope: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) refresh_token: Option<String>,
+    pub(crate) refresh_token: Option<Secret>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) id_token: Option<String>,
+    pub(crate) id_token: Option<Secret>,
 }
 
 /// Handles one token request.
@@ -373,12 +373,12 @@ fn mint_for_grant(
     Ok(Minted {
         records,
         response: TokenResponse {
-            access_token,
+            access_token: Secret::new(access_token),
             token_type: "Bearer",
             expires_in: p.config.lifetimes.access_token,
             scope: plan.scopes.join(" "),
-            refresh_token,
-            id_token,
+            refresh_token: refresh_token.map(Secret::new),
+            id_token: id_token.map(Secret::new),
         },
     })
 }
@@ -421,7 +421,7 @@ pub(crate) fn narrow_scopes(
     Ok(requested)
 }
 
-/// OIDC Core §11 and SURFACE S6: refresh tokens go to clients registered for the grant, and for
+/// OIDC Core §11 and RFC 6749 §6: refresh tokens go to clients registered for the grant, and for
 /// OpenID requests only when `offline_access` was granted (unless the host relaxed that).
 pub(crate) fn wants_refresh_token(
     p: &Provider,
