@@ -13,6 +13,7 @@ use super::params::Params;
 use crate::jose::MAX_JWT_LEN;
 use crate::model::client::AuthMethod;
 use crate::mtls::ClientCertificate;
+use crate::protocol::endpoints::Endpoint;
 use crate::protocol::error::{Challenge, ErrorCode, OAuthError};
 use crate::protocol::provider::Provider;
 use crate::secrets::{Secret, b64_decode};
@@ -198,12 +199,12 @@ pub(crate) fn presented(
     })
 }
 
-/// Verifies presented credentials against the client's registration. `endpoint` is the path
-/// of the endpoint being called: its URL is an accepted assertion audience besides the issuer.
+/// Verifies presented credentials against the client's registration. `endpoint` is the one
+/// being called: its URL is an accepted assertion audience besides the issuer (RFC 7523 §3).
 pub(crate) async fn authenticate(
     p: &Provider,
     presented: Presented,
-    endpoint: &str,
+    endpoint: Endpoint,
     certificate: Option<ClientCertificate>,
 ) -> Result<AuthenticatedClient, OAuthError> {
     let basic = matches!(presented, Presented::Basic { .. });
@@ -236,7 +237,7 @@ pub(crate) async fn authenticate(
                 kind: "client_authentication_failed".into(),
                 client_id: failure.client_id.clone(),
                 subject: None,
-                detail: json!({ "reason": failure.reason, "method": method, "endpoint": endpoint }),
+                detail: json!({ "reason": failure.reason, "method": method, "endpoint": endpoint.path() }),
                 occurrences: 1,
             };
             if let Err(e) = p.store.audit(&event).await {
@@ -251,7 +252,7 @@ pub(crate) async fn authenticate(
 async fn verify(
     p: &Provider,
     presented: Presented,
-    endpoint: &str,
+    endpoint: Endpoint,
     certificate: Option<&ClientCertificate>,
 ) -> Result<AuthenticatedClient, Result<Failure, OAuthError>> {
     let (client_id, secret, method) = match presented {
@@ -338,7 +339,7 @@ async fn verify_assertion(
     p: &Provider,
     form_client_id: Option<String>,
     assertion: &str,
-    endpoint: &str,
+    endpoint: Endpoint,
 ) -> Result<AuthenticatedClient, Result<Failure, OAuthError>> {
     if assertion.len() > MAX_JWT_LEN {
         return Err(Ok(fail("assertion too large", form_client_id.as_deref())));
@@ -392,7 +393,7 @@ async fn verify_assertion(
     validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
     validation.set_issuer(&[&client_id]);
     validation.sub = Some(client_id.clone());
-    validation.set_audience(&[p.issuer().to_owned(), p.config.issuer.endpoint(endpoint)]);
+    validation.set_audience(&[p.issuer().to_owned(), endpoint.url(&p.config.issuer)]);
     // exp and nbf are checked below against the server's clock (`p.now()`), the same clock
     // that decides how long the jti is remembered.
     validation.validate_exp = false;

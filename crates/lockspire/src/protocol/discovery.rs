@@ -4,8 +4,9 @@
 use serde_json::{Value, json};
 
 use super::authorize::ResponseMode;
+use super::endpoints::Endpoint;
 use super::scope::standard_claims;
-use crate::config::{Config, RegistrationPolicy};
+use crate::config::Config;
 use crate::jose::{KeyRing, SigningAlg};
 use crate::model::client::{AuthMethod, GrantType};
 
@@ -50,12 +51,6 @@ pub(crate) fn document(config: &Config, keys: &KeyRing) -> Value {
         .collect();
     let mut doc = json!({
         "issuer": issuer.as_str(),
-        "authorization_endpoint": issuer.endpoint("/authorize"),
-        "token_endpoint": issuer.endpoint("/token"),
-        "userinfo_endpoint": issuer.endpoint("/userinfo"),
-        "jwks_uri": issuer.endpoint("/jwks"),
-        "introspection_endpoint": issuer.endpoint("/introspect"),
-        "revocation_endpoint": issuer.endpoint("/revoke"),
         "scopes_supported": config.scopes_supported().collect::<Vec<_>>(),
         "response_types_supported": ["code"],
         "response_modes_supported": ResponseMode::SUPPORTED,
@@ -80,13 +75,12 @@ pub(crate) fn document(config: &Config, keys: &KeyRing) -> Value {
         "require_request_uri_registration": false,
         "authorization_response_iss_parameter_supported": true,
     });
-    if config.registration != RegistrationPolicy::Disabled
-        && let Value::Object(map) = &mut doc
-    {
-        map.insert(
-            "registration_endpoint".into(),
-            Value::String(issuer.endpoint("/register")),
-        );
+    if let Value::Object(map) = &mut doc {
+        for e in Endpoint::ALL {
+            if let Some(field) = e.metadata_field().filter(|_| e.advertised(config)) {
+                map.insert(field.into(), Value::String(e.url(issuer)));
+            }
+        }
     }
     if config.mtls_enabled
         && let Value::Object(map) = &mut doc
@@ -98,15 +92,18 @@ pub(crate) fn document(config: &Config, keys: &KeyRing) -> Value {
         if let Some(base) = &config.mtls_endpoint_base {
             // RFC 8705 §5: where clients reach the endpoints with a certificate.
             let base = base.trim_end_matches('/');
-            map.insert(
-                "mtls_endpoint_aliases".into(),
-                json!({
-                    "token_endpoint": format!("{base}/token"),
-                    "introspection_endpoint": format!("{base}/introspect"),
-                    "revocation_endpoint": format!("{base}/revoke"),
-                    "userinfo_endpoint": format!("{base}/userinfo"),
-                }),
-            );
+            let aliases: serde_json::Map<String, Value> = Endpoint::ALL
+                .into_iter()
+                .filter(|e| e.has_mtls_alias())
+                .filter_map(|e| {
+                    let field = e.metadata_field()?;
+                    Some((
+                        field.to_owned(),
+                        Value::String(format!("{base}{}", e.path())),
+                    ))
+                })
+                .collect();
+            map.insert("mtls_endpoint_aliases".into(), Value::Object(aliases));
         }
     }
     doc

@@ -9,6 +9,7 @@ use http::request::Parts;
 
 use super::authorize::{AuthorizationRequest, AuthorizationResponse, AuthorizeError};
 use crate::host::{Context, InteractionResult, Session};
+use crate::protocol::endpoints::Endpoint;
 use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::provider::Provider;
 use crate::secrets::{
@@ -63,7 +64,7 @@ fn expired() -> AuthorizeError {
 fn resume_url(p: &Provider, id: &str) -> String {
     format!(
         "{}?interaction={id}",
-        p.config.issuer.endpoint("/authorize/resume")
+        Endpoint::AuthorizeResume.url(&p.config.issuer)
     )
 }
 

@@ -8,6 +8,7 @@ use super::client_auth::{self, AuthenticatedClient};
 use super::params::Params;
 use crate::jose::sign_compact;
 use crate::mtls::ClientCertificate;
+use crate::protocol::endpoints::Endpoint;
 use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::provider::Provider;
 use crate::secrets::token_key;
@@ -24,7 +25,7 @@ pub(crate) async fn caller(
     let client = client_auth::authenticate(
         p,
         client_auth::presented(authorization, params)?,
-        "/introspect",
+        Endpoint::Introspect,
         certificate,
     )
     .await?;

@@ -6,6 +6,7 @@ use serde_json::Value;
 use super::client::validate_metadata;
 use crate::config::{RegistrationPolicy, RegistrationRules};
 use crate::model::client::{AuthMethod, ClientMetadata};
+use crate::protocol::endpoints::Endpoint;
 use crate::protocol::error::{Challenge, ErrorCode, OAuthError};
 use crate::protocol::provider::Provider;
 use crate::secrets::{constant_time_eq, random_id, random_token, token_digest};
@@ -361,7 +362,7 @@ async fn insert(
 }
 
 fn client_uri(p: &Provider, client_id: &str) -> String {
-    p.config.issuer.endpoint(&format!("/register/{client_id}"))
+    format!("{}/{client_id}", Endpoint::Register.url(&p.config.issuer))
 }
 
 /// RFC 7592 §2: the registration access token must be the client's. An unknown or disabled

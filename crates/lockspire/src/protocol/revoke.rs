@@ -3,6 +3,7 @@
 use super::client_auth::{self, AuthenticatedClient};
 use super::params::Params;
 use crate::mtls::ClientCertificate;
+use crate::protocol::endpoints::Endpoint;
 use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::provider::Provider;
 use crate::secrets::token_key;
@@ -19,7 +20,7 @@ pub(crate) async fn caller(
     client_auth::authenticate(
         p,
         client_auth::presented(authorization, params)?,
-        "/revoke",
+        Endpoint::Revoke,
         certificate,
     )
     .await

@@ -15,6 +15,7 @@ use super::pages::{
 use super::{is_form, read_body};
 use crate::host::{ConsentPage, ScopeRequest};
 use crate::protocol::authorize::{self, AuthorizationResponse, AuthorizeError};
+use crate::protocol::endpoints::Endpoint;
 use crate::protocol::error::OAuthError;
 use crate::protocol::interaction::{self, Step};
 use crate::protocol::params::Params;
@@ -59,7 +60,7 @@ fn render(p: &Provider, result: Result<Step, AuthorizeError>) -> Response {
         Ok(Step::Login(url)) => see_other(&url),
         Ok(Step::Consent(id)) => see_other(&format!(
             "{}?interaction={id}",
-            p.config.issuer.endpoint("/consent")
+            Endpoint::Consent.url(&p.config.issuer)
         )),
         Ok(Step::Respond(resp)) => authorization_response(&resp),
         Err(e) => render_error(p, e),
@@ -169,7 +170,7 @@ pub(crate) async fn consent_page(State(p): State<Arc<Provider>>, req: Request<Bo
     match interaction::consent_view(&p, &r.id, r.browser.as_deref(), &mut r.parts).await {
         Ok(view) => {
             let page = ConsentPage {
-                action: p.config.issuer.endpoint("/consent"),
+                action: Endpoint::Consent.url(&p.config.issuer),
                 interaction_id: view.interaction_id,
                 csrf: view.csrf,
                 client_id: view.client_id,

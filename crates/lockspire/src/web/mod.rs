@@ -11,11 +11,12 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use http::{HeaderMap, Method, Request, header};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
 
+use crate::protocol::endpoints::{Access, Endpoint};
 use crate::protocol::error::OAuthError;
 use crate::protocol::params::Params;
 use crate::protocol::provider::Provider;
@@ -31,47 +32,41 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(p: Arc<Provider>) -> Rout
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
         .max_age(std::time::Duration::from_secs(3600));
-    let api = Router::new()
-        .route(
-            "/.well-known/openid-configuration",
-            get(endpoints::discovery),
-        )
-        .route(
-            "/.well-known/oauth-authorization-server",
-            get(endpoints::discovery),
-        )
-        .route("/jwks", get(endpoints::jwks))
-        .route("/token", post(endpoints::token))
-        .route(
-            "/userinfo",
-            get(endpoints::userinfo).post(endpoints::userinfo),
-        )
-        .route("/revoke", post(endpoints::revoke))
-        .route("/register", post(endpoints::register))
-        .route(
-            "/register/{client_id}",
-            get(endpoints::manage_registration)
-                .put(endpoints::manage_registration)
-                .delete(endpoints::manage_registration),
-        )
-        .layer(cors);
-    // Browser pages and the server-to-server introspection endpoint: same-origin only.
-    Router::new()
-        .route(
-            "/authorize",
-            get(authorize::authorize).post(authorize::authorize),
-        )
-        .route("/authorize/resume", get(authorize::resume))
-        .route(
-            "/consent",
-            get(authorize::consent_page).post(authorize::consent_decision),
-        )
-        .route("/introspect", post(endpoints::introspect))
-        .merge(api)
+    let (mut api, mut pages) = (Router::new(), Router::new());
+    for e in Endpoint::ALL {
+        match e.access() {
+            Access::CrossOrigin => api = api.route(e.path(), handler(e)),
+            Access::SameOrigin => pages = pages.route(e.path(), handler(e)),
+        }
+    }
+    pages
+        .merge(api.layer(cors))
         .with_state(p)
         // A bug that panics answers 500 `server_error` instead of dropping the connection
         // without a response.
         .layer(CatchPanicLayer::custom(panic_response))
+}
+
+/// What answers each endpoint, and to which methods. The match is exhaustive: an endpoint added
+/// to the table does not compile until it is given a handler here.
+fn handler(e: Endpoint) -> MethodRouter<Arc<Provider>> {
+    match e {
+        Endpoint::OpenIdConfiguration | Endpoint::AuthorizationServerMetadata => {
+            get(endpoints::discovery)
+        }
+        Endpoint::Jwks => get(endpoints::jwks),
+        Endpoint::Authorize => get(authorize::authorize).post(authorize::authorize),
+        Endpoint::AuthorizeResume => get(authorize::resume),
+        Endpoint::Consent => get(authorize::consent_page).post(authorize::consent_decision),
+        Endpoint::Token => post(endpoints::token),
+        Endpoint::Userinfo => get(endpoints::userinfo).post(endpoints::userinfo),
+        Endpoint::Introspect => post(endpoints::introspect),
+        Endpoint::Revoke => post(endpoints::revoke),
+        Endpoint::Register => post(endpoints::register),
+        Endpoint::RegistrationManagement => get(endpoints::manage_registration)
+            .put(endpoints::manage_registration)
+            .delete(endpoints::manage_registration),
+    }
 }
 
 /// The response to a handler that panicked; the panic message goes to the log only.
@@ -95,8 +90,8 @@ pub(crate) fn well_known_router<S: Clone + Send + Sync + 'static>(p: Arc<Provide
     }
     Router::new()
         .route(
-            &format!("/.well-known/oauth-authorization-server{path}"),
-            get(endpoints::discovery),
+            &format!("{}{path}", Endpoint::AuthorizationServerMetadata.path()),
+            handler(Endpoint::AuthorizationServerMetadata),
         )
         .layer(
             CorsLayer::new()

@@ -15,6 +15,7 @@ use crate::host::Claims;
 use crate::jose::sign_compact;
 use crate::model::client::GrantType;
 use crate::mtls::ClientCertificate;
+use crate::protocol::endpoints::Endpoint;
 use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::id_token::{self, IdTokenInput};
 use crate::protocol::provider::Provider;
@@ -56,7 +57,7 @@ pub(crate) async fn exchange(
     let client = client_auth::authenticate(
         p,
         client_auth::presented(authorization, params)?,
-        "/token",
+        Endpoint::Token,
         certificate,
     )
     .await?;

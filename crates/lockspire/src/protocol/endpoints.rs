@@ -1,0 +1,145 @@
+//! Every endpoint the provider serves, in one table: its path under the issuer, whether
+//! browsers on other origins may call it, and the metadata field that advertises it (RFC 8414
+//! §2, OIDC Discovery §3, RFC 7591 §3, RFC 8705 §5). The router and the discovery document are
+//! both built from this table, so a new endpoint is one entry and discovery cannot disagree with
+//! the routes.
+
+use crate::config::{Config, Issuer, RegistrationPolicy};
+
+/// One endpoint of the provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    /// OIDC Discovery §4.
+    OpenIdConfiguration,
+    /// RFC 8414 §3, for an issuer without a path.
+    AuthorizationServerMetadata,
+    /// The server's public keys (RFC 7517 §5).
+    Jwks,
+    /// RFC 6749 §3.1.
+    Authorize,
+    /// Where the host sends the browser back after its sign-in page.
+    AuthorizeResume,
+    /// The consent page and its form.
+    Consent,
+    /// RFC 6749 §3.2.
+    Token,
+    /// OIDC Core §5.3.
+    Userinfo,
+    /// RFC 7662 §2.
+    Introspect,
+    /// RFC 7009 §2.
+    Revoke,
+    /// RFC 7591 §3.
+    Register,
+    /// RFC 7592 §2: one client's registration, read, updated and deleted by the client.
+    RegistrationManagement,
+}
+
+/// Who may call an endpoint from a browser.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Any origin (CORS): browser-based clients call it with no cookies involved.
+    CrossOrigin,
+    /// Pages of the provider's own origin, and servers: no CORS.
+    SameOrigin,
+}
+
+impl Endpoint {
+    /// Every endpoint, in the order the router mounts them.
+    pub(crate) const ALL: [Endpoint; 12] = [
+        Self::OpenIdConfiguration,
+        Self::AuthorizationServerMetadata,
+        Self::Jwks,
+        Self::Authorize,
+        Self::AuthorizeResume,
+        Self::Consent,
+        Self::Token,
+        Self::Userinfo,
+        Self::Introspect,
+        Self::Revoke,
+        Self::Register,
+        Self::RegistrationManagement,
+    ];
+
+    /// The route under the issuer's path (axum syntax for the one with a parameter).
+    pub(crate) fn path(self) -> &'static str {
+        match self {
+            Self::OpenIdConfiguration => "/.well-known/openid-configuration",
+            Self::AuthorizationServerMetadata => "/.well-known/oauth-authorization-server",
+            Self::Jwks => "/jwks",
+            Self::Authorize => "/authorize",
+            Self::AuthorizeResume => "/authorize/resume",
+            Self::Consent => "/consent",
+            Self::Token => "/token",
+            Self::Userinfo => "/userinfo",
+            Self::Introspect => "/introspect",
+            Self::Revoke => "/revoke",
+            Self::Register => "/register",
+            Self::RegistrationManagement => "/register/{client_id}",
+        }
+    }
+
+    /// Who may call it from a browser. Introspection is for resource servers, never pages.
+    pub(crate) fn access(self) -> Access {
+        match self {
+            Self::Authorize | Self::AuthorizeResume | Self::Consent | Self::Introspect => {
+                Access::SameOrigin
+            }
+            _ => Access::CrossOrigin,
+        }
+    }
+
+    /// The metadata field that names its URL (RFC 8414 §2, OIDC Discovery §3), if any.
+    pub(crate) fn metadata_field(self) -> Option<&'static str> {
+        Some(match self {
+            Self::Jwks => "jwks_uri",
+            Self::Authorize => "authorization_endpoint",
+            Self::Token => "token_endpoint",
+            Self::Userinfo => "userinfo_endpoint",
+            Self::Introspect => "introspection_endpoint",
+            Self::Revoke => "revocation_endpoint",
+            Self::Register => "registration_endpoint",
+            _ => return None,
+        })
+    }
+
+    /// Whether discovery advertises it under this configuration: registration only when it
+    /// is open to someone (the route answers either way, refusing when disabled).
+    pub(crate) fn advertised(self, config: &Config) -> bool {
+        match self {
+            Self::Register => config.registration != RegistrationPolicy::Disabled,
+            _ => self.metadata_field().is_some(),
+        }
+    }
+
+    /// True for the endpoints a client may reach with its certificate at the mTLS alias base
+    /// (RFC 8705 §5).
+    pub(crate) fn has_mtls_alias(self) -> bool {
+        matches!(
+            self,
+            Self::Token | Self::Introspect | Self::Revoke | Self::Userinfo
+        )
+    }
+
+    /// Its absolute URL at `issuer`.
+    pub(crate) fn url(self, issuer: &Issuer) -> String {
+        issuer.endpoint(self.path())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_endpoint_has_its_own_path_and_every_advertised_field_is_unique() {
+        for (i, a) in Endpoint::ALL.iter().enumerate() {
+            for b in &Endpoint::ALL[i + 1..] {
+                assert_ne!(a.path(), b.path());
+                if a.metadata_field().is_some() {
+                    assert_ne!(a.metadata_field(), b.metadata_field());
+                }
+            }
+        }
+    }
+}
