@@ -1,18 +1,18 @@
 //! Authorization code grant (RFC 6749 §4.1.3, RFC 7636 §4.5–4.6, OIDC Core §3.1.3).
 //!
-//! The code is consumed by one conditional write. A second redemption finds it consumed: the
-//! request fails and the grant — every token issued from the code — is revoked
-//! (RFC 6749 §4.1.2, RFC 9700 §4.14.2).
+//! The code is redeemed on the one path of single-use artifacts (`redeem`): consumed by one
+//! conditional write, and a second redemption revokes the grant with every token issued from
+//! the code (RFC 6749 §4.1.2, RFC 9700 §4.14.2).
 
-use super::{Plan, TokenResponse, mint_ahead, narrow_resources, wants_refresh_token};
+use super::redeem::{Artifact, Plan, redeem};
+use super::{TokenResponse, narrow_resources, wants_refresh_token};
 use crate::protocol::client_auth::AuthenticatedClient;
 use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::params::Params;
 use crate::protocol::pkce::{CodeChallenge, check_verifier};
 use crate::protocol::provider::Provider;
-use crate::secrets::token_key;
 use crate::store::db::parse_json_list;
-use crate::store::{Consumed, GrantRecord, TokenKind, TokenRecord};
+use crate::store::{GrantRecord, TokenKind, TokenRecord};
 
 fn invalid_grant(reason: &'static str) -> OAuthError {
     OAuthError::new(
@@ -20,6 +20,13 @@ fn invalid_grant(reason: &'static str) -> OAuthError {
         "the authorization code is invalid, expired or already used",
     )
     .with_reason(reason)
+}
+
+/// A code presented at the token endpoint, with what the request says about it.
+struct Code<'a> {
+    params: &'a Params,
+    redirect_uri: Option<&'a str>,
+    verifier: &'a str,
 }
 
 pub(super) async fn exchange(
@@ -31,47 +38,35 @@ pub(super) async fn exchange(
     let verifier = params.require("code_verifier")?;
     check_verifier(verifier)?;
     let redirect_uri = params.get("redirect_uri")?;
-    let digest = token_key(code);
-    let now = p.now();
-    let minted = mint_ahead(
-        p,
-        client,
-        TokenKind::Code,
-        &digest,
-        now,
-        |record| check(client, record, redirect_uri, verifier),
-        |record, grant| plan(p, client, params, record, grant),
-    )
-    .await?;
-    // The transaction's own time: minting ahead may have waited for the host.
-    let now = p.now();
-    let mut tx = p.store.begin().await?;
-    let record = match tx.consume(TokenKind::Code, &digest, now).await? {
-        Consumed::Now(record) => record,
-        Consumed::Replayed(revoked) => {
-            super::replayed(p, tx, client, "code_replayed", revoked).await?;
-            return Err(invalid_grant(
-                "code replayed: its grant and tokens are revoked",
-            ));
-        }
-        Consumed::Invalid => return Err(invalid_grant("unknown or expired code")),
+    let artifact = Code {
+        params,
+        redirect_uri,
+        verifier,
     };
-    // Any mismatch below rolls back, leaving the code to its rightful client.
-    check(client, &record, redirect_uri, verifier)?;
-    let grant_id = record
-        .grant_id
-        .clone()
-        .ok_or_else(|| OAuthError::internal("code without a grant"))?;
-    let Some(grant) = tx.live_grant(&grant_id, now).await? else {
-        return Err(invalid_grant("grant revoked or client disabled"));
-    };
-    let Some(minted) = minted else {
-        // The peek saw a code that could not be redeemed; the transaction found one that can.
-        // The plan's own refusal (a resource never granted) is the answer if there is one.
-        plan(p, client, params, &record, &grant)?;
-        return Err(invalid_grant("the code changed during the request"));
-    };
-    minted.commit(tx).await
+    redeem(p, client, &artifact, code).await
+}
+
+impl Artifact for Code<'_> {
+    const KIND: TokenKind = TokenKind::Code;
+    const REPLAY_ACTION: &'static str = "code_replayed";
+
+    fn invalid(reason: &'static str) -> OAuthError {
+        invalid_grant(reason)
+    }
+
+    fn check(&self, client: &AuthenticatedClient, row: &TokenRecord) -> Result<(), OAuthError> {
+        check(client, row, self.redirect_uri, self.verifier)
+    }
+
+    fn plan(
+        &self,
+        p: &Provider,
+        client: &AuthenticatedClient,
+        row: &TokenRecord,
+        grant: &GrantRecord,
+    ) -> Result<Plan, OAuthError> {
+        plan(p, client, self.params, row, grant)
+    }
 }
 
 /// The code's own rules: its client, the redirect URI of its authorization request (RFC 6749

@@ -3,6 +3,7 @@
 
 mod authorization_code;
 mod client_credentials;
+mod redeem;
 mod refresh_token;
 
 use serde::Serialize;
@@ -11,17 +12,15 @@ use serde_json::Value;
 use super::client_auth::{self, AuthenticatedClient};
 use super::params::Params;
 use crate::config::AccessTokenFormat;
-use crate::host::Claims;
 use crate::jose::sign_compact;
 use crate::model::client::GrantType;
 use crate::mtls::ClientCertificate;
 use crate::protocol::endpoints::Endpoint;
 use crate::protocol::error::{ErrorCode, OAuthError};
-use crate::protocol::id_token::{self, IdTokenInput};
 use crate::protocol::provider::Provider;
 use crate::secrets::{Secret, random_id, time_ordered_token, token_key};
 use crate::store::db::to_json_list;
-use crate::store::{Actor, GrantRecord, Outcome, RevokedGrant, TokenKind, TokenRecord, Tx};
+use crate::store::{TokenKind, TokenRecord};
 
 /// A successful token response (RFC 6749 §5.1; OIDC Core §3.1.3.3). The web layer always sends
 /// it with `Cache-Control: no-store`.
@@ -197,191 +196,6 @@ pub(crate) fn mint_refresh_token(
         cnf_x5t: g.client.binding(),
     };
     (token, record)
-}
-
-/// What one redemption of a code or refresh token issues, decided from that token and its
-/// grant (which only ever change by being consumed or revoked).
-pub(crate) struct Plan {
-    /// Scope and resources of the access token (possibly narrowed at token time).
-    pub(crate) scopes: Vec<String>,
-    pub(crate) resources: Vec<String>,
-    /// Scope and resources of the refresh token, when one is issued.
-    pub(crate) refresh: Option<(Vec<String>, Vec<String>)>,
-    /// The authorization request's nonce (code grant only).
-    pub(crate) nonce: Option<String>,
-}
-
-/// The tokens of one redemption, minted and signed, waiting for the step's transaction to
-/// store them.
-pub(crate) struct Minted {
-    records: Vec<TokenRecord>,
-    response: TokenResponse,
-}
-
-impl Minted {
-    /// Stores the tokens in the step's transaction (which consumed the token they were minted
-    /// for) and commits: the client gets all of them or none.
-    pub(crate) async fn commit(self, mut tx: Tx) -> Result<TokenResponse, OAuthError> {
-        for record in &self.records {
-            tx.insert_token(record).await?;
-        }
-        tx.commit().await?;
-        Ok(self.response)
-    }
-}
-
-/// Before the step's transaction: peeks at the code or refresh token `digest` and, when it
-/// looks redeemable by `client`, reads its grant, fetches the host's claims and mints and
-/// signs every token of the response. Signing (an RS256 ID token costs about half a
-/// millisecond) and host code then never run while the step holds the database's write lock,
-/// which on SQLite every other write waits for.
-///
-/// `Ok(None)`: the token does not look redeemable; the transaction finds out why and answers
-/// (and revokes the grant on a replay). The transaction decides in every case: it consumes
-/// the same token, and the tokens minted here are stored only if that succeeds.
-/// Finishes a step that met a replayed code or refresh token (RFC 6749 §4.1.2, RFC 9700
-/// §4.14.2): the grant was revoked in `tx`; the replay is audited in the same transaction and
-/// logged, then committed.
-pub(super) async fn replayed(
-    p: &Provider,
-    mut tx: Tx,
-    client: &AuthenticatedClient,
-    action: &str,
-    revoked: Option<Box<RevokedGrant>>,
-) -> Result<(), OAuthError> {
-    let (owner, subject, grant) = match &revoked {
-        Some(g) => (
-            Some(g.client_id.as_str()),
-            Some(g.subject.as_str()),
-            Some(g.id.as_str()),
-        ),
-        None => (None, None, None),
-    };
-    tracing::warn!(
-        client_id = %client.id(),
-        issued_to = owner.unwrap_or("-"),
-        grant = grant.unwrap_or("-"),
-        "{action}: the grant and every token issued from it are revoked"
-    );
-    let reason = if revoked.is_some() {
-        "replayed: grant revoked"
-    } else {
-        "replayed again: grant already revoked"
-    };
-    let event = p
-        .security_event(
-            action,
-            Actor::Client(client.id()),
-            Outcome::Refused,
-            owner.or(Some(client.id())),
-            subject,
-            reason,
-        )
-        .as_action(action, serde_json::json!({ "grant": grant }));
-    tx.audit(&event).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-pub(crate) async fn mint_ahead(
-    p: &Provider,
-    client: &AuthenticatedClient,
-    kind: TokenKind,
-    digest: &str,
-    now: crate::clock::UnixTime,
-    check: impl FnOnce(&TokenRecord) -> Result<(), OAuthError>,
-    plan: impl FnOnce(&TokenRecord, &GrantRecord) -> Result<Plan, OAuthError>,
-) -> Result<Option<Minted>, OAuthError> {
-    let Some(record) = p.store.peek_token(digest).await? else {
-        return Ok(None);
-    };
-    // The conditions of the transaction's consuming write, and the token's own rules.
-    let redeemable = record.kind == kind
-        && record.client_id == client.id()
-        && record.consumed_at.is_none()
-        && record.revoked_at.is_none()
-        && record.expires_at > now
-        && check(&record).is_ok();
-    let Some(grant_id) = record.grant_id.as_deref().filter(|_| redeemable) else {
-        return Ok(None);
-    };
-    // A revoked grant (the user disconnected the app, a replay revoked the family) would be
-    // refused by the transaction anyway: no signature for it.
-    let Some(grant) = p.store.live_grant(grant_id, now).await? else {
-        return Ok(None);
-    };
-    let Ok(plan) = plan(&record, &grant) else {
-        return Ok(None);
-    };
-    let claims = match (&record.subject, plan.scopes.iter().any(|s| s == "openid")) {
-        (Some(subject), true) => {
-            Some(id_token::host_claims(p, client.id(), subject, &plan.scopes).await?)
-        }
-        _ => None,
-    };
-    mint_for_grant(p, client, &grant, &plan, claims.as_ref()).map(Some)
-}
-
-/// Mints the access token, the refresh token and the ID token of a user grant.
-fn mint_for_grant(
-    p: &Provider,
-    client: &AuthenticatedClient,
-    grant: &GrantRecord,
-    plan: &Plan,
-    claims: Option<&Claims>,
-) -> Result<Minted, OAuthError> {
-    let subject = grant.subject.as_str();
-    let access = AccessGrant {
-        client,
-        grant_id: Some(&grant.id),
-        subject: Some(subject),
-        scopes: &plan.scopes,
-        resources: &plan.resources,
-    };
-    let (access_token, access_record) = mint_access_token(p, &access)?;
-    let mut records = vec![access_record];
-    let refresh_token = match &plan.refresh {
-        Some((scopes, resources)) => {
-            let family = AccessGrant {
-                scopes,
-                resources,
-                ..access
-            };
-            let (token, record) = mint_refresh_token(p, &family, grant.expires_at);
-            records.push(record);
-            Some(token)
-        }
-        None => None,
-    };
-    let id_token = if plan.scopes.iter().any(|s| s == "openid") {
-        let details = grant.details()?;
-        let input = IdTokenInput {
-            client: client.record(),
-            subject,
-            auth_time: grant.auth_time,
-            nonce: plan.nonce.as_deref(),
-            access_token: Some(&access_token),
-            scopes: &plan.scopes,
-            details: &details,
-        };
-        let claims = claims.ok_or_else(|| {
-            OAuthError::internal("host claims were not fetched before the transaction")
-        })?;
-        Some(id_token::issue(p, input, claims)?)
-    } else {
-        None
-    };
-    Ok(Minted {
-        records,
-        response: TokenResponse {
-            access_token: Secret::new(access_token),
-            token_type: "Bearer",
-            expires_in: p.config.lifetimes.access_token,
-            scope: plan.scopes.join(" "),
-            refresh_token: refresh_token.map(Secret::new),
-            id_token: id_token.map(Secret::new),
-        },
-    })
 }
 
 /// Token-time `resource` values (RFC 8707 §2.2): each must have been granted.

@@ -2,13 +2,13 @@
 //! presented token and issues a new one; presenting a rotated token again revokes the whole
 //! family — the grant, with every access and refresh token issued from it.
 
-use super::{Plan, TokenResponse, mint_ahead, narrow_resources, narrow_scopes};
+use super::redeem::{Artifact, Plan, redeem};
+use super::{TokenResponse, narrow_resources, narrow_scopes};
 use crate::protocol::client_auth::AuthenticatedClient;
 use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::params::Params;
 use crate::protocol::provider::Provider;
-use crate::secrets::token_key;
-use crate::store::{Consumed, TokenKind, TokenRecord};
+use crate::store::{GrantRecord, TokenKind, TokenRecord};
 
 fn invalid_grant(reason: &'static str) -> OAuthError {
     OAuthError::new(
@@ -18,56 +18,41 @@ fn invalid_grant(reason: &'static str) -> OAuthError {
     .with_reason(reason)
 }
 
+/// A refresh token presented at the token endpoint, with the request's narrowing.
+struct Refresh<'a> {
+    params: &'a Params,
+}
+
 pub(super) async fn exchange(
     p: &Provider,
     client: &AuthenticatedClient,
     params: &Params,
 ) -> Result<TokenResponse, OAuthError> {
     let presented = params.require("refresh_token")?;
-    let digest = token_key(presented);
-    let now = p.now();
-    let minted = mint_ahead(
-        p,
-        client,
-        TokenKind::Refresh,
-        &digest,
-        now,
-        |record| check(client, record),
-        |record, _| plan(p, params, record),
-    )
-    .await?;
-    // The transaction's own time: minting ahead may have waited for the host.
-    let now = p.now();
-    let mut tx = p.store.begin().await?;
-    let record = match tx.consume(TokenKind::Refresh, &digest, now).await? {
-        Consumed::Now(record) => record,
-        Consumed::Replayed(revoked) => {
-            super::replayed(p, tx, client, "refresh_token_reused", revoked).await?;
-            return Err(invalid_grant(
-                "rotated refresh token reused: family revoked",
-            ));
-        }
-        Consumed::Invalid => {
-            return Err(invalid_grant("unknown, expired or revoked refresh token"));
-        }
-    };
-    check(client, &record)?;
-    let grant_id = record
-        .grant_id
-        .clone()
-        .ok_or_else(|| OAuthError::internal("refresh token without a grant"))?;
-    if tx.live_grant(&grant_id, now).await?.is_none() {
-        return Err(invalid_grant("grant revoked or client disabled"));
+    redeem(p, client, &Refresh { params }, presented).await
+}
+
+impl Artifact for Refresh<'_> {
+    const KIND: TokenKind = TokenKind::Refresh;
+    const REPLAY_ACTION: &'static str = "refresh_token_reused";
+
+    fn invalid(reason: &'static str) -> OAuthError {
+        invalid_grant(reason)
     }
-    let Some(minted) = minted else {
-        // The peek saw a token that could not be redeemed; the transaction found one that
-        // can. The plan's own refusal (a scope beyond the grant) is the answer if there is one.
-        plan(p, params, &record)?;
-        return Err(invalid_grant(
-            "the refresh token changed during the request",
-        ));
-    };
-    minted.commit(tx).await
+
+    fn check(&self, client: &AuthenticatedClient, row: &TokenRecord) -> Result<(), OAuthError> {
+        check(client, row)
+    }
+
+    fn plan(
+        &self,
+        p: &Provider,
+        _client: &AuthenticatedClient,
+        row: &TokenRecord,
+        _grant: &GrantRecord,
+    ) -> Result<Plan, OAuthError> {
+        plan(p, self.params, row)
+    }
 }
 
 /// The token's own rules: its client, and the certificate it is bound to (RFC 8705 §3).

@@ -1,0 +1,250 @@
+//! The one path of every grant that redeems a single-use artifact — an authorization code or a
+//! refresh token (and, as they come, a device code or a CIBA request):
+//!
+//! 1. read the artifact's row;
+//! 2. check the artifact's own rules against it, once (its client, its redirect URI and PKCE
+//!    challenge, its certificate binding); the row's content never changes, only its state, so
+//!    these are the rules of the row the transaction consumes;
+//! 3. mint ahead: read the grant, fetch the host's claims, mint and sign every token of the
+//!    response, so that host code and signatures never run while the transaction holds the
+//!    database's write lock (which on SQLite every other write waits for);
+//! 4. one transaction whose conditional consume decides: this request redeems the artifact;
+//!    or it had been redeemed before, a replay, and its grant with every token issued from it
+//!    is revoked (RFC 6749 §4.1.2, RFC 9700 §4.14.2); or it is gone. The grant must still be
+//!    live inside that transaction;
+//! 5. commit the minted tokens with the consume: the client gets all of them or none.
+//!
+//! A refused check leaves the artifact unconsumed, to its rightful client.
+
+use super::{AccessGrant, TokenResponse, mint_access_token, mint_refresh_token};
+use crate::host::Claims;
+use crate::protocol::client_auth::AuthenticatedClient;
+use crate::protocol::error::OAuthError;
+use crate::protocol::id_token::{self, IdTokenInput};
+use crate::protocol::provider::Provider;
+use crate::secrets::{Secret, token_key};
+use crate::store::Consumed;
+use crate::store::{Actor, GrantRecord, Outcome, RevokedGrant, TokenKind, TokenRecord, Tx};
+
+/// A single-use artifact a grant redeems.
+pub(super) trait Artifact {
+    /// Its kind of row.
+    const KIND: TokenKind;
+    /// What the audit log calls a second redemption.
+    const REPLAY_ACTION: &'static str;
+    /// The `invalid_grant` it is refused with; `reason` goes to the log only.
+    fn invalid(reason: &'static str) -> OAuthError;
+    /// Its own rules, against its row.
+    fn check(&self, client: &AuthenticatedClient, row: &TokenRecord) -> Result<(), OAuthError>;
+    /// What redeeming it issues.
+    fn plan(
+        &self,
+        p: &Provider,
+        client: &AuthenticatedClient,
+        row: &TokenRecord,
+        grant: &GrantRecord,
+    ) -> Result<Plan, OAuthError>;
+}
+
+/// Redeems `presented` as an `A` for `client`.
+pub(super) async fn redeem<A: Artifact>(
+    p: &Provider,
+    client: &AuthenticatedClient,
+    artifact: &A,
+    presented: &str,
+) -> Result<TokenResponse, OAuthError> {
+    let digest = token_key(presented);
+    let now = p.now();
+    let row = p
+        .store
+        .peek_token(&digest)
+        .await?
+        .filter(|row| row.kind == A::KIND)
+        .ok_or_else(|| A::invalid("unknown"))?;
+    // An artifact redeemed before goes straight to the transaction, which records the replay
+    // and revokes the grant whoever presents it.
+    let minted = if row.consumed_at.is_none() {
+        if row.revoked_at.is_some() || row.expires_at <= now {
+            return Err(A::invalid("expired or revoked"));
+        }
+        artifact.check(client, &row)?;
+        let grant_id = row
+            .grant_id
+            .as_deref()
+            .ok_or_else(|| OAuthError::internal("a single-use artifact without a grant"))?;
+        let grant = p
+            .store
+            .live_grant(grant_id, now)
+            .await?
+            .ok_or_else(|| A::invalid("grant revoked or client disabled"))?;
+        let plan = artifact.plan(p, client, &row, &grant)?;
+        let claims = match (&row.subject, plan.scopes.iter().any(|s| s == "openid")) {
+            (Some(subject), true) => {
+                Some(id_token::host_claims(p, client.id(), subject, &plan.scopes).await?)
+            }
+            _ => None,
+        };
+        Some((
+            mint_for_grant(p, client, &grant, &plan, claims.as_ref())?,
+            grant.id,
+        ))
+    } else {
+        None
+    };
+    // The transaction's own time: minting ahead may have waited for the host.
+    let now = p.now();
+    let mut tx = p.store.begin().await?;
+    match tx.consume(A::KIND, &digest, now).await? {
+        Consumed::Now(_) => {}
+        Consumed::Replayed(revoked) => {
+            replayed(p, tx, client, A::REPLAY_ACTION, revoked).await?;
+            return Err(A::invalid("replayed: its grant and tokens are revoked"));
+        }
+        Consumed::Invalid => return Err(A::invalid("expired or revoked")),
+    }
+    // Consumed now, yet already consumed when read: not possible for one row, refused anyway.
+    let Some((minted, grant_id)) = minted else {
+        return Err(A::invalid("the artifact changed during the request"));
+    };
+    if tx.live_grant(&grant_id, now).await?.is_none() {
+        return Err(A::invalid("grant revoked or client disabled"));
+    }
+    minted.commit(tx).await
+}
+
+/// What one redemption of a code or refresh token issues, decided from that token and its
+/// grant (which only ever change by being consumed or revoked).
+pub(crate) struct Plan {
+    /// Scope and resources of the access token (possibly narrowed at token time).
+    pub(crate) scopes: Vec<String>,
+    pub(crate) resources: Vec<String>,
+    /// Scope and resources of the refresh token, when one is issued.
+    pub(crate) refresh: Option<(Vec<String>, Vec<String>)>,
+    /// The authorization request's nonce (code grant only).
+    pub(crate) nonce: Option<String>,
+}
+
+/// The tokens of one redemption, minted and signed, waiting for the step's transaction to
+/// store them.
+pub(crate) struct Minted {
+    records: Vec<TokenRecord>,
+    response: TokenResponse,
+}
+
+impl Minted {
+    /// Stores the tokens in the step's transaction (which consumed the token they were minted
+    /// for) and commits: the client gets all of them or none.
+    pub(crate) async fn commit(self, mut tx: Tx) -> Result<TokenResponse, OAuthError> {
+        for record in &self.records {
+            tx.insert_token(record).await?;
+        }
+        tx.commit().await?;
+        Ok(self.response)
+    }
+}
+
+/// Finishes a step that met a replayed code or refresh token (RFC 6749 §4.1.2, RFC 9700
+/// §4.14.2): the grant was revoked in `tx`; the replay is audited in the same transaction and
+/// logged, then committed.
+async fn replayed(
+    p: &Provider,
+    mut tx: Tx,
+    client: &AuthenticatedClient,
+    action: &str,
+    revoked: Option<Box<RevokedGrant>>,
+) -> Result<(), OAuthError> {
+    let (owner, subject, grant) = match &revoked {
+        Some(g) => (
+            Some(g.client_id.as_str()),
+            Some(g.subject.as_str()),
+            Some(g.id.as_str()),
+        ),
+        None => (None, None, None),
+    };
+    tracing::warn!(
+        client_id = %client.id(),
+        issued_to = owner.unwrap_or("-"),
+        grant = grant.unwrap_or("-"),
+        "{action}: the grant and every token issued from it are revoked"
+    );
+    let reason = if revoked.is_some() {
+        "replayed: grant revoked"
+    } else {
+        "replayed again: grant already revoked"
+    };
+    let event = p
+        .security_event(
+            action,
+            Actor::Client(client.id()),
+            Outcome::Refused,
+            owner.or(Some(client.id())),
+            subject,
+            reason,
+        )
+        .as_action(action, serde_json::json!({ "grant": grant }));
+    tx.audit(&event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Mints the access token, the refresh token and the ID token of a user grant.
+fn mint_for_grant(
+    p: &Provider,
+    client: &AuthenticatedClient,
+    grant: &GrantRecord,
+    plan: &Plan,
+    claims: Option<&Claims>,
+) -> Result<Minted, OAuthError> {
+    let subject = grant.subject.as_str();
+    let access = AccessGrant {
+        client,
+        grant_id: Some(&grant.id),
+        subject: Some(subject),
+        scopes: &plan.scopes,
+        resources: &plan.resources,
+    };
+    let (access_token, access_record) = mint_access_token(p, &access)?;
+    let mut records = vec![access_record];
+    let refresh_token = match &plan.refresh {
+        Some((scopes, resources)) => {
+            let family = AccessGrant {
+                scopes,
+                resources,
+                ..access
+            };
+            let (token, record) = mint_refresh_token(p, &family, grant.expires_at);
+            records.push(record);
+            Some(token)
+        }
+        None => None,
+    };
+    let id_token = if plan.scopes.iter().any(|s| s == "openid") {
+        let details = grant.details()?;
+        let input = IdTokenInput {
+            client: client.record(),
+            subject,
+            auth_time: grant.auth_time,
+            nonce: plan.nonce.as_deref(),
+            access_token: Some(&access_token),
+            scopes: &plan.scopes,
+            details: &details,
+        };
+        let claims = claims.ok_or_else(|| {
+            OAuthError::internal("host claims were not fetched before the transaction")
+        })?;
+        Some(id_token::issue(p, input, claims)?)
+    } else {
+        None
+    };
+    Ok(Minted {
+        records,
+        response: TokenResponse {
+            access_token: Secret::new(access_token),
+            token_type: "Bearer",
+            expires_in: p.config.lifetimes.access_token,
+            scope: plan.scopes.join(" "),
+            refresh_token: refresh_token.map(Secret::new),
+            id_token: id_token.map(Secret::new),
+        },
+    })
+}
