@@ -34,6 +34,10 @@ mod clock;
 mod config;
 mod fetch;
 mod file_config;
+/// Entry points of the fuzz targets (built only for tests and `cargo fuzz`).
+#[cfg(any(test, fuzzing))]
+#[doc(hidden)]
+pub mod fuzz;
 mod host;
 pub mod jose;
 mod lockspire;

@@ -145,7 +145,7 @@ impl Mtls {
 }
 
 /// An RFC 8941 byte sequence `:base64:` holding a DER certificate (RFC 9440 §2).
-fn byte_sequence(text: &str) -> Option<CertificateDer<'static>> {
+pub(crate) fn byte_sequence(text: &str) -> Option<CertificateDer<'static>> {
     let inner = text.trim().strip_prefix(':')?.strip_suffix(':')?;
     STANDARD.decode(inner).ok().map(CertificateDer::from)
 }

@@ -281,47 +281,48 @@ impl ClientMetadata {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-
-    /// A native public client with these redirect URIs.
-    pub(crate) fn metadata(uris: &[&str]) -> ClientMetadata {
-        ClientMetadata {
-            redirect_uris: uris.iter().map(|s| s.to_string()).collect(),
-            token_endpoint_auth_method: AuthMethod::None,
-            grant_types: vec![GrantType::AuthorizationCode],
-            response_types: vec!["code".into()],
-            application_type: "native".into(),
-            client_name: None,
-            client_uri: None,
-            logo_uri: None,
-            tos_uri: None,
-            policy_uri: None,
-            contacts: vec![],
-            scope: None,
-            id_token_signed_response_alg: "RS256".into(),
-            subject_type: "public".into(),
-            userinfo_signed_response_alg: None,
-            introspection_signed_response_alg: None,
-            jwks: None,
-            jwks_uri: None,
-            tls_client_auth_subject_dn: None,
-            tls_client_auth_san_dns: None,
-            tls_client_auth_san_uri: None,
-            tls_client_auth_san_ip: None,
-            tls_client_auth_san_email: None,
-            tls_client_certificate_bound_access_tokens: false,
-            token_endpoint_auth_signing_alg: None,
-            access_token_format: None,
-            software_id: None,
-            software_version: None,
-        }
+/// A native public client with these redirect URIs, for tests and fuzz targets.
+#[cfg(any(test, fuzzing))]
+pub(crate) fn example_metadata(uris: &[&str]) -> ClientMetadata {
+    ClientMetadata {
+        redirect_uris: uris.iter().map(|s| s.to_string()).collect(),
+        token_endpoint_auth_method: AuthMethod::None,
+        grant_types: vec![GrantType::AuthorizationCode],
+        response_types: vec!["code".into()],
+        application_type: "native".into(),
+        client_name: None,
+        client_uri: None,
+        logo_uri: None,
+        tos_uri: None,
+        policy_uri: None,
+        contacts: vec![],
+        scope: None,
+        id_token_signed_response_alg: "RS256".into(),
+        subject_type: "public".into(),
+        userinfo_signed_response_alg: None,
+        introspection_signed_response_alg: None,
+        jwks: None,
+        jwks_uri: None,
+        tls_client_auth_subject_dn: None,
+        tls_client_auth_san_dns: None,
+        tls_client_auth_san_uri: None,
+        tls_client_auth_san_ip: None,
+        tls_client_auth_san_email: None,
+        tls_client_certificate_bound_access_tokens: false,
+        token_endpoint_auth_signing_alg: None,
+        access_token_format: None,
+        software_id: None,
+        software_version: None,
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[test]
     fn redirect_uri_must_match_exactly() {
-        let c = metadata(&["https://app.example/cb"]);
+        let c = example_metadata(&["https://app.example/cb"]);
         assert!(c.match_redirect_uri("https://app.example/cb").is_some());
         for near in [
             "https://app.example/cb/",
@@ -337,7 +338,7 @@ pub(crate) mod tests {
 
     #[test]
     fn loopback_ip_redirect_of_a_web_client_matches_only_exactly() {
-        let mut c = metadata(&["http://127.0.0.1:8080/cb"]);
+        let mut c = example_metadata(&["http://127.0.0.1:8080/cb"]);
         c.application_type = "web".into();
         assert!(c.match_redirect_uri("http://127.0.0.1:8080/cb").is_some());
         assert!(c.match_redirect_uri("http://127.0.0.1:8081/cb").is_none());
@@ -346,7 +347,7 @@ pub(crate) mod tests {
 
     #[test]
     fn loopback_ip_redirect_of_a_native_client_matches_any_port_only() {
-        let c = metadata(&["http://127.0.0.1/cb", "http://localhost/cb"]);
+        let c = example_metadata(&["http://127.0.0.1/cb", "http://localhost/cb"]);
         assert!(c.match_redirect_uri("http://127.0.0.1:51234/cb").is_some());
         assert!(
             c.match_redirect_uri("http://127.0.0.1:51234/other")

@@ -170,7 +170,7 @@ pub(crate) fn parse_dn(text: &str) -> Option<Vec<Vec<Attribute>>> {
 }
 
 /// The certificate subject as RDNs in RFC 4514 order (most specific first).
-fn subject_rdns(cert: &X509Certificate<'_>) -> Option<Vec<Vec<Attribute>>> {
+pub(crate) fn subject_rdns(cert: &X509Certificate<'_>) -> Option<Vec<Vec<Attribute>>> {
     let mut rdns = Vec::new();
     for rdn in cert.subject().iter() {
         let mut attrs = Vec::new();
@@ -198,7 +198,10 @@ fn same_dn(a: &[Vec<Attribute>], b: &[Vec<Attribute>]) -> bool {
         })
 }
 
-fn matches_registered_attribute(client: &ClientRecord, cert: &X509Certificate<'_>) -> bool {
+pub(crate) fn matches_registered_attribute(
+    client: &ClientRecord,
+    cert: &X509Certificate<'_>,
+) -> bool {
     let m = &client.metadata;
     if let Some(dn) = &m.tls_client_auth_subject_dn {
         // RFC 4514 writes RDNs most specific first, but DNs are as often written in the

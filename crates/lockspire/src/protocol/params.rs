@@ -73,6 +73,12 @@ impl Params {
         Ok(Self(pairs))
     }
 
+    /// The decoded pairs, in order.
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn pairs(&self) -> &[(String, String)] {
+        &self.0
+    }
+
     /// `invalid_request` when a parameter other than those allowed to repeat appears twice
     /// (RFC 6749 §3.1, §3.2); one pass. The description names the parameter only if it is one
     /// this server defines: a request's own text is never echoed.

@@ -541,7 +541,7 @@ mod tests {
             client_secret_expires_at: Some(0),
             registration_access_token: Some("the-registration-token".into()),
             registration_client_uri: None,
-            metadata: crate::model::client::tests::metadata(&["https://app.example/cb"]),
+            metadata: crate::model::client::example_metadata(&["https://app.example/cb"]),
         };
         let printed = format!("{client:?}");
         assert!(printed.contains("c1"), "{printed}");

@@ -1,0 +1,276 @@
+//! Entry points of the coverage-guided fuzz targets in the repository's `fuzz/` directory, one
+//! per parser of untrusted bytes. Each states its invariant by panicking when it breaks: no
+//! panic on any input, errors that are safe to send (RFC 6749 §4.1.2.1's character set, bounded
+//! length), and parse → serialize → parse stable where a parser has a serialized form. The
+//! seeds and the inputs the fuzzer found interesting are kept in `fuzz/corpus/<target>/`, and
+//! this crate's tests run every one of them, so CI checks the corpora without a fuzzer.
+
+use std::sync::OnceLock;
+
+use serde_json::{Map, Value};
+
+use crate::config::{
+    AccessTokenFormat, Config, Issuer, Lifetimes, RegistrationPolicy, RegistrationRules,
+};
+use crate::jose::{KeyRing, KeyStatus, SigningAlg, SigningKey, verify_compact};
+use crate::protocol::client::{check_jwks, validate_metadata};
+use crate::protocol::error::{MAX_DESCRIPTION, OAuthError};
+use crate::protocol::mtls_auth::{matches_registered_attribute, parse_dn, subject_rdns};
+use crate::protocol::params::Params;
+use crate::store::{ClientRecord, ClientStatus};
+
+/// Every target, by the name of its directory under `fuzz/corpus/`.
+pub const TARGETS: [(&str, fn(&[u8])); 6] = [
+    ("params", params),
+    ("compact_jws", compact_jws),
+    ("jwks", jwks),
+    ("client_metadata", client_metadata),
+    ("subject_dn", subject_dn),
+    ("client_cert_header", client_cert_header),
+];
+
+/// An error as it would reach the wire must be sendable: RFC 6749 §4.1.2.1's characters only,
+/// at most [`MAX_DESCRIPTION`] of them.
+fn assert_sendable(e: &OAuthError) {
+    let d = e.description();
+    assert!(
+        d.chars().count() <= MAX_DESCRIPTION,
+        "description too long: {d:?}"
+    );
+    assert!(
+        d.chars()
+            .all(|c| matches!(c, '\x20'..='\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E')),
+        "description outside the RFC 6749 character set: {d:?}"
+    );
+}
+
+/// Form and query parameters (RFC 6749 §3.1, §3.2, appendix B): decoding never panics, errors
+/// are sendable, and the decoded pairs encode and decode back to themselves.
+pub fn params(data: &[u8]) {
+    let parsed = match Params::parse(data) {
+        Ok(p) => p,
+        Err(e) => return assert_sendable(&e),
+    };
+    if let Err(e) = parsed.refuse_repeats(&["resource"]) {
+        assert_sendable(&e);
+    }
+    for name in ["client_id", "scope", "redirect_uri", "resource"] {
+        if let Err(e) = parsed.get(name) {
+            assert_sendable(&e);
+        }
+    }
+    let mut encoded = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in parsed.pairs() {
+        encoded.append_pair(k, v);
+    }
+    let again = Params::parse(encoded.finish().as_bytes());
+    assert_eq!(
+        again.ok().map(|p| p.pairs().to_vec()),
+        Some(parsed.pairs().to_vec()),
+        "pairs do not survive encoding"
+    );
+}
+
+/// A ring with one published key, for the JWS target.
+fn ring() -> &'static KeyRing {
+    static RING: OnceLock<KeyRing> = OnceLock::new();
+    RING.get_or_init(|| {
+        let keys = SigningKey::generate(SigningAlg::ES256)
+            .map(|k| vec![(k, KeyStatus::Active)])
+            .unwrap_or_default();
+        KeyRing::new(keys)
+    })
+}
+
+/// Compact JWS (RFC 7515 §7.1) as ID token hints arrive: never panics, and nothing the fuzzer
+/// writes verifies, since it holds no key of the ring.
+pub fn compact_jws(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    assert!(
+        verify_compact(ring(), text).is_err(),
+        "an input not signed by the ring verified"
+    );
+}
+
+/// Private JWK members (RFC 7518 §6.2.2, §6.3.2, §6.4.1), which a client's key set must never
+/// carry into storage.
+const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/// A client's inline `jwks` (RFC 7517 §5, RFC 7591 §2): never panics, errors are sendable, an
+/// accepted set holds no private member, and accepting is idempotent.
+pub fn jwks(data: &[u8]) {
+    let Ok(value) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
+    let accepted = match check_jwks(&value) {
+        Ok(v) => v,
+        Err(e) => return assert_sendable(&e),
+    };
+    let keys = accepted.get("keys").and_then(Value::as_array);
+    for key in keys.into_iter().flatten() {
+        for member in PRIVATE_MEMBERS {
+            assert!(
+                key.get(member).is_none(),
+                "accepted a private member {member}"
+            );
+        }
+    }
+    let again = check_jwks(&accepted);
+    assert_eq!(
+        again.ok(),
+        Some(accepted),
+        "accepting the accepted set changed it"
+    );
+}
+
+/// The configuration client metadata is checked against: registration open, every default.
+fn config() -> &'static Config {
+    static CONFIG: OnceLock<Option<Config>> = OnceLock::new();
+    let config = CONFIG.get_or_init(|| {
+        Some(Config {
+            issuer: Issuer::parse("https://issuer.example").ok()?,
+            lifetimes: Lifetimes::default(),
+            registration: RegistrationPolicy::Open,
+            access_token_format: AccessTokenFormat::Opaque,
+            access_token_alg: SigningAlg::ES256,
+            extra_scopes: vec!["api".into()],
+            offline_access_required: true,
+            dev_mode: false,
+            registration_rules: RegistrationRules::default(),
+            mtls_enabled: true,
+            mtls_endpoint_base: None,
+            resources: Vec::new(),
+            audit_retention: 86_400,
+        })
+    });
+    match config {
+        Some(c) => c,
+        None => panic!("the fuzz configuration's issuer is invalid"),
+    }
+}
+
+/// Client registration metadata (RFC 7591 §2, OIDC Registration §2): never panics, errors are
+/// sendable, and accepted metadata, as stored and echoed, is accepted again unchanged.
+pub fn client_metadata(data: &[u8]) {
+    let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
+    let accepted = match validate_metadata(config(), &body) {
+        Ok(m) => m,
+        Err(e) => return assert_sendable(&e),
+    };
+    let Ok(Value::Object(echoed)) = serde_json::to_value(&accepted) else {
+        panic!("accepted metadata does not serialize as an object");
+    };
+    let again = validate_metadata(config(), &echoed).map(|m| serde_json::to_value(&m).ok());
+    assert_eq!(
+        again.ok().flatten(),
+        Some(Value::Object(echoed)),
+        "stored metadata is not accepted as it is"
+    );
+}
+
+/// RFC 4514 §2.4: every byte but letters and digits escaped as `\XX`, which any parser of the
+/// format reads back as the same value.
+fn escape_dn_value(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(b).to_string()
+            } else {
+                format!("\\{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Registered subject DNs (RFC 4514, RFC 8705 §2.1.2): never panics, and a parsed DN written
+/// back in RFC 4514 form parses to itself.
+pub fn subject_dn(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Some(rdns) = parse_dn(text) else { return };
+    let written = rdns
+        .iter()
+        .map(|rdn| {
+            rdn.iter()
+                .map(|(oid, value)| format!("{oid}={}", escape_dn_value(value)))
+                .collect::<Vec<_>>()
+                .join("+")
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    assert_eq!(
+        parse_dn(&written),
+        Some(rdns),
+        "{text:?} written as {written:?}"
+    );
+}
+
+/// A client registered with every certificate attribute, for the certificate target.
+fn certificate_client() -> &'static ClientRecord {
+    static CLIENT: OnceLock<ClientRecord> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        let mut metadata = crate::model::client::example_metadata(&["https://app.example/cb"]);
+        metadata.tls_client_auth_san_dns = Some("client.example".into());
+        metadata.tls_client_auth_san_uri = Some("https://client.example/".into());
+        metadata.tls_client_auth_san_ip = Some("192.0.2.1".into());
+        metadata.tls_client_auth_san_email = Some("ops@client.example".into());
+        ClientRecord {
+            tenant_id: "default".into(),
+            client_id: "fuzz".into(),
+            secret_digest: None,
+            metadata,
+            status: ClientStatus::Active,
+            created_at: 0,
+            sealed_secret: None,
+            registration_token_digest: None,
+            secret_expires_at: None,
+        }
+    })
+}
+
+/// `Client-Cert` header values from a trusted proxy (RFC 9440 §2): the byte sequence and the
+/// DER inside it never panic the decoder, the subject reader or the attribute matching.
+pub fn client_cert_header(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Some(der) = crate::mtls::byte_sequence(text) else {
+        return;
+    };
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(&der) else {
+        return;
+    };
+    let _ = subject_rdns(&cert);
+    let _ = matches_registered_attribute(certificate_client(), &cert);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TARGETS;
+
+    /// Every input of every committed corpus, as a plain test: what the fuzzer once found
+    /// interesting keeps being checked on every build.
+    #[test]
+    fn every_corpus_input_keeps_its_invariant() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
+        let mut ran = 0;
+        for (name, target) in TARGETS {
+            let dir = root.join(name);
+            let entries =
+                std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("corpus {}: {e}", dir.display()));
+            for entry in entries.flatten() {
+                let data = std::fs::read(entry.path())
+                    .unwrap_or_else(|e| panic!("{}: {e}", entry.path().display()));
+                target(&data);
+                ran += 1;
+            }
+        }
+        assert!(ran >= TARGETS.len(), "the corpora are empty");
+    }
+}
