@@ -7,7 +7,7 @@
 
 use std::sync::OnceLock;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::config::{
     AccessTokenFormat, Config, Issuer, Lifetimes, RegistrationPolicy, RegistrationRules,
@@ -19,8 +19,11 @@ use crate::protocol::mtls_auth::{matches_registered_attribute, parse_dn, subject
 use crate::protocol::params::Params;
 use crate::store::{ClientRecord, ClientStatus};
 
+/// A fuzz target: its corpus directory's name and its entry point.
+pub type Target = (&'static str, fn(&[u8]));
+
 /// Every target, by the name of its directory under `fuzz/corpus/`.
-pub const TARGETS: [(&str, fn(&[u8])); 6] = [
+pub const TARGETS: [Target; 6] = [
     ("params", params),
     ("compact_jws", compact_jws),
     ("jwks", jwks),
