@@ -10,11 +10,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
-use super::params::Params;
+use super::params::ParameterSource;
 use super::pkce::CodeChallenge;
 use super::scope::parse_scope;
 use crate::jose::verify_compact;
 use crate::model::client::GrantType;
+use crate::protocol::endpoints::Endpoint;
 use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::provider::Provider;
 use crate::store::{ClientRecord, ClientStatus};
@@ -189,7 +190,7 @@ const MAX_RESOURCE: usize = 2048;
 /// Validates an authorization request, in order, returning it with its client.
 pub(crate) async fn validate(
     p: &Provider,
-    params: &Params,
+    params: &dyn ParameterSource,
 ) -> Result<(AuthorizationRequest, ClientRecord), AuthorizeError> {
     let client = check_client(p, params).await?;
     let (redirect_uri, redirect_uri_given) = check_redirect_uri(&client, params)?;
@@ -215,7 +216,9 @@ pub(crate) async fn validate(
         )));
     }
     check_unsupported_parameters(params).map_err(fail)?;
-    params.refuse_repeats(&["resource"]).map_err(fail)?;
+    params
+        .refuse_repeats(Endpoint::Authorize.repeatable())
+        .map_err(fail)?;
     if params
         .get("state")
         .map_err(fail)?
@@ -239,7 +242,7 @@ pub(crate) async fn validate(
     .map_err(fail)?;
     let prompt = check_prompt(params).map_err(fail)?;
     let max_age = check_max_age(params).map_err(fail)?;
-    let resources = check_resources(&p.config, params.all("resource")).map_err(fail)?;
+    let resources = check_resources(&p.config, params.all("resource").into_iter()).map_err(fail)?;
     let claims = check_claims(params).map_err(fail)?;
     let hint_subject = check_id_token_hint(p, &client, params).map_err(fail)?;
     let bounded = |name: &str| -> Result<Option<String>, OAuthError> {
@@ -282,7 +285,10 @@ pub(crate) async fn validate(
 }
 
 /// `client_id` names an active client (shown, never redirected).
-async fn check_client(p: &Provider, params: &Params) -> Result<ClientRecord, AuthorizeError> {
+async fn check_client(
+    p: &Provider,
+    params: &dyn ParameterSource,
+) -> Result<ClientRecord, AuthorizeError> {
     let client_id = params
         .get("client_id")?
         .ok_or_else(|| OAuthError::invalid_request("client_id is required"))?;
@@ -310,7 +316,7 @@ async fn check_client(p: &Provider, params: &Params) -> Result<ClientRecord, Aut
 /// registered (RFC 6749 §3.1.2.3). Shown, never redirected.
 fn check_redirect_uri(
     client: &ClientRecord,
-    params: &Params,
+    params: &dyn ParameterSource,
 ) -> Result<(String, bool), AuthorizeError> {
     match params.get("redirect_uri")? {
         Some(requested) => client
@@ -327,16 +333,23 @@ fn check_redirect_uri(
     }
 }
 
-/// Request objects and OIDC registration by value are not offered (yet); OIDC Core §3.1.2.6
-/// names the errors.
-fn check_unsupported_parameters(params: &Params) -> Result<(), OAuthError> {
-    if params.get("request")?.is_some() {
+/// Whether a request object may be passed by value (`request`, RFC 9101 §2.1, OIDC Core
+/// §6.1). Discovery's `request_parameter_supported` says exactly this.
+pub(crate) const REQUEST_BY_VALUE: bool = false;
+/// Whether a request object may be passed by reference (`request_uri`, RFC 9101 §2.2, RFC
+/// 9126). Discovery's `request_uri_parameter_supported` says exactly this.
+pub(crate) const REQUEST_BY_REFERENCE: bool = false;
+
+/// Request objects (unless offered above) and OIDC registration by value are refused with the
+/// errors OIDC Core §3.1.2.6 names.
+fn check_unsupported_parameters(params: &dyn ParameterSource) -> Result<(), OAuthError> {
+    if !REQUEST_BY_VALUE && params.get("request")?.is_some() {
         return Err(OAuthError::new(
             ErrorCode::RequestNotSupported,
             "request objects are not supported",
         ));
     }
-    if params.get("request_uri")?.is_some() {
+    if !REQUEST_BY_REFERENCE && params.get("request_uri")?.is_some() {
         return Err(OAuthError::new(
             ErrorCode::RequestUriNotSupported,
             "request_uri is not supported",
@@ -353,7 +366,10 @@ fn check_unsupported_parameters(params: &Params) -> Result<(), OAuthError> {
 
 /// Only `code` (no implicit or hybrid: RFC 9700 §2.1.2), and only for clients that registered
 /// the authorization_code grant.
-fn check_response_type(client: &ClientRecord, params: &Params) -> Result<(), OAuthError> {
+fn check_response_type(
+    client: &ClientRecord,
+    params: &dyn ParameterSource,
+) -> Result<(), OAuthError> {
     match params.get("response_type")? {
         None => Err(OAuthError::invalid_request("response_type is required")),
         Some("code") if client.metadata.allows_grant(GrantType::AuthorizationCode) => Ok(()),
@@ -372,7 +388,7 @@ fn check_response_type(client: &ClientRecord, params: &Params) -> Result<(), OAu
 fn check_scope(
     p: &Provider,
     client: &ClientRecord,
-    params: &Params,
+    params: &dyn ParameterSource,
 ) -> Result<Vec<String>, OAuthError> {
     let scopes = parse_scope(params.get("scope")?)?;
     if let Some(bad) = scopes
@@ -390,7 +406,7 @@ fn check_scope(
 }
 
 /// OIDC Core §3.1.2.1: `prompt` values; `none` excludes every other value.
-fn check_prompt(params: &Params) -> Result<Prompt, OAuthError> {
+fn check_prompt(params: &dyn ParameterSource) -> Result<Prompt, OAuthError> {
     let mut prompt = Prompt::default();
     let Some(value) = params.get("prompt")? else {
         return Ok(prompt);
@@ -418,7 +434,7 @@ fn check_prompt(params: &Params) -> Result<Prompt, OAuthError> {
 }
 
 /// OIDC Core §3.1.2.1: `max_age` is a non-negative number of seconds.
-fn check_max_age(params: &Params) -> Result<Option<i64>, OAuthError> {
+fn check_max_age(params: &dyn ParameterSource) -> Result<Option<i64>, OAuthError> {
     match params.get("max_age")? {
         None => Ok(None),
         Some(v) => match v.parse::<i64>() {
@@ -470,7 +486,7 @@ pub(crate) fn check_resources<'a>(
 }
 
 /// OIDC Core §5.5: `claims` is a JSON object with optional `userinfo` and `id_token` objects.
-fn check_claims(params: &Params) -> Result<Option<Value>, OAuthError> {
+fn check_claims(params: &dyn ParameterSource) -> Result<Option<Value>, OAuthError> {
     let Some(raw) = params.get("claims")? else {
         return Ok(None);
     };
@@ -505,7 +521,7 @@ fn check_claims(params: &Params) -> Result<Option<Value>, OAuthError> {
 fn check_id_token_hint(
     p: &Provider,
     client: &ClientRecord,
-    params: &Params,
+    params: &dyn ParameterSource,
 ) -> Result<Option<String>, OAuthError> {
     let Some(hint) = params.get("id_token_hint")? else {
         return Ok(None);

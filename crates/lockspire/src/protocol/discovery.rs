@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::authorize::ResponseMode;
+use super::authorize::{REQUEST_BY_REFERENCE, REQUEST_BY_VALUE, ResponseMode};
 use super::endpoints::Endpoint;
 use super::scope::standard_claims;
 use crate::config::Config;
@@ -70,8 +70,8 @@ pub(crate) fn document(config: &Config, keys: &KeyRing) -> Value {
         "claims_parameter_supported": true,
         "claim_types_supported": ["normal"],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
-        "request_parameter_supported": false,
-        "request_uri_parameter_supported": false,
+        "request_parameter_supported": REQUEST_BY_VALUE,
+        "request_uri_parameter_supported": REQUEST_BY_REFERENCE,
         "require_request_uri_registration": false,
         "authorization_response_iss_parameter_supported": true,
     });

@@ -121,6 +121,15 @@ impl Endpoint {
         )
     }
 
+    /// The parameters a request to it may repeat (RFC 8707 §2: `resource`); every other one
+    /// appears at most once (RFC 6749 §3.1, §3.2).
+    pub(crate) fn repeatable(self) -> &'static [&'static str] {
+        match self {
+            Self::Authorize | Self::Token => &["resource"],
+            _ => &[],
+        }
+    }
+
     /// Its absolute URL at `issuer`.
     pub(crate) fn url(self, issuer: &Issuer) -> String {
         issuer.endpoint(self.path())

@@ -45,7 +45,6 @@ pub(crate) async fn introspect(
     client: &AuthenticatedClient,
     params: &Params,
 ) -> Result<Value, OAuthError> {
-    params.refuse_repeats(&[])?;
     let token = params.require("token")?;
     let inactive = json!({ "active": false });
     let Some(record) = p.store.active_token(&token_key(token), p.now()).await? else {

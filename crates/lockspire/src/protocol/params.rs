@@ -147,6 +147,33 @@ impl Params {
     }
 }
 
+/// Where an authorization request's parameters come from: the query or form of `/authorize`
+/// (RFC 6749 §4.1.1), and, as they are added, a pushed request (RFC 9126) or the claims of a
+/// verified request object (RFC 9101 §4). Authorization validation reads only through this, so
+/// every source gets the same rules in the same order.
+pub(crate) trait ParameterSource: Sync {
+    /// The single value of `name`: absent, or `invalid_request` when repeated or oversized.
+    fn get(&self, name: &str) -> Result<Option<&str>, OAuthError>;
+    /// Every value of `name`, for the parameters that may repeat.
+    fn all(&self, name: &str) -> Vec<&str>;
+    /// `invalid_request` when a parameter other than `may_repeat` appears more than once.
+    fn refuse_repeats(&self, may_repeat: &[&str]) -> Result<(), OAuthError>;
+}
+
+impl ParameterSource for Params {
+    fn get(&self, name: &str) -> Result<Option<&str>, OAuthError> {
+        Params::get(self, name)
+    }
+
+    fn all(&self, name: &str) -> Vec<&str> {
+        Params::all(self, name).collect()
+    }
+
+    fn refuse_repeats(&self, may_repeat: &[&str]) -> Result<(), OAuthError> {
+        Params::refuse_repeats(self, may_repeat)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,7 +34,6 @@ pub(crate) async fn revoke(
     client: &AuthenticatedClient,
     params: &Params,
 ) -> Result<(), OAuthError> {
-    params.refuse_repeats(&[])?;
     let token = params.require("token")?;
     // §2.1: the hint is advisory; an unknown hint value is refused by §2.2.1 only when the
     // server cannot revoke that type, and every type here can be looked up by digest.

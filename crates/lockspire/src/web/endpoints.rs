@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::{authorization, form, read_body};
 use crate::config::RegistrationPolicy;
 use crate::mtls::ClientCertificate;
+use crate::protocol::endpoints::Endpoint;
 use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::provider::Provider;
 use crate::protocol::{
@@ -76,7 +77,7 @@ pub(crate) async fn token(
     State(p): State<Arc<Provider>>,
     req: Request<Body>,
 ) -> Result<Response, OAuthError> {
-    let (parts, params) = form(req).await?;
+    let (parts, params) = form(req, Endpoint::Token).await?;
     let authz = authorization(&parts.headers)?;
     let response =
         token_endpoint::exchange(&p, authz, client_certificate(&p, &parts), &params).await?;
@@ -113,7 +114,7 @@ pub(crate) async fn introspect(
     State(p): State<Arc<Provider>>,
     req: Request<Body>,
 ) -> Result<Response, OAuthError> {
-    let (parts, params) = form(req).await?;
+    let (parts, params) = form(req, Endpoint::Introspect).await?;
     let client = introspection::caller(
         &p,
         authorization(&parts.headers)?,
@@ -147,7 +148,7 @@ pub(crate) async fn revoke(
     State(p): State<Arc<Provider>>,
     req: Request<Body>,
 ) -> Result<Response, OAuthError> {
-    let (parts, params) = form(req).await?;
+    let (parts, params) = form(req, Endpoint::Revoke).await?;
     let client = revocation::caller(
         &p,
         authorization(&parts.headers)?,

@@ -120,8 +120,15 @@ fn is_form(headers: &HeaderMap) -> bool {
         })
 }
 
-/// Parses a form body (RFC 6749 §3.2: `application/x-www-form-urlencoded`).
-pub(crate) async fn form(req: Request<Body>) -> Result<(http::request::Parts, Params), OAuthError> {
+/// Parses the form body of a request to `endpoint` (RFC 6749 §3.2:
+/// `application/x-www-form-urlencoded`) and refuses repeated parameters, before anything else
+/// reads the request: client authentication included, so every direct endpoint answers a
+/// malformed request the same way. (`/authorize` cannot: until its client and redirect URI are
+/// verified, its errors are shown rather than returned, so it checks repeats in that order.)
+pub(crate) async fn form(
+    req: Request<Body>,
+    endpoint: Endpoint,
+) -> Result<(http::request::Parts, Params), OAuthError> {
     let (parts, body) = req.into_parts();
     if !is_form(&parts.headers) {
         return Err(OAuthError::invalid_request(
@@ -129,7 +136,9 @@ pub(crate) async fn form(req: Request<Body>) -> Result<(http::request::Parts, Pa
         ));
     }
     let bytes = read_body(body).await?;
-    Ok((parts, Params::parse(&bytes)?))
+    let params = Params::parse(&bytes)?;
+    params.refuse_repeats(endpoint.repeatable())?;
+    Ok((parts, params))
 }
 
 /// The Authorization header as text, if present and visible ASCII.

@@ -5,11 +5,11 @@
 //! the code (RFC 6749 §4.1.2, RFC 9700 §4.14.2).
 
 use super::redeem::{Artifact, Plan, redeem};
+use super::request::CodeRequest;
 use super::{TokenResponse, narrow_resources, wants_refresh_token};
 use crate::protocol::client_auth::AuthenticatedClient;
 use crate::protocol::error::{ErrorCode, OAuthError};
-use crate::protocol::params::Params;
-use crate::protocol::pkce::{CodeChallenge, check_verifier};
+use crate::protocol::pkce::CodeChallenge;
 use crate::protocol::provider::Provider;
 use crate::store::db::parse_json_list;
 use crate::store::{GrantRecord, TokenKind, TokenRecord};
@@ -24,26 +24,15 @@ fn invalid_grant(reason: &'static str) -> OAuthError {
 
 /// A code presented at the token endpoint, with what the request says about it.
 struct Code<'a> {
-    params: &'a Params,
-    redirect_uri: Option<&'a str>,
-    verifier: &'a str,
+    request: &'a CodeRequest<'a>,
 }
 
 pub(super) async fn exchange(
     p: &Provider,
     client: &AuthenticatedClient,
-    params: &Params,
+    request: &CodeRequest<'_>,
 ) -> Result<TokenResponse, OAuthError> {
-    let code = params.require("code")?;
-    let verifier = params.require("code_verifier")?;
-    check_verifier(verifier)?;
-    let redirect_uri = params.get("redirect_uri")?;
-    let artifact = Code {
-        params,
-        redirect_uri,
-        verifier,
-    };
-    redeem(p, client, &artifact, code).await
+    redeem(p, client, &Code { request }, request.code).await
 }
 
 impl Artifact for Code<'_> {
@@ -55,7 +44,12 @@ impl Artifact for Code<'_> {
     }
 
     fn check(&self, client: &AuthenticatedClient, row: &TokenRecord) -> Result<(), OAuthError> {
-        check(client, row, self.redirect_uri, self.verifier)
+        check(
+            client,
+            row,
+            self.request.redirect_uri,
+            self.request.code_verifier,
+        )
     }
 
     fn plan(
@@ -65,7 +59,7 @@ impl Artifact for Code<'_> {
         row: &TokenRecord,
         grant: &GrantRecord,
     ) -> Result<Plan, OAuthError> {
-        plan(p, client, self.params, row, grant)
+        plan(p, client, &self.request.resources, row, grant)
     }
 }
 
@@ -105,13 +99,13 @@ fn check(
 fn plan(
     p: &Provider,
     client: &AuthenticatedClient,
-    params: &Params,
+    requested_resources: &[&str],
     record: &TokenRecord,
     grant: &GrantRecord,
 ) -> Result<Plan, OAuthError> {
     let scopes = record.scope_list();
     let granted_resources = parse_json_list(&grant.resources)?;
-    let resources = narrow_resources(p, params, &granted_resources)?;
+    let resources = narrow_resources(p, requested_resources, &granted_resources)?;
     // RFC 8707 §2.2: a token-time resource narrows this access token only; the refresh
     // token keeps everything granted so later requests can choose another resource.
     let refresh =

@@ -1,10 +1,10 @@
 //! Client credentials grant (RFC 6749 §4.4): a confidential client acting on its own behalf.
 
+use super::request::CredentialsRequest;
 use super::{AccessGrant, TokenResponse, mint_access_token};
 use crate::protocol::authorize::check_resources;
 use crate::protocol::client_auth::AuthenticatedClient;
 use crate::protocol::error::{ErrorCode, OAuthError};
-use crate::protocol::params::Params;
 use crate::protocol::provider::Provider;
 use crate::protocol::scope::parse_scope;
 use crate::secrets::Secret;
@@ -15,7 +15,7 @@ const USER_SCOPES: &[&str] = &["openid", "offline_access"];
 pub(super) async fn exchange(
     p: &Provider,
     client: &AuthenticatedClient,
-    params: &Params,
+    request: &CredentialsRequest<'_>,
 ) -> Result<TokenResponse, OAuthError> {
     // RFC 6749 §4.4: only confidential clients may use this grant.
     if !client.is_confidential() {
@@ -24,7 +24,7 @@ pub(super) async fn exchange(
             "public clients cannot use client_credentials",
         ));
     }
-    let scopes = parse_scope(params.get("scope")?)?;
+    let scopes = parse_scope(request.scope)?;
     if let Some(bad) = scopes.iter().find(|s| {
         USER_SCOPES.contains(&s.as_str()) || !p.config.allows_scope(&client.record().metadata, s)
     }) {
@@ -35,7 +35,7 @@ pub(super) async fn exchange(
             "is not allowed for this client",
         ));
     }
-    let resources = check_resources(&p.config, params.all("resource"))?;
+    let resources = check_resources(&p.config, request.resources.iter().copied())?;
     let grant = AccessGrant {
         client,
         grant_id: None,

@@ -5,10 +5,12 @@ mod authorization_code;
 mod client_credentials;
 mod redeem;
 mod refresh_token;
+mod request;
 
 use serde::Serialize;
 use serde_json::Value;
 
+use self::request::TokenRequest;
 use super::client_auth::{self, AuthenticatedClient};
 use super::params::Params;
 use crate::config::AccessTokenFormat;
@@ -44,8 +46,6 @@ pub(crate) async fn exchange(
     certificate: Option<ClientCertificate>,
     params: &Params,
 ) -> Result<TokenResponse, OAuthError> {
-    // RFC 6749 §3.2: parameters must not be included more than once (RFC 8707 excepts resource).
-    params.refuse_repeats(&["resource"])?;
     let grant_type = params.require("grant_type")?;
     let grant = GrantType::parse(grant_type).ok_or_else(|| {
         OAuthError::new(
@@ -66,10 +66,10 @@ pub(crate) async fn exchange(
             "this client may not use this grant type",
         ));
     }
-    match grant {
-        GrantType::AuthorizationCode => authorization_code::exchange(p, &client, params).await,
-        GrantType::RefreshToken => refresh_token::exchange(p, &client, params).await,
-        GrantType::ClientCredentials => client_credentials::exchange(p, &client, params).await,
+    match TokenRequest::parse(grant, params)? {
+        TokenRequest::AuthorizationCode(r) => authorization_code::exchange(p, &client, &r).await,
+        TokenRequest::RefreshToken(r) => refresh_token::exchange(p, &client, &r).await,
+        TokenRequest::ClientCredentials(r) => client_credentials::exchange(p, &client, &r).await,
     }
 }
 
@@ -201,10 +201,10 @@ pub(crate) fn mint_refresh_token(
 /// Token-time `resource` values (RFC 8707 §2.2): each must have been granted.
 pub(crate) fn narrow_resources(
     p: &Provider,
-    params: &Params,
+    requested: &[&str],
     granted: &[String],
 ) -> Result<Vec<String>, OAuthError> {
-    let requested = super::authorize::check_resources(&p.config, params.all("resource"))?;
+    let requested = super::authorize::check_resources(&p.config, requested.iter().copied())?;
     if requested.is_empty() {
         return Ok(granted.to_vec());
     }
@@ -219,10 +219,10 @@ pub(crate) fn narrow_resources(
 
 /// Token-time `scope` (RFC 6749 §6): may narrow what was granted, never widen it.
 pub(crate) fn narrow_scopes(
-    params: &Params,
+    requested: Option<&str>,
     granted: &[String],
 ) -> Result<Vec<String>, OAuthError> {
-    let requested = super::scope::parse_scope(params.get("scope")?)?;
+    let requested = super::scope::parse_scope(requested)?;
     if requested.is_empty() {
         return Ok(granted.to_vec());
     }

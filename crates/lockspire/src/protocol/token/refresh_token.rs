@@ -3,10 +3,10 @@
 //! family — the grant, with every access and refresh token issued from it.
 
 use super::redeem::{Artifact, Plan, redeem};
+use super::request::RefreshRequest;
 use super::{TokenResponse, narrow_resources, narrow_scopes};
 use crate::protocol::client_auth::AuthenticatedClient;
 use crate::protocol::error::{ErrorCode, OAuthError};
-use crate::protocol::params::Params;
 use crate::protocol::provider::Provider;
 use crate::store::{GrantRecord, TokenKind, TokenRecord};
 
@@ -20,16 +20,15 @@ fn invalid_grant(reason: &'static str) -> OAuthError {
 
 /// A refresh token presented at the token endpoint, with the request's narrowing.
 struct Refresh<'a> {
-    params: &'a Params,
+    request: &'a RefreshRequest<'a>,
 }
 
 pub(super) async fn exchange(
     p: &Provider,
     client: &AuthenticatedClient,
-    params: &Params,
+    request: &RefreshRequest<'_>,
 ) -> Result<TokenResponse, OAuthError> {
-    let presented = params.require("refresh_token")?;
-    redeem(p, client, &Refresh { params }, presented).await
+    redeem(p, client, &Refresh { request }, request.refresh_token).await
 }
 
 impl Artifact for Refresh<'_> {
@@ -51,7 +50,7 @@ impl Artifact for Refresh<'_> {
         row: &TokenRecord,
         _grant: &GrantRecord,
     ) -> Result<Plan, OAuthError> {
-        plan(p, self.params, row)
+        plan(p, self.request, row)
     }
 }
 
@@ -73,12 +72,16 @@ fn check(client: &AuthenticatedClient, record: &TokenRecord) -> Result<(), OAuth
 /// What a refresh issues: the scope and resources asked for, within what the token carries
 /// (RFC 6749 §6, RFC 8707 §2.2); the new refresh token keeps the scope of the one it replaces.
 /// A refreshed ID token carries no nonce (OIDC Core §12.2).
-fn plan(p: &Provider, params: &Params, record: &TokenRecord) -> Result<Plan, OAuthError> {
+fn plan(
+    p: &Provider,
+    request: &RefreshRequest<'_>,
+    record: &TokenRecord,
+) -> Result<Plan, OAuthError> {
     let granted_scopes = record.scope_list();
     let granted_resources = record.resource_list()?;
     Ok(Plan {
-        scopes: narrow_scopes(params, &granted_scopes)?,
-        resources: narrow_resources(p, params, &granted_resources)?,
+        scopes: narrow_scopes(request.scope, &granted_scopes)?,
+        resources: narrow_resources(p, &request.resources, &granted_resources)?,
         refresh: Some((granted_scopes, granted_resources)),
         nonce: None,
     })
