@@ -13,18 +13,21 @@ use crate::config::{
     AccessTokenFormat, Config, Issuer, Lifetimes, RegistrationPolicy, RegistrationRules,
 };
 use crate::jose::{KeyRing, KeyStatus, SigningAlg, SigningKey, verify_compact};
+use crate::model::client::GrantType;
 use crate::protocol::client::{check_jwks, validate_metadata};
 use crate::protocol::error::{MAX_DESCRIPTION, OAuthError};
 use crate::protocol::mtls_auth::{matches_registered_attribute, parse_dn, subject_rdns};
 use crate::protocol::params::Params;
+use crate::protocol::token::request::TokenRequest;
 use crate::store::{ClientRecord, ClientStatus};
 
 /// A fuzz target: its corpus directory's name and its entry point.
 pub type Target = (&'static str, fn(&[u8]));
 
 /// Every target, by the name of its directory under `fuzz/corpus/`.
-pub const TARGETS: [Target; 6] = [
+pub const TARGETS: [Target; 7] = [
     ("params", params),
+    ("token_request", token_request),
     ("compact_jws", compact_jws),
     ("jwks", jwks),
     ("client_metadata", client_metadata),
@@ -72,6 +75,34 @@ pub fn params(data: &[u8]) {
         Some(parsed.pairs().to_vec()),
         "pairs do not survive encoding"
     );
+}
+
+/// Typed token requests (RFC 6749 §4.1.3, §6, §4.4): reading any decoded form as any grant's
+/// request never panics, errors are sendable, and a request keeps exactly the values the
+/// form carried.
+pub fn token_request(data: &[u8]) {
+    let Ok(params) = Params::parse(data) else {
+        return;
+    };
+    for grant in GrantType::SUPPORTED {
+        match TokenRequest::parse(grant, &params) {
+            Err(e) => assert_sendable(&e),
+            Ok(TokenRequest::AuthorizationCode(r)) => {
+                assert_eq!(params.get("code").ok().flatten(), Some(r.code));
+                assert_eq!(params.all("resource").count(), r.resources.len());
+            }
+            Ok(TokenRequest::RefreshToken(r)) => {
+                assert_eq!(
+                    params.get("refresh_token").ok().flatten(),
+                    Some(r.refresh_token)
+                );
+                assert_eq!(params.get("scope").ok().flatten(), r.scope);
+            }
+            Ok(TokenRequest::ClientCredentials(r)) => {
+                assert_eq!(params.get("scope").ok().flatten(), r.scope);
+            }
+        }
+    }
 }
 
 /// A ring with one published key, for the JWS target.

@@ -5,7 +5,7 @@ mod authorization_code;
 mod client_credentials;
 mod redeem;
 mod refresh_token;
-mod request;
+pub(crate) mod request;
 
 use serde::Serialize;
 use serde_json::Value;
