@@ -29,6 +29,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+compile_error!("Lockspire needs a database: enable its `sqlite` or `postgres` feature (both are on by default).");
+
 mod builder;
 mod clock;
 mod config;

@@ -124,10 +124,16 @@ on_both_stores! {
         // against it could misread rows, so opening refuses (as after a rollback of a release).
         sqlx::any::install_default_drivers();
         let pool = sqlx::AnyPool::connect(&h.db.url).await.expect("connect");
-        sqlx::query(
+        // Each database's own bookkeeping: Lockspire's table on SQLite, sqlx's migrator's on
+        // PostgreSQL.
+        let record = if h.db.url.starts_with("sqlite") {
+            "INSERT INTO lockspire_migrations (version, description, checksum, applied_at) \
+             VALUES (99999999, 'from the future', $1, 0)"
+        } else {
             "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
-             VALUES (99999999, 'from the future', TRUE, $1, 0)",
-        )
+             VALUES (99999999, 'from the future', TRUE, $1, 0)"
+        };
+        sqlx::query(record)
         .bind(vec![0u8; 48])
         .execute(&pool)
         .await
@@ -136,6 +142,68 @@ on_both_stores! {
         let err = Store::connect(&h.db.url).await.expect_err("a newer schema is refused");
         assert!(err.to_string().contains("99999999"), "{err}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_database_of_an_earlier_release_keeps_working_and_moves_to_lockspires_bookkeeping()
+{
+    // Earlier releases recorded SQLite migrations in a copy of sqlx's bookkeeping table. Such a
+    // database is built here from a current one (same schema, same record, the old layout).
+    let h = common::Harness::start(common::Backend::Sqlite).await;
+    let client = h.confidential_client(json!({})).await;
+    let pool = sqlx::SqlitePool::connect(&h.db.url).await.expect("connect");
+    for statement in [
+        "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, \
+         installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL, \
+         checksum BLOB NOT NULL, execution_time BIGINT NOT NULL)",
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         SELECT version, description, TRUE, checksum, -1 FROM lockspire_migrations",
+        "DROP TABLE lockspire_migrations",
+    ] {
+        sqlx::query(statement)
+            .execute(&pool)
+            .await
+            .expect(statement);
+    }
+    let before: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    pool.close().await;
+
+    let store = Store::open(&h.db.url).await.expect("open");
+    assert_eq!(
+        store.pending_migrations().await.expect("pending"),
+        vec![],
+        "the old record is read"
+    );
+    store
+        .migrate()
+        .await
+        .expect("an earlier release's database migrates");
+    assert_eq!(store.pending_migrations().await.expect("pending"), vec![]);
+    store.close().await;
+
+    let pool = sqlx::SqlitePool::connect(&h.db.url).await.expect("connect");
+    let moved: i64 = sqlx::query_scalar("SELECT count(*) FROM lockspire_migrations")
+        .fetch_one(&pool)
+        .await
+        .expect("the record moved");
+    assert_eq!(moved, before, "every applied migration is recorded once");
+    let old: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("tables");
+    assert_eq!(old, 0, "the old table is gone");
+    pool.close().await;
+    // The data written before still serves requests.
+    let token = h
+        .post_as(&client, "/token", &[("grant_type", "client_credentials")])
+        .await;
+    assert_eq!(token.status, 200, "{}", token.text);
+    assert!(token.body["access_token"].is_string(), "{}", token.text);
 }
 
 on_both_stores! {

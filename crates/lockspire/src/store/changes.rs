@@ -12,22 +12,27 @@
 //! meanwhile are lost. SQLite serves one process, so there is nothing to announce there.
 
 use std::collections::HashMap;
+#[cfg(feature = "postgres")]
+use std::sync::Weak;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+#[cfg(feature = "postgres")]
 use sqlx::postgres::PgListener;
 use tokio::sync::{oneshot, watch};
 
 use super::client_cache::ClientCache;
 
 /// The notification channel.
+#[cfg(feature = "postgres")]
 const CHANNEL: &str = "lockspire_changes";
 
 /// How long a change waits for its own announcement to come back.
 const ECHO_WAIT: Duration = Duration::from_secs(2);
 
+#[cfg(feature = "postgres")]
 /// How long the listener waits before connecting again after losing its connection.
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 
@@ -62,6 +67,7 @@ pub(crate) struct Changes {
     /// Counts key changes announced by any process; the provider re-reads its keys on each.
     keys: watch::Sender<u64>,
     /// Dropped with this value, which ends the listener.
+    #[cfg(feature = "postgres")]
     alive: watch::Sender<()>,
 }
 
@@ -73,6 +79,7 @@ impl Changes {
             waiting: Mutex::default(),
             clients,
             keys: watch::Sender::new(0),
+            #[cfg(feature = "postgres")]
             alive: watch::Sender::new(()),
         }
     }
@@ -112,6 +119,7 @@ impl Changes {
         (payload, echo)
     }
 
+    #[cfg(feature = "postgres")]
     /// Applies an announcement heard by the listener.
     fn heard(&self, payload: &str) {
         let Ok(announcement) = serde_json::from_str::<Announcement>(payload) else {
@@ -129,12 +137,14 @@ impl Changes {
         }
     }
 
+    #[cfg(feature = "postgres")]
     /// The listener is (again) connected: start from the database.
     fn connected(&self) {
         self.clients.set_trusted(true);
         self.keys.send_modify(|n| *n = n.wrapping_add(1));
     }
 
+    #[cfg(feature = "postgres")]
     /// The listener lost its connection: trust nothing cached, release every waiter.
     fn disconnected(&self) {
         self.clients.set_trusted(false);
@@ -167,6 +177,7 @@ impl Drop for Echo<'_> {
     }
 }
 
+#[cfg(feature = "postgres")]
 /// Listens for announcements on a connection of its own until `changes` is dropped,
 /// reconnecting after a loss.
 pub(crate) fn spawn_listener(url: String, changes: &Arc<Changes>) {
@@ -190,6 +201,7 @@ pub(crate) fn spawn_listener(url: String, changes: &Arc<Changes>) {
     });
 }
 
+#[cfg(feature = "postgres")]
 /// One connection's life: subscribe, then apply announcements until it is lost.
 async fn listen(url: &str, changes: &Weak<Changes>) {
     let mut listener = match PgListener::connect(url).await {

@@ -102,6 +102,7 @@ impl ClientCache {
         entries.remove(&(tenant.to_owned(), client_id.to_owned()));
     }
 
+    #[cfg(any(feature = "postgres", test))]
     /// Forgets every client: changes may have been missed.
     pub(crate) fn clear(&self) {
         let mut entries = self.lock();
@@ -114,6 +115,7 @@ impl ClientCache {
         self.trusted.load(Ordering::Acquire)
     }
 
+    #[cfg(any(feature = "postgres", test))]
     /// Whether entries may be used. Untrusting also forgets everything, so that trusting again
     /// starts from the database.
     pub(crate) fn set_trusted(&self, trusted: bool) {

@@ -3,7 +3,9 @@
 //! with `$n` placeholders, which both databases accept; parameters and rows cross this module as
 //! [`Param`] and [`Row`], so every store operation is also written once.
 
+#[cfg(feature = "postgres")]
 use sqlx::postgres::{PgArguments, PgRow};
+#[cfg(feature = "postgres")]
 use sqlx::{Postgres, Row as _};
 
 use super::error::StoreError;
@@ -75,25 +77,46 @@ pub(crate) use params;
 /// A result row of either database.
 pub(crate) enum Row<'a> {
     /// A row and its statement's column names.
+    #[cfg(feature = "sqlite")]
     Sqlite(&'a rusqlite::Row<'a>, &'a [Box<str>]),
+    #[cfg(feature = "postgres")]
     Postgres(&'a PgRow),
 }
 
-/// A column type both databases decode: `String`, `i64` and their `Option`s.
-pub(crate) trait Column:
-    rusqlite::types::FromSql + for<'r> sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>
-{
-}
+/// A column type both databases decode: `String`, `i64` and their `Option`s. Each half of
+/// the bound exists only when its driver is compiled in.
+pub(crate) trait Column: SqliteColumn + PostgresColumn {}
 
-impl<T> Column for T where
-    T: rusqlite::types::FromSql + for<'r> sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>
+impl<T: SqliteColumn + PostgresColumn> Column for T {}
+
+/// A type SQLite decodes.
+#[cfg(feature = "sqlite")]
+pub(crate) trait SqliteColumn: rusqlite::types::FromSql {}
+#[cfg(feature = "sqlite")]
+impl<T: rusqlite::types::FromSql> SqliteColumn for T {}
+#[cfg(not(feature = "sqlite"))]
+pub(crate) trait SqliteColumn {}
+#[cfg(not(feature = "sqlite"))]
+impl<T> SqliteColumn for T {}
+
+/// A type PostgreSQL decodes.
+#[cfg(feature = "postgres")]
+pub(crate) trait PostgresColumn:
+    for<'r> sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>
 {
 }
+#[cfg(feature = "postgres")]
+impl<T: for<'r> sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>> PostgresColumn for T {}
+#[cfg(not(feature = "postgres"))]
+pub(crate) trait PostgresColumn {}
+#[cfg(not(feature = "postgres"))]
+impl<T> PostgresColumn for T {}
 
 /// Reads column `col` (its exact, lowercase name); a value of the wrong type is `Corrupt`,
 /// never a default.
 pub(crate) fn get<T: Column>(row: &Row<'_>, col: &str) -> Result<T, StoreError> {
     match row {
+        #[cfg(feature = "sqlite")]
         Row::Sqlite(r, names) => {
             let index = names
                 .iter()
@@ -102,6 +125,7 @@ pub(crate) fn get<T: Column>(row: &Row<'_>, col: &str) -> Result<T, StoreError> 
             r.get::<_, T>(index)
                 .map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
         }
+        #[cfg(feature = "postgres")]
         Row::Postgres(r) => r
             .try_get::<T, _>(col)
             .map_err(|e| StoreError::Corrupt(format!("{col}: {e}"))),
@@ -109,6 +133,7 @@ pub(crate) fn get<T: Column>(row: &Row<'_>, col: &str) -> Result<T, StoreError> 
 }
 
 /// A statement with its parameters bound, for PostgreSQL.
+#[cfg(feature = "postgres")]
 pub(crate) fn pg_query(
     sql: &'static str,
     params: Vec<Param>,
@@ -123,6 +148,7 @@ pub(crate) fn pg_query(
 /// parameter (PostgreSQL's `UNNEST` turns them back into rows). Every row must have the same
 /// parameter types in the same order, as rows built by one function do; a row that differs is
 /// refused rather than bound to a column of another type.
+#[cfg(feature = "postgres")]
 pub(crate) fn pg_columns_query(
     sql: &'static str,
     rows: Vec<Vec<Param>>,

@@ -2,36 +2,80 @@
 //! API on the calling thread, [`super::sqlite`]) and PostgreSQL (sqlx's typed driver,
 //! [`super::pg_pool`]). Everything above writes each statement once.
 
+#[cfg(feature = "sqlite")]
 use std::sync::Arc;
 
-use super::db::{MIGRATOR, Param, Row, pg_query};
+#[cfg(feature = "postgres")]
+use super::db::{MIGRATOR, pg_query};
+use super::db::{Param, Row};
 use super::error::StoreError;
+#[cfg(feature = "postgres")]
 use super::pg_pool::{PgConn, PgPool};
+#[cfg(feature = "sqlite")]
 use super::sqlite;
+
+/// Which database the store talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite, embedded (WAL mode).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
 
 /// A database handle: which driver, and its connections.
 #[derive(Clone, Debug)]
 pub(crate) enum Db {
+    #[cfg(feature = "sqlite")]
     Sqlite(Arc<sqlite::SqliteDb>),
+    #[cfg(feature = "postgres")]
     Postgres(PgPool),
 }
 
 impl Db {
+    /// Which database this is.
+    pub(super) fn dialect(&self) -> Dialect {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Db::Sqlite(_) => Dialect::Sqlite,
+            #[cfg(feature = "postgres")]
+            Db::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// Closes the connections (PostgreSQL; SQLite's close when the store is dropped).
+    pub(super) async fn close(&self) {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Db::Sqlite(_) => {}
+            #[cfg(feature = "postgres")]
+            Db::Postgres(pool) => pool.close().await,
+        }
+    }
+
     /// Opens the database `url` names.
     pub(super) async fn open(url: &str) -> Result<Self, StoreError> {
-        Ok(if url.starts_with("sqlite:") {
-            Db::Sqlite(Arc::new(sqlite::SqliteDb::open(url, sqlite_readers())?))
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Db::Postgres(PgPool::connect(url).await?)
-        } else {
-            return Err(StoreError::UnsupportedUrl);
-        })
+        #[cfg(feature = "sqlite")]
+        if url.starts_with("sqlite:") {
+            return Ok(Db::Sqlite(Arc::new(sqlite::SqliteDb::open(
+                url,
+                sqlite_readers(),
+            )?)));
+        }
+        #[cfg(feature = "postgres")]
+        if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            return Ok(Db::Postgres(PgPool::connect(url).await?));
+        }
+        // Also a URL of a database this build was compiled without.
+        Err(StoreError::UnsupportedUrl)
     }
 
     /// Starts a write transaction.
     pub(super) async fn begin(&self) -> Result<Tx, StoreError> {
         let inner = match self {
+            #[cfg(feature = "sqlite")]
             Db::Sqlite(db) => TxInner::Sqlite(db.begin().await?),
+            #[cfg(feature = "postgres")]
             Db::Postgres(pool) => {
                 let mut conn = pool.acquire().await?;
                 conn.begin().await?;
@@ -44,7 +88,9 @@ impl Db {
     /// Applies every embedded migration not yet applied.
     pub(super) async fn migrate(&self) -> Result<(), StoreError> {
         match self {
+            #[cfg(feature = "sqlite")]
             Db::Sqlite(db) => db.migrate().await,
+            #[cfg(feature = "postgres")]
             Db::Postgres(pool) => pool.acquire().await?.migrate(&MIGRATOR).await,
         }
     }
@@ -56,7 +102,9 @@ impl Db {
         params: Vec<Param>,
     ) -> Result<u64, StoreError> {
         match self {
+            #[cfg(feature = "sqlite")]
             Db::Sqlite(db) => db.execute(sql, params).await,
+            #[cfg(feature = "postgres")]
             Db::Postgres(pool) => pool.acquire().await?.execute(pg_query(sql, params)).await,
         }
     }
@@ -69,7 +117,9 @@ impl Db {
         f: impl Fn(&Row<'_>) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
         match self {
+            #[cfg(feature = "sqlite")]
             Db::Sqlite(db) => db.read(sql, &params, f).await,
+            #[cfg(feature = "postgres")]
             Db::Postgres(pool) => pool
                 .acquire()
                 .await?
@@ -100,7 +150,9 @@ pub struct Tx {
 }
 
 enum TxInner {
+    #[cfg(feature = "sqlite")]
     Sqlite(sqlite::SqliteTx),
+    #[cfg(feature = "postgres")]
     Postgres(PgConn),
 }
 
@@ -112,7 +164,9 @@ impl Tx {
         params: Vec<Param>,
     ) -> Result<u64, StoreError> {
         match &mut self.inner {
+            #[cfg(feature = "sqlite")]
             TxInner::Sqlite(tx) => tx.execute(sql, &params),
+            #[cfg(feature = "postgres")]
             TxInner::Postgres(conn) => conn.execute(pg_query(sql, params)).await,
         }
     }
@@ -125,7 +179,9 @@ impl Tx {
         f: impl Fn(&Row<'_>) -> Result<T, StoreError>,
     ) -> Result<Option<T>, StoreError> {
         match &mut self.inner {
+            #[cfg(feature = "sqlite")]
             TxInner::Sqlite(tx) => Ok(tx.query(sql, &params, f)?.into_iter().next()),
+            #[cfg(feature = "postgres")]
             TxInner::Postgres(conn) => conn
                 .fetch_all(pg_query(sql, params))
                 .await?
@@ -140,13 +196,16 @@ impl Tx {
     /// Commits the step.
     pub async fn commit(self) -> Result<(), StoreError> {
         match self.inner {
+            #[cfg(feature = "sqlite")]
             TxInner::Sqlite(tx) => tx.commit().await,
+            #[cfg(feature = "postgres")]
             TxInner::Postgres(mut conn) => conn.commit().await,
         }
     }
 }
 
 /// SQLite reader connections: enough for the runtime's worker threads to read at once.
+#[cfg(feature = "sqlite")]
 fn sqlite_readers() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8))
 }

@@ -7,12 +7,15 @@
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::db::{Param, pg_columns_query, pg_query};
+use super::db::Param;
+#[cfg(feature = "postgres")]
+use super::db::{pg_columns_query, pg_query};
 use super::driver::Db;
 use super::error::StoreError;
+#[cfg(feature = "postgres")]
 use super::pg_pool::PgPool;
-use super::sqlite;
-use super::sqlite::SqliteDb;
+#[cfg(feature = "sqlite")]
+use super::sqlite::{self, SqliteDb};
 
 /// A table the writer appends to: the statement inserting one row, and the PostgreSQL statement
 /// inserting many (one array per column, in the same order). Each kind of record that joins the
@@ -51,12 +54,14 @@ impl Writer {
     pub(super) fn spawn(db: Db) -> Result<Self, StoreError> {
         let (queue, rx) = mpsc::channel::<(Append, Reply)>(4 * MAX_BATCH);
         match db {
+            #[cfg(feature = "sqlite")]
             Db::Sqlite(db) => {
                 std::thread::Builder::new()
                     .name("lockspire-writer".into())
                     .spawn(move || sqlite_writer(&db, rx))
                     .map_err(|_| StoreError::Unavailable("could not start the writer"))?;
             }
+            #[cfg(feature = "postgres")]
             Db::Postgres(pool) => {
                 tokio::spawn(postgres_writer(pool, rx));
             }
@@ -86,6 +91,7 @@ fn answer(replies: Vec<Reply>, results: Vec<Result<(), StoreError>>) {
 
 /// The SQLite writer thread: takes every row queued so far (at most [`MAX_BATCH`]), commits
 /// them in one transaction, answers, and goes back for more.
+#[cfg(feature = "sqlite")]
 fn sqlite_writer(db: &SqliteDb, mut rx: mpsc::Receiver<(Append, Reply)>) {
     while let Some(first) = rx.blocking_recv() {
         let mut rows = Vec::with_capacity(MAX_BATCH);
@@ -115,6 +121,7 @@ fn sqlite_writer(db: &SqliteDb, mut rx: mpsc::Receiver<(Append, Reply)>) {
 /// Writes a batch in one transaction; if that fails on a row, row by row, so one bad row
 /// cannot fail the others' acknowledgements wrongly. One result per row. Blocks: called only
 /// from the writer thread (and tests), never on the runtime.
+#[cfg(feature = "sqlite")]
 fn sqlite_commit(db: &SqliteDb, rows: &[Append]) -> Vec<Result<(), StoreError>> {
     db.write_blocking(|conn| {
         let together = (|| {
@@ -135,6 +142,7 @@ fn sqlite_commit(db: &SqliteDb, rows: &[Append]) -> Vec<Result<(), StoreError>> 
 }
 
 /// The PostgreSQL writer task: like [`sqlite_writer`], one statement per batch.
+#[cfg(feature = "postgres")]
 async fn postgres_writer(pool: PgPool, mut rx: mpsc::Receiver<(Append, Reply)>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
@@ -148,6 +156,7 @@ async fn postgres_writer(pool: PgPool, mut rx: mpsc::Receiver<(Append, Reply)>) 
 /// Writes a batch with one statement per table; if a statement fails on a row, that table's
 /// rows are written one by one, so one bad row cannot fail the others' acknowledgements
 /// wrongly. One result per row, in order.
+#[cfg(feature = "postgres")]
 async fn postgres_commit(pool: &PgPool, rows: &[Append]) -> Vec<Result<(), StoreError>> {
     let mut conn = match pool.acquire().await {
         Ok(conn) => conn,
@@ -270,6 +279,9 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "sqlite")]
+    // Irrefutable in a build with SQLite alone.
+    #[allow(irrefutable_let_patterns)]
     fn sqlite_a_row_refused_in_a_batch_fails_alone() {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite://{}/t.db", dir.path().display());
@@ -285,7 +297,10 @@ mod tests {
         assert!(rt.block_on(stored(&store, "fresh-b")));
     }
 
+    #[cfg(feature = "postgres")]
     #[tokio::test]
+    // Irrefutable in a build with PostgreSQL alone.
+    #[allow(irrefutable_let_patterns)]
     async fn postgres_a_row_refused_in_a_batch_fails_alone() {
         let admin = std::env::var("LOCKSPIRE_TEST_POSTGRES")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());

@@ -5,19 +5,10 @@
 use std::sync::Arc;
 
 use super::db::{get, params};
-use super::driver::{Db, Tx};
+use super::driver::{Db, Dialect, Tx};
 use super::error::StoreError;
 use super::{changes, client_cache, group_commit};
 use crate::clock::UnixTime;
-
-/// Which database the store talks to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dialect {
-    /// SQLite, embedded (WAL mode).
-    Sqlite,
-    /// PostgreSQL.
-    Postgres,
-}
 
 /// The store: the database and the operations Lockspire needs.
 #[derive(Clone, Debug)]
@@ -49,22 +40,24 @@ impl Store {
 
     /// Embedded migrations not yet applied, as (version, description). Reads only.
     pub async fn pending_migrations(&self) -> Result<Vec<(i64, String)>, StoreError> {
-        // No bookkeeping table yet means nothing was ever applied.
-        let applied = match self
-            .db
-            .fetch_all(
-                "SELECT version FROM _sqlx_migrations WHERE success = TRUE",
-                params![],
-                |r| get::<i64>(r, "version"),
-            )
-            .await
-        {
-            Ok(versions) => versions,
-            Err(StoreError::Database(sqlx::Error::Database(_)) | StoreError::Sqlite(_)) => {
-                Vec::new()
+        // SQLite keeps its own bookkeeping table; PostgreSQL's is sqlx's migrator's, which also
+        // is where SQLite databases of earlier releases kept theirs until their next migration.
+        // A table that does not exist yet means nothing was applied through it.
+        let mut applied = Vec::new();
+        for statement in [
+            "SELECT version FROM lockspire_migrations",
+            "SELECT version FROM _sqlx_migrations WHERE success = TRUE",
+        ] {
+            match self
+                .db
+                .fetch_all(statement, params![], |r| get::<i64>(r, "version"))
+                .await
+            {
+                Ok(versions) => applied.extend(versions),
+                Err(e) if e.is_refused() => {}
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
-        };
+        }
         Ok(super::db::MIGRATOR
             .iter()
             .filter(|m| !applied.contains(&m.version))
@@ -77,9 +70,12 @@ impl Store {
         let db = Db::open(url).await?;
         // SQLite serves one process: its cache is trusted from the start. On PostgreSQL other
         // processes change clients too; the cache is trusted while their changes are heard.
-        let clients = Arc::new(client_cache::ClientCache::new(matches!(db, Db::Sqlite(_))));
+        let clients = Arc::new(client_cache::ClientCache::new(
+            db.dialect() == Dialect::Sqlite,
+        ));
         let changes = Arc::new(changes::Changes::new(clients.clone()));
-        if matches!(db, Db::Postgres(_)) {
+        #[cfg(feature = "postgres")]
+        if db.dialect() == Dialect::Postgres {
             changes::spawn_listener(url.to_owned(), &changes);
         }
         Ok(Self {
@@ -92,10 +88,7 @@ impl Store {
 
     /// The database kind.
     pub fn dialect(&self) -> Dialect {
-        match self.db {
-            Db::Sqlite(_) => Dialect::Sqlite,
-            Db::Postgres(_) => Dialect::Postgres,
-        }
+        self.db.dialect()
     }
 
     /// Starts a write transaction. On SQLite it waits for this process's single writer and
@@ -106,9 +99,7 @@ impl Store {
 
     /// Closes the connections (PostgreSQL; SQLite's close when the store is dropped).
     pub async fn close(&self) {
-        if let Db::Postgres(pool) = &self.db {
-            pool.close().await;
-        }
+        self.db.close().await;
     }
 
     /// Inside `tx`, before its commit: announces `change` to every process sharing a PostgreSQL
@@ -120,7 +111,7 @@ impl Store {
         tx: &mut Tx,
         change: changes::Change,
     ) -> Result<Announced<'_>, StoreError> {
-        let echo = if matches!(self.db, Db::Postgres(_)) {
+        let echo = if self.dialect() == Dialect::Postgres {
             let (payload, echo) = self.changes.announce(change.clone());
             tx.execute(changes::NOTIFY, params![payload]).await?;
             echo
@@ -147,7 +138,9 @@ impl Store {
     /// health checks.
     pub fn change_listener_connected(&self) -> Option<bool> {
         match self.db {
+            #[cfg(feature = "sqlite")]
             Db::Sqlite(_) => None,
+            #[cfg(feature = "postgres")]
             Db::Postgres(_) => Some(self.clients.is_trusted()),
         }
     }

@@ -21,19 +21,21 @@ mod group_commit;
 mod handle;
 mod interactions;
 mod keys;
+#[cfg(feature = "postgres")]
 mod pg_pool;
 mod registration;
 mod replay;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 mod tokens;
 
 pub use audit::AuditEvent;
 pub(crate) use audit::{Actor, Outcome};
 pub use client_cache::{ClientRecord, ClientStatus};
-pub use driver::Tx;
+pub use driver::{Dialect, Tx};
 pub use error::StoreError;
 pub use grants::{ConsentRecord, GrantDetails, GrantRecord};
-pub use handle::{Dialect, PRUNE_BATCH, Store};
+pub use handle::{PRUNE_BATCH, Store};
 pub use interactions::InteractionRecord;
 pub use keys::KeyRecord;
 pub use registration::InitialAccessTokenRecord;

@@ -103,7 +103,7 @@ impl PgPool {
     pub(crate) async fn acquire(&self) -> Result<PgConn, StoreError> {
         tokio::time::timeout(ACQUIRE_TIMEOUT, self.acquire_now())
             .await
-            .unwrap_or(Err(StoreError::Database(sqlx::Error::PoolTimedOut)))
+            .unwrap_or_else(|_| Err(StoreError::from(sqlx::Error::PoolTimedOut)))
     }
 
     async fn acquire_now(&self) -> Result<PgConn, StoreError> {
@@ -289,7 +289,10 @@ impl PgConn {
 
     /// Applies `migrator`'s migrations not yet applied.
     pub(crate) async fn migrate(&mut self, migrator: &Migrator) -> Result<(), StoreError> {
-        migrator.run(self.start()?).await?;
+        migrator
+            .run(self.start()?)
+            .await
+            .map_err(StoreError::migrate)?;
         self.unsettled = false;
         Ok(())
     }

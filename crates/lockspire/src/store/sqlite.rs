@@ -14,12 +14,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as SyncMutex, PoisonError};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::db::MIGRATOR;
 use super::db::{Param, Row};
-use super::error::StoreError;
+use super::error::{DatabaseError, StoreError};
 
 /// How long a statement waits for another process's write lock before failing as busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -241,47 +241,52 @@ impl SqliteDb {
         Ok(SqliteTx { conn: Some(conn) })
     }
 
-    /// Applies the embedded migrations not yet applied, keeping the same bookkeeping table as
-    /// sqlx's migrator (which PostgreSQL uses), so the two never disagree about a database.
+    /// Applies the embedded migrations not yet applied, recording each in Lockspire's own
+    /// bookkeeping table. A database of an earlier release, which kept sqlx's table layout,
+    /// moves its record over first, in one transaction; nothing else about it changes.
     pub(crate) async fn migrate(&self) -> Result<(), StoreError> {
         self.write(|conn| {
             conn.execute_batch(
-                "CREATE TABLE IF NOT EXISTS _sqlx_migrations (
-                    version BIGINT PRIMARY KEY,
+                "CREATE TABLE IF NOT EXISTS lockspire_migrations (
+                    version INTEGER PRIMARY KEY,
                     description TEXT NOT NULL,
-                    installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
-                    success BOOLEAN NOT NULL,
                     checksum BLOB NOT NULL,
-                    execution_time BIGINT NOT NULL
+                    applied_at INTEGER NOT NULL
                 )",
             )?;
-            let applied: Vec<(i64, bool, Vec<u8>)> = conn
-                .prepare("SELECT version, success, checksum FROM _sqlx_migrations ORDER BY version")?
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            adopt_earlier_bookkeeping(conn)?;
+            let applied: Vec<(i64, Vec<u8>)> = conn
+                .prepare("SELECT version, checksum FROM lockspire_migrations ORDER BY version")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?;
-            // The same refusals as sqlx's migrator: a half-applied migration, a migration this
-            // build does not know (the database is newer than the code), an edited one.
-            if let Some((v, _, _)) = applied.iter().find(|(_, ok, _)| !ok) {
-                return Err(sqlx::migrate::MigrateError::Dirty(*v).into());
-            }
-            for (v, _, checksum) in &applied {
+            // The refusals of sqlx's migrator, which PostgreSQL uses: a migration this build
+            // does not know (the database is newer than the code), an edited one.
+            for (v, checksum) in &applied {
                 match MIGRATOR.iter().find(|m| m.version == *v) {
-                    None => return Err(sqlx::migrate::MigrateError::VersionMissing(*v).into()),
+                    None => {
+                        return Err(StoreError::Migrate(
+                            sqlx::migrate::MigrateError::VersionMissing(*v).to_string(),
+                        ));
+                    }
                     Some(m) if *checksum != *m.checksum => {
-                        return Err(sqlx::migrate::MigrateError::VersionMismatch(*v).into());
+                        return Err(StoreError::Migrate(
+                            sqlx::migrate::MigrateError::VersionMismatch(*v).to_string(),
+                        ));
                     }
                     Some(_) => {}
                 }
             }
             for migration in MIGRATOR.iter() {
-                if applied.iter().any(|(v, _, _)| *v == migration.version) {
+                if applied.iter().any(|(v, _)| *v == migration.version) {
                     continue;
                 }
-                let failed = |e: rusqlite::Error| StoreError::Migration(migration.version, e);
+                let failed = |e: rusqlite::Error| {
+                    StoreError::Migration(migration.version, DatabaseError::sqlite(e))
+                };
                 let record = |c: &Connection| {
                     c.execute(
-                        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
-                         VALUES (?1, ?2, TRUE, ?3, -1)",
+                        "INSERT INTO lockspire_migrations (version, description, checksum, applied_at) \
+                         VALUES (?1, ?2, ?3, unixepoch())",
                         rusqlite::params![
                             migration.version,
                             migration.description.as_ref(),
@@ -304,6 +309,42 @@ impl SqliteDb {
         })
         .await
     }
+}
+
+/// Earlier releases recorded SQLite migrations in a copy of sqlx's bookkeeping table
+/// (`_sqlx_migrations`). Its record moves to `lockspire_migrations` and the old table goes, in
+/// one transaction; a migration it records as failed halfway is refused, as before.
+fn adopt_earlier_bookkeeping(conn: &mut Connection) -> Result<(), StoreError> {
+    let earlier: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        [],
+        |r| r.get(0),
+    )?;
+    if earlier == 0 {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    let dirty: Option<i64> = tx
+        .query_row(
+            "SELECT version FROM _sqlx_migrations WHERE NOT success ORDER BY version LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(v) = dirty {
+        return Err(StoreError::Migrate(
+            sqlx::migrate::MigrateError::Dirty(v).to_string(),
+        ));
+    }
+    tx.execute(
+        "INSERT OR IGNORE INTO lockspire_migrations (version, description, checksum, applied_at) \
+         SELECT version, description, checksum, COALESCE(CAST(strftime('%s', installed_on) AS INTEGER), 0) \
+         FROM _sqlx_migrations",
+        [],
+    )?;
+    tx.execute_batch("DROP TABLE _sqlx_migrations")?;
+    tx.commit()?;
+    Ok(())
 }
 
 /// How often the checkpointer copies committed WAL frames into the database file.
