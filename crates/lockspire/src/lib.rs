@@ -30,7 +30,9 @@
 #![warn(missing_docs)]
 
 #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
-compile_error!("Lockspire needs a database: enable its `sqlite` or `postgres` feature (both are on by default).");
+compile_error!(
+    "Lockspire needs a database: enable its `sqlite` or `postgres` feature (both are on by default)."
+);
 
 mod builder;
 mod clock;
