@@ -5,7 +5,7 @@ use std::sync::{Arc, RwLock};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{
-    AccessTokenFormat, Config, InvalidIssuer, Issuer, Lifetimes, RegistrationPolicy,
+    AccessTokenFormat, Config, DatabasePool, InvalidIssuer, Issuer, Lifetimes, RegistrationPolicy,
     RegistrationRules,
 };
 use crate::fetch::Fetcher;
@@ -81,6 +81,7 @@ pub struct Builder {
     key_refresh: std::time::Duration,
     consent: Option<Arc<dyn ConsentRenderer>>,
     audit_retention: std::time::Duration,
+    pool: DatabasePool,
 }
 
 enum DatabaseSource {
@@ -115,6 +116,7 @@ impl Builder {
             key_refresh: KEY_REFRESH,
             consent: None,
             audit_retention: AUDIT_RETENTION,
+            pool: DatabasePool::default(),
         }
     }
 
@@ -239,6 +241,13 @@ impl Builder {
         self
     }
 
+    /// How PostgreSQL connections are held: pool size, statement timeout, idle lifetime.
+    /// Default: [`DatabasePool::default`].
+    pub fn database_pool(mut self, pool: DatabasePool) -> Self {
+        self.pool = pool;
+        self
+    }
+
     /// The clock (tests move time with [`ManualClock`]).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
@@ -259,7 +268,7 @@ impl Builder {
             .take()
             .ok_or(ConfigError::Missing("database"))?
         {
-            DatabaseSource::Url(url) => Store::connect(&url).await?,
+            DatabaseSource::Url(url) => Store::connect_with(&url, &parts.pool).await?,
             DatabaseSource::Store(store) => store,
         };
         let tenant = DEFAULT_TENANT.to_owned();
@@ -285,7 +294,7 @@ impl Builder {
             .take()
             .ok_or(ConfigError::Missing("database"))?
         {
-            DatabaseSource::Url(url) => Store::open(&url).await?,
+            DatabaseSource::Url(url) => Store::open_with(&url, &parts.pool).await?,
             DatabaseSource::Store(store) => store,
         };
         let provider = parts.provider(
@@ -344,6 +353,9 @@ impl Builder {
                     "must be at least one second and fit in 64 bits".into(),
                 )
             })?;
+        if let Some(why) = self.pool.check() {
+            return Err(ConfigError::Invalid("database_pool", why.into()));
+        }
         if let RegistrationPolicy::InitialAccessToken(Some(t)) = &self.registration
             && t.len() < 16
         {
@@ -376,12 +388,14 @@ impl Builder {
             clock: self.clock,
             key_refresh: self.key_refresh,
             consent: self.consent,
+            pool: self.pool,
         })
     }
 }
 
 /// A checked builder, before the database is opened.
 struct Parts {
+    pool: DatabasePool,
     config: Config,
     database: Option<DatabaseSource>,
     secret_key: Option<SecretKey>,

@@ -8,6 +8,46 @@ use crate::jose::SigningAlg;
 use crate::model::client::{AuthMethod, ClientMetadata, GrantType};
 use crate::model::uri::is_loopback_host;
 
+/// How Lockspire holds its PostgreSQL connections, per process. SQLite, embedded, has one
+/// writer and a reader per worker thread, and ignores these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DatabasePool {
+    /// Most connections open at once. Size PostgreSQL's `max_connections` for this per
+    /// process, plus one per process for change announcements. Default: 16.
+    pub max_connections: u32,
+    /// Longest wait for the answer to one statement; a longer one means a database that
+    /// stopped answering, and the request gets `temporarily_unavailable`. Default: 10 s.
+    pub statement_timeout: std::time::Duration,
+    /// A connection idle this long is closed, giving its server process back. Default: 10 min.
+    pub idle_lifetime: std::time::Duration,
+}
+
+impl Default for DatabasePool {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            statement_timeout: std::time::Duration::from_secs(10),
+            idle_lifetime: std::time::Duration::from_secs(600),
+        }
+    }
+}
+
+impl DatabasePool {
+    /// `None` when a value is out of range: at least one connection (at most 1,000), and
+    /// timeouts of at least a second.
+    pub(crate) fn check(&self) -> Option<&'static str> {
+        if !(1..=1000).contains(&self.max_connections) {
+            return Some("max_connections must be between 1 and 1000");
+        }
+        if self.statement_timeout < std::time::Duration::from_secs(1)
+            || self.idle_lifetime < std::time::Duration::from_secs(1)
+        {
+            return Some("timeouts must be at least one second");
+        }
+        None
+    }
+}
+
 /// The issuer identifier (RFC 8414 §2, OIDC Discovery §3): an absolute https URL without query
 /// or fragment; http only on a loopback host, for development. Compared as an exact string.
 #[derive(Clone, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::builder::Builder;
 use crate::builder::ConfigError;
-use crate::config::{AccessTokenFormat, Issuer, RegistrationPolicy};
+use crate::config::{AccessTokenFormat, DatabasePool, Issuer, RegistrationPolicy};
 use crate::lockspire::Lockspire;
 use crate::secrets::SecretKey;
 
@@ -49,6 +49,54 @@ pub struct FileConfig {
     /// Days audit events are kept (at least 1).
     #[serde(default = "default_audit_retention_days")]
     pub audit_retention_days: u32,
+    /// How PostgreSQL connections are held.
+    #[serde(default)]
+    pub database_pool: DatabasePoolFile,
+}
+
+/// `[database_pool]` in `lockspire.toml` (PostgreSQL; SQLite ignores it).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DatabasePoolFile {
+    /// Most connections per process.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    /// Longest wait for one statement's answer, in seconds.
+    #[serde(default = "default_statement_timeout_secs")]
+    pub statement_timeout_secs: u64,
+    /// Seconds after which an idle connection is closed.
+    #[serde(default = "default_idle_lifetime_secs")]
+    pub idle_lifetime_secs: u64,
+}
+
+impl Default for DatabasePoolFile {
+    fn default() -> Self {
+        Self {
+            max_connections: default_max_connections(),
+            statement_timeout_secs: default_statement_timeout_secs(),
+            idle_lifetime_secs: default_idle_lifetime_secs(),
+        }
+    }
+}
+
+impl DatabasePoolFile {
+    fn settings(&self) -> DatabasePool {
+        DatabasePool {
+            max_connections: self.max_connections,
+            statement_timeout: std::time::Duration::from_secs(self.statement_timeout_secs),
+            idle_lifetime: std::time::Duration::from_secs(self.idle_lifetime_secs),
+        }
+    }
+}
+
+fn default_max_connections() -> u32 {
+    DatabasePool::default().max_connections
+}
+fn default_statement_timeout_secs() -> u64 {
+    DatabasePool::default().statement_timeout.as_secs()
+}
+fn default_idle_lifetime_secs() -> u64 {
+    DatabasePool::default().idle_lifetime.as_secs()
 }
 
 /// `[registration]` in `lockspire.toml`.
@@ -146,6 +194,9 @@ impl FileConfig {
         if self.audit_retention_days == 0 {
             return Err(invalid("audit_retention_days", "must be at least 1"));
         }
+        if let Some(why) = self.database_pool.settings().check() {
+            return Err(invalid("database_pool", why));
+        }
         match self.registration.policy.as_str() {
             "disabled" | "open" | "initial-access-token" => Ok(()),
             other => Err(invalid(
@@ -215,7 +266,8 @@ impl FileConfig {
             .resources(self.resources.clone())
             .audit_retention(std::time::Duration::from_secs(
                 u64::from(self.audit_retention_days) * 86_400,
-            )))
+            ))
+            .database_pool(self.database_pool.settings()))
     }
 }
 
@@ -232,6 +284,7 @@ mod tests {
         assert_eq!(c.access_token_format, "opaque");
         assert_eq!(c.mount_path, "/");
         assert_eq!(c.audit_retention_days, 90);
+        assert_eq!(c.database_pool.settings(), DatabasePool::default());
     }
 
     #[test]
@@ -262,6 +315,12 @@ mod tests {
         assert!(
             FileConfig::parse(
                 "issuer = \"https://a.example\"\n[registration]\npolicy = \"sometimes\""
+            )
+            .is_err()
+        );
+        assert!(
+            FileConfig::parse(
+                "issuer = \"https://a.example\"\n[database_pool]\nmax_connections = 0"
             )
             .is_err()
         );

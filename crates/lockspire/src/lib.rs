@@ -57,10 +57,10 @@ mod web;
 pub use builder::{AUDIT_RETENTION, Builder, ConfigError, KEY_REFRESH};
 pub use clock::{Clock, ManualClock, SystemClock, UnixTime};
 pub use config::{
-    AccessTokenFormat, Config, InvalidIssuer, Issuer, Lifetimes, RegistrationPolicy,
+    AccessTokenFormat, Config, DatabasePool, InvalidIssuer, Issuer, Lifetimes, RegistrationPolicy,
     RegistrationRules,
 };
-pub use file_config::{DEFAULT_CONFIG_FILE, FileConfig, RegistrationFile};
+pub use file_config::{DEFAULT_CONFIG_FILE, DatabasePoolFile, FileConfig, RegistrationFile};
 pub use host::{
     AccountResolver, Claims, ConsentPage, ConsentRenderer, Context, HostError, InteractionResult,
     Resolution, ScopeRequest, SignedIn, Subject,

@@ -13,6 +13,7 @@ use super::error::StoreError;
 use super::pg_pool::{PgConn, PgPool};
 #[cfg(feature = "sqlite")]
 use super::sqlite;
+use crate::config::DatabasePool;
 
 /// Which database the store talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,7 +55,7 @@ impl Db {
     }
 
     /// Opens the database `url` names.
-    pub(super) async fn open(url: &str) -> Result<Self, StoreError> {
+    pub(super) async fn open(url: &str, pool: &DatabasePool) -> Result<Self, StoreError> {
         #[cfg(feature = "sqlite")]
         if url.starts_with("sqlite:") {
             return Ok(Db::Sqlite(Arc::new(sqlite::SqliteDb::open(
@@ -64,7 +65,7 @@ impl Db {
         }
         #[cfg(feature = "postgres")]
         if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            return Ok(Db::Postgres(PgPool::connect(url).await?));
+            return Ok(Db::Postgres(PgPool::connect(url, pool).await?));
         }
         // Also a URL of a database this build was compiled without.
         Err(StoreError::UnsupportedUrl)

@@ -311,9 +311,12 @@ mod tests {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos())
         );
-        let maintenance = super::super::pg_pool::PgPool::connect(&format!("{admin}/postgres"))
-            .await
-            .expect("PostgreSQL for the store's tests");
+        let maintenance = super::super::pg_pool::PgPool::connect(
+            &format!("{admin}/postgres"),
+            &crate::config::DatabasePool::default(),
+        )
+        .await
+        .expect("PostgreSQL for the store's tests");
         let mut conn = maintenance.acquire().await.expect("acquire");
         conn.execute(sqlx::query(sqlx::AssertSqlSafe(format!(
             "CREATE DATABASE \"{name}\""

@@ -9,6 +9,7 @@ use super::driver::{Db, Dialect, Tx};
 use super::error::StoreError;
 use super::{changes, client_cache, group_commit};
 use crate::clock::UnixTime;
+use crate::config::DatabasePool;
 
 /// The store: the database and the operations Lockspire needs.
 #[derive(Clone, Debug)]
@@ -28,7 +29,12 @@ pub(super) struct Announced<'a> {
 impl Store {
     /// Opens (creating a SQLite file if needed) and migrates the database at `url`.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let store = Self::open(url).await?;
+        Self::connect_with(url, &DatabasePool::default()).await
+    }
+
+    /// [`Store::connect`] with these connection settings (PostgreSQL).
+    pub async fn connect_with(url: &str, pool: &DatabasePool) -> Result<Self, StoreError> {
+        let store = Self::open_with(url, pool).await?;
         store.migrate().await?;
         Ok(store)
     }
@@ -67,7 +73,12 @@ impl Store {
 
     /// Opens the database at `url` without migrating it (operators' tools that only inspect).
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let db = Db::open(url).await?;
+        Self::open_with(url, &DatabasePool::default()).await
+    }
+
+    /// [`Store::open`] with these connection settings (PostgreSQL).
+    pub async fn open_with(url: &str, pool: &DatabasePool) -> Result<Self, StoreError> {
+        let db = Db::open(url, pool).await?;
         // SQLite serves one process: its cache is trusted from the start. On PostgreSQL other
         // processes change clients too; the cache is trusted while their changes are heard.
         let clients = Arc::new(client_cache::ClientCache::new(

@@ -23,9 +23,7 @@ use sqlx::{Executor as _, Postgres};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::error::{StoreError, refused_in_session};
-
-/// Connections per process (docs/scaling.md sizes PostgreSQL's `max_connections` with it).
-const MAX_CONNECTIONS: usize = 16;
+use crate::config::DatabasePool;
 
 /// How long a request waits for a connection before it is refused as unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -33,14 +31,10 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// A connection idle for this long is pinged before it is used.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 
-/// A connection idle for this long is closed, giving its server process back.
-const IDLE_CLOSE: Duration = Duration::from_secs(600);
-
-/// Longest wait for the answer to one statement. Every statement the store runs is short (a
-/// prune deletes in bounded batches), so a longer wait means a database that stopped answering
-/// without closing the connection: the request gets a 503 instead of waiting for TCP to give
-/// up, and the connection is closed.
-const STATEMENT_WAIT: Duration = Duration::from_secs(10);
+// Every statement the store runs is short (a prune deletes in bounded batches), so a wait
+// longer than the pool's statement timeout means a database that stopped answering without
+// closing the connection: the request gets a 503 instead of waiting for TCP to give up, and
+// the connection is closed.
 
 /// How long rolling back an abandoned transaction may take before the connection is closed.
 const ROLLBACK_WAIT: Duration = Duration::from_secs(5);
@@ -63,6 +57,7 @@ impl std::fmt::Debug for PgPool {
 struct Inner {
     options: PgConnectOptions,
     statement_wait: Duration,
+    idle_lifetime: Duration,
     /// Most recently returned last, so the busiest connections are reused first and the ones
     /// left over age out.
     idle: Mutex<Vec<Idle>>,
@@ -81,17 +76,16 @@ struct Idle {
 impl PgPool {
     /// Parses `url` and opens one connection, so a wrong URL or an unreachable server is
     /// reported at start-up rather than at the first request.
-    pub(crate) async fn connect(url: &str) -> Result<Self, StoreError> {
-        Self::open(url, STATEMENT_WAIT).await
-    }
-
-    async fn open(url: &str, statement_wait: Duration) -> Result<Self, StoreError> {
+    pub(crate) async fn connect(url: &str, settings: &DatabasePool) -> Result<Self, StoreError> {
         let pool = Self {
             inner: Arc::new(Inner {
                 options: PgConnectOptions::from_str(url)?,
-                statement_wait,
+                statement_wait: settings.statement_timeout,
+                idle_lifetime: settings.idle_lifetime,
                 idle: Mutex::new(Vec::new()),
-                permits: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+                permits: Arc::new(Semaphore::new(
+                    usize::try_from(settings.max_connections).unwrap_or(1),
+                )),
                 closed: AtomicBool::new(false),
             }),
         };
@@ -173,7 +167,7 @@ impl Inner {
     }
 
     /// Takes a connection back; closes it instead when the pool is closed, and closes
-    /// connections left idle for [`IDLE_CLOSE`].
+    /// connections left idle for the idle lifetime.
     fn release(&self, conn: PgConnection) {
         let stale = {
             let mut idle = self.lock_idle();
@@ -191,7 +185,7 @@ impl Inner {
             });
             let aged = idle
                 .iter()
-                .take_while(|i| i.since.elapsed() >= IDLE_CLOSE)
+                .take_while(|i| i.since.elapsed() >= self.idle_lifetime)
                 .count();
             idle.drain(..aged).collect::<Vec<_>>()
         };
@@ -343,7 +337,7 @@ mod tests {
     async fn test_pool() -> PgPool {
         let admin = std::env::var("LOCKSPIRE_TEST_POSTGRES")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-        PgPool::connect(&format!("{admin}/postgres"))
+        PgPool::connect(&format!("{admin}/postgres"), &DatabasePool::default())
             .await
             .expect("PostgreSQL for the store's tests")
     }
@@ -473,10 +467,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_pool_holds_at_most_its_configured_connections() {
+        let admin = std::env::var("LOCKSPIRE_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+        let one = DatabasePool {
+            max_connections: 1,
+            ..DatabasePool::default()
+        };
+        let pool = PgPool::connect(&format!("{admin}/postgres"), &one)
+            .await
+            .expect("PostgreSQL for the store's tests");
+        let held = pool.acquire().await.expect("the one connection");
+        let waited = pool.acquire().await.err().expect("no second connection");
+        assert!(waited.is_unavailable(), "{waited}");
+        drop(held);
+        assert!(pool.acquire().await.is_ok(), "the connection is back");
+    }
+
+    #[tokio::test]
     async fn a_statement_without_an_answer_in_time_is_unavailable_and_its_connection_closed() {
         let admin = std::env::var("LOCKSPIRE_TEST_POSTGRES")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-        let pool = PgPool::open(&format!("{admin}/postgres"), Duration::from_millis(200))
+        let quick = DatabasePool {
+            statement_timeout: Duration::from_millis(200),
+            ..DatabasePool::default()
+        };
+        let pool = PgPool::connect(&format!("{admin}/postgres"), &quick)
             .await
             .expect("PostgreSQL for the store's tests");
         let mut conn = pool.acquire().await.expect("acquire");
