@@ -12,7 +12,7 @@ use super::pages::{
     authorization_response, consent_page as render_consent, error_page, render_host_consent,
     see_other,
 };
-use super::{is_form, read_body};
+use super::request::{is_form, read_body};
 use crate::host::{ConsentPage, ScopeRequest};
 use crate::protocol::authorize::{self, AuthorizationResponse, AuthorizeError};
 use crate::protocol::endpoints::Endpoint;
@@ -202,7 +202,7 @@ pub(crate) async fn consent_decision(
     State(p): State<Arc<Provider>>,
     req: Request<Body>,
 ) -> Response {
-    let (parts, params) = match super::form(req, Endpoint::Consent).await {
+    let (parts, params) = match super::request::form(req, Endpoint::Consent).await {
         Ok(x) => x,
         Err(e) => return error_page(&e),
     };

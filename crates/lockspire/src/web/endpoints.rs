@@ -10,7 +10,7 @@ use http::{HeaderValue, Method, Request, StatusCode, header};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{authorization, form, read_body};
+use super::request::{authorization, form, read_body};
 use crate::config::RegistrationPolicy;
 use crate::mtls::ClientCertificate;
 use crate::protocol::endpoints::Endpoint;
@@ -91,7 +91,7 @@ pub(crate) async fn userinfo(
 ) -> Result<Response, OAuthError> {
     let (parts, body) = req.into_parts();
     let authz = authorization(&parts.headers)?.map(str::to_owned);
-    let form_params = if parts.method == Method::POST && super::is_form(&parts.headers) {
+    let form_params = if parts.method == Method::POST && super::request::is_form(&parts.headers) {
         Some(crate::protocol::params::Params::parse(
             &read_body(body).await?,
         )?)

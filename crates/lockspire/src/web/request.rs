@@ -1,0 +1,69 @@
+//! Reading a request: its body within [`MAX_BODY`], its form (RFC 6749 §3.2) with repeated
+//! parameters refused, its `Authorization` header.
+
+use axum::body::Body;
+use http::{HeaderMap, Request, header};
+
+use crate::protocol::endpoints::Endpoint;
+use crate::protocol::error::OAuthError;
+use crate::protocol::params::Params;
+
+/// Largest request body any endpoint reads; larger ones get 413 before any parsing.
+pub(crate) const MAX_BODY: usize = 64 * 1024;
+
+/// Reads a body up to [`MAX_BODY`]; larger bodies are refused with 413.
+pub(crate) async fn read_body(body: Body) -> Result<axum::body::Bytes, OAuthError> {
+    axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
+        OAuthError::invalid_request("the request body is too large")
+            .with_status(http::StatusCode::PAYLOAD_TOO_LARGE)
+    })
+}
+
+pub(crate) fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
+/// Parses the form body of a request to `endpoint` (RFC 6749 §3.2:
+/// `application/x-www-form-urlencoded`) and refuses repeated parameters, before anything else
+/// reads the request: client authentication included, so every direct endpoint answers a
+/// malformed request the same way. (`/authorize` cannot: until its client and redirect URI are
+/// verified, its errors are shown rather than returned, so it checks repeats in that order.)
+pub(crate) async fn form(
+    req: Request<Body>,
+    endpoint: Endpoint,
+) -> Result<(http::request::Parts, Params), OAuthError> {
+    let (parts, body) = req.into_parts();
+    if !is_form(&parts.headers) {
+        return Err(OAuthError::invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    let bytes = read_body(body).await?;
+    let params = Params::parse(&bytes)?;
+    params.refuse_repeats(endpoint.repeatable())?;
+    Ok((parts, params))
+}
+
+/// The Authorization header as text, if present and visible ASCII.
+pub(crate) fn authorization(headers: &HeaderMap) -> Result<Option<&str>, OAuthError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(OAuthError::invalid_request(
+            "more than one Authorization header",
+        ));
+    }
+    first
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| OAuthError::invalid_request("malformed Authorization header"))
+        })
+        .transpose()
+}
