@@ -120,6 +120,71 @@ on_both_stores! {
     }
 }
 
+on_both_stores! {
+    async fn a_refused_redemption_racing_the_rightful_one_still_revokes_the_grant_as_a_replay(h) {
+        // The rightful redemption is in its transaction when a request with the same code and a
+        // wrong verifier reads it: still unconsumed then. Its refusal must not skip the
+        // transaction, where it finds the code consumed and revokes the grant (RFC 6749
+        // §4.1.2, RFC 9700 §4.14.2). The database's write lock is held from outside so the two
+        // requests queue for it in a known order.
+        let client = h.confidential_client(json!({})).await;
+        let (code, verifier) = h.authorize(&client, "alice", "openid").await;
+        let holder = WriteLock::take(&h.db.url).await;
+        let rightful = {
+            let (base, c, code) = (h.base.clone(), client.clone(), code.clone());
+            tokio::spawn(async move { redeem_at(&base, &c, &code, &verifier).await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let wrong = {
+            let (base, c, code) = (h.base.clone(), client.clone(), code.clone());
+            tokio::spawn(async move { redeem_at(&base, &c, &code, &"w".repeat(43)).await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        holder.release().await;
+        let (status, body) = rightful.await.expect("rightful");
+        assert_eq!(status, 200, "{body}");
+        let (status, refused) = wrong.await.expect("wrong");
+        assert_eq!((status, refused["error"].as_str()), (400, Some("invalid_grant")), "{refused}");
+        let at = body["access_token"].as_str().expect("at");
+        assert!(!h.is_active(&client, at).await, "the racing request revoked the grant");
+    }
+}
+
+/// The database's write lock held from outside the server: SQLite's file lock
+/// (`BEGIN IMMEDIATE`), or PostgreSQL's lock on the token table, which blocks every consume
+/// but no read.
+enum WriteLock {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl WriteLock {
+    async fn take(url: &str) -> Self {
+        use sqlx::{Connection, Executor};
+        if url.starts_with("sqlite") {
+            let mut c = sqlx::SqliteConnection::connect(url).await.expect("sqlite");
+            c.execute("BEGIN IMMEDIATE").await.expect("write lock");
+            Self::Sqlite(c)
+        } else {
+            let mut c = sqlx::PgConnection::connect(url).await.expect("postgres");
+            c.execute("BEGIN").await.expect("begin");
+            c.execute("LOCK TABLE tokens IN EXCLUSIVE MODE")
+                .await
+                .expect("lock");
+            Self::Postgres(c)
+        }
+    }
+
+    async fn release(self) {
+        use sqlx::Executor;
+        match self {
+            Self::Sqlite(mut c) => c.execute("ROLLBACK").await.map(drop),
+            Self::Postgres(mut c) => c.execute("ROLLBACK").await.map(drop),
+        }
+        .expect("release");
+    }
+}
+
 async fn redeem_at(
     base: &str,
     c: &common::TestClient,

@@ -54,7 +54,8 @@ impl Db {
         }
     }
 
-    /// Opens the database `url` names.
+    /// Opens the database `url` names. The pool settings are PostgreSQL's; SQLite has none.
+    #[cfg_attr(not(feature = "postgres"), allow(unused_variables))]
     pub(super) async fn open(url: &str, pool: &DatabasePool) -> Result<Self, StoreError> {
         #[cfg(feature = "sqlite")]
         if url.starts_with("sqlite:") {

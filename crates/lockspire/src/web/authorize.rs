@@ -202,7 +202,7 @@ pub(crate) async fn consent_decision(
     State(p): State<Arc<Provider>>,
     req: Request<Body>,
 ) -> Response {
-    let (parts, params) = match super::request::form(req, Endpoint::Consent).await {
+    let (parts, params) = match super::request::page_form(req).await {
         Ok(x) => x,
         Err(e) => return error_page(&e),
     };

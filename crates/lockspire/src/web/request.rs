@@ -39,6 +39,17 @@ pub(crate) async fn form(
     req: Request<Body>,
     endpoint: Endpoint,
 ) -> Result<(http::request::Parts, Params), OAuthError> {
+    let (parts, params) = page_form(req).await?;
+    params.refuse_repeats(endpoint.repeatable())?;
+    Ok((parts, params))
+}
+
+/// Parses the form body of a page Lockspire or the host renders (the consent page). A host's
+/// own template may post fields of its own, repeated ones too; the fields Lockspire reads are
+/// each refused when repeated as it reads them.
+pub(crate) async fn page_form(
+    req: Request<Body>,
+) -> Result<(http::request::Parts, Params), OAuthError> {
     let (parts, body) = req.into_parts();
     if !is_form(&parts.headers) {
         return Err(OAuthError::invalid_request(
@@ -46,9 +57,7 @@ pub(crate) async fn form(
         ));
     }
     let bytes = read_body(body).await?;
-    let params = Params::parse(&bytes)?;
-    params.refuse_repeats(endpoint.repeatable())?;
-    Ok((parts, params))
+    Ok((parts, Params::parse(&bytes)?))
 }
 
 /// The Authorization header as text, if present and visible ASCII.

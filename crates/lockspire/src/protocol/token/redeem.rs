@@ -14,7 +14,9 @@
 //!    live inside that transaction;
 //! 5. commit the minted tokens with the consume: the client gets all of them or none.
 //!
-//! A refused check leaves the artifact unconsumed, to its rightful client.
+//! A refused check still goes through the transaction, which rolls back: the artifact stays
+//! unconsumed for its rightful client, and a refused request that races a redemption finds the
+//! artifact consumed and revokes the grant as a replay.
 
 use super::{AccessGrant, TokenResponse, mint_access_token, mint_refresh_token};
 use crate::host::Claims;
@@ -61,39 +63,25 @@ pub(super) async fn redeem<A: Artifact>(
         .await?
         .filter(|row| row.kind == A::KIND)
         .ok_or_else(|| A::invalid("unknown"))?;
-    // An artifact redeemed before goes straight to the transaction, which records the replay
-    // and revokes the grant whoever presents it.
-    let minted = if row.consumed_at.is_none() {
-        if row.revoked_at.is_some() || row.expires_at <= now {
-            return Err(A::invalid("expired or revoked"));
-        }
-        artifact.check(client, &row)?;
-        let grant_id = row
-            .grant_id
-            .as_deref()
-            .ok_or_else(|| OAuthError::internal("a single-use artifact without a grant"))?;
-        let grant = p
-            .store
-            .live_grant(grant_id, now)
-            .await?
-            .ok_or_else(|| A::invalid("grant revoked or client disabled"))?;
-        let plan = artifact.plan(p, client, &row, &grant)?;
-        let claims = match (&row.subject, plan.scopes.iter().any(|s| s == "openid")) {
-            (Some(subject), true) => {
-                Some(id_token::host_claims(p, client.id(), subject, &plan.scopes).await?)
-            }
-            _ => None,
-        };
-        Some((
-            mint_for_grant(p, client, &grant, &plan, claims.as_ref())?,
-            grant.id,
-        ))
+    if row.consumed_at.is_none() && (row.revoked_at.is_some() || row.expires_at <= now) {
+        // No request can consume it any more, so none can replay it either.
+        return Err(A::invalid("expired or revoked"));
+    }
+    // The artifact's rules, checked once, then everything the response needs, minted ahead.
+    // An artifact redeemed before skips this: the transaction records the replay and revokes
+    // the grant whoever presents it.
+    let ahead = if row.consumed_at.is_none() {
+        Some(mint_ahead(p, client, artifact, &row, now).await)
     } else {
         None
     };
     // The transaction's own time: minting ahead may have waited for the host.
     let now = p.now();
     let mut tx = p.store.begin().await?;
+    // The consume runs even when a check failed: a request with the wrong client or verifier
+    // that races the rightful redemption must still find the artifact consumed and revoke the
+    // grant, as a replay. When this request would be the one to consume it, the check's
+    // refusal is the answer and the transaction rolls back, leaving it to its rightful client.
     match tx.consume(A::KIND, &digest, now).await? {
         Consumed::Now(_) => {}
         Consumed::Replayed(revoked) => {
@@ -103,13 +91,46 @@ pub(super) async fn redeem<A: Artifact>(
         Consumed::Invalid => return Err(A::invalid("expired or revoked")),
     }
     // Consumed now, yet already consumed when read: not possible for one row, refused anyway.
-    let Some((minted, grant_id)) = minted else {
-        return Err(A::invalid("the artifact changed during the request"));
-    };
+    let (minted, grant_id) =
+        ahead.ok_or_else(|| A::invalid("the artifact changed during the request"))??;
     if tx.live_grant(&grant_id, now).await?.is_none() {
         return Err(A::invalid("grant revoked or client disabled"));
     }
     minted.commit(tx).await
+}
+
+/// Checks `artifact`'s rules against its row and mints, outside any transaction, every token
+/// redeeming it issues: reads the grant, fetches the host's claims, signs. Returns the tokens
+/// and their grant's id, or the refusal the transaction answers with if it finds the artifact
+/// still unconsumed.
+async fn mint_ahead<A: Artifact>(
+    p: &Provider,
+    client: &AuthenticatedClient,
+    artifact: &A,
+    row: &TokenRecord,
+    now: crate::clock::UnixTime,
+) -> Result<(Minted, String), OAuthError> {
+    artifact.check(client, row)?;
+    let grant_id = row
+        .grant_id
+        .as_deref()
+        .ok_or_else(|| OAuthError::internal("a single-use artifact without a grant"))?;
+    let grant = p
+        .store
+        .live_grant(grant_id, now)
+        .await?
+        .ok_or_else(|| A::invalid("grant revoked or client disabled"))?;
+    let plan = artifact.plan(p, client, row, &grant)?;
+    let claims = match (&row.subject, plan.scopes.iter().any(|s| s == "openid")) {
+        (Some(subject), true) => {
+            Some(id_token::host_claims(p, client.id(), subject, &plan.scopes).await?)
+        }
+        _ => None,
+    };
+    Ok((
+        mint_for_grant(p, client, &grant, &plan, claims.as_ref())?,
+        grant.id,
+    ))
 }
 
 /// What one redemption of a code or refresh token issues, decided from that token and its
