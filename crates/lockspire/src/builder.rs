@@ -207,7 +207,7 @@ impl Builder {
     }
 
     /// Mutual TLS (RFC 8705): where client certificates come from and which CAs
-    /// `tls_client_auth` trusts. Serve with [`serve_tls`] or behind a proxy listed here.
+    /// `tls_client_auth` trusts. Serve with [`serve_tls`](crate::serve_tls) or behind a proxy listed here.
     pub fn mtls(mut self, config: MtlsConfig) -> Self {
         self.mtls = Some(config);
         self
@@ -248,7 +248,7 @@ impl Builder {
         self
     }
 
-    /// The clock (tests move time with [`ManualClock`]).
+    /// The clock (tests move time with [`ManualClock`](crate::ManualClock)).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self

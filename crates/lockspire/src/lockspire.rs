@@ -148,7 +148,8 @@ impl Lockspire {
     }
 
     /// Deletes expired codes, tokens, interactions and grants, and audit events older than the
-    /// retention period ([`Builder::audit_retention`]), now. [`Builder::build`] also starts a
+    /// retention period ([`Builder::audit_retention`](crate::Builder::audit_retention)), now.
+    /// [`Builder::build`](crate::Builder::build) also starts a
     /// background task that does this every ten minutes.
     pub async fn prune_expired(&self) -> Result<u64, OAuthError> {
         Ok(self.inner.prune().await?)

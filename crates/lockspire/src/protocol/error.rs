@@ -133,7 +133,7 @@ pub struct OAuthError {
 impl OAuthError {
     /// An error whose description is also the logged reason. What reaches the wire is kept to
     /// the characters RFC 6749 §4.1.2.1 allows in `error_description` (%x20-21 / %x23-5B /
-    /// %x5D-7E; anything else becomes `?`) and to [`MAX_DESCRIPTION`] of them.
+    /// %x5D-7E; anything else becomes `?`) and to 200 of them.
     pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
         let reason = description.into();
         let description = public_description(reason.clone());

@@ -56,7 +56,7 @@ const KNOWN: &[&str] = &[
 pub struct Params(Vec<(String, String)>);
 
 impl Params {
-    /// Decodes a query string or form body; `invalid_request` past [`MAX_PARAMS`] parameters
+    /// Decodes a query string or form body; `invalid_request` past 64 parameters
     /// (empty ones included), without decoding the rest.
     pub fn parse(raw: &[u8]) -> Result<Self, OAuthError> {
         let mut pairs = Vec::new();

@@ -3,8 +3,7 @@
 //!
 //! Every statement is written once: both databases accept the same `$n` placeholders, types and
 //! `UPDATE … RETURNING`. Underneath, each database gets the driver that is fastest for it:
-//! SQLite through its C API on the calling thread ([`sqlite`]), PostgreSQL through sqlx's typed
-//! driver ([`db`]). Every single-use transition (code redemption, refresh rotation, interaction
+//! SQLite through its C API on the calling thread, PostgreSQL through sqlx's typed driver. Every single-use transition (code redemption, refresh rotation, interaction
 //! completion) is one conditional `UPDATE … WHERE … IS NULL RETURNING`, never a read followed by
 //! a write, so it is correct under concurrent requests and across several server processes
 //! sharing one PostgreSQL.
