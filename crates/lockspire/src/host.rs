@@ -207,8 +207,9 @@ impl DynResolver for NoHost {
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What a consent page shows, and what its form must post back to `action`: the fields
-/// `interaction` and `csrf` unchanged, and `decision` = `allow` or `deny`.
-#[derive(Clone, Debug)]
+/// `interaction` and `csrf` unchanged, and `decision` = `allow` or `deny`. Its `Debug` leaves
+/// out those two values: they are what lets a browser answer the consent.
+#[derive(Clone)]
 pub struct ConsentPage {
     /// Where the form posts (`POST`, `application/x-www-form-urlencoded`).
     pub action: String,
@@ -232,6 +233,23 @@ pub struct ConsentPage {
     /// parameter (§5.5), beyond what the scopes release. The page must show them: approving
     /// the page releases them.
     pub claims: Vec<String>,
+}
+
+impl std::fmt::Debug for ConsentPage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsentPage")
+            .field("action", &self.action)
+            .field("interaction_id", &"[redacted]")
+            .field("csrf", &"[redacted]")
+            .field("client_id", &self.client_id)
+            .field("client_name", &self.client_name)
+            .field("client_uri", &self.client_uri)
+            .field("logo_uri", &self.logo_uri)
+            .field("scopes", &self.scopes)
+            .field("resources", &self.resources)
+            .field("claims", &self.claims)
+            .finish()
+    }
 }
 
 /// One requested scope on the consent page.

@@ -51,9 +51,18 @@ const KNOWN: &[&str] = &[
     "ui_locales",
 ];
 
-/// Decoded `application/x-www-form-urlencoded` parameters, in order.
-#[derive(Clone, Debug, Default)]
+/// Decoded `application/x-www-form-urlencoded` parameters, in order. Its `Debug` shows the
+/// names only: values include client secrets, codes and tokens.
+#[derive(Clone, Default)]
 pub struct Params(Vec<(String, String)>);
+
+impl std::fmt::Debug for Params {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Params")
+            .field(&self.0.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>())
+            .finish()
+    }
+}
 
 impl Params {
     /// Decodes a query string or form body; `invalid_request` past 64 parameters
@@ -177,6 +186,19 @@ impl ParameterSource for Params {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_shows_parameter_names_but_never_values() {
+        let Ok(p) = Params::parse(b"client_id=c&client_secret=s3cr3t&code=the-code") else {
+            panic!("parses")
+        };
+        let printed = format!("{p:?}");
+        assert!(printed.contains("client_secret"), "{printed}");
+        assert!(
+            !printed.contains("s3cr3t") && !printed.contains("the-code"),
+            "{printed}"
+        );
+    }
 
     #[test]
     fn empty_values_are_omitted_and_repeats_refused() {
