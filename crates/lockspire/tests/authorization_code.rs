@@ -134,12 +134,12 @@ on_both_stores! {
             let (base, c, code) = (h.base.clone(), client.clone(), code.clone());
             tokio::spawn(async move { redeem_at(&base, &c, &code, &verifier).await })
         };
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        holder.queued(1).await;
         let wrong = {
             let (base, c, code) = (h.base.clone(), client.clone(), code.clone());
             tokio::spawn(async move { redeem_at(&base, &c, &code, &"w".repeat(43)).await })
         };
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        holder.queued(2).await;
         holder.release().await;
         let (status, body) = rightful.await.expect("rightful");
         assert_eq!(status, 200, "{body}");
@@ -151,11 +151,12 @@ on_both_stores! {
 }
 
 /// The database's write lock held from outside the server: SQLite's file lock
-/// (`BEGIN IMMEDIATE`), or PostgreSQL's lock on the token table, which blocks every consume
-/// but no read.
+/// (`BEGIN IMMEDIATE`), or PostgreSQL's row locks on every code, which block every consume but
+/// no read.
 enum WriteLock {
     Sqlite(sqlx::SqliteConnection),
-    Postgres(sqlx::PgConnection),
+    /// The lock holder, and the name of the test's database.
+    Postgres(sqlx::PgConnection, String),
 }
 
 impl WriteLock {
@@ -168,10 +169,44 @@ impl WriteLock {
         } else {
             let mut c = sqlx::PgConnection::connect(url).await.expect("postgres");
             c.execute("BEGIN").await.expect("begin");
-            c.execute("LOCK TABLE tokens IN EXCLUSIVE MODE")
+            // Row locks queue their waiters in order; a table lock would let both in at once.
+            c.execute("SELECT digest FROM tokens WHERE kind = 'code' FOR UPDATE")
                 .await
                 .expect("lock");
-            Self::Postgres(c)
+            let database = url.rsplit('/').next().unwrap_or_default().to_owned();
+            Self::Postgres(c, database)
+        }
+    }
+
+    /// Waits until `n` requests queue for the lock, in arrival order. PostgreSQL shows its
+    /// waiting sessions; SQLite does not, so there the wait is long enough for a request to
+    /// reach its transaction on a loaded machine and short of the server's 5 s busy timeout.
+    async fn queued(&self, n: i64) {
+        match self {
+            Self::Sqlite(_) => tokio::time::sleep(std::time::Duration::from_millis(1500)).await,
+            Self::Postgres(_, database) => {
+                let url = std::env::var("LOCKSPIRE_TEST_POSTGRES")
+                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+                use sqlx::Connection;
+                let mut c = sqlx::PgConnection::connect(&format!("{url}/postgres"))
+                    .await
+                    .expect("postgres");
+                for _ in 0..600 {
+                    let waiting: i64 = sqlx::query_scalar(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+                         AND datname = $1 AND query LIKE 'UPDATE tokens SET consumed_at%'",
+                    )
+                    .bind(database)
+                    .fetch_one(&mut c)
+                    .await
+                    .expect("activity");
+                    if waiting >= n {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                panic!("{n} redemptions never queued for the lock");
+            }
         }
     }
 
@@ -179,7 +214,7 @@ impl WriteLock {
         use sqlx::Executor;
         match self {
             Self::Sqlite(mut c) => c.execute("ROLLBACK").await.map(drop),
-            Self::Postgres(mut c) => c.execute("ROLLBACK").await.map(drop),
+            Self::Postgres(mut c, _) => c.execute("ROLLBACK").await.map(drop),
         }
         .expect("release");
     }
