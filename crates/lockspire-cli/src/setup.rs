@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use lockspire::store::Store;
+use lockspire::Database;
 use lockspire::{FileConfig, Operator, OperatorError};
 
 use crate::Outcome;
@@ -55,7 +55,7 @@ async fn open(builder: lockspire::Builder) -> anyhow::Result<Operator> {
         .build_operator()
         .await
         .context("opening the database")?;
-    let pending = operator.store().pending_migrations().await?;
+    let pending = operator.pending_migrations().await?;
     if !pending.is_empty() {
         bail!(
             "the database has {} pending migration(s): run `lockspire migrate` first",
@@ -68,17 +68,17 @@ async fn open(builder: lockspire::Builder) -> anyhow::Result<Operator> {
 /// `lockspire migrate`.
 pub(crate) async fn migrate(args: ConfigArgs) -> anyhow::Result<Outcome> {
     let config = args.load()?;
-    let store = Store::open(&config.database_url()?)
+    let database = Database::open(&config.database_url()?)
         .await
         .context("opening the database")?;
-    let pending = store.pending_migrations().await?;
+    let pending = database.pending_migrations().await?;
     if pending.is_empty() {
         println!("The database is up to date.");
         return Ok(Outcome::Done);
     }
-    store.migrate().await.context("migrating")?;
-    for (version, description) in pending {
-        println!("applied {version} {description}");
+    database.migrate().await.context("migrating")?;
+    for migration in pending {
+        println!("applied {} {}", migration.version, migration.description);
     }
     Ok(Outcome::Done)
 }

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use clap::Args;
+use lockspire::Database;
 use lockspire::jose::SigningAlg;
-use lockspire::store::Store;
 use lockspire::{FileConfig, Issuer, KeyState, Operator};
 use reqwest013 as reqwest;
 use serde_json::Value;
@@ -116,10 +116,10 @@ async fn checks(args: &VerifyArgs, r: &mut Report) {
             return;
         }
     };
-    let store = match Store::open(&url).await {
-        Ok(s) => {
-            r.ok("database", &format!("{:?} reachable", s.dialect()));
-            s
+    let database = match Database::open(&url).await {
+        Ok(d) => {
+            r.ok("database", &format!("{:?} reachable", d.kind()));
+            d
         }
         Err(e) => {
             r.error(
@@ -130,7 +130,7 @@ async fn checks(args: &VerifyArgs, r: &mut Report) {
             return;
         }
     };
-    match store.pending_migrations().await {
+    match database.pending_migrations().await {
         Ok(p) if p.is_empty() => r.ok("migrations", "current"),
         Ok(p) => r.error(
             "migrations",
@@ -143,7 +143,7 @@ async fn checks(args: &VerifyArgs, r: &mut Report) {
         return;
     }
     let operator = match config.builder() {
-        Ok(b) => match b.store(store).build_operator().await {
+        Ok(b) => match b.opened_database(database).build_operator().await {
             Ok(op) => op,
             Err(e) => {
                 r.error("keys", &e.to_string(), "check the configuration");

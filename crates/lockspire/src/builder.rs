@@ -8,6 +8,7 @@ use crate::config::{
     AccessTokenFormat, Config, DatabasePool, InvalidIssuer, Issuer, Lifetimes, RegistrationPolicy,
     RegistrationRules,
 };
+use crate::database::Database;
 use crate::fetch::Fetcher;
 use crate::host::{self, AccountResolver, ConsentRenderer, DynResolver};
 use crate::jose::{KeyRing, SigningAlg};
@@ -86,7 +87,7 @@ pub struct Builder {
 
 enum DatabaseSource {
     Url(String),
-    Store(Store),
+    Opened(Database),
 }
 
 impl Lockspire {
@@ -133,9 +134,10 @@ impl Builder {
         self
     }
 
-    /// An already opened store, shared with other parts of the host.
-    pub fn store(mut self, store: Store) -> Self {
-        self.database = Some(DatabaseSource::Store(store));
+    /// A database already opened (by deployment tooling that checked its migrations, say).
+    /// [`Builder::build`] migrates it; [`Builder::build_operator`] uses it as it is.
+    pub fn opened_database(mut self, database: Database) -> Self {
+        self.database = Some(DatabaseSource::Opened(database));
         self
     }
 
@@ -269,7 +271,10 @@ impl Builder {
             .ok_or(ConfigError::Missing("database"))?
         {
             DatabaseSource::Url(url) => Store::connect_with(&url, &parts.pool).await?,
-            DatabaseSource::Store(store) => store,
+            DatabaseSource::Opened(database) => {
+                database.migrate().await?;
+                database.store
+            }
         };
         let tenant = DEFAULT_TENANT.to_owned();
         let now = parts.clock.now();
@@ -295,7 +300,7 @@ impl Builder {
             .ok_or(ConfigError::Missing("database"))?
         {
             DatabaseSource::Url(url) => Store::open_with(&url, &parts.pool).await?,
-            DatabaseSource::Store(store) => store,
+            DatabaseSource::Opened(database) => database.store,
         };
         let provider = parts.provider(
             store,

@@ -37,6 +37,7 @@ compile_error!(
 mod builder;
 mod clock;
 mod config;
+mod database;
 mod fetch;
 mod file_config;
 /// Entry points of the fuzz targets (built only for tests and `cargo fuzz`).
@@ -51,7 +52,7 @@ mod mtls;
 mod operator;
 mod protocol;
 mod secrets;
-pub mod store;
+mod store;
 mod web;
 
 pub use builder::{AUDIT_RETENTION, Builder, ConfigError, KEY_REFRESH};
@@ -60,6 +61,8 @@ pub use config::{
     AccessTokenFormat, Config, DatabasePool, InvalidIssuer, Issuer, Lifetimes, RegistrationPolicy,
     RegistrationRules,
 };
+pub use database::{Database, DatabaseKind, Migration};
+pub use fetch::FetchError;
 pub use file_config::{DEFAULT_CONFIG_FILE, DatabasePoolFile, FileConfig, RegistrationFile};
 pub use host::{
     AccountResolver, Claims, ConsentPage, ConsentRenderer, Context, HostError, InteractionResult,
@@ -69,12 +72,13 @@ pub use lockspire::{Authorization, Lockspire};
 pub use model::client::{AuthMethod, ClientMetadata, GrantType};
 pub use mtls::{ClientCertificate, MtlsConfig, MtlsError, serve_tls};
 pub use operator::{ClientInfo, KeyInfo, KeyState, Operator, OperatorError};
-pub use protocol::error::{Challenge, ErrorCode, OAuthError};
+pub use protocol::error::{Challenge, ErrorCode, InternalError, OAuthError};
 pub use protocol::params::Params;
 pub use protocol::registration::RegisteredClient;
 pub use protocol::signing_keys::PUBLISH_BEFORE_USE;
 pub use secrets::{InvalidSecretKey, SecretKey};
 /// Re-exported so host code can build [`Claims`] without its own `serde_json` dependency.
 pub use serde_json;
+pub use store::{AuditEvent, DatabaseError, InitialAccessTokenRecord, StoreError};
 /// Re-exported for host code that builds login URLs.
 pub use url;

@@ -13,7 +13,7 @@ use crate::operator::{Operator, OperatorError};
 use crate::protocol::error::OAuthError;
 use crate::protocol::provider::Provider;
 use crate::protocol::registration::{self, RegisteredClient};
-use crate::store::{self, ClientStatus, Store};
+use crate::store::{self, ClientStatus};
 use crate::web;
 
 /// An OAuth 2.0 / OpenID Connect provider. Cheap to clone; mount [`Lockspire::router`].
@@ -48,11 +48,6 @@ impl Lockspire {
     /// The validated configuration.
     pub fn config(&self) -> &Config {
         &self.inner.config
-    }
-
-    /// The store, for operators' tooling.
-    pub fn store(&self) -> &Store {
-        &self.inner.store
     }
 
     /// Operator actions: clients and signing keys.

@@ -18,7 +18,7 @@ use crate::protocol::registration::{self, RegisteredClient};
 use crate::protocol::signing_keys;
 use crate::protocol::signing_keys::{LifecycleError, PUBLISH_BEFORE_USE, new_key_record, open_key};
 use crate::secrets::random_token;
-use crate::store::{Actor, ClientStatus, KeyRecord, Outcome, Store, StoreError};
+use crate::store::{Actor, ClientStatus, KeyRecord, Outcome, StoreError};
 
 /// Why an operator action was refused.
 #[derive(Debug, thiserror::Error)]
@@ -136,9 +136,21 @@ impl Operator {
         &self.inner
     }
 
-    /// The store.
-    pub fn store(&self) -> &Store {
-        &self.inner.store
+    /// The migrations of this build not yet applied to the database, oldest first.
+    pub async fn pending_migrations(&self) -> Result<Vec<crate::Migration>, OperatorError> {
+        Ok(crate::Database {
+            store: self.inner.store.clone(),
+        }
+        .pending_migrations()
+        .await?)
+    }
+
+    /// Whether this process hears the changes other processes announce on a shared PostgreSQL
+    /// database: `None` on SQLite, which has no other processes to hear; `Some(false)` while
+    /// the listening connection is down, when client lookups bypass the cache. A host may
+    /// report it in its health checks.
+    pub fn change_listener_connected(&self) -> Option<bool> {
+        self.inner.store.change_listener_connected()
     }
 
     // ---- clients -------------------------------------------------------------------------

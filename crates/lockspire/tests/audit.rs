@@ -4,7 +4,7 @@
 mod common;
 
 use common::Reply;
-use lockspire::store::{AuditEvent, Store};
+use lockspire::AuditEvent;
 use lockspire::{RegistrationPolicy, Subject};
 use serde_json::{Value, json};
 
@@ -186,26 +186,15 @@ on_both_stores! {
 
     async fn audit_events_past_the_retention_are_deleted_in_batches(h) {
         let h = common::Harness::start_with(h.backend, |b| b.audit_retention(std::time::Duration::from_secs(86_400))).await;
-        // More old events than one delete statement removes (2,000), each distinct.
-        let store = Store::connect(&h.db.url).await.expect("store");
-        let old = lockspire::Clock::now(&h.clock);
+        // More old events than one delete statement removes (2,000), each distinct: every
+        // minted initial access token records its own.
         let mut writes = Vec::new();
-        for i in 0..2_500 {
-            let store = store.clone();
-            writes.push(tokio::spawn(async move {
-                store.audit(&AuditEvent {
-                    tenant_id: "default".into(),
-                    at: old,
-                    kind: "test_event".into(),
-                    client_id: None,
-                    subject: Some(format!("user-{i}")),
-                    detail: json!({}),
-                    occurrences: 1,
-                }).await
-            }));
+        for _ in 0..2_500 {
+            let operator = h.ls.operator();
+            writes.push(tokio::spawn(async move { operator.mint_initial_access_token(Some(1), None).await }));
         }
         for write in writes {
-            write.await.expect("task").expect("audit write");
+            write.await.expect("task").expect("mint");
         }
         let listed = h.ls.operator().audit_events(5_000).await.expect("audit events");
         assert_eq!(listed.len(), 1000, "listing is capped at 1,000");
@@ -216,7 +205,7 @@ on_both_stores! {
         wrong_secrets(&h, &client.id, 1).await;
         let removed = h.ls.prune_expired().await.expect("prune");
         assert!(removed >= 2_500, "removed {removed}");
-        assert!(events(&h, "test_event").await.is_empty());
+        assert!(events(&h, "initial_access_token_minted").await.is_empty());
         assert_eq!(events(&h, "client_authentication_failed").await.len(), 1, "the recent event stays");
     }
 }

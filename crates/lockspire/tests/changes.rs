@@ -64,8 +64,8 @@ async fn a_process_that_cannot_hear_other_processes_changes_bypasses_its_client_
     let first = client.secret.clone().expect("secret");
     let deadline = Instant::now() + Duration::from_secs(10);
     while listeners(&h, false).await < 2
-        || h.ls.operator().store().change_listener_connected() != Some(true)
-        || other.operator().store().change_listener_connected() != Some(true)
+        || h.ls.operator().change_listener_connected() != Some(true)
+        || other.operator().change_listener_connected() != Some(true)
     {
         assert!(Instant::now() < deadline, "both providers listen");
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -117,7 +117,7 @@ async fn a_process_that_cannot_hear_other_processes_changes_bypasses_its_client_
     // Listening again, changes are heard again.
     let deadline = Instant::now() + Duration::from_secs(10);
     let hearing =
-        |ls: &lockspire::Lockspire| ls.operator().store().change_listener_connected() == Some(true);
+        |ls: &lockspire::Lockspire| ls.operator().change_listener_connected() == Some(true);
     while !(hearing(&h.ls) && hearing(&other)) {
         assert!(Instant::now() < deadline, "the listeners reconnect");
         tokio::time::sleep(Duration::from_millis(50)).await;

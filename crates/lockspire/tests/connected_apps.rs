@@ -43,32 +43,3 @@ on_both_stores! {
         assert_eq!(r.error(), "invalid_grant");
     }
 }
-
-on_both_stores! {
-    async fn a_prune_larger_than_one_batch_removes_every_expired_row_and_keeps_live_ones(h) {
-        use lockspire::store::{PRUNE_BATCH, Store};
-        let client = h.confidential_client(json!({})).await;
-        let store = Store::connect(&h.db.url).await.expect("store");
-        let now = lockspire::Clock::now(&h.clock);
-        let row = |digest: String, expires_at| common::client_credentials_row(digest, &client.id, now - 7200, expires_at);
-        let expired = 2 * PRUNE_BATCH + 1;
-        let inserts: Vec<_> = (0..expired)
-            .map(|i| row(format!("expired-{i}"), now - 60))
-            .chain((0..3).map(|i| row(format!("live-{i}"), now + 600)))
-            .map(|record| {
-                let store = store.clone();
-                tokio::spawn(async move { store.insert_token(&record).await })
-            })
-            .collect();
-        for insert in inserts {
-            insert.await.expect("task").expect("insert");
-        }
-        let removed = h.ls.prune_expired().await.expect("prune");
-        assert_eq!(removed, expired.unsigned_abs(), "three batches, every expired row");
-        for i in 0..3 {
-            assert!(store.any_token(&format!("live-{i}")).await.expect("read").is_some());
-        }
-        assert!(store.any_token("expired-0").await.expect("read").is_none());
-        assert_eq!(h.ls.prune_expired().await.expect("prune"), 0);
-    }
-}

@@ -139,25 +139,28 @@ on_both_stores! {
     }
 }
 
-/// How many of the client's stored tokens the store's validity check accepts now.
+/// How many of the client's stored tokens the database still holds valid: unexpired, unrevoked,
+/// unconsumed, their client active and their grant (if any) live — every condition a token
+/// check applies.
 async fn live_tokens(h: &Harness, client_id: &str) -> usize {
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(&h.db.url).await.expect("db");
-    let keys: Vec<(String,)> =
-        sqlx::query_as("SELECT digest FROM tokens WHERE client_id = $1 AND kind <> 'code'")
-            .bind(client_id)
-            .fetch_all(&pool)
-            .await
-            .expect("select");
-    let store = h.ls.operator().store().clone();
     let now = lockspire::Clock::now(&h.clock);
-    let mut live = 0;
-    for (key,) in keys {
-        if store.active_token(&key, now).await.expect("read").is_some() {
-            live += 1;
-        }
-    }
-    live
+    let (live,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM tokens t \
+         JOIN clients c ON c.tenant_id = t.tenant_id AND c.client_id = t.client_id \
+         LEFT JOIN grants g ON g.id = t.grant_id \
+         WHERE t.client_id = $1 AND t.kind <> 'code' AND t.expires_at > $2 AND c.status = 'active' \
+           AND t.revoked_at IS NULL AND t.consumed_at IS NULL \
+           AND (t.grant_id IS NULL OR (g.revoked_at IS NULL AND g.expires_at > $2))",
+    )
+    .bind(client_id)
+    .bind(now)
+    .fetch_one(&pool)
+    .await
+    .expect("count");
+    pool.close().await;
+    usize::try_from(live).expect("a count")
 }
 
 fn rules() -> RegistrationRules {

@@ -286,7 +286,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite://{}/t.db", dir.path().display());
         let rt = tokio::runtime::Runtime::new().expect("runtime");
-        let store = rt.block_on(Store::connect(&url)).expect("store");
+        let store = rt
+            .block_on(Store::connect_with(
+                &url,
+                &crate::config::DatabasePool::default(),
+            ))
+            .expect("store");
         let Db::Sqlite(db) = &store.db else {
             unreachable!("a SQLite URL")
         };
@@ -323,9 +328,12 @@ mod tests {
         ))))
         .await
         .expect("create database");
-        let store = Store::connect(&format!("{admin}/{name}"))
-            .await
-            .expect("store");
+        let store = Store::connect_with(
+            &format!("{admin}/{name}"),
+            &crate::config::DatabasePool::default(),
+        )
+        .await
+        .expect("store");
         let Db::Postgres(pool) = &store.db else {
             unreachable!("a PostgreSQL URL")
         };

@@ -27,12 +27,8 @@ pub(super) struct Announced<'a> {
 }
 
 impl Store {
-    /// Opens (creating a SQLite file if needed) and migrates the database at `url`.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        Self::connect_with(url, &DatabasePool::default()).await
-    }
-
-    /// [`Store::connect`] with these connection settings (PostgreSQL).
+    /// Opens (creating a SQLite file if needed) and migrates the database at `url`, with these
+    /// connection settings (PostgreSQL).
     pub async fn connect_with(url: &str, pool: &DatabasePool) -> Result<Self, StoreError> {
         let store = Self::open_with(url, pool).await?;
         store.migrate().await?;
@@ -71,12 +67,8 @@ impl Store {
             .collect())
     }
 
-    /// Opens the database at `url` without migrating it (operators' tools that only inspect).
-    pub async fn open(url: &str) -> Result<Self, StoreError> {
-        Self::open_with(url, &DatabasePool::default()).await
-    }
-
-    /// [`Store::open`] with these connection settings (PostgreSQL).
+    /// Opens the database at `url` without migrating it, with these connection settings
+    /// (PostgreSQL).
     pub async fn open_with(url: &str, pool: &DatabasePool) -> Result<Self, StoreError> {
         let db = Db::open(url, pool).await?;
         // SQLite serves one process: its cache is trusted from the start. On PostgreSQL other

@@ -4,7 +4,7 @@
 //! Every statement is written once: both databases accept the same `$n` placeholders, types and
 //! `UPDATE … RETURNING`. Underneath, each database gets the driver that is fastest for it:
 //! SQLite through its C API on the calling thread, PostgreSQL through sqlx's typed driver. Every single-use transition (code redemption, refresh rotation, interaction
-//! completion) is one conditional `UPDATE … WHERE … IS NULL RETURNING`, never a read followed by
+//! completion) is one conditional `UPDATE … WHERE … IS NULL`, never a read followed by
 //! a write, so it is correct under concurrent requests and across several server processes
 //! sharing one PostgreSQL.
 
@@ -32,10 +32,14 @@ pub use audit::AuditEvent;
 pub(crate) use audit::{Actor, Outcome};
 pub use client_cache::{ClientRecord, ClientStatus};
 pub use driver::{Dialect, Tx};
-pub use error::StoreError;
+pub use error::{DatabaseError, StoreError};
 pub use grants::{ConsentRecord, GrantDetails, GrantRecord};
-pub use handle::{PRUNE_BATCH, Store};
+#[cfg(test)]
+pub(crate) use handle::PRUNE_BATCH;
+pub use handle::Store;
 pub use interactions::InteractionRecord;
 pub use keys::KeyRecord;
 pub use registration::InitialAccessTokenRecord;
 pub use tokens::{Consumed, RevokedGrant, TokenKind, TokenRecord};
+#[cfg(test)]
+mod tests;

@@ -180,8 +180,9 @@ pub struct RevokedGrant {
 /// The result of trying to use a single-use token.
 #[derive(Debug)]
 pub enum Consumed {
-    /// This call consumed it; no other call can.
-    Now(Box<TokenRecord>),
+    /// This call consumed it; no other call can. (Its content is what any earlier read saw:
+    /// a row's content never changes, only its state.)
+    Now,
     /// It had already been consumed: a replay. Its grant has been revoked in this transaction
     /// (`Some`: the grant this call revoked; `None`: an earlier replay revoked it already).
     Replayed(Option<Box<RevokedGrant>>),
@@ -277,12 +278,15 @@ impl Tx {
         now: UnixTime,
     ) -> Result<Consumed, StoreError> {
         // SQLite's RETURNING cannot name a table alias, so the row is returned unqualified.
-        let row = self.fetch_optional("UPDATE tokens SET consumed_at = $1 \
-             WHERE digest = $2 AND kind = $3 AND consumed_at IS NULL AND revoked_at IS NULL AND expires_at > $1 \
-             RETURNING digest, tenant_id, kind, grant_id, client_id, subject, scopes, resources, created_at, expires_at, \
-             consumed_at, revoked_at, redirect_uri, code_challenge, nonce, format, jti, cnf_x5t", params![now, digest, kind.as_str()], TokenRecord::from_row).await?;
-        if let Some(token) = row {
-            return Ok(Consumed::Now(Box::new(token)));
+        let consumed = self
+            .execute(
+                "UPDATE tokens SET consumed_at = $1 WHERE digest = $2 AND kind = $3 \
+                 AND consumed_at IS NULL AND revoked_at IS NULL AND expires_at > $1",
+                params![now, digest, kind.as_str()],
+            )
+            .await?;
+        if consumed == 1 {
+            return Ok(Consumed::Now);
         }
         let revoked = self.fetch_optional("UPDATE grants SET revoked_at = $1 WHERE revoked_at IS NULL AND id = \
              (SELECT grant_id FROM tokens WHERE digest = $2 AND kind = $3 AND consumed_at IS NOT NULL) \

@@ -55,33 +55,3 @@ async fn verify_jws(h: &Harness, token: &str, audience: &str, expiring: bool) ->
         .expect("JWT verifies against JWKS")
         .claims
 }
-
-/// A client_credentials access token row (no grant, no user) for tests that write through the
-/// store directly.
-pub fn client_credentials_row(
-    digest: String,
-    client_id: &str,
-    created_at: i64,
-    expires_at: i64,
-) -> lockspire::store::TokenRecord {
-    lockspire::store::TokenRecord {
-        digest,
-        tenant_id: "default".into(),
-        kind: lockspire::store::TokenKind::Access,
-        grant_id: None,
-        client_id: client_id.to_owned(),
-        subject: None,
-        scopes: "read".into(),
-        resources: "[]".into(),
-        created_at,
-        expires_at,
-        consumed_at: None,
-        revoked_at: None,
-        redirect_uri: None,
-        code_challenge: None,
-        nonce: None,
-        format: Some("opaque".into()),
-        jti: None,
-        cnf_x5t: None,
-    }
-}

@@ -83,7 +83,7 @@ pub(super) async fn redeem<A: Artifact>(
     // grant, as a replay. When this request would be the one to consume it, the check's
     // refusal is the answer and the transaction rolls back, leaving it to its rightful client.
     match tx.consume(A::KIND, &digest, now).await? {
-        Consumed::Now(_) => {}
+        Consumed::Now => {}
         Consumed::Replayed(revoked) => {
             replayed(p, tx, client, A::REPLAY_ACTION, revoked).await?;
             return Err(A::invalid("replayed: its grant and tokens are revoked"));

@@ -1,0 +1,370 @@
+//! The store's own rules, on SQLite (a fresh file per test) and PostgreSQL (a fresh database
+//! per test, dropped afterwards; `LOCKSPIRE_TEST_POSTGRES` overrides the server URL): single-use
+//! transitions under concurrency, the group commit's rows, one-time values and pruning.
+
+use sqlx::Connection;
+
+use super::{
+    AuditEvent, ClientRecord, ClientStatus, Consumed, GrantRecord, PRUNE_BATCH, Store, TokenKind,
+    TokenRecord,
+};
+use crate::clock::UnixTime;
+use crate::config::DatabasePool;
+
+/// A fresh database for one test, removed when dropped.
+struct TestDb {
+    store: Store,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/lockspire.db", dir.path().display());
+        Self {
+            store: Store::connect_with(&url, &DatabasePool::default())
+                .await
+                .expect("store"),
+            _dir: Some(dir),
+            pg: None,
+        }
+    }
+
+    async fn postgres() -> Self {
+        let admin = std::env::var("LOCKSPIRE_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+        let name = format!(
+            "lockspire_u_{}",
+            crate::secrets::random_id()
+                .to_lowercase()
+                .replace(['-', '_'], "x")
+        );
+        let mut c = sqlx::PgConnection::connect(&format!("{admin}/postgres"))
+            .await
+            .expect("PostgreSQL must be reachable for the store's tests");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut c)
+            .await
+            .expect("create test database");
+        Self {
+            store: Store::connect_with(&format!("{admin}/{name}"), &DatabasePool::default())
+                .await
+                .expect("store"),
+            _dir: None,
+            pg: Some((admin, name)),
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((admin, name)) = self.pg.take() else {
+            return;
+        };
+        // Drop runs inside the test's runtime; a separate thread may block on its own runtime.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(mut c) = sqlx::PgConnection::connect(&format!("{admin}/postgres")).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                    )))
+                    .execute(&mut c)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Runs each test body once on SQLite and once on PostgreSQL, as `name::sqlite` and
+/// `name::postgres`; `$store` is the fresh database's store.
+macro_rules! on_both_stores {
+    ($( async fn $name:ident($store:ident) $body:block )*) => { $(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let db = TestDb::sqlite().await;
+                let $store = &db.store;
+                $body
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let db = TestDb::postgres().await;
+                let $store = &db.store;
+                $body
+            }
+        }
+    )* };
+}
+
+const NOW: UnixTime = 1_700_000_000;
+
+/// An active client with id `id`.
+async fn client(store: &Store, id: &str) {
+    let record = ClientRecord {
+        tenant_id: "default".into(),
+        client_id: id.into(),
+        secret_digest: None,
+        metadata: crate::model::client::example_metadata(&["https://rp.example/cb"]),
+        status: ClientStatus::Active,
+        created_at: NOW,
+        sealed_secret: None,
+        registration_token_digest: None,
+        secret_expires_at: None,
+    };
+    let event = event(NOW, "client_registered", 0);
+    assert!(
+        store
+            .insert_client(&record, None, &event)
+            .await
+            .expect("insert client")
+    );
+}
+
+fn event(at: UnixTime, kind: &str, n: usize) -> AuditEvent {
+    AuditEvent {
+        tenant_id: "default".into(),
+        at,
+        kind: kind.into(),
+        client_id: None,
+        subject: Some(format!("user-{n}")),
+        detail: serde_json::json!({}),
+        occurrences: 1,
+    }
+}
+
+/// A client_credentials access token row (no grant, no user).
+fn client_credentials_row(
+    digest: String,
+    client_id: &str,
+    created_at: UnixTime,
+    expires_at: UnixTime,
+) -> TokenRecord {
+    TokenRecord {
+        digest,
+        tenant_id: "default".into(),
+        kind: TokenKind::Access,
+        grant_id: None,
+        client_id: client_id.to_owned(),
+        subject: None,
+        scopes: "read".into(),
+        resources: "[]".into(),
+        created_at,
+        expires_at,
+        consumed_at: None,
+        revoked_at: None,
+        redirect_uri: None,
+        code_challenge: None,
+        nonce: None,
+        format: Some("opaque".into()),
+        jti: None,
+        cnf_x5t: None,
+    }
+}
+
+on_both_stores! {
+    async fn a_code_is_consumed_once_under_concurrency_and_a_replay_revokes_its_grant(store) {
+        client(store, "rp").await;
+        let grant = GrantRecord {
+            id: "grant-1".into(),
+            tenant_id: "default".into(),
+            client_id: "rp".into(),
+            subject: "alice".into(),
+            scopes: "openid".into(),
+            resources: "[]".into(),
+            details: "{}".into(),
+            auth_time: NOW,
+            created_at: NOW,
+            expires_at: NOW + 86_400,
+        };
+        let code = TokenRecord {
+            digest: "code-digest".into(),
+            kind: TokenKind::Code,
+            grant_id: Some(grant.id.clone()),
+            subject: Some("alice".into()),
+            scopes: "openid".into(),
+            redirect_uri: Some("https://rp.example/cb".into()),
+            code_challenge: Some("challenge".into()),
+            format: None,
+            ..client_credentials_row(String::new(), "rp", NOW, NOW + 60)
+        };
+        let mut tx = store.begin().await.expect("begin");
+        tx.insert_grant(&grant).await.expect("grant");
+        tx.insert_token(&code).await.expect("code");
+        tx.commit().await.expect("commit");
+        let mut tx = store.begin().await.expect("begin");
+        assert!(tx.live_grant(&grant.id, NOW).await.expect("read").is_some(), "the grant is live before");
+        drop(tx);
+
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut tx = store.begin().await.expect("begin");
+                let outcome = tx.consume(TokenKind::Code, "code-digest", NOW + 1).await.expect("consume");
+                tx.commit().await.expect("commit");
+                outcome
+            }));
+        }
+        let mut now_count = 0;
+        for t in tasks {
+            match t.await.expect("task") {
+                Consumed::Now => now_count += 1,
+                Consumed::Replayed(_) => {}
+                Consumed::Invalid => panic!("a consumed code must read as replayed, not unknown"),
+            }
+        }
+        assert_eq!(now_count, 1);
+        let mut tx = store.begin().await.expect("begin");
+        assert!(tx.live_grant(&grant.id, NOW + 1).await.expect("read").is_none(), "replay revoked the grant");
+        // One transaction at a time per task: SQLite writers take turns.
+        drop(tx);
+        let mut tx2 = store.begin().await.expect("begin");
+        assert!(matches!(tx2.consume(TokenKind::Code, "unknown", NOW + 1).await.expect("consume"), Consumed::Invalid));
+    }
+
+    async fn a_token_row_refused_in_a_group_commit_fails_alone(store) {
+        // Concurrent issuances share one commit. A row the database refuses (here: a key
+        // already taken) must fail only its own issuance; every other row of the batch is
+        // committed and acknowledged.
+        client(store, "rp").await;
+        let row = |digest: String| client_credentials_row(digest, "rp", NOW, NOW + 600);
+        store.insert_token(&row("taken".into())).await.expect("first insert");
+        let inserts: Vec<_> = (0..40).map(|i| {
+            let digest = if i == 20 { "taken".to_owned() } else { format!("fresh-{i}") };
+            let (store, record) = (store.clone(), row(digest));
+            tokio::spawn(async move { (record.digest.clone(), store.insert_token(&record).await) })
+        }).collect();
+        for insert in inserts {
+            let (digest, written) = insert.await.expect("task");
+            if digest == "taken" {
+                let refused = written.expect_err("a duplicate key is refused");
+                assert!(!refused.is_unavailable(), "refused for the row, not for the database: {refused}");
+            } else {
+                written.expect("every other row is written");
+                assert!(store.active_token(&digest, NOW).await.expect("read").is_some(), "{digest} stored");
+            }
+        }
+    }
+
+    async fn a_token_written_through_the_group_commit_reads_back_column_for_column(store) {
+        // Batches are written column-wise on PostgreSQL (one array per column): every column
+        // must land where it belongs. Distinct values in every column and NULLs in different
+        // places in the two rows make a swap visible.
+        let full = TokenRecord {
+            digest: "digest-full".into(),
+            tenant_id: "tenant-x".into(),
+            kind: TokenKind::Refresh,
+            grant_id: Some("grant-x".into()),
+            client_id: "client-x".into(),
+            subject: Some("subject-x".into()),
+            scopes: "scope-x".into(),
+            resources: "[\"https://resource.example/x\"]".into(),
+            created_at: 1_700_000_001,
+            expires_at: 1_700_000_002,
+            consumed_at: None,
+            revoked_at: None,
+            redirect_uri: Some("https://rp.example/cb".into()),
+            code_challenge: Some("challenge-x".into()),
+            nonce: Some("nonce-x".into()),
+            format: Some("format-x".into()),
+            jti: Some("jti-x".into()),
+            cnf_x5t: Some("x5t-x".into()),
+        };
+        let sparse = TokenRecord {
+            digest: "digest-sparse".into(),
+            kind: TokenKind::Access,
+            grant_id: None,
+            subject: None,
+            redirect_uri: None,
+            nonce: None,
+            jti: None,
+            created_at: 1_700_000_003,
+            expires_at: 1_700_000_004,
+            ..full.clone()
+        };
+        let (a, b) = tokio::join!(store.insert_token(&full), store.insert_token(&sparse));
+        a.expect("full row");
+        b.expect("sparse row");
+        for written in [&full, &sparse] {
+            let read = store.any_token(&written.digest).await.expect("read").expect("stored");
+            assert_eq!(format!("{read:?}"), format!("{written:?}"));
+        }
+    }
+
+    async fn a_replay_record_refuses_a_live_key_and_frees_an_expired_one(store) {
+        let now = NOW;
+        assert!(store.record_once("ns", "key", now + 60, now).await.expect("first"), "new key");
+        assert!(!store.record_once("ns", "key", now + 120, now + 30).await.expect("replay"), "live key");
+        assert!(store.record_once("other-ns", "key", now + 60, now).await.expect("other"), "namespaces are apart");
+        // At its expiry the entry is free again, and the new one lives to its own expiry.
+        assert!(store.record_once("ns", "key", now + 200, now + 60).await.expect("reuse"), "expired key");
+        assert!(!store.record_once("ns", "key", now + 300, now + 199).await.expect("replay"), "renewed entry is live");
+        // Concurrent first uses: exactly one wins.
+        let tries: Vec<_> = (0..16).map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.record_once("ns", "raced", now + 60, now).await.expect("record") })
+        }).collect();
+        let mut won = 0;
+        for t in tries {
+            won += usize::from(t.await.expect("task"));
+        }
+        assert_eq!(won, 1);
+    }
+
+    async fn a_prune_larger_than_one_batch_removes_every_expired_row_and_keeps_live_ones(store) {
+        client(store, "rp").await;
+        let now = NOW;
+        let row = |digest: String, expires_at| client_credentials_row(digest, "rp", now - 7200, expires_at);
+        let expired = 2 * PRUNE_BATCH + 1;
+        let inserts: Vec<_> = (0..expired)
+            .map(|i| row(format!("expired-{i}"), now - 60))
+            .chain((0..3).map(|i| row(format!("live-{i}"), now + 600)))
+            .map(|record| {
+                let store = store.clone();
+                tokio::spawn(async move { store.insert_token(&record).await })
+            })
+            .collect();
+        for insert in inserts {
+            insert.await.expect("task").expect("insert");
+        }
+        // Audit events are kept (their cutoff is far in the past here).
+        let removed = store.prune_expired(now, 0).await.expect("prune");
+        assert_eq!(removed, expired.unsigned_abs(), "three batches, every expired row");
+        for i in 0..3 {
+            assert!(store.any_token(&format!("live-{i}")).await.expect("read").is_some());
+        }
+        assert!(store.any_token("expired-0").await.expect("read").is_none());
+        assert_eq!(store.prune_expired(now, 0).await.expect("prune"), 0);
+    }
+
+    async fn audit_events_past_the_retention_are_deleted_in_batches(store) {
+        // More old events than one delete statement removes, each distinct (one row each).
+        let old = NOW;
+        let writes: Vec<_> = (0..2_500).map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.audit(&event(old, "test_event", i)).await })
+        }).collect();
+        for write in writes {
+            write.await.expect("task").expect("audit write");
+        }
+        assert_eq!(store.audit_events("default", 5_000).await.expect("list").len(), 2_500);
+        let recent = NOW + 86_400 + 60;
+        store.audit(&event(recent, "recent_event", 0)).await.expect("audit write");
+        let removed = store.prune_expired(recent, recent - 86_400).await.expect("prune");
+        assert_eq!(removed, 2_500);
+        let left = store.audit_events("default", 5_000).await.expect("list");
+        assert_eq!(left.len(), 1, "the recent event stays");
+        assert_eq!(left[0].kind, "recent_event");
+    }
+}
