@@ -6,6 +6,7 @@ use url::Url;
 
 use crate::jose::SigningAlg;
 use crate::model::client::{AuthMethod, ClientMetadata, GrantType};
+use crate::model::scope::ScopeSet;
 use crate::model::uri::is_loopback_host;
 
 /// How Lockspire holds its PostgreSQL connections, per process. SQLite, embedded, has one
@@ -255,7 +256,7 @@ impl Config {
     pub(crate) fn allows_scope(&self, client: &ClientMetadata, scope: &str) -> bool {
         self.is_known_scope(scope)
             && match &client.scope {
-                Some(allowed) => allowed.split(' ').any(|s| s == scope),
+                Some(allowed) => ScopeSet::from_stored(allowed).contains(scope),
                 None => true,
             }
     }

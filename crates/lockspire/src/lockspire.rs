@@ -113,7 +113,7 @@ impl Lockspire {
             out.push(Authorization {
                 client_name: client.and_then(|c| c.metadata.client_name),
                 client_id,
-                scopes: consent.scopes,
+                scopes: consent.scopes.into_vec(),
                 resources: consent.resources,
                 updated_at,
             });

@@ -3,4 +3,5 @@
 //! each other.
 
 pub(crate) mod client;
+pub(crate) mod scope;
 pub(crate) mod uri;

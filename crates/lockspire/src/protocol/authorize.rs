@@ -15,6 +15,7 @@ use super::pkce::CodeChallenge;
 use super::scope::parse_scope;
 use crate::jose::verify_compact;
 use crate::model::client::GrantType;
+use crate::model::scope::ScopeSet;
 use crate::protocol::endpoints::Endpoint;
 use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::provider::Provider;
@@ -143,7 +144,7 @@ pub(crate) struct AuthorizationRequest {
     pub(crate) response_mode: ResponseMode,
     pub(crate) state: Option<String>,
     pub(crate) nonce: Option<String>,
-    pub(crate) scopes: Vec<String>,
+    pub(crate) scopes: ScopeSet,
     pub(crate) resources: Vec<String>,
     pub(crate) code_challenge: String,
     pub(crate) prompt: Prompt,
@@ -228,7 +229,7 @@ pub(crate) async fn validate(
     }
     check_response_type(&client, params).map_err(fail)?;
     let scopes = check_scope(p, &client, params).map_err(fail)?;
-    let is_openid = scopes.iter().any(|s| s == "openid");
+    let is_openid = scopes.contains("openid");
     if is_openid && !redirect_uri_given {
         // OIDC Core §3.1.2.1: redirect_uri is REQUIRED in OpenID requests.
         return Err(fail(OAuthError::invalid_request(
@@ -389,7 +390,7 @@ fn check_scope(
     p: &Provider,
     client: &ClientRecord,
     params: &dyn ParameterSource,
-) -> Result<Vec<String>, OAuthError> {
+) -> Result<ScopeSet, OAuthError> {
     let scopes = parse_scope(params.get("scope")?)?;
     if let Some(bad) = scopes
         .iter()

@@ -329,7 +329,7 @@ pub(crate) fn validate_metadata(
                 return Err(invalid("scope names a scope this server does not offer")
                     .with_reason(format!("scope {unknown:?}")));
             }
-            Some(scopes.join(" "))
+            Some(scopes.to_string())
         }
     };
     let id_token_signed_response_alg = match opt_string(body, "id_token_signed_response_alg")? {

@@ -74,7 +74,7 @@ fn context(p: &Provider, pending: &Pending) -> Context {
         issuer: p.issuer().to_owned(),
         client_id: pending.client.client_id.clone(),
         client_name: pending.client.metadata.client_name.clone(),
-        scopes: req.scopes.clone(),
+        scopes: req.scopes.to_vec(),
         interaction_id: Some(pending.id.clone()),
         return_to: Some(resume_url(p, &pending.id)),
         force_login: false,
@@ -292,7 +292,7 @@ pub(crate) async fn consent_view(
         client_id: pending.client.client_id.clone(),
         logo_uri: client.logo_uri.clone(),
         client_uri: client.client_uri.clone(),
-        scopes: pending.request.scopes.clone(),
+        scopes: pending.request.scopes.to_vec(),
         resources: pending.request.resources.clone(),
         claims: pending.request.claims_beyond_scopes(),
     })
@@ -399,7 +399,7 @@ async fn issue_code(
         tenant_id: p.tenant.clone(),
         client_id: pending.client.client_id.clone(),
         subject: subject.to_owned(),
-        scopes: req.scopes.join(" "),
+        scopes: req.scopes.clone(),
         resources: to_json_list(&req.resources),
         details: serde_json::to_string(&details)
             .map_err(|e| fail(OAuthError::internal(e.to_string())))?,

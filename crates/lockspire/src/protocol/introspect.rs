@@ -60,7 +60,7 @@ pub(crate) async fn introspect(
     out.insert("exp".into(), Value::from(record.expires_at));
     out.insert("iat".into(), Value::from(record.created_at));
     if !record.scopes.is_empty() {
-        out.insert("scope".into(), Value::String(record.scopes.clone()));
+        out.insert("scope".into(), Value::String(record.scopes.to_string()));
     }
     if let Some(sub) = &record.subject {
         out.insert(

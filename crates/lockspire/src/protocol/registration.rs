@@ -6,6 +6,7 @@ use serde_json::Value;
 use super::client::validate_metadata;
 use crate::config::{RegistrationPolicy, RegistrationRules};
 use crate::model::client::{AuthMethod, ClientMetadata};
+use crate::model::scope::ScopeSet;
 use crate::protocol::endpoints::Endpoint;
 use crate::protocol::error::{Challenge, ErrorCode, OAuthError};
 use crate::protocol::provider::Provider;
@@ -92,9 +93,9 @@ fn check_rules(rules: &RegistrationRules, m: &ClientMetadata) -> Result<(), OAut
                 "register a scope: this server limits the scopes dynamic clients may use".into(),
             );
         }
-        if let Some(bad) = requested
-            .split(' ')
-            .find(|s| !s.is_empty() && !allowed.iter().any(|a| a == s))
+        if let Some(bad) = ScopeSet::from_stored(requested)
+            .iter()
+            .find(|s| !allowed.contains(s))
         {
             // Registered scopes were checked to be ones this server offers: naming it echoes
             // nothing of the request's own.

@@ -2,6 +2,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::model::scope::ScopeSet;
 use crate::protocol::error::{ErrorCode, OAuthError};
 
 /// OIDC Core §5.4: the claims each standard scope requests.
@@ -86,30 +87,13 @@ pub(crate) fn scope_error(
     OAuthError::new(code, description).with_reason(format!("scope {scope:?} {what}"))
 }
 
-/// Parses a `scope` value: space-delimited, case-sensitive tokens of the RFC 6749 §3.3 charset,
-/// de-duplicated in order.
-pub(crate) fn parse_scope(value: Option<&str>) -> Result<Vec<String>, OAuthError> {
-    let mut out: Vec<String> = Vec::new();
-    let Some(value) = value else { return Ok(out) };
-    for token in value.split(' ') {
-        if token.is_empty() {
-            continue;
-        }
-        // scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-        if !token
-            .bytes()
-            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
-        {
-            return Err(OAuthError::new(
-                ErrorCode::InvalidScope,
-                "scope contains invalid characters",
-            ));
-        }
-        if !out.iter().any(|s| s == token) {
-            out.push(token.to_owned());
-        }
-    }
-    Ok(out)
+/// Parses a request's `scope` parameter (RFC 6749 §3.3); absent is empty.
+pub(crate) fn parse_scope(value: Option<&str>) -> Result<ScopeSet, OAuthError> {
+    value.map_or(Ok(ScopeSet::default()), |v| {
+        ScopeSet::parse(v).map_err(|_| {
+            OAuthError::new(ErrorCode::InvalidScope, "scope contains invalid characters")
+        })
+    })
 }
 
 /// The standard claims a `claims` request (OIDC Core §5.5) names, in either member, that the
@@ -192,7 +176,7 @@ mod tests {
     fn scope_parsing_rejects_bad_characters_and_dedupes() {
         assert_eq!(
             parse_scope(Some("openid  email openid")).ok(),
-            Some(vec!["openid".into(), "email".into()])
+            Some(ScopeSet::from_stored("openid email"))
         );
         assert!(parse_scope(Some("open\"id")).is_err());
     }

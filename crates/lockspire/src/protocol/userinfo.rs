@@ -83,8 +83,8 @@ pub(crate) async fn userinfo(
             "certificate-bound token presented without its certificate",
         ));
     }
-    let scopes = record.scope_list();
-    if !scopes.iter().any(|s| s == "openid") {
+    let scopes = &record.scopes;
+    if !scopes.contains("openid") {
         return Err(OAuthError::new(
             ErrorCode::InsufficientScope,
             "the token was not granted the openid scope",
@@ -100,7 +100,7 @@ pub(crate) async fn userinfo(
         .grant(grant_id)
         .await?
         .ok_or_else(|| invalid_token("grant missing"))?;
-    let claims = host_claims(p, &record.client_id, subject, &scopes)
+    let claims = host_claims(p, &record.client_id, subject, scopes)
         .await
         .map_err(|e| {
             if e.code() == ErrorCode::InvalidGrant {
@@ -116,7 +116,7 @@ pub(crate) async fn userinfo(
         .client(&p.tenant, &record.client_id)
         .await?
         .ok_or_else(|| invalid_token("client missing"))?;
-    let mut out = release_claims(&claims.userinfo, &scopes, requested);
+    let mut out = release_claims(&claims.userinfo, scopes, requested);
     out.insert(
         "sub".into(),
         Value::String(p.subject_for(&client.metadata, subject)),

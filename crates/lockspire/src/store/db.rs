@@ -36,6 +36,13 @@ impl ToParam for String {
     }
 }
 
+/// Scopes are stored space-delimited (RFC 6749 §3.3), as the wire carries them.
+impl ToParam for crate::model::scope::ScopeSet {
+    fn to_param(&self) -> Param {
+        Param::Text(Some(self.to_string()))
+    }
+}
+
 impl ToParam for i64 {
     fn to_param(&self) -> Param {
         Param::Int(Some(*self))

@@ -9,6 +9,7 @@ use super::driver::Tx;
 use super::error::StoreError;
 use super::handle::Store;
 use crate::clock::UnixTime;
+use crate::model::scope::ScopeSet;
 
 /// Facts about an authorization kept with its grant (JSON column `details`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -35,8 +36,8 @@ pub struct GrantRecord {
     pub client_id: String,
     /// Subject.
     pub subject: String,
-    /// Space-separated scopes.
-    pub scopes: String,
+    /// Scopes.
+    pub scopes: ScopeSet,
     /// JSON array of resource indicators.
     pub resources: String,
     /// JSON of [`GrantDetails`].
@@ -56,7 +57,7 @@ impl GrantRecord {
             tenant_id: get(r, "tenant_id")?,
             client_id: get(r, "client_id")?,
             subject: get(r, "subject")?,
-            scopes: get(r, "scopes")?,
+            scopes: ScopeSet::from_stored(&get::<String>(r, "scopes")?),
             resources: get(r, "resources")?,
             details: get(r, "details")?,
             auth_time: get(r, "auth_time")?,
@@ -76,7 +77,7 @@ impl GrantRecord {
 #[derive(Clone, Debug, Default)]
 pub struct ConsentRecord {
     /// Consented scopes.
-    pub scopes: Vec<String>,
+    pub scopes: ScopeSet,
     /// Consented resources.
     pub resources: Vec<String>,
     /// Standard claims consented to through a `claims` request (OIDC Core §5.5), beyond what
@@ -90,18 +91,10 @@ impl ConsentRecord {
         let resources: String = get(r, "resources")?;
         let claims: String = get(r, "claims")?;
         Ok(Self {
-            scopes: scopes
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            scopes: ScopeSet::from_stored(&scopes),
             resources: parse_json_list(&resources)?,
             claims: parse_json_list(&claims)?,
         })
-    }
-
-    pub(crate) fn scopes_text(&self) -> String {
-        self.scopes.join(" ")
     }
 
     pub(crate) fn resources_json(&self) -> String {
@@ -122,11 +115,10 @@ impl ConsentRecord {
 
     /// Adds what a request asked for and the user just approved.
     pub(crate) fn extend(&mut self, scopes: &[String], resources: &[String], claims: &[String]) {
-        for (held, asked) in [
-            (&mut self.scopes, scopes),
-            (&mut self.resources, resources),
-            (&mut self.claims, claims),
-        ] {
+        for scope in scopes {
+            self.scopes.insert(scope);
+        }
+        for (held, asked) in [(&mut self.resources, resources), (&mut self.claims, claims)] {
             for item in asked {
                 if !held.contains(item) {
                     held.push(item.clone());
@@ -242,7 +234,7 @@ impl Tx {
     ) -> Result<(), StoreError> {
         self.execute("INSERT INTO consents (tenant_id, subject, client_id, scopes, resources, claims, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (tenant_id, subject, client_id) DO UPDATE SET scopes = $4, resources = $5, claims = $6, updated_at = $7",
-             params![tenant, subject, client_id, consent.scopes_text(), consent.resources_json(), consent.claims_json(), now]).await?;
+             params![tenant, subject, client_id, consent.scopes, consent.resources_json(), consent.claims_json(), now]).await?;
         Ok(())
     }
     /// Reads a grant inside the step, with the client status, to decide whether tokens may be

@@ -247,7 +247,7 @@ mod tests {
             grant_id: None,
             client_id: "batch-client".into(),
             subject: None,
-            scopes: "read".into(),
+            scopes: crate::model::scope::ScopeSet::from_stored("read"),
             resources: "[]".into(),
             created_at: 1,
             expires_at: 2,

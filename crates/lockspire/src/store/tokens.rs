@@ -8,6 +8,7 @@ use super::error::StoreError;
 use super::group_commit;
 use super::handle::Store;
 use crate::clock::UnixTime;
+use crate::model::scope::ScopeSet;
 
 /// What a token row is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,8 +46,8 @@ pub struct TokenRecord {
     pub client_id: String,
     /// Subject, when issued for a user.
     pub subject: Option<String>,
-    /// Space-separated scopes.
-    pub scopes: String,
+    /// Scopes.
+    pub scopes: ScopeSet,
     /// JSON array of audiences / resources.
     pub resources: String,
     /// Issue time.
@@ -86,7 +87,7 @@ impl TokenRecord {
             grant_id: get(r, "grant_id")?,
             client_id: get(r, "client_id")?,
             subject: get(r, "subject")?,
-            scopes: get(r, "scopes")?,
+            scopes: ScopeSet::from_stored(&get::<String>(r, "scopes")?),
             resources: get(r, "resources")?,
             created_at: get(r, "created_at")?,
             expires_at: get(r, "expires_at")?,
@@ -99,15 +100,6 @@ impl TokenRecord {
             jti: get(r, "jti")?,
             cnf_x5t: get(r, "cnf_x5t")?,
         })
-    }
-
-    /// Scopes as a list.
-    pub fn scope_list(&self) -> Vec<String> {
-        self.scopes
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect()
     }
 
     /// Resources as a list.

@@ -103,7 +103,7 @@ fn plan(
     record: &TokenRecord,
     grant: &GrantRecord,
 ) -> Result<Plan, OAuthError> {
-    let scopes = record.scope_list();
+    let scopes = record.scopes.clone();
     let granted_resources = parse_json_list(&grant.resources)?;
     let resources = narrow_resources(p, requested_resources, &granted_resources)?;
     // RFC 8707 §2.2: a token-time resource narrows this access token only; the refresh

@@ -16,6 +16,7 @@ use super::params::Params;
 use crate::config::AccessTokenFormat;
 use crate::jose::sign_compact;
 use crate::model::client::GrantType;
+use crate::model::scope::ScopeSet;
 use crate::mtls::ClientCertificate;
 use crate::protocol::endpoints::Endpoint;
 use crate::protocol::error::{ErrorCode, OAuthError};
@@ -78,7 +79,7 @@ pub(crate) struct AccessGrant<'a> {
     pub(crate) client: &'a AuthenticatedClient,
     pub(crate) grant_id: Option<&'a str>,
     pub(crate) subject: Option<&'a str>,
-    pub(crate) scopes: &'a [String],
+    pub(crate) scopes: &'a ScopeSet,
     pub(crate) resources: &'a [String],
 }
 
@@ -106,7 +107,7 @@ pub(crate) fn mint_access_token(
 ) -> Result<(String, TokenRecord), OAuthError> {
     let now = p.now();
     let expires_at = now + p.config.lifetimes.access_token;
-    let scope = g.scopes.join(" ");
+    let scope = g.scopes.to_string();
     let format = p
         .config
         .access_token_format_for(&g.client.record().metadata);
@@ -150,7 +151,7 @@ pub(crate) fn mint_access_token(
         grant_id: g.grant_id.map(str::to_owned),
         client_id: g.client.id().to_owned(),
         subject: g.subject.map(str::to_owned),
-        scopes: scope,
+        scopes: g.scopes.clone(),
         resources: to_json_list(g.resources),
         created_at: now,
         expires_at,
@@ -181,7 +182,7 @@ pub(crate) fn mint_refresh_token(
         grant_id: g.grant_id.map(str::to_owned),
         client_id: g.client.id().to_owned(),
         subject: g.subject.map(str::to_owned),
-        scopes: g.scopes.join(" "),
+        scopes: g.scopes.clone(),
         resources: to_json_list(g.resources),
         created_at: now,
         // A refresh token never outlives its grant.
@@ -220,11 +221,11 @@ pub(crate) fn narrow_resources(
 /// Token-time `scope` (RFC 6749 §6): may narrow what was granted, never widen it.
 pub(crate) fn narrow_scopes(
     requested: Option<&str>,
-    granted: &[String],
-) -> Result<Vec<String>, OAuthError> {
+    granted: &ScopeSet,
+) -> Result<ScopeSet, OAuthError> {
     let requested = super::scope::parse_scope(requested)?;
     if requested.is_empty() {
-        return Ok(granted.to_vec());
+        return Ok(granted.clone());
     }
     if let Some(bad) = requested.iter().find(|s| !granted.contains(s)) {
         return Err(OAuthError::new(

@@ -20,6 +20,7 @@
 
 use super::{AccessGrant, TokenResponse, mint_access_token, mint_refresh_token};
 use crate::host::Claims;
+use crate::model::scope::ScopeSet;
 use crate::protocol::client_auth::AuthenticatedClient;
 use crate::protocol::error::OAuthError;
 use crate::protocol::id_token::{self, IdTokenInput};
@@ -121,7 +122,7 @@ async fn mint_ahead<A: Artifact>(
         .await?
         .ok_or_else(|| A::invalid("grant revoked or client disabled"))?;
     let plan = artifact.plan(p, client, row, &grant)?;
-    let claims = match (&row.subject, plan.scopes.iter().any(|s| s == "openid")) {
+    let claims = match (&row.subject, plan.scopes.contains("openid")) {
         (Some(subject), true) => {
             Some(id_token::host_claims(p, client.id(), subject, &plan.scopes).await?)
         }
@@ -137,10 +138,10 @@ async fn mint_ahead<A: Artifact>(
 /// grant (which only ever change by being consumed or revoked).
 pub(crate) struct Plan {
     /// Scope and resources of the access token (possibly narrowed at token time).
-    pub(crate) scopes: Vec<String>,
+    pub(crate) scopes: ScopeSet,
     pub(crate) resources: Vec<String>,
     /// Scope and resources of the refresh token, when one is issued.
-    pub(crate) refresh: Option<(Vec<String>, Vec<String>)>,
+    pub(crate) refresh: Option<(ScopeSet, Vec<String>)>,
     /// The authorization request's nonce (code grant only).
     pub(crate) nonce: Option<String>,
 }
@@ -239,7 +240,7 @@ fn mint_for_grant(
         }
         None => None,
     };
-    let id_token = if plan.scopes.iter().any(|s| s == "openid") {
+    let id_token = if plan.scopes.contains("openid") {
         let details = grant.details()?;
         let input = IdTokenInput {
             client: client.record(),
@@ -263,7 +264,7 @@ fn mint_for_grant(
             access_token: Secret::new(access_token),
             token_type: "Bearer",
             expires_in: p.config.lifetimes.access_token,
-            scope: plan.scopes.join(" "),
+            scope: plan.scopes.to_string(),
             refresh_token: refresh_token.map(Secret::new),
             id_token: id_token.map(Secret::new),
         },

@@ -77,7 +77,7 @@ fn plan(
     request: &RefreshRequest<'_>,
     record: &TokenRecord,
 ) -> Result<Plan, OAuthError> {
-    let granted_scopes = record.scope_list();
+    let granted_scopes = record.scopes.clone();
     let granted_resources = record.resource_list()?;
     Ok(Plan {
         scopes: narrow_scopes(request.scope, &granted_scopes)?,
