@@ -15,10 +15,9 @@ use crate::protocol::provider::Provider;
 use crate::secrets::{
     constant_time_eq, random_id, random_token, time_ordered_token, token_digest, token_key,
 };
-use crate::store::db::to_json_list;
 use crate::store::{
-    Actor, ClientRecord, ClientStatus, ConsentRecord, GrantDetails, GrantRecord, InteractionRecord,
-    Outcome, TokenKind, TokenRecord,
+    Actor, ClientRecord, ClientStatus, CodeRecord, ConsentRecord, GrantDetails, GrantRecord,
+    InteractionRecord, Issued, Outcome, TokenRecord, UserGrant,
 };
 
 /// What the browser should do next.
@@ -400,7 +399,7 @@ async fn issue_code(
         client_id: pending.client.client_id.clone(),
         subject: subject.to_owned(),
         scopes: req.scopes.clone(),
-        resources: to_json_list(&req.resources),
+        resources: req.resources.clone(),
         details: serde_json::to_string(&details)
             .map_err(|e| fail(OAuthError::internal(e.to_string())))?,
         auth_time: session.auth_time,
@@ -430,30 +429,26 @@ async fn issue_code(
         tx.audit(&event).await.map_err(|e| fail(e.into()))?;
     }
     let code = time_ordered_token();
-    tx.insert_token(&TokenRecord {
-        digest: token_key(&code),
-        tenant_id: p.tenant.clone(),
-        kind: TokenKind::Code,
-        grant_id: Some(grant.id.clone()),
-        client_id: grant.client_id.clone(),
-        subject: Some(subject.to_owned()),
-        scopes: grant.scopes.clone(),
-        resources: grant.resources.clone(),
-        created_at: now,
-        expires_at: now + p.config.lifetimes.authorization_code,
-        consumed_at: None,
-        revoked_at: None,
-        redirect_uri: Some(if req.redirect_uri_given {
-            req.redirect_uri.clone()
-        } else {
-            String::new()
-        }),
-        code_challenge: Some(req.code_challenge.clone()),
+    tx.insert_token(&TokenRecord::Code(CodeRecord {
+        issued: Issued {
+            digest: token_key(&code),
+            tenant_id: p.tenant.clone(),
+            client_id: grant.client_id.clone(),
+            scopes: grant.scopes.clone(),
+            resources: grant.resources.clone(),
+            created_at: now,
+            expires_at: now + p.config.lifetimes.authorization_code,
+            consumed_at: None,
+            revoked_at: None,
+        },
+        user: UserGrant {
+            grant_id: grant.id.clone(),
+            subject: subject.to_owned(),
+        },
+        redirect_uri: req.redirect_uri_given.then(|| req.redirect_uri.clone()),
+        code_challenge: req.code_challenge.clone(),
         nonce: req.nonce.clone(),
-        format: None,
-        jti: None,
-        cnf_x5t: None,
-    })
+    }))
     .await
     .map_err(|e| fail(e.into()))?;
     tx.commit().await.map_err(|e| fail(e.into()))?;

@@ -12,7 +12,7 @@ use crate::protocol::endpoints::Endpoint;
 use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::provider::Provider;
 use crate::secrets::token_key;
-use crate::store::TokenKind;
+use crate::store::TokenRecord;
 
 /// Authenticates the caller: a confidential client (a public client cannot protect the
 /// answers, RFC 7662 §2.1).
@@ -50,42 +50,39 @@ pub(crate) async fn introspect(
     let Some(record) = p.store.active_token(&token_key(token), p.now()).await? else {
         return Ok(inactive);
     };
-    if record.client_id != client.id() {
+    let (token_type, jti, cnf_x5t) = match &record {
+        TokenRecord::Access(a) => ("Bearer", a.jti.as_deref(), a.cnf_x5t.as_deref()),
+        TokenRecord::Refresh(r) => ("refresh_token", None, r.cnf_x5t.as_deref()),
+        TokenRecord::Code(_) => return Ok(inactive),
+    };
+    let issued = record.issued();
+    if issued.client_id != client.id() {
         return Ok(inactive);
     }
     let mut out = Map::new();
     out.insert("active".into(), Value::Bool(true));
-    out.insert("client_id".into(), Value::String(record.client_id.clone()));
+    out.insert("client_id".into(), Value::String(issued.client_id.clone()));
     out.insert("iss".into(), Value::String(p.issuer().to_owned()));
-    out.insert("exp".into(), Value::from(record.expires_at));
-    out.insert("iat".into(), Value::from(record.created_at));
-    if !record.scopes.is_empty() {
-        out.insert("scope".into(), Value::String(record.scopes.to_string()));
+    out.insert("exp".into(), Value::from(issued.expires_at));
+    out.insert("iat".into(), Value::from(issued.created_at));
+    if !issued.scopes.is_empty() {
+        out.insert("scope".into(), Value::String(issued.scopes.to_string()));
     }
-    if let Some(sub) = &record.subject {
+    if let Some(user) = record.user() {
         out.insert(
             "sub".into(),
-            Value::String(p.subject_for(&client.record().metadata, sub)),
+            Value::String(p.subject_for(&client.record().metadata, &user.subject)),
         );
     }
-    let resources = record.resource_list()?;
-    if !resources.is_empty() {
-        out.insert("aud".into(), Value::from(resources));
+    if !issued.resources.is_empty() {
+        out.insert("aud".into(), Value::from(issued.resources.clone()));
     }
-    if let Some(x5t) = &record.cnf_x5t {
+    if let Some(x5t) = cnf_x5t {
         out.insert("cnf".into(), json!({ "x5t#S256": x5t }));
     }
-    match record.kind {
-        TokenKind::Access => {
-            out.insert("token_type".into(), Value::String("Bearer".into()));
-            if let Some(jti) = &record.jti {
-                out.insert("jti".into(), Value::String(jti.clone()));
-            }
-        }
-        TokenKind::Refresh => {
-            out.insert("token_type".into(), Value::String("refresh_token".into()));
-        }
-        TokenKind::Code => return Ok(inactive),
+    out.insert("token_type".into(), Value::String(token_type.into()));
+    if let Some(jti) = jti {
+        out.insert("jti".into(), Value::String(jti.to_owned()));
     }
     Ok(Value::Object(out))
 }

@@ -7,7 +7,7 @@ use crate::protocol::endpoints::Endpoint;
 use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::provider::Provider;
 use crate::secrets::token_key;
-use crate::store::TokenKind;
+use crate::store::TokenRecord;
 
 /// Authenticates the caller. RFC 7009 §2.1: confidential clients authenticate; public clients
 /// identify themselves with `client_id`.
@@ -40,7 +40,7 @@ pub(crate) async fn revoke(
     let Some(record) = p.store.any_token(&token_key(token)).await? else {
         return Ok(());
     };
-    if record.client_id != client.id() {
+    if record.issued().client_id != client.id() {
         // §2.1: the token must have been issued to the caller.
         return Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,
@@ -48,9 +48,9 @@ pub(crate) async fn revoke(
         ));
     }
     let now = p.now();
-    match (record.kind, record.grant_id.as_deref()) {
-        (TokenKind::Refresh, Some(grant_id)) => p.store.revoke_grant(grant_id, now).await?,
-        _ => p.store.revoke_token(&record.digest, now).await?,
+    match &record {
+        TokenRecord::Refresh(refresh) => p.store.revoke_grant(&refresh.user.grant_id, now).await?,
+        _ => p.store.revoke_token(&record.issued().digest, now).await?,
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use crate::jose::sign_compact;
 use crate::protocol::error::{Challenge, ErrorCode, OAuthError};
 use crate::protocol::provider::Provider;
 use crate::secrets::token_key;
-use crate::store::TokenKind;
+use crate::store::TokenRecord;
 
 fn invalid_token(reason: &'static str) -> OAuthError {
     OAuthError::new(
@@ -66,12 +66,11 @@ pub(crate) async fn userinfo(
     token: &str,
     certificate: Option<&crate::mtls::ClientCertificate>,
 ) -> Result<UserinfoResponse, OAuthError> {
-    let Some(record) = p.store.active_token(&token_key(token), p.now()).await? else {
-        return Err(invalid_token("unknown, expired or revoked token"));
+    let record = match p.store.active_token(&token_key(token), p.now()).await? {
+        Some(TokenRecord::Access(record)) => record,
+        Some(_) => return Err(invalid_token("not an access token")),
+        None => return Err(invalid_token("unknown, expired or revoked token")),
     };
-    if record.kind != TokenKind::Access {
-        return Err(invalid_token("not an access token"));
-    }
     // RFC 8705 §3: a certificate-bound token is usable only with that certificate.
     if let Some(bound) = &record.cnf_x5t
         && certificate
@@ -83,7 +82,7 @@ pub(crate) async fn userinfo(
             "certificate-bound token presented without its certificate",
         ));
     }
-    let scopes = &record.scopes;
+    let scopes = &record.issued.scopes;
     if !scopes.contains("openid") {
         return Err(OAuthError::new(
             ErrorCode::InsufficientScope,
@@ -91,16 +90,16 @@ pub(crate) async fn userinfo(
         )
         .with_challenge(Challenge::Bearer));
     }
-    let (Some(subject), Some(grant_id)) = (record.subject.as_deref(), record.grant_id.as_deref())
-    else {
+    let Some(user) = &record.user else {
         return Err(invalid_token("token has no subject"));
     };
+    let subject = user.subject.as_str();
     let grant = p
         .store
-        .grant(grant_id)
+        .grant(&user.grant_id)
         .await?
         .ok_or_else(|| invalid_token("grant missing"))?;
-    let claims = host_claims(p, &record.client_id, subject, scopes)
+    let claims = host_claims(p, &record.issued.client_id, subject, scopes)
         .await
         .map_err(|e| {
             if e.code() == ErrorCode::InvalidGrant {
@@ -113,7 +112,7 @@ pub(crate) async fn userinfo(
     let requested = details.claims.as_ref().and_then(|c| c.get("userinfo"));
     let client = p
         .store
-        .client(&p.tenant, &record.client_id)
+        .client(&p.tenant, &record.issued.client_id)
         .await?
         .ok_or_else(|| invalid_token("client missing"))?;
     let mut out = release_claims(&claims.userinfo, scopes, requested);

@@ -38,8 +38,8 @@ pub struct GrantRecord {
     pub subject: String,
     /// Scopes.
     pub scopes: ScopeSet,
-    /// JSON array of resource indicators.
-    pub resources: String,
+    /// Resource indicators (RFC 8707).
+    pub resources: Vec<String>,
     /// JSON of [`GrantDetails`].
     pub details: String,
     /// When the user authenticated.
@@ -58,7 +58,7 @@ impl GrantRecord {
             client_id: get(r, "client_id")?,
             subject: get(r, "subject")?,
             scopes: ScopeSet::from_stored(&get::<String>(r, "scopes")?),
-            resources: get(r, "resources")?,
+            resources: parse_json_list(&get::<String>(r, "resources")?)?,
             details: get(r, "details")?,
             auth_time: get(r, "auth_time")?,
             created_at: get(r, "created_at")?,
@@ -220,7 +220,7 @@ impl Tx {
     /// Inserts a grant.
     pub async fn insert_grant(&mut self, g: &GrantRecord) -> Result<(), StoreError> {
         self.execute("INSERT INTO grants (id, tenant_id, client_id, subject, scopes, resources, details, auth_time, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)", params![g.id, g.tenant_id, g.client_id, g.subject, g.scopes, g.resources, g.details, g.auth_time, g.created_at, g.expires_at]).await?;
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)", params![g.id, g.tenant_id, g.client_id, g.subject, g.scopes, to_json_list(&g.resources), g.details, g.auth_time, g.created_at, g.expires_at]).await?;
         Ok(())
     }
     /// Records or widens standing consent.

@@ -230,7 +230,7 @@ fn all_unavailable(count: usize) -> Vec<Result<(), StoreError>> {
 mod tests {
     use super::*;
     use crate::store::tokens::{TOKENS, token_params};
-    use crate::store::{Store, TokenKind, TokenRecord};
+    use crate::store::{AccessRecord, Issued, Store, TokenRecord};
 
     fn row(digest: &str) -> Append {
         Append {
@@ -240,26 +240,23 @@ mod tests {
     }
 
     fn token(digest: &str) -> TokenRecord {
-        TokenRecord {
-            digest: digest.to_owned(),
-            tenant_id: "default".into(),
-            kind: TokenKind::Access,
-            grant_id: None,
-            client_id: "batch-client".into(),
-            subject: None,
-            scopes: crate::model::scope::ScopeSet::from_stored("read"),
-            resources: "[]".into(),
-            created_at: 1,
-            expires_at: 2,
-            consumed_at: None,
-            revoked_at: None,
-            redirect_uri: None,
-            code_challenge: None,
-            nonce: None,
-            format: Some("opaque".into()),
+        TokenRecord::Access(AccessRecord {
+            issued: Issued {
+                digest: digest.to_owned(),
+                tenant_id: "default".into(),
+                client_id: "batch-client".into(),
+                scopes: crate::model::scope::ScopeSet::from_stored("read"),
+                resources: Vec::new(),
+                created_at: 1,
+                expires_at: 2,
+                consumed_at: None,
+                revoked_at: None,
+            },
+            user: None,
+            format: crate::config::AccessTokenFormat::Opaque,
             jti: None,
             cnf_x5t: None,
-        }
+        })
     }
 
     /// One batch holding a row whose key is taken between two fresh rows.

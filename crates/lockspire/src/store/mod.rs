@@ -40,6 +40,9 @@ pub use handle::Store;
 pub use interactions::InteractionRecord;
 pub use keys::KeyRecord;
 pub use registration::InitialAccessTokenRecord;
-pub use tokens::{Consumed, RevokedGrant, TokenKind, TokenRecord};
+pub use tokens::{
+    AccessRecord, CodeRecord, Consumed, Issued, RefreshRecord, RevokedGrant, TokenKind,
+    TokenRecord, UserGrant,
+};
 #[cfg(test)]
 mod tests;

@@ -5,11 +5,12 @@
 use sqlx::Connection;
 
 use super::{
-    AuditEvent, ClientRecord, ClientStatus, Consumed, GrantRecord, PRUNE_BATCH, Store, TokenKind,
-    TokenRecord,
+    AccessRecord, AuditEvent, ClientRecord, ClientStatus, CodeRecord, Consumed, GrantRecord,
+    Issued, PRUNE_BATCH, RefreshRecord, Store, TokenKind, TokenRecord, UserGrant,
 };
 use crate::clock::UnixTime;
-use crate::config::DatabasePool;
+use crate::config::{AccessTokenFormat, DatabasePool};
+use crate::model::scope::ScopeSet;
 
 /// A fresh database for one test, removed when dropped.
 struct TestDb {
@@ -109,6 +110,25 @@ macro_rules! on_both_stores {
 
 const NOW: UnixTime = 1_700_000_000;
 
+/// Inserts every row at once, so that they share group commits.
+async fn futures_join_all(
+    store: &Store,
+    rows: &[TokenRecord],
+) -> Vec<Result<(), super::StoreError>> {
+    let tasks: Vec<_> = rows
+        .iter()
+        .map(|row| {
+            let (store, row) = (store.clone(), row.clone());
+            tokio::spawn(async move { store.insert_token(&row).await })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for task in tasks {
+        out.push(task.await.expect("task"));
+    }
+    out
+}
+
 /// An active client with id `id`.
 async fn client(store: &Store, id: &str) {
     let record = ClientRecord {
@@ -143,6 +163,21 @@ fn event(at: UnixTime, kind: &str, n: usize) -> AuditEvent {
     }
 }
 
+/// What every row holds, for client `client_id`.
+fn issued(digest: &str, client_id: &str, created_at: UnixTime, expires_at: UnixTime) -> Issued {
+    Issued {
+        digest: digest.to_owned(),
+        tenant_id: "default".into(),
+        client_id: client_id.to_owned(),
+        scopes: ScopeSet::from_stored("read"),
+        resources: Vec::new(),
+        created_at,
+        expires_at,
+        consumed_at: None,
+        revoked_at: None,
+    }
+}
+
 /// A client_credentials access token row (no grant, no user).
 fn client_credentials_row(
     digest: String,
@@ -150,26 +185,13 @@ fn client_credentials_row(
     created_at: UnixTime,
     expires_at: UnixTime,
 ) -> TokenRecord {
-    TokenRecord {
-        digest,
-        tenant_id: "default".into(),
-        kind: TokenKind::Access,
-        grant_id: None,
-        client_id: client_id.to_owned(),
-        subject: None,
-        scopes: crate::model::scope::ScopeSet::from_stored("read"),
-        resources: "[]".into(),
-        created_at,
-        expires_at,
-        consumed_at: None,
-        revoked_at: None,
-        redirect_uri: None,
-        code_challenge: None,
-        nonce: None,
-        format: Some("opaque".into()),
+    TokenRecord::Access(AccessRecord {
+        issued: issued(&digest, client_id, created_at, expires_at),
+        user: None,
+        format: AccessTokenFormat::Opaque,
         jti: None,
         cnf_x5t: None,
-    }
+    })
 }
 
 on_both_stores! {
@@ -181,23 +203,19 @@ on_both_stores! {
             client_id: "rp".into(),
             subject: "alice".into(),
             scopes: crate::model::scope::ScopeSet::from_stored("openid"),
-            resources: "[]".into(),
+            resources: Vec::new(),
             details: "{}".into(),
             auth_time: NOW,
             created_at: NOW,
             expires_at: NOW + 86_400,
         };
-        let code = TokenRecord {
-            digest: "code-digest".into(),
-            kind: TokenKind::Code,
-            grant_id: Some(grant.id.clone()),
-            subject: Some("alice".into()),
-            scopes: crate::model::scope::ScopeSet::from_stored("openid"),
+        let code = TokenRecord::Code(CodeRecord {
+            issued: issued("code-digest", "rp", NOW, NOW + 60),
+            user: UserGrant { grant_id: grant.id.clone(), subject: "alice".into() },
             redirect_uri: Some("https://rp.example/cb".into()),
-            code_challenge: Some("challenge".into()),
-            format: None,
-            ..client_credentials_row(String::new(), "rp", NOW, NOW + 60)
-        };
+            code_challenge: "challenge".into(),
+            nonce: None,
+        });
         let mut tx = store.begin().await.expect("begin");
         tx.insert_grant(&grant).await.expect("grant");
         tx.insert_token(&code).await.expect("code");
@@ -243,7 +261,7 @@ on_both_stores! {
         let inserts: Vec<_> = (0..40).map(|i| {
             let digest = if i == 20 { "taken".to_owned() } else { format!("fresh-{i}") };
             let (store, record) = (store.clone(), row(digest));
-            tokio::spawn(async move { (record.digest.clone(), store.insert_token(&record).await) })
+            tokio::spawn(async move { (record.issued().digest.clone(), store.insert_token(&record).await) })
         }).collect();
         for insert in inserts {
             let (digest, written) = insert.await.expect("task");
@@ -261,44 +279,60 @@ on_both_stores! {
         // Batches are written column-wise on PostgreSQL (one array per column): every column
         // must land where it belongs. Distinct values in every column and NULLs in different
         // places in the two rows make a swap visible.
-        let full = TokenRecord {
-            digest: "digest-full".into(),
-            tenant_id: "tenant-x".into(),
-            kind: TokenKind::Refresh,
-            grant_id: Some("grant-x".into()),
-            client_id: "client-x".into(),
-            subject: Some("subject-x".into()),
-            scopes: crate::model::scope::ScopeSet::from_stored("scope-x"),
-            resources: "[\"https://resource.example/x\"]".into(),
-            created_at: 1_700_000_001,
-            expires_at: 1_700_000_002,
+        // Every kind, so that each kind's own columns are filled somewhere.
+        let full = |digest: &str, n: i64| Issued {
+            digest: digest.into(),
+            tenant_id: format!("tenant-{n}"),
+            client_id: format!("client-{n}"),
+            scopes: ScopeSet::from_stored(&format!("scope-{n} other-{n}")),
+            resources: vec![format!("https://resource.example/{n}")],
+            created_at: 1_700_000_000 + n,
+            expires_at: 1_700_100_000 + n,
             consumed_at: None,
             revoked_at: None,
-            redirect_uri: Some("https://rp.example/cb".into()),
-            code_challenge: Some("challenge-x".into()),
-            nonce: Some("nonce-x".into()),
-            format: Some("format-x".into()),
-            jti: Some("jti-x".into()),
-            cnf_x5t: Some("x5t-x".into()),
         };
-        let sparse = TokenRecord {
-            digest: "digest-sparse".into(),
-            kind: TokenKind::Access,
-            grant_id: None,
-            subject: None,
-            redirect_uri: None,
-            nonce: None,
-            jti: None,
-            created_at: 1_700_000_003,
-            expires_at: 1_700_000_004,
-            ..full.clone()
-        };
-        let (a, b) = tokio::join!(store.insert_token(&full), store.insert_token(&sparse));
-        a.expect("full row");
-        b.expect("sparse row");
-        for written in [&full, &sparse] {
-            let read = store.any_token(&written.digest).await.expect("read").expect("stored");
-            assert_eq!(format!("{read:?}"), format!("{written:?}"));
+        let user = |n: i64| UserGrant { grant_id: format!("grant-{n}"), subject: format!("subject-{n}") };
+        let rows = [
+            TokenRecord::Code(CodeRecord {
+                issued: full("digest-code", 1),
+                user: user(1),
+                redirect_uri: Some("https://rp.example/cb".into()),
+                code_challenge: "challenge-1".into(),
+                nonce: Some("nonce-1".into()),
+            }),
+            TokenRecord::Code(CodeRecord {
+                issued: full("digest-code-sparse", 2),
+                user: user(2),
+                redirect_uri: None,
+                code_challenge: "challenge-2".into(),
+                nonce: None,
+            }),
+            TokenRecord::Access(AccessRecord {
+                issued: full("digest-access", 3),
+                user: Some(user(3)),
+                format: AccessTokenFormat::Jwt,
+                jti: Some("jti-3".into()),
+                cnf_x5t: Some("x5t-3".into()),
+            }),
+            TokenRecord::Access(AccessRecord {
+                issued: Issued { resources: Vec::new(), scopes: ScopeSet::default(), ..full("digest-access-sparse", 4) },
+                user: None,
+                format: AccessTokenFormat::Opaque,
+                jti: None,
+                cnf_x5t: None,
+            }),
+            TokenRecord::Refresh(RefreshRecord {
+                issued: full("digest-refresh", 5),
+                user: user(5),
+                cnf_x5t: Some("x5t-5".into()),
+            }),
+        ];
+        let written = futures_join_all(store, &rows).await;
+        for (row, result) in rows.iter().zip(written) {
+            result.expect("row written");
+            let digest = &row.issued().digest;
+            let read = store.peek_token(digest).await.expect("read").expect("stored");
+            assert_eq!(format!("{read:?}"), format!("{row:?}"));
         }
     }
 

@@ -2,12 +2,13 @@
 //! refresh tokens are single-use: consumed by one conditional write, and a replay revokes the
 //! grant they came from (RFC 6749 §4.1.2, RFC 9700 §4.14.2).
 
-use super::db::{Param, Row, get, params, parse_json_list};
+use super::db::{Param, Row, get, params, parse_json_list, to_json_list};
 use super::driver::Tx;
 use super::error::StoreError;
 use super::group_commit;
 use super::handle::Store;
 use crate::clock::UnixTime;
+use crate::config::AccessTokenFormat;
 use crate::model::scope::ScopeSet;
 
 /// What a token row is.
@@ -31,25 +32,20 @@ impl TokenKind {
     }
 }
 
-/// A code, access token or refresh token row.
+/// What every code and token row holds: who it was issued to, for what, and its state.
 #[derive(Clone, Debug)]
-pub struct TokenRecord {
-    /// SHA-256 digest of the artifact.
+pub struct Issued {
+    /// SHA-256 digest of the artifact (RFC 6819 §5.1.4.1.3): the artifact itself is never
+    /// stored.
     pub digest: String,
     /// Tenant.
     pub tenant_id: String,
-    /// Kind.
-    pub kind: TokenKind,
-    /// Grant it came from (`None` for client credentials).
-    pub grant_id: Option<String>,
     /// Client it was issued to.
     pub client_id: String,
-    /// Subject, when issued for a user.
-    pub subject: Option<String>,
-    /// Scopes.
+    /// Scopes (RFC 6749 §3.3).
     pub scopes: ScopeSet,
-    /// JSON array of audiences / resources.
-    pub resources: String,
+    /// Audiences (RFC 8707 resource indicators).
+    pub resources: Vec<String>,
     /// Issue time.
     pub created_at: UnixTime,
     /// Expiry.
@@ -58,53 +54,148 @@ pub struct TokenRecord {
     pub consumed_at: Option<UnixTime>,
     /// When revoked.
     pub revoked_at: Option<UnixTime>,
-    /// Code: the redirect_uri of the authorization request (empty when omitted).
+}
+
+/// The user authorization a code or token was issued from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserGrant {
+    /// The grant; revoking it revokes every code and token issued from it.
+    pub grant_id: String,
+    /// Its user (the host's local subject).
+    pub subject: String,
+}
+
+/// An authorization code (RFC 6749 §4.1.2).
+#[derive(Clone, Debug)]
+pub struct CodeRecord {
+    /// Common fields.
+    pub issued: Issued,
+    /// The grant it redeems into.
+    pub user: UserGrant,
+    /// The `redirect_uri` of the authorization request; `None` when the request omitted it
+    /// (RFC 6749 §4.1.3: then the token request must omit it too).
     pub redirect_uri: Option<String>,
-    /// Code: PKCE S256 challenge.
-    pub code_challenge: Option<String>,
-    /// Code: OIDC nonce.
+    /// The PKCE S256 challenge (RFC 7636 §4.2).
+    pub code_challenge: String,
+    /// The OIDC nonce (OIDC Core §3.1.2.1).
     pub nonce: Option<String>,
-    /// Access token format.
-    pub format: Option<String>,
-    /// JWT id.
+}
+
+/// An access token (RFC 6749 §1.4).
+#[derive(Clone, Debug)]
+pub struct AccessRecord {
+    /// Common fields.
+    pub issued: Issued,
+    /// The user authorization it was issued from; `None` for client credentials.
+    pub user: Option<UserGrant>,
+    /// Opaque, or an RFC 9068 JWT.
+    pub format: AccessTokenFormat,
+    /// The JWT id (RFC 7519 §4.1.7), also given for opaque tokens in introspection.
     pub jti: Option<String>,
-    /// RFC 8705 `x5t#S256` of the certificate the token is bound to.
+    /// RFC 8705 §3.1 `x5t#S256` of the certificate the token is bound to.
     pub cnf_x5t: Option<String>,
 }
 
+/// A refresh token (RFC 6749 §1.5).
+#[derive(Clone, Debug)]
+pub struct RefreshRecord {
+    /// Common fields.
+    pub issued: Issued,
+    /// The user authorization it refreshes.
+    pub user: UserGrant,
+    /// RFC 8705 §3.1 `x5t#S256` of the certificate the token is bound to.
+    pub cnf_x5t: Option<String>,
+}
+
+/// A row of the token table: a code, an access token or a refresh token.
+#[derive(Clone, Debug)]
+pub enum TokenRecord {
+    /// An authorization code.
+    Code(CodeRecord),
+    /// An access token.
+    Access(AccessRecord),
+    /// A refresh token.
+    Refresh(RefreshRecord),
+}
+
 impl TokenRecord {
+    /// Its kind.
+    pub fn kind(&self) -> TokenKind {
+        match self {
+            Self::Code(_) => TokenKind::Code,
+            Self::Access(_) => TokenKind::Access,
+            Self::Refresh(_) => TokenKind::Refresh,
+        }
+    }
+
+    /// What every kind holds.
+    pub fn issued(&self) -> &Issued {
+        match self {
+            Self::Code(c) => &c.issued,
+            Self::Access(a) => &a.issued,
+            Self::Refresh(r) => &r.issued,
+        }
+    }
+
+    /// The user authorization it was issued from, if any.
+    pub fn user(&self) -> Option<&UserGrant> {
+        match self {
+            Self::Code(c) => Some(&c.user),
+            Self::Access(a) => a.user.as_ref(),
+            Self::Refresh(r) => Some(&r.user),
+        }
+    }
+
     pub(crate) fn from_row(r: &Row<'_>) -> Result<Self, StoreError> {
         let kind: String = get(r, "kind")?;
-        Ok(Self {
+        let issued = Issued {
             digest: get(r, "digest")?,
             tenant_id: get(r, "tenant_id")?,
-            kind: match kind.as_str() {
-                "code" => TokenKind::Code,
-                "access" => TokenKind::Access,
-                "refresh" => TokenKind::Refresh,
-                other => return Err(StoreError::Corrupt(format!("token kind {other}"))),
-            },
-            grant_id: get(r, "grant_id")?,
             client_id: get(r, "client_id")?,
-            subject: get(r, "subject")?,
             scopes: ScopeSet::from_stored(&get::<String>(r, "scopes")?),
-            resources: get(r, "resources")?,
+            resources: parse_json_list(&get::<String>(r, "resources")?)?,
             created_at: get(r, "created_at")?,
             expires_at: get(r, "expires_at")?,
             consumed_at: get(r, "consumed_at")?,
             revoked_at: get(r, "revoked_at")?,
-            redirect_uri: get(r, "redirect_uri")?,
-            code_challenge: get(r, "code_challenge")?,
-            nonce: get(r, "nonce")?,
-            format: get(r, "format")?,
-            jti: get(r, "jti")?,
-            cnf_x5t: get(r, "cnf_x5t")?,
+        };
+        let grant_id: Option<String> = get(r, "grant_id")?;
+        let subject: Option<String> = get(r, "subject")?;
+        let user = match (grant_id, subject) {
+            (Some(grant_id), Some(subject)) => Some(UserGrant { grant_id, subject }),
+            (None, None) => None,
+            _ => return Err(StoreError::Corrupt("a token with half a grant".into())),
+        };
+        let needs_user = |user: Option<UserGrant>| {
+            user.ok_or_else(|| StoreError::Corrupt(format!("a {kind} without a grant")))
+        };
+        Ok(match kind.as_str() {
+            "code" => Self::Code(CodeRecord {
+                user: needs_user(user)?,
+                // Rows of earlier releases recorded an omitted redirect_uri as ''.
+                redirect_uri: get::<Option<String>>(r, "redirect_uri")?.filter(|u| !u.is_empty()),
+                code_challenge: get::<Option<String>>(r, "code_challenge")?
+                    .ok_or_else(|| StoreError::Corrupt("a code without a challenge".into()))?,
+                nonce: get(r, "nonce")?,
+                issued,
+            }),
+            "access" => Self::Access(AccessRecord {
+                user,
+                format: match get::<Option<String>>(r, "format")?.as_deref() {
+                    Some("jwt") => AccessTokenFormat::Jwt,
+                    _ => AccessTokenFormat::Opaque,
+                },
+                jti: get(r, "jti")?,
+                cnf_x5t: get(r, "cnf_x5t")?,
+                issued,
+            }),
+            "refresh" => Self::Refresh(RefreshRecord {
+                user: needs_user(user)?,
+                cnf_x5t: get(r, "cnf_x5t")?,
+                issued,
+            }),
+            other => return Err(StoreError::Corrupt(format!("token kind {other}"))),
         })
-    }
-
-    /// Resources as a list.
-    pub fn resource_list(&self) -> Result<Vec<String>, StoreError> {
-        parse_json_list(&self.resources)
     }
 }
 
@@ -138,23 +229,44 @@ pub(super) const TOKENS: group_commit::Table = group_commit::Table {
 
 /// The parameters of [`INSERT_TOKEN`].
 pub(super) fn token_params(t: &TokenRecord) -> Vec<Param> {
+    let i = t.issued();
+    let user = t.user();
+    let (redirect_uri, code_challenge, nonce, format, jti, cnf_x5t) = match t {
+        TokenRecord::Code(c) => (
+            c.redirect_uri.as_deref(),
+            Some(c.code_challenge.as_str()),
+            c.nonce.as_deref(),
+            None,
+            None,
+            None,
+        ),
+        TokenRecord::Access(a) => (
+            None,
+            None,
+            None,
+            Some(a.format.as_str()),
+            a.jti.as_deref(),
+            a.cnf_x5t.as_deref(),
+        ),
+        TokenRecord::Refresh(r) => (None, None, None, None, None, r.cnf_x5t.as_deref()),
+    };
     params![
-        t.digest,
-        t.tenant_id,
-        t.kind.as_str(),
-        t.grant_id,
-        t.client_id,
-        t.subject,
-        t.scopes,
-        t.resources,
-        t.created_at,
-        t.expires_at,
-        t.redirect_uri,
-        t.code_challenge,
-        t.nonce,
-        t.format,
-        t.jti,
-        t.cnf_x5t,
+        i.digest,
+        i.tenant_id,
+        t.kind().as_str(),
+        user.map(|u| u.grant_id.as_str()),
+        i.client_id,
+        user.map(|u| u.subject.as_str()),
+        i.scopes,
+        to_json_list(&i.resources),
+        i.created_at,
+        i.expires_at,
+        redirect_uri,
+        code_challenge,
+        nonce,
+        format,
+        jti,
+        cnf_x5t,
     ]
 }
 

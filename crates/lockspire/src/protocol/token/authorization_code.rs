@@ -11,8 +11,7 @@ use crate::protocol::client_auth::AuthenticatedClient;
 use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::pkce::CodeChallenge;
 use crate::protocol::provider::Provider;
-use crate::store::db::parse_json_list;
-use crate::store::{GrantRecord, TokenKind, TokenRecord};
+use crate::store::{CodeRecord, GrantRecord};
 
 fn invalid_grant(reason: &'static str) -> OAuthError {
     OAuthError::new(
@@ -36,14 +35,14 @@ pub(super) async fn exchange(
 }
 
 impl Artifact for Code<'_> {
-    const KIND: TokenKind = TokenKind::Code;
+    type Row = CodeRecord;
     const REPLAY_ACTION: &'static str = "code_replayed";
 
     fn invalid(reason: &'static str) -> OAuthError {
         invalid_grant(reason)
     }
 
-    fn check(&self, client: &AuthenticatedClient, row: &TokenRecord) -> Result<(), OAuthError> {
+    fn check(&self, client: &AuthenticatedClient, row: &CodeRecord) -> Result<(), OAuthError> {
         check(
             client,
             row,
@@ -56,7 +55,7 @@ impl Artifact for Code<'_> {
         &self,
         p: &Provider,
         client: &AuthenticatedClient,
-        row: &TokenRecord,
+        row: &CodeRecord,
         grant: &GrantRecord,
     ) -> Result<Plan, OAuthError> {
         plan(p, client, &self.request.resources, row, grant)
@@ -67,28 +66,27 @@ impl Artifact for Code<'_> {
 /// §4.1.3) and its PKCE challenge (RFC 7636 §4.6).
 fn check(
     client: &AuthenticatedClient,
-    record: &TokenRecord,
+    record: &CodeRecord,
     redirect_uri: Option<&str>,
     verifier: &str,
 ) -> Result<(), OAuthError> {
-    if record.client_id != client.id() {
+    if record.issued.client_id != client.id() {
         return Err(invalid_grant("code was issued to another client"));
     }
-    let bound_uri = record.redirect_uri.as_deref().unwrap_or_default();
-    let uri_ok = match (bound_uri, redirect_uri) {
-        ("", None) => true,
-        ("", Some(given)) => {
+    let uri_ok = match (record.redirect_uri.as_deref(), redirect_uri) {
+        (None, None) => true,
+        (None, Some(given)) => {
             matches!(client.record().metadata.redirect_uris.as_slice(), [only] if only == given)
         }
-        (bound, Some(given)) => bound == given,
-        (_, None) => false,
+        (Some(bound), Some(given)) => bound == given,
+        (Some(_), None) => false,
     };
     if !uri_ok {
         return Err(invalid_grant(
             "redirect_uri differs from the authorization request",
         ));
     }
-    let challenge = CodeChallenge::from_stored(record.code_challenge.clone().unwrap_or_default());
+    let challenge = CodeChallenge::from_stored(record.code_challenge.clone());
     if !challenge.verify(verifier) {
         return Err(invalid_grant("PKCE verifier does not match the challenge"));
     }
@@ -100,11 +98,11 @@ fn plan(
     p: &Provider,
     client: &AuthenticatedClient,
     requested_resources: &[&str],
-    record: &TokenRecord,
+    record: &CodeRecord,
     grant: &GrantRecord,
 ) -> Result<Plan, OAuthError> {
-    let scopes = record.scopes.clone();
-    let granted_resources = parse_json_list(&grant.resources)?;
+    let scopes = record.issued.scopes.clone();
+    let granted_resources = grant.resources.clone();
     let resources = narrow_resources(p, requested_resources, &granted_resources)?;
     // RFC 8707 §2.2: a token-time resource narrows this access token only; the refresh
     // token keeps everything granted so later requests can choose another resource.

@@ -38,8 +38,7 @@ pub(super) async fn exchange(
     let resources = check_resources(&p.config, request.resources.iter().copied())?;
     let grant = AccessGrant {
         client,
-        grant_id: None,
-        subject: None,
+        user: None,
         scopes: &scopes,
         resources: &resources,
     };

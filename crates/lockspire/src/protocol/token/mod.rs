@@ -22,8 +22,7 @@ use crate::protocol::endpoints::Endpoint;
 use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::provider::Provider;
 use crate::secrets::{Secret, random_id, time_ordered_token, token_key};
-use crate::store::db::to_json_list;
-use crate::store::{TokenKind, TokenRecord};
+use crate::store::{AccessRecord, Issued, RefreshRecord, TokenRecord, UserGrant};
 
 /// A successful token response (RFC 6749 §5.1; OIDC Core §3.1.3.3). The web layer always sends
 /// it with `Cache-Control: no-store`.
@@ -77,8 +76,8 @@ pub(crate) async fn exchange(
 /// What an access token is issued for.
 pub(crate) struct AccessGrant<'a> {
     pub(crate) client: &'a AuthenticatedClient,
-    pub(crate) grant_id: Option<&'a str>,
-    pub(crate) subject: Option<&'a str>,
+    /// The user authorization; `None` for client credentials.
+    pub(crate) user: Option<&'a UserGrant>,
     pub(crate) scopes: &'a ScopeSet,
     pub(crate) resources: &'a [String],
 }
@@ -122,8 +121,8 @@ pub(crate) fn mint_access_token(
                 [one] => Value::String(one.clone()),
                 many => Value::from(many.to_vec()),
             };
-            let sub = match g.subject {
-                Some(local) => p.subject_for(metadata, local),
+            let sub = match g.user {
+                Some(user) => p.subject_for(metadata, &user.subject),
                 None => g.client.id().to_owned(),
             };
             let claims = JwtAccessClaims {
@@ -144,58 +143,53 @@ pub(crate) fn mint_access_token(
             sign_compact(keys.active(p.config.access_token_alg)?, "at+jwt", &claims)?
         }
     };
-    let record = TokenRecord {
-        digest: token_key(&token),
+    let record = TokenRecord::Access(AccessRecord {
+        issued: issued(p, g, &token, now, expires_at),
+        user: g.user.cloned(),
+        format,
+        jti: Some(jti),
+        cnf_x5t: g.client.binding(),
+    });
+    Ok((token, record))
+}
+
+/// The common fields of a token minted for `g`.
+fn issued(
+    p: &Provider,
+    g: &AccessGrant<'_>,
+    token: &str,
+    now: crate::clock::UnixTime,
+    expires_at: crate::clock::UnixTime,
+) -> Issued {
+    Issued {
+        digest: token_key(token),
         tenant_id: p.tenant.clone(),
-        kind: TokenKind::Access,
-        grant_id: g.grant_id.map(str::to_owned),
         client_id: g.client.id().to_owned(),
-        subject: g.subject.map(str::to_owned),
         scopes: g.scopes.clone(),
-        resources: to_json_list(g.resources),
+        resources: g.resources.to_vec(),
         created_at: now,
         expires_at,
         consumed_at: None,
         revoked_at: None,
-        redirect_uri: None,
-        code_challenge: None,
-        nonce: None,
-        format: Some(format.as_str().to_owned()),
-        jti: Some(jti),
-        cnf_x5t: g.client.binding(),
-    };
-    Ok((token, record))
+    }
 }
 
-/// Mints a refresh token for a grant.
+/// Mints a refresh token for the user authorization `user`.
 pub(crate) fn mint_refresh_token(
     p: &Provider,
     g: &AccessGrant<'_>,
+    user: &UserGrant,
     grant_expires_at: i64,
 ) -> (String, TokenRecord) {
     let now = p.now();
     let token = time_ordered_token();
-    let record = TokenRecord {
-        digest: token_key(&token),
-        tenant_id: p.tenant.clone(),
-        kind: TokenKind::Refresh,
-        grant_id: g.grant_id.map(str::to_owned),
-        client_id: g.client.id().to_owned(),
-        subject: g.subject.map(str::to_owned),
-        scopes: g.scopes.clone(),
-        resources: to_json_list(g.resources),
-        created_at: now,
-        // A refresh token never outlives its grant.
-        expires_at: (now + p.config.lifetimes.refresh_token).min(grant_expires_at),
-        consumed_at: None,
-        revoked_at: None,
-        redirect_uri: None,
-        code_challenge: None,
-        nonce: None,
-        format: None,
-        jti: None,
+    // A refresh token never outlives its grant.
+    let expires_at = (now + p.config.lifetimes.refresh_token).min(grant_expires_at);
+    let record = TokenRecord::Refresh(RefreshRecord {
+        issued: issued(p, g, &token, now, expires_at),
+        user: user.clone(),
         cnf_x5t: g.client.binding(),
-    };
+    });
     (token, record)
 }
 

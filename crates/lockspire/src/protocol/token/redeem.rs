@@ -27,24 +27,71 @@ use crate::protocol::id_token::{self, IdTokenInput};
 use crate::protocol::provider::Provider;
 use crate::secrets::{Secret, token_key};
 use crate::store::Consumed;
-use crate::store::{Actor, GrantRecord, Outcome, RevokedGrant, TokenKind, TokenRecord, Tx};
+use crate::store::{
+    Actor, CodeRecord, GrantRecord, Issued, Outcome, RefreshRecord, RevokedGrant, TokenKind,
+    TokenRecord, Tx, UserGrant,
+};
+
+/// The row of an artifact consumed once: issued from a user's grant, and of one kind.
+pub(super) trait SingleUse: Sized {
+    /// Its kind of row.
+    const KIND: TokenKind;
+    /// The row, when `record` is of this kind.
+    fn from_record(record: TokenRecord) -> Option<Self>;
+    /// What every row holds.
+    fn issued(&self) -> &Issued;
+    /// The grant it was issued from.
+    fn user(&self) -> &UserGrant;
+}
+
+impl SingleUse for CodeRecord {
+    const KIND: TokenKind = TokenKind::Code;
+    fn from_record(record: TokenRecord) -> Option<Self> {
+        match record {
+            TokenRecord::Code(code) => Some(code),
+            _ => None,
+        }
+    }
+    fn issued(&self) -> &Issued {
+        &self.issued
+    }
+    fn user(&self) -> &UserGrant {
+        &self.user
+    }
+}
+
+impl SingleUse for RefreshRecord {
+    const KIND: TokenKind = TokenKind::Refresh;
+    fn from_record(record: TokenRecord) -> Option<Self> {
+        match record {
+            TokenRecord::Refresh(refresh) => Some(refresh),
+            _ => None,
+        }
+    }
+    fn issued(&self) -> &Issued {
+        &self.issued
+    }
+    fn user(&self) -> &UserGrant {
+        &self.user
+    }
+}
 
 /// A single-use artifact a grant redeems.
 pub(super) trait Artifact {
-    /// Its kind of row.
-    const KIND: TokenKind;
+    /// Its row.
+    type Row: SingleUse;
     /// What the audit log calls a second redemption.
     const REPLAY_ACTION: &'static str;
     /// The `invalid_grant` it is refused with; `reason` goes to the log only.
     fn invalid(reason: &'static str) -> OAuthError;
     /// Its own rules, against its row.
-    fn check(&self, client: &AuthenticatedClient, row: &TokenRecord) -> Result<(), OAuthError>;
+    fn check(&self, client: &AuthenticatedClient, row: &Self::Row) -> Result<(), OAuthError>;
     /// What redeeming it issues.
     fn plan(
         &self,
         p: &Provider,
         client: &AuthenticatedClient,
-        row: &TokenRecord,
+        row: &Self::Row,
         grant: &GrantRecord,
     ) -> Result<Plan, OAuthError>;
 }
@@ -62,16 +109,17 @@ pub(super) async fn redeem<A: Artifact>(
         .store
         .peek_token(&digest)
         .await?
-        .filter(|row| row.kind == A::KIND)
+        .and_then(A::Row::from_record)
         .ok_or_else(|| A::invalid("unknown"))?;
-    if row.consumed_at.is_none() && (row.revoked_at.is_some() || row.expires_at <= now) {
+    let state = row.issued();
+    if state.consumed_at.is_none() && (state.revoked_at.is_some() || state.expires_at <= now) {
         // No request can consume it any more, so none can replay it either.
         return Err(A::invalid("expired or revoked"));
     }
     // The artifact's rules, checked once, then everything the response needs, minted ahead.
     // An artifact redeemed before skips this: the transaction records the replay and revokes
     // the grant whoever presents it.
-    let ahead = if row.consumed_at.is_none() {
+    let ahead = if state.consumed_at.is_none() {
         Some(mint_ahead(p, client, artifact, &row, now).await)
     } else {
         None
@@ -83,7 +131,7 @@ pub(super) async fn redeem<A: Artifact>(
     // that races the rightful redemption must still find the artifact consumed and revoke the
     // grant, as a replay. When this request would be the one to consume it, the check's
     // refusal is the answer and the transaction rolls back, leaving it to its rightful client.
-    match tx.consume(A::KIND, &digest, now).await? {
+    match tx.consume(A::Row::KIND, &digest, now).await? {
         Consumed::Now => {}
         Consumed::Replayed(revoked) => {
             replayed(p, tx, client, A::REPLAY_ACTION, revoked).await?;
@@ -108,25 +156,21 @@ async fn mint_ahead<A: Artifact>(
     p: &Provider,
     client: &AuthenticatedClient,
     artifact: &A,
-    row: &TokenRecord,
+    row: &A::Row,
     now: crate::clock::UnixTime,
 ) -> Result<(Minted, String), OAuthError> {
     artifact.check(client, row)?;
-    let grant_id = row
-        .grant_id
-        .as_deref()
-        .ok_or_else(|| OAuthError::internal("a single-use artifact without a grant"))?;
+    let user = row.user();
     let grant = p
         .store
-        .live_grant(grant_id, now)
+        .live_grant(&user.grant_id, now)
         .await?
         .ok_or_else(|| A::invalid("grant revoked or client disabled"))?;
     let plan = artifact.plan(p, client, row, &grant)?;
-    let claims = match (&row.subject, plan.scopes.contains("openid")) {
-        (Some(subject), true) => {
-            Some(id_token::host_claims(p, client.id(), subject, &plan.scopes).await?)
-        }
-        _ => None,
+    let claims = if plan.scopes.contains("openid") {
+        Some(id_token::host_claims(p, client.id(), &user.subject, &plan.scopes).await?)
+    } else {
+        None
     };
     Ok((
         mint_for_grant(p, client, &grant, &plan, claims.as_ref())?,
@@ -218,10 +262,13 @@ fn mint_for_grant(
     claims: Option<&Claims>,
 ) -> Result<Minted, OAuthError> {
     let subject = grant.subject.as_str();
+    let user = UserGrant {
+        grant_id: grant.id.clone(),
+        subject: grant.subject.clone(),
+    };
     let access = AccessGrant {
         client,
-        grant_id: Some(&grant.id),
-        subject: Some(subject),
+        user: Some(&user),
         scopes: &plan.scopes,
         resources: &plan.resources,
     };
@@ -234,7 +281,7 @@ fn mint_for_grant(
                 resources,
                 ..access
             };
-            let (token, record) = mint_refresh_token(p, &family, grant.expires_at);
+            let (token, record) = mint_refresh_token(p, &family, &user, grant.expires_at);
             records.push(record);
             Some(token)
         }

@@ -8,7 +8,7 @@ use super::{TokenResponse, narrow_resources, narrow_scopes};
 use crate::protocol::client_auth::AuthenticatedClient;
 use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::provider::Provider;
-use crate::store::{GrantRecord, TokenKind, TokenRecord};
+use crate::store::{GrantRecord, RefreshRecord};
 
 fn invalid_grant(reason: &'static str) -> OAuthError {
     OAuthError::new(
@@ -32,14 +32,14 @@ pub(super) async fn exchange(
 }
 
 impl Artifact for Refresh<'_> {
-    const KIND: TokenKind = TokenKind::Refresh;
+    type Row = RefreshRecord;
     const REPLAY_ACTION: &'static str = "refresh_token_reused";
 
     fn invalid(reason: &'static str) -> OAuthError {
         invalid_grant(reason)
     }
 
-    fn check(&self, client: &AuthenticatedClient, row: &TokenRecord) -> Result<(), OAuthError> {
+    fn check(&self, client: &AuthenticatedClient, row: &RefreshRecord) -> Result<(), OAuthError> {
         check(client, row)
     }
 
@@ -47,7 +47,7 @@ impl Artifact for Refresh<'_> {
         &self,
         p: &Provider,
         _client: &AuthenticatedClient,
-        row: &TokenRecord,
+        row: &RefreshRecord,
         _grant: &GrantRecord,
     ) -> Result<Plan, OAuthError> {
         plan(p, self.request, row)
@@ -55,8 +55,8 @@ impl Artifact for Refresh<'_> {
 }
 
 /// The token's own rules: its client, and the certificate it is bound to (RFC 8705 §3).
-fn check(client: &AuthenticatedClient, record: &TokenRecord) -> Result<(), OAuthError> {
-    if record.client_id != client.id() {
+fn check(client: &AuthenticatedClient, record: &RefreshRecord) -> Result<(), OAuthError> {
+    if record.issued.client_id != client.id() {
         return Err(invalid_grant("refresh token was issued to another client"));
     }
     if let Some(bound) = &record.cnf_x5t
@@ -75,10 +75,10 @@ fn check(client: &AuthenticatedClient, record: &TokenRecord) -> Result<(), OAuth
 fn plan(
     p: &Provider,
     request: &RefreshRequest<'_>,
-    record: &TokenRecord,
+    record: &RefreshRecord,
 ) -> Result<Plan, OAuthError> {
-    let granted_scopes = record.scopes.clone();
-    let granted_resources = record.resource_list()?;
+    let granted_scopes = record.issued.scopes.clone();
+    let granted_resources = record.issued.resources.clone();
     Ok(Plan {
         scopes: narrow_scopes(request.scope, &granted_scopes)?,
         resources: narrow_resources(p, &request.resources, &granted_resources)?,
