@@ -256,7 +256,7 @@ fn certificate_client() -> &'static ClientRecord {
         metadata.tls_client_auth_san_email = Some("ops@client.example".into());
         ClientRecord {
             tenant_id: "default".into(),
-            client_id: "fuzz".into(),
+            client_id: crate::model::client::ClientId::new("fuzz"),
             secret_digest: None,
             metadata,
             status: ClientStatus::Active,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::clock::UnixTime;
 use crate::config::Config;
 use crate::host::Subject;
-use crate::model::client::ClientMetadata;
+use crate::model::client::{ClientId, ClientMetadata};
 use crate::operator::{Operator, OperatorError};
 use crate::protocol::error::OAuthError;
 use crate::protocol::provider::Provider;
@@ -133,7 +133,7 @@ impl Lockspire {
             "consent_revoked",
             store::Actor::User(subject.as_str()),
             store::Outcome::Done,
-            Some(client_id),
+            Some(&ClientId::new(client_id)),
             Some(subject.as_str()),
             "the user withdrew the authorization",
         );

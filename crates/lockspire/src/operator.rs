@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::clock::UnixTime;
 use crate::jose::{KeyError, KeyStatus, SigningAlg};
-use crate::model::client::ClientMetadata;
+use crate::model::client::{ClientId, ClientMetadata};
 use crate::protocol::error::OAuthError;
 use crate::protocol::provider::Provider;
 use crate::protocol::registration::{self, RegisteredClient};
@@ -123,7 +123,7 @@ impl std::fmt::Debug for Operator {
 
 fn info(c: crate::store::ClientRecord) -> ClientInfo {
     ClientInfo {
-        client_id: c.client_id,
+        client_id: c.client_id.into(),
         enabled: c.status == ClientStatus::Active,
         deleted: c.status == ClientStatus::Deleted,
         created_at: c.created_at,
@@ -204,7 +204,7 @@ impl Operator {
         } else {
             (ClientStatus::Disabled, "client_disabled")
         };
-        let event = operator_event(p, action, Some(client_id));
+        let event = operator_event(p, action, Some(&ClientId::new(client_id)));
         if p.store
             .set_client_status(&p.tenant, client_id, status, p.now(), &event)
             .await?
@@ -219,7 +219,7 @@ impl Operator {
     /// it revoked, its id never issued again. Unlike disabling, this cannot be undone.
     pub async fn delete_client(&self, client_id: &str) -> Result<(), OperatorError> {
         let p = self.p();
-        let event = operator_event(p, "client_deleted", Some(client_id));
+        let event = operator_event(p, "client_deleted", Some(&ClientId::new(client_id)));
         if p.store
             .delete_client(&p.tenant, client_id, p.now(), &event)
             .await?
@@ -249,7 +249,7 @@ impl Operator {
         let digest = p.secrets.client_secret_digest(&secret);
         let sealed = (method == crate::model::client::AuthMethod::ClientSecretJwt)
             .then(|| registration::seal_secret(p, client_id, &secret));
-        let event = operator_event(p, "client_secret_rotated", Some(client_id));
+        let event = operator_event(p, "client_secret_rotated", Some(&client.client_id));
         if p.store
             .set_client_secret(
                 &p.tenant,
@@ -488,7 +488,11 @@ fn key_info(k: KeyRecord, now: UnixTime) -> KeyInfo {
 }
 
 /// A change made through the operator API.
-fn operator_event(p: &Provider, action: &str, client_id: Option<&str>) -> crate::store::AuditEvent {
+fn operator_event(
+    p: &Provider,
+    action: &str,
+    client_id: Option<&ClientId>,
+) -> crate::store::AuditEvent {
     p.security_event(
         action,
         Actor::Operator,

@@ -8,6 +8,49 @@ use url::Url;
 use crate::jose::SigningAlg;
 use crate::model::uri::is_loopback_host;
 
+/// A client identifier (RFC 6749 §2.2). Its own type so that a client id and the other
+/// identifiers passed beside it (a subject, a grant id) cannot be swapped unnoticed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct ClientId(String);
+
+impl ClientId {
+    /// An identifier this server issued or a host chose; the caller has checked it.
+    pub(crate) fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for ClientId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ClientId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for ClientId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl From<ClientId> for String {
+    fn from(id: ClientId) -> Self {
+        id.0
+    }
+}
+
 /// How a client authenticates at the token endpoint (RFC 7591 §2, OIDC Registration §2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -14,7 +14,7 @@ use super::params::ParameterSource;
 use super::pkce::CodeChallenge;
 use super::scope::parse_scope;
 use crate::jose::verify_compact;
-use crate::model::client::GrantType;
+use crate::model::client::{ClientId, GrantType};
 use crate::model::scope::ScopeSet;
 use crate::protocol::endpoints::Endpoint;
 use crate::protocol::error::{ErrorCode, OAuthError};
@@ -82,10 +82,26 @@ impl From<OAuthError> for AuthorizeError {
 }
 
 /// The response to send to the client: parameters for its verified redirect URI.
-#[derive(Debug)]
 pub(crate) struct AuthorizationResponse {
     pub(crate) redirect: VerifiedRedirect,
     pub(crate) params: Vec<(&'static str, String)>,
+}
+
+/// Names the parameters only: one of them may be an authorization code.
+impl std::fmt::Debug for AuthorizationResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthorizationResponse")
+            .field("redirect", &self.redirect)
+            .field(
+                "params",
+                &self
+                    .params
+                    .iter()
+                    .map(|(name, _)| *name)
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 impl AuthorizationResponse {
@@ -137,7 +153,7 @@ pub(crate) struct Prompt {
 /// A validated authorization request, as stored with its interaction.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct AuthorizationRequest {
-    pub(crate) client_id: String,
+    pub(crate) client_id: ClientId,
     pub(crate) redirect_uri: String,
     /// RFC 6749 §4.1.3: the token request must repeat `redirect_uri` only if this one had it.
     pub(crate) redirect_uri_given: bool,
@@ -534,7 +550,7 @@ fn check_id_token_hint(
         return Err(bad());
     }
     let aud_ok = match claims.get("aud") {
-        Some(Value::String(a)) => *a == client.client_id,
+        Some(Value::String(a)) => client.client_id == **a,
         Some(Value::Array(a)) => a
             .iter()
             .any(|v| v.as_str() == Some(client.client_id.as_str())),
@@ -548,4 +564,24 @@ fn check_id_token_hint(
         .and_then(Value::as_str)
         .map(|s| Some(s.to_owned()))
         .ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_authorization_response_debug_names_its_parameters_but_never_the_code() {
+        let response = AuthorizationResponse {
+            redirect: VerifiedRedirect {
+                uri: "https://rp.example/cb".into(),
+                mode: ResponseMode::Query,
+                state: None,
+            },
+            params: vec![("code", "the-authorization-code-value".into())],
+        };
+        let shown = format!("{response:?}");
+        assert!(shown.contains("code"), "{shown}");
+        assert!(!shown.contains("the-authorization-code-value"), "{shown}");
+    }
 }

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::client::ASSERTION_ALGS;
 use super::params::Params;
 use crate::jose::MAX_JWT_LEN;
-use crate::model::client::AuthMethod;
+use crate::model::client::{AuthMethod, ClientId};
 use crate::mtls::ClientCertificate;
 use crate::protocol::endpoints::Endpoint;
 use crate::protocol::error::{Challenge, ErrorCode, OAuthError};
@@ -59,7 +59,7 @@ impl AuthenticatedClient {
         &self.record
     }
 
-    pub(crate) fn id(&self) -> &str {
+    pub(crate) fn id(&self) -> &ClientId {
         &self.record.client_id
     }
 

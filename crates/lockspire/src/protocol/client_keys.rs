@@ -131,7 +131,7 @@ fn record_failure(p: &Provider, client: &ClientRecord, uri: &str, e: FetchError)
         tenant_id: p.tenant.clone(),
         at: p.now(),
         kind: "jwks_fetch_failed".into(),
-        client_id: Some(client.client_id.clone()),
+        client_id: Some(client.client_id.to_string()),
         subject: None,
         detail: json!({ "jwks_uri": uri, "error": e.to_string() }),
         occurrences: 1,

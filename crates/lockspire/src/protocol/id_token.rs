@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 use super::scope::release_claims;
 use crate::host::{Claims, Subject};
 use crate::jose::{SigningAlg, sign_compact};
+use crate::model::client::ClientId;
 use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::provider::Provider;
 use crate::secrets::b64;
@@ -33,7 +34,7 @@ pub(crate) fn half_hash(alg: SigningAlg, value: &str) -> String {
 /// Fetches the host's claims for a subject; `invalid_grant` when the account no longer exists.
 pub(crate) async fn host_claims(
     p: &Provider,
-    client_id: &str,
+    client_id: &ClientId,
     subject: &str,
     scopes: &[String],
 ) -> Result<Claims, OAuthError> {

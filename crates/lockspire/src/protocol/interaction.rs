@@ -71,7 +71,7 @@ fn context(p: &Provider, pending: &Pending) -> Context {
     let req = &pending.request;
     Context {
         issuer: p.issuer().to_owned(),
-        client_id: pending.client.client_id.clone(),
+        client_id: pending.client.client_id.to_string(),
         client_name: pending.client.metadata.client_name.clone(),
         scopes: req.scopes.to_vec(),
         interaction_id: Some(pending.id.clone()),
@@ -97,7 +97,7 @@ pub(crate) async fn start(
     let record = InteractionRecord {
         id_digest: token_digest(&id),
         tenant_id: p.tenant.clone(),
-        client_id: client.client_id.clone(),
+        client_id: client.client_id.to_string(),
         request: serde_json::to_string(&request)
             .map_err(|e| OAuthError::internal(e.to_string()))?,
         browser_digest: token_digest(browser),
@@ -287,8 +287,8 @@ pub(crate) async fn consent_view(
         client_name: client
             .client_name
             .clone()
-            .unwrap_or_else(|| pending.client.client_id.clone()),
-        client_id: pending.client.client_id.clone(),
+            .unwrap_or_else(|| pending.client.client_id.to_string()),
+        client_id: pending.client.client_id.to_string(),
         logo_uri: client.logo_uri.clone(),
         client_uri: client.client_uri.clone(),
         scopes: pending.request.scopes.to_vec(),

@@ -56,12 +56,15 @@ pub(crate) async fn introspect(
         TokenRecord::Code(_) => return Ok(inactive),
     };
     let issued = record.issued();
-    if issued.client_id != client.id() {
+    if &issued.client_id != client.id() {
         return Ok(inactive);
     }
     let mut out = Map::new();
     out.insert("active".into(), Value::Bool(true));
-    out.insert("client_id".into(), Value::String(issued.client_id.clone()));
+    out.insert(
+        "client_id".into(),
+        Value::String(issued.client_id.to_string()),
+    );
     out.insert("iss".into(), Value::String(p.issuer().to_owned()));
     out.insert("exp".into(), Value::from(issued.expires_at));
     out.insert("iat".into(), Value::from(issued.created_at));

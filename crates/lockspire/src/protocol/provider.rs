@@ -7,7 +7,7 @@ use crate::clock::{Clock, UnixTime};
 use crate::config::Config;
 use crate::host::{ConsentRenderer, Context, DynResolver};
 use crate::jose::KeyRing;
-use crate::model::client::ClientMetadata;
+use crate::model::client::{ClientId, ClientMetadata};
 use crate::mtls;
 use crate::protocol::jwks_cache;
 use crate::secrets::ServerSecrets;
@@ -51,7 +51,7 @@ impl Provider {
         action: &str,
         actor: store::Actor<'_>,
         outcome: store::Outcome,
-        client_id: Option<&str>,
+        client_id: Option<&ClientId>,
         subject: Option<&str>,
         reason: &str,
     ) -> store::AuditEvent {
@@ -94,10 +94,10 @@ impl Provider {
         }
     }
 
-    pub(crate) fn context(&self, client_id: &str, scopes: &[String]) -> Context {
+    pub(crate) fn context(&self, client_id: &ClientId, scopes: &[String]) -> Context {
         Context {
             issuer: self.issuer().to_owned(),
-            client_id: client_id.to_owned(),
+            client_id: client_id.to_string(),
             scopes: scopes.to_vec(),
             ..Context::default()
         }

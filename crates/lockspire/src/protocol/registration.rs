@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::client::validate_metadata;
 use crate::config::{RegistrationPolicy, RegistrationRules};
-use crate::model::client::{AuthMethod, ClientMetadata};
+use crate::model::client::{AuthMethod, ClientId, ClientMetadata};
 use crate::model::scope::ScopeSet;
 use crate::protocol::endpoints::Endpoint;
 use crate::protocol::error::{Challenge, ErrorCode, OAuthError};
@@ -315,7 +315,7 @@ async fn insert(
     };
     let record = ClientRecord {
         tenant_id: p.tenant.clone(),
-        client_id: client_id.clone(),
+        client_id: ClientId::new(client_id.clone()),
         secret_digest: secret.as_deref().map(|s| p.secrets.client_secret_digest(s)),
         sealed_secret: secret
             .as_deref()
@@ -331,7 +331,7 @@ async fn insert(
         "client_registered",
         actor,
         Outcome::Done,
-        Some(&client_id),
+        Some(&record.client_id),
         None,
         "registered",
     );
@@ -404,7 +404,7 @@ pub(crate) async fn read(
             .as_ref()
             .map(|_| r.secret_expires_at.unwrap_or(0)),
         client_id_issued_at: r.created_at,
-        client_id: r.client_id,
+        client_id: r.client_id.into(),
         metadata: r.metadata,
     })
 }
@@ -454,7 +454,7 @@ pub(crate) async fn replace(
         &current,
         &metadata,
         Some(&token_digest(&token)),
-        Actor::Client(client_id),
+        Actor::Client(&current.client_id),
     )
     .await?;
     if !replaced {
@@ -483,12 +483,12 @@ pub(crate) async fn delete(
     client_id: &str,
     authorization: Option<&str>,
 ) -> Result<(), OAuthError> {
-    managed(p, client_id, authorization).await?;
+    let current = managed(p, client_id, authorization).await?;
     let event = p.security_event(
         "client_deleted",
-        Actor::Client(client_id),
+        Actor::Client(&current.client_id),
         Outcome::Done,
-        Some(client_id),
+        Some(&current.client_id),
         None,
         "RFC 7592 delete",
     );

@@ -40,7 +40,7 @@ pub(crate) async fn revoke(
     let Some(record) = p.store.any_token(&token_key(token)).await? else {
         return Ok(());
     };
-    if record.issued().client_id != client.id() {
+    if &record.issued().client_id != client.id() {
         // §2.1: the token must have been issued to the caller.
         return Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,

@@ -125,7 +125,7 @@ pub(crate) async fn userinfo(
     };
     // OIDC Core §5.3.2: a signed response carries iss and aud.
     out.insert("iss".into(), Value::String(p.issuer().to_owned()));
-    out.insert("aud".into(), Value::String(client.client_id.clone()));
+    out.insert("aud".into(), Value::String(client.client_id.to_string()));
     let keys = p.keys();
     Ok(UserinfoResponse::Signed(sign_compact(
         keys.active(alg)?,

@@ -9,6 +9,7 @@ use super::error::StoreError;
 use super::group_commit;
 use super::handle::Store;
 use crate::clock::UnixTime;
+use crate::model::client::ClientId;
 
 /// A security-relevant event. `detail` never holds a secret.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -36,7 +37,7 @@ pub(crate) enum Actor<'a> {
     /// The host app or the `lockspire` command, through the library's operator API.
     Operator,
     /// A client, authenticated or holding its registration access token.
-    Client(&'a str),
+    Client(&'a ClientId),
     /// A signed-in user.
     User(&'a str),
     /// An unauthenticated caller of dynamic registration (open, or with an initial access
@@ -74,7 +75,7 @@ impl AuditEvent {
         action: &str,
         actor: Actor<'_>,
         outcome: Outcome,
-        client_id: Option<&str>,
+        client_id: Option<&ClientId>,
         subject: Option<&str>,
         reason: &str,
     ) -> Self {
@@ -86,7 +87,7 @@ impl AuditEvent {
             tenant_id: tenant.to_owned(),
             at,
             kind: action.to_owned(),
-            client_id: client_id.map(str::to_owned),
+            client_id: client_id.map(ClientId::to_string),
             subject: subject.map(str::to_owned),
             detail: serde_json::json!({ "actor": actor.describe(), "outcome": outcome, "reason": reason }),
             occurrences: 1,

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use super::db::{Row, get};
 use super::error::StoreError;
 use crate::clock::UnixTime;
-use crate::model::client::ClientMetadata;
+use crate::model::client::{ClientId, ClientMetadata};
 
 /// The longest an entry is trusted, whatever is announced.
 pub(crate) const TTL: Duration = Duration::from_secs(5);
@@ -90,7 +90,7 @@ impl ClientCache {
             entries.clear();
         }
         entries.insert(
-            (record.tenant_id.clone(), record.client_id.clone()),
+            (record.tenant_id.clone(), record.client_id.to_string()),
             (Instant::now(), record),
         );
     }
@@ -152,7 +152,7 @@ pub struct ClientRecord {
     /// Tenant.
     pub tenant_id: String,
     /// `client_id` (RFC 6749 §2.2).
-    pub client_id: String,
+    pub client_id: ClientId,
     /// Keyed digest of the secret; `None` for public clients.
     pub secret_digest: Option<String>,
     /// Registered metadata.
@@ -179,7 +179,7 @@ impl ClientRecord {
         let status: String = get(r, "status")?;
         Ok(Self {
             tenant_id: get(r, "tenant_id")?,
-            client_id: get(r, "client_id")?,
+            client_id: ClientId::new(get::<String>(r, "client_id")?),
             secret_digest: get(r, "secret_digest")?,
             metadata: serde_json::from_str(&metadata)
                 .map_err(|e| StoreError::Corrupt(format!("client metadata: {e}")))?,
@@ -200,7 +200,7 @@ impl ClientRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::client::ClientMetadata;
+    use crate::model::client::{ClientId, ClientMetadata};
     use crate::store::ClientStatus;
 
     fn record(id: &str) -> ClientRecord {
@@ -214,7 +214,7 @@ mod tests {
         };
         ClientRecord {
             tenant_id: "t".into(),
-            client_id: id.into(),
+            client_id: ClientId::new(id),
             secret_digest: None,
             metadata,
             status: ClientStatus::Active,

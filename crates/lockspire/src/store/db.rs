@@ -36,6 +36,12 @@ impl ToParam for String {
     }
 }
 
+impl ToParam for crate::model::client::ClientId {
+    fn to_param(&self) -> Param {
+        Param::Text(Some(self.as_str().to_owned()))
+    }
+}
+
 /// Scopes are stored space-delimited (RFC 6749 §3.3), as the wire carries them.
 impl ToParam for crate::model::scope::ScopeSet {
     fn to_param(&self) -> Param {

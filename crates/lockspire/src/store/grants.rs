@@ -9,6 +9,7 @@ use super::driver::Tx;
 use super::error::StoreError;
 use super::handle::Store;
 use crate::clock::UnixTime;
+use crate::model::client::ClientId;
 use crate::model::scope::ScopeSet;
 
 /// Facts about an authorization kept with its grant (JSON column `details`).
@@ -33,7 +34,7 @@ pub struct GrantRecord {
     /// Tenant.
     pub tenant_id: String,
     /// Client.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// Subject.
     pub subject: String,
     /// Scopes.
@@ -55,7 +56,7 @@ impl GrantRecord {
         Ok(Self {
             id: get(r, "id")?,
             tenant_id: get(r, "tenant_id")?,
-            client_id: get(r, "client_id")?,
+            client_id: ClientId::new(get::<String>(r, "client_id")?),
             subject: get(r, "subject")?,
             scopes: ScopeSet::from_stored(&get::<String>(r, "scopes")?),
             resources: parse_json_list(&get::<String>(r, "resources")?)?,

@@ -244,7 +244,7 @@ mod tests {
             issued: Issued {
                 digest: digest.to_owned(),
                 tenant_id: "default".into(),
-                client_id: "batch-client".into(),
+                client_id: crate::model::client::ClientId::new("batch-client"),
                 scopes: crate::model::scope::ScopeSet::from_stored("read"),
                 resources: Vec::new(),
                 created_at: 1,

@@ -10,6 +10,7 @@ use super::{
 };
 use crate::clock::UnixTime;
 use crate::config::{AccessTokenFormat, DatabasePool};
+use crate::model::client::ClientId;
 use crate::model::scope::ScopeSet;
 
 /// A fresh database for one test, removed when dropped.
@@ -133,7 +134,7 @@ async fn futures_join_all(
 async fn client(store: &Store, id: &str) {
     let record = ClientRecord {
         tenant_id: "default".into(),
-        client_id: id.into(),
+        client_id: crate::model::client::ClientId::new(id),
         secret_digest: None,
         metadata: crate::model::client::example_metadata(&["https://rp.example/cb"]),
         status: ClientStatus::Active,
@@ -168,7 +169,7 @@ fn issued(digest: &str, client_id: &str, created_at: UnixTime, expires_at: UnixT
     Issued {
         digest: digest.to_owned(),
         tenant_id: "default".into(),
-        client_id: client_id.to_owned(),
+        client_id: ClientId::new(client_id),
         scopes: ScopeSet::from_stored("read"),
         resources: Vec::new(),
         created_at,
@@ -200,7 +201,7 @@ on_both_stores! {
         let grant = GrantRecord {
             id: "grant-1".into(),
             tenant_id: "default".into(),
-            client_id: "rp".into(),
+            client_id: ClientId::new("rp"),
             subject: "alice".into(),
             scopes: crate::model::scope::ScopeSet::from_stored("openid"),
             resources: Vec::new(),
@@ -283,7 +284,7 @@ on_both_stores! {
         let full = |digest: &str, n: i64| Issued {
             digest: digest.into(),
             tenant_id: format!("tenant-{n}"),
-            client_id: format!("client-{n}"),
+            client_id: ClientId::new(format!("client-{n}")),
             scopes: ScopeSet::from_stored(&format!("scope-{n} other-{n}")),
             resources: vec![format!("https://resource.example/{n}")],
             created_at: 1_700_000_000 + n,

@@ -9,6 +9,7 @@ use super::group_commit;
 use super::handle::Store;
 use crate::clock::UnixTime;
 use crate::config::AccessTokenFormat;
+use crate::model::client::ClientId;
 use crate::model::scope::ScopeSet;
 
 /// What a token row is.
@@ -41,7 +42,7 @@ pub struct Issued {
     /// Tenant.
     pub tenant_id: String,
     /// Client it was issued to.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// Scopes (RFC 6749 §3.3).
     pub scopes: ScopeSet,
     /// Audiences (RFC 8707 resource indicators).
@@ -151,7 +152,7 @@ impl TokenRecord {
         let issued = Issued {
             digest: get(r, "digest")?,
             tenant_id: get(r, "tenant_id")?,
-            client_id: get(r, "client_id")?,
+            client_id: ClientId::new(get::<String>(r, "client_id")?),
             scopes: ScopeSet::from_stored(&get::<String>(r, "scopes")?),
             resources: parse_json_list(&get::<String>(r, "resources")?)?,
             created_at: get(r, "created_at")?,
@@ -276,7 +277,7 @@ pub struct RevokedGrant {
     /// The grant.
     pub id: String,
     /// The client it was issued to.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// Its user.
     pub subject: String,
 }
@@ -396,7 +397,7 @@ impl Tx {
              (SELECT grant_id FROM tokens WHERE digest = $2 AND kind = $3 AND consumed_at IS NOT NULL) \
              RETURNING id, client_id, subject", params![now, digest, kind.as_str()], |r| Ok(RevokedGrant {
                 id: get(r, "id")?,
-                client_id: get(r, "client_id")?,
+                client_id: ClientId::new(get::<String>(r, "client_id")?),
                 subject: get(r, "subject")?,
             })).await?;
         if let Some(grant) = revoked {

@@ -70,7 +70,7 @@ fn check(
     redirect_uri: Option<&str>,
     verifier: &str,
 ) -> Result<(), OAuthError> {
-    if record.issued.client_id != client.id() {
+    if &record.issued.client_id != client.id() {
         return Err(invalid_grant("code was issued to another client"));
     }
     let uri_ok = match (record.redirect_uri.as_deref(), redirect_uri) {

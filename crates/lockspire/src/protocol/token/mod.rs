@@ -123,7 +123,7 @@ pub(crate) fn mint_access_token(
             };
             let sub = match g.user {
                 Some(user) => p.subject_for(metadata, &user.subject),
-                None => g.client.id().to_owned(),
+                None => g.client.id().to_string(),
             };
             let claims = JwtAccessClaims {
                 iss: p.issuer(),

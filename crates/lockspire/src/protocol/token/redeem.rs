@@ -221,7 +221,7 @@ async fn replayed(
 ) -> Result<(), OAuthError> {
     let (owner, subject, grant) = match &revoked {
         Some(g) => (
-            Some(g.client_id.as_str()),
+            Some(&g.client_id),
             Some(g.subject.as_str()),
             Some(g.id.as_str()),
         ),
@@ -229,7 +229,7 @@ async fn replayed(
     };
     tracing::warn!(
         client_id = %client.id(),
-        issued_to = owner.unwrap_or("-"),
+        issued_to = owner.map_or("-", |o| o.as_str()),
         grant = grant.unwrap_or("-"),
         "{action}: the grant and every token issued from it are revoked"
     );

@@ -56,7 +56,7 @@ impl Artifact for Refresh<'_> {
 
 /// The token's own rules: its client, and the certificate it is bound to (RFC 8705 §3).
 fn check(client: &AuthenticatedClient, record: &RefreshRecord) -> Result<(), OAuthError> {
-    if record.issued.client_id != client.id() {
+    if &record.issued.client_id != client.id() {
         return Err(invalid_grant("refresh token was issued to another client"));
     }
     if let Some(bound) = &record.cnf_x5t
