@@ -5,7 +5,6 @@
 //! errors go back to the client's verified redirect URI with `state` and `iss` (RFC 9207).
 //! [`validate`] reads as the list of checks in that order.
 
-use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
@@ -314,17 +313,9 @@ async fn check_client(
         .client(&p.tenant, client_id)
         .await
         .map_err(OAuthError::from)?
-        // A page, not a client authentication challenge: 400 rather than 401.
-        .ok_or_else(|| {
-            OAuthError::new(ErrorCode::InvalidClient, "unknown client")
-                .with_status(StatusCode::BAD_REQUEST)
-        })?;
+        .ok_or_else(|| OAuthError::new(ErrorCode::InvalidClient, "unknown client"))?;
     if client.status != ClientStatus::Active {
-        return Err(
-            OAuthError::new(ErrorCode::InvalidClient, "this client is disabled")
-                .with_status(StatusCode::BAD_REQUEST)
-                .into(),
-        );
+        return Err(OAuthError::new(ErrorCode::InvalidClient, "this client is disabled").into());
     }
     Ok(client)
 }

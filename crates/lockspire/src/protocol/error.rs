@@ -1,13 +1,12 @@
 //! OAuth 2.0 errors (RFC 6749 §4.1.2.1, §5.2; RFC 6750 §3; RFC 7591 §3.2.2).
 //!
 //! Protocol code names the precise rule that failed in a private `reason` that is only logged;
-//! the wire gets the RFC's error code, a short public description and the status the RFC gives.
-//! How an error becomes an HTTP response is decided once, at the edge (`web::error`).
+//! the wire gets the RFC's error code and a short public description. How an error becomes an
+//! HTTP response — its status, headers and body — is decided once, at the edge (`web::error`).
 
 use std::borrow::Cow;
 use std::fmt;
 
-use http::StatusCode;
 use serde::Serialize;
 
 /// Error codes defined by RFC 6749, RFC 6750, RFC 7591, RFC 8707 and OpenID Connect Core §3.1.2.6.
@@ -89,17 +88,6 @@ impl ErrorCode {
             Self::RegistrationNotSupported => "registration_not_supported",
         }
     }
-
-    /// The status for a direct (non-redirect) response, per the defining RFC.
-    pub fn status(self) -> StatusCode {
-        match self {
-            Self::InvalidClient | Self::InvalidToken => StatusCode::UNAUTHORIZED,
-            Self::InsufficientScope | Self::AccessDenied => StatusCode::FORBIDDEN,
-            Self::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::BAD_REQUEST,
-        }
-    }
 }
 
 impl fmt::Display for ErrorCode {
@@ -126,8 +114,19 @@ pub struct OAuthError {
     code: ErrorCode,
     description: Cow<'static, str>,
     reason: Cow<'static, str>,
-    status: StatusCode,
     challenge: Challenge,
+    circumstance: Circumstance,
+}
+
+/// What, beyond its code, decides how an error is answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Circumstance {
+    /// Nothing: the code decides.
+    Ordinary,
+    /// A protected resource was called without any token (RFC 6750 §3.1): a bare challenge.
+    NoToken,
+    /// The request body exceeded what the endpoint reads (RFC 9110 §15.5.14).
+    TooLarge,
 }
 
 impl OAuthError {
@@ -141,9 +140,24 @@ impl OAuthError {
             code,
             reason,
             description,
-            status: code.status(),
             challenge: Challenge::None,
+            circumstance: Circumstance::Ordinary,
         }
+    }
+
+    /// RFC 6750 §3.1: a request to a protected resource without any token is answered with a
+    /// bare `Bearer` challenge and no error code.
+    pub(crate) fn no_token() -> Self {
+        let mut e = Self::new(ErrorCode::InvalidRequest, "").with_challenge(Challenge::Bearer);
+        e.circumstance = Circumstance::NoToken;
+        e
+    }
+
+    /// A request body larger than the endpoint reads.
+    pub(crate) fn too_large() -> Self {
+        let mut e = Self::invalid_request("the request body is too large");
+        e.circumstance = Circumstance::TooLarge;
+        e
     }
 
     /// `invalid_request` with a description.
@@ -173,13 +187,6 @@ impl OAuthError {
         self
     }
 
-    /// Overrides the status (e.g. 401 for a protected resource called without any token,
-    /// RFC 6750 §3.1).
-    pub fn with_status(mut self, status: StatusCode) -> Self {
-        self.status = status;
-        self
-    }
-
     /// The RFC error code.
     pub fn code(&self) -> ErrorCode {
         self.code
@@ -200,9 +207,9 @@ impl OAuthError {
         self.challenge
     }
 
-    /// The HTTP status of a direct response.
-    pub fn status(&self) -> StatusCode {
-        self.status
+    /// What beyond the code decides the answer.
+    pub(crate) fn circumstance(&self) -> Circumstance {
+        self.circumstance
     }
 }
 

@@ -58,9 +58,7 @@ impl std::fmt::Debug for RegisteredClient {
 }
 
 fn invalid_token(description: &'static str) -> OAuthError {
-    OAuthError::new(ErrorCode::InvalidToken, description)
-        .with_challenge(Challenge::Bearer)
-        .with_status(http::StatusCode::UNAUTHORIZED)
+    OAuthError::new(ErrorCode::InvalidToken, description).with_challenge(Challenge::Bearer)
 }
 
 fn bearer(authorization: Option<&str>) -> Option<&str> {

@@ -47,9 +47,7 @@ pub(crate) fn bearer_token<'a>(
         .with_challenge(Challenge::Bearer)),
         (Some(t), None) | (None, Some(t)) => Ok(t),
         // RFC 6750 §3.1: a request without any token gets a bare challenge and no error code.
-        (None, None) => Err(OAuthError::invalid_request("")
-            .with_challenge(Challenge::Bearer)
-            .with_status(http::StatusCode::UNAUTHORIZED)),
+        (None, None) => Err(OAuthError::no_token()),
     }
 }
 

@@ -1,19 +1,46 @@
-//! The one place an [`OAuthError`] becomes an HTTP response: JSON body, status, no-store
-//! caching and the `WWW-Authenticate` challenge (RFC 6749 §5.1-5.2, RFC 6750 §3, RFC 9110
-//! §15.5.2).
+//! The one place an [`OAuthError`] becomes an HTTP response: its status, JSON body, no-store
+//! caching and the `WWW-Authenticate` challenge (RFC 6749 §5.1-5.2, RFC 6750 §3, RFC 7591
+//! §3.2.2, RFC 9110 §15.5.2); and the status of the error page shown instead of a redirect.
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
 
-use crate::protocol::error::{Challenge, ErrorCode, OAuthError};
+use crate::protocol::error::{Challenge, Circumstance, ErrorCode, OAuthError};
 
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
     error_description: &'a str,
+}
+
+impl OAuthError {
+    /// The HTTP status of this error as a direct response: 401 for failed client
+    /// authentication and invalid tokens (RFC 6749 §5.2, RFC 6750 §3.1) and for a protected
+    /// resource called without any token; 403 for insufficient scope and denied access; 500 and
+    /// 503 for the server's own failures; 413 for an oversized body; 400 for the rest.
+    pub fn status(&self) -> StatusCode {
+        match (self.circumstance(), self.code()) {
+            (Circumstance::NoToken, _) => StatusCode::UNAUTHORIZED,
+            (Circumstance::TooLarge, _) => StatusCode::PAYLOAD_TOO_LARGE,
+            (_, ErrorCode::InvalidClient | ErrorCode::InvalidToken) => StatusCode::UNAUTHORIZED,
+            (_, ErrorCode::InsufficientScope | ErrorCode::AccessDenied) => StatusCode::FORBIDDEN,
+            (_, ErrorCode::ServerError) => StatusCode::INTERNAL_SERVER_ERROR,
+            (_, ErrorCode::TemporarilyUnavailable) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The status of the page shown instead of redirecting (RFC 6749 §4.1.2.1): a page is not
+    /// a client authentication challenge, so an unknown client there is 400, not 401.
+    pub(crate) fn page_status(&self) -> StatusCode {
+        match self.status() {
+            StatusCode::UNAUTHORIZED => StatusCode::BAD_REQUEST,
+            status => status,
+        }
+    }
 }
 
 impl IntoResponse for OAuthError {
@@ -39,6 +66,9 @@ impl IntoResponse for OAuthError {
             }
             Challenge::None => None,
             Challenge::Basic => Some(r#"Basic realm="lockspire""#.to_owned()),
+            Challenge::Bearer if self.circumstance() == Circumstance::NoToken => {
+                Some(r#"Bearer realm="lockspire""#.to_owned())
+            }
             Challenge::Bearer => Some(bearer_challenge(self.code(), self.description())),
         };
         if let Some(value) = challenge.and_then(|v| HeaderValue::from_str(&v).ok()) {
@@ -48,11 +78,8 @@ impl IntoResponse for OAuthError {
     }
 }
 
-/// RFC 6750 §3: no error attributes when the request carried no token at all.
+/// RFC 6750 §3: the challenge naming what was wrong with the token.
 fn bearer_challenge(code: ErrorCode, description: &str) -> String {
-    if code == ErrorCode::InvalidRequest && description.is_empty() {
-        return r#"Bearer realm="lockspire""#.to_owned();
-    }
     // Descriptions hold no `"` or `\` (see `OAuthError::new`), so they quote as they are.
     format!(r#"Bearer realm="lockspire", error="{code}", error_description="{description}""#)
 }

@@ -55,7 +55,8 @@ const PAGE_CSP: &str =
 
 /// An error shown to the user instead of redirecting (RFC 6749 §4.1.2.1).
 pub(crate) fn error_page(e: &OAuthError) -> Response {
-    if e.status().is_server_error() {
+    let status = e.page_status();
+    if status.is_server_error() {
         tracing::error!(error = %e.code(), reason = %e.reason(), "authorization failed");
     } else {
         tracing::debug!(error = %e.code(), reason = %e.reason(), "authorization refused");
@@ -67,7 +68,7 @@ pub(crate) fn error_page(e: &OAuthError) -> Response {
     let body = page
         .render()
         .unwrap_or_else(|_| "This request cannot be completed.".to_owned());
-    html(e.status(), body, PAGE_CSP.to_owned())
+    html(status, body, PAGE_CSP.to_owned())
 }
 
 /// The built-in consent page.

@@ -13,10 +13,9 @@ pub(crate) const MAX_BODY: usize = 64 * 1024;
 
 /// Reads a body up to [`MAX_BODY`]; larger bodies are refused with 413.
 pub(crate) async fn read_body(body: Body) -> Result<axum::body::Bytes, OAuthError> {
-    axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
-        OAuthError::invalid_request("the request body is too large")
-            .with_status(http::StatusCode::PAYLOAD_TOO_LARGE)
-    })
+    axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| OAuthError::too_large())
 }
 
 pub(crate) fn is_form(headers: &HeaderMap) -> bool {
