@@ -137,8 +137,8 @@ impl Operator {
     }
 
     /// The migrations of this build not yet applied to the database, oldest first.
-    pub async fn pending_migrations(&self) -> Result<Vec<crate::Migration>, OperatorError> {
-        Ok(crate::Database {
+    pub async fn pending_migrations(&self) -> Result<Vec<crate::database::Migration>, OperatorError> {
+        Ok(crate::database::Database {
             store: self.inner.store.clone(),
         }
         .pending_migrations()
