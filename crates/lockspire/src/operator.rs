@@ -137,7 +137,9 @@ impl Operator {
     }
 
     /// The migrations of this build not yet applied to the database, oldest first.
-    pub async fn pending_migrations(&self) -> Result<Vec<crate::database::Migration>, OperatorError> {
+    pub async fn pending_migrations(
+        &self,
+    ) -> Result<Vec<crate::database::Migration>, OperatorError> {
         Ok(crate::database::Database {
             store: self.inner.store.clone(),
         }

@@ -304,46 +304,14 @@ mod tests {
     // Irrefutable in a build with PostgreSQL alone.
     #[allow(irrefutable_let_patterns)]
     async fn postgres_a_row_refused_in_a_batch_fails_alone() {
-        let admin = std::env::var("LOCKSPIRE_TEST_POSTGRES")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-        let name = format!(
-            "lockspire_unit_{}_{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        );
-        let maintenance = super::super::pg_pool::PgPool::connect(
-            &format!("{admin}/postgres"),
-            &crate::config::DatabasePool::default(),
-        )
-        .await
-        .expect("PostgreSQL for the store's tests");
-        let mut conn = maintenance.acquire().await.expect("acquire");
-        conn.execute(sqlx::query(sqlx::AssertSqlSafe(format!(
-            "CREATE DATABASE \"{name}\""
-        ))))
-        .await
-        .expect("create database");
-        let store = Store::connect_with(
-            &format!("{admin}/{name}"),
-            &crate::config::DatabasePool::default(),
-        )
-        .await
-        .expect("store");
+        let db = crate::store::tests::TestDb::postgres().await;
+        let store = &db.store;
         let Db::Postgres(pool) = &store.db else {
             unreachable!("a PostgreSQL URL")
         };
         assert!(postgres_commit(pool, &[row("taken")]).await[0].is_ok());
         assert_only_the_taken_row_failed(&postgres_commit(pool, &batch()).await);
-        assert!(stored(&store, "fresh-a").await);
-        assert!(stored(&store, "fresh-b").await);
-        store.close().await;
-        drop(store);
-        conn.execute(sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE \"{name}\" WITH (FORCE)"
-        ))))
-        .await
-        .expect("drop database");
+        assert!(stored(store, "fresh-a").await);
+        assert!(stored(store, "fresh-b").await);
     }
 }

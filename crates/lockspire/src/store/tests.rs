@@ -14,8 +14,8 @@ use crate::model::client::ClientId;
 use crate::model::scope::ScopeSet;
 
 /// A fresh database for one test, removed when dropped.
-struct TestDb {
-    store: Store,
+pub(super) struct TestDb {
+    pub(super) store: Store,
     _dir: Option<tempfile::TempDir>,
     pg: Option<(String, String)>,
 }
@@ -33,7 +33,7 @@ impl TestDb {
         }
     }
 
-    async fn postgres() -> Self {
+    pub(super) async fn postgres() -> Self {
         let admin = std::env::var("LOCKSPIRE_TEST_POSTGRES")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
         let name = format!(
