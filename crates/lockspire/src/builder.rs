@@ -74,6 +74,7 @@ pub struct Builder {
     extra_scopes: Vec<String>,
     resources: Vec<String>,
     offline_access_required: bool,
+    require_pushed_requests: bool,
     dev_mode: bool,
     registration_rules: RegistrationRules,
     mtls: Option<MtlsConfig>,
@@ -109,6 +110,7 @@ impl Builder {
             extra_scopes: Vec::new(),
             resources: Vec::new(),
             offline_access_required: true,
+            require_pushed_requests: false,
             dev_mode: false,
             registration_rules: RegistrationRules::default(),
             mtls: None,
@@ -219,6 +221,14 @@ impl Builder {
     /// private, link-local or metadata ones). Off by default; never enable it in production.
     pub fn dev_mode(mut self, on: bool) -> Self {
         self.dev_mode = on;
+        self
+    }
+
+    /// Every client must push its authorization requests first (RFC 9126 §5): `/authorize`
+    /// then accepts only a `request_uri` from the pushed authorization request endpoint.
+    /// Default: off (a client can still require it for itself in its metadata, §6).
+    pub fn require_pushed_authorization_requests(mut self, required: bool) -> Self {
+        self.require_pushed_requests = required;
         self
     }
 
@@ -334,6 +344,7 @@ impl Builder {
             l.id_token,
             l.refresh_token,
             l.interaction,
+            l.pushed_request,
         ]
         .iter()
         .any(|s| *s <= 0)
@@ -347,6 +358,12 @@ impl Builder {
             return Err(ConfigError::Invalid(
                 "lifetimes",
                 "RFC 6749 §4.1.2: codes live at most 10 minutes".into(),
+            ));
+        }
+        if !(5..=600).contains(&l.pushed_request) {
+            return Err(ConfigError::Invalid(
+                "lifetimes",
+                "RFC 9126 §2.2: a pushed request lives 5 to 600 seconds".into(),
             ));
         }
         let audit_retention = i64::try_from(self.audit_retention.as_secs())
@@ -377,6 +394,7 @@ impl Builder {
             access_token_alg: SigningAlg::ES256,
             extra_scopes: self.extra_scopes,
             offline_access_required: self.offline_access_required,
+            require_pushed_requests: self.require_pushed_requests,
             dev_mode: self.dev_mode,
             registration_rules: self.registration_rules,
             mtls_enabled: self.mtls.is_some(),

@@ -186,6 +186,8 @@ pub struct Lifetimes {
     pub refresh_token: i64,
     /// A pending authorization waiting for login and consent.
     pub interaction: i64,
+    /// A pushed authorization request's `request_uri` (RFC 9126 §2.2: short; 5 to 600 s).
+    pub pushed_request: i64,
 }
 
 impl Default for Lifetimes {
@@ -196,6 +198,7 @@ impl Default for Lifetimes {
             id_token: 3600,
             refresh_token: 30 * 24 * 3600,
             interaction: 900,
+            pushed_request: 60,
         }
     }
 }
@@ -221,6 +224,8 @@ pub struct Config {
     pub(crate) resources: Vec<String>,
     /// Seconds audit events are kept.
     pub(crate) audit_retention: i64,
+    /// Every client must push its authorization requests (RFC 9126 §5).
+    pub(crate) require_pushed_requests: bool,
 }
 
 /// Scopes every issuer knows: OpenID Connect's (OIDC Core §5.4, §11).

@@ -52,6 +52,16 @@ pub struct FileConfig {
     /// How PostgreSQL connections are held.
     #[serde(default)]
     pub database_pool: DatabasePoolFile,
+    /// Every client must push its authorization requests first (RFC 9126 §5).
+    #[serde(default)]
+    pub require_pushed_authorization_requests: bool,
+    /// Seconds a pushed request's `request_uri` stays usable (5 to 600; RFC 9126 §2.2).
+    #[serde(default = "default_pushed_request_lifetime_secs")]
+    pub pushed_request_lifetime_secs: i64,
+}
+
+fn default_pushed_request_lifetime_secs() -> i64 {
+    crate::config::Lifetimes::default().pushed_request
 }
 
 /// `[database_pool]` in `lockspire.toml` (PostgreSQL; SQLite ignores it).
@@ -267,7 +277,12 @@ impl FileConfig {
             .audit_retention(std::time::Duration::from_secs(
                 u64::from(self.audit_retention_days) * 86_400,
             ))
-            .database_pool(self.database_pool.settings()))
+            .database_pool(self.database_pool.settings())
+            .require_pushed_authorization_requests(self.require_pushed_authorization_requests)
+            .lifetimes(crate::config::Lifetimes {
+                pushed_request: self.pushed_request_lifetime_secs,
+                ..Default::default()
+            }))
     }
 }
 

@@ -177,6 +177,7 @@ fn config() -> &'static Config {
             mtls_endpoint_base: None,
             resources: Vec::new(),
             audit_retention: 86_400,
+            require_pushed_requests: false,
         })
     });
     match config {

@@ -127,6 +127,37 @@ on_both_stores! {
         assert_eq!(token_with(&h, &eddsa.sign(&claims(&h, &ed_id, &h.base)), &[]).await.status, 200, "EdDSA");
     }
 
+    async fn a_push_accepts_the_issuer_the_token_endpoint_or_itself_as_the_assertion_audience(h) {
+        // RFC 9126 §2: the pushed authorization request endpoint accepts the same audiences as
+        // the token endpoint, and its own URL.
+        let key = ClientKey::es256("k1");
+        let id = register(&h, json!({
+            "token_endpoint_auth_method": "private_key_jwt", "jwks": jwks(&[&key]),
+            "redirect_uris": ["https://rp.example/cb"],
+        })).await;
+        let pkce = common::Pkce::new();
+        let push = |aud: String| {
+            let assertion = key.sign(&claims(&h, &id, &aud));
+            let http = h.http();
+            let url = h.url("/par");
+            let challenge = pkce.challenge.clone();
+            async move {
+                Reply::from(http.post(url).form(&[
+                    ("client_assertion_type", JWT_BEARER), ("client_assertion", assertion.as_str()),
+                    ("response_type", "code"), ("redirect_uri", "https://rp.example/cb"),
+                    ("scope", "openid"), ("code_challenge", challenge.as_str()),
+                    ("code_challenge_method", "S256"),
+                ]).send().await.expect("push")).await
+            }
+        };
+        for aud in [h.base.clone(), h.url("/token"), h.url("/par")] {
+            let reply = push(aud.clone()).await;
+            assert_eq!(reply.status, 201, "aud {aud}: {}", reply.text);
+        }
+        let reply = push(h.url("/introspect")).await;
+        assert_eq!((reply.status.as_u16(), reply.error()), (401, "invalid_client"), "another endpoint's URL");
+    }
+
     async fn assertion_times_at_the_limits_of_i64_are_refused_without_overflow(h) {
         let key = ClientKey::es256("k1");
         let id = register(&h, json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": jwks(&[&key]), "grant_types": ["client_credentials"]})).await;

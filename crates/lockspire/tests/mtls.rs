@@ -296,6 +296,55 @@ async fn tls_client_auth_matches_the_registered_subject_and_binds_tokens() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_client_auth_authenticates_a_pushed_authorization_request() {
+    // RFC 9126 §2: the push takes the client authentication of the token endpoint, mTLS
+    // included.
+    let ca = Pki::new("Client CA");
+    let server = start(&ca).await;
+    let id = server.ls.create_client(None, json!({
+        "token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_san_dns": "client.example",
+        "redirect_uris": ["https://rp.example/cb"],
+    })).await.expect("register").client_id;
+    let (cert, key) = ca.issue(
+        "client-1",
+        vec![SanType::DnsName("client.example".try_into().expect("dns"))],
+        true,
+    );
+    let challenge = common::Pkce::new().challenge;
+    let form = [
+        ("client_id", id.as_str()),
+        ("response_type", "code"),
+        ("redirect_uri", "https://rp.example/cb"),
+        ("scope", "openid"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let (status, pushed) = post(
+        &client(&server, Some((&cert, &key))),
+        format!("{}/par", server.base),
+        &form,
+    )
+    .await;
+    assert_eq!(status, 201, "{pushed}");
+    assert!(
+        pushed["request_uri"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("urn:ietf:params:oauth:request_uri:"))
+    );
+    let (status, refused) = post(
+        &client(&server, None),
+        format!("{}/par", server.base),
+        &form,
+    )
+    .await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (401, Some("invalid_client")),
+        "no certificate"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bound_token_replayed_without_its_certificate_is_refused_at_userinfo() {
     let ca = Pki::new("Client CA");
     let server = start(&ca).await;
@@ -536,6 +585,10 @@ async fn discovery_names_the_mtls_endpoint_aliases_when_configured() {
     assert_eq!(
         doc["mtls_endpoint_aliases"]["token_endpoint"],
         "https://mtls.auth.example/token"
+    );
+    assert_eq!(
+        doc["mtls_endpoint_aliases"]["pushed_authorization_request_endpoint"],
+        "https://mtls.auth.example/par"
     );
     assert_eq!(doc["tls_client_certificate_bound_access_tokens"], true);
 }

@@ -203,10 +203,23 @@ pub(crate) const MAX_CLAIMS: usize = 2048;
 /// Cap for one `resource` (RFC 8707 §2).
 const MAX_RESOURCE: usize = 2048;
 
+/// How an authorization request's parameters arrived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RequestVia {
+    /// In the query or form of `/authorize` (RFC 6749 §4.1.1).
+    Query,
+    /// Pushed to the pushed authorization request endpoint, being validated there (RFC 9126
+    /// §2.1).
+    Push,
+    /// At `/authorize`, from the pushed request its `request_uri` names (RFC 9126 §4).
+    Pushed,
+}
+
 /// Validates an authorization request, in order, returning it with its client.
 pub(crate) async fn validate(
     p: &Provider,
     params: &dyn ParameterSource,
+    via: RequestVia,
 ) -> Result<(AuthorizationRequest, ClientRecord), AuthorizeError> {
     let client = check_client(p, params).await?;
     let (redirect_uri, redirect_uri_given) = check_redirect_uri(&client, params)?;
@@ -226,6 +239,15 @@ pub(crate) async fn validate(
         state,
     };
     let fail = |e: OAuthError| AuthorizeError::Redirect(redirect.clone(), e);
+    // RFC 9126 §5, §6: the server or the client may require every request to be pushed.
+    if via == RequestVia::Query
+        && (p.config.require_pushed_requests
+            || client.metadata.require_pushed_authorization_requests)
+    {
+        return Err(fail(OAuthError::invalid_request(
+            "authorization requests of this client must be pushed first (RFC 9126)",
+        )));
+    }
     if mode.is_none() {
         return Err(fail(OAuthError::invalid_request(
             "response_mode is not supported",

@@ -129,6 +129,15 @@ struct TlsMetadata {
     bound: bool,
 }
 
+/// A boolean member; absent or null is false.
+fn opt_bool(body: &Map<String, Value>, name: &'static str) -> Result<bool, OAuthError> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(invalid(format!("{name} must be a boolean"))),
+    }
+}
+
 /// RFC 8705 §2.1.2 and §3.4: mTLS methods need a server that sees client certificates;
 /// `tls_client_auth` names exactly one certificate attribute.
 fn check_tls_metadata(
@@ -136,15 +145,7 @@ fn check_tls_metadata(
     body: &Map<String, Value>,
     method: AuthMethod,
 ) -> Result<TlsMetadata, OAuthError> {
-    let bound = match body.get("tls_client_certificate_bound_access_tokens") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            return Err(invalid(
-                "tls_client_certificate_bound_access_tokens must be a boolean",
-            ));
-        }
-    };
+    let bound = opt_bool(body, "tls_client_certificate_bound_access_tokens")?;
     if (method.is_mtls() || bound) && !config.mtls_enabled {
         return Err(invalid(
             "this server does not see client certificates (mutual TLS is not configured)",
@@ -419,6 +420,10 @@ pub(crate) fn validate_metadata(
         tls_client_auth_san_ip: tls.san_ip,
         tls_client_auth_san_email: tls.san_email,
         tls_client_certificate_bound_access_tokens: tls.bound,
+        require_pushed_authorization_requests: opt_bool(
+            body,
+            "require_pushed_authorization_requests",
+        )?,
         token_endpoint_auth_signing_alg,
         access_token_format,
         software_id: opt_string(body, "software_id")?,

@@ -1,5 +1,6 @@
-//! Client authentication at the token, introspection and revocation endpoints
-//! (RFC 6749 §2.3, RFC 7523 §3, OIDC Core §9). A client must use exactly the method it
+//! Client authentication at the token, pushed authorization request, introspection and
+//! revocation endpoints (RFC 6749 §2.3, RFC 7523 §3, RFC 9126 §2, OIDC Core §9). A client must
+//! use exactly the method it
 //! registered; presenting credentials in two ways, or in a way it did not register, is
 //! `invalid_client` (RFC 6749 §5.2). Every failure is also written to the audit log with its reason.
 
@@ -393,7 +394,13 @@ async fn verify_assertion(
     validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
     validation.set_issuer(&[&client_id]);
     validation.sub = Some(client_id.clone());
-    validation.set_audience(&[p.issuer().to_owned(), endpoint.url(&p.config.issuer)]);
+    // RFC 9126 §2: at the pushed authorization request endpoint the token endpoint's URL is
+    // an accepted audience too.
+    let mut audiences = vec![p.issuer().to_owned(), endpoint.url(&p.config.issuer)];
+    if endpoint == Endpoint::PushedAuthorization {
+        audiences.push(Endpoint::Token.url(&p.config.issuer));
+    }
+    validation.set_audience(&audiences);
     // exp and nbf are checked below against the server's clock (`p.now()`), the same clock
     // that decides how long the jti is remembered.
     validation.validate_exp = false;

@@ -74,6 +74,7 @@ pub(crate) fn document(config: &Config, keys: &KeyRing) -> Value {
         "request_uri_parameter_supported": REQUEST_BY_REFERENCE,
         "require_request_uri_registration": false,
         "authorization_response_iss_parameter_supported": true,
+        "require_pushed_authorization_requests": config.require_pushed_requests,
     });
     if let Value::Object(map) = &mut doc {
         for e in Endpoint::ALL {

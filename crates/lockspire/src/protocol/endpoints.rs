@@ -23,6 +23,8 @@ pub(crate) enum Endpoint {
     Consent,
     /// RFC 6749 §3.2.
     Token,
+    /// RFC 9126 §2: pushed authorization requests.
+    PushedAuthorization,
     /// OIDC Core §5.3.
     Userinfo,
     /// RFC 7662 §2.
@@ -46,7 +48,7 @@ pub(crate) enum Access {
 
 impl Endpoint {
     /// Every endpoint, in the order the router mounts them.
-    pub(crate) const ALL: [Endpoint; 12] = [
+    pub(crate) const ALL: [Endpoint; 13] = [
         Self::OpenIdConfiguration,
         Self::AuthorizationServerMetadata,
         Self::Jwks,
@@ -54,6 +56,7 @@ impl Endpoint {
         Self::AuthorizeResume,
         Self::Consent,
         Self::Token,
+        Self::PushedAuthorization,
         Self::Userinfo,
         Self::Introspect,
         Self::Revoke,
@@ -71,6 +74,7 @@ impl Endpoint {
             Self::AuthorizeResume => "/authorize/resume",
             Self::Consent => "/consent",
             Self::Token => "/token",
+            Self::PushedAuthorization => "/par",
             Self::Userinfo => "/userinfo",
             Self::Introspect => "/introspect",
             Self::Revoke => "/revoke",
@@ -95,6 +99,7 @@ impl Endpoint {
             Self::Jwks => "jwks_uri",
             Self::Authorize => "authorization_endpoint",
             Self::Token => "token_endpoint",
+            Self::PushedAuthorization => "pushed_authorization_request_endpoint",
             Self::Userinfo => "userinfo_endpoint",
             Self::Introspect => "introspection_endpoint",
             Self::Revoke => "revocation_endpoint",
@@ -117,7 +122,11 @@ impl Endpoint {
     pub(crate) fn has_mtls_alias(self) -> bool {
         matches!(
             self,
-            Self::Token | Self::Introspect | Self::Revoke | Self::Userinfo
+            Self::Token
+                | Self::PushedAuthorization
+                | Self::Introspect
+                | Self::Revoke
+                | Self::Userinfo
         )
     }
 
@@ -125,7 +134,7 @@ impl Endpoint {
     /// appears at most once (RFC 6749 §3.1, §3.2).
     pub(crate) fn repeatable(self) -> &'static [&'static str] {
         match self {
-            Self::Authorize | Self::Token => &["resource"],
+            Self::Authorize | Self::Token | Self::PushedAuthorization => &["resource"],
             _ => &[],
         }
     }

@@ -58,6 +58,9 @@ pub enum ErrorCode {
     RequestUriNotSupported,
     /// OIDC Core §3.1.2.6: the `registration` parameter is not supported.
     RegistrationNotSupported,
+    /// RFC 9101 §6.2, OIDC Core §3.1.2.6: the `request_uri` is unknown, expired, used, or was
+    /// pushed by another client.
+    InvalidRequestUri,
 }
 
 impl ErrorCode {
@@ -86,6 +89,7 @@ impl ErrorCode {
             Self::RequestNotSupported => "request_not_supported",
             Self::RequestUriNotSupported => "request_uri_not_supported",
             Self::RegistrationNotSupported => "registration_not_supported",
+            Self::InvalidRequestUri => "invalid_request_uri",
         }
     }
 }

@@ -14,6 +14,7 @@ pub(crate) mod introspect;
 pub(crate) mod jwks_cache;
 pub(crate) mod maintenance;
 pub(crate) mod mtls_auth;
+pub(crate) mod par;
 pub(crate) mod params;
 pub(crate) mod pkce;
 pub(crate) mod provider;

@@ -83,9 +83,13 @@ impl Params {
     }
 
     /// The decoded pairs, in order.
-    #[cfg(any(test, fuzzing))]
     pub(crate) fn pairs(&self) -> &[(String, String)] {
         &self.0
+    }
+
+    /// Parameters this server kept itself (a pushed request's): already decoded and capped.
+    pub(crate) fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+        Self(pairs)
     }
 
     /// `invalid_request` when a parameter other than those allowed to repeat appears twice

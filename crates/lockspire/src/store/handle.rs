@@ -157,7 +157,7 @@ impl Store {
 
     /// Deletes rows nothing can use any more: expired codes and tokens (a revoked
     /// token stays until it expires, so its revocation is remembered), expired interactions and
-    /// grants, and audit events older than `audit_before`. Returns the number of rows removed.
+    /// grants, pushed authorization requests, and audit events older than `audit_before`. Returns the number of rows removed.
     ///
     /// At most [`PRUNE_BATCH`] rows per statement: a busy provider expires millions of tokens
     /// between two prunes, and one statement deleting them all would hold SQLite's one writer
@@ -188,6 +188,11 @@ impl Store {
             (
                 "DELETE FROM replay WHERE (namespace, key_digest) IN \
                  (SELECT namespace, key_digest FROM replay WHERE expires_at <= $1 LIMIT $2)",
+                now,
+            ),
+            (
+                "DELETE FROM pushed_requests WHERE digest IN \
+                 (SELECT digest FROM pushed_requests WHERE expires_at <= $1 LIMIT $2)",
                 now,
             ),
             (

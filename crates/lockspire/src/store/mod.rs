@@ -22,6 +22,7 @@ mod interactions;
 mod keys;
 #[cfg(feature = "postgres")]
 mod pg_pool;
+mod pushed;
 mod registration;
 mod replay;
 #[cfg(feature = "sqlite")]
@@ -39,6 +40,7 @@ pub(crate) use handle::PRUNE_BATCH;
 pub use handle::Store;
 pub use interactions::InteractionRecord;
 pub use keys::KeyRecord;
+pub use pushed::PushedRecord;
 pub use registration::InitialAccessTokenRecord;
 pub use tokens::{
     AccessRecord, CodeRecord, Consumed, Issued, RefreshRecord, RevokedGrant, TokenKind,

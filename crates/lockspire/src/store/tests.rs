@@ -6,7 +6,7 @@ use sqlx::Connection;
 
 use super::{
     AccessRecord, AuditEvent, ClientRecord, ClientStatus, CodeRecord, Consumed, GrantRecord,
-    Issued, PRUNE_BATCH, RefreshRecord, Store, TokenKind, TokenRecord, UserGrant,
+    Issued, PRUNE_BATCH, PushedRecord, RefreshRecord, Store, TokenKind, TokenRecord, UserGrant,
 };
 use crate::clock::UnixTime;
 use crate::config::{AccessTokenFormat, DatabasePool};
@@ -401,5 +401,33 @@ on_both_stores! {
         let left = store.audit_events("default", 5_000).await.expect("list");
         assert_eq!(left.len(), 1, "the recent event stays");
         assert_eq!(left[0].kind, "recent_event");
+    }
+
+    async fn a_pushed_request_is_used_once_by_its_client_before_expiry_then_pruned(store) {
+        let pushed = |digest: &str| PushedRecord {
+            digest: digest.into(),
+            tenant_id: "default".into(),
+            client_id: ClientId::new("rp"),
+            params: "[[\"client_id\",\"rp\"]]".into(),
+            created_at: NOW,
+            expires_at: NOW + 60,
+        };
+        store.insert_pushed(&pushed("a")).await.expect("insert");
+        store.insert_pushed(&pushed("b")).await.expect("insert");
+        assert_eq!(store.consume_pushed("default", "a", "other", NOW).await.expect("consume"), None, "another client");
+        let tries: Vec<_> = (0..8).map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.consume_pushed("default", "a", "rp", NOW + 1).await.expect("consume") })
+        }).collect();
+        let mut used = 0;
+        for t in tries {
+            if let Some(params) = t.await.expect("task") {
+                assert_eq!(params, "[[\"client_id\",\"rp\"]]");
+                used += 1;
+            }
+        }
+        assert_eq!(used, 1, "used exactly once");
+        assert_eq!(store.consume_pushed("default", "b", "rp", NOW + 60).await.expect("consume"), None, "expired");
+        assert_eq!(store.prune_expired(NOW + 60, 0).await.expect("prune"), 2, "both rows are past their expiry");
     }
 }

@@ -14,10 +14,11 @@ use super::pages::{
 };
 use super::request::{is_form, read_body};
 use crate::host::{ConsentPage, ScopeRequest};
-use crate::protocol::authorize::{self, AuthorizationResponse, AuthorizeError};
+use crate::protocol::authorize::{self, AuthorizationResponse, AuthorizeError, RequestVia};
 use crate::protocol::endpoints::Endpoint;
 use crate::protocol::error::OAuthError;
 use crate::protocol::interaction::{self, Step};
+use crate::protocol::par;
 use crate::protocol::params::Params;
 use crate::protocol::provider::Provider;
 use crate::secrets::random_token;
@@ -101,7 +102,13 @@ pub(crate) async fn authorize(State(p): State<Arc<Provider>>, req: Request<Body>
     };
     let existing = browser_cookie(&parts.headers);
     let browser = existing.clone().unwrap_or_else(random_token);
-    let result = match authorize::validate(&p, &params).await {
+    // RFC 9126 §4: with a request_uri, the pushed parameters are the request.
+    let (params, via) = match par::pushed_params(&p, &params).await {
+        Ok(Some(pushed)) => (pushed, RequestVia::Pushed),
+        Ok(None) => (params, RequestVia::Query),
+        Err(e) => return render_error(&p, e),
+    };
+    let result = match authorize::validate(&p, &params, via).await {
         Ok((request, client)) => {
             interaction::start(&p, request, client, &browser, &mut parts).await
         }

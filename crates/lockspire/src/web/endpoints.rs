@@ -84,6 +84,18 @@ pub(crate) async fn token(
     Ok(no_store(StatusCode::OK, &response))
 }
 
+/// `POST /par` (RFC 9126 §2): `201 Created` with the `request_uri`, errors as JSON.
+pub(crate) async fn pushed_authorization(
+    State(p): State<Arc<Provider>>,
+    req: Request<Body>,
+) -> Result<Response, OAuthError> {
+    let (parts, params) = form(req, Endpoint::PushedAuthorization).await?;
+    let authz = authorization(&parts.headers)?;
+    let pushed =
+        crate::protocol::par::push(&p, authz, client_certificate(&p, &parts), &params).await?;
+    Ok(no_store(StatusCode::CREATED, &pushed))
+}
+
 /// `GET` / `POST /userinfo` (OIDC Core §5.3).
 pub(crate) async fn userinfo(
     State(p): State<Arc<Provider>>,

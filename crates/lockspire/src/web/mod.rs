@@ -56,6 +56,7 @@ fn handler(e: Endpoint) -> MethodRouter<Arc<Provider>> {
         Endpoint::AuthorizeResume => get(authorize::resume),
         Endpoint::Consent => get(authorize::consent_page).post(authorize::consent_decision),
         Endpoint::Token => post(endpoints::token),
+        Endpoint::PushedAuthorization => post(endpoints::pushed_authorization),
         Endpoint::Userinfo => get(endpoints::userinfo).post(endpoints::userinfo),
         Endpoint::Introspect => post(endpoints::introspect),
         Endpoint::Revoke => post(endpoints::revoke),

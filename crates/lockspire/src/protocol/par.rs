@@ -1,0 +1,147 @@
+//! Pushed authorization requests (RFC 9126). A client sends its authorization parameters
+//! straight to the server, authenticated as at the token endpoint, and gets back a short-lived
+//! `request_uri` to send the browser with instead: the parameters never travel through the
+//! browser, and they are checked before the user sees anything.
+//!
+//! The push is validated exactly as `/authorize` would validate it, errors answered as JSON
+//! (§2.3). The `request_uri` is a random value stored only as a digest, usable once (one
+//! conditional write, whichever process serves the browser), by the client that pushed it,
+//! until it expires (§2.2, §4).
+
+use serde::Serialize;
+
+use super::authorize::{self, AuthorizeError, RequestVia};
+use super::client_auth::{self, AuthenticatedClient};
+use super::endpoints::Endpoint;
+use super::error::{ErrorCode, OAuthError};
+use super::params::Params;
+use super::provider::Provider;
+use crate::mtls::ClientCertificate;
+use crate::secrets::{random_token, token_digest};
+use crate::store::PushedRecord;
+
+/// RFC 9126 §2.2: the `request_uri` is a URN of this form.
+pub(crate) const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
+
+/// Parameters that authenticate the client: used at the push, never stored with it.
+const CLIENT_AUTHENTICATION: [&str; 3] =
+    ["client_secret", "client_assertion", "client_assertion_type"];
+
+/// The `201 Created` answer to a push (RFC 9126 §2.2).
+#[derive(Debug, Serialize)]
+pub(crate) struct Pushed {
+    pub(crate) request_uri: String,
+    pub(crate) expires_in: i64,
+}
+
+/// `POST /par`: authenticates the client, validates its authorization request as `/authorize`
+/// would, and stores it.
+pub(crate) async fn push(
+    p: &Provider,
+    authorization: Option<&str>,
+    certificate: Option<ClientCertificate>,
+    params: &Params,
+) -> Result<Pushed, OAuthError> {
+    let client = client_auth::authenticate(
+        p,
+        client_auth::presented(authorization, params)?,
+        Endpoint::PushedAuthorization,
+        certificate,
+    )
+    .await?;
+    // §2.1: a push cannot refer to another pushed request.
+    if params.get("request_uri")?.is_some() {
+        return Err(OAuthError::invalid_request(
+            "request_uri cannot be pushed: push the authorization parameters themselves",
+        ));
+    }
+    let pushed = authorization_params(&client, params)?;
+    authorize::validate(p, &pushed, RequestVia::Push)
+        .await
+        .map_err(|e| match e {
+            AuthorizeError::Direct(e) | AuthorizeError::Redirect(_, e) => e,
+        })?;
+    let handle = random_token();
+    let now = p.now();
+    let lifetime = p.config.lifetimes.pushed_request;
+    let stored = serde_json::to_string(pushed.pairs())
+        .map_err(|e| OAuthError::internal(format!("pushed parameters: {e}")))?;
+    p.store
+        .insert_pushed(&PushedRecord {
+            digest: token_digest(&handle),
+            tenant_id: p.tenant.clone(),
+            client_id: client.id().clone(),
+            params: stored,
+            created_at: now,
+            expires_at: now + lifetime,
+        })
+        .await?;
+    Ok(Pushed {
+        request_uri: format!("{REQUEST_URI_PREFIX}{handle}"),
+        expires_in: lifetime,
+    })
+}
+
+/// The pushed parameters as they are kept: the client's authentication left out, and
+/// `client_id` that of the authenticated client (§2.1: one in the body must name it).
+fn authorization_params(
+    client: &AuthenticatedClient,
+    params: &Params,
+) -> Result<Params, OAuthError> {
+    match params.get("client_id")? {
+        Some(named) if named != client.id().as_str() => {
+            return Err(OAuthError::invalid_request(
+                "client_id differs from the authenticated client",
+            ));
+        }
+        _ => {}
+    }
+    let mut pairs: Vec<(String, String)> = params
+        .pairs()
+        .iter()
+        .filter(|(name, _)| name != "client_id" && !CLIENT_AUTHENTICATION.contains(&name.as_str()))
+        .cloned()
+        .collect();
+    pairs.insert(0, ("client_id".into(), client.id().to_string()));
+    Ok(Params::from_pairs(pairs))
+}
+
+/// At `/authorize`: the parameters of the pushed request a `request_uri` names, consumed now
+/// (§4). Only `client_id` is read beside it, and must name the client that pushed it; every
+/// other query parameter is ignored. `None` when the request has no `request_uri`.
+///
+/// Errors are shown, never redirected: until the pushed request is found, no redirect URI is
+/// known.
+pub(crate) async fn pushed_params(
+    p: &Provider,
+    query: &Params,
+) -> Result<Option<Params>, AuthorizeError> {
+    let Some(request_uri) = query.get("request_uri")? else {
+        return Ok(None);
+    };
+    let Some(handle) = request_uri.strip_prefix(REQUEST_URI_PREFIX) else {
+        // A request object by reference at another URI (RFC 9101 §5.2) is not fetched.
+        return Err(OAuthError::new(
+            ErrorCode::RequestUriNotSupported,
+            "only request_uri values from this server's pushed authorization request endpoint are accepted",
+        )
+        .into());
+    };
+    let client_id = query
+        .get("client_id")?
+        .ok_or_else(|| OAuthError::invalid_request("client_id is required"))?;
+    let stored = p
+        .store
+        .consume_pushed(&p.tenant, &token_digest(handle), client_id, p.now())
+        .await
+        .map_err(OAuthError::from)?
+        .ok_or_else(|| {
+            OAuthError::new(
+                ErrorCode::InvalidRequestUri,
+                "the request_uri is unknown, expired or already used",
+            )
+        })?;
+    let pairs: Vec<(String, String)> = serde_json::from_str(&stored)
+        .map_err(|e| OAuthError::internal(format!("stored pushed request: {e}")))?;
+    Ok(Some(Params::from_pairs(pairs)))
+}
