@@ -158,9 +158,13 @@ on_both_stores! {
 
     async fn a_request_uri_not_from_this_server_is_refused_and_discovery_says_so(h) {
         let client = h.confidential_client(json!({})).await;
+        // Not fetched (RFC 9101 §5.2): refused to the client's verified redirect URI, as every
+        // error once the client and its redirect URI are known.
         for foreign in ["https://rp.example/request.jwt", "urn:example:request", "urn:ietf:params:oauth:request_uri"] {
-            let outcome = h.browser(Some("alice")).run(&authorize_with(&h, &client.id, foreign, &[]), &client.redirect_uri, Consent::Allow).await;
-            assert_eq!(page_error(&outcome), (400, "request_uri_not_supported".into()), "{foreign}");
+            let outcome = h.browser(Some("alice")).run(&authorize_with(&h, &client.id, foreign, &[("state", "s")]), &client.redirect_uri, Consent::Allow).await;
+            let params = outcome.redirect_params();
+            assert_eq!(params.get("error").map(String::as_str), Some("request_uri_not_supported"), "{foreign}");
+            assert_eq!(params.get("state").map(String::as_str), Some("s"));
         }
         let unknown = format!("{PREFIX}{}", common::random_b64(32));
         let outcome = h.browser(Some("alice")).run(&authorize_with(&h, &client.id, &unknown, &[]), &client.redirect_uri, Consent::Allow).await;

@@ -108,7 +108,9 @@ fn authorization_params(
 
 /// At `/authorize`: the parameters of the pushed request a `request_uri` names, consumed now
 /// (§4). Only `client_id` is read beside it, and must name the client that pushed it; every
-/// other query parameter is ignored. `None` when the request has no `request_uri`.
+/// other query parameter is ignored. `None` when the request names no pushed request: then it
+/// is validated as it stands, and a `request_uri` of any other form is refused there as
+/// `request_uri_not_supported` (RFC 9101 §5.2: request objects are not fetched by reference).
 ///
 /// Errors are shown, never redirected: until the pushed request is found, no redirect URI is
 /// known.
@@ -116,16 +118,11 @@ pub(crate) async fn pushed_params(
     p: &Provider,
     query: &Params,
 ) -> Result<Option<Params>, AuthorizeError> {
-    let Some(request_uri) = query.get("request_uri")? else {
+    let Some(handle) = query
+        .get("request_uri")?
+        .and_then(|uri| uri.strip_prefix(REQUEST_URI_PREFIX))
+    else {
         return Ok(None);
-    };
-    let Some(handle) = request_uri.strip_prefix(REQUEST_URI_PREFIX) else {
-        // A request object by reference at another URI (RFC 9101 §5.2) is not fetched.
-        return Err(OAuthError::new(
-            ErrorCode::RequestUriNotSupported,
-            "only request_uri values from this server's pushed authorization request endpoint are accepted",
-        )
-        .into());
     };
     let client_id = query
         .get("client_id")?
