@@ -51,6 +51,16 @@ struct PendingLogin {
     /// written before it was kept.
     #[serde(default)]
     authorize_url: String,
+    /// With a pushed request (RFC 9126): where it was pushed and its parameters, for the
+    /// result page.
+    #[serde(default)]
+    pushed: Option<(String, Vec<(String, String)>)>,
+}
+
+/// `/demo`'s query: `?via=par` pushes the authorization request first (RFC 9126).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct StartQuery {
+    via: Option<String>,
 }
 
 /// The demo client's registered redirect URI.
@@ -58,11 +68,24 @@ fn callback_url(issuer: &str) -> String {
     format!("{issuer}/demo/callback")
 }
 
-/// `GET /demo`: starts a flow and sends the browser to `/authorize`.
+/// `GET /demo`: starts a flow and sends the browser to `/authorize`; with `?via=par` the client
+/// pushes the request to the provider first and sends the browser with its `request_uri` only.
 pub(crate) async fn start(
     State(app): State<AppState>,
     Extension(session): Extension<Session>,
+    query: Result<Query<StartQuery>, QueryRejection>,
 ) -> Response {
+    let pushed = match query {
+        Ok(Query(StartQuery { via: None })) => false,
+        Ok(Query(StartQuery { via: Some(via) })) if via == "par" => true,
+        _ => {
+            return Failure::request(
+                "Unknown option",
+                "Use /demo, or /demo?via=par to push the request first.",
+            )
+            .into_response();
+        }
+    };
     // 32 random bytes each, base64url: a 43-character PKCE verifier, state and nonce.
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut pending = PendingLogin {
@@ -70,16 +93,36 @@ pub(crate) async fn start(
         nonce: Nonce::new_random().secret().clone(),
         verifier: verifier.secret().clone(),
         authorize_url: String::new(),
+        pushed: None,
+    };
+    let params: Vec<(String, String)> = [
+        ("response_type", "code"),
+        ("client_id", DEMO_CLIENT_ID),
+        ("redirect_uri", &callback_url(&app.issuer)),
+        ("scope", SCOPES),
+        ("state", &pending.state),
+        ("nonce", &pending.nonce),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let browser_params = if pushed {
+        let (endpoint, request_uri) = match push(&app, &params).await {
+            Ok(answer) => answer,
+            Err(failure) => return failure.into_response(),
+        };
+        pending.pushed = Some((endpoint, params));
+        vec![
+            ("client_id".to_owned(), DEMO_CLIENT_ID.to_owned()),
+            ("request_uri".to_owned(), request_uri),
+        ]
+    } else {
+        params
     };
     let query = form_urlencoded::Serializer::new(String::new())
-        .append_pair("response_type", "code")
-        .append_pair("client_id", DEMO_CLIENT_ID)
-        .append_pair("redirect_uri", &callback_url(&app.issuer))
-        .append_pair("scope", SCOPES)
-        .append_pair("state", &pending.state)
-        .append_pair("nonce", &pending.nonce)
-        .append_pair("code_challenge", challenge.as_str())
-        .append_pair("code_challenge_method", "S256")
+        .extend_pairs(&browser_params)
         .finish()
         // Form encoding writes spaces as '+' (and a literal '+' as %2B); %20 reads better in
         // the address bar and means the same.
@@ -98,6 +141,51 @@ pub(crate) async fn start(
         return internal_error("Saving the sign-in request failed", &e);
     }
     see_other(&location)
+}
+
+/// Pushes the authorization request (RFC 9126 §2) to the endpoint discovery names, as a
+/// public client identified by its `client_id`; returns the endpoint and the `request_uri`.
+async fn push(app: &AppState, params: &[(String, String)]) -> Result<(String, String), Failure> {
+    let discovery: Value = app
+        .http
+        .get(format!("{}/.well-known/openid-configuration", app.issuer))
+        .send()
+        .await
+        .map_err(|e| Failure::provider("Discovery failed", &e))?
+        .json()
+        .await
+        .map_err(|e| Failure::provider("Discovery failed", &e))?;
+    let endpoint = discovery
+        .get("pushed_authorization_request_endpoint")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            Failure::provider_msg(
+                "No pushed authorization request endpoint",
+                "Discovery lists no pushed_authorization_request_endpoint.",
+            )
+        })?
+        .to_owned();
+    let response = app
+        .http
+        .post(&endpoint)
+        .form(params)
+        .send()
+        .await
+        .map_err(|e| Failure::provider("The pushed authorization request failed", &e))?;
+    let status = response.status();
+    let answer: Value = response
+        .json()
+        .await
+        .map_err(|e| Failure::provider("The pushed authorization request failed", &e))?;
+    match answer.get("request_uri").and_then(Value::as_str) {
+        Some(request_uri) if status == StatusCode::CREATED => {
+            Ok((endpoint, request_uri.to_owned()))
+        }
+        _ => Err(Failure::provider_msg(
+            "The pushed authorization request failed",
+            format!("HTTP {status}: {answer}"),
+        )),
+    }
 }
 
 /// What the provider appends to the redirect URI (RFC 6749 §4.1.2, RFC 9207).
@@ -181,6 +269,10 @@ fn describe(error: &dyn StdError) -> String {
 struct ResultPage {
     name: String,
     subject: String,
+    /// Step 1, with a pushed request: where it was pushed and its parameters (RFC 9126);
+    /// empty otherwise.
+    par_endpoint: String,
+    pushed_params: Vec<(String, String)>,
     /// Step 1: the authorization request's parameters, in the order they were sent.
     authorize_endpoint: String,
     authorize_params: Vec<(String, String)>,
@@ -374,7 +466,10 @@ async fn finish(
     }
 
     let (authorize_endpoint, authorize_params) = request_parts(&pending.authorize_url);
+    let (par_endpoint, pushed_params) = pending.pushed.unwrap_or_default();
     Ok(ResultPage {
+        par_endpoint,
+        pushed_params,
         name: userinfo
             .get("name")
             .and_then(Value::as_str)

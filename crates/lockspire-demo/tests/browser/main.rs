@@ -426,3 +426,43 @@ async fn sign_in_started_in_two_tabs_completes_in_both() {
         .expect("screenshot");
     b.close().await;
 }
+
+#[tokio::test]
+async fn the_demo_pushes_its_request_first_and_the_browser_carries_only_a_reference() {
+    let _one = ONE_BROWSER.lock().await;
+    let Some(mut b) = browser("demo-pushed-request").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let issuer = start_demo(&dir).await;
+    sign_in_with_the_form(&b, &issuer).await;
+
+    // The home page offers the pushed flow; following its link, the client pushes the request
+    // (RFC 9126) and the browser reaches the consent page with a request_uri alone.
+    b.goto(&format!("{issuer}/")).await.expect("home");
+    b.click("a[href='/demo?via=par']")
+        .await
+        .expect("the pushed-request link");
+    b.wait_for_path("/consent").await.expect("consent page");
+    b.screenshot("consent").await.expect("screenshot");
+    b.click("button[name=decision][value=allow]")
+        .await
+        .expect("allow");
+    b.wait_for_path("/demo/callback").await.expect("callback");
+    b.find("#step-push").await.expect("the push is explained");
+    let pushed = b.text("#pushed-params").await.expect("pushed parameters");
+    for name in ["redirect_uri", "code_challenge", "nonce", "scope"] {
+        assert!(pushed.contains(name), "{name} was pushed: {pushed}");
+    }
+    let page = b.text("main").await.expect("page text");
+    assert!(page.contains(&format!("POST {issuer}/par")), "{page}");
+    assert!(
+        page.contains("urn:ietf:params:oauth:request_uri:"),
+        "the browser's request carried the request_uri: {page}"
+    );
+    let claims = json_at(&b, "#id-token-claims").await;
+    assert_eq!(claims["iss"], issuer.as_str());
+    assert_eq!(claims["name"], "Alice Example");
+    b.screenshot("verified-claims").await.expect("screenshot");
+    b.close().await;
+}
