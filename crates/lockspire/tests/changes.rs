@@ -142,3 +142,43 @@ async fn a_process_that_cannot_hear_other_processes_changes_bypasses_its_client_
     .await;
     assert_eq!(token_status(&h, &client.id, &third).await, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sqlite_a_change_made_by_the_lockspire_command_reaches_a_running_server_at_once() {
+    // The `lockspire` command is another process on the same file: it opens an operator of its
+    // own. The running server must not keep trusting what it cached for its cache's 5 s.
+    let h = Harness::start(Backend::Sqlite).await;
+    let client = h.confidential_client(json!({})).await;
+    let secret = client.secret.clone().expect("secret");
+    assert_eq!(
+        token_status(&h, &client.id, &secret).await,
+        200,
+        "cached here"
+    );
+    let command = lockspire::Lockspire::builder()
+        .issuer(&h.base)
+        .expect("issuer")
+        .database(&h.db.url)
+        .secret_key(h.secret_key.clone())
+        .build_operator()
+        .await
+        .expect("the command's operator");
+    let rotated = command
+        .rotate_client_secret(&client.id)
+        .await
+        .expect("rotate");
+    soon(&h, &client.id, &secret, 401, "the old secret is refused").await;
+    assert_eq!(token_status(&h, &client.id, &rotated).await, 200);
+    command
+        .set_client_enabled(&client.id, false)
+        .await
+        .expect("disable");
+    soon(
+        &h,
+        &client.id,
+        &rotated,
+        401,
+        "the disabled client is refused",
+    )
+    .await;
+}

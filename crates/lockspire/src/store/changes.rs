@@ -1,7 +1,8 @@
-//! Announcing changes to every process that shares a PostgreSQL database (PostgreSQL
-//! `LISTEN` / `NOTIFY`), so that what a process keeps in memory — client registrations, the
-//! signing keys — follows a change made by any other process at once instead of after a
-//! timeout.
+//! Announcing changes to every process that shares a database, so that what a process keeps in
+//! memory — client registrations, the signing keys — follows a change made by any other
+//! process at once instead of after a timeout. On PostgreSQL with `LISTEN` / `NOTIFY`; on
+//! SQLite, whose other processes are the `lockspire` command and tools, with a counter that each
+//! change moves and each server polls ([`POLL_EVERY`]).
 //!
 //! Each store holds one listening connection of its own. A change is announced from inside its
 //! own transaction (`pg_notify` is delivered at commit), so a committed change is always
@@ -9,10 +10,9 @@
 //! its own listener has heard the announcement, so by the time the change is acknowledged the
 //! announcement is out to every listener. While the listener is not connected, the client cache is bypassed; when it
 //! reconnects, the cache starts empty and the keys are re-read, because announcements sent
-//! meanwhile are lost. SQLite serves one process, so there is nothing to announce there.
+//! meanwhile are lost.
 
 use std::collections::HashMap;
-#[cfg(feature = "postgres")]
 use std::sync::Weak;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,6 +31,15 @@ const CHANNEL: &str = "lockspire_changes";
 
 /// How long a change waits for its own announcement to come back.
 const ECHO_WAIT: Duration = Duration::from_secs(2);
+
+/// How often a SQLite store reads the change counter: the longest a change made by another
+/// process (a rotated secret, a disabled client) goes unnoticed here. One indexed read of one
+/// row.
+#[cfg(feature = "sqlite")]
+pub(crate) const POLL_EVERY: Duration = Duration::from_millis(250);
+
+/// Moves the change counter, inside the changing transaction (SQLite).
+pub(crate) const BUMP: &str = "UPDATE change_counter SET n = n + 1 WHERE id = 1";
 
 #[cfg(feature = "postgres")]
 /// How long the listener waits before connecting again after losing its connection.
@@ -66,8 +75,7 @@ pub(crate) struct Changes {
     clients: Arc<ClientCache>,
     /// Counts key changes announced by any process; the provider re-reads its keys on each.
     keys: watch::Sender<u64>,
-    /// Dropped with this value, which ends the listener.
-    #[cfg(feature = "postgres")]
+    /// Dropped with this value, which ends the listener or poller.
     alive: watch::Sender<()>,
 }
 
@@ -79,7 +87,6 @@ impl Changes {
             waiting: Mutex::default(),
             clients,
             keys: watch::Sender::new(0),
-            #[cfg(feature = "postgres")]
             alive: watch::Sender::new(()),
         }
     }
@@ -150,6 +157,50 @@ impl Changes {
         self.clients.set_trusted(false);
         self.waiting().clear();
     }
+}
+
+#[cfg(feature = "sqlite")]
+/// The change counter, or `None` before the migration that creates it.
+pub(crate) async fn read_counter(db: &super::driver::Db) -> Option<i64> {
+    db.fetch_optional(
+        "SELECT n FROM change_counter WHERE id = 1",
+        super::db::params![],
+        |r| super::db::get::<i64>(r, "n"),
+    )
+    .await
+    .ok()
+    .flatten()
+}
+
+#[cfg(feature = "sqlite")]
+/// Reads the change counter every [`POLL_EVERY`] until `changes` is dropped; when it differs
+/// from `baseline` (read when the store opened, before anything was cached) or from the last
+/// read, forgets every cached client and has the keys re-read. Changes this process made move
+/// it too: forgetting once more costs a read each.
+pub(crate) fn spawn_poller(db: super::driver::Db, changes: &Arc<Changes>, baseline: Option<i64>) {
+    let mut alive = changes.alive.subscribe();
+    let changes: Weak<Changes> = Arc::downgrade(changes);
+    tokio::spawn(async move {
+        let mut seen = baseline;
+        loop {
+            tokio::select! {
+                _ = alive.changed() => return,
+                () = tokio::time::sleep(POLL_EVERY) => {}
+            }
+            // Before the first migration the table does not exist yet: nothing to follow.
+            let Some(now) = read_counter(&db).await else {
+                continue;
+            };
+            let Some(c) = changes.upgrade() else { return };
+            // Also when there was no baseline: the table appeared after the store opened, and
+            // a change made in between would otherwise go unseen.
+            if seen != Some(now) {
+                c.clients.clear();
+                c.keys.send_modify(|n| *n = n.wrapping_add(1));
+            }
+            seen = Some(now);
+        }
+    });
 }
 
 /// Waits for one announcement to come back through this store's listener. Dropped unheard (the

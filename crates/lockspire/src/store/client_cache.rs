@@ -102,8 +102,7 @@ impl ClientCache {
         entries.remove(&(tenant.to_owned(), client_id.to_owned()));
     }
 
-    #[cfg(any(feature = "postgres", test))]
-    /// Forgets every client: changes may have been missed.
+    /// Forgets every client: changes may have been missed, or another process changed some.
     pub(crate) fn clear(&self) {
         let mut entries = self.lock();
         self.epoch.fetch_add(1, Ordering::AcqRel);

@@ -77,9 +77,16 @@ impl Store {
             db.dialect() == Dialect::Sqlite,
         ));
         let changes = Arc::new(changes::Changes::new(clients.clone()));
-        #[cfg(feature = "postgres")]
-        if db.dialect() == Dialect::Postgres {
-            changes::spawn_listener(url.to_owned(), &changes);
+        match db.dialect() {
+            #[cfg(feature = "postgres")]
+            Dialect::Postgres => changes::spawn_listener(url.to_owned(), &changes),
+            #[cfg(feature = "sqlite")]
+            Dialect::Sqlite => {
+                let baseline = changes::read_counter(&db).await;
+                changes::spawn_poller(db.clone(), &changes, baseline);
+            }
+            #[allow(unreachable_patterns)]
+            _ => {}
         }
         Ok(Self {
             writer: group_commit::Writer::spawn(db.clone())?,
@@ -119,6 +126,7 @@ impl Store {
             tx.execute(changes::NOTIFY, params![payload]).await?;
             echo
         } else {
+            tx.execute(changes::BUMP, params![]).await?;
             None
         };
         Ok(Announced { change, echo })
