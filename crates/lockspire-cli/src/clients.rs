@@ -136,11 +136,11 @@ fn print_client(c: &ClientInfo, json: bool) -> anyhow::Result<()> {
         return print_json(c);
     }
     let m = &c.metadata;
-    println!("client_id:     {}", c.client_id);
-    println!("status:        {}", status(c));
-    println!("name:          {}", m.client_name.as_deref().unwrap_or("-"));
-    println!("auth method:   {}", m.token_endpoint_auth_method.as_str());
-    println!(
+    out!("client_id:     {}", c.client_id);
+    out!("status:        {}", status(c));
+    out!("name:          {}", m.client_name.as_deref().unwrap_or("-"));
+    out!("auth method:   {}", m.token_endpoint_auth_method.as_str());
+    out!(
         "grant types:   {}",
         m.grant_types
             .iter()
@@ -148,8 +148,8 @@ fn print_client(c: &ClientInfo, json: bool) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(" ")
     );
-    println!("redirect URIs: {}", m.redirect_uris.join(" "));
-    println!("scope:         {}", m.scope.as_deref().unwrap_or("(any)"));
+    out!("redirect URIs: {}", m.redirect_uris.join(" "));
+    out!("scope:         {}", m.scope.as_deref().unwrap_or("(any)"));
     Ok(())
 }
 
@@ -166,10 +166,10 @@ pub(crate) async fn run(cmd: ClientCommand) -> anyhow::Result<Outcome> {
                     if a.json {
                         print_json(&created)?;
                     } else {
-                        println!("client_id:     {}", created.client_id);
+                        out!("client_id:     {}", created.client_id);
                         if let Some(secret) = &created.client_secret {
-                            println!("client_secret: {secret}");
-                            println!("(shown once: store it now; only a keyed digest is kept)");
+                            out!("client_secret: {secret}");
+                            out!("(shown once: store it now; only a keyed digest is kept)");
                         }
                     }
                     Ok(Outcome::Done)
@@ -182,9 +182,9 @@ pub(crate) async fn run(cmd: ClientCommand) -> anyhow::Result<Outcome> {
             if a.json {
                 print_json(&clients)?;
             } else {
-                println!("{:<24} {:<9} {:<20} NAME", "CLIENT_ID", "STATUS", "AUTH");
+                out!("{:<24} {:<9} {:<20} NAME", "CLIENT_ID", "STATUS", "AUTH");
                 for c in &clients {
-                    println!(
+                    out!(
                         "{:<24} {:<9} {:<20} {}",
                         c.client_id,
                         status(c),
@@ -231,7 +231,7 @@ pub(crate) async fn run(cmd: ClientCommand) -> anyhow::Result<Outcome> {
                     if a.json {
                         print_json(&json!({"client_id": a.client_id, "deleted": true}))?;
                     } else {
-                        println!("{} deleted", a.client_id);
+                        out!("{} deleted", a.client_id);
                     }
                     Ok(Outcome::Done)
                 }
@@ -249,8 +249,8 @@ pub(crate) async fn run(cmd: ClientCommand) -> anyhow::Result<Outcome> {
                 if a.json {
                     print_json(&json!({"client_id": a.client_id, "client_secret": secret}))?;
                 } else {
-                    println!("client_secret: {secret}");
-                    println!("(shown once; the previous secret no longer works)");
+                    out!("client_secret: {secret}");
+                    out!("(shown once; the previous secret no longer works)");
                 }
                 Ok(Outcome::Done)
             }
@@ -280,7 +280,7 @@ async fn set_enabled(a: IdArgs, enabled: bool) -> anyhow::Result<Outcome> {
             if a.json {
                 print_json(&json!({"client_id": a.client_id, "enabled": enabled}))?;
             } else {
-                println!(
+                out!(
                     "{} {}",
                     a.client_id,
                     if enabled { "enabled" } else { "disabled" }

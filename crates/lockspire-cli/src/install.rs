@@ -211,13 +211,13 @@ fn place_managed(
 fn report(rel: &str, action: &Action, dry_run: bool) {
     let would = if dry_run { "would be " } else { "" };
     match action {
-        Action::Created => println!("  {rel}: {would}created"),
-        Action::Unchanged => println!("  {rel}: up to date"),
-        Action::Updated => println!("  {rel}: {would}updated"),
+        Action::Created => out!("  {rel}: {would}created"),
+        Action::Unchanged => out!("  {rel}: up to date"),
+        Action::Updated => out!("  {rel}: {would}updated"),
         Action::KeptHostOwned => {
-            println!("  {rel}: kept (host-owned: yours to edit; never overwritten)")
+            out!("  {rel}: kept (host-owned: yours to edit; never overwritten)")
         }
-        Action::RefusedEdited => println!(
+        Action::RefusedEdited => out!(
             "  {rel}: REFUSED — it was edited after lockspire wrote it (or lockspire did not write it), so it \
              is left alone. Move your changes to src/lockspire_host.rs, then delete the file and run the command again."
         ),
@@ -304,7 +304,7 @@ pub(crate) fn install(args: InstallArgs) -> anyhow::Result<Outcome> {
     if let Some(m) = &previous
         && m.host != args.host
     {
-        println!(
+        out!(
             "note: this crate was installed with --host {:?}; host-owned files keep that variant",
             m.host
         );
@@ -315,7 +315,7 @@ pub(crate) fn install(args: InstallArgs) -> anyhow::Result<Outcome> {
         files: BTreeMap::new(),
     };
     let mut refused = false;
-    println!("Installing Lockspire into {}", root.display());
+    out!("Installing Lockspire into {}", root.display());
     if !args.login_path.starts_with('/') || args.login_path.contains(['"', '\\', '?', '#']) {
         bail!("--login-path must be a plain absolute path such as /login");
     }
@@ -386,7 +386,7 @@ pub(crate) fn install(args: InstallArgs) -> anyhow::Result<Outcome> {
         report(rel, &action, false);
     }
     write_manifest(root, &manifest)?;
-    println!("  {MANIFEST}: records what was written");
+    out!("  {MANIFEST}: records what was written");
 
     let missing: Vec<(&str, Item)> = needed_dependencies()
         .into_iter()
@@ -427,7 +427,7 @@ pub(crate) fn install(args: InstallArgs) -> anyhow::Result<Outcome> {
             .and_then(Item::as_table_like)
             .is_some_and(|t| t.contains_key("axum-login"))
     {
-        println!(
+        out!(
             "warning: Cargo.toml has no axum-login dependency, but --host axum-login reads its session"
         );
     }
@@ -467,7 +467,7 @@ fn print_next_steps(host: Host, deps_step: &str, backend: &str, issuer: &str) {
        let app = Router::new() /* your routes */ .merge(oauth).layer(session_layer);"
         ),
     };
-    println!(
+    out!(
         "\nNext steps:
   1. {deps_step}
   2. Declare the modules in src/main.rs:
@@ -493,7 +493,7 @@ pub(crate) fn upgrade(args: UpgradeArgs) -> anyhow::Result<Outcome> {
         );
     };
     let mut refused = false;
-    println!(
+    out!(
         "{} Lockspire files in {}",
         if args.dry_run {
             "Checking"

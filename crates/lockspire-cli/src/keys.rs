@@ -85,9 +85,9 @@ pub(crate) async fn run(cmd: KeysCommand) -> anyhow::Result<Outcome> {
             if a.json {
                 print_json(&keys)?;
             } else {
-                println!("{:<44} {:<6} STATE", "KID", "ALG");
+                out!("{:<44} {:<6} STATE", "KID", "ALG");
                 for k in keys {
-                    println!("{:<44} {:<6} {}", k.kid, k.alg, state_text(k.state, now()));
+                    out!("{:<44} {:<6} {}", k.kid, k.alg, state_text(k.state, now()));
                 }
             }
             Ok(Outcome::Done)
@@ -101,13 +101,13 @@ pub(crate) async fn run(cmd: KeysCommand) -> anyhow::Result<Outcome> {
             if a.json {
                 print_json(&key)?;
             } else {
-                println!(
+                out!(
                     "generated {} key {}: {}",
                     key.alg,
                     key.kid,
                     state_text(key.state, now())
                 );
-                println!(
+                out!(
                     "activate it in {PUBLISH_BEFORE_USE} s or later: lockspire keys activate {}",
                     key.kid
                 );
@@ -119,7 +119,7 @@ pub(crate) async fn run(cmd: KeysCommand) -> anyhow::Result<Outcome> {
                 if a.json {
                     print_json(&json!({"kid": a.kid, "state": "active"}))?;
                 } else {
-                    println!(
+                    out!(
                         "{} is active; the previous key of its alg is retiring",
                         a.kid
                     );
@@ -133,7 +133,7 @@ pub(crate) async fn run(cmd: KeysCommand) -> anyhow::Result<Outcome> {
                 if a.json {
                     print_json(&json!({"kid": a.kid, "state": "retiring"}))?;
                 } else {
-                    println!(
+                    out!(
                         "{} is retiring: it signs nothing new and leaves JWKS once its tokens expire",
                         a.kid
                     );

@@ -4,6 +4,17 @@
 //! `verify`: every check passed), 1 when it failed or refused (a failed check, an edited file it
 //! would not overwrite, an unknown client), 2 for usage errors.
 
+/// `println!` for the command's output. A reader that stops early (`lockspire client list --json
+/// | head`) ends the command quietly, as other Unix tools do, instead of a panic.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            $crate::output_failed(e);
+        }
+    }};
+}
+
 mod clients;
 mod install;
 mod keys;
@@ -81,4 +92,14 @@ async fn main() -> ExitCode {
 /// The default config path, also settable with `LOCKSPIRE_CONFIG`.
 pub(crate) fn default_config() -> PathBuf {
     PathBuf::from(lockspire::DEFAULT_CONFIG_FILE)
+}
+
+/// Writing the output failed: a closed pipe ends the command successfully (its reader has what
+/// it wanted); anything else is an error.
+fn output_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: writing the output: {e}");
+    std::process::exit(1);
 }

@@ -83,9 +83,9 @@ pub(crate) async fn run(cmd: RegistrationCommand) -> anyhow::Result<Outcome> {
                         &json!({"id": record.id, "token": token, "uses_left": record.uses_left, "expires_at": record.expires_at}),
                     )?;
                 } else {
-                    println!("id:    {}", record.id);
-                    println!("token: {token}");
-                    println!(
+                    out!("id:    {}", record.id);
+                    out!("token: {token}");
+                    out!(
                         "(shown once; clients send it as `Authorization: Bearer …` to POST /register)"
                     );
                 }
@@ -98,9 +98,11 @@ pub(crate) async fn run(cmd: RegistrationCommand) -> anyhow::Result<Outcome> {
             if a.json {
                 print_json(&tokens)?;
             } else {
-                println!(
+                out!(
                     "{:<24} {:<10} {:<12} STATE",
-                    "ID", "USES LEFT", "EXPIRES AT"
+                    "ID",
+                    "USES LEFT",
+                    "EXPIRES AT"
                 );
                 for t in tokens {
                     let uses = t
@@ -116,7 +118,7 @@ pub(crate) async fn run(cmd: RegistrationCommand) -> anyhow::Result<Outcome> {
                     } else {
                         "live"
                     };
-                    println!("{:<24} {:<10} {:<12} {state}", t.id, uses, expires);
+                    out!("{:<24} {:<10} {:<12} {state}", t.id, uses, expires);
                 }
             }
             Ok(Outcome::Done)
@@ -129,7 +131,7 @@ pub(crate) async fn run(cmd: RegistrationCommand) -> anyhow::Result<Outcome> {
             .await
         {
             Ok(()) => {
-                println!("{} revoked", a.id);
+                out!("{} revoked", a.id);
                 Ok(Outcome::Done)
             }
             Err(e) => refused(e),
@@ -140,7 +142,7 @@ pub(crate) async fn run(cmd: RegistrationCommand) -> anyhow::Result<Outcome> {
 /// `lockspire audit`: the newest audit events as JSON lines.
 pub(crate) async fn audit(a: AuditArgs) -> anyhow::Result<Outcome> {
     for event in a.config.reader().await?.audit_events(a.limit).await? {
-        println!("{}", serde_json::to_string(&event)?);
+        out!("{}", serde_json::to_string(&event)?);
     }
     Ok(Outcome::Done)
 }

@@ -73,19 +73,19 @@ pub(crate) async fn migrate(args: ConfigArgs) -> anyhow::Result<Outcome> {
         .context("opening the database")?;
     let pending = database.pending_migrations().await?;
     if pending.is_empty() {
-        println!("The database is up to date.");
+        out!("The database is up to date.");
         return Ok(Outcome::Done);
     }
     database.migrate().await.context("migrating")?;
     for migration in pending {
-        println!("applied {} {}", migration.version, migration.description);
+        out!("applied {} {}", migration.version, migration.description);
     }
     Ok(Outcome::Done)
 }
 
 /// Prints `value` as pretty JSON.
 pub(crate) fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    out!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 

@@ -31,7 +31,7 @@ struct Report {
 
 impl Report {
     fn ok(&mut self, check: &str, detail: &str) {
-        println!(
+        out!(
             "ok     {check}{}{detail}",
             if detail.is_empty() { "" } else { ": " }
         );
@@ -39,8 +39,8 @@ impl Report {
 
     fn error(&mut self, check: &str, problem: &str, fix: &str) {
         self.failed += 1;
-        println!("error  {check}: {problem}");
-        println!("       fix: {fix}");
+        out!("error  {check}: {problem}");
+        out!("       fix: {fix}");
     }
 }
 
@@ -48,16 +48,24 @@ pub(crate) async fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
     let mut r = Report::default();
     checks(&args, &mut r).await;
     if r.failed == 0 {
-        println!("\nAll checks passed.");
+        out!("\nAll checks passed.");
         Ok(Outcome::Done)
     } else {
-        println!("\n{} check(s) failed.", r.failed);
+        out!("\n{} check(s) failed.", r.failed);
         Ok(Outcome::Failed)
     }
 }
 
 async fn checks(args: &VerifyArgs, r: &mut Report) {
     let path = args.config.config.display().to_string();
+    if !args.config.config.exists() {
+        r.error(
+            "config",
+            &format!("no {path} here"),
+            "run the command in your app's folder (where `lockspire install` wrote it) or pass --config PATH",
+        );
+        return;
+    }
     let config = match FileConfig::read_unchecked(&args.config.config) {
         Ok(c) => c,
         Err(e) => {
@@ -201,7 +209,9 @@ async fn check_keys(op: &Operator, r: &mut Report) {
                 .filter(|(_, res)| res.is_err())
                 .map(|(kid, _)| kid.clone())
                 .collect();
-            if broken.is_empty() {
+            if results.is_empty() {
+                r.ok("key-encryption key", "no stored keys to open yet");
+            } else if broken.is_empty() {
                 r.ok(
                     "key-encryption key",
                     &format!("opens all {} published keys", results.len()),

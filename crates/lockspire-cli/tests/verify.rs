@@ -154,7 +154,9 @@ fn verify_reports_a_malformed_config_and_a_bad_issuer() {
     assert_fails_on(&o, "issuer");
     assert!(out(&o).contains("https"), "{}", out(&o));
     let missing = tempfile::tempdir().expect("tempdir");
-    assert_fails_on(&run(missing.path(), &["verify"], None), "config");
+    let o = run(missing.path(), &["verify"], None);
+    assert_fails_on(&o, "config");
+    assert!(out(&o).contains("no lockspire.toml here"), "{}", out(&o));
 }
 
 #[test]
@@ -565,4 +567,47 @@ fn ids_that_begin_with_a_hyphen_are_ids_not_flags() {
         assert_eq!(o.status.code(), Some(1), "{args:?}: {}", out(&o));
         assert!(out(&o).contains("not found"), "{args:?}: {}", out(&o));
     }
+}
+
+#[test]
+fn output_cut_short_by_its_reader_ends_the_command_quietly() {
+    // `lockspire client list --json | head`: the reader closes the pipe before the command is
+    // done writing. Unix tools end there, successfully and without noise.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = SecretKey::generate().to_base64();
+    config(dir.path(), "http://127.0.0.1:3000", "");
+    let s = Some(secret.as_str());
+    assert!(run(dir.path(), &["migrate"], s).status.success());
+    for i in 0..3 {
+        let name = format!("client {i}");
+        let o = run(
+            dir.path(),
+            &[
+                "client",
+                "create",
+                "--name",
+                &name,
+                "--redirect-uri",
+                "https://rp.example/cb",
+            ],
+            s,
+        );
+        assert!(o.status.success(), "{}", out(&o));
+    }
+    let mut child = Command::new(LOCKSPIRE)
+        .args(["client", "list", "--json"])
+        .current_dir(dir.path())
+        .env_remove("LOCKSPIRE_CONFIG")
+        .env_remove("LOCKSPIRE_DATABASE_URL")
+        .env("LOCKSPIRE_SECRET_KEY", &secret)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Close the reading end before the command has opened its database, let alone written.
+    drop(child.stdout.take());
+    let o = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{:?}: {stderr}", o.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
