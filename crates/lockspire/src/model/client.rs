@@ -224,6 +224,9 @@ pub struct ClientMetadata {
     /// RFC 8705 §3.4: bind this client's access tokens to its certificate.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tls_client_certificate_bound_access_tokens: bool,
+    /// RFC 9101 §10.5, OIDC Registration §2: the only alg its request objects may use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_object_signing_alg: Option<String>,
     /// RFC 9126 §6: this client's authorization requests must be pushed first.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub require_pushed_authorization_requests: bool,
@@ -356,6 +359,7 @@ pub(crate) fn example_metadata(uris: &[&str]) -> ClientMetadata {
         tls_client_auth_san_email: None,
         tls_client_certificate_bound_access_tokens: false,
         require_pushed_authorization_requests: false,
+        request_object_signing_alg: None,
         token_endpoint_auth_signing_alg: None,
         access_token_format: None,
         software_id: None,

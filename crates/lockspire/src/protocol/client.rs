@@ -68,6 +68,10 @@ const MAX_STRING: usize = 2048;
 /// Algs a client may sign assertions with (RFC 7523 §3, OIDC Core §9); never `none` or an HMAC for keys.
 pub(crate) const ASSERTION_ALGS: [&str; 4] = ["RS256", "PS256", "ES256", "EdDSA"];
 
+/// Algorithms request objects may be signed with (RFC 9101 §10.2): asymmetric only, `none`
+/// never.
+pub(crate) const REQUEST_OBJECT_ALGS: [&str; 4] = ["PS256", "ES256", "EdDSA", "RS256"];
+
 /// JWK members that only private or symmetric keys have.
 const PRIVATE_JWK_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
@@ -118,6 +122,27 @@ fn check_client_keys(
         }
     }
     Ok((jwks, jwks_uri, alg))
+}
+
+/// `request_object_signing_alg` (RFC 9101 §10.5): one of the algorithms request objects are
+/// verified with, and keys to verify them.
+fn check_request_object_alg(
+    body: &Map<String, Value>,
+    has_keys: bool,
+) -> Result<Option<String>, OAuthError> {
+    let Some(alg) = opt_string(body, "request_object_signing_alg")? else {
+        return Ok(None);
+    };
+    if !REQUEST_OBJECT_ALGS.contains(&alg.as_str()) {
+        return Err(invalid("request_object_signing_alg is not supported")
+            .with_reason(format!("request_object_signing_alg {alg:?}")));
+    }
+    if !has_keys {
+        return Err(invalid(
+            "request_object_signing_alg needs jwks or jwks_uri to verify the objects with",
+        ));
+    }
+    Ok(Some(alg))
 }
 
 struct TlsMetadata {
@@ -384,6 +409,7 @@ pub(crate) fn validate_metadata(
     let (jwks, jwks_uri, token_endpoint_auth_signing_alg) =
         check_client_keys(config, body, token_endpoint_auth_method)?;
     let tls = check_tls_metadata(config, body, token_endpoint_auth_method)?;
+    let has_keys = jwks.is_some() || jwks_uri.is_some();
     let access_token_format = opt_string(body, "access_token_format")?;
     if let Some(f) = &access_token_format
         && AccessTokenFormat::parse(f).is_none()
@@ -424,6 +450,7 @@ pub(crate) fn validate_metadata(
             body,
             "require_pushed_authorization_requests",
         )?,
+        request_object_signing_alg: check_request_object_alg(body, has_keys)?,
         token_endpoint_auth_signing_alg,
         access_token_format,
         software_id: opt_string(body, "software_id")?,

@@ -323,7 +323,8 @@ async fn load(p: &Provider, client_id: &str) -> Result<ClientRecord, Result<Fail
     Ok(record)
 }
 
-fn alg_name(alg: Algorithm) -> &'static str {
+/// The JOSE name of `alg`, for the algorithms this server accepts.
+pub(crate) fn alg_name(alg: Algorithm) -> &'static str {
     match alg {
         Algorithm::HS256 => "HS256",
         Algorithm::RS256 => "RS256",

@@ -1,0 +1,162 @@
+//! Request objects (RFC 9101, OIDC Core §6.1): an authorization request as a JWT the client
+//! signed, passed by value in `request` at `/authorize` or inside a push to `/par`.
+//!
+//! The object is verified with the client's registered keys (inline `jwks` or its `jwks_uri`)
+//! under an algorithm from [`REQUEST_OBJECT_ALGS`], the client's registered
+//! `request_object_signing_alg` when it has one; `none` and shared-secret algorithms never
+//! verify. Its claims must name the client (`iss`, and `client_id` when present) and this server
+//! (`aud`), carry an `exp` in the future, an `nbf` (when present) not in the future and at most
+//! 60 minutes old, and a `jti` that is accepted once until `exp`, whichever process sees it.
+//! Then its claims are the request: every authorization parameter inside it is honoured, and
+//! parameters only in the query are ignored (§6.3).
+
+use jsonwebtoken::Validation;
+use serde_json::Value;
+
+use super::client::REQUEST_OBJECT_ALGS;
+use super::client_auth::alg_name;
+use super::error::{ErrorCode, OAuthError};
+use super::params::Params;
+use super::provider::Provider;
+use crate::jose::MAX_JWT_LEN;
+use crate::store::ClientRecord;
+
+/// Seconds of clock difference tolerated on `exp` and `nbf`.
+const LEEWAY: i64 = 30;
+
+/// The oldest `nbf` accepted (RFC 9101 §10.2 recommends short-lived objects; FAPI 2.0 caps
+/// them at 60 minutes).
+const MAX_AGE: i64 = 3600;
+
+/// Claims about the JWT itself, not authorization parameters.
+const JWT_CLAIMS: [&str; 6] = ["iss", "aud", "exp", "nbf", "iat", "jti"];
+
+fn invalid(reason: impl Into<std::borrow::Cow<'static, str>>) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidRequestObject, "the request object is invalid")
+        .with_reason(reason)
+}
+
+/// The authorization parameters `request` carries for `client`, verified; `client_id` is the
+/// one the request names outside the object.
+pub(crate) async fn parameters(
+    p: &Provider,
+    client: &ClientRecord,
+    request: &str,
+) -> Result<Params, OAuthError> {
+    if request.len() > MAX_JWT_LEN {
+        return Err(invalid("request object too large"));
+    }
+    if request.split('.').count() == 5 {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidRequestObject,
+            "encrypted request objects are not supported",
+        ));
+    }
+    let header = jsonwebtoken::decode_header(request)
+        .map_err(|e| invalid(format!("malformed request object header: {e}")))?;
+    let alg = alg_name(header.alg);
+    let allowed = REQUEST_OBJECT_ALGS.contains(&alg)
+        && client
+            .metadata
+            .request_object_signing_alg
+            .as_deref()
+            .is_none_or(|registered| registered == alg);
+    if !allowed {
+        return Err(invalid(format!("request object alg {:?} is not allowed", header.alg)));
+    }
+    let client_id = client.client_id.as_str();
+    let mut validation = Validation::new(header.alg);
+    validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+    validation.set_issuer(&[client_id]);
+    // RFC 9101 §4: the audience is the authorization server's issuer identifier.
+    validation.set_audience(&[p.issuer()]);
+    // Times are checked below against the server's clock, the one the jti is remembered by.
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    let claims = super::client_keys::verify_with_client_keys(
+        p,
+        client,
+        request,
+        header.kid.as_deref(),
+        &validation,
+    )
+    .await
+    .map_err(invalid)?;
+    let now = p.now();
+    let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+    if exp.saturating_add(LEEWAY) < now {
+        return Err(invalid("request object expired"));
+    }
+    if let Some(nbf) = claims.get("nbf") {
+        let nbf = nbf.as_i64().ok_or_else(|| invalid("nbf is not a number"))?;
+        if nbf > now.saturating_add(LEEWAY) {
+            return Err(invalid("request object not yet valid"));
+        }
+        if now.saturating_sub(nbf) > MAX_AGE {
+            return Err(invalid("request object nbf is more than 60 minutes old"));
+        }
+    }
+    if claims
+        .get("client_id")
+        .is_some_and(|named| named.as_str() != Some(client_id))
+    {
+        return Err(invalid("client_id in the request object names another client"));
+    }
+    let jti = claims
+        .get("jti")
+        .and_then(Value::as_str)
+        .filter(|j| !j.is_empty() && j.len() <= 256)
+        .ok_or_else(|| invalid("request object without a usable jti"))?;
+    let fresh = p
+        .store
+        .record_once(
+            "request_object",
+            &format!("{client_id}\u{0}{jti}"),
+            // Remembered one second past the last instant it is accepted.
+            exp.saturating_add(LEEWAY + 1),
+            now,
+        )
+        .await?;
+    if !fresh {
+        return Err(invalid("request object replayed (its jti was seen before)"));
+    }
+    to_params(client_id, &claims)
+}
+
+/// The object's claims as parameters: strings as they are, numbers and booleans as text,
+/// `resource` arrays as repeated parameters, objects and other arrays (`claims`,
+/// `authorization_details`) as their JSON.
+fn to_params(client_id: &str, claims: &Value) -> Result<Params, OAuthError> {
+    let Value::Object(members) = claims else {
+        return Err(invalid("request object claims are not an object"));
+    };
+    let mut pairs = vec![("client_id".to_owned(), client_id.to_owned())];
+    for (name, value) in members {
+        if name == "client_id" || JWT_CLAIMS.contains(&name.as_str()) {
+            continue;
+        }
+        // §5: a request object does not refer to another one.
+        if name == "request" || name == "request_uri" {
+            return Err(invalid("a request object cannot hold request or request_uri"));
+        }
+        match (name.as_str(), value) {
+            (_, Value::Null) => {}
+            (_, Value::String(s)) => pairs.push((name.clone(), s.clone())),
+            (_, Value::Number(n)) => pairs.push((name.clone(), n.to_string())),
+            (_, Value::Bool(b)) => pairs.push((name.clone(), b.to_string())),
+            ("resource", Value::Array(values)) => {
+                for v in values {
+                    let v = v
+                        .as_str()
+                        .ok_or_else(|| invalid("resource values are not strings"))?;
+                    pairs.push((name.clone(), v.to_owned()));
+                }
+            }
+            (_, other) => pairs.push((name.clone(), other.to_string())),
+        }
+    }
+    if pairs.len() > super::params::MAX_PARAMS {
+        return Err(invalid("the request object has too many parameters"));
+    }
+    Ok(Params::from_pairs(pairs))
+}
