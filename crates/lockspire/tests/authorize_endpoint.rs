@@ -61,7 +61,7 @@ on_both_stores! {
             (&[("prompt", "none login")], "invalid_request"),
             (&[("max_age", "-1")], "invalid_request"),
             (&[("response_mode", "jwt")], "invalid_request"),
-            (&[("request", "eyJ.x.y")], "request_not_supported"),
+            (&[("request", "eyJ.x.y")], "invalid_request_object"),
             (&[("request_uri", "urn:x")], "request_uri_not_supported"),
             (&[("resource", "not a uri")], "invalid_target"),
             (&[("claims", "not json")], "invalid_request"),

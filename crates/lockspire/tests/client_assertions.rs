@@ -7,64 +7,17 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair,
-};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{Backend, Harness, Reply};
+use common::{Backend, ClientKey, Harness, Reply};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use lockspire::Clock;
 use serde_json::{Value, json};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-/// A client key pair: the private half signs assertions, the public half is registered.
-struct ClientKey {
-    kid: String,
-    alg: Algorithm,
-    encoding: EncodingKey,
-    jwk: Value,
-}
-
-impl ClientKey {
-    fn es256(kid: &str) -> Self {
-        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).expect("generate");
-        let pkcs8 = pair.to_pkcs8v1().expect("pkcs8");
-        let point = pair.public_key().as_ref();
-        let jwk = json!({
-            "kty": "EC", "crv": "P-256", "kid": kid, "use": "sig", "alg": "ES256",
-            "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
-        });
-        Self {
-            kid: kid.into(),
-            alg: Algorithm::ES256,
-            encoding: EncodingKey::from_ec_der(pkcs8.as_ref()),
-            jwk,
-        }
-    }
-
-    fn eddsa(kid: &str) -> Self {
-        let pair = Ed25519KeyPair::generate().expect("generate");
-        let pkcs8 = pair.to_pkcs8().expect("pkcs8");
-        let jwk = json!({"kty": "OKP", "crv": "Ed25519", "kid": kid, "x": URL_SAFE_NO_PAD.encode(pair.public_key().as_ref())});
-        Self {
-            kid: kid.into(),
-            alg: Algorithm::EdDSA,
-            encoding: EncodingKey::from_ed_der(pkcs8.as_ref()),
-            jwk,
-        }
-    }
-
-    fn sign(&self, claims: &Value) -> String {
-        let mut header = Header::new(self.alg);
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.encoding).expect("sign")
-    }
-}
-
 fn jwks(keys: &[&ClientKey]) -> Value {
-    json!({ "keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>() })
+    common::jwks(keys)
 }
 
 /// Standard assertion claims for `client_id` at `aud`, expiring in 60 s.

@@ -193,7 +193,7 @@ on_both_stores! {
             (with("response_type", "token"), "unsupported_response_type"),
             (with("scope", "openid not-a-scope"), "invalid_scope"),
             (with("request_uri", &format!("{PREFIX}x")), "invalid_request"),
-            (with("request", "eyJhbGciOiJub25lIn0.e30."), "request_not_supported"),
+            (with("request", "eyJhbGciOiJub25lIn0.e30."), "invalid_request_object"),
         ];
         for (params, code) in cases {
             let reply = push(&h, &client, &params).await;

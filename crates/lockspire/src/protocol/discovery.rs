@@ -71,6 +71,7 @@ pub(crate) fn document(config: &Config, keys: &KeyRing) -> Value {
         "claim_types_supported": ["normal"],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "request_parameter_supported": REQUEST_BY_VALUE,
+        "request_object_signing_alg_values_supported": super::client::REQUEST_OBJECT_ALGS,
         "request_uri_parameter_supported": REQUEST_BY_REFERENCE,
         "require_request_uri_registration": false,
         "authorization_response_iss_parameter_supported": true,

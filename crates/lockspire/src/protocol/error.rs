@@ -61,6 +61,8 @@ pub enum ErrorCode {
     /// RFC 9101 §6.2, OIDC Core §3.1.2.6: the `request_uri` is unknown, expired, used, or was
     /// pushed by another client.
     InvalidRequestUri,
+    /// RFC 9101 §6.2, OIDC Core §3.1.2.6: the request object is invalid.
+    InvalidRequestObject,
 }
 
 impl ErrorCode {
@@ -90,6 +92,7 @@ impl ErrorCode {
             Self::RequestUriNotSupported => "request_uri_not_supported",
             Self::RegistrationNotSupported => "registration_not_supported",
             Self::InvalidRequestUri => "invalid_request_uri",
+            Self::InvalidRequestObject => "invalid_request_object",
         }
     }
 }

@@ -19,6 +19,7 @@ pub(crate) mod params;
 pub(crate) mod pkce;
 pub(crate) mod provider;
 pub(crate) mod registration;
+pub(crate) mod request_object;
 pub(crate) mod revoke;
 pub(crate) mod scope;
 pub(crate) mod signing_keys;

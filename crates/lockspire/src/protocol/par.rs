@@ -10,18 +10,16 @@
 
 use serde::Serialize;
 
-use super::authorize::{self, AuthorizeError, RequestVia};
+use super::authorize::{self, AuthorizeError, REQUEST_URI_PREFIX, RequestVia};
 use super::client_auth::{self, AuthenticatedClient};
 use super::endpoints::Endpoint;
-use super::error::{ErrorCode, OAuthError};
+use super::error::OAuthError;
 use super::params::Params;
 use super::provider::Provider;
+use super::request_object;
 use crate::mtls::ClientCertificate;
 use crate::secrets::{random_token, token_digest};
 use crate::store::PushedRecord;
-
-/// RFC 9126 §2.2: the `request_uri` is a URN of this form.
-pub(crate) const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
 
 /// Parameters that authenticate the client: used at the push, never stored with it.
 const CLIENT_AUTHENTICATION: [&str; 3] =
@@ -55,7 +53,12 @@ pub(crate) async fn push(
             "request_uri cannot be pushed: push the authorization parameters themselves",
         ));
     }
-    let pushed = authorization_params(&client, params)?;
+    let mut pushed = authorization_params(&client, params)?;
+    // §3: a request object inside the push is the request; the push's other parameters are
+    // not used.
+    if let Some(request) = pushed.get("request")? {
+        pushed = request_object::parameters(p, client.record(), request).await?;
+    }
     authorize::validate(p, &pushed, RequestVia::Push)
         .await
         .map_err(|e| match e {
@@ -104,41 +107,4 @@ fn authorization_params(
         .collect();
     pairs.insert(0, ("client_id".into(), client.id().to_string()));
     Ok(Params::from_pairs(pairs))
-}
-
-/// At `/authorize`: the parameters of the pushed request a `request_uri` names, consumed now
-/// (§4). Only `client_id` is read beside it, and must name the client that pushed it; every
-/// other query parameter is ignored. `None` when the request names no pushed request: then it
-/// is validated as it stands, and a `request_uri` of any other form is refused there as
-/// `request_uri_not_supported` (RFC 9101 §5.2: request objects are not fetched by reference).
-///
-/// Errors are shown, never redirected: until the pushed request is found, no redirect URI is
-/// known.
-pub(crate) async fn pushed_params(
-    p: &Provider,
-    query: &Params,
-) -> Result<Option<Params>, AuthorizeError> {
-    let Some(handle) = query
-        .get("request_uri")?
-        .and_then(|uri| uri.strip_prefix(REQUEST_URI_PREFIX))
-    else {
-        return Ok(None);
-    };
-    let client_id = query
-        .get("client_id")?
-        .ok_or_else(|| OAuthError::invalid_request("client_id is required"))?;
-    let stored = p
-        .store
-        .consume_pushed(&p.tenant, &token_digest(handle), client_id, p.now())
-        .await
-        .map_err(OAuthError::from)?
-        .ok_or_else(|| {
-            OAuthError::new(
-                ErrorCode::InvalidRequestUri,
-                "the request_uri is unknown, expired or already used",
-            )
-        })?;
-    let pairs: Vec<(String, String)> = serde_json::from_str(&stored)
-        .map_err(|e| OAuthError::internal(format!("stored pushed request: {e}")))?;
-    Ok(Some(Params::from_pairs(pairs)))
 }

@@ -5,8 +5,8 @@
 //! under an algorithm from [`REQUEST_OBJECT_ALGS`], the client's registered
 //! `request_object_signing_alg` when it has one; `none` and shared-secret algorithms never
 //! verify. Its claims must name the client (`iss`, and `client_id` when present) and this server
-//! (`aud`), carry an `exp` in the future, an `nbf` (when present) not in the future and at most
-//! 60 minutes old, and a `jti` that is accepted once until `exp`, whichever process sees it.
+//! (`aud`), carry an `exp` in the future but at most 60 minutes ahead, an `nbf` (when present)
+//! not in the future and at most 60 minutes old, and a `jti` that is accepted once until `exp`, whichever process sees it.
 //! Then its claims are the request: every authorization parameter inside it is honoured, and
 //! parameters only in the query are ignored (§6.3).
 
@@ -24,16 +24,20 @@ use crate::store::ClientRecord;
 /// Seconds of clock difference tolerated on `exp` and `nbf`.
 const LEEWAY: i64 = 30;
 
-/// The oldest `nbf` accepted (RFC 9101 §10.2 recommends short-lived objects; FAPI 2.0 caps
-/// them at 60 minutes).
+/// The oldest `nbf`, and the furthest `exp`, accepted: RFC 9101 §10.2 asks for short-lived
+/// objects and FAPI 2.0 caps them at 60 minutes. The cap also bounds how long a `jti` must be
+/// remembered.
 const MAX_AGE: i64 = 3600;
 
 /// Claims about the JWT itself, not authorization parameters.
 const JWT_CLAIMS: [&str; 6] = ["iss", "aud", "exp", "nbf", "iat", "jti"];
 
 fn invalid(reason: impl Into<std::borrow::Cow<'static, str>>) -> OAuthError {
-    OAuthError::new(ErrorCode::InvalidRequestObject, "the request object is invalid")
-        .with_reason(reason)
+    OAuthError::new(
+        ErrorCode::InvalidRequestObject,
+        "the request object is invalid",
+    )
+    .with_reason(reason)
 }
 
 /// The authorization parameters `request` carries for `client`, verified; `client_id` is the
@@ -62,7 +66,10 @@ pub(crate) async fn parameters(
             .as_deref()
             .is_none_or(|registered| registered == alg);
     if !allowed {
-        return Err(invalid(format!("request object alg {:?} is not allowed", header.alg)));
+        return Err(invalid(format!(
+            "request object alg {:?} is not allowed",
+            header.alg
+        )));
     }
     let client_id = client.client_id.as_str();
     let mut validation = Validation::new(header.alg);
@@ -87,6 +94,9 @@ pub(crate) async fn parameters(
     if exp.saturating_add(LEEWAY) < now {
         return Err(invalid("request object expired"));
     }
+    if exp.saturating_sub(now) > MAX_AGE + LEEWAY {
+        return Err(invalid("request object exp is more than 60 minutes ahead"));
+    }
     if let Some(nbf) = claims.get("nbf") {
         let nbf = nbf.as_i64().ok_or_else(|| invalid("nbf is not a number"))?;
         if nbf > now.saturating_add(LEEWAY) {
@@ -100,7 +110,9 @@ pub(crate) async fn parameters(
         .get("client_id")
         .is_some_and(|named| named.as_str() != Some(client_id))
     {
-        return Err(invalid("client_id in the request object names another client"));
+        return Err(invalid(
+            "client_id in the request object names another client",
+        ));
     }
     let jti = claims
         .get("jti")
@@ -137,7 +149,9 @@ fn to_params(client_id: &str, claims: &Value) -> Result<Params, OAuthError> {
         }
         // §5: a request object does not refer to another one.
         if name == "request" || name == "request_uri" {
-            return Err(invalid("a request object cannot hold request or request_uri"));
+            return Err(invalid(
+                "a request object cannot hold request or request_uri",
+            ));
         }
         match (name.as_str(), value) {
             (_, Value::Null) => {}

@@ -14,11 +14,10 @@ use super::pages::{
 };
 use super::request::{is_form, read_body};
 use crate::host::{ConsentPage, ScopeRequest};
-use crate::protocol::authorize::{self, AuthorizationResponse, AuthorizeError, RequestVia};
+use crate::protocol::authorize::{self, AuthorizationResponse, AuthorizeError};
 use crate::protocol::endpoints::Endpoint;
 use crate::protocol::error::OAuthError;
 use crate::protocol::interaction::{self, Step};
-use crate::protocol::par;
 use crate::protocol::params::Params;
 use crate::protocol::provider::Provider;
 use crate::secrets::random_token;
@@ -102,10 +101,9 @@ pub(crate) async fn authorize(State(p): State<Arc<Provider>>, req: Request<Body>
     };
     let existing = browser_cookie(&parts.headers);
     let browser = existing.clone().unwrap_or_else(random_token);
-    // RFC 9126 §4: with a request_uri, the pushed parameters are the request.
-    let (params, via) = match par::pushed_params(&p, &params).await {
-        Ok(Some(pushed)) => (pushed, RequestVia::Pushed),
-        Ok(None) => (params, RequestVia::Query),
+    // A pushed request (RFC 9126 §4) or a request object (RFC 9101 §6.3) is the request.
+    let (params, via) = match authorize::parameters(&p, params).await {
+        Ok(found) => found,
         Err(e) => return render_error(&p, e),
     };
     let result = match authorize::validate(&p, &params, via).await {

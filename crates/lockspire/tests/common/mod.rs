@@ -9,6 +9,7 @@
 mod browser;
 mod host;
 mod jwt;
+mod keys;
 
 #[allow(unused_imports)]
 pub use browser::*;
@@ -16,6 +17,8 @@ pub use browser::*;
 pub use host::*;
 #[allow(unused_imports)]
 pub use jwt::*;
+#[allow(unused_imports)]
+pub use keys::*;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

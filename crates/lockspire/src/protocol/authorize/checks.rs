@@ -19,7 +19,7 @@ const MAX_RESOURCE: usize = 2048;
 
 /// Whether a request object may be passed by value (`request`, RFC 9101 §2.1, OIDC Core
 /// §6.1). Discovery's `request_parameter_supported` says exactly this.
-pub(crate) const REQUEST_BY_VALUE: bool = false;
+pub(crate) const REQUEST_BY_VALUE: bool = true;
 /// Whether a request object may be passed by reference (`request_uri`, RFC 9101 §2.2, RFC
 /// 9126). Discovery's `request_uri_parameter_supported` says exactly this.
 pub(crate) const REQUEST_BY_REFERENCE: bool = false;

@@ -9,12 +9,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 mod checks;
+mod sources;
 
 pub(crate) use checks::{REQUEST_BY_REFERENCE, REQUEST_BY_VALUE, check_resources};
 use checks::{
     check_claims, check_id_token_hint, check_max_age, check_prompt, check_response_type,
     check_scope, check_unsupported_parameters,
 };
+pub(crate) use sources::{REQUEST_URI_PREFIX, parameters};
 
 use super::params::ParameterSource;
 use super::pkce::CodeChallenge;
