@@ -60,7 +60,7 @@ on_both_stores! {
             (&[("scope", "openid unknown-scope")], "invalid_scope"),
             (&[("prompt", "none login")], "invalid_request"),
             (&[("max_age", "-1")], "invalid_request"),
-            (&[("response_mode", "jwt")], "invalid_request"),
+            (&[("response_mode", "web_message")], "invalid_request"),
             (&[("request", "eyJ.x.y")], "invalid_request_object"),
             (&[("request_uri", "urn:x")], "request_uri_not_supported"),
             (&[("resource", "not a uri")], "invalid_target"),

@@ -358,6 +358,29 @@ async fn form_post_response_auto_submits_in_the_browser_and_deny_returns_access_
     assert_eq!(params["iss"], issuer.as_str());
     assert!(params.get("code").is_none());
     b.screenshot("denied").await.expect("screenshot");
+
+    // form_post.jwt (JARM): the same auto-submitting page, posting one signed JWT.
+    b.goto(&authorize("s3", "&response_mode=form_post.jwt"))
+        .await
+        .expect("authorize");
+    b.wait_for_path("/cb").await.expect("posted to the client");
+    assert_eq!(b.text("#method").await.expect("method"), "POST");
+    let params = json_at(&b, "#params").await;
+    let fields: Vec<&String> = params.as_object().expect("fields").keys().collect();
+    assert_eq!(fields, vec!["response"], "only the JWT is posted");
+    let jwt = params["response"].as_str().expect("response");
+    let claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(jwt.split('.').nth(1).expect("claims"))
+            .expect("base64url"),
+    )
+    .expect("claims JSON");
+    assert_eq!(claims["state"], "s3");
+    assert_eq!(claims["aud"], client_id);
+    assert!(claims["code"].is_string(), "{claims}");
+    b.screenshot("form-post-jwt-received")
+        .await
+        .expect("screenshot");
     b.close().await;
 }
 

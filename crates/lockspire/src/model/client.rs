@@ -224,6 +224,9 @@ pub struct ClientMetadata {
     /// RFC 8705 §3.4: bind this client's access tokens to its certificate.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tls_client_certificate_bound_access_tokens: bool,
+    /// JARM §3: the alg of its JWT-secured authorization responses (RS256 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_signed_response_alg: Option<String>,
     /// RFC 9101 §10.5, OIDC Registration §2: the only alg its request objects may use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_object_signing_alg: Option<String>,
@@ -276,6 +279,14 @@ impl ClientMetadata {
         self.userinfo_signed_response_alg
             .as_deref()
             .and_then(|a| a.parse().ok())
+    }
+
+    /// The alg of JARM responses (JARM §3: RS256 unless registered).
+    pub fn authorization_alg(&self) -> SigningAlg {
+        self.authorization_signed_response_alg
+            .as_deref()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(SigningAlg::RS256)
     }
 
     /// The alg for JWT introspection responses (RFC 9701).
@@ -360,6 +371,7 @@ pub(crate) fn example_metadata(uris: &[&str]) -> ClientMetadata {
         tls_client_certificate_bound_access_tokens: false,
         require_pushed_authorization_requests: false,
         request_object_signing_alg: None,
+        authorization_signed_response_alg: None,
         token_endpoint_auth_signing_alg: None,
         access_token_format: None,
         software_id: None,

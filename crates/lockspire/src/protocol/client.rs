@@ -405,6 +405,7 @@ pub(crate) fn validate_metadata(
         }
     };
     let userinfo_signed_response_alg = signed_alg("userinfo_signed_response_alg")?;
+    let authorization_signed_response_alg = signed_alg("authorization_signed_response_alg")?;
     let introspection_signed_response_alg = signed_alg("introspection_signed_response_alg")?;
     let (jwks, jwks_uri, token_endpoint_auth_signing_alg) =
         check_client_keys(config, body, token_endpoint_auth_method)?;
@@ -451,6 +452,7 @@ pub(crate) fn validate_metadata(
             "require_pushed_authorization_requests",
         )?,
         request_object_signing_alg: check_request_object_alg(body, has_keys)?,
+        authorization_signed_response_alg,
         token_endpoint_auth_signing_alg,
         access_token_format,
         software_id: opt_string(body, "software_id")?,

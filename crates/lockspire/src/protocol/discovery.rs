@@ -57,6 +57,7 @@ pub(crate) fn document(config: &Config, keys: &KeyRing) -> Value {
         "grant_types_supported": GrantType::SUPPORTED.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
         "subject_types_supported": ["public", "pairwise"],
         "userinfo_signing_alg_values_supported": algs,
+        "authorization_signing_alg_values_supported": algs,
         "introspection_signing_alg_values_supported": algs,
         "id_token_signing_alg_values_supported": algs,
         "token_endpoint_auth_methods_supported": auth_methods,

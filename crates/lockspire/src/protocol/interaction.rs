@@ -109,7 +109,7 @@ pub(crate) async fn start(
     p.store
         .insert_interaction(&record)
         .await
-        .map_err(|e| AuthorizeError::Redirect(request.redirect(), e.into()))?;
+        .map_err(|e| AuthorizeError::Redirect(Box::new(request.redirect()), e.into()))?;
     advance(
         p,
         Pending {
@@ -179,7 +179,7 @@ async fn advance(
     parts: &mut Parts,
 ) -> Result<Step, AuthorizeError> {
     let redirect = pending.request.redirect();
-    let fail = |e: OAuthError| AuthorizeError::Redirect(redirect.clone(), e);
+    let fail = |e: OAuthError| AuthorizeError::Redirect(Box::new(redirect.clone()), e);
     let mut ctx = context(p, &pending);
     let session = p
         .resolver
@@ -354,7 +354,7 @@ pub(crate) async fn decide(
     }
     tx.commit().await.map_err(OAuthError::from)?;
     let denied = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
-    Ok(AuthorizationResponse::error(p, redirect, &denied))
+    Ok(AuthorizationResponse::error(p, redirect, &denied)?)
 }
 
 /// Completes the interaction and issues an authorization code (RFC 6749 §4.1.2) in one
@@ -368,7 +368,7 @@ async fn issue_code(
 ) -> Result<AuthorizationResponse, AuthorizeError> {
     let req = &pending.request;
     let redirect = req.redirect();
-    let fail = |e: OAuthError| AuthorizeError::Redirect(redirect.clone(), e);
+    let fail = |e: OAuthError| AuthorizeError::Redirect(Box::new(redirect.clone()), e);
     let now = p.now();
     let subject = session.subject.as_str();
     // Read before the transaction: its first statement must be a write (see `Store::begin`).
@@ -456,5 +456,5 @@ async fn issue_code(
         p,
         redirect,
         vec![("code", code)],
-    ))
+    )?)
 }

@@ -72,7 +72,10 @@ fn render_error(p: &Provider, e: AuthorizeError) -> Response {
         AuthorizeError::Direct(e) => error_page(&e),
         AuthorizeError::Redirect(redirect, e) => {
             tracing::debug!(error = %e.code(), reason = %e.reason(), "authorization error sent to client");
-            authorization_response(&AuthorizationResponse::error(p, redirect, &e))
+            match AuthorizationResponse::error(p, *redirect, &e) {
+                Ok(response) => authorization_response(&response),
+                Err(e) => error_page(&e),
+            }
         }
     }
 }

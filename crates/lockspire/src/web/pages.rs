@@ -93,7 +93,7 @@ const HOST_PAGE_CSP: &str = "default-src 'none'; style-src 'self' 'unsafe-inline
 /// Sends an authorization response to the client's verified redirect URI.
 pub(crate) fn authorization_response(resp: &AuthorizationResponse) -> Response {
     use crate::protocol::authorize::ResponseMode;
-    match resp.redirect.mode() {
+    match resp.redirect.mode().delivery() {
         ResponseMode::FormPost => {
             let nonce = random_id();
             let page = FormPostPage {

@@ -20,6 +20,7 @@ pub(crate) use sources::{REQUEST_URI_PREFIX, parameters};
 
 use super::params::ParameterSource;
 use super::pkce::CodeChallenge;
+use crate::jose::SigningAlg;
 use crate::model::client::ClientId;
 use crate::model::scope::ScopeSet;
 use crate::protocol::endpoints::Endpoint;
@@ -28,7 +29,7 @@ use crate::protocol::provider::Provider;
 use crate::store::{ClientRecord, ClientStatus};
 
 /// How the authorization response reaches the client (OAuth 2.0 Multiple Response Types §2.1,
-/// Form Post Response Mode).
+/// Form Post Response Mode, and JARM §2.3: the same three, carrying one signed JWT).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum ResponseMode {
@@ -38,18 +39,53 @@ pub(crate) enum ResponseMode {
     Fragment,
     /// An auto-submitting HTML form POSTed to the redirect URI.
     FormPost,
+    /// JARM: the response as a JWT in the query (also what `jwt` means for `code`, §2.3.4).
+    #[serde(rename = "query.jwt")]
+    QueryJwt,
+    /// JARM: the response as a JWT in the fragment.
+    #[serde(rename = "fragment.jwt")]
+    FragmentJwt,
+    /// JARM: the response as a JWT in an auto-submitting form.
+    #[serde(rename = "form_post.jwt")]
+    FormPostJwt,
 }
 
 impl ResponseMode {
-    pub(crate) const SUPPORTED: [&'static str; 3] = ["query", "fragment", "form_post"];
+    pub(crate) const SUPPORTED: [&'static str; 7] = [
+        "query",
+        "fragment",
+        "form_post",
+        "jwt",
+        "query.jwt",
+        "fragment.jwt",
+        "form_post.jwt",
+    ];
 
     fn parse(s: &str) -> Option<Self> {
         match s {
             "query" => Some(Self::Query),
             "fragment" => Some(Self::Fragment),
             "form_post" => Some(Self::FormPost),
+            "jwt" | "query.jwt" => Some(Self::QueryJwt),
+            "fragment.jwt" => Some(Self::FragmentJwt),
+            "form_post.jwt" => Some(Self::FormPostJwt),
             _ => None,
         }
+    }
+
+    /// How the parameters travel, signed or not.
+    pub(crate) fn delivery(self) -> Self {
+        match self {
+            Self::QueryJwt => Self::Query,
+            Self::FragmentJwt => Self::Fragment,
+            Self::FormPostJwt => Self::FormPost,
+            plain => plain,
+        }
+    }
+
+    /// Whether the response is one signed JWT (JARM).
+    pub(crate) fn is_jwt(self) -> bool {
+        self.delivery() != self
     }
 }
 
@@ -60,6 +96,10 @@ pub(crate) struct VerifiedRedirect {
     uri: String,
     mode: ResponseMode,
     state: Option<String>,
+    /// The client the response is for: a JARM response's audience.
+    client_id: ClientId,
+    /// The alg a JARM response is signed with (JARM §3, `authorization_signed_response_alg`).
+    signing_alg: SigningAlg,
 }
 
 impl VerifiedRedirect {
@@ -77,8 +117,8 @@ impl VerifiedRedirect {
 pub(crate) enum AuthorizeError {
     /// Shown to the user; never redirected (RFC 6749 §4.1.2.1).
     Direct(OAuthError),
-    /// Sent to a redirect URI that has been verified.
-    Redirect(VerifiedRedirect, OAuthError),
+    /// Sent to a redirect URI that has been verified (boxed: errors travel up many frames).
+    Redirect(Box<VerifiedRedirect>, OAuthError),
 }
 
 impl From<OAuthError> for AuthorizeError {
@@ -111,20 +151,41 @@ impl std::fmt::Debug for AuthorizationResponse {
 }
 
 impl AuthorizationResponse {
-    /// A successful or failed response; adds `state` and RFC 9207 `iss`.
+    /// A successful or failed response; adds `state` and RFC 9207 `iss`. With a JARM mode the
+    /// parameters travel as one JWT, `response`, signed by this server for the client (JARM
+    /// §2.1: `iss`, `aud`, `exp` and the parameters as claims).
     pub(crate) fn new(
         p: &Provider,
         redirect: VerifiedRedirect,
         mut params: Vec<(&'static str, String)>,
-    ) -> Self {
+    ) -> Result<Self, OAuthError> {
         if let Some(state) = &redirect.state {
             params.push(("state", state.clone()));
         }
-        params.push(("iss", p.issuer().to_owned()));
-        Self { redirect, params }
+        if !redirect.mode.is_jwt() {
+            params.push(("iss", p.issuer().to_owned()));
+            return Ok(Self { redirect, params });
+        }
+        let mut claims = serde_json::Map::new();
+        for (name, value) in params {
+            claims.insert(name.to_owned(), Value::String(value));
+        }
+        claims.insert("iss".into(), Value::String(p.issuer().to_owned()));
+        claims.insert("aud".into(), Value::String(redirect.client_id.to_string()));
+        claims.insert("exp".into(), Value::from(p.now() + JARM_LIFETIME));
+        let keys = p.keys();
+        let jwt = crate::jose::sign_compact(keys.active(redirect.signing_alg)?, "JWT", &claims)?;
+        Ok(Self {
+            redirect,
+            params: vec![("response", jwt)],
+        })
     }
 
-    pub(crate) fn error(p: &Provider, redirect: VerifiedRedirect, e: &OAuthError) -> Self {
+    pub(crate) fn error(
+        p: &Provider,
+        redirect: VerifiedRedirect,
+        e: &OAuthError,
+    ) -> Result<Self, OAuthError> {
         let mut params = vec![("error", e.code().as_str().to_owned())];
         if !e.description().is_empty() {
             params.push(("error_description", e.description().to_owned()));
@@ -139,12 +200,20 @@ impl AuthorizationResponse {
             .extend_pairs(self.params.iter().map(|(k, v)| (*k, v.as_str())))
             .finish();
         let uri = &self.redirect.uri;
-        match self.redirect.mode {
+        match self.redirect.mode.delivery() {
             ResponseMode::Fragment => format!("{uri}#{encoded}"),
             _ if uri.contains('?') => format!("{uri}&{encoded}"),
             _ => format!("{uri}?{encoded}"),
         }
     }
+}
+
+/// How long a JARM response is accepted (JARM §2.1 asks for a short expiry: it is redeemed at
+/// once).
+const JARM_LIFETIME: i64 = 120;
+
+fn default_jarm_alg() -> String {
+    SigningAlg::RS256.as_str().to_owned()
 }
 
 /// Parameters OIDC Core §3.1.2.1 lets a client send to tailor the login (`prompt` values).
@@ -164,6 +233,9 @@ pub(crate) struct AuthorizationRequest {
     /// RFC 6749 §4.1.3: the token request must repeat `redirect_uri` only if this one had it.
     pub(crate) redirect_uri_given: bool,
     pub(crate) response_mode: ResponseMode,
+    /// The alg of a JARM response: the client's `authorization_signed_response_alg`.
+    #[serde(default = "default_jarm_alg")]
+    pub(crate) response_signing_alg: String,
     pub(crate) state: Option<String>,
     pub(crate) nonce: Option<String>,
     pub(crate) scopes: ScopeSet,
@@ -186,6 +258,11 @@ impl AuthorizationRequest {
             uri: self.redirect_uri.clone(),
             mode: self.response_mode,
             state: self.state.clone(),
+            client_id: self.client_id.clone(),
+            signing_alg: self
+                .response_signing_alg
+                .parse()
+                .unwrap_or(SigningAlg::RS256),
         }
     }
 
@@ -242,8 +319,10 @@ pub(crate) async fn validate(
         uri: redirect_uri.clone(),
         mode: mode.unwrap_or(ResponseMode::Query),
         state,
+        client_id: client.client_id.clone(),
+        signing_alg: client.metadata.authorization_alg(),
     };
-    let fail = |e: OAuthError| AuthorizeError::Redirect(redirect.clone(), e);
+    let fail = |e: OAuthError| AuthorizeError::Redirect(Box::new(redirect.clone()), e);
     // RFC 9126 §5, §6: the server or the client may require every request to be pushed.
     if via == RequestVia::Query
         && (p.config.require_pushed_requests
@@ -311,6 +390,7 @@ pub(crate) async fn validate(
         redirect_uri,
         redirect_uri_given,
         response_mode: redirect.mode,
+        response_signing_alg: redirect.signing_alg.as_str().to_owned(),
         state: redirect.state.clone(),
         nonce: bounded("nonce").map_err(fail)?,
         scopes,
@@ -379,6 +459,8 @@ mod tests {
                 uri: "https://rp.example/cb".into(),
                 mode: ResponseMode::Query,
                 state: None,
+                client_id: ClientId::new("rp"),
+                signing_alg: SigningAlg::RS256,
             },
             params: vec![("code", "the-authorization-code-value".into())],
         };

@@ -44,10 +44,12 @@ pub(crate) async fn parameters(
             .flatten()
             .filter(|s| s.len() <= super::MAX_STATE)
             .map(str::to_owned),
+        client_id: client.client_id.clone(),
+        signing_alg: client.metadata.authorization_alg(),
     };
     let params = request_object::parameters(p, &client, request)
         .await
-        .map_err(|e| AuthorizeError::Redirect(redirect, e))?;
+        .map_err(|e| AuthorizeError::Redirect(Box::new(redirect), e))?;
     Ok((params, RequestVia::Query))
 }
 
