@@ -57,7 +57,8 @@ struct PendingLogin {
     pushed: Option<(String, Vec<(String, String)>)>,
 }
 
-/// `/demo`'s query: `?via=par` pushes the authorization request first (RFC 9126).
+/// `/demo`'s query: `?via=par` pushes the authorization request first (RFC 9126); `?via=jarm`
+/// asks for the response as a signed JWT (JARM, `response_mode=query.jwt`).
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct StartQuery {
     via: Option<String>,
@@ -75,13 +76,14 @@ pub(crate) async fn start(
     Extension(session): Extension<Session>,
     query: Result<Query<StartQuery>, QueryRejection>,
 ) -> Response {
-    let pushed = match query {
-        Ok(Query(StartQuery { via: None })) => false,
-        Ok(Query(StartQuery { via: Some(via) })) if via == "par" => true,
+    let (pushed, jarm) = match query {
+        Ok(Query(StartQuery { via: None })) => (false, false),
+        Ok(Query(StartQuery { via: Some(via) })) if via == "par" => (true, false),
+        Ok(Query(StartQuery { via: Some(via) })) if via == "jarm" => (false, true),
         _ => {
             return Failure::request(
                 "Unknown option",
-                "Use /demo, or /demo?via=par to push the request first.",
+                "Use /demo, /demo?via=par to push the request first, or /demo?via=jarm for a signed response.",
             )
             .into_response();
         }
@@ -107,6 +109,7 @@ pub(crate) async fn start(
     ]
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .chain(jarm.then(|| ("response_mode".to_owned(), "query.jwt".to_owned())))
     .collect();
     let browser_params = if pushed {
         let (endpoint, request_uri) = match push(&app, &params).await {
@@ -196,6 +199,78 @@ pub(crate) struct CallbackQuery {
     iss: Option<String>,
     error: Option<String>,
     error_description: Option<String>,
+    /// JARM: the whole response as one signed JWT.
+    response: Option<String>,
+}
+
+/// A JARM response, verified: its claims as the callback's parameters, and its decoded header
+/// and claims for the result page.
+struct JarmResponse {
+    query: CallbackQuery,
+    header: String,
+    claims: String,
+}
+
+/// Verifies a JARM response JWT (JARM §2.4): the provider's signature from its published keys,
+/// `iss` the provider, `aud` this client, `exp` in the future.
+async fn verify_jarm(app: &AppState, jwt: &str) -> Result<JarmResponse, Failure> {
+    let bad = |detail: String| Failure::provider_msg("The signed response is invalid", detail);
+    let discovery: Value = app
+        .http
+        .get(format!("{}/.well-known/openid-configuration", app.issuer))
+        .send()
+        .await
+        .map_err(|e| Failure::provider("Discovery failed", &e))?
+        .json()
+        .await
+        .map_err(|e| Failure::provider("Discovery failed", &e))?;
+    let jwks_uri = discovery
+        .get("jwks_uri")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("Discovery lists no jwks_uri.".into()))?;
+    let jwks: jsonwebtoken::jwk::JwkSet = app
+        .http
+        .get(jwks_uri)
+        .send()
+        .await
+        .map_err(|e| Failure::provider("Fetching the provider's keys failed", &e))?
+        .json()
+        .await
+        .map_err(|e| Failure::provider("Fetching the provider's keys failed", &e))?;
+    let header = jsonwebtoken::decode_header(jwt).map_err(|e| bad(e.to_string()))?;
+    // This client registered no authorization_signed_response_alg: JARM's default, RS256.
+    if header.alg != jsonwebtoken::Algorithm::RS256 {
+        return Err(bad(format!("signed with {:?}, not RS256", header.alg)));
+    }
+    let jwk = header
+        .kid
+        .as_deref()
+        .and_then(|kid| jwks.find(kid))
+        .ok_or_else(|| bad("no published key has the response's kid".into()))?;
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).map_err(|e| bad(e.to_string()))?;
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&[DEMO_CLIENT_ID]);
+    validation.set_issuer(&[&*app.issuer]);
+    let claims: Value = jsonwebtoken::decode(jwt, &key, &validation)
+        .map_err(|e| bad(e.to_string()))?
+        .claims;
+    let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
+    let mut shown = claims.clone();
+    if let Some(Value::String(code)) = shown.get_mut("code") {
+        *code = truncate(code);
+    }
+    Ok(JarmResponse {
+        query: CallbackQuery {
+            code: text("code"),
+            state: text("state"),
+            iss: text("iss"),
+            error: text("error"),
+            error_description: text("error_description"),
+            response: None,
+        },
+        header: jose_header(jwt),
+        claims: pretty(&shown),
+    })
 }
 
 /// Why the callback could not finish, shown as a page.
@@ -269,6 +344,10 @@ fn describe(error: &dyn StdError) -> String {
 struct ResultPage {
     name: String,
     subject: String,
+    /// Step 3, with a JARM response: its JOSE header and its claims (the code shortened);
+    /// empty otherwise.
+    jarm_header: String,
+    jarm_claims: String,
     /// Step 1, with a pushed request: where it was pushed and its parameters (RFC 9126);
     /// empty otherwise.
     par_endpoint: String,
@@ -318,6 +397,14 @@ async fn finish(
     session: &Session,
     query: CallbackQuery,
 ) -> Result<ResultPage, Failure> {
+    // JARM: the parameters are claims of one signed JWT, believed only once it verifies.
+    let (query, jarm) = match query.response.clone() {
+        Some(jwt) => {
+            let verified = verify_jarm(app, &jwt).await?;
+            (verified.query, Some((verified.header, verified.claims)))
+        }
+        None => (query, None),
+    };
     // The flow this response answers, found by its state and taken out of the session, so a
     // replayed callback finds nothing to complete.
     let mut all: Vec<PendingLogin> = session
@@ -467,7 +554,10 @@ async fn finish(
 
     let (authorize_endpoint, authorize_params) = request_parts(&pending.authorize_url);
     let (par_endpoint, pushed_params) = pending.pushed.unwrap_or_default();
+    let (jarm_header, jarm_claims) = jarm.unwrap_or_default();
     Ok(ResultPage {
+        jarm_header,
+        jarm_claims,
         par_endpoint,
         pushed_params,
         name: userinfo

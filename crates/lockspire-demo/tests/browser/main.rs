@@ -489,3 +489,52 @@ async fn the_demo_pushes_its_request_first_and_the_browser_carries_only_a_refere
     b.screenshot("verified-claims").await.expect("screenshot");
     b.close().await;
 }
+
+#[tokio::test]
+async fn the_demo_asks_for_a_signed_response_and_verifies_it_before_reading_the_code() {
+    let _one = ONE_BROWSER.lock().await;
+    let Some(mut b) = browser("demo-signed-response").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let issuer = start_demo(&dir).await;
+    sign_in_with_the_form(&b, &issuer).await;
+
+    // JARM: the home page's link asks for response_mode=query.jwt; the callback receives one
+    // signed JWT and shows it verified.
+    b.goto(&format!("{issuer}/")).await.expect("home");
+    b.click("a[href='/demo?via=jarm']")
+        .await
+        .expect("the signed-response link");
+    b.wait_for_path("/consent").await.expect("consent page");
+    b.click("button[name=decision][value=allow]")
+        .await
+        .expect("allow");
+    let landed = b.wait_for_path("/demo/callback").await.expect("callback");
+    let query: Vec<String> = landed.query_pairs().map(|(k, _)| k.into_owned()).collect();
+    assert_eq!(query, vec!["response"], "only the JWT came back: {landed}");
+    let header = json_at(&b, "#jarm-header").await;
+    assert_eq!(header["alg"], "RS256");
+    let claims = json_at(&b, "#jarm-claims").await;
+    assert_eq!(claims["iss"], issuer.as_str());
+    assert_eq!(claims["aud"], "lockspire-demo");
+    assert!(
+        claims["code"].is_string() && claims["state"].is_string(),
+        "{claims}"
+    );
+    let id = json_at(&b, "#id-token-claims").await;
+    assert_eq!(id["name"], "Alice Example", "the code inside redeemed");
+    b.screenshot("verified-signed-response")
+        .await
+        .expect("screenshot");
+
+    // A response JWT that does not verify is refused before anything in it is used.
+    b.goto(&format!(
+        "{issuer}/demo/callback?response=eyJhbGciOiJSUzI1NiJ9.eyJjb2RlIjoieCJ9.c2ln"
+    ))
+    .await
+    .expect("forged callback");
+    let page = b.text("main").await.expect("page");
+    assert!(page.contains("The signed response is invalid"), "{page}");
+    b.close().await;
+}
