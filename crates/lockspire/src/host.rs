@@ -88,12 +88,19 @@ pub struct Context {
     pub force_login: bool,
     /// True when the client asked the user to choose an account (`prompt=select_account`).
     pub select_account: bool,
+    /// True when the client asked for the account-creation page (`prompt=create`, OpenID
+    /// Connect Initiating User Registration §3). A host without one shows its sign-in page.
+    pub create_account: bool,
     /// `login_hint` from the request (OIDC Core §3.1.2.1), untrusted.
     pub login_hint: Option<String>,
-    /// Requested `acr_values`, in order of preference.
+    /// Requested authentication context classes, in order of preference: `acr_values`, then
+    /// the values the `claims` request names for `acr` (OIDC Core §3.1.2.1, §5.5.1.1). Report
+    /// the one achieved in [`SignedIn::acr`].
     pub acr_values: Vec<String>,
-    /// Preferred UI languages (`ui_locales`).
+    /// Preferred UI languages (`ui_locales`, OIDC Core §3.1.2.1).
     pub ui_locales: Vec<String>,
+    /// Preferred languages of the claims returned (`claims_locales`, OIDC Core §5.2).
+    pub claims_locales: Vec<String>,
 }
 
 /// Where to send the browser.
@@ -233,6 +240,9 @@ pub struct ConsentPage {
     /// parameter (§5.5), beyond what the scopes release. The page must show them: approving
     /// the page releases them.
     pub claims: Vec<String>,
+    /// The user's preferred languages (`ui_locales`, OIDC Core §3.1.2.1), for a renderer that
+    /// translates.
+    pub ui_locales: Vec<String>,
 }
 
 impl std::fmt::Debug for ConsentPage {

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{Consent, Outcome, Pkce};
-use serde_json::json;
+use serde_json::{Value, json};
 
 on_both_stores! {
     async fn unknown_client_gets_an_error_page_never_a_redirect(h) {
@@ -353,4 +353,31 @@ async fn hosts_render_their_own_consent_page() {
         )
         .await;
     assert!(done.redirect_params().contains_key("code"));
+}
+
+on_both_stores! {
+    async fn the_host_hears_the_acr_locales_and_account_pages_the_client_asked_for(h) {
+        let client = h.confidential_client(json!({})).await;
+        let pkce = Pkce::new();
+        let claims = json!({"id_token": {"acr": {"essential": true, "values": ["urn:mfa", "urn:pwd"]}}}).to_string();
+        let url = h.authorize_url(&client, "openid", &pkce, &[
+            ("acr_values", "urn:pwd urn:hw"), ("ui_locales", "fr-CA fr"), ("claims_locales", "de"),
+            ("prompt", "create select_account"), ("claims", &claims),
+        ]);
+        let outcome = h.browser(None).run(&url, &client.redirect_uri, Consent::Allow).await;
+        let Outcome::Login(login) = outcome else { panic!("the host's sign-in page, got {outcome:?}") };
+        let told: std::collections::HashMap<String, String> = url::Url::parse(&login).expect("url").query_pairs().into_owned().collect();
+        assert_eq!(told["acr"], "urn:pwd urn:hw urn:mfa", "acr_values first, then the claims request's");
+        assert_eq!(told["ui_locales"], "fr-CA fr");
+        assert_eq!(told["claims_locales"], "de");
+        assert_eq!(told["create"], "1");
+        assert_eq!(told["select"], "1");
+
+        // prompt=none asks for no page at all, so it cannot ask for the account-creation page.
+        let url = h.authorize_url(&client, "openid", &pkce, &[("prompt", "none create")]);
+        let outcome = h.browser(Some("alice")).run(&url, &client.redirect_uri, Consent::Allow).await;
+        assert_eq!(outcome.redirect_params().get("error").map(String::as_str), Some("invalid_request"));
+        let doc: Value = h.http().get(h.url("/.well-known/openid-configuration")).send().await.expect("discovery").json().await.expect("json");
+        assert!(doc["prompt_values_supported"].as_array().expect("prompts").iter().any(|p| p == "create"));
+    }
 }

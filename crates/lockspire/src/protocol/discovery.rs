@@ -70,7 +70,7 @@ pub(crate) fn document(config: &Config, keys: &KeyRing) -> Value {
         "claims_supported": claims,
         "claims_parameter_supported": true,
         "claim_types_supported": ["normal"],
-        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account", "create"],
         "request_parameter_supported": REQUEST_BY_VALUE,
         "request_object_signing_alg_values_supported": super::client::REQUEST_OBJECT_ALGS,
         "request_uri_parameter_supported": REQUEST_BY_REFERENCE,

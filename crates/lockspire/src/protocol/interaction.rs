@@ -52,6 +52,8 @@ pub(crate) struct ConsentView {
     pub(crate) resources: Vec<String>,
     /// Standard claims asked for beyond the scopes (OIDC Core §5.5).
     pub(crate) claims: Vec<String>,
+    /// The user's preferred languages (`ui_locales`).
+    pub(crate) ui_locales: Vec<String>,
 }
 
 fn expired() -> AuthorizeError {
@@ -78,9 +80,11 @@ fn context(p: &Provider, pending: &Pending) -> Context {
         return_to: Some(resume_url(p, &pending.id)),
         force_login: false,
         select_account: req.prompt.select_account,
+        create_account: req.prompt.create,
         login_hint: req.login_hint.clone(),
-        acr_values: req.acr_values.clone(),
+        acr_values: req.requested_acr(),
         ui_locales: req.ui_locales.clone(),
+        claims_locales: req.claims_locales.clone(),
     }
 }
 
@@ -294,6 +298,7 @@ pub(crate) async fn consent_view(
         scopes: pending.request.scopes.to_vec(),
         resources: pending.request.resources.clone(),
         claims: pending.request.claims_beyond_scopes(),
+        ui_locales: pending.request.ui_locales.clone(),
     })
 }
 

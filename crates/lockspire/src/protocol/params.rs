@@ -19,6 +19,7 @@ const KNOWN: &[&str] = &[
     "access_token",
     "acr_values",
     "claims",
+    "claims_locales",
     "client_assertion",
     "client_assertion_type",
     "client_id",

@@ -195,6 +195,7 @@ pub(crate) async fn consent_page(State(p): State<Arc<Provider>>, req: Request<Bo
                     .collect(),
                 resources: view.resources,
                 claims: view.claims,
+                ui_locales: view.ui_locales,
             };
             match &p.consent {
                 Some(host) => render_host_consent(host.as_ref(), &page),

@@ -112,6 +112,12 @@ impl AccountResolver for TestResolver {
         let q: String = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("return_to", &return_to)
             .append_pair("force", if ctx.force_login { "1" } else { "0" })
+            // What else the host is told, for the tests that check it.
+            .append_pair("acr", &ctx.acr_values.join(" "))
+            .append_pair("ui_locales", &ctx.ui_locales.join(" "))
+            .append_pair("claims_locales", &ctx.claims_locales.join(" "))
+            .append_pair("create", if ctx.create_account { "1" } else { "0" })
+            .append_pair("select", if ctx.select_account { "1" } else { "0" })
             .finish();
         InteractionResult::Redirect(format!("/test-login?{q}"))
     }

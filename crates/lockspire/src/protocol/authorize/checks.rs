@@ -101,6 +101,7 @@ pub(super) fn check_prompt(params: &dyn ParameterSource) -> Result<Prompt, OAuth
             "login" => prompt.login = true,
             "consent" => prompt.consent = true,
             "select_account" => prompt.select_account = true,
+            "create" => prompt.create = true,
             _ => {
                 return Err(OAuthError::invalid_request(
                     "prompt has a value that is not supported",
@@ -109,7 +110,7 @@ pub(super) fn check_prompt(params: &dyn ParameterSource) -> Result<Prompt, OAuth
             }
         }
     }
-    if prompt.none && (prompt.login || prompt.consent || prompt.select_account) {
+    if prompt.none && (prompt.login || prompt.consent || prompt.select_account || prompt.create) {
         return Err(OAuthError::invalid_request(
             "prompt=none cannot be combined with other values",
         ));

@@ -223,6 +223,9 @@ pub(crate) struct Prompt {
     pub(crate) login: bool,
     pub(crate) consent: bool,
     pub(crate) select_account: bool,
+    /// OpenID Connect Initiating User Registration §3: the user wants to create an account.
+    #[serde(default)]
+    pub(crate) create: bool,
 }
 
 /// A validated authorization request, as stored with its interaction.
@@ -246,6 +249,9 @@ pub(crate) struct AuthorizationRequest {
     pub(crate) login_hint: Option<String>,
     pub(crate) acr_values: Vec<String>,
     pub(crate) ui_locales: Vec<String>,
+    /// OIDC Core §5.2: preferred languages of the claims returned.
+    #[serde(default)]
+    pub(crate) claims_locales: Vec<String>,
     pub(crate) claims: Option<Value>,
     /// The subject of a verified `id_token_hint`.
     pub(crate) hint_subject: Option<String>,
@@ -266,6 +272,29 @@ impl AuthorizationRequest {
         }
     }
 
+    /// The `acr` values the host is asked for, in order of preference: `acr_values`, then those
+    /// the `claims` request names for the ID token's `acr` (OIDC Core §5.5.1.1).
+    pub(crate) fn requested_acr(&self) -> Vec<String> {
+        let mut out = self.acr_values.clone();
+        let acr = self
+            .claims
+            .as_ref()
+            .and_then(|c| c.get("id_token"))
+            .and_then(|t| t.get("acr"));
+        let named = acr
+            .and_then(|a| a.get("values"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .chain(acr.and_then(|a| a.get("value")));
+        for value in named.filter_map(Value::as_str) {
+            if !out.iter().any(|v| v == value) {
+                out.push(value.to_owned());
+            }
+        }
+        out
+    }
+
     /// The standard claims this request's `claims` parameter asks for beyond its scopes: the
     /// user must approve them (OIDC Core §5.5) before any is released.
     pub(crate) fn claims_beyond_scopes(&self) -> Vec<String> {
@@ -279,7 +308,8 @@ impl AuthorizationRequest {
 /// `state` is echoed to the client; clients that keep more than this in it should keep it on
 /// their side and send a reference.
 pub(crate) const MAX_STATE: usize = 1024;
-/// Cap for `nonce` (OIDC Core §3.1.2.1), `login_hint`, `acr_values` and `ui_locales`.
+/// Cap for `nonce` (OIDC Core §3.1.2.1), `login_hint`, `acr_values`, `ui_locales` and
+/// `claims_locales`.
 pub(crate) const MAX_SHORT_VALUE: usize = 512;
 /// Cap for the `claims` request (OIDC Core §5.5): every standard claim, in both members, with
 /// room to spare.
@@ -401,6 +431,7 @@ pub(crate) async fn validate(
         login_hint: bounded("login_hint").map_err(fail)?,
         acr_values: list("acr_values").map_err(fail)?,
         ui_locales: list("ui_locales").map_err(fail)?,
+        claims_locales: list("claims_locales").map_err(fail)?,
         claims,
         hint_subject,
     };
