@@ -146,18 +146,23 @@ pub(crate) async fn start(
     see_other(&location)
 }
 
-/// Pushes the authorization request (RFC 9126 §2) to the endpoint discovery names, as a
-/// public client identified by its `client_id`; returns the endpoint and the `request_uri`.
-async fn push(app: &AppState, params: &[(String, String)]) -> Result<(String, String), Failure> {
-    let discovery: Value = app
-        .http
+/// The provider's metadata (OpenID Connect Discovery §4), as JSON: the fields the demo reads
+/// beyond what the client library knows.
+async fn discovery(app: &AppState) -> Result<Value, Failure> {
+    app.http
         .get(format!("{}/.well-known/openid-configuration", app.issuer))
         .send()
         .await
         .map_err(|e| Failure::provider("Discovery failed", &e))?
         .json()
         .await
-        .map_err(|e| Failure::provider("Discovery failed", &e))?;
+        .map_err(|e| Failure::provider("Discovery failed", &e))
+}
+
+/// Pushes the authorization request (RFC 9126 §2) to the endpoint discovery names, as a
+/// public client identified by its `client_id`; returns the endpoint and the `request_uri`.
+async fn push(app: &AppState, params: &[(String, String)]) -> Result<(String, String), Failure> {
+    let discovery = discovery(app).await?;
     let endpoint = discovery
         .get("pushed_authorization_request_endpoint")
         .and_then(Value::as_str)
@@ -215,15 +220,7 @@ struct JarmResponse {
 /// `iss` the provider, `aud` this client, `exp` in the future.
 async fn verify_jarm(app: &AppState, jwt: &str) -> Result<JarmResponse, Failure> {
     let bad = |detail: String| Failure::provider_msg("The signed response is invalid", detail);
-    let discovery: Value = app
-        .http
-        .get(format!("{}/.well-known/openid-configuration", app.issuer))
-        .send()
-        .await
-        .map_err(|e| Failure::provider("Discovery failed", &e))?
-        .json()
-        .await
-        .map_err(|e| Failure::provider("Discovery failed", &e))?;
+    let discovery = discovery(app).await?;
     let jwks_uri = discovery
         .get("jwks_uri")
         .and_then(Value::as_str)

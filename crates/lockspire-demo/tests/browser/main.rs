@@ -453,25 +453,13 @@ async fn sign_in_started_in_two_tabs_completes_in_both() {
 #[tokio::test]
 async fn the_demo_pushes_its_request_first_and_the_browser_carries_only_a_reference() {
     let _one = ONE_BROWSER.lock().await;
-    let Some(mut b) = browser("demo-pushed-request").await else {
-        return;
-    };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let issuer = start_demo(&dir).await;
-    sign_in_with_the_form(&b, &issuer).await;
-
     // The home page offers the pushed flow; following its link, the client pushes the request
     // (RFC 9126) and the browser reaches the consent page with a request_uri alone.
-    b.goto(&format!("{issuer}/")).await.expect("home");
-    b.click("a[href='/demo?via=par']")
-        .await
-        .expect("the pushed-request link");
-    b.wait_for_path("/consent").await.expect("consent page");
-    b.screenshot("consent").await.expect("screenshot");
-    b.click("button[name=decision][value=allow]")
-        .await
-        .expect("allow");
-    b.wait_for_path("/demo/callback").await.expect("callback");
+    let Some((mut b, issuer, _dir, _)) =
+        demo_variant_from_home("demo-pushed-request", "/demo?via=par").await
+    else {
+        return;
+    };
     b.find("#step-push").await.expect("the push is explained");
     let pushed = b.text("#pushed-params").await.expect("pushed parameters");
     for name in ["redirect_uri", "code_challenge", "nonce", "scope"] {
@@ -493,24 +481,13 @@ async fn the_demo_pushes_its_request_first_and_the_browser_carries_only_a_refere
 #[tokio::test]
 async fn the_demo_asks_for_a_signed_response_and_verifies_it_before_reading_the_code() {
     let _one = ONE_BROWSER.lock().await;
-    let Some(mut b) = browser("demo-signed-response").await else {
-        return;
-    };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let issuer = start_demo(&dir).await;
-    sign_in_with_the_form(&b, &issuer).await;
-
     // JARM: the home page's link asks for response_mode=query.jwt; the callback receives one
     // signed JWT and shows it verified.
-    b.goto(&format!("{issuer}/")).await.expect("home");
-    b.click("a[href='/demo?via=jarm']")
-        .await
-        .expect("the signed-response link");
-    b.wait_for_path("/consent").await.expect("consent page");
-    b.click("button[name=decision][value=allow]")
-        .await
-        .expect("allow");
-    let landed = b.wait_for_path("/demo/callback").await.expect("callback");
+    let Some((mut b, issuer, _dir, landed)) =
+        demo_variant_from_home("demo-signed-response", "/demo?via=jarm").await
+    else {
+        return;
+    };
     let query: Vec<String> = landed.query_pairs().map(|(k, _)| k.into_owned()).collect();
     assert_eq!(query, vec!["response"], "only the JWT came back: {landed}");
     let header = json_at(&b, "#jarm-header").await;
@@ -537,4 +514,33 @@ async fn the_demo_asks_for_a_signed_response_and_verifies_it_before_reading_the_
     let page = b.text("main").await.expect("page");
     assert!(page.contains("The signed response is invalid"), "{page}");
     b.close().await;
+}
+
+/// A fresh demo with alice signed in through its form, then one of the home page's demo links
+/// followed through the consent page to the callback. Returns the browser, the issuer, the
+/// demo's data folder (kept until the test ends) and the callback's URL.
+async fn demo_variant_from_home(
+    test: &str,
+    link: &str,
+) -> Option<(
+    lockspire_browser::Browser,
+    String,
+    tempfile::TempDir,
+    url::Url,
+)> {
+    let mut b = browser(test).await?;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let issuer = start_demo(&dir).await;
+    sign_in_with_the_form(&b, &issuer).await;
+    b.goto(&format!("{issuer}/")).await.expect("home");
+    b.click(&format!("a[href='{link}']"))
+        .await
+        .expect("the demo link on the home page");
+    b.wait_for_path("/consent").await.expect("consent page");
+    b.screenshot("consent").await.expect("screenshot");
+    b.click("button[name=decision][value=allow]")
+        .await
+        .expect("allow");
+    let landed = b.wait_for_path("/demo/callback").await.expect("callback");
+    Some((b, issuer, dir, landed))
 }

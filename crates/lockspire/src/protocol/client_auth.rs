@@ -10,6 +10,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 
 use super::client::ASSERTION_ALGS;
+use super::jti::{JtiUse, first_use};
 use super::params::Params;
 use crate::jose::MAX_JWT_LEN;
 use crate::model::client::{AuthMethod, ClientId};
@@ -463,29 +464,26 @@ async fn verify_assertion(
     {
         return Err(Ok(fail("assertion issued in the future", Some(&client_id))));
     }
-    let Some(jti) = claims
-        .get("jti")
-        .and_then(Value::as_str)
-        .filter(|j| !j.is_empty() && j.len() <= 256)
-    else {
-        return Err(Ok(fail("assertion without a usable jti", Some(&client_id))));
-    };
-    let fresh = p
-        .store
-        .record_once(
-            "client_assertion",
-            &format!("{client_id}\u{0}{jti}"),
-            // Remembered one second past the last instant it is accepted (exp + leeway).
-            exp.saturating_add(leeway + 1),
-            now,
-        )
-        .await
-        .map_err(|e| Err(e.into()))?;
-    if !fresh {
-        return Err(Ok(fail(
-            "assertion replayed (jti already used)",
-            Some(&client_id),
-        )));
+    match first_use(
+        p,
+        "client_assertion",
+        &client_id,
+        &claims,
+        exp.saturating_add(leeway),
+    )
+    .await
+    .map_err(|e| Err(e.into()))?
+    {
+        JtiUse::First => {}
+        JtiUse::Unusable => {
+            return Err(Ok(fail("assertion without a usable jti", Some(&client_id))));
+        }
+        JtiUse::Replayed => {
+            return Err(Ok(fail(
+                "assertion replayed (jti already used)",
+                Some(&client_id),
+            )));
+        }
     }
     Ok(AuthenticatedClient {
         record,

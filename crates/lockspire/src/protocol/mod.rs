@@ -11,6 +11,7 @@ pub(crate) mod error;
 pub(crate) mod id_token;
 pub(crate) mod interaction;
 pub(crate) mod introspect;
+pub(crate) mod jti;
 pub(crate) mod jwks_cache;
 pub(crate) mod maintenance;
 pub(crate) mod mtls_auth;

@@ -16,6 +16,7 @@ use serde_json::Value;
 use super::client::REQUEST_OBJECT_ALGS;
 use super::client_auth::alg_name;
 use super::error::{ErrorCode, OAuthError};
+use super::jti::{JtiUse, first_use};
 use super::params::Params;
 use super::provider::Provider;
 use crate::jose::MAX_JWT_LEN;
@@ -114,23 +115,20 @@ pub(crate) async fn parameters(
             "client_id in the request object names another client",
         ));
     }
-    let jti = claims
-        .get("jti")
-        .and_then(Value::as_str)
-        .filter(|j| !j.is_empty() && j.len() <= 256)
-        .ok_or_else(|| invalid("request object without a usable jti"))?;
-    let fresh = p
-        .store
-        .record_once(
-            "request_object",
-            &format!("{client_id}\u{0}{jti}"),
-            // Remembered one second past the last instant it is accepted.
-            exp.saturating_add(LEEWAY + 1),
-            now,
-        )
-        .await?;
-    if !fresh {
-        return Err(invalid("request object replayed (its jti was seen before)"));
+    match first_use(
+        p,
+        "request_object",
+        client_id,
+        &claims,
+        exp.saturating_add(LEEWAY),
+    )
+    .await?
+    {
+        JtiUse::First => {}
+        JtiUse::Unusable => return Err(invalid("request object without a usable jti")),
+        JtiUse::Replayed => {
+            return Err(invalid("request object replayed (its jti was seen before)"));
+        }
     }
     to_params(client_id, &claims)
 }
