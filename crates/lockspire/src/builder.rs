@@ -75,6 +75,7 @@ pub struct Builder {
     resources: Vec<String>,
     offline_access_required: bool,
     require_pushed_requests: bool,
+    pushed_unregistered_redirect_uris: bool,
     dev_mode: bool,
     registration_rules: RegistrationRules,
     mtls: Option<MtlsConfig>,
@@ -111,6 +112,7 @@ impl Builder {
             resources: Vec::new(),
             offline_access_required: true,
             require_pushed_requests: false,
+            pushed_unregistered_redirect_uris: false,
             dev_mode: false,
             registration_rules: RegistrationRules::default(),
             mtls: None,
@@ -229,6 +231,16 @@ impl Builder {
     /// Default: off (a client can still require it for itself in its metadata, §6).
     pub fn require_pushed_authorization_requests(mut self, required: bool) -> Self {
         self.require_pushed_requests = required;
+        self
+    }
+
+    /// Lets a confidential client's pushed request name a redirect URI it did not register
+    /// (RFC 9126 §2.4): the client authenticated when it pushed, so the URI is its own word, and
+    /// it still has to be a well-formed redirect URI (https, loopback http, or a reverse-domain
+    /// scheme; no fragment, no wildcard). Requests sent through the browser, and public
+    /// clients' pushes, still match registered URIs exactly. Default: off.
+    pub fn allow_unregistered_redirect_uris_in_pushed_requests(mut self, allowed: bool) -> Self {
+        self.pushed_unregistered_redirect_uris = allowed;
         self
     }
 
@@ -395,6 +407,7 @@ impl Builder {
             extra_scopes: self.extra_scopes,
             offline_access_required: self.offline_access_required,
             require_pushed_requests: self.require_pushed_requests,
+            pushed_unregistered_redirect_uris: self.pushed_unregistered_redirect_uris,
             dev_mode: self.dev_mode,
             registration_rules: self.registration_rules,
             mtls_enabled: self.mtls.is_some(),

@@ -226,6 +226,9 @@ pub struct Config {
     pub(crate) audit_retention: i64,
     /// Every client must push its authorization requests (RFC 9126 §5).
     pub(crate) require_pushed_requests: bool,
+    /// A pushed request of a confidential client may name a redirect URI it did not register
+    /// (RFC 9126 §2.4).
+    pub(crate) pushed_unregistered_redirect_uris: bool,
 }
 
 /// Scopes every issuer knows: OpenID Connect's (OIDC Core §5.4, §11).

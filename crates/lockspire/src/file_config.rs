@@ -55,6 +55,10 @@ pub struct FileConfig {
     /// Every client must push its authorization requests first (RFC 9126 §5).
     #[serde(default)]
     pub require_pushed_authorization_requests: bool,
+    /// A confidential client's pushed request may name a redirect URI it did not register
+    /// (RFC 9126 §2.4).
+    #[serde(default)]
+    pub pushed_requests_allow_unregistered_redirect_uris: bool,
     /// Seconds a pushed request's `request_uri` stays usable (5 to 600; RFC 9126 §2.2).
     #[serde(default = "default_pushed_request_lifetime_secs")]
     pub pushed_request_lifetime_secs: i64,
@@ -279,6 +283,9 @@ impl FileConfig {
             ))
             .database_pool(self.database_pool.settings())
             .require_pushed_authorization_requests(self.require_pushed_authorization_requests)
+            .allow_unregistered_redirect_uris_in_pushed_requests(
+                self.pushed_requests_allow_unregistered_redirect_uris,
+            )
             .lifetimes(crate::config::Lifetimes {
                 pushed_request: self.pushed_request_lifetime_secs,
                 ..Default::default()

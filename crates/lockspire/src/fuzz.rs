@@ -178,6 +178,7 @@ fn config() -> &'static Config {
             resources: Vec::new(),
             audit_retention: 86_400,
             require_pushed_requests: false,
+            pushed_unregistered_redirect_uris: false,
         })
     });
     match config {

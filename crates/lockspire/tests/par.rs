@@ -335,3 +335,76 @@ async fn a_pushed_request_lifetime_outside_five_to_six_hundred_seconds_is_refuse
         assert!(built.is_err(), "{seconds} s accepted");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_may_let_confidential_clients_push_an_unregistered_redirect_uri() {
+    let h = Harness::start_with(common::Backend::Sqlite, |b| {
+        b.allow_unregistered_redirect_uris_in_pushed_requests(true)
+    })
+    .await;
+    let client = h.confidential_client(json!({})).await;
+    let elsewhere = TestClient {
+        redirect_uri: "https://rp.example/elsewhere".into(),
+        ..client.clone()
+    };
+    let pkce = Pkce::new();
+    // RFC 9126 §2.4: the authenticated push carries the redirect URI.
+    let uri = request_uri(&push(&h, &client, &authorization(&elsewhere, &pkce, &[])).await);
+    let outcome = h
+        .browser(Some("alice"))
+        .run(
+            &authorize_with(&h, &client.id, &uri, &[]),
+            &elsewhere.redirect_uri,
+            Consent::Allow,
+        )
+        .await;
+    let code = outcome
+        .redirect_params()
+        .get("code")
+        .expect("sent to the pushed redirect URI")
+        .clone();
+    let tokens = h.redeem(&elsewhere, &code, &pkce.verifier).await;
+    assert_eq!(tokens.status, 200, "{}", tokens.text);
+
+    // Still a well-formed redirect URI.
+    for bad in [
+        "http://rp.example/cb",
+        "https://rp.example/cb#f",
+        "https://*.example/cb",
+    ] {
+        let bad_client = TestClient {
+            redirect_uri: bad.into(),
+            ..client.clone()
+        };
+        let reply = push(&h, &client, &authorization(&bad_client, &pkce, &[])).await;
+        assert_eq!(
+            (reply.status.as_u16(), reply.error()),
+            (400, "invalid_request"),
+            "{bad}"
+        );
+    }
+    // Through the browser, the registration still decides.
+    let outcome = h
+        .browser(Some("alice"))
+        .run(
+            &h.authorize_url(&elsewhere, "openid", &pkce, &[]),
+            &elsewhere.redirect_uri,
+            Consent::Allow,
+        )
+        .await;
+    assert!(
+        matches!(outcome, Outcome::Page(status, _) if status.as_u16() == 400),
+        "{outcome:?}"
+    );
+    // A public client proves nothing when it pushes: its registration still decides.
+    let public = h.public_client(json!({})).await;
+    let public_elsewhere = TestClient {
+        redirect_uri: "https://rp.example/elsewhere".into(),
+        ..public.clone()
+    };
+    let reply = push(&h, &public, &authorization(&public_elsewhere, &pkce, &[])).await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.error()),
+        (400, "invalid_request")
+    );
+}

@@ -334,7 +334,13 @@ pub(crate) async fn validate(
     via: RequestVia,
 ) -> Result<(AuthorizationRequest, ClientRecord), AuthorizeError> {
     let client = check_client(p, params).await?;
-    let (redirect_uri, redirect_uri_given) = check_redirect_uri(&client, params)?;
+    // RFC 9126 §2.4: a confidential client's push may name an unregistered redirect URI, when
+    // the server allows it.
+    let unregistered_allowed = via != RequestVia::Query
+        && p.config.pushed_unregistered_redirect_uris
+        && client.metadata.token_endpoint_auth_method.is_confidential();
+    let (redirect_uri, redirect_uri_given) =
+        check_redirect_uri(&client, params, unregistered_allowed)?;
     let state = params
         .get("state")
         .ok()
@@ -463,15 +469,21 @@ async fn check_client(
 fn check_redirect_uri(
     client: &ClientRecord,
     params: &dyn ParameterSource,
+    unregistered_allowed: bool,
 ) -> Result<(String, bool), AuthorizeError> {
     match params.get("redirect_uri")? {
-        Some(requested) => client
-            .metadata
-            .match_redirect_uri(requested)
-            .map(|uri| (uri.to_owned(), true))
-            .ok_or_else(|| {
-                OAuthError::invalid_request("redirect_uri is not registered for this client").into()
-            }),
+        Some(requested) => match client.metadata.match_redirect_uri(requested) {
+            Some(uri) => Ok((uri.to_owned(), true)),
+            None if unregistered_allowed
+                && crate::protocol::client::check_redirect_uri(requested).is_ok() =>
+            {
+                Ok((requested.to_owned(), true))
+            }
+            None => Err(OAuthError::invalid_request(
+                "redirect_uri is not registered for this client",
+            )
+            .into()),
+        },
         None => match client.metadata.redirect_uris.as_slice() {
             [only] => Ok((only.clone(), false)),
             _ => Err(OAuthError::invalid_request("redirect_uri is required").into()),

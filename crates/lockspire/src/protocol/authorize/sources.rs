@@ -29,7 +29,7 @@ pub(crate) async fn parameters(
     // Until the object is verified, its errors travel as the query's own would: shown while the
     // client or its redirect URI is not verified, then sent to the verified redirect URI.
     let client = check_client(p, &query).await?;
-    let (uri, _) = check_redirect_uri(&client, &query)?;
+    let (uri, _) = check_redirect_uri(&client, &query, false)?;
     let redirect = VerifiedRedirect {
         uri,
         mode: query
