@@ -113,7 +113,7 @@ pub(crate) async fn start(
     p.store
         .insert_interaction(&record)
         .await
-        .map_err(|e| AuthorizeError::Redirect(Box::new(request.redirect()), e.into()))?;
+        .map_err(|e| AuthorizeError::Redirect(Box::new(request.redirect(&client)), e.into()))?;
     advance(
         p,
         Pending {
@@ -182,7 +182,7 @@ async fn advance(
     pending: Pending,
     parts: &mut Parts,
 ) -> Result<Step, AuthorizeError> {
-    let redirect = pending.request.redirect();
+    let redirect = pending.request.redirect(&pending.client);
     let fail = |e: OAuthError| AuthorizeError::Redirect(Box::new(redirect.clone()), e);
     let mut ctx = context(p, &pending);
     let session = p
@@ -348,7 +348,7 @@ pub(crate) async fn decide(
     if allow {
         return issue_code(p, &pending, &session, true).await;
     }
-    let redirect = pending.request.redirect();
+    let redirect = pending.request.redirect(&pending.client);
     let mut tx = p.store.begin().await.map_err(OAuthError::from)?;
     if !tx
         .complete_interaction(&pending.record.id_digest, p.now())
@@ -372,7 +372,7 @@ async fn issue_code(
     consented_now: bool,
 ) -> Result<AuthorizationResponse, AuthorizeError> {
     let req = &pending.request;
-    let redirect = req.redirect();
+    let redirect = req.redirect(&pending.client);
     let fail = |e: OAuthError| AuthorizeError::Redirect(Box::new(redirect.clone()), e);
     let now = p.now();
     let subject = session.subject.as_str();

@@ -71,8 +71,9 @@ impl Store {
     /// (PostgreSQL).
     pub async fn open_with(url: &str, pool: &DatabasePool) -> Result<Self, StoreError> {
         let db = Db::open(url, pool).await?;
-        // SQLite serves one process: its cache is trusted from the start. On PostgreSQL other
-        // processes change clients too; the cache is trusted while their changes are heard.
+        // On SQLite the cache is trusted from the start: the other processes on the file (the
+        // `lockspire` command) move the change counter, which the poller follows. On PostgreSQL
+        // the cache is trusted while the listener hears other processes' announcements.
         let clients = Arc::new(client_cache::ClientCache::new(
             db.dialect() == Dialect::Sqlite,
         ));

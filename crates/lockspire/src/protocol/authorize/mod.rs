@@ -103,6 +103,35 @@ pub(crate) struct VerifiedRedirect {
 }
 
 impl VerifiedRedirect {
+    /// The redirect to `uri`, already matched against `client`'s registration, with the
+    /// request's `response_mode` and `state`. An unsupported `response_mode` answers in the
+    /// query, and is returned as `None` for the caller to refuse there.
+    fn new(
+        client: &ClientRecord,
+        uri: String,
+        params: &dyn ParameterSource,
+    ) -> (Self, Option<ResponseMode>) {
+        let mode = params
+            .get("response_mode")
+            .ok()
+            .flatten()
+            .map_or(Some(ResponseMode::Query), ResponseMode::parse);
+        let state = params
+            .get("state")
+            .ok()
+            .flatten()
+            .filter(|s| s.len() <= MAX_STATE)
+            .map(str::to_owned);
+        let redirect = Self {
+            uri,
+            mode: mode.unwrap_or(ResponseMode::Query),
+            state,
+            client_id: client.client_id.clone(),
+            signing_alg: client.metadata.authorization_alg(),
+        };
+        (redirect, mode)
+    }
+
     pub(crate) fn uri(&self) -> &str {
         &self.uri
     }
@@ -212,10 +241,6 @@ impl AuthorizationResponse {
 /// once).
 const JARM_LIFETIME: i64 = 120;
 
-fn default_jarm_alg() -> String {
-    SigningAlg::RS256.as_str().to_owned()
-}
-
 /// Parameters OIDC Core §3.1.2.1 lets a client send to tailor the login (`prompt` values).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Prompt {
@@ -236,9 +261,6 @@ pub(crate) struct AuthorizationRequest {
     /// RFC 6749 §4.1.3: the token request must repeat `redirect_uri` only if this one had it.
     pub(crate) redirect_uri_given: bool,
     pub(crate) response_mode: ResponseMode,
-    /// The alg of a JARM response: the client's `authorization_signed_response_alg`.
-    #[serde(default = "default_jarm_alg")]
-    pub(crate) response_signing_alg: String,
     pub(crate) state: Option<String>,
     pub(crate) nonce: Option<String>,
     pub(crate) scopes: ScopeSet,
@@ -258,17 +280,15 @@ pub(crate) struct AuthorizationRequest {
 }
 
 impl AuthorizationRequest {
-    /// The verified redirect this request answers to. Only requests built by [`validate`] exist.
-    pub(crate) fn redirect(&self) -> VerifiedRedirect {
+    /// The verified redirect this request, of `client`, answers to. Only requests built by
+    /// [`validate`] exist.
+    pub(crate) fn redirect(&self, client: &ClientRecord) -> VerifiedRedirect {
         VerifiedRedirect {
             uri: self.redirect_uri.clone(),
             mode: self.response_mode,
             state: self.state.clone(),
             client_id: self.client_id.clone(),
-            signing_alg: self
-                .response_signing_alg
-                .parse()
-                .unwrap_or(SigningAlg::RS256),
+            signing_alg: client.metadata.authorization_alg(),
         }
     }
 
@@ -341,23 +361,7 @@ pub(crate) async fn validate(
         && client.metadata.token_endpoint_auth_method.is_confidential();
     let (redirect_uri, redirect_uri_given) =
         check_redirect_uri(&client, params, unregistered_allowed)?;
-    let state = params
-        .get("state")
-        .ok()
-        .flatten()
-        .filter(|s| s.len() <= MAX_STATE)
-        .map(str::to_owned);
-    let response_mode = params.get("response_mode").ok().flatten();
-    let mode = response_mode
-        .map(ResponseMode::parse)
-        .unwrap_or(Some(ResponseMode::Query));
-    let redirect = VerifiedRedirect {
-        uri: redirect_uri.clone(),
-        mode: mode.unwrap_or(ResponseMode::Query),
-        state,
-        client_id: client.client_id.clone(),
-        signing_alg: client.metadata.authorization_alg(),
-    };
+    let (redirect, mode) = VerifiedRedirect::new(&client, redirect_uri.clone(), params);
     let fail = |e: OAuthError| AuthorizeError::Redirect(Box::new(redirect.clone()), e);
     // RFC 9126 §5, §6: the server or the client may require every request to be pushed.
     if via == RequestVia::Query
@@ -426,7 +430,6 @@ pub(crate) async fn validate(
         redirect_uri,
         redirect_uri_given,
         response_mode: redirect.mode,
-        response_signing_alg: redirect.signing_alg.as_str().to_owned(),
         state: redirect.state.clone(),
         nonce: bounded("nonce").map_err(fail)?,
         scopes,

@@ -3,9 +3,7 @@
 //! query itself. Whichever it is, [`super::validate`] then checks the same rules in the same
 //! order.
 
-use super::{
-    AuthorizeError, RequestVia, ResponseMode, VerifiedRedirect, check_client, check_redirect_uri,
-};
+use super::{AuthorizeError, RequestVia, VerifiedRedirect, check_client, check_redirect_uri};
 use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::params::Params;
 use crate::protocol::provider::Provider;
@@ -30,23 +28,7 @@ pub(crate) async fn parameters(
     // client or its redirect URI is not verified, then sent to the verified redirect URI.
     let client = check_client(p, &query).await?;
     let (uri, _) = check_redirect_uri(&client, &query, false)?;
-    let redirect = VerifiedRedirect {
-        uri,
-        mode: query
-            .get("response_mode")
-            .ok()
-            .flatten()
-            .and_then(ResponseMode::parse)
-            .unwrap_or(ResponseMode::Query),
-        state: query
-            .get("state")
-            .ok()
-            .flatten()
-            .filter(|s| s.len() <= super::MAX_STATE)
-            .map(str::to_owned),
-        client_id: client.client_id.clone(),
-        signing_alg: client.metadata.authorization_alg(),
-    };
+    let (redirect, _) = VerifiedRedirect::new(&client, uri, &query);
     let params = request_object::parameters(p, &client, request)
         .await
         .map_err(|e| AuthorizeError::Redirect(Box::new(redirect), e))?;
