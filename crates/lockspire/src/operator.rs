@@ -148,8 +148,9 @@ impl Operator {
     }
 
     /// Whether this process hears the changes other processes announce on a shared PostgreSQL
-    /// database: `None` on SQLite, which has no other processes to hear; `Some(false)` while
-    /// the listening connection is down, when client lookups bypass the cache. A host may
+    /// database: `None` on SQLite, where other processes' changes are followed by polling a
+    /// counter instead; `Some(false)` while the listening connection is down, when client
+    /// lookups bypass the cache. A host may
     /// report it in its health checks.
     pub fn change_listener_connected(&self) -> Option<bool> {
         self.inner.store.change_listener_connected()

@@ -6,8 +6,8 @@
 //! `request_object_signing_alg` when it has one; `none` and shared-secret algorithms never
 //! verify. Its claims must name the client (`iss`, and `client_id` when present) and this server
 //! (`aud`), carry an `exp` in the future but at most 60 minutes ahead, an `nbf` (when present)
-//! not in the future and at most 60 minutes old, and a `jti` that is accepted once until `exp`, whichever process sees it.
-//! Then its claims are the request: every authorization parameter inside it is honoured, and
+//! not in the future and at most 60 minutes old, and a `jti` that is accepted once until `exp`,
+//! whichever process sees it. Then its claims are the request: every authorization parameter inside it is honoured, and
 //! parameters only in the query are ignored (§6.3).
 
 use jsonwebtoken::Validation;
@@ -41,8 +41,8 @@ fn invalid(reason: impl Into<std::borrow::Cow<'static, str>>) -> OAuthError {
     .with_reason(reason)
 }
 
-/// The authorization parameters `request` carries for `client`, verified; `client_id` is the
-/// one the request names outside the object.
+/// The authorization parameters the request object `request` of `client` carries, once it
+/// verifies; `client_id` among them is always `client`'s.
 pub(crate) async fn parameters(
     p: &Provider,
     client: &ClientRecord,

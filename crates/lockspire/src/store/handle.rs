@@ -145,9 +145,8 @@ impl Store {
     }
 
     /// Whether this store hears the changes other processes announce (PostgreSQL): `None` on
-    /// SQLite, which has no other processes to hear; `Some(false)` while the listening
-    /// connection is down, when client lookups bypass the cache. A host may report it in its
-    /// health checks.
+    /// SQLite, which follows them by polling a counter; `Some(false)` while the listening
+    /// connection is down, when client lookups bypass the cache.
     pub fn change_listener_connected(&self) -> Option<bool> {
         match self.db {
             #[cfg(feature = "sqlite")]
