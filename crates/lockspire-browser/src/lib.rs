@@ -65,16 +65,17 @@ pub enum BrowserError {
     /// `chromedriver` could not be started, or did not say where it listens.
     #[error("starting chromedriver: {0}")]
     Driver(String),
-    /// The WebDriver session could not be opened.
+    /// The WebDriver session could not be opened (boxed: the driver's error is large, and every
+    /// browser call returns this type).
     #[error("opening a browser session: {0}")]
-    Session(#[from] fantoccini::error::NewSessionError),
+    Session(#[source] Box<fantoccini::error::NewSessionError>),
     /// A WebDriver command failed (no such element, navigation error, …).
     #[error("{context}: {source}")]
     Command {
         /// What the test was doing.
         context: String,
-        /// What the driver answered.
-        source: fantoccini::error::CmdError,
+        /// What the driver answered (boxed, as for `Session`).
+        source: Box<fantoccini::error::CmdError>,
     },
     /// A wait ran out.
     #[error("timed out after {timeout:?}: {what}")]
@@ -94,6 +95,12 @@ pub enum BrowserError {
     },
 }
 
+impl From<fantoccini::error::NewSessionError> for BrowserError {
+    fn from(e: fantoccini::error::NewSessionError) -> Self {
+        Self::Session(Box::new(e))
+    }
+}
+
 /// Attaches what was being done to a WebDriver error.
 trait Context<T> {
     fn context(self, context: impl FnOnce() -> String) -> Result<T, BrowserError>;
@@ -103,7 +110,7 @@ impl<T> Context<T> for Result<T, fantoccini::error::CmdError> {
     fn context(self, context: impl FnOnce() -> String) -> Result<T, BrowserError> {
         self.map_err(|source| BrowserError::Command {
             context: context(),
-            source,
+            source: Box::new(source),
         })
     }
 }

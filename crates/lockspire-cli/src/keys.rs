@@ -1,7 +1,7 @@
 //! `lockspire keys …`: the signing key lifecycle.
 
 use clap::{Args, Subcommand};
-use lockspire::jose::SigningAlg;
+use lockspire::jose::KeyAlg;
 use lockspire::{KeyState, PUBLISH_BEFORE_USE};
 use serde_json::json;
 
@@ -34,7 +34,9 @@ pub(crate) struct ListArgs {
 pub(crate) struct GenerateArgs {
     #[command(flatten)]
     config: ConfigArgs,
-    /// RS256, PS256, ES256 or EdDSA.
+    /// A signing key for RS256, PS256, ES256 or EdDSA, or an encryption key for clients to
+    /// encrypt request objects to: RSA-OAEP-256 (also decrypts RSA-OAEP) or ECDH-ES (also
+    /// ECDH-ES+A128KW and ECDH-ES+A256KW).
     #[arg(long, default_value = "ES256")]
     alg: String,
     /// Print JSON.
@@ -85,16 +87,18 @@ pub(crate) async fn run(cmd: KeysCommand) -> anyhow::Result<Outcome> {
             if a.json {
                 print_json(&keys)?;
             } else {
-                out!("{:<44} {:<6} STATE", "KID", "ALG");
+                out!("{:<44} {:<12} STATE", "KID", "ALG");
                 for k in keys {
-                    out!("{:<44} {:<6} {}", k.kid, k.alg, state_text(k.state, now()));
+                    out!("{:<44} {:<12} {}", k.kid, k.alg, state_text(k.state, now()));
                 }
             }
             Ok(Outcome::Done)
         }
         KeysCommand::Generate(a) => {
-            let Ok(alg) = a.alg.parse::<SigningAlg>() else {
-                eprintln!("error: --alg must be RS256, PS256, ES256 or EdDSA");
+            let Ok(alg) = a.alg.parse::<KeyAlg>() else {
+                eprintln!(
+                    "error: --alg must be RS256, PS256, ES256, EdDSA, RSA-OAEP-256 or ECDH-ES"
+                );
                 return Ok(Outcome::Failed);
             };
             let key = a.config.operator().await?.generate_key(alg).await?;

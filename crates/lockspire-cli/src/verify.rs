@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 use lockspire::Database;
-use lockspire::jose::SigningAlg;
+use lockspire::jose::KeyAlg;
 use lockspire::{FileConfig, Issuer, KeyState, Operator};
 use reqwest013 as reqwest;
 use serde_json::Value;
@@ -181,7 +181,7 @@ async fn check_keys(op: &Operator, r: &mut Report) {
             return;
         }
     };
-    let missing: Vec<&str> = SigningAlg::ALL
+    let missing: Vec<&str> = KeyAlg::ALL
         .iter()
         .filter(|alg| {
             !keys
@@ -193,7 +193,7 @@ async fn check_keys(op: &Operator, r: &mut Report) {
     if missing.is_empty() {
         r.ok(
             "signing keys",
-            "an active key for RS256, PS256, ES256 and EdDSA",
+            "an active key for RS256, PS256, ES256 and EdDSA, and encryption keys for RSA-OAEP-256 and ECDH-ES",
         );
     } else {
         r.error(

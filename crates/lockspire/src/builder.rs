@@ -10,7 +10,9 @@ use crate::config::{
 };
 use crate::database::Database;
 use crate::fetch::Fetcher;
-use crate::host::{self, AccountResolver, ConsentRenderer, DynResolver};
+use crate::host::{
+    self, AccountResolver, AuthorizationDetailsType, ConsentRenderer, DetailTypes, DynResolver,
+};
 use crate::jose::{KeyRing, SigningAlg};
 use crate::lockspire::Lockspire;
 use crate::mtls::{self, MtlsConfig};
@@ -83,6 +85,7 @@ pub struct Builder {
     clock: Arc<dyn Clock>,
     key_refresh: std::time::Duration,
     consent: Option<Arc<dyn ConsentRenderer>>,
+    detail_types: DetailTypes,
     audit_retention: std::time::Duration,
     pool: DatabasePool,
 }
@@ -120,6 +123,7 @@ impl Builder {
             clock: Arc::new(SystemClock),
             key_refresh: KEY_REFRESH,
             consent: None,
+            detail_types: DetailTypes::default(),
             audit_retention: AUDIT_RETENTION,
             pool: DatabasePool::default(),
         }
@@ -196,6 +200,18 @@ impl Builder {
     /// (OIDC Core §11). Default: true. Plain OAuth requests (no `openid`) are unaffected.
     pub fn offline_access_required(mut self, required: bool) -> Self {
         self.offline_access_required = required;
+        self
+    }
+
+    /// Accepts `authorization_details` objects of type `name` (RFC 9396 §2), checked and
+    /// described on the consent page by `handler`. Discovery lists every registered type
+    /// (`authorization_details_types_supported`); other types are refused.
+    pub fn authorization_details_type(
+        mut self,
+        name: impl Into<String>,
+        handler: impl AuthorizationDetailsType,
+    ) -> Self {
+        self.detail_types.insert(name.into(), Arc::new(handler));
         self
     }
 
@@ -328,7 +344,7 @@ impl Builder {
             store,
             secrets,
             Arc::new(host::NoHost),
-            KeyRing::new(Vec::new()),
+            KeyRing::new(Vec::<(crate::jose::ServerKey, crate::jose::KeyStatus)>::new()),
         )?;
         Ok(Operator {
             inner: Arc::new(provider),
@@ -424,6 +440,7 @@ impl Builder {
             clock: self.clock,
             key_refresh: self.key_refresh,
             consent: self.consent,
+            detail_types: self.detail_types,
             pool: self.pool,
         })
     }
@@ -439,6 +456,7 @@ struct Parts {
     clock: Arc<dyn Clock>,
     key_refresh: std::time::Duration,
     consent: Option<Arc<dyn ConsentRenderer>>,
+    detail_types: DetailTypes,
     mtls: Option<mtls::Mtls>,
 }
 
@@ -458,7 +476,9 @@ impl Parts {
         resolver: Arc<dyn DynResolver>,
         ring: KeyRing,
     ) -> Result<Provider, ConfigError> {
-        let discovery = discovery::document(&self.config, &ring).to_string().into();
+        let discovery = discovery::document(&self.config, &ring, &self.detail_types)
+            .to_string()
+            .into();
         Ok(Provider {
             jwks: jwks_cache::JwksCache::new(Fetcher::new(self.config.dev_mode)?),
             config: self.config,
@@ -470,6 +490,7 @@ impl Parts {
             keys: RwLock::new(Arc::new(ring)),
             discovery,
             consent: self.consent,
+            detail_types: self.detail_types,
             mtls: self.mtls,
         })
     }

@@ -6,11 +6,15 @@
 //! userinfo). How the user proved who they are — password, passkey, social or enterprise login —
 //! is invisible to Lockspire.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use http::request::Parts;
 use serde_json::{Map, Value};
+
+use crate::model::authorization_details::{AuthorizationDetail, AuthorizationDetails};
 
 /// The subject (`sub`, OIDC Core §2): a stable, never reassigned identifier of the end user
 /// within this issuer. Use an internal id, never an email address.
@@ -243,6 +247,10 @@ pub struct ConsentPage {
     /// The user's preferred languages (`ui_locales`, OIDC Core §3.1.2.1), for a renderer that
     /// translates.
     pub ui_locales: Vec<String>,
+    /// What the `authorization_details` of the request grant (RFC 9396 §2), one line per
+    /// object as its type's [`AuthorizationDetailsType::describe`] says it. The page must show
+    /// them: approving the page grants them.
+    pub authorization_details: Vec<String>,
 }
 
 impl std::fmt::Debug for ConsentPage {
@@ -258,6 +266,7 @@ impl std::fmt::Debug for ConsentPage {
             .field("scopes", &self.scopes)
             .field("resources", &self.resources)
             .field("claims", &self.claims)
+            .field("authorization_details", &self.authorization_details)
             .finish()
     }
 }
@@ -286,6 +295,88 @@ where
 {
     fn render(&self, page: &ConsentPage) -> Result<String, HostError> {
         self(page)
+    }
+}
+
+/// An `authorization_details` type the host understands (RFC 9396 §2), registered with
+/// [`crate::Builder::authorization_details_type`]. A request naming a type no host registered is
+/// refused with `invalid_authorization_details` (RFC 9396 §5). Lockspire checks the common fields
+/// (§2.2) before calling [`Self::validate`].
+///
+/// ```
+/// use lockspire::{AuthorizationDetail, AuthorizationDetailsType};
+///
+/// struct AccountInformation;
+///
+/// impl AuthorizationDetailsType for AccountInformation {
+///     fn validate(&self, detail: &AuthorizationDetail) -> Result<(), String> {
+///         let actions = detail.get("actions").and_then(|a| a.as_array());
+///         match actions {
+///             Some(a) if a.iter().all(|x| x == "list_accounts" || x == "read_balances") => Ok(()),
+///             _ => Err("actions must be list_accounts and/or read_balances".into()),
+///         }
+///     }
+///
+///     fn describe(&self, detail: &AuthorizationDetail) -> String {
+///         let actions = detail.get("actions").map(|a| a.to_string()).unwrap_or_default();
+///         format!("Read your account information: {actions}")
+///     }
+/// }
+/// ```
+pub trait AuthorizationDetailsType: Send + Sync + 'static {
+    /// Checks one object of this type. The error text is sent to the client as the
+    /// `error_description` of `invalid_authorization_details`: say what is wrong, reveal nothing.
+    fn validate(&self, detail: &AuthorizationDetail) -> Result<(), String>;
+
+    /// One line for the consent page saying what approving this object grants; the user's
+    /// approval covers exactly what the lines say.
+    fn describe(&self, detail: &AuthorizationDetail) -> String;
+
+    /// Whether an object the user approved earlier covers a requested one, so the remembered
+    /// consent can be reused without asking again. By default only an identical object does.
+    fn covers(&self, approved: &AuthorizationDetail, requested: &AuthorizationDetail) -> bool {
+        approved == requested
+    }
+}
+
+/// The registered [`AuthorizationDetailsType`]s, by type name.
+#[derive(Clone, Default)]
+pub(crate) struct DetailTypes(BTreeMap<String, Arc<dyn AuthorizationDetailsType>>);
+
+impl std::fmt::Debug for DetailTypes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
+
+impl DetailTypes {
+    pub(crate) fn insert(&mut self, name: String, handler: Arc<dyn AuthorizationDetailsType>) {
+        self.0.insert(name, handler);
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&dyn AuthorizationDetailsType> {
+        self.0.get(name).map(|h| &**h)
+    }
+
+    /// The type names, for discovery (`authorization_details_types_supported`).
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
+    /// True when `approved` covers every object of `requested`, each through its type's rule.
+    pub(crate) fn covered(
+        &self,
+        approved: &AuthorizationDetails,
+        requested: &AuthorizationDetails,
+    ) -> bool {
+        requested.iter().all(|wanted| {
+            let Some(handler) = self.get(wanted.kind()) else {
+                return false;
+            };
+            approved
+                .iter()
+                .any(|had| had.kind() == wanted.kind() && handler.covers(had, wanted))
+        })
     }
 }
 

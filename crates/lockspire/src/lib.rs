@@ -65,10 +65,11 @@ pub use database::{Database, DatabaseKind, Migration};
 pub use fetch::FetchError;
 pub use file_config::{DEFAULT_CONFIG_FILE, DatabasePoolFile, FileConfig, RegistrationFile};
 pub use host::{
-    AccountResolver, Claims, ConsentPage, ConsentRenderer, Context, HostError, InteractionResult,
-    Resolution, ScopeRequest, SignedIn, Subject,
+    AccountResolver, AuthorizationDetailsType, Claims, ConsentPage, ConsentRenderer, Context,
+    HostError, InteractionResult, Resolution, ScopeRequest, SignedIn, Subject,
 };
 pub use lockspire::{Authorization, Lockspire};
+pub use model::authorization_details::{AuthorizationDetail, AuthorizationDetails};
 pub use model::client::{AuthMethod, ClientMetadata, GrantType};
 pub use mtls::{ClientCertificate, MtlsConfig, MtlsError, serve_tls};
 pub use operator::{ClientInfo, KeyInfo, KeyState, Operator, OperatorError};

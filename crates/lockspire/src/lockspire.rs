@@ -115,6 +115,7 @@ impl Lockspire {
                 client_id,
                 scopes: consent.scopes.into_vec(),
                 resources: consent.resources,
+                authorization_details: consent.authorization_details,
                 updated_at,
             });
         }
@@ -184,6 +185,8 @@ pub struct Authorization {
     pub scopes: Vec<String>,
     /// Resources the user consented to (RFC 8707).
     pub resources: Vec<String>,
+    /// Authorization details the user consented to (RFC 9396).
+    pub authorization_details: crate::AuthorizationDetails,
     /// When consent was last given.
     pub updated_at: UnixTime,
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::clock::UnixTime;
-use crate::jose::{KeyError, KeyStatus, SigningAlg};
+use crate::jose::{KeyAlg, KeyError, KeyStatus};
 use crate::model::client::{ClientId, ClientMetadata};
 use crate::protocol::error::OAuthError;
 use crate::protocol::provider::Provider;
@@ -96,7 +96,8 @@ pub enum KeyState {
 pub struct KeyInfo {
     /// Key id (RFC 7638 thumbprint).
     pub kid: String,
-    /// JWS alg.
+    /// The JWS alg of a signing key, or the kind of an encryption key (`RSA-OAEP-256`,
+    /// `ECDH-ES`); see [`KeyAlg`].
     pub alg: String,
     /// Lifecycle state now.
     #[serde(flatten)]
@@ -368,9 +369,10 @@ impl Operator {
             .collect())
     }
 
-    /// Generates an upcoming key for `alg`: published now, activatable after
-    /// [`PUBLISH_BEFORE_USE`] seconds.
-    pub async fn generate_key(&self, alg: SigningAlg) -> Result<KeyInfo, OperatorError> {
+    /// Generates an upcoming key for `alg` (a [`SigningAlg`](crate::jose::SigningAlg), or a [`KeyAlg::Decrypt`] kind of
+    /// encryption key): published now, activatable after [`PUBLISH_BEFORE_USE`] seconds.
+    pub async fn generate_key(&self, alg: impl Into<KeyAlg>) -> Result<KeyInfo, OperatorError> {
+        let alg = alg.into();
         let p = self.p();
         let now = p.now();
         let record = new_key_record(&p.secrets, &p.tenant, alg, KeyStatus::Upcoming, now)?;
@@ -452,7 +454,7 @@ impl Operator {
     /// Opens every published key with the secret key: proves the key-encryption key matches.
     pub async fn check_keys(
         &self,
-    ) -> Result<Vec<(String, Result<SigningAlg, KeyError>)>, OperatorError> {
+    ) -> Result<Vec<(String, Result<KeyAlg, KeyError>)>, OperatorError> {
         let p = self.p();
         let records = p.store.published_keys(&p.tenant, p.now()).await?;
         Ok(records

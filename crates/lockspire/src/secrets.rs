@@ -105,6 +105,18 @@ pub(crate) fn random_id() -> String {
     b64(random_bytes::<16>())
 }
 
+/// A generated `client_id` (RFC 6749 §2.2): 128 random bits, base64url. It never begins with
+/// `-`, so an operator can pass it to a command (`lockspire client show ID`) without it being
+/// read as an option.
+pub(crate) fn new_client_id() -> String {
+    loop {
+        let id = random_id();
+        if !id.starts_with('-') {
+            return id;
+        }
+    }
+}
+
 /// SHA-256 digest of a bearer artifact, base64url: the only form in which it is stored (RFC
 /// 6819 §5.1.4.1.3). Every artifact gets a digest of one length, so comparing digests takes
 /// the same time whatever the presented value's length.

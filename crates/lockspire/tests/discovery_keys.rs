@@ -49,7 +49,15 @@ on_both_stores! {
             for private in ["d", "p", "q", "dp", "dq", "qi", "oth", "k"] {
                 assert!(k.get(private).is_none(), "private member {private} in JWKS");
             }
-            assert_eq!(k["use"], "sig");
+            // Signing keys name their alg; each encryption key serves every JWE alg of its kind.
+            match k["use"].as_str() {
+                Some("sig") => assert!(k["alg"].is_string(), "{k}"),
+                Some("enc") => assert!(k.get("alg").is_none(), "{k}"),
+                other => panic!("use {other:?}: {k}"),
+            }
+        }
+        for kty in ["RSA", "EC"] {
+            assert!(keys.iter().any(|k| k["use"] == "enc" && k["kty"] == kty), "an {kty} encryption key is published");
         }
     }
 

@@ -1,10 +1,10 @@
 //! JWT Secured Authorization Response Mode (JARM): the authorization response as one JWT the
 //! server signs for the client, in the query, the fragment or a form post. Verified here with
-//! `jsonwebtoken` against the published JWKS.
+//! `jsonwebtoken` against the published JWKS; encrypted responses are decrypted with `josekit`.
 
 mod common;
 
-use common::{Consent, Harness, Outcome, Pkce, TestClient};
+use common::{Consent, EncryptionKey, Harness, JWE_ALGS, JWE_ENCS, Outcome, Pkce, TestClient};
 use lockspire::Clock;
 use serde_json::{Value, json};
 
@@ -99,5 +99,77 @@ on_both_stores! {
         let denied = flow(&h, &client, &pkce, &[("response_mode", "form_post.jwt")], Consent::Deny).await;
         let claims = common::verify_with_jwks(&h, &response_jwt(&denied), &client.id).await;
         assert_eq!(claims["error"], "access_denied");
+    }
+
+    async fn jarm_responses_are_encrypted_to_the_key_the_client_registered(h) {
+        let rsa = EncryptionKey::rsa("rp-rsa");
+        let ec = EncryptionKey::ec("rp-ec");
+        let jwks = json!({"keys": [rsa.public, ec.public]});
+        for (i, alg) in JWE_ALGS.into_iter().enumerate() {
+            // Each alg once with each enc across the loop, and the spec's default enc once.
+            let enc = JWE_ENCS.get(i).copied();
+            let mut meta = json!({"jwks": jwks, "authorization_encrypted_response_alg": alg});
+            if let Some(enc) = enc {
+                meta["authorization_encrypted_response_enc"] = json!(enc);
+            }
+            let client = h.confidential_client(meta).await;
+            for mode in ["query.jwt", "form_post.jwt"] {
+                let pkce = Pkce::new();
+                let outcome = flow(&h, &client, &pkce, &[("response_mode", mode)], Consent::Allow).await;
+                let jwe = response_jwt(&outcome);
+                assert_eq!(jwe.split('.').count(), 5, "{alg} {mode}: a compact JWE");
+                let key = if alg.starts_with("RSA") { &rsa } else { &ec };
+                let (nested, header) = key.decrypt(&jwe, alg);
+                assert_eq!(header.content_encryption(), Some(enc.unwrap_or("A128CBC-HS256")), "{alg}");
+                assert_eq!(header.content_type(), Some("JWT"), "a nested JWT (RFC 7519 §5.2)");
+                let jwt = String::from_utf8(nested).expect("utf-8");
+                let claims = common::verify_with_jwks(&h, &jwt, &client.id).await;
+                assert_eq!(claims["state"], "st-123");
+                let tokens = h.redeem(&client, claims["code"].as_str().expect("code"), &pkce.verifier).await;
+                assert_eq!(tokens.status, 200, "{alg} {mode}: {}", tokens.text);
+            }
+        }
+        // The user's refusal is encrypted the same way.
+        let client = h.confidential_client(json!({"jwks": jwks, "authorization_encrypted_response_alg": "ECDH-ES"})).await;
+        let denied = flow(&h, &client, &Pkce::new(), &[("response_mode", "fragment.jwt")], Consent::Deny).await;
+        let (nested, _) = ec.decrypt(&response_jwt(&denied), "ECDH-ES");
+        let claims = common::verify_with_jwks(&h, &String::from_utf8(nested).expect("utf-8"), &client.id).await;
+        assert_eq!(claims["error"], "access_denied");
+        let doc: Value = h.http().get(h.url("/.well-known/openid-configuration")).send().await.expect("discovery").json().await.expect("json");
+        assert_eq!(doc["authorization_encryption_alg_values_supported"], json!(JWE_ALGS));
+        assert_eq!(doc["authorization_encryption_enc_values_supported"].as_array().map(Vec::len), Some(JWE_ENCS.len()));
+    }
+
+    async fn a_client_without_a_key_for_its_encryption_alg_gets_no_response_in_another_form(h) {
+        // Only an EC key, but RSA-OAEP-256 registered: nothing is sent to the redirect URI.
+        let ec = EncryptionKey::ec("rp-ec");
+        let client = h.confidential_client(json!({
+            "jwks": {"keys": [ec.public]}, "authorization_encrypted_response_alg": "RSA-OAEP-256",
+        })).await;
+        let outcome = flow(&h, &client, &Pkce::new(), &[("response_mode", "query.jwt")], Consent::Allow).await;
+        assert!(matches!(&outcome, Outcome::Page(status, _) if status.as_u16() == 503), "{outcome:?}");
+        // A signing key (`use: sig`) is not an encryption key either.
+        let signing = common::ClientKey::es256("sig");
+        let client = h.confidential_client(json!({
+            "jwks": common::jwks(&[&signing]), "authorization_encrypted_response_alg": "ECDH-ES",
+        })).await;
+        let outcome = flow(&h, &client, &Pkce::new(), &[("response_mode", "query.jwt")], Consent::Allow).await;
+        assert!(matches!(&outcome, Outcome::Page(status, _) if status.as_u16() == 503), "{outcome:?}");
+    }
+
+    async fn registration_checks_jarm_encryption_metadata(h) {
+        let ec = EncryptionKey::ec("rp-ec");
+        let jwks = json!({"keys": [ec.public]});
+        for (what, meta) in [
+            ("RSA1_5", json!({"jwks": jwks, "authorization_encrypted_response_alg": "RSA1_5"})),
+            ("dir", json!({"jwks": jwks, "authorization_encrypted_response_alg": "dir"})),
+            ("an unknown enc", json!({"jwks": jwks, "authorization_encrypted_response_alg": "ECDH-ES", "authorization_encrypted_response_enc": "A192GCM"})),
+            ("enc without alg", json!({"jwks": jwks, "authorization_encrypted_response_enc": "A128GCM"})),
+            ("no keys to encrypt to", json!({"authorization_encrypted_response_alg": "ECDH-ES"})),
+        ] {
+            let mut m = meta.clone();
+            m["redirect_uris"] = json!(["https://rp.example/cb"]);
+            assert!(h.ls.create_client(None, m).await.is_err(), "{what} accepted");
+        }
     }
 }

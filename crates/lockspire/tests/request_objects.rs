@@ -5,7 +5,9 @@ mod common;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{ClientKey, Consent, Harness, Outcome, Pkce, TestClient};
+use common::{
+    ClientKey, Consent, EncryptionKey, Harness, JWE_ALGS, JWE_ENCS, Outcome, Pkce, TestClient,
+};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use lockspire::Clock;
 use serde_json::{Value, json};
@@ -57,6 +59,27 @@ async fn run(h: &Harness, client: &TestClient, request: &str, extra: &[(&str, &s
             Consent::Allow,
         )
         .await
+}
+
+/// The server's published encryption key for `alg` (RFC 7517 `use: enc`), read from its JWKS.
+async fn server_encryption_key(h: &Harness, alg: &str) -> Value {
+    let jwks: Value = h
+        .http()
+        .get(h.url("/jwks"))
+        .send()
+        .await
+        .expect("jwks")
+        .json()
+        .await
+        .expect("json");
+    let kty = if alg.starts_with("RSA") { "RSA" } else { "EC" };
+    jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["use"] == "enc" && k["kty"] == kty)
+        .unwrap_or_else(|| panic!("no {kty} encryption key in {jwks}"))
+        .clone()
 }
 
 fn with(mut claims: Value, name: &str, value: Value) -> Value {
@@ -220,5 +243,118 @@ on_both_stores! {
             "request_object_signing_alg": "ES256",
         })).await.expect("registered");
         assert_eq!(ok.metadata.request_object_signing_alg.as_deref(), Some("ES256"));
+    }
+
+    async fn a_signed_request_object_nested_in_a_jwe_to_the_server_is_the_request(h) {
+        let key = ClientKey::es256("k1");
+        let client = client_with_keys(&h, &key, json!({})).await;
+        // Every alg with every enc, encrypted by josekit to the key the server publishes.
+        for alg in JWE_ALGS {
+            let to = server_encryption_key(&h, alg).await;
+            for enc in JWE_ENCS {
+                let pkce = Pkce::new();
+                let signed = key.sign(&claims(&h, &client, &pkce));
+                let request = common::encrypt_to(&to, alg, enc, Some("JWT"), signed.as_bytes());
+                let outcome = run(&h, &client, &request, &[("state", "query-state")]).await;
+                let params = outcome.redirect_params();
+                assert_eq!(params.get("state").map(String::as_str), Some("object-state"), "{alg} {enc}: {params:?}");
+                let tokens = h.redeem(&client, params.get("code").expect("code"), &pkce.verifier).await;
+                assert_eq!(tokens.status, 200, "{alg} {enc}: {}", tokens.text);
+            }
+        }
+        // Inside a push too.
+        let pkce = Pkce::new();
+        let to = server_encryption_key(&h, "ECDH-ES").await;
+        let request = common::encrypt_to(&to, "ECDH-ES", "A256GCM", Some("JWT"), key.sign(&claims(&h, &client, &pkce)).as_bytes());
+        let pushed = h.post_as(&client, "/par", &[("request", request.as_str())]).await;
+        assert_eq!(pushed.status, 201, "{}", pushed.text);
+        let doc: Value = h.http().get(h.url("/.well-known/openid-configuration")).send().await.expect("discovery").json().await.expect("json");
+        assert_eq!(doc["request_object_encryption_alg_values_supported"], json!(JWE_ALGS));
+        let encs = doc["request_object_encryption_enc_values_supported"].as_array().expect("encs");
+        assert!(JWE_ENCS.iter().all(|e| encs.iter().any(|x| x == e)), "{encs:?}");
+    }
+
+    async fn an_encrypted_request_object_that_does_not_decrypt_to_a_signed_object_is_invalid(h) {
+        let key = ClientKey::es256("k1");
+        let client = client_with_keys(&h, &key, json!({})).await;
+        let pkce = Pkce::new();
+        let good = claims(&h, &client, &pkce);
+        let rsa = server_encryption_key(&h, "RSA-OAEP-256").await;
+        let ec = server_encryption_key(&h, "ECDH-ES").await;
+        let stranger = EncryptionKey::ec("not-the-server");
+        let with_kid = |jwk: &Value, kid: &str| { let mut k = jwk.clone(); k["kid"] = json!(kid); k };
+        let tampered = {
+            let jwe = common::encrypt_to(&rsa, "RSA-OAEP-256", "A128GCM", None, key.sign(&good).as_bytes());
+            let mut parts: Vec<String> = jwe.split('.').map(str::to_owned).collect();
+            let mut ciphertext = URL_SAFE_NO_PAD.decode(&parts[3]).expect("b64");
+            ciphertext[0] ^= 1;
+            parts[3] = URL_SAFE_NO_PAD.encode(ciphertext);
+            parts.join(".")
+        };
+        let signed = |jti: &str| key.sign(&with(good.clone(), "jti", json!(jti)));
+        let cases: Vec<(&str, String)> = vec![
+            ("a tampered ciphertext", tampered),
+            ("a key the server does not hold", common::encrypt_to(&stranger.public, "ECDH-ES", "A128GCM", None, signed("j1").as_bytes())),
+            ("the server's key under another kid", common::encrypt_to(&with_kid(&ec, "no-such-kid"), "ECDH-ES", "A128GCM", None, signed("j2").as_bytes())),
+            ("RSA1_5, never accepted", common::encrypt_to(&rsa, "RSA1_5", "A128CBC-HS256", None, signed("j3").as_bytes())),
+            ("an encrypted but unsigned request", common::encrypt_to(&ec, "ECDH-ES+A128KW", "A128GCM", None, good.to_string().as_bytes())),
+            ("an encrypted alg none object", common::encrypt_to(&ec, "ECDH-ES", "A256GCM", Some("JWT"), format!("{}.{}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#), URL_SAFE_NO_PAD.encode(good.to_string())).as_bytes())),
+            ("a signed object from another key, encrypted properly", common::encrypt_to(&ec, "ECDH-ES", "A128GCM", Some("JWT"), ClientKey::es256("k1").sign(&good).as_bytes())),
+        ];
+        for (what, request) in cases {
+            let outcome = run(&h, &client, &request, &[("state", "query-state")]).await;
+            let params = outcome.redirect_params();
+            assert_eq!(params.get("error").map(String::as_str), Some("invalid_request_object"), "{what}: {params:?}");
+            assert!(!params.contains_key("code"), "{what}");
+        }
+    }
+
+    async fn a_rotated_encryption_key_decrypts_from_publication_until_it_leaves_the_key_set(h) {
+        let key = ClientKey::es256("k1");
+        let client = client_with_keys(&h, &key, json!({})).await;
+        let op = h.ls.operator();
+        let old = server_encryption_key(&h, "ECDH-ES").await;
+        let upcoming = op.generate_key(lockspire::jose::KeyAlg::Decrypt(lockspire::jose::EncryptionKeyType::EcP256)).await.expect("generate");
+        assert_eq!(upcoming.alg, "ECDH-ES");
+        let jwks: Value = h.http().get(h.url("/jwks")).send().await.expect("jwks").json().await.expect("json");
+        let new = jwks["keys"].as_array().expect("keys").iter().find(|k| k["kid"] == upcoming.kid.as_str()).expect("published at once").clone();
+        assert_eq!(new["use"], "enc");
+        // A client that saw the new key may use it before it is active, and the old one still works.
+        for to in [&new, &old] {
+            let pkce = Pkce::new();
+            let request = common::encrypt_to(to, "ECDH-ES+A256KW", "A256CBC-HS512", Some("JWT"), key.sign(&claims(&h, &client, &pkce)).as_bytes());
+            assert!(run(&h, &client, &request, &[]).await.redirect_params().contains_key("code"), "{to}");
+        }
+        h.clock.advance(lockspire::PUBLISH_BEFORE_USE + 1);
+        op.activate_key(&upcoming.kid).await.expect("activate");
+        let old_kid = old["kid"].as_str().expect("kid");
+        let keys = op.keys().await.expect("keys");
+        let old_info = keys.iter().find(|k| k.kid == old_kid).expect("old key");
+        let lockspire::KeyState::Retiring { until } = old_info.state else { panic!("{:?}", old_info.state) };
+        // Retiring: still decrypts. Retired: gone from JWKS and no longer decrypts.
+        let pkce = Pkce::new();
+        let request = common::encrypt_to(&old, "ECDH-ES", "A128GCM", Some("JWT"), key.sign(&claims(&h, &client, &pkce)).as_bytes());
+        assert!(run(&h, &client, &request, &[]).await.redirect_params().contains_key("code"));
+        h.clock.advance(until - h.clock.now() + 1);
+        op.reload_keys().await.expect("reload");
+        let pkce = Pkce::new();
+        let request = common::encrypt_to(&old, "ECDH-ES", "A128GCM", Some("JWT"), key.sign(&claims(&h, &client, &pkce)).as_bytes());
+        let params = run(&h, &client, &request, &[("state", "s")]).await.redirect_params();
+        assert_eq!(params.get("error").map(String::as_str), Some("invalid_request_object"), "{params:?}");
+    }
+
+    async fn registration_checks_the_request_object_encryption_it_declares(h) {
+        let key = ClientKey::es256("k1");
+        for (field, value) in [("request_object_encryption_alg", "RSA1_5"), ("request_object_encryption_alg", "dir"), ("request_object_encryption_enc", "A128GCM")] {
+            let refused = h.ls.create_client(None, json!({
+                "redirect_uris": ["https://rp.example/cb"], "jwks": common::jwks(&[&key]), field: value,
+            })).await;
+            assert!(refused.is_err(), "{field} {value} accepted");
+        }
+        let ok = h.ls.create_client(None, json!({
+            "redirect_uris": ["https://rp.example/cb"], "jwks": common::jwks(&[&key]),
+            "request_object_encryption_alg": "ECDH-ES", "request_object_encryption_enc": "A256GCM",
+        })).await.expect("registered");
+        assert_eq!(ok.metadata.request_object_encryption_alg.as_deref(), Some("ECDH-ES"));
     }
 }

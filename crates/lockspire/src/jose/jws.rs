@@ -97,23 +97,21 @@ pub fn verify_compact(
 
 #[cfg(test)]
 mod tests {
-    use super::super::keys::{KeyStatus, SigningAlg, generate_key};
+    use super::super::keys::{KeyStatus, SigningAlg};
     use super::*;
     use serde_json::json;
 
     #[test]
     fn every_alg_signs_and_verifies_and_tampering_fails() {
         for alg in SigningAlg::ALL {
-            let generated = generate_key(alg).map_err(|e| e.to_string());
-            let Ok(generated) = generated else {
+            let Ok(key) = SigningKey::generate(alg) else {
                 panic!("generate {alg}")
             };
-            let token = sign_compact(&generated.key, "JWT", &json!({"sub": "a"}))
-                .map_err(|e| e.to_string());
+            let token = sign_compact(&key, "JWT", &json!({"sub": "a"})).map_err(|e| e.to_string());
             let Ok(token) = token else {
                 panic!("sign {alg}")
             };
-            let ring = KeyRing::new(vec![(generated.key, KeyStatus::Active)]);
+            let ring = KeyRing::new(vec![(key, KeyStatus::Active)]);
             let (typ, claims) = verify_compact(&ring, &token).unwrap_or_default();
             assert_eq!(typ.as_deref(), Some("JWT"));
             assert_eq!(claims["sub"], "a");
@@ -128,11 +126,11 @@ mod tests {
 
     #[test]
     fn alg_none_is_refused() {
-        let Ok(generated) = generate_key(SigningAlg::ES256) else {
+        let Ok(key) = SigningKey::generate(SigningAlg::ES256) else {
             panic!("generate")
         };
-        let kid = generated.key.kid().to_owned();
-        let ring = KeyRing::new(vec![(generated.key, KeyStatus::Active)]);
+        let kid = key.kid().to_owned();
+        let ring = KeyRing::new(vec![(key, KeyStatus::Active)]);
         let header = b64(json!({"alg": "none", "kid": kid}).to_string());
         let token = format!("{header}.{}.", b64(r#"{"sub":"a"}"#));
         assert_eq!(

@@ -1,5 +1,6 @@
-//! Signing keys (RFC 7517, RFC 7518 §3): generation, JWK export, RFC 7638 `kid`, sealed storage, and the
-//! in-memory key ring that keeps every key parsed once.
+//! Server keys (RFC 7517, RFC 7518 §3): signing keys and the encryption keys clients encrypt to,
+//! their generation, JWK export, RFC 7638 `kid`, and the in-memory key ring that keeps every key
+//! parsed once.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -16,6 +17,8 @@ use aws_lc_rs::signature::{
 };
 use serde_json::{Value, json};
 
+use super::decryption_key::DecryptionKey;
+use super::jwe::{DecryptingKey, EncryptionKeyType};
 use crate::secrets::b64;
 
 /// JWS algorithms Lockspire signs with (RFC 7518 §3.1, RFC 8037 §3.1). `none` and the HMAC
@@ -73,6 +76,63 @@ impl FromStr for SigningAlg {
     }
 }
 
+/// What a server key is for, as stored and as operators name it: signing under one JWS alg, or
+/// decrypting what clients encrypt to the server (RFC 7516). An encryption key serves every JWE
+/// algorithm of its kind, and is named after the kind's preferred one: `RSA-OAEP-256` for the
+/// RSA key (which also decrypts `RSA-OAEP`), `ECDH-ES` for the P-256 key (which also decrypts
+/// `ECDH-ES+A128KW` and `ECDH-ES+A256KW`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyAlg {
+    /// A signing key.
+    Sign(SigningAlg),
+    /// An encryption key.
+    Decrypt(EncryptionKeyType),
+}
+
+impl KeyAlg {
+    /// Every kind of key the server keeps one active key of.
+    pub const ALL: [KeyAlg; 6] = [
+        Self::Sign(SigningAlg::RS256),
+        Self::Sign(SigningAlg::PS256),
+        Self::Sign(SigningAlg::ES256),
+        Self::Sign(SigningAlg::EdDSA),
+        Self::Decrypt(EncryptionKeyType::Rsa),
+        Self::Decrypt(EncryptionKeyType::EcP256),
+    ];
+
+    /// The stored and displayed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sign(alg) => alg.as_str(),
+            Self::Decrypt(EncryptionKeyType::Rsa) => "RSA-OAEP-256",
+            Self::Decrypt(EncryptionKeyType::EcP256) => "ECDH-ES",
+        }
+    }
+}
+
+impl From<SigningAlg> for KeyAlg {
+    fn from(alg: SigningAlg) -> Self {
+        Self::Sign(alg)
+    }
+}
+
+impl fmt::Display for KeyAlg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for KeyAlg {
+    type Err = KeyError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| KeyError::UnsupportedAlg(s.to_owned()))
+    }
+}
+
 /// Where a key is in its lifecycle: published before use, kept after retirement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyStatus {
@@ -112,8 +172,8 @@ impl KeyStatus {
 /// Key material errors; never shown to clients.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    /// The alg is not one Lockspire signs with.
-    #[error("unsupported signing algorithm {0}")]
+    /// The alg is not one Lockspire signs or decrypts with.
+    #[error("unsupported key algorithm {0}")]
     UnsupportedAlg(String),
     /// Generation or signing failed inside the crypto library.
     #[error("cryptographic operation failed")]
@@ -185,7 +245,7 @@ impl SigningKey {
 
     /// A new key for `alg` (RSA 2048 for RS256/PS256); its `kid` is its RFC 7638 thumbprint.
     pub fn generate(alg: SigningAlg) -> Result<Self, KeyError> {
-        generate_key(alg).map(|g| g.key)
+        generate_signing_key(alg).map(|(key, _)| key)
     }
 
     /// The key id.
@@ -254,14 +314,7 @@ impl SigningKey {
 
 fn public_jwk(pair: &Pair, alg: SigningAlg) -> Value {
     let mut jwk = match pair {
-        Pair::Rsa(k) => {
-            let public = k.public_key();
-            json!({
-                "kty": "RSA",
-                "n": b64(public.modulus().big_endian_without_leading_zero()),
-                "e": b64(public.exponent().big_endian_without_leading_zero()),
-            })
-        }
+        Pair::Rsa(k) => rsa_members(k),
         Pair::Ec(k) => {
             // Uncompressed SEC1 point: 0x04 ‖ x ‖ y, 32 bytes each for P-256.
             let point = k.public_key().as_ref();
@@ -280,6 +333,20 @@ fn public_jwk(pair: &Pair, alg: SigningAlg) -> Value {
         map.insert("use".into(), Value::String("sig".into()));
     }
     jwk
+}
+
+fn rsa_members(k: &RsaKeyPair) -> Value {
+    let public = k.public_key();
+    json!({
+        "kty": "RSA",
+        "n": b64(public.modulus().big_endian_without_leading_zero()),
+        "e": b64(public.exponent().big_endian_without_leading_zero()),
+    })
+}
+
+/// The public members (`kty`, `n`, `e`) of an RSA PKCS#8 private key.
+pub(crate) fn rsa_public_jwk(pkcs8: &[u8]) -> Option<Value> {
+    RsaKeyPair::from_pkcs8(pkcs8).ok().map(|k| rsa_members(&k))
 }
 
 /// RFC 7638 JWK thumbprint: SHA-256 over the required members in lexicographic order.
@@ -311,14 +378,84 @@ pub(crate) fn thumbprint(jwk: &Value) -> String {
     b64(digest::digest(&digest::SHA256, canonical.as_bytes()))
 }
 
+/// A key the server holds, parsed once.
+#[derive(Debug)]
+pub enum ServerKey {
+    /// Signs tokens and responses.
+    Signing(SigningKey),
+    /// Decrypts what clients encrypt to the server.
+    Decryption(DecryptionKey),
+}
+
+impl ServerKey {
+    /// Parses a stored PKCS#8 private key of `alg`.
+    pub(crate) fn from_pkcs8(kid: &str, alg: KeyAlg, pkcs8: &[u8]) -> Result<Self, KeyError> {
+        Ok(match alg {
+            KeyAlg::Sign(alg) => Self::Signing(SigningKey::from_pkcs8(kid, alg, pkcs8)?),
+            KeyAlg::Decrypt(t) => Self::Decryption(DecryptionKey::from_pkcs8(Some(kid), t, pkcs8)?),
+        })
+    }
+
+    /// The key id: its RFC 7638 thumbprint.
+    pub fn kid(&self) -> &str {
+        match self {
+            Self::Signing(k) => k.kid(),
+            Self::Decryption(k) => k.kid(),
+        }
+    }
+
+    /// What the key is for.
+    pub fn alg(&self) -> KeyAlg {
+        match self {
+            Self::Signing(k) => KeyAlg::Sign(k.alg()),
+            Self::Decryption(k) => KeyAlg::Decrypt(k.key_type()),
+        }
+    }
+
+    /// The public JWK, as published.
+    pub fn public_jwk(&self) -> &Value {
+        match self {
+            Self::Signing(k) => k.public_jwk(),
+            Self::Decryption(k) => k.public_jwk(),
+        }
+    }
+}
+
+impl From<SigningKey> for ServerKey {
+    fn from(key: SigningKey) -> Self {
+        Self::Signing(key)
+    }
+}
+
+impl From<DecryptionKey> for ServerKey {
+    fn from(key: DecryptionKey) -> Self {
+        Self::Decryption(key)
+    }
+}
+
 /// A freshly generated key: its parsed form and the PKCS#8 document to seal and store.
 pub(crate) struct GeneratedKey {
-    pub(crate) key: SigningKey,
+    pub(crate) key: ServerKey,
     pub(crate) pkcs8: Vec<u8>,
 }
 
-/// Generates a key for `alg` (RSA 2048 for RS256/PS256). Its `kid` is its RFC 7638 thumbprint.
-pub(crate) fn generate_key(alg: SigningAlg) -> Result<GeneratedKey, KeyError> {
+/// Generates a key for `alg` (RSA 2048 for the RSA algorithms). Its `kid` is its RFC 7638
+/// thumbprint.
+pub(crate) fn generate_key(alg: KeyAlg) -> Result<GeneratedKey, KeyError> {
+    let (key, pkcs8) = match alg {
+        KeyAlg::Sign(alg) => {
+            let (key, pkcs8) = generate_signing_key(alg)?;
+            (ServerKey::Signing(key), pkcs8)
+        }
+        KeyAlg::Decrypt(t) => {
+            let (key, pkcs8) = DecryptionKey::generate(t)?;
+            (ServerKey::Decryption(key), pkcs8)
+        }
+    };
+    Ok(GeneratedKey { key, pkcs8 })
+}
+
+fn generate_signing_key(alg: SigningAlg) -> Result<(SigningKey, Vec<u8>), KeyError> {
     let pkcs8: Vec<u8> = match alg {
         SigningAlg::RS256 | SigningAlg::PS256 => {
             let k = RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| KeyError::Crypto)?;
@@ -347,8 +484,7 @@ pub(crate) fn generate_key(alg: SigningAlg) -> Result<GeneratedKey, KeyError> {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    let key = SigningKey { kid, ..provisional };
-    Ok(GeneratedKey { key, pkcs8 })
+    Ok((SigningKey { kid, ..provisional }, pkcs8))
 }
 
 /// The keys of one issuer, parsed once: the active key per alg and the published JWKS body,
@@ -356,19 +492,31 @@ pub(crate) fn generate_key(alg: SigningAlg) -> Result<GeneratedKey, KeyError> {
 pub struct KeyRing {
     active: HashMap<SigningAlg, Arc<SigningKey>>,
     by_kid: HashMap<String, Arc<SigningKey>>,
+    /// Every published encryption key: a client may encrypt to any key it saw in JWKS, upcoming
+    /// and retiring ones included.
+    decrypting: Vec<DecryptionKey>,
     jwks_body: Arc<str>,
 }
 
 impl KeyRing {
     /// Builds the ring from published keys with their status.
-    pub fn new(keys: Vec<(SigningKey, KeyStatus)>) -> Self {
+    pub fn new<K: Into<ServerKey>>(keys: Vec<(K, KeyStatus)>) -> Self {
         let mut active = HashMap::new();
         let mut by_kid = HashMap::new();
+        let mut decrypting = Vec::new();
         let mut published = Vec::new();
         for (key, status) in keys {
             if status == KeyStatus::Retired {
                 continue;
             }
+            let key = match key.into() {
+                ServerKey::Signing(key) => key,
+                ServerKey::Decryption(key) => {
+                    published.push(key.public_jwk().clone());
+                    decrypting.push(key);
+                    continue;
+                }
+            };
             published.push(key.public_jwk.clone());
             let key = Arc::new(key);
             if status == KeyStatus::Active {
@@ -380,6 +528,7 @@ impl KeyRing {
         Self {
             active,
             by_kid,
+            decrypting,
             jwks_body,
         }
     }
@@ -399,6 +548,24 @@ impl KeyRing {
         self.active.keys().copied()
     }
 
+    /// The published encryption keys of `key_type`, the one named `kid` only when the sender
+    /// named one.
+    pub(crate) fn decrypting_keys(
+        &self,
+        key_type: EncryptionKeyType,
+        kid: Option<&str>,
+    ) -> impl Iterator<Item = &DecryptingKey> {
+        self.decrypting
+            .iter()
+            .filter(move |k| k.key_type() == key_type && kid.is_none_or(|kid| k.kid() == kid))
+            .map(|k| &k.private)
+    }
+
+    /// The key kinds clients can encrypt to.
+    pub(crate) fn encryption_key_types(&self) -> impl Iterator<Item = EncryptionKeyType> + '_ {
+        self.decrypting.iter().map(DecryptionKey::key_type)
+    }
+
     /// The JWKS document (RFC 7517 §5), public members only.
     pub fn jwks_json(&self) -> &str {
         &self.jwks_body
@@ -411,7 +578,7 @@ mod tests {
 
     #[test]
     fn generated_keys_publish_no_private_members() {
-        for alg in SigningAlg::ALL {
+        for alg in KeyAlg::ALL {
             let k = generate_key(alg).map(|g| g.key).ok();
             let jwk = k
                 .as_ref()
@@ -423,7 +590,13 @@ mod tests {
                     "{alg}: JWK has private member {private}"
                 );
             }
-            assert_eq!(jwk["alg"], alg.as_str());
+            match alg {
+                KeyAlg::Sign(alg) => assert_eq!(jwk["alg"], alg.as_str()),
+                KeyAlg::Decrypt(_) => {
+                    assert_eq!(jwk["use"], "enc");
+                    assert!(jwk.get("alg").is_none(), "one key serves several algs");
+                }
+            }
             assert_eq!(jwk["kid"].as_str().map(str::len), Some(43));
         }
     }

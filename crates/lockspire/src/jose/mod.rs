@@ -1,10 +1,14 @@
-//! JOSE: signing keys, their lifecycle and sealing at rest, JWKS, and compact JWS
-//! (RFC 7515, RFC 7517, RFC 7518, RFC 7638, RFC 8037).
+//! JOSE: server keys, their lifecycle and sealing at rest, JWKS, compact JWS and compact JWE
+//! (RFC 7515, RFC 7516, RFC 7517, RFC 7518, RFC 7638, RFC 8037).
 
+mod decryption_key;
+pub(crate) mod jwe;
 mod jws;
 mod keys;
 
+pub use decryption_key::DecryptionKey;
+pub use jwe::{ContentEncryptionAlg, EncryptionKeyType, KeyManagementAlg};
 pub use jws::sign_compact;
 pub use jws::{JwsVerifyError, MAX_JWT_LEN, verify_compact};
 pub(crate) use keys::generate_key;
-pub use keys::{KeyError, KeyRing, KeyStatus, SigningAlg, SigningKey};
+pub use keys::{KeyAlg, KeyError, KeyRing, KeyStatus, ServerKey, SigningAlg, SigningKey};

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::jose::SigningAlg;
+use crate::jose::{ContentEncryptionAlg, KeyManagementAlg, SigningAlg};
 use crate::model::uri::is_loopback_host;
 
 /// A client identifier (RFC 6749 §2.2). Its own type so that a client id and the other
@@ -227,9 +227,27 @@ pub struct ClientMetadata {
     /// JARM §3: the alg of its JWT-secured authorization responses (RS256 when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization_signed_response_alg: Option<String>,
+    /// RFC 9396 §10.1: the `authorization_details` types this client may ask for; any type the
+    /// server supports when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authorization_details_types: Vec<String>,
+    /// JARM §3: encrypt its JWT-secured authorization responses to its key with this JWE
+    /// `alg` (RFC 7518 §4.1); not encrypted when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_encrypted_response_alg: Option<String>,
+    /// JARM §3: the JWE `enc` of those responses; A128CBC-HS256 when only the `alg` is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_encrypted_response_enc: Option<String>,
     /// RFC 9101 §10.5, OIDC Registration §2: the only alg its request objects may use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_object_signing_alg: Option<String>,
+    /// OIDC Registration §2: the JWE `alg` the client declares it may encrypt request objects
+    /// with. A declaration only: any supported algorithm, or none, is still accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_object_encryption_alg: Option<String>,
+    /// OIDC Registration §2: the JWE `enc` declared beside `request_object_encryption_alg`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_object_encryption_enc: Option<String>,
     /// RFC 9126 §6: this client's authorization requests must be pushed first.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub require_pushed_authorization_requests: bool,
@@ -287,6 +305,19 @@ impl ClientMetadata {
             .as_deref()
             .and_then(|a| a.parse().ok())
             .unwrap_or(SigningAlg::RS256)
+    }
+
+    /// How JARM responses are encrypted to the client (JARM §3), when it registered that.
+    pub fn authorization_encryption(&self) -> Option<(KeyManagementAlg, ContentEncryptionAlg)> {
+        let alg = KeyManagementAlg::parse(self.authorization_encrypted_response_alg.as_deref()?)?;
+        let enc = self
+            .authorization_encrypted_response_enc
+            .as_deref()
+            .map_or(
+                Some(ContentEncryptionAlg::A128CbcHs256),
+                ContentEncryptionAlg::parse,
+            )?;
+        Some((alg, enc))
     }
 
     /// The alg for JWT introspection responses (RFC 9701).
@@ -371,7 +402,12 @@ pub(crate) fn example_metadata(uris: &[&str]) -> ClientMetadata {
         tls_client_certificate_bound_access_tokens: false,
         require_pushed_authorization_requests: false,
         request_object_signing_alg: None,
+        request_object_encryption_alg: None,
+        request_object_encryption_enc: None,
         authorization_signed_response_alg: None,
+        authorization_encrypted_response_alg: None,
+        authorization_encrypted_response_enc: None,
+        authorization_details_types: Vec::new(),
         token_endpoint_auth_signing_alg: None,
         access_token_format: None,
         software_id: None,

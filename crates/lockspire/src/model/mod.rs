@@ -2,6 +2,7 @@
 //! protocol logic, so that the store and the protocol rules can both name it without naming
 //! each other.
 
+pub(crate) mod authorization_details;
 pub(crate) mod client;
 pub(crate) mod scope;
 pub(crate) mod uri;

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use crate::config::{AccessTokenFormat, Config};
-use crate::jose::SigningAlg;
+use crate::jose::{ContentEncryptionAlg, KeyManagementAlg, SigningAlg};
 use crate::model::client::{
     AuthMethod, ClientMetadata, GrantType, default_application_type, default_subject_type,
 };
@@ -143,6 +143,40 @@ fn check_request_object_alg(
         ));
     }
     Ok(Some(alg))
+}
+
+/// A JWE `alg`/`enc` pair of client metadata (JARM §3, OIDC Registration §2): each a supported
+/// value, `enc` only beside an `alg`, and for responses a key of the client's to encrypt to.
+/// Returns the pair as registered.
+fn check_encryption_pair(
+    body: &Map<String, Value>,
+    alg_field: &str,
+    enc_field: &str,
+    has_keys: Option<bool>,
+) -> Result<(Option<String>, Option<String>), OAuthError> {
+    let alg = opt_string(body, alg_field)?;
+    let enc = opt_string(body, enc_field)?;
+    if let Some(a) = &alg
+        && KeyManagementAlg::parse(a).is_none()
+    {
+        return Err(invalid(format!("{alg_field} is not supported"))
+            .with_reason(format!("{alg_field} {a:?}")));
+    }
+    if let Some(e) = &enc {
+        if ContentEncryptionAlg::parse(e).is_none() {
+            return Err(invalid(format!("{enc_field} is not supported"))
+                .with_reason(format!("{enc_field} {e:?}")));
+        }
+        if alg.is_none() {
+            return Err(invalid(format!("{enc_field} requires {alg_field}")));
+        }
+    }
+    if alg.is_some() && has_keys == Some(false) {
+        return Err(invalid(format!(
+            "{alg_field} needs jwks or jwks_uri holding a key to encrypt to"
+        )));
+    }
+    Ok((alg, enc))
 }
 
 struct TlsMetadata {
@@ -411,6 +445,19 @@ pub(crate) fn validate_metadata(
         check_client_keys(config, body, token_endpoint_auth_method)?;
     let tls = check_tls_metadata(config, body, token_endpoint_auth_method)?;
     let has_keys = jwks.is_some() || jwks_uri.is_some();
+    let (authorization_encrypted_response_alg, authorization_encrypted_response_enc) =
+        check_encryption_pair(
+            body,
+            "authorization_encrypted_response_alg",
+            "authorization_encrypted_response_enc",
+            Some(has_keys),
+        )?;
+    let (request_object_encryption_alg, request_object_encryption_enc) = check_encryption_pair(
+        body,
+        "request_object_encryption_alg",
+        "request_object_encryption_enc",
+        None,
+    )?;
     let access_token_format = opt_string(body, "access_token_format")?;
     if let Some(f) = &access_token_format
         && AccessTokenFormat::parse(f).is_none()
@@ -434,6 +481,8 @@ pub(crate) fn validate_metadata(
         tos_uri: opt_string(body, "tos_uri")?,
         policy_uri: opt_string(body, "policy_uri")?,
         contacts: string_list(body, "contacts")?.unwrap_or_default(),
+        authorization_details_types: string_list(body, "authorization_details_types")?
+            .unwrap_or_default(),
         scope,
         id_token_signed_response_alg: id_token_signed_response_alg.as_str().to_owned(),
         subject_type,
@@ -452,7 +501,11 @@ pub(crate) fn validate_metadata(
             "require_pushed_authorization_requests",
         )?,
         request_object_signing_alg: check_request_object_alg(body, has_keys)?,
+        request_object_encryption_alg,
+        request_object_encryption_enc,
         authorization_signed_response_alg,
+        authorization_encrypted_response_alg,
+        authorization_encrypted_response_enc,
         token_endpoint_auth_signing_alg,
         access_token_format,
         software_id: opt_string(body, "software_id")?,

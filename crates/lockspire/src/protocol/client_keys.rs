@@ -8,6 +8,7 @@ use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::{Value, json};
 
 use crate::fetch::FetchError;
+use crate::jose::{EncryptionKeyType, KeyManagementAlg};
 use crate::protocol::provider::Provider;
 use crate::store::{AuditEvent, ClientRecord};
 
@@ -115,6 +116,60 @@ pub(crate) async fn client_jwk_set(
         .await
         .map_err(|e| record_failure(p, client, uri, e))?;
     Ok((*lookup.keys).clone())
+}
+
+/// A public key of the client's to encrypt to under `alg` (JARM §2.3): `use` absent or `enc`,
+/// of the key type `alg` needs, and with no `alg` member naming another algorithm. A `jwks_uri`
+/// is asked again once when no cached key fits, as the client may have added one.
+pub(crate) async fn encryption_key(
+    p: &Provider,
+    client: &ClientRecord,
+    alg: KeyManagementAlg,
+) -> Result<Value, String> {
+    let first = client_jwk_set(p, client, false).await?;
+    if let Some(key) = first.keys.iter().find_map(|k| fits_encryption(k, alg)) {
+        return Ok(key);
+    }
+    if client.metadata.jwks_uri.is_some() {
+        let again = client_jwk_set(p, client, true).await?;
+        if let Some(key) = again.keys.iter().find_map(|k| fits_encryption(k, alg)) {
+            return Ok(key);
+        }
+    }
+    Err(format!("the client has no public key for {}", alg.as_str()))
+}
+
+fn fits_encryption(jwk: &Jwk, alg: KeyManagementAlg) -> Option<Value> {
+    use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, KeyAlgorithm, PublicKeyUse};
+    if !matches!(
+        jwk.common.public_key_use,
+        None | Some(PublicKeyUse::Encryption)
+    ) {
+        return None;
+    }
+    let alg_fits = match jwk.common.key_algorithm {
+        None => true,
+        Some(KeyAlgorithm::RSA_OAEP) => alg == KeyManagementAlg::RsaOaep,
+        Some(KeyAlgorithm::RSA_OAEP_256) => alg == KeyManagementAlg::RsaOaep256,
+        // The ECDH-ES names are not among the parser's algorithms: any of them reads as unknown.
+        Some(KeyAlgorithm::UNKNOWN_ALGORITHM) => alg.key_type() == EncryptionKeyType::EcP256,
+        Some(_) => false,
+    };
+    let type_fits = match (&jwk.algorithm, alg.key_type()) {
+        (AlgorithmParameters::RSA(_), EncryptionKeyType::Rsa) => true,
+        (AlgorithmParameters::EllipticCurve(ec), EncryptionKeyType::EcP256) => {
+            ec.curve == EllipticCurve::P256
+        }
+        _ => false,
+    };
+    if !(alg_fits && type_fits) {
+        return None;
+    }
+    let mut value = serde_json::to_value(jwk).ok()?;
+    if let Value::Object(members) = &mut value {
+        members.remove("alg");
+    }
+    Some(value)
 }
 
 fn describe(a: Attempt) -> String {

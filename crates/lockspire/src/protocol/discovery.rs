@@ -7,7 +7,8 @@ use super::authorize::{REQUEST_BY_REFERENCE, REQUEST_BY_VALUE, ResponseMode};
 use super::endpoints::Endpoint;
 use super::scope::standard_claims;
 use crate::config::Config;
-use crate::jose::{KeyRing, SigningAlg};
+use crate::host::DetailTypes;
+use crate::jose::{ContentEncryptionAlg, KeyManagementAlg, KeyRing, SigningAlg};
 use crate::model::client::{AuthMethod, GrantType};
 
 /// Algs accepted on client assertions: the asymmetric ones for private_key_jwt and HS256 for
@@ -15,7 +16,7 @@ use crate::model::client::{AuthMethod, GrantType};
 const ASSERTION_ALGS_ADVERTISED: [&str; 5] = ["RS256", "PS256", "ES256", "EdDSA", "HS256"];
 
 /// The metadata document.
-pub(crate) fn document(config: &Config, keys: &KeyRing) -> Value {
+pub(crate) fn document(config: &Config, keys: &KeyRing, detail_types: &DetailTypes) -> Value {
     let issuer = &config.issuer;
     let mut algs: Vec<&str> = SigningAlg::ALL
         .into_iter()
@@ -36,6 +37,20 @@ pub(crate) fn document(config: &Config, keys: &KeyRing) -> Value {
         "at_hash",
     ];
     claims.extend(standard_claims());
+    // Request objects can be encrypted under the algorithms of the key kinds published now.
+    let request_encryption_algs: Vec<&str> = KeyManagementAlg::ALL
+        .into_iter()
+        .filter(|a| keys.encryption_key_types().any(|t| t == a.key_type()))
+        .map(KeyManagementAlg::as_str)
+        .collect();
+    let all_encryption_algs: Vec<&str> = KeyManagementAlg::ALL
+        .into_iter()
+        .map(KeyManagementAlg::as_str)
+        .collect();
+    let encs: Vec<&str> = ContentEncryptionAlg::ALL
+        .into_iter()
+        .map(ContentEncryptionAlg::as_str)
+        .collect();
     // Certificate methods are offered only where certificates can reach Lockspire.
     let offered = |m: &&AuthMethod| config.mtls_enabled || !m.is_mtls();
     let auth_methods: Vec<&str> = AuthMethod::SUPPORTED
@@ -58,6 +73,8 @@ pub(crate) fn document(config: &Config, keys: &KeyRing) -> Value {
         "subject_types_supported": ["public", "pairwise"],
         "userinfo_signing_alg_values_supported": algs,
         "authorization_signing_alg_values_supported": algs,
+        "authorization_encryption_alg_values_supported": all_encryption_algs,
+        "authorization_encryption_enc_values_supported": encs,
         "introspection_signing_alg_values_supported": algs,
         "id_token_signing_alg_values_supported": algs,
         "token_endpoint_auth_methods_supported": auth_methods,
@@ -73,10 +90,13 @@ pub(crate) fn document(config: &Config, keys: &KeyRing) -> Value {
         "prompt_values_supported": ["none", "login", "consent", "select_account", "create"],
         "request_parameter_supported": REQUEST_BY_VALUE,
         "request_object_signing_alg_values_supported": super::client::REQUEST_OBJECT_ALGS,
+        "request_object_encryption_alg_values_supported": request_encryption_algs,
+        "request_object_encryption_enc_values_supported": encs,
         "request_uri_parameter_supported": REQUEST_BY_REFERENCE,
         "require_request_uri_registration": false,
         "authorization_response_iss_parameter_supported": true,
         "require_pushed_authorization_requests": config.require_pushed_requests,
+        "authorization_details_types_supported": detail_types.names().collect::<Vec<_>>(),
     });
     if let Value::Object(map) = &mut doc {
         for e in Endpoint::ALL {

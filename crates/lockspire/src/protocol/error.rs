@@ -63,6 +63,9 @@ pub enum ErrorCode {
     InvalidRequestUri,
     /// RFC 9101 §6.2, OIDC Core §3.1.2.6: the request object is invalid.
     InvalidRequestObject,
+    /// RFC 9396 §5: `authorization_details` is malformed, names an unknown type, or fails the
+    /// host's checks of its type.
+    InvalidAuthorizationDetails,
 }
 
 impl ErrorCode {
@@ -93,6 +96,7 @@ impl ErrorCode {
             Self::RegistrationNotSupported => "registration_not_supported",
             Self::InvalidRequestUri => "invalid_request_uri",
             Self::InvalidRequestObject => "invalid_request_object",
+            Self::InvalidAuthorizationDetails => "invalid_authorization_details",
         }
     }
 }

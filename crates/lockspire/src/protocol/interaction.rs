@@ -54,6 +54,8 @@ pub(crate) struct ConsentView {
     pub(crate) claims: Vec<String>,
     /// The user's preferred languages (`ui_locales`).
     pub(crate) ui_locales: Vec<String>,
+    /// What the `authorization_details` grant, one line per object as its type describes it.
+    pub(crate) authorization_details: Vec<String>,
 }
 
 fn expired() -> AuthorizeError {
@@ -246,8 +248,11 @@ async fn advance(
         )
         .await
         .map_err(|e| fail(e.into()))?;
-    let remembered =
-        consent.is_some_and(|c| c.covers(&req.scopes, &req.resources, &req.claims_beyond_scopes()));
+    let remembered = consent.is_some_and(|c| {
+        c.covers(&req.scopes, &req.resources, &req.claims_beyond_scopes())
+            && p.detail_types
+                .covered(&c.authorization_details, &req.authorization_details)
+    });
     if remembered && !req.prompt.consent {
         return issue_code(p, &pending, &session, false)
             .await
@@ -299,6 +304,17 @@ pub(crate) async fn consent_view(
         resources: pending.request.resources.clone(),
         claims: pending.request.claims_beyond_scopes(),
         ui_locales: pending.request.ui_locales.clone(),
+        authorization_details: pending
+            .request
+            .authorization_details
+            .iter()
+            .map(|d| match p.detail_types.get(d.kind()) {
+                Some(handler) => handler.describe(d),
+                // Validation refused unknown types; a type the host stopped registering while
+                // the request waited is still shown, as what it literally asks.
+                None => serde_json::Value::Object(d.as_json().clone()).to_string(),
+            })
+            .collect(),
     })
 }
 
@@ -359,7 +375,7 @@ pub(crate) async fn decide(
     }
     tx.commit().await.map_err(OAuthError::from)?;
     let denied = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
-    Ok(AuthorizationResponse::error(p, redirect, &denied)?)
+    Ok(AuthorizationResponse::error(p, redirect, &denied).await?)
 }
 
 /// Completes the interaction and issues an authorization code (RFC 6749 §4.1.2) in one
@@ -397,6 +413,7 @@ async fn issue_code(
         claims: req.claims.clone(),
         acr: session.acr.clone(),
         amr: session.amr.clone(),
+        authorization_details: req.authorization_details.clone(),
     };
     let grant = GrantRecord {
         id: random_id(),
@@ -415,6 +432,9 @@ async fn issue_code(
     if consented_now {
         let mut merged: ConsentRecord = previous.unwrap_or_default();
         merged.extend(&req.scopes, &req.resources, &req.claims_beyond_scopes());
+        merged
+            .authorization_details
+            .extend(&req.authorization_details);
         tx.upsert_consent(&p.tenant, subject, &grant.client_id, &merged, now)
             .await
             .map_err(|e| fail(e.into()))?;
@@ -429,7 +449,7 @@ async fn issue_code(
             )
             .as_action(
                 "consent_granted",
-                serde_json::json!({ "scopes": req.scopes, "resources": req.resources, "claims": req.claims_beyond_scopes() }),
+                serde_json::json!({ "scopes": req.scopes, "resources": req.resources, "claims": req.claims_beyond_scopes(), "authorization_details": req.authorization_details }),
             );
         tx.audit(&event).await.map_err(|e| fail(e.into()))?;
     }
@@ -441,6 +461,7 @@ async fn issue_code(
             client_id: grant.client_id.clone(),
             scopes: grant.scopes.clone(),
             resources: grant.resources.clone(),
+            authorization_details: req.authorization_details.clone(),
             created_at: now,
             expires_at: now + p.config.lifetimes.authorization_code,
             consumed_at: None,
@@ -457,9 +478,5 @@ async fn issue_code(
     .await
     .map_err(|e| fail(e.into()))?;
     tx.commit().await.map_err(|e| fail(e.into()))?;
-    Ok(AuthorizationResponse::new(
-        p,
-        redirect,
-        vec![("code", code)],
-    )?)
+    Ok(AuthorizationResponse::new(p, redirect, vec![("code", code)]).await?)
 }

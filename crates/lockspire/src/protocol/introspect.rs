@@ -80,6 +80,13 @@ pub(crate) async fn introspect(
     if !issued.resources.is_empty() {
         out.insert("aud".into(), Value::from(issued.resources.clone()));
     }
+    if !issued.authorization_details.is_empty() {
+        // RFC 9396 §9.2.
+        out.insert(
+            "authorization_details".into(),
+            issued.authorization_details.to_json(),
+        );
+    }
     if let Some(x5t) = cnf_x5t {
         out.insert("cnf".into(), json!({ "x5t#S256": x5t }));
     }

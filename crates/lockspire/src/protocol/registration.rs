@@ -10,7 +10,7 @@ use crate::model::scope::ScopeSet;
 use crate::protocol::endpoints::Endpoint;
 use crate::protocol::error::{Challenge, ErrorCode, OAuthError};
 use crate::protocol::provider::Provider;
-use crate::secrets::{constant_time_eq, random_id, random_token, token_digest};
+use crate::secrets::{constant_time_eq, new_client_id, random_token, token_digest};
 use crate::store::{Actor, ClientRecord, ClientStatus, Outcome};
 
 /// A registered client as the registration response returns it (RFC 7591 §3.2.1). The secret
@@ -295,7 +295,7 @@ async fn insert(
                 "client_id must be 1 to 255 visible ASCII characters without ':' or '/'",
             ));
         }
-        None => random_id(),
+        None => new_client_id(),
     };
     let method = metadata.token_endpoint_auth_method;
     let secret = method.uses_secret().then(random_token);

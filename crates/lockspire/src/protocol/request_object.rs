@@ -19,7 +19,7 @@ use super::error::{ErrorCode, OAuthError};
 use super::jti::{JtiUse, first_use};
 use super::params::Params;
 use super::provider::Provider;
-use crate::jose::MAX_JWT_LEN;
+use crate::jose::{MAX_JWT_LEN, jwe};
 use crate::store::ClientRecord;
 
 /// Seconds of clock difference tolerated on `exp` and `nbf`.
@@ -51,12 +51,13 @@ pub(crate) async fn parameters(
     if request.len() > MAX_JWT_LEN {
         return Err(invalid("request object too large"));
     }
-    if request.split('.').count() == 5 {
-        return Err(OAuthError::new(
-            ErrorCode::InvalidRequestObject,
-            "encrypted request objects are not supported",
-        ));
-    }
+    let nested;
+    let request = if request.split('.').count() == 5 {
+        nested = decrypt(p, request)?;
+        nested.as_str()
+    } else {
+        request
+    };
     let header = jsonwebtoken::decode_header(request)
         .map_err(|e| invalid(format!("malformed request object header: {e}")))?;
     let alg = alg_name(header.alg);
@@ -131,6 +132,27 @@ pub(crate) async fn parameters(
         }
     }
     to_params(client_id, &claims)
+}
+
+/// RFC 9101 §6.1: an encrypted request object is a JWE addressed to one of the server's
+/// published encryption keys, holding the signed object. Any failure is the same error, whatever
+/// step failed (RFC 7516 §11.4).
+fn decrypt(p: &Provider, request: &str) -> Result<String, OAuthError> {
+    let undecryptable = || invalid("the encrypted request object does not decrypt");
+    let addressed = jwe::Addressed::parse(request).map_err(|_| undecryptable())?;
+    let keys = p.keys();
+    let plaintext = keys
+        .decrypting_keys(addressed.alg.key_type(), addressed.kid())
+        .find_map(|key| addressed.decrypt(key).ok())
+        .ok_or_else(undecryptable)?;
+    let nested = String::from_utf8(plaintext).map_err(|_| undecryptable())?;
+    // Encryption hides the request; only the client's signature says who made it.
+    if nested.split('.').count() != 3 {
+        return Err(invalid(
+            "the encrypted request object must hold a signed request object",
+        ));
+    }
+    Ok(nested)
 }
 
 /// The object's claims as parameters: strings as they are, numbers and booleans as text,

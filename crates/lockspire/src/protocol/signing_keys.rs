@@ -1,12 +1,14 @@
-//! The lifecycle of the server's signing keys (RFC 7517 key sets, published at `jwks_uri` per
-//! RFC 8414 §2). A generated key is *upcoming* — published but not used — until it has been
-//! published for [`PUBLISH_BEFORE_USE`], so relying parties that cached the key set have seen it
-//! before the first token it signs; activating it makes it sign and starts retiring the previous
-//! key of its alg, which stays published until every token it signed has expired. Private keys
-//! are stored sealed under the host's secret key.
+//! The lifecycle of the server's keys (RFC 7517 key sets, published at `jwks_uri` per RFC 8414
+//! §2): signing keys, and the encryption keys clients encrypt request objects to. A generated
+//! key is *upcoming* — published but not used — until it has been published for
+//! [`PUBLISH_BEFORE_USE`], so relying parties that cached the key set have seen it before the
+//! first token it signs; activating it makes it sign and starts retiring the previous key of its
+//! alg, which stays published until every token it signed has expired. An encryption key
+//! decrypts from the moment it is published until it leaves the key set, since a client may
+//! encrypt to any key it has seen. Private keys are stored sealed under the host's secret key.
 
 use crate::clock::UnixTime;
-use crate::jose::{self, KeyError, KeyRing, KeyStatus, SigningAlg, SigningKey};
+use crate::jose::{self, KeyAlg, KeyError, KeyRing, KeyStatus, ServerKey};
 use crate::protocol::provider::Provider;
 use crate::secrets::ServerSecrets;
 use crate::store::{Actor, AuditEvent, KeyRecord, Outcome, Store, StoreError};
@@ -34,7 +36,7 @@ fn seal_context(tenant: &str, kid: &str) -> String {
 pub(crate) fn new_key_record(
     secrets: &ServerSecrets,
     tenant: &str,
-    alg: SigningAlg,
+    alg: KeyAlg,
     status: KeyStatus,
     now: UnixTime,
 ) -> Result<KeyRecord, KeyError> {
@@ -57,8 +59,8 @@ pub(crate) fn new_key_record(
 pub(crate) fn open_key(
     secrets: &ServerSecrets,
     r: &KeyRecord,
-) -> Result<(SigningKey, KeyStatus), KeyError> {
-    let alg: SigningAlg = r.alg.parse()?;
+) -> Result<(ServerKey, KeyStatus), KeyError> {
+    let alg: KeyAlg = r.alg.parse()?;
     let status = KeyStatus::parse(&r.status).ok_or(KeyError::Unusable {
         kid: r.kid.clone(),
         why: "bad status",
@@ -69,7 +71,7 @@ pub(crate) fn open_key(
             kid: r.kid.clone(),
             why: "the secret key cannot open it",
         })?;
-    Ok((SigningKey::from_pkcs8(&r.kid, alg, &pkcs8)?, status))
+    Ok((ServerKey::from_pkcs8(&r.kid, alg, &pkcs8)?, status))
 }
 
 /// The published keys, parsed once.
@@ -93,7 +95,8 @@ pub(crate) async fn reload(p: &Provider) -> Result<(), LifecycleError> {
     Ok(())
 }
 
-/// Creates an active key for every alg that has none, as on first start.
+/// Creates an active key for every signing alg and encryption key kind that has none, as on
+/// first start.
 pub(crate) async fn ensure_active_keys(
     store: &Store,
     secrets: &ServerSecrets,
@@ -101,7 +104,7 @@ pub(crate) async fn ensure_active_keys(
     now: UnixTime,
 ) -> Result<(), LifecycleError> {
     let published = store.published_keys(tenant, now).await?;
-    for alg in SigningAlg::ALL {
+    for alg in KeyAlg::ALL {
         let has_active = published
             .iter()
             .any(|r| r.alg == alg.as_str() && r.status == KeyStatus::Active.as_str());

@@ -9,6 +9,7 @@ use super::driver::Tx;
 use super::error::StoreError;
 use super::handle::Store;
 use crate::clock::UnixTime;
+use crate::model::authorization_details::AuthorizationDetails;
 use crate::model::client::ClientId;
 use crate::model::scope::ScopeSet;
 
@@ -24,6 +25,9 @@ pub struct GrantDetails {
     /// `amr` the host reported.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub amr: Vec<String>,
+    /// The `authorization_details` the user approved (RFC 9396 §2).
+    #[serde(default, skip_serializing_if = "AuthorizationDetails::is_empty")]
+    pub authorization_details: AuthorizationDetails,
 }
 
 /// A grant: what a user approved for a client in one authorization.
@@ -84,6 +88,8 @@ pub struct ConsentRecord {
     /// Standard claims consented to through a `claims` request (OIDC Core §5.5), beyond what
     /// the scopes release.
     pub claims: Vec<String>,
+    /// `authorization_details` consented to (RFC 9396 §2).
+    pub authorization_details: AuthorizationDetails,
 }
 
 impl ConsentRecord {
@@ -95,6 +101,9 @@ impl ConsentRecord {
             scopes: ScopeSet::from_stored(&scopes),
             resources: parse_json_list(&resources)?,
             claims: parse_json_list(&claims)?,
+            authorization_details: AuthorizationDetails::from_stored(
+                get::<Option<String>>(r, "authorization_details")?.as_deref(),
+            ),
         })
     }
 
@@ -145,7 +154,7 @@ impl Store {
         subject: &str,
         client_id: &str,
     ) -> Result<Option<ConsentRecord>, StoreError> {
-        self.db.fetch_optional("SELECT scopes, resources, claims FROM consents WHERE tenant_id = $1 AND subject = $2 AND client_id = $3", params![tenant, subject, client_id], ConsentRecord::from_row).await
+        self.db.fetch_optional("SELECT scopes, resources, claims, authorization_details FROM consents WHERE tenant_id = $1 AND subject = $2 AND client_id = $3", params![tenant, subject, client_id], ConsentRecord::from_row).await
     }
     /// The grant `id` if it is still live (unrevoked, unexpired, its client active), read
     /// outside any transaction.
@@ -178,7 +187,7 @@ impl Store {
     ) -> Result<Vec<(String, ConsentRecord, UnixTime)>, StoreError> {
         self.db
             .fetch_all(
-                "SELECT client_id, scopes, resources, claims, updated_at FROM consents \
+                "SELECT client_id, scopes, resources, claims, authorization_details, updated_at FROM consents \
              WHERE tenant_id = $1 AND subject = $2 ORDER BY updated_at DESC, client_id",
                 params![tenant, subject],
                 |r| {
@@ -233,9 +242,9 @@ impl Tx {
         consent: &ConsentRecord,
         now: UnixTime,
     ) -> Result<(), StoreError> {
-        self.execute("INSERT INTO consents (tenant_id, subject, client_id, scopes, resources, claims, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (tenant_id, subject, client_id) DO UPDATE SET scopes = $4, resources = $5, claims = $6, updated_at = $7",
-             params![tenant, subject, client_id, consent.scopes, consent.resources_json(), consent.claims_json(), now]).await?;
+        self.execute("INSERT INTO consents (tenant_id, subject, client_id, scopes, resources, claims, updated_at, authorization_details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (tenant_id, subject, client_id) DO UPDATE SET scopes = $4, resources = $5, claims = $6, updated_at = $7, authorization_details = $8",
+             params![tenant, subject, client_id, consent.scopes, consent.resources_json(), consent.claims_json(), now, consent.authorization_details.to_stored()]).await?;
         Ok(())
     }
     /// Reads a grant inside the step, with the client status, to decide whether tokens may be

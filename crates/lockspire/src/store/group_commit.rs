@@ -247,6 +247,7 @@ mod tests {
                 client_id: crate::model::client::ClientId::new("batch-client"),
                 scopes: crate::model::scope::ScopeSet::from_stored("read"),
                 resources: Vec::new(),
+                authorization_details: Default::default(),
                 created_at: 1,
                 expires_at: 2,
                 consumed_at: None,

@@ -9,6 +9,7 @@ use super::group_commit;
 use super::handle::Store;
 use crate::clock::UnixTime;
 use crate::config::AccessTokenFormat;
+use crate::model::authorization_details::AuthorizationDetails;
 use crate::model::client::ClientId;
 use crate::model::scope::ScopeSet;
 
@@ -47,6 +48,8 @@ pub struct Issued {
     pub scopes: ScopeSet,
     /// Audiences (RFC 8707 resource indicators).
     pub resources: Vec<String>,
+    /// What the user approved beyond scopes (RFC 9396 §2); empty when nothing was asked.
+    pub authorization_details: AuthorizationDetails,
     /// Issue time.
     pub created_at: UnixTime,
     /// Expiry.
@@ -155,6 +158,9 @@ impl TokenRecord {
             client_id: ClientId::new(get::<String>(r, "client_id")?),
             scopes: ScopeSet::from_stored(&get::<String>(r, "scopes")?),
             resources: parse_json_list(&get::<String>(r, "resources")?)?,
+            authorization_details: AuthorizationDetails::from_stored(
+                get::<Option<String>>(r, "authorization_details")?.as_deref(),
+            ),
             created_at: get(r, "created_at")?,
             expires_at: get(r, "expires_at")?,
             consumed_at: get(r, "consumed_at")?,
@@ -205,22 +211,22 @@ impl TokenRecord {
 macro_rules! token_columns {
     () => {
         "t.digest, t.tenant_id, t.kind, t.grant_id, t.client_id, t.subject, t.scopes, t.resources, \
-         t.created_at, t.expires_at, t.consumed_at, t.revoked_at, t.redirect_uri, t.code_challenge, t.nonce, t.format, t.jti, t.cnf_x5t"
+         t.created_at, t.expires_at, t.consumed_at, t.revoked_at, t.redirect_uri, t.code_challenge, t.nonce, t.format, t.jti, t.cnf_x5t, t.authorization_details"
     };
 }
 
 /// Inserts one code or token row.
 const INSERT_TOKEN: &str = "INSERT INTO tokens (digest, tenant_id, kind, grant_id, client_id, subject, scopes, resources, created_at, \
-     expires_at, redirect_uri, code_challenge, nonce, format, jti, cnf_x5t) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+     expires_at, redirect_uri, code_challenge, nonce, format, jti, cnf_x5t, authorization_details) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
 
 /// [`INSERT_TOKEN`] for many rows in one PostgreSQL statement: each parameter is one column's
 /// values as an array, in [`INSERT_TOKEN`]'s order and types. A batch then costs one round trip
 /// and one commit, where a transaction of single-row inserts costs one round trip per row.
 const INSERT_TOKENS_PG: &str = "INSERT INTO tokens (digest, tenant_id, kind, grant_id, client_id, subject, scopes, resources, created_at, \
-     expires_at, redirect_uri, code_challenge, nonce, format, jti, cnf_x5t) \
+     expires_at, redirect_uri, code_challenge, nonce, format, jti, cnf_x5t, authorization_details) \
      SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
-     $8::text[], $9::bigint[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[])";
+     $8::text[], $9::bigint[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[])";
 
 /// The group commit appends with [`INSERT_TOKEN`] and [`INSERT_TOKENS_PG`].
 pub(super) const TOKENS: group_commit::Table = group_commit::Table {
@@ -268,6 +274,7 @@ pub(super) fn token_params(t: &TokenRecord) -> Vec<Param> {
         format,
         jti,
         cnf_x5t,
+        i.authorization_details.to_stored(),
     ]
 }
 

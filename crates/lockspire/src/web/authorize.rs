@@ -55,7 +55,7 @@ fn set_browser_cookie(p: &Provider, response: &mut Response, value: &str) {
     }
 }
 
-fn render(p: &Provider, result: Result<Step, AuthorizeError>) -> Response {
+async fn render(p: &Provider, result: Result<Step, AuthorizeError>) -> Response {
     match result {
         Ok(Step::Login(url)) => see_other(&url),
         Ok(Step::Consent(id)) => see_other(&format!(
@@ -63,16 +63,16 @@ fn render(p: &Provider, result: Result<Step, AuthorizeError>) -> Response {
             Endpoint::Consent.url(&p.config.issuer)
         )),
         Ok(Step::Respond(resp)) => authorization_response(&resp),
-        Err(e) => render_error(p, e),
+        Err(e) => render_error(p, e).await,
     }
 }
 
-fn render_error(p: &Provider, e: AuthorizeError) -> Response {
+async fn render_error(p: &Provider, e: AuthorizeError) -> Response {
     match e {
         AuthorizeError::Direct(e) => error_page(&e),
         AuthorizeError::Redirect(redirect, e) => {
             tracing::debug!(error = %e.code(), reason = %e.reason(), "authorization error sent to client");
-            match AuthorizationResponse::error(p, *redirect, &e) {
+            match AuthorizationResponse::error(p, *redirect, &e).await {
                 Ok(response) => authorization_response(&response),
                 Err(e) => error_page(&e),
             }
@@ -107,7 +107,7 @@ pub(crate) async fn authorize(State(p): State<Arc<Provider>>, req: Request<Body>
     // A pushed request (RFC 9126 §4) or a request object (RFC 9101 §6.3) is the request.
     let (params, via) = match authorize::parameters(&p, params).await {
         Ok(found) => found,
-        Err(e) => return render_error(&p, e),
+        Err(e) => return render_error(&p, e).await,
     };
     let result = match authorize::validate(&p, &params, via).await {
         Ok((request, client)) => {
@@ -115,7 +115,7 @@ pub(crate) async fn authorize(State(p): State<Arc<Provider>>, req: Request<Body>
         }
         Err(e) => Err(e),
     };
-    let mut response = render(&p, result);
+    let mut response = render(&p, result).await;
     if existing.is_none() {
         set_browser_cookie(&p, &mut response, &browser);
     }
@@ -154,7 +154,7 @@ pub(crate) async fn resume(State(p): State<Arc<Provider>>, req: Request<Body>) -
         Err(e) => return error_page(&e),
     };
     let result = interaction::resume(&p, &r.id, r.browser.as_deref(), &mut r.parts).await;
-    render(&p, result)
+    render(&p, result).await
 }
 
 fn scope_description(scope: &str) -> &'static str {
@@ -196,13 +196,14 @@ pub(crate) async fn consent_page(State(p): State<Arc<Provider>>, req: Request<Bo
                 resources: view.resources,
                 claims: view.claims,
                 ui_locales: view.ui_locales,
+                authorization_details: view.authorization_details,
             };
             match &p.consent {
                 Some(host) => render_host_consent(host.as_ref(), &page),
                 None => render_consent(&page),
             }
         }
-        Err(e) => render_error(&p, e),
+        Err(e) => render_error(&p, e).await,
     }
 }
 
@@ -234,6 +235,6 @@ pub(crate) async fn consent_decision(
     };
     match interaction::decide(&p, &r.id, r.browser.as_deref(), csrf, allow, &mut r.parts).await {
         Ok(resp) => authorization_response(&resp),
-        Err(e) => render_error(&p, e),
+        Err(e) => render_error(&p, e).await,
     }
 }

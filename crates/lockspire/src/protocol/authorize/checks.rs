@@ -5,7 +5,9 @@ use serde_json::Value;
 use url::Url;
 
 use super::{MAX_CLAIMS, Prompt};
+use crate::host::DetailTypes;
 use crate::jose::verify_compact;
+use crate::model::authorization_details::AuthorizationDetails;
 use crate::model::client::GrantType;
 use crate::model::scope::ScopeSet;
 use crate::protocol::error::{ErrorCode, OAuthError};
@@ -199,6 +201,38 @@ pub(super) fn check_claims(params: &dyn ParameterSource) -> Result<Option<Value>
         }
     }
     Ok(Some(value))
+}
+
+/// RFC 9396 §2, §5: `authorization_details` is a JSON array of objects of types the host
+/// registered (and, when the client registered `authorization_details_types`, of those), each
+/// passing the common-field checks and its type's own.
+pub(super) fn check_authorization_details(
+    types: &DetailTypes,
+    client: &ClientRecord,
+    params: &dyn ParameterSource,
+) -> Result<AuthorizationDetails, OAuthError> {
+    let Some(raw) = params.get("authorization_details")? else {
+        return Ok(AuthorizationDetails::default());
+    };
+    let invalid = |why: String| OAuthError::new(ErrorCode::InvalidAuthorizationDetails, why);
+    if raw.len() > MAX_CLAIMS {
+        return Err(invalid("authorization_details is too long".into()));
+    }
+    let details = AuthorizationDetails::parse(raw).map_err(invalid)?;
+    let allowed = &client.metadata.authorization_details_types;
+    for detail in details.iter() {
+        let kind = detail.kind();
+        let handler = types
+            .get(kind)
+            .filter(|_| allowed.is_empty() || allowed.iter().any(|t| t == kind))
+            .ok_or_else(|| {
+                invalid(format!(
+                    "authorization_details type {kind:?} is not supported"
+                ))
+            })?;
+        handler.validate(detail).map_err(invalid)?;
+    }
+    Ok(details)
 }
 
 /// OIDC Core §3.1.2.1: an `id_token_hint` must be an ID token this issuer signed for this client

@@ -13,14 +13,16 @@ mod sources;
 
 pub(crate) use checks::{REQUEST_BY_REFERENCE, REQUEST_BY_VALUE, check_resources};
 use checks::{
-    check_claims, check_id_token_hint, check_max_age, check_prompt, check_response_type,
-    check_scope, check_unsupported_parameters,
+    check_authorization_details, check_claims, check_id_token_hint, check_max_age, check_prompt,
+    check_response_type, check_scope, check_unsupported_parameters,
 };
 pub(crate) use sources::{REQUEST_URI_PREFIX, parameters};
 
 use super::params::ParameterSource;
 use super::pkce::CodeChallenge;
-use crate::jose::SigningAlg;
+use crate::jose::jwe;
+use crate::jose::{ContentEncryptionAlg, KeyManagementAlg, SigningAlg};
+use crate::model::authorization_details::AuthorizationDetails;
 use crate::model::client::ClientId;
 use crate::model::scope::ScopeSet;
 use crate::protocol::endpoints::Endpoint;
@@ -100,6 +102,8 @@ pub(crate) struct VerifiedRedirect {
     client_id: ClientId,
     /// The alg a JARM response is signed with (JARM §3, `authorization_signed_response_alg`).
     signing_alg: SigningAlg,
+    /// How a JARM response is then encrypted to the client, when it registered that (JARM §3).
+    encryption: Option<(KeyManagementAlg, ContentEncryptionAlg)>,
 }
 
 impl VerifiedRedirect {
@@ -128,6 +132,7 @@ impl VerifiedRedirect {
             state,
             client_id: client.client_id.clone(),
             signing_alg: client.metadata.authorization_alg(),
+            encryption: client.metadata.authorization_encryption(),
         };
         (redirect, mode)
     }
@@ -182,8 +187,9 @@ impl std::fmt::Debug for AuthorizationResponse {
 impl AuthorizationResponse {
     /// A successful or failed response; adds `state` and RFC 9207 `iss`. With a JARM mode the
     /// parameters travel as one JWT, `response`, signed by this server for the client (JARM
-    /// §2.1: `iss`, `aud`, `exp` and the parameters as claims).
-    pub(crate) fn new(
+    /// §2.1: `iss`, `aud`, `exp` and the parameters as claims), and then encrypted to the
+    /// client's key when it registered `authorization_encrypted_response_alg` (JARM §2.3).
+    pub(crate) async fn new(
         p: &Provider,
         redirect: VerifiedRedirect,
         mut params: Vec<(&'static str, String)>,
@@ -203,14 +209,18 @@ impl AuthorizationResponse {
         claims.insert("aud".into(), Value::String(redirect.client_id.to_string()));
         claims.insert("exp".into(), Value::from(p.now() + JARM_LIFETIME));
         let keys = p.keys();
-        let jwt = crate::jose::sign_compact(keys.active(redirect.signing_alg)?, "JWT", &claims)?;
+        let mut jwt =
+            crate::jose::sign_compact(keys.active(redirect.signing_alg)?, "JWT", &claims)?;
+        if let Some((alg, enc)) = redirect.encryption {
+            jwt = encrypt_response(p, &redirect.client_id, alg, enc, &jwt).await?;
+        }
         Ok(Self {
             redirect,
             params: vec![("response", jwt)],
         })
     }
 
-    pub(crate) fn error(
+    pub(crate) async fn error(
         p: &Provider,
         redirect: VerifiedRedirect,
         e: &OAuthError,
@@ -219,7 +229,7 @@ impl AuthorizationResponse {
         if !e.description().is_empty() {
             params.push(("error_description", e.description().to_owned()));
         }
-        Self::new(p, redirect, params)
+        Self::new(p, redirect, params).await
     }
 
     /// The redirect URL for the query and fragment modes (RFC 6749 §4.1.2: existing query
@@ -235,6 +245,35 @@ impl AuthorizationResponse {
             _ => format!("{uri}?{encoded}"),
         }
     }
+}
+
+/// The signed JARM response `jwt` nested in a JWE to a key of the client's (JARM §2.3, RFC 7519
+/// §5.2 `cty: JWT`). Without a usable key the response cannot be delivered in the form the
+/// client registered, and is not sent in another.
+async fn encrypt_response(
+    p: &Provider,
+    client_id: &ClientId,
+    alg: KeyManagementAlg,
+    enc: ContentEncryptionAlg,
+    jwt: &str,
+) -> Result<String, OAuthError> {
+    let unavailable = |why: String| {
+        OAuthError::new(
+            ErrorCode::TemporarilyUnavailable,
+            "the response cannot be encrypted to the client's keys",
+        )
+        .with_reason(why)
+    };
+    let client = p
+        .store
+        .client(&p.tenant, client_id.as_str())
+        .await?
+        .ok_or_else(|| unavailable("the client is gone".into()))?;
+    let key = super::client_keys::encryption_key(p, &client, alg)
+        .await
+        .map_err(unavailable)?;
+    jwe::encrypt(jwt.as_bytes(), &key, alg, enc, Some("JWT"))
+        .map_err(|_| unavailable("the client's encryption key is unusable".into()))
 }
 
 /// How long a JARM response is accepted (JARM §2.1 asks for a short expiry: it is redeemed at
@@ -275,6 +314,9 @@ pub(crate) struct AuthorizationRequest {
     #[serde(default)]
     pub(crate) claims_locales: Vec<String>,
     pub(crate) claims: Option<Value>,
+    /// RFC 9396: what the client asks for beyond scopes.
+    #[serde(default)]
+    pub(crate) authorization_details: AuthorizationDetails,
     /// The subject of a verified `id_token_hint`.
     pub(crate) hint_subject: Option<String>,
 }
@@ -289,6 +331,7 @@ impl AuthorizationRequest {
             state: self.state.clone(),
             client_id: self.client_id.clone(),
             signing_alg: client.metadata.authorization_alg(),
+            encryption: client.metadata.authorization_encryption(),
         }
     }
 
@@ -406,6 +449,8 @@ pub(crate) async fn validate(
     let max_age = check_max_age(params).map_err(fail)?;
     let resources = check_resources(&p.config, params.all("resource").into_iter()).map_err(fail)?;
     let claims = check_claims(params).map_err(fail)?;
+    let authorization_details =
+        check_authorization_details(&p.detail_types, &client, params).map_err(fail)?;
     let hint_subject = check_id_token_hint(p, &client, params).map_err(fail)?;
     let bounded = |name: &str| -> Result<Option<String>, OAuthError> {
         match params.get(name)? {
@@ -442,6 +487,7 @@ pub(crate) async fn validate(
         ui_locales: list("ui_locales").map_err(fail)?,
         claims_locales: list("claims_locales").map_err(fail)?,
         claims,
+        authorization_details,
         hint_subject,
     };
     Ok((request, client))
@@ -507,6 +553,7 @@ mod tests {
                 state: None,
                 client_id: ClientId::new("rp"),
                 signing_alg: SigningAlg::RS256,
+                encryption: None,
             },
             params: vec![("code", "the-authorization-code-value".into())],
         };

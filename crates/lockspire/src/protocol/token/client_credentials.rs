@@ -2,6 +2,7 @@
 
 use super::request::CredentialsRequest;
 use super::{AccessGrant, TokenResponse, mint_access_token};
+use crate::model::authorization_details::AuthorizationDetails;
 use crate::protocol::authorize::check_resources;
 use crate::protocol::client_auth::AuthenticatedClient;
 use crate::protocol::error::{ErrorCode, OAuthError};
@@ -41,6 +42,7 @@ pub(super) async fn exchange(
         user: None,
         scopes: &scopes,
         resources: &resources,
+        authorization_details: &AuthorizationDetails::default(),
     };
     let (access_token, record) = mint_access_token(p, &grant)?;
     // One write per issued token; no grant row is needed because no user consented.
@@ -52,5 +54,6 @@ pub(super) async fn exchange(
         scope: scopes.join(" "),
         refresh_token: None,
         id_token: None,
+        authorization_details: None,
     })
 }

@@ -15,6 +15,7 @@ use super::client_auth::{self, AuthenticatedClient};
 use super::params::Params;
 use crate::config::AccessTokenFormat;
 use crate::jose::sign_compact;
+use crate::model::authorization_details::AuthorizationDetails;
 use crate::model::client::GrantType;
 use crate::model::scope::ScopeSet;
 use crate::mtls::ClientCertificate;
@@ -37,6 +38,9 @@ pub(crate) struct TokenResponse {
     pub(crate) refresh_token: Option<Secret>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) id_token: Option<Secret>,
+    /// RFC 9396 §7: what the access token is authorized for beyond scopes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) authorization_details: Option<Value>,
 }
 
 /// Handles one token request.
@@ -80,6 +84,8 @@ pub(crate) struct AccessGrant<'a> {
     pub(crate) user: Option<&'a UserGrant>,
     pub(crate) scopes: &'a ScopeSet,
     pub(crate) resources: &'a [String],
+    /// RFC 9396: what the user approved beyond scopes; empty for client credentials.
+    pub(crate) authorization_details: &'a AuthorizationDetails,
 }
 
 /// RFC 9068 §2.2 claims of a JWT access token.
@@ -97,6 +103,9 @@ struct JwtAccessClaims<'a> {
     /// RFC 8705 §3.1: the certificate the token is bound to.
     #[serde(skip_serializing_if = "Option::is_none")]
     cnf: Option<Value>,
+    /// RFC 9396 §9.1: what the token is authorized for beyond scopes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authorization_details: Option<Value>,
 }
 
 /// Mints an access token in the client's format; returns it and the row to store.
@@ -138,6 +147,8 @@ pub(crate) fn mint_access_token(
                     .client
                     .binding()
                     .map(|x5t| serde_json::json!({ "x5t#S256": x5t })),
+                authorization_details: (!g.authorization_details.is_empty())
+                    .then(|| g.authorization_details.to_json()),
             };
             let keys = p.keys();
             sign_compact(keys.active(p.config.access_token_alg)?, "at+jwt", &claims)?
@@ -167,6 +178,7 @@ fn issued(
         client_id: g.client.id().to_owned(),
         scopes: g.scopes.clone(),
         resources: g.resources.to_vec(),
+        authorization_details: g.authorization_details.clone(),
         created_at: now,
         expires_at,
         consumed_at: None,

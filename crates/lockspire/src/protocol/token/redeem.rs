@@ -262,6 +262,7 @@ fn mint_for_grant(
     claims: Option<&Claims>,
 ) -> Result<Minted, OAuthError> {
     let subject = grant.subject.as_str();
+    let details = grant.details()?;
     let user = UserGrant {
         grant_id: grant.id.clone(),
         subject: grant.subject.clone(),
@@ -271,6 +272,7 @@ fn mint_for_grant(
         user: Some(&user),
         scopes: &plan.scopes,
         resources: &plan.resources,
+        authorization_details: &details.authorization_details,
     };
     let (access_token, access_record) = mint_access_token(p, &access)?;
     let mut records = vec![access_record];
@@ -288,7 +290,6 @@ fn mint_for_grant(
         None => None,
     };
     let id_token = if plan.scopes.contains("openid") {
-        let details = grant.details()?;
         let input = IdTokenInput {
             client: client.record(),
             subject,
@@ -314,6 +315,8 @@ fn mint_for_grant(
             scope: plan.scopes.to_string(),
             refresh_token: refresh_token.map(Secret::new),
             id_token: id_token.map(Secret::new),
+            authorization_details: (!details.authorization_details.is_empty())
+                .then(|| details.authorization_details.to_json()),
         },
     })
 }
