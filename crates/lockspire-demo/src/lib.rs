@@ -15,7 +15,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod account_information;
 pub mod cli;
+mod client_key;
 mod db;
 mod forms;
 mod pages;
@@ -78,6 +80,8 @@ pub(crate) struct AppState {
     /// The relying party's HTTP client. It never follows redirects, so a hostile metadata
     /// document cannot bounce it to arbitrary URLs.
     pub(crate) http: reqwest::Client,
+    /// The relying party's key for the request objects it signs.
+    pub(crate) client_key: Arc<client_key::ClientKey>,
 }
 
 /// How long an idle browser session lives.
@@ -103,6 +107,7 @@ pub async fn app(settings: Settings) -> anyhow::Result<Router> {
             "alice@example.com",
         )
         .await?;
+    let client_key = Arc::new(client_key::ClientKey::load_or_create(&pool).await?);
     let sessions = SqlSessionStore::new(pool).await?;
     sessions.spawn_sweeper(SESSION_SWEEP);
 
@@ -112,6 +117,10 @@ pub async fn app(settings: Settings) -> anyhow::Result<Router> {
         .secret_key(settings.secret_key)
         .account_resolver(DemoResolver::new(users.clone()))
         .registration(settings.registration)
+        .authorization_details_type(
+            "account_information",
+            account_information::AccountInformation,
+        )
         .dev_mode(settings.dev_mode);
     let lockspire = match settings.key_refresh_interval {
         Some(every) => lockspire.key_refresh_interval(every),
@@ -124,7 +133,7 @@ pub async fn app(settings: Settings) -> anyhow::Result<Router> {
     .build()
     .await
     .context("starting Lockspire")?;
-    register_demo_client(&lockspire, &issuer).await?;
+    register_demo_client(&lockspire, &issuer, client_key.jwks()).await?;
 
     let session_layer = SessionManagerLayer::new(sessions)
         .with_name("demo_session")
@@ -139,7 +148,11 @@ pub async fn app(settings: Settings) -> anyhow::Result<Router> {
         .timeout(Duration::from_secs(10))
         .build()
         .context("building the relying party's HTTP client")?;
-    let state = AppState { issuer, http };
+    let state = AppState {
+        issuer,
+        http,
+        client_key,
+    };
 
     Ok(Router::new()
         .route("/", get(pages::home))
@@ -154,15 +167,22 @@ pub async fn app(settings: Settings) -> anyhow::Result<Router> {
 }
 
 /// Registers the public demo client once; later starts find it in the database.
-async fn register_demo_client(lockspire: &Lockspire, issuer: &str) -> anyhow::Result<()> {
+async fn register_demo_client(
+    lockspire: &Lockspire,
+    issuer: &str,
+    jwks: serde_json::Value,
+) -> anyhow::Result<()> {
     let callback = format!("{issuer}/demo/callback");
     match lockspire.client(DEMO_CLIENT_ID).await? {
         Some((metadata, active)) => {
             // The issuer changed since the client was registered (a new port or host name: the
-            // demo client is a web client, whose redirect URIs match exactly).
-            if metadata.match_redirect_uri(&callback).is_none() {
+            // demo client is a web client, whose redirect URIs match exactly), or the client was
+            // registered before it signed request objects.
+            if metadata.match_redirect_uri(&callback).is_none()
+                || metadata.jwks.as_ref() != Some(&jwks)
+            {
                 lockspire
-                    .update_client(DEMO_CLIENT_ID, demo_client_metadata(&callback))
+                    .update_client(DEMO_CLIENT_ID, demo_client_metadata(&callback, jwks))
                     .await
                     .context("re-registering the demo client for the new issuer")?;
                 tracing::info!(redirect_uri = %callback, "updated the demo client's redirect URI");
@@ -176,7 +196,7 @@ async fn register_demo_client(lockspire: &Lockspire, issuer: &str) -> anyhow::Re
         }
         None => {
             let created = lockspire
-                .create_client(Some(DEMO_CLIENT_ID), demo_client_metadata(&callback))
+                .create_client(Some(DEMO_CLIENT_ID), demo_client_metadata(&callback, jwks))
                 .await;
             match created {
                 Ok(_) => tracing::info!(client_id = DEMO_CLIENT_ID, "registered the demo client"),
@@ -189,13 +209,15 @@ async fn register_demo_client(lockspire: &Lockspire, issuer: &str) -> anyhow::Re
     Ok(())
 }
 
-/// The demo client: public (PKCE, no secret), code flow with refresh tokens.
-fn demo_client_metadata(callback: &str) -> serde_json::Value {
+/// The demo client: public (PKCE, no secret), code flow with refresh tokens; its `jwks` holds
+/// the key its request objects are signed with.
+fn demo_client_metadata(callback: &str, jwks: serde_json::Value) -> serde_json::Value {
     json!({
         "client_name": "Lockspire demo relying party",
         "token_endpoint_auth_method": "none",
         "grant_types": ["authorization_code", "refresh_token"],
         "response_types": ["code"],
         "redirect_uris": [callback],
+        "jwks": jwks,
     })
 }

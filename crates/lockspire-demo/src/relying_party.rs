@@ -55,10 +55,37 @@ struct PendingLogin {
     /// result page.
     #[serde(default)]
     pushed: Option<(String, Vec<(String, String)>)>,
+    /// With a signed request object (RFC 9101): its header and claims, for the result page.
+    #[serde(default)]
+    request_object: Option<(String, String)>,
 }
 
-/// `/demo`'s query: `?via=par` pushes the authorization request first (RFC 9126); `?via=jarm`
-/// asks for the response as a signed JWT (JARM, `response_mode=query.jwt`).
+/// The ways `/demo` can run the flow.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    /// The parameters in the browser's query.
+    Plain,
+    /// Pushed first (RFC 9126).
+    Pushed,
+    /// Pushed first, as one request object the client signed (RFC 9126 with RFC 9101).
+    SignedAndPushed,
+    /// The response as one signed JWT (JARM).
+    Jarm,
+    /// With `authorization_details` (RFC 9396) of the demo's `account_information` type.
+    Rich,
+}
+
+/// What the `account_information` example asks for.
+const ACCOUNT_INFORMATION: &str =
+    r#"[{"type":"account_information","actions":["list_accounts","read_balances"]}]"#;
+
+/// How long a request object the demo signs is valid: it is used at once.
+const REQUEST_OBJECT_LIFETIME: i64 = 60;
+
+/// `/demo`'s query: `?via=par` pushes the authorization request first (RFC 9126);
+/// `?via=signed-par` pushes it as a request object the client signed (RFC 9101); `?via=jarm`
+/// asks for the response as a signed JWT (JARM, `response_mode=query.jwt`); `?via=rar` adds
+/// `authorization_details` (RFC 9396).
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct StartQuery {
     via: Option<String>,
@@ -76,14 +103,16 @@ pub(crate) async fn start(
     Extension(session): Extension<Session>,
     query: Result<Query<StartQuery>, QueryRejection>,
 ) -> Response {
-    let (pushed, jarm) = match query {
-        Ok(Query(StartQuery { via: None })) => (false, false),
-        Ok(Query(StartQuery { via: Some(via) })) if via == "par" => (true, false),
-        Ok(Query(StartQuery { via: Some(via) })) if via == "jarm" => (false, true),
+    let variant = match query.as_ref().map(|Query(q)| q.via.as_deref()) {
+        Ok(None) => Variant::Plain,
+        Ok(Some("par")) => Variant::Pushed,
+        Ok(Some("signed-par")) => Variant::SignedAndPushed,
+        Ok(Some("jarm")) => Variant::Jarm,
+        Ok(Some("rar")) => Variant::Rich,
         _ => {
             return Failure::request(
                 "Unknown option",
-                "Use /demo, /demo?via=par to push the request first, or /demo?via=jarm for a signed response.",
+                "Use /demo, /demo?via=par to push the request first, /demo?via=signed-par to push it as a signed request object, /demo?via=jarm for a signed response, or /demo?via=rar to ask for authorization details.",
             )
             .into_response();
         }
@@ -96,6 +125,7 @@ pub(crate) async fn start(
         verifier: verifier.secret().clone(),
         authorize_url: String::new(),
         pushed: None,
+        request_object: None,
     };
     let params: Vec<(String, String)> = [
         ("response_type", "code"),
@@ -109,9 +139,29 @@ pub(crate) async fn start(
     ]
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-    .chain(jarm.then(|| ("response_mode".to_owned(), "query.jwt".to_owned())))
+    .chain((variant == Variant::Jarm).then(|| ("response_mode".to_owned(), "query.jwt".to_owned())))
+    .chain((variant == Variant::Rich).then(|| {
+        (
+            "authorization_details".to_owned(),
+            ACCOUNT_INFORMATION.to_owned(),
+        )
+    }))
     .collect();
-    let browser_params = if pushed {
+    let params = if variant == Variant::SignedAndPushed {
+        match request_object(&app, &params) {
+            Ok((jwt, shown)) => {
+                pending.request_object = Some(shown);
+                vec![
+                    ("client_id".to_owned(), DEMO_CLIENT_ID.to_owned()),
+                    ("request".to_owned(), jwt),
+                ]
+            }
+            Err(failure) => return failure.into_response(),
+        }
+    } else {
+        params
+    };
+    let browser_params = if matches!(variant, Variant::Pushed | Variant::SignedAndPushed) {
         let (endpoint, request_uri) = match push(&app, &params).await {
             Ok(answer) => answer,
             Err(failure) => return failure.into_response(),
@@ -144,6 +194,43 @@ pub(crate) async fn start(
         return internal_error("Saving the sign-in request failed", &e);
     }
     see_other(&location)
+}
+
+/// The request as one JWT the client signs (RFC 9101 §4): every parameter as a claim, with
+/// `iss` the client, `aud` the provider, a short `exp` and a fresh `jti`. Returns the JWT and
+/// its header and claims, pretty-printed for the result page.
+fn request_object(
+    app: &AppState,
+    params: &[(String, String)],
+) -> Result<(String, (String, String)), Failure> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut claims = serde_json::Map::new();
+    for (name, value) in params {
+        claims.insert(name.clone(), Value::String(value.clone()));
+    }
+    claims.insert("iss".into(), DEMO_CLIENT_ID.into());
+    claims.insert("aud".into(), app.issuer.to_string().into());
+    claims.insert("iat".into(), now.into());
+    claims.insert("nbf".into(), now.into());
+    claims.insert("exp".into(), (now + REQUEST_OBJECT_LIFETIME).into());
+    claims.insert(
+        "jti".into(),
+        CsrfToken::new_random().secret().clone().into(),
+    );
+    let claims = Value::Object(claims);
+    let jwt = app
+        .client_key
+        .sign(&claims)
+        .map_err(|e| Failure::internal("Signing the request object failed", &e))?;
+    let header = jsonwebtoken::decode_header(&jwt)
+        .map_err(|e| Failure::internal("Reading the request object back failed", &e))?;
+    Ok((
+        jwt,
+        (
+            serde_json::to_string_pretty(&header).unwrap_or_default(),
+            serde_json::to_string_pretty(&claims).unwrap_or_default(),
+        ),
+    ))
 }
 
 /// The provider's metadata (OpenID Connect Discovery §4), as JSON: the fields the demo reads
@@ -345,6 +432,10 @@ struct ResultPage {
     /// empty otherwise.
     jarm_header: String,
     jarm_claims: String,
+    /// Step 1, with a signed request object: its JOSE header and claims (RFC 9101); empty
+    /// otherwise.
+    request_object_header: String,
+    request_object_claims: String,
     /// Step 1, with a pushed request: where it was pushed and its parameters (RFC 9126);
     /// empty otherwise.
     par_endpoint: String,
@@ -552,9 +643,12 @@ async fn finish(
     let (authorize_endpoint, authorize_params) = request_parts(&pending.authorize_url);
     let (par_endpoint, pushed_params) = pending.pushed.unwrap_or_default();
     let (jarm_header, jarm_claims) = jarm.unwrap_or_default();
+    let (request_object_header, request_object_claims) = pending.request_object.unwrap_or_default();
     Ok(ResultPage {
         jarm_header,
         jarm_claims,
+        request_object_header,
+        request_object_claims,
         par_endpoint,
         pushed_params,
         name: userinfo

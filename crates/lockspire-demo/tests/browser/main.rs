@@ -516,6 +516,76 @@ async fn the_demo_asks_for_a_signed_response_and_verifies_it_before_reading_the_
     b.close().await;
 }
 
+#[tokio::test]
+async fn the_demo_pushes_a_request_object_it_signed_and_the_provider_verifies_it() {
+    let _one = ONE_BROWSER.lock().await;
+    // RFC 9126 with RFC 9101: the push holds only client_id and the signed request.
+    let Some((mut b, issuer, _dir, _)) =
+        demo_variant_from_home("demo-signed-request", "/demo?via=signed-par").await
+    else {
+        return;
+    };
+    let pushed = b.text("#pushed-params").await.expect("pushed parameters");
+    assert!(
+        pushed.contains("request") && !pushed.contains("code_challenge"),
+        "{pushed}"
+    );
+    let header = json_at(&b, "#request-object-header").await;
+    assert_eq!(header["alg"], "EdDSA");
+    assert_eq!(header["typ"], "oauth-authz-req+jwt");
+    let claims = json_at(&b, "#request-object-claims").await;
+    assert_eq!(claims["iss"], "lockspire-demo");
+    assert_eq!(claims["aud"], issuer.as_str());
+    assert!(
+        claims["code_challenge"].is_string() && claims["jti"].is_string(),
+        "{claims}"
+    );
+    let id = json_at(&b, "#id-token-claims").await;
+    assert_eq!(
+        id["name"], "Alice Example",
+        "the signed request was honoured"
+    );
+    b.screenshot("verified-signed-request")
+        .await
+        .expect("screenshot");
+    b.close().await;
+}
+
+#[tokio::test]
+async fn the_demo_asks_for_authorization_details_and_the_consent_page_says_what_they_grant() {
+    let _one = ONE_BROWSER.lock().await;
+    let Some(mut b) = browser("demo-authorization-details").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let issuer = start_demo(&dir).await;
+    sign_in_with_the_form(&b, &issuer).await;
+    b.goto(&format!("{issuer}/")).await.expect("home");
+    b.click("a[href='/demo?via=rar']")
+        .await
+        .expect("the link on the home page");
+    b.wait_for_path("/consent").await.expect("consent page");
+    let consent = b.text("main").await.expect("consent text");
+    assert!(
+        consent.contains(
+            "Account information: see the list of your accounts and read your account balances"
+        ),
+        "the host's words for the details: {consent}"
+    );
+    b.screenshot("consent-with-details")
+        .await
+        .expect("screenshot");
+    b.click("button[name=decision][value=allow]")
+        .await
+        .expect("allow");
+    b.wait_for_path("/demo/callback").await.expect("callback");
+    let page = b.text("main").await.expect("page");
+    assert!(page.contains("authorization_details"), "{page}");
+    let id = json_at(&b, "#id-token-claims").await;
+    assert_eq!(id["name"], "Alice Example");
+    b.close().await;
+}
+
 /// A fresh demo with alice signed in through its form, then one of the home page's demo links
 /// followed through the consent page to the callback. Returns the browser, the issuer, the
 /// demo's data folder (kept until the test ends) and the callback's URL.
