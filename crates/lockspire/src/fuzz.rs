@@ -12,7 +12,11 @@ use serde_json::Value;
 use crate::config::{
     AccessTokenFormat, Config, Issuer, Lifetimes, RegistrationPolicy, RegistrationRules,
 };
-use crate::jose::{KeyRing, KeyStatus, SigningAlg, SigningKey, verify_compact};
+use crate::jose::{
+    DecryptionKey, EncryptionKeyType, KeyRing, KeyStatus, SigningAlg, SigningKey, jwe,
+    verify_compact,
+};
+use crate::model::authorization_details::AuthorizationDetails;
 use crate::model::client::GrantType;
 use crate::protocol::client::{check_jwks, validate_metadata};
 use crate::protocol::error::{MAX_DESCRIPTION, OAuthError};
@@ -25,7 +29,7 @@ use crate::store::{ClientRecord, ClientStatus};
 pub type Target = (&'static str, fn(&[u8]));
 
 /// Every target, by the name of its directory under `fuzz/corpus/`.
-pub const TARGETS: [Target; 7] = [
+pub const TARGETS: [Target; 9] = [
     ("params", params),
     ("token_request", token_request),
     ("compact_jws", compact_jws),
@@ -33,6 +37,8 @@ pub const TARGETS: [Target; 7] = [
     ("client_metadata", client_metadata),
     ("subject_dn", subject_dn),
     ("client_cert_header", client_cert_header),
+    ("compact_jwe", compact_jwe),
+    ("authorization_details", authorization_details),
 ];
 
 /// An error as it would reach the wire must be sendable: RFC 6749 §4.1.2.1's characters only,
@@ -125,6 +131,53 @@ pub fn compact_jws(data: &[u8]) {
     assert!(
         verify_compact(ring(), text).is_err(),
         "an input not signed by the ring verified"
+    );
+}
+
+/// The server's encryption keys, one of each kind, made once per process.
+fn decryption_keys() -> &'static [DecryptionKey] {
+    static KEYS: OnceLock<Vec<DecryptionKey>> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        [EncryptionKeyType::Rsa, EncryptionKeyType::EcP256]
+            .into_iter()
+            .filter_map(|t| DecryptionKey::generate(t).ok().map(|(k, _)| k))
+            .collect()
+    })
+}
+
+/// Compact JWE (RFC 7516 §7.1) as a client would send a nested request object: the header
+/// parses or is refused without a panic, and no input decrypts, since none was encrypted to
+/// these keys and every tag is checked.
+pub fn compact_jwe(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(addressed) = jwe::Addressed::parse(text) else {
+        return;
+    };
+    for key in decryption_keys() {
+        assert!(
+            addressed.decrypt(&key.private).is_err(),
+            "an input not encrypted to the key decrypted"
+        );
+    }
+}
+
+/// `authorization_details` (RFC 9396 §2): parsing never panics, and what parses is stored and
+/// read back unchanged.
+pub fn authorization_details(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(details) = AuthorizationDetails::parse(text) else {
+        return;
+    };
+    let stored = details.to_stored();
+    assert!(stored.is_some(), "parsed details are never empty");
+    assert_eq!(
+        AuthorizationDetails::from_stored(stored.as_deref()),
+        details,
+        "stored details read back differently"
     );
 }
 

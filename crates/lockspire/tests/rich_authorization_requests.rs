@@ -149,6 +149,42 @@ rar_tests! {
         assert_eq!(silent.redirect_params().get("error").map(String::as_str), Some("consent_required"));
     }
 
+    async fn a_token_request_may_narrow_the_granted_details_but_never_widen_them(h) {
+        let client = h.confidential_client(json!({})).await;
+        // Granted: only listing accounts. Asking at the token endpoint for more is refused.
+        let pkce = Pkce::new();
+        let outcome = flow_for(&h, &client, "api:read", &pkce, LIST_ONLY, Consent::Allow).await;
+        let code = outcome.redirect_params().get("code").cloned().expect("code");
+        let wider = h.post_as(&client, "/token", &[
+            ("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", &client.redirect_uri),
+            ("code_verifier", &pkce.verifier), ("authorization_details", READ_ALL),
+        ]).await;
+        assert_eq!((wider.status.as_u16(), wider.error()), (400, "invalid_authorization_details"), "{}", wider.text);
+        // Granted both actions; the token request narrows the access token to one.
+        let pkce = Pkce::new();
+        let outcome = flow_for(&h, &client, "api:read", &pkce, READ_ALL, Consent::Allow).await;
+        let code = outcome.redirect_params().get("code").cloned().expect("code");
+        let narrowed = h.post_as(&client, "/token", &[
+            ("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", &client.redirect_uri),
+            ("code_verifier", &pkce.verifier), ("authorization_details", LIST_ONLY),
+        ]).await;
+        assert_eq!(narrowed.status, 200, "{}", narrowed.text);
+        let list_only: Value = serde_json::from_str(LIST_ONLY).expect("json");
+        let read_all: Value = serde_json::from_str(READ_ALL).expect("json");
+        assert_eq!(narrowed.body["authorization_details"], list_only);
+        let access = narrowed.body["access_token"].as_str().expect("access_token");
+        assert_eq!(h.post_as(&client, "/introspect", &[("token", access)]).await.body["authorization_details"], list_only);
+        // The refresh token keeps the whole grant: a refresh without the parameter gets it all back.
+        let refresh = narrowed.body["refresh_token"].as_str().expect("refresh_token");
+        let refreshed = h.post_as(&client, "/token", &[("grant_type", "refresh_token"), ("refresh_token", refresh)]).await;
+        assert_eq!(refreshed.body["authorization_details"], read_all, "{}", refreshed.text);
+        let bad = h.post_as(&client, "/token", &[
+            ("grant_type", "refresh_token"), ("refresh_token", refreshed.body["refresh_token"].as_str().expect("rt")),
+            ("authorization_details", "not json"),
+        ]).await;
+        assert_eq!(bad.error(), "invalid_authorization_details", "{}", bad.text);
+    }
+
     async fn every_bad_authorization_details_value_is_invalid_authorization_details(h) {
         let client = h.confidential_client(json!({})).await;
         let limited = h.confidential_client(json!({"authorization_details_types": ["payment_initiation"]})).await;

@@ -105,6 +105,11 @@ impl AuthorizationDetails {
         Value::Array(self.0.iter().map(|d| Value::Object(d.0.clone())).collect())
     }
 
+    /// The JSON array as a response member or claim, which is left out when empty.
+    pub(crate) fn to_member(&self) -> Option<Value> {
+        (!self.is_empty()).then(|| self.to_json())
+    }
+
     /// True when no details were asked for.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

@@ -80,12 +80,9 @@ pub(crate) async fn introspect(
     if !issued.resources.is_empty() {
         out.insert("aud".into(), Value::from(issued.resources.clone()));
     }
-    if !issued.authorization_details.is_empty() {
+    if let Some(details) = issued.authorization_details.to_member() {
         // RFC 9396 §9.2.
-        out.insert(
-            "authorization_details".into(),
-            issued.authorization_details.to_json(),
-        );
+        out.insert("authorization_details".into(), details);
     }
     if let Some(x5t) = cnf_x5t {
         out.insert("cnf".into(), json!({ "x5t#S256": x5t }));

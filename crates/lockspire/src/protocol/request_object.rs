@@ -1,5 +1,7 @@
 //! Request objects (RFC 9101, OIDC Core §6.1): an authorization request as a JWT the client
-//! signed, passed by value in `request` at `/authorize` or inside a push to `/par`.
+//! signed, passed by value in `request` at `/authorize` or inside a push to `/par`, optionally
+//! nested in a JWE addressed to one of the server's published encryption keys (§6.1), which
+//! keeps the request from whoever relays it.
 //!
 //! The object is verified with the client's registered keys (inline `jwks` or its `jwks_uri`)
 //! under an algorithm from [`REQUEST_OBJECT_ALGS`], the client's registered

@@ -6,7 +6,7 @@
 
 use super::redeem::{Artifact, Plan, redeem};
 use super::request::CodeRequest;
-use super::{TokenResponse, narrow_resources, wants_refresh_token};
+use super::{TokenResponse, narrow_details, narrow_resources, wants_refresh_token};
 use crate::protocol::client_auth::AuthenticatedClient;
 use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::pkce::CodeChallenge;
@@ -58,7 +58,7 @@ impl Artifact for Code<'_> {
         row: &CodeRecord,
         grant: &GrantRecord,
     ) -> Result<Plan, OAuthError> {
-        plan(p, client, &self.request.resources, row, grant)
+        plan(p, client, self.request, row, grant)
     }
 }
 
@@ -97,13 +97,13 @@ fn check(
 fn plan(
     p: &Provider,
     client: &AuthenticatedClient,
-    requested_resources: &[&str],
+    request: &CodeRequest<'_>,
     record: &CodeRecord,
     grant: &GrantRecord,
 ) -> Result<Plan, OAuthError> {
     let scopes = record.issued.scopes.clone();
     let granted_resources = grant.resources.clone();
-    let resources = narrow_resources(p, requested_resources, &granted_resources)?;
+    let resources = narrow_resources(p, &request.resources, &granted_resources)?;
     // RFC 8707 §2.2: a token-time resource narrows this access token only; the refresh
     // token keeps everything granted so later requests can choose another resource.
     let refresh =
@@ -113,5 +113,10 @@ fn plan(
         resources,
         refresh,
         nonce: record.nonce.clone(),
+        authorization_details: narrow_details(
+            p,
+            request.authorization_details,
+            &record.issued.authorization_details,
+        )?,
     })
 }

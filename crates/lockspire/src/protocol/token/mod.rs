@@ -147,8 +147,7 @@ pub(crate) fn mint_access_token(
                     .client
                     .binding()
                     .map(|x5t| serde_json::json!({ "x5t#S256": x5t })),
-                authorization_details: (!g.authorization_details.is_empty())
-                    .then(|| g.authorization_details.to_json()),
+                authorization_details: g.authorization_details.to_member(),
             };
             let keys = p.keys();
             sign_compact(keys.active(p.config.access_token_alg)?, "at+jwt", &claims)?
@@ -219,6 +218,26 @@ pub(crate) fn narrow_resources(
         return Err(OAuthError::new(
             ErrorCode::InvalidTarget,
             format!("resource {bad} was not granted"),
+        ));
+    }
+    Ok(requested)
+}
+
+/// Token-time `authorization_details` (RFC 9396 §6.2): may narrow what was granted, each
+/// requested object covered by a granted one as its type judges, never widen it.
+pub(crate) fn narrow_details(
+    p: &Provider,
+    requested: Option<&str>,
+    granted: &AuthorizationDetails,
+) -> Result<AuthorizationDetails, OAuthError> {
+    let Some(requested) = requested else {
+        return Ok(granted.clone());
+    };
+    let invalid = |why: String| OAuthError::new(ErrorCode::InvalidAuthorizationDetails, why);
+    let requested = AuthorizationDetails::parse(requested).map_err(invalid)?;
+    if !p.detail_types.covered(granted, &requested) {
+        return Err(invalid(
+            "the requested authorization_details exceed the grant".into(),
         ));
     }
     Ok(requested)

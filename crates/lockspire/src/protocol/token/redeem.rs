@@ -20,6 +20,7 @@
 
 use super::{AccessGrant, TokenResponse, mint_access_token, mint_refresh_token};
 use crate::host::Claims;
+use crate::model::authorization_details::AuthorizationDetails;
 use crate::model::scope::ScopeSet;
 use crate::protocol::client_auth::AuthenticatedClient;
 use crate::protocol::error::OAuthError;
@@ -188,6 +189,9 @@ pub(crate) struct Plan {
     pub(crate) refresh: Option<(ScopeSet, Vec<String>)>,
     /// The authorization request's nonce (code grant only).
     pub(crate) nonce: Option<String>,
+    /// The access token's `authorization_details` (possibly narrowed at token time, RFC 9396
+    /// §6.2); a refresh token keeps the grant's.
+    pub(crate) authorization_details: AuthorizationDetails,
 }
 
 /// The tokens of one redemption, minted and signed, waiting for the step's transaction to
@@ -272,7 +276,7 @@ fn mint_for_grant(
         user: Some(&user),
         scopes: &plan.scopes,
         resources: &plan.resources,
-        authorization_details: &details.authorization_details,
+        authorization_details: &plan.authorization_details,
     };
     let (access_token, access_record) = mint_access_token(p, &access)?;
     let mut records = vec![access_record];
@@ -281,6 +285,7 @@ fn mint_for_grant(
             let family = AccessGrant {
                 scopes,
                 resources,
+                authorization_details: &details.authorization_details,
                 ..access
             };
             let (token, record) = mint_refresh_token(p, &family, &user, grant.expires_at);
@@ -315,8 +320,7 @@ fn mint_for_grant(
             scope: plan.scopes.to_string(),
             refresh_token: refresh_token.map(Secret::new),
             id_token: id_token.map(Secret::new),
-            authorization_details: (!details.authorization_details.is_empty())
-                .then(|| details.authorization_details.to_json()),
+            authorization_details: plan.authorization_details.to_member(),
         },
     })
 }

@@ -4,7 +4,7 @@
 
 use super::redeem::{Artifact, Plan, redeem};
 use super::request::RefreshRequest;
-use super::{TokenResponse, narrow_resources, narrow_scopes};
+use super::{TokenResponse, narrow_details, narrow_resources, narrow_scopes};
 use crate::protocol::client_auth::AuthenticatedClient;
 use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::provider::Provider;
@@ -84,5 +84,10 @@ fn plan(
         resources: narrow_resources(p, &request.resources, &granted_resources)?,
         refresh: Some((granted_scopes, granted_resources)),
         nonce: None,
+        authorization_details: narrow_details(
+            p,
+            request.authorization_details,
+            &record.issued.authorization_details,
+        )?,
     })
 }

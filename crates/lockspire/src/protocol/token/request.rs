@@ -26,6 +26,8 @@ pub(crate) struct CodeRequest<'a> {
     pub(crate) redirect_uri: Option<&'a str>,
     /// Token-time resource indicators, narrowing what was granted (RFC 8707 §2.2).
     pub(crate) resources: Vec<&'a str>,
+    /// Token-time `authorization_details`, narrowing what was granted (RFC 9396 §6.2).
+    pub(crate) authorization_details: Option<&'a str>,
 }
 
 /// Using a refresh token.
@@ -34,6 +36,8 @@ pub(crate) struct RefreshRequest<'a> {
     /// A narrower scope than the grant's (RFC 6749 §6).
     pub(crate) scope: Option<&'a str>,
     pub(crate) resources: Vec<&'a str>,
+    /// Narrower `authorization_details` than the grant's (RFC 9396 §6.2).
+    pub(crate) authorization_details: Option<&'a str>,
 }
 
 /// A client acting on its own behalf.
@@ -57,12 +61,14 @@ impl<'a> TokenRequest<'a> {
                     code_verifier,
                     redirect_uri: params.get("redirect_uri")?,
                     resources: resources(),
+                    authorization_details: params.get("authorization_details")?,
                 })
             }
             GrantType::RefreshToken => Self::RefreshToken(RefreshRequest {
                 refresh_token: params.require("refresh_token")?,
                 scope: params.get("scope")?,
                 resources: resources(),
+                authorization_details: params.get("authorization_details")?,
             }),
             GrantType::ClientCredentials => Self::ClientCredentials(CredentialsRequest {
                 scope: params.get("scope")?,
