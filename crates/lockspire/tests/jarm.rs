@@ -173,3 +173,54 @@ on_both_stores! {
         }
     }
 }
+
+/// A client that publishes its encryption key at a `jwks_uri` gets responses encrypted to it;
+/// the set is fetched through the guarded fetcher (loopback http in dev mode only).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jarm_responses_are_encrypted_to_a_key_published_at_the_clients_jwks_uri() {
+    let h = Harness::start_with(common::Backend::Sqlite, |b| b.dev_mode(true)).await;
+    let ec = EncryptionKey::ec("published");
+    let set = json!({"keys": [common::ClientKey::es256("sig").jwk, ec.public]});
+    let app = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            let set = set.clone();
+            async move { axum::Json(set) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let jwks_uri = format!("http://{}/jwks", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let client = h
+        .confidential_client(json!({"jwks_uri": jwks_uri, "authorization_encrypted_response_alg": "ECDH-ES+A128KW", "authorization_encrypted_response_enc": "A256GCM"}))
+        .await;
+    let pkce = Pkce::new();
+    let outcome = flow(
+        &h,
+        &client,
+        &pkce,
+        &[("response_mode", "query.jwt")],
+        Consent::Allow,
+    )
+    .await;
+    let (nested, header) = ec.decrypt(&response_jwt(&outcome), "ECDH-ES+A128KW");
+    assert_eq!(
+        header.key_id(),
+        Some("published"),
+        "the key the client published"
+    );
+    let claims =
+        common::verify_with_jwks(&h, &String::from_utf8(nested).expect("utf-8"), &client.id).await;
+    let tokens = h
+        .redeem(
+            &client,
+            claims["code"].as_str().expect("code"),
+            &pkce.verifier,
+        )
+        .await;
+    assert_eq!(tokens.status, 200, "{}", tokens.text);
+}
