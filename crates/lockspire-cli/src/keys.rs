@@ -1,4 +1,4 @@
-//! `lockspire keys …`: the signing key lifecycle.
+//! `lockspire keys …`: the lifecycle of the server's signing and encryption keys.
 
 use clap::{Args, Subcommand};
 use lockspire::jose::KeyAlg;
@@ -12,12 +12,14 @@ use crate::setup::{ConfigArgs, print_json, refused};
 pub(crate) enum KeysCommand {
     /// List keys with their state.
     List(ListArgs),
-    /// Generate a key. It is published at once and may sign after it has been published for
-    /// the JWKS cache time (PUBLISH_BEFORE_USE seconds).
+    /// Generate a key. It is published at once; a signing key may sign once it has been
+    /// published for the JWKS cache time (PUBLISH_BEFORE_USE seconds), an encryption key
+    /// decrypts at once.
     Generate(GenerateArgs),
-    /// Make an upcoming key sign for its alg; the previous key starts retiring.
+    /// Make an upcoming key the active one of its alg; the previous key starts retiring.
     Activate(KidArgs),
-    /// Stop a key from signing; it stays in JWKS until every token it signed has expired.
+    /// Retire a key. It stays in JWKS for the longest token lifetime plus the JWKS cache time: a
+    /// signing key no longer signs, an encryption key still decrypts until it leaves JWKS.
     Retire(KidArgs),
 }
 

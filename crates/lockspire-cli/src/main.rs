@@ -48,7 +48,7 @@ enum Command {
     /// Manage OAuth clients.
     #[command(subcommand)]
     Client(clients::ClientCommand),
-    /// Manage signing keys: list, generate, activate, retire.
+    /// Manage the server's signing and encryption keys: list, generate, activate, retire.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
     /// Manage dynamic registration: initial access tokens.

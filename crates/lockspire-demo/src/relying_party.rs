@@ -16,7 +16,11 @@ use axum::response::{IntoResponse, Response};
 use axum_login::tower_sessions::Session;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use openidconnect::core::{CoreClient, CoreProviderMetadata, CoreTokenResponse};
+use openidconnect::core::{
+    CoreAuthDisplay, CoreAuthPrompt, CoreErrorResponseType, CoreGenderClaim, CoreJsonWebKey,
+    CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm, CoreProviderMetadata,
+    CoreRevocableToken, CoreRevocationErrorResponse, CoreTokenIntrospectionResponse, CoreTokenType,
+};
 use openidconnect::{
     AccessTokenHash, AuthorizationCode, ClientId, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
     PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, TokenResponse,
@@ -37,6 +41,53 @@ const MAX_PENDING: usize = 4;
 
 /// What the demo client asks for: identity, profile, email, and a refresh token.
 const SCOPES: &str = "openid profile email offline_access";
+
+/// Token response members beyond OpenID Connect's that the demo shows: what the access token is
+/// authorized for beyond scopes (RFC 9396 §7), which the standard response type would drop.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+struct GrantedDetails {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    authorization_details: Option<Value>,
+}
+
+impl openidconnect::ExtraTokenFields for GrantedDetails {}
+
+/// The token response with [`GrantedDetails`].
+type DemoTokenResponse = openidconnect::StandardTokenResponse<
+    openidconnect::IdTokenFields<
+        openidconnect::EmptyAdditionalClaims,
+        GrantedDetails,
+        CoreGenderClaim,
+        CoreJweContentEncryptionAlgorithm,
+        CoreJwsSigningAlgorithm,
+    >,
+    CoreTokenType,
+>;
+
+/// The core OpenID Connect client, reading [`DemoTokenResponse`]s.
+type DemoClient<
+    HasAuthUrl = openidconnect::EndpointNotSet,
+    HasTokenUrl = openidconnect::EndpointNotSet,
+    HasUserInfoUrl = openidconnect::EndpointNotSet,
+> = openidconnect::Client<
+    openidconnect::EmptyAdditionalClaims,
+    CoreAuthDisplay,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJsonWebKey,
+    CoreAuthPrompt,
+    openidconnect::StandardErrorResponse<CoreErrorResponseType>,
+    DemoTokenResponse,
+    CoreTokenIntrospectionResponse,
+    CoreRevocableToken,
+    CoreRevocationErrorResponse,
+    HasAuthUrl,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    HasTokenUrl,
+    HasUserInfoUrl,
+>;
 
 /// The secrets of one authorization request, kept server-side until the callback.
 #[derive(Serialize, Deserialize)]
@@ -566,10 +617,10 @@ async fn finish(
     let redirect = RedirectUrl::new(callback_url(&app.issuer))
         .map_err(|e| Failure::internal("The redirect URI is not a URL", &e))?;
     let client =
-        CoreClient::from_provider_metadata(metadata, ClientId::new(DEMO_CLIENT_ID.into()), None)
+        DemoClient::from_provider_metadata(metadata, ClientId::new(DEMO_CLIENT_ID.into()), None)
             .set_redirect_uri(redirect);
 
-    let token: CoreTokenResponse = client
+    let token: DemoTokenResponse = client
         .exchange_code(AuthorizationCode::new(code))
         .map_err(|e| Failure::provider("No token endpoint", &e))?
         .set_pkce_verifier(PkceCodeVerifier::new(pending.verifier))
@@ -702,7 +753,7 @@ fn pretty(value: &impl Serialize) -> String {
 }
 
 /// The token response with its bearer secrets shortened: a page is no place for live tokens.
-fn redacted_token_response(token: &CoreTokenResponse) -> String {
+fn redacted_token_response(token: &DemoTokenResponse) -> String {
     let mut value = match serde_json::to_value(token) {
         Ok(v) => v,
         Err(e) => return format!("(not displayable: {e})"),

@@ -430,6 +430,7 @@ impl Builder {
             mtls_endpoint_base: self.mtls.as_ref().and_then(|m| m.endpoint_base.clone()),
             resources: self.resources,
             audit_retention,
+            authorization_details_types: self.detail_types.names().map(str::to_owned).collect(),
         };
         Ok(Parts {
             mtls: self.mtls.as_ref().map(mtls::Mtls::new).transpose()?,

@@ -224,6 +224,9 @@ pub struct Config {
     pub(crate) resources: Vec<String>,
     /// Seconds audit events are kept.
     pub(crate) audit_retention: i64,
+    /// The `authorization_details` types the host registered (RFC 9396), by name: what a
+    /// client may register in `authorization_details_types`.
+    pub(crate) authorization_details_types: Vec<String>,
     /// Every client must push its authorization requests (RFC 9126 §5).
     pub(crate) require_pushed_requests: bool,
     /// A pushed request of a confidential client may name a redirect URI it did not register

@@ -230,6 +230,7 @@ fn config() -> &'static Config {
             mtls_endpoint_base: None,
             resources: Vec::new(),
             audit_retention: 86_400,
+            authorization_details_types: vec!["account_information".into()],
             require_pushed_requests: false,
             pushed_unregistered_redirect_uris: false,
         })

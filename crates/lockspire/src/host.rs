@@ -282,8 +282,9 @@ pub struct ScopeRequest {
 
 /// Renders the consent page as the host wants it to look. The HTML must contain a form that
 /// posts the fields listed on [`ConsentPage`], and must show what approving it grants: the
-/// scopes, the resources and the claims ([`ConsentPage::claims`], released by the approval,
-/// OIDC Core §5.5). Lockspire adds the security headers (no framing, no caching).
+/// scopes, the resources, the claims ([`ConsentPage::claims`], released by the approval,
+/// OIDC Core §5.5) and the authorization details ([`ConsentPage::authorization_details`], RFC
+/// 9396). Lockspire adds the security headers (no framing, no caching).
 pub trait ConsentRenderer: Send + Sync + 'static {
     /// The page's HTML.
     fn render(&self, page: &ConsentPage) -> Result<String, HostError>;
@@ -303,29 +304,62 @@ where
 /// refused with `invalid_authorization_details` (RFC 9396 §5). Lockspire checks the common fields
 /// (§2.2) before calling [`Self::validate`].
 ///
+/// The user approves what [`Self::describe`] says, and the client is granted the whole object:
+/// refuse in `validate` every field your description does not put into words, and compare every
+/// field in [`Self::covers`].
+///
 /// ```
 /// use lockspire::{AuthorizationDetail, AuthorizationDetailsType};
 ///
+/// /// `{"type": "account_information", "actions": [...]}`, nothing else.
 /// struct AccountInformation;
+///
+/// const ACTIONS: [(&str, &str); 2] = [
+///     ("list_accounts", "see the list of your accounts"),
+///     ("read_balances", "read your account balances"),
+/// ];
+///
+/// fn actions(detail: &AuthorizationDetail) -> Vec<&str> {
+///     let listed = detail.get("actions").and_then(|a| a.as_array());
+///     listed.map(|a| a.iter().filter_map(|x| x.as_str()).collect()).unwrap_or_default()
+/// }
 ///
 /// impl AuthorizationDetailsType for AccountInformation {
 ///     fn validate(&self, detail: &AuthorizationDetail) -> Result<(), String> {
-///         let actions = detail.get("actions").and_then(|a| a.as_array());
-///         match actions {
-///             Some(a) if a.iter().all(|x| x == "list_accounts" || x == "read_balances") => Ok(()),
-///             _ => Err("actions must be list_accounts and/or read_balances".into()),
+///         if detail.as_json().keys().any(|k| k != "type" && k != "actions") {
+///             return Err("account_information takes only actions".into());
 ///         }
+///         let asked = actions(detail);
+///         let known = |a: &&str| ACTIONS.iter().any(|(name, _)| name == a);
+///         if asked.is_empty() || !asked.iter().all(known) {
+///             return Err("actions must be list_accounts and/or read_balances".into());
+///         }
+///         Ok(())
 ///     }
 ///
 ///     fn describe(&self, detail: &AuthorizationDetail) -> String {
-///         let actions = detail.get("actions").map(|a| a.to_string()).unwrap_or_default();
-///         format!("Read your account information: {actions}")
+///         let asked = actions(detail);
+///         let words: Vec<&str> = ACTIONS.iter()
+///             .filter(|(name, _)| asked.contains(name))
+///             .map(|(_, words)| *words)
+///             .collect();
+///         format!("Account information: {}", words.join(" and "))
+///     }
+///
+///     fn covers(&self, approved: &AuthorizationDetail, requested: &AuthorizationDetail) -> bool {
+///         let had = actions(approved);
+///         actions(requested).iter().all(|a| had.contains(a))
 ///     }
 /// }
+///
+/// // On the builder:
+/// // Lockspire::builder().authorization_details_type("account_information", AccountInformation)
 /// ```
 pub trait AuthorizationDetailsType: Send + Sync + 'static {
     /// Checks one object of this type. The error text is sent to the client as the
-    /// `error_description` of `invalid_authorization_details`: say what is wrong, reveal nothing.
+    /// `error_description` of `invalid_authorization_details`: say what is wrong, reveal
+    /// nothing; `"` and `\` are outside the characters RFC 6749 §4.1.2.1 allows there and are
+    /// replaced.
     fn validate(&self, detail: &AuthorizationDetail) -> Result<(), String>;
 
     /// One line for the consent page saying what approving this object grants; the user's

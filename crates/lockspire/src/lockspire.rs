@@ -98,8 +98,8 @@ impl Lockspire {
         found(self.operator().set_client_enabled(client_id, false).await)
     }
 
-    /// The applications `subject` has authorized, for a host's "connected apps" page
-    /// .
+    /// The applications `subject` has authorized, with what each may do, for a host's
+    /// "connected apps" page.
     pub async fn authorizations(
         &self,
         subject: &Subject,

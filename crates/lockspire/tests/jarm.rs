@@ -140,23 +140,6 @@ on_both_stores! {
         assert_eq!(doc["authorization_encryption_enc_values_supported"].as_array().map(Vec::len), Some(JWE_ENCS.len()));
     }
 
-    async fn a_client_without_a_key_for_its_encryption_alg_gets_no_response_in_another_form(h) {
-        // Only an EC key, but RSA-OAEP-256 registered: nothing is sent to the redirect URI.
-        let ec = EncryptionKey::ec("rp-ec");
-        let client = h.confidential_client(json!({
-            "jwks": {"keys": [ec.public]}, "authorization_encrypted_response_alg": "RSA-OAEP-256",
-        })).await;
-        let outcome = flow(&h, &client, &Pkce::new(), &[("response_mode", "query.jwt")], Consent::Allow).await;
-        assert!(matches!(&outcome, Outcome::Page(status, _) if status.as_u16() == 503), "{outcome:?}");
-        // A signing key (`use: sig`) is not an encryption key either.
-        let signing = common::ClientKey::es256("sig");
-        let client = h.confidential_client(json!({
-            "jwks": common::jwks(&[&signing]), "authorization_encrypted_response_alg": "ECDH-ES",
-        })).await;
-        let outcome = flow(&h, &client, &Pkce::new(), &[("response_mode", "query.jwt")], Consent::Allow).await;
-        assert!(matches!(&outcome, Outcome::Page(status, _) if status.as_u16() == 503), "{outcome:?}");
-    }
-
     async fn registration_checks_jarm_encryption_metadata(h) {
         let ec = EncryptionKey::ec("rp-ec");
         let jwks = json!({"keys": [ec.public]});
@@ -166,11 +149,20 @@ on_both_stores! {
             ("an unknown enc", json!({"jwks": jwks, "authorization_encrypted_response_alg": "ECDH-ES", "authorization_encrypted_response_enc": "A192GCM"})),
             ("enc without alg", json!({"jwks": jwks, "authorization_encrypted_response_enc": "A128GCM"})),
             ("no keys to encrypt to", json!({"authorization_encrypted_response_alg": "ECDH-ES"})),
+            ("only a key of another type", json!({"jwks": jwks, "authorization_encrypted_response_alg": "RSA-OAEP-256"})),
+            ("only a signing key", json!({"jwks": common::jwks(&[&common::ClientKey::es256("sig")]), "authorization_encrypted_response_alg": "ECDH-ES"})),
+            ("ID token encryption, which is not performed", json!({"id_token_encrypted_response_alg": "RSA-OAEP-256"})),
+            ("userinfo encryption, which is not performed", json!({"userinfo_encrypted_response_alg": "RSA-OAEP-256"})),
         ] {
             let mut m = meta.clone();
             m["redirect_uris"] = json!(["https://rp.example/cb"]);
             assert!(h.ls.create_client(None, m).await.is_err(), "{what} accepted");
         }
+        // The registration says which enc will be used when only the alg was given.
+        let registered = h.ls.create_client(None, json!({
+            "redirect_uris": ["https://rp.example/cb"], "jwks": jwks, "authorization_encrypted_response_alg": "ECDH-ES",
+        })).await.expect("registered");
+        assert_eq!(registered.metadata.authorization_encrypted_response_enc.as_deref(), Some("A128CBC-HS256"));
     }
 }
 
@@ -180,21 +172,8 @@ on_both_stores! {
 async fn jarm_responses_are_encrypted_to_a_key_published_at_the_clients_jwks_uri() {
     let h = Harness::start_with(common::Backend::Sqlite, |b| b.dev_mode(true)).await;
     let ec = EncryptionKey::ec("published");
-    let set = json!({"keys": [common::ClientKey::es256("sig").jwk, ec.public]});
-    let app = axum::Router::new().route(
-        "/jwks",
-        axum::routing::get(move || {
-            let set = set.clone();
-            async move { axum::Json(set) }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let jwks_uri = format!("http://{}/jwks", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let jwks_uri =
+        serve_jwks(json!({"keys": [common::ClientKey::es256("sig").jwk, ec.public]})).await;
     let client = h
         .confidential_client(json!({"jwks_uri": jwks_uri, "authorization_encrypted_response_alg": "ECDH-ES+A128KW", "authorization_encrypted_response_enc": "A256GCM"}))
         .await;
@@ -223,4 +202,75 @@ async fn jarm_responses_are_encrypted_to_a_key_published_at_the_clients_jwks_uri
         )
         .await;
     assert_eq!(tokens.status, 200, "{}", tokens.text);
+}
+
+/// A client whose `jwks_uri` holds no key for its registered encryption alg is stopped at
+/// `/authorize`, before sign-in and consent, on an error page: no response could reach it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jwks_uri_without_a_key_for_the_encryption_alg_is_refused_before_the_user_is_asked() {
+    let h = Harness::start_with(common::Backend::Sqlite, |b| b.dev_mode(true)).await;
+    let ec = EncryptionKey::ec("ec-only");
+    let jwks_uri = serve_jwks(json!({"keys": [ec.public]})).await;
+    let client = h
+        .confidential_client(
+            json!({"jwks_uri": jwks_uri, "authorization_encrypted_response_alg": "RSA-OAEP-256"}),
+        )
+        .await;
+    let outcome = flow(
+        &h,
+        &client,
+        &Pkce::new(),
+        &[("response_mode", "query.jwt")],
+        Consent::Allow,
+    )
+    .await;
+    let Outcome::Page(status, html) = &outcome else {
+        panic!("an error page, not {outcome:?}")
+    };
+    assert_eq!(status.as_u16(), 400);
+    assert!(
+        html.contains("no key to encrypt its responses to"),
+        "{html}"
+    );
+    // A push says so in JSON.
+    let pkce = Pkce::new();
+    let pushed = h
+        .post_as(
+            &client,
+            "/par",
+            &[
+                ("response_type", "code"),
+                ("redirect_uri", &client.redirect_uri),
+                ("scope", "openid"),
+                ("code_challenge", &pkce.challenge),
+                ("code_challenge_method", "S256"),
+                ("response_mode", "jwt"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (pushed.status.as_u16(), pushed.error()),
+        (400, "invalid_request"),
+        "{}",
+        pushed.text
+    );
+}
+
+/// Serves `set` at a loopback `/jwks` and returns its URL.
+async fn serve_jwks(set: Value) -> String {
+    let app = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            let set = set.clone();
+            async move { axum::Json(set) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/jwks", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    url
 }

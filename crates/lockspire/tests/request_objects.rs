@@ -151,6 +151,7 @@ on_both_stores! {
             ("no jti", key.sign(&with(good.clone(), "jti", Value::Null)), &client),
             ("client_id of another client", key.sign(&with(good.clone(), "client_id", json!("someone-else"))), &client),
             ("a request_uri inside", key.sign(&with(good.clone(), "request_uri", json!("urn:x"))), &client),
+            ("claims as a string of JSON", key.sign(&with(good.clone(), "claims", json!(r#"{"userinfo":{}}"#))), &client),
             ("an alg other than the registered one", key.sign(&with(claims(&h, &strict, &pkce), "jti", json!("x1"))), &strict),
             ("encrypted", "a.b.c.d.e".to_owned(), &client),
         ];
@@ -174,6 +175,8 @@ on_both_stores! {
         assert!(run(&h, &client, &request, &[]).await.redirect_params().contains_key("code"));
         let again = run(&h, &client, &request, &[("state", "s")]).await.redirect_params();
         assert_eq!(again.get("error").map(String::as_str), Some("invalid_request_object"), "{again:?}");
+        // The client is told which rule its object broke.
+        assert!(again.get("error_description").is_some_and(|d| d.contains("replayed")), "{again:?}");
     }
 
     async fn a_request_object_inside_a_push_is_the_pushed_request(h) {

@@ -48,9 +48,26 @@ impl AuthorizationDetailsType for AccountInformation {
     }
 }
 
+/// A second type, so that a client can be limited to one of two.
+struct PaymentInitiation;
+
+impl AuthorizationDetailsType for PaymentInitiation {
+    fn validate(&self, detail: &AuthorizationDetail) -> Result<(), String> {
+        match detail.get("actions") {
+            Some(a) if a == &json!(["initiate"]) => Ok(()),
+            _ => Err("actions must be [initiate]".into()),
+        }
+    }
+
+    fn describe(&self, _: &AuthorizationDetail) -> String {
+        "Start a payment".into()
+    }
+}
+
 async fn start(backend: Backend) -> Harness {
     Harness::start_with(backend, |b| {
         b.authorization_details_type("account_information", AccountInformation)
+            .authorization_details_type("payment_initiation", PaymentInitiation)
     })
     .await
 }
@@ -124,7 +141,7 @@ rar_tests! {
         let plain = h.tokens(&client, "alice", "openid").await;
         assert!(plain.get("authorization_details").is_none(), "{plain}");
         let doc: Value = h.http().get(h.url("/.well-known/openid-configuration")).send().await.expect("discovery").json().await.expect("json");
-        assert_eq!(doc["authorization_details_types_supported"], json!(["account_information"]));
+        assert_eq!(doc["authorization_details_types_supported"], json!(["account_information", "payment_initiation"]));
     }
 
     async fn remembered_consent_is_reused_only_when_it_covers_the_new_details(h) {
@@ -193,11 +210,14 @@ rar_tests! {
             ("an object, not an array", r#"{"type":"account_information"}"#, &client),
             ("an empty array", "[]", &client),
             ("an entry without type", r#"[{"actions":["list_accounts"]}]"#, &client),
-            ("an unknown type", r#"[{"type":"payment_initiation"}]"#, &client),
+            ("an unknown type", r#"[{"type":"unknown_type"}]"#, &client),
             ("a common field of the wrong JSON type", r#"[{"type":"account_information","actions":"list_accounts"}]"#, &client),
             ("what the host's type refuses", r#"[{"type":"account_information","actions":["transfer"]}]"#, &client),
             ("a type the client did not register", LIST_ONLY, &limited),
         ];
+        // Registration accepts only types the server supports.
+        let refused = h.ls.create_client(None, json!({"redirect_uris": ["https://rp.example/cb"], "authorization_details_types": ["unknown_type"]})).await;
+        assert!(refused.is_err(), "an unsupported type registered");
         for (what, details, who) in cases {
             let outcome = flow(&h, who, &Pkce::new(), details, Consent::Allow).await;
             let params = outcome.redirect_params();

@@ -579,8 +579,13 @@ async fn the_demo_asks_for_authorization_details_and_the_consent_page_says_what_
         .await
         .expect("allow");
     b.wait_for_path("/demo/callback").await.expect("callback");
-    let page = b.text("main").await.expect("page");
-    assert!(page.contains("authorization_details"), "{page}");
+    let tokens = json_at(&b, "#token-response").await;
+    assert_eq!(
+        tokens["authorization_details"][0]["actions"],
+        serde_json::json!(["list_accounts", "read_balances"]),
+        "the granted details, as the token endpoint returned them: {tokens}"
+    );
+    b.find("#granted-details").await.expect("explained");
     let id = json_at(&b, "#id-token-claims").await;
     assert_eq!(id["name"], "Alice Example");
     b.close().await;

@@ -176,8 +176,61 @@ fn check_encryption_pair(
             "{alg_field} needs jwks or jwks_uri holding a key to encrypt to"
         )));
     }
+    // JARM §3, OIDC Registration §2: without an `enc`, A128CBC-HS256; recorded so the
+    // registration response says what will be used.
+    let enc = enc.or_else(|| {
+        alg.as_ref()
+            .map(|_| ContentEncryptionAlg::A128CbcHs256.as_str().to_owned())
+    });
     Ok((alg, enc))
 }
+
+/// JARM §2.3: inline `jwks` must hold a key responses can be encrypted to under `alg` (a
+/// `jwks_uri` is read when a response is sent, and checked at `/authorize` before the user is
+/// asked anything).
+fn check_response_key(jwks: &Value, alg: &str) -> Result<(), OAuthError> {
+    let set: Option<jsonwebtoken::jwk::JwkSet> = serde_json::from_value(jwks.clone()).ok();
+    let fits = KeyManagementAlg::parse(alg).is_some_and(|alg| {
+        set.iter()
+            .flat_map(|s| s.keys.iter())
+            .any(|k| super::client_keys::fits_encryption(k, alg).is_some())
+    });
+    if fits {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "jwks holds no key to encrypt responses to under {alg} (use enc or no use, and the key type {alg} needs)"
+        )))
+    }
+}
+
+/// RFC 9396 §10.1: the `authorization_details` types a client may ask for, each one the host
+/// registered.
+fn check_detail_types(
+    config: &Config,
+    body: &Map<String, Value>,
+) -> Result<Vec<String>, OAuthError> {
+    let types = string_list(body, "authorization_details_types")?.unwrap_or_default();
+    if let Some(unknown) = types
+        .iter()
+        .find(|t| !config.authorization_details_types.contains(t))
+    {
+        return Err(invalid(
+            "authorization_details_types names a type this server does not support",
+        )
+        .with_reason(format!("authorization_details_types {unknown:?}")));
+    }
+    Ok(types)
+}
+
+/// Metadata of encryption Lockspire does not perform: a client that registers it expects it,
+/// and would otherwise get plaintext (OIDC Registration §2).
+const UNSUPPORTED_ENCRYPTION: [&str; 4] = [
+    "id_token_encrypted_response_alg",
+    "id_token_encrypted_response_enc",
+    "userinfo_encrypted_response_alg",
+    "userinfo_encrypted_response_enc",
+];
 
 struct TlsMetadata {
     subject_dn: Option<String>,
@@ -452,6 +505,14 @@ pub(crate) fn validate_metadata(
             "authorization_encrypted_response_enc",
             Some(has_keys),
         )?;
+    if let (Some(alg), Some(inline)) = (&authorization_encrypted_response_alg, &jwks) {
+        check_response_key(inline, alg)?;
+    }
+    for field in UNSUPPORTED_ENCRYPTION {
+        if body.contains_key(field) {
+            return Err(invalid(format!("{field} is not supported")));
+        }
+    }
     let (request_object_encryption_alg, request_object_encryption_enc) = check_encryption_pair(
         body,
         "request_object_encryption_alg",
@@ -481,8 +542,7 @@ pub(crate) fn validate_metadata(
         tos_uri: opt_string(body, "tos_uri")?,
         policy_uri: opt_string(body, "policy_uri")?,
         contacts: string_list(body, "contacts")?.unwrap_or_default(),
-        authorization_details_types: string_list(body, "authorization_details_types")?
-            .unwrap_or_default(),
+        authorization_details_types: check_detail_types(config, body)?,
         scope,
         id_token_signed_response_alg: id_token_signed_response_alg.as_str().to_owned(),
         subject_type,

@@ -139,7 +139,8 @@ pub(crate) async fn encryption_key(
     Err(format!("the client has no public key for {}", alg.as_str()))
 }
 
-fn fits_encryption(jwk: &Jwk, alg: KeyManagementAlg) -> Option<Value> {
+/// `jwk` as the recipient of a JWE under `alg`, when it may be one.
+pub(crate) fn fits_encryption(jwk: &Jwk, alg: KeyManagementAlg) -> Option<Value> {
     use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, KeyAlgorithm, PublicKeyUse};
     if !matches!(
         jwk.common.public_key_use,

@@ -35,10 +35,17 @@ const MAX_AGE: i64 = 3600;
 /// Claims about the JWT itself, not authorization parameters.
 const JWT_CLAIMS: [&str; 6] = ["iss", "aud", "exp", "nbf", "iat", "jti"];
 
+/// A refusal that tells the client which rule its object broke.
 fn invalid(reason: impl Into<std::borrow::Cow<'static, str>>) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidRequestObject, reason)
+}
+
+/// A refusal of the signature or the keys: the detail (a key lookup, a fetch of the client's
+/// `jwks_uri`) stays in the log, where it cannot serve to probe what the server can reach.
+fn unverified(reason: String) -> OAuthError {
     OAuthError::new(
         ErrorCode::InvalidRequestObject,
-        "the request object is invalid",
+        "the request object does not verify with the client's registered keys, or its iss or aud is wrong",
     )
     .with_reason(reason)
 }
@@ -92,7 +99,7 @@ pub(crate) async fn parameters(
         &validation,
     )
     .await
-    .map_err(invalid)?;
+    .map_err(unverified)?;
     let now = p.now();
     let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
     if exp.saturating_add(LEEWAY) < now {
@@ -177,6 +184,13 @@ fn to_params(client_id: &str, claims: &Value) -> Result<Params, OAuthError> {
         }
         match (name.as_str(), value) {
             (_, Value::Null) => {}
+            // JSON-valued parameters are JSON inside the object (OIDC Core §6.1, RFC 9396 §3),
+            // not JSON encoded again as a string.
+            ("claims" | "authorization_details", Value::String(_)) => {
+                return Err(invalid(format!(
+                    "{name} inside a request object must be JSON, not a string"
+                )));
+            }
             (_, Value::String(s)) => pairs.push((name.clone(), s.clone())),
             (_, Value::Number(n)) => pairs.push((name.clone(), n.to_string())),
             (_, Value::Bool(b)) => pairs.push((name.clone(), b.to_string())),

@@ -222,14 +222,16 @@ pub(super) fn check_authorization_details(
     let allowed = &client.metadata.authorization_details_types;
     for detail in details.iter() {
         let kind = detail.kind();
-        let handler = types
-            .get(kind)
-            .filter(|_| allowed.is_empty() || allowed.iter().any(|t| t == kind))
-            .ok_or_else(|| {
-                invalid(format!(
-                    "authorization_details type {kind:?} is not supported"
-                ))
-            })?;
+        let handler = types.get(kind).ok_or_else(|| {
+            invalid(format!(
+                "authorization_details type {kind} is not supported"
+            ))
+        })?;
+        if !allowed.is_empty() && !allowed.iter().any(|t| t == kind) {
+            return Err(invalid(format!(
+                "this client did not register authorization_details type {kind}"
+            )));
+        }
         handler.validate(detail).map_err(invalid)?;
     }
     Ok(details)

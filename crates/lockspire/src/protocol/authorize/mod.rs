@@ -420,6 +420,20 @@ pub(crate) async fn validate(
             "response_mode is not supported",
         )));
     }
+    // JARM §2.3: a client that registered response encryption gets no response it cannot
+    // read, so a missing key is found now, before the user is asked anything; shown, since
+    // nothing can be sent to the client.
+    if redirect.mode.is_jwt()
+        && let Some((alg, _)) = redirect.encryption
+        && let Err(why) = super::client_keys::encryption_key(p, &client, alg).await
+    {
+        return Err(AuthorizeError::Direct(
+            OAuthError::invalid_request(
+                "the client has no key to encrypt its responses to; its registration must be corrected",
+            )
+            .with_reason(why),
+        ));
+    }
     check_unsupported_parameters(params).map_err(fail)?;
     params
         .refuse_repeats(Endpoint::Authorize.repeatable())
