@@ -377,7 +377,7 @@ on_both_stores! {
         let url = h.authorize_url(&client, "openid", &pkce, &[("prompt", "none create")]);
         let outcome = h.browser(Some("alice")).run(&url, &client.redirect_uri, Consent::Allow).await;
         assert_eq!(outcome.redirect_params().get("error").map(String::as_str), Some("invalid_request"));
-        let doc: Value = h.http().get(h.url("/.well-known/openid-configuration")).send().await.expect("discovery").json().await.expect("json");
+        let doc: Value = h.discovery().await;
         assert!(doc["prompt_values_supported"].as_array().expect("prompts").iter().any(|p| p == "create"));
     }
 }

@@ -65,7 +65,7 @@ on_both_stores! {
             let tokens = h.redeem(&client, code, &pkce.verifier).await;
             assert_eq!(tokens.status, 200, "{mode}: {}", tokens.text);
         }
-        let doc: Value = h.http().get(h.url("/.well-known/openid-configuration")).send().await.expect("discovery").json().await.expect("json");
+        let doc: Value = h.discovery().await;
         for mode in ["jwt", "query.jwt", "fragment.jwt", "form_post.jwt"] {
             assert!(doc["response_modes_supported"].as_array().expect("modes").iter().any(|m| m == mode), "{mode}");
         }
@@ -135,7 +135,7 @@ on_both_stores! {
         let (nested, _) = ec.decrypt(&response_jwt(&denied), "ECDH-ES");
         let claims = common::verify_with_jwks(&h, &String::from_utf8(nested).expect("utf-8"), &client.id).await;
         assert_eq!(claims["error"], "access_denied");
-        let doc: Value = h.http().get(h.url("/.well-known/openid-configuration")).send().await.expect("discovery").json().await.expect("json");
+        let doc: Value = h.discovery().await;
         assert_eq!(doc["authorization_encryption_alg_values_supported"], json!(JWE_ALGS));
         assert_eq!(doc["authorization_encryption_enc_values_supported"].as_array().map(Vec::len), Some(JWE_ENCS.len()));
     }

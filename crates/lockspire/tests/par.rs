@@ -169,7 +169,7 @@ on_both_stores! {
         let unknown = format!("{PREFIX}{}", common::random_b64(32));
         let outcome = h.browser(Some("alice")).run(&authorize_with(&h, &client.id, &unknown, &[]), &client.redirect_uri, Consent::Allow).await;
         assert_eq!(page_error(&outcome), (400, "invalid_request_uri".into()));
-        let doc: Value = h.http().get(h.url("/.well-known/openid-configuration")).send().await.expect("discovery").json().await.expect("json");
+        let doc: Value = h.discovery().await;
         assert_eq!(doc["pushed_authorization_request_endpoint"], h.url("/par"));
         assert_eq!(doc["request_uri_parameter_supported"], false);
         assert_eq!(doc["require_pushed_authorization_requests"], false);
@@ -305,15 +305,7 @@ async fn a_server_that_requires_pushed_requests_refuses_the_query_and_says_so() 
         )
         .await;
     assert!(pushed.redirect_params().contains_key("code"));
-    let doc: Value = h
-        .http()
-        .get(h.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .expect("discovery")
-        .json()
-        .await
-        .expect("json");
+    let doc: Value = h.discovery().await;
     assert_eq!(doc["require_pushed_authorization_requests"], true);
 }
 

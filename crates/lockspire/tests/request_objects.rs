@@ -63,15 +63,7 @@ async fn run(h: &Harness, client: &TestClient, request: &str, extra: &[(&str, &s
 
 /// The server's published encryption key for `alg` (RFC 7517 `use: enc`), read from its JWKS.
 async fn server_encryption_key(h: &Harness, alg: &str) -> Value {
-    let jwks: Value = h
-        .http()
-        .get(h.url("/jwks"))
-        .send()
-        .await
-        .expect("jwks")
-        .json()
-        .await
-        .expect("json");
+    let jwks: Value = h.jwks().await;
     let kty = if alg.starts_with("RSA") { "RSA" } else { "EC" };
     jwks["keys"]
         .as_array()
@@ -111,7 +103,7 @@ on_both_stores! {
             let (_, id) = common::jwt_parts(tokens.body["id_token"].as_str().expect("id_token"));
             assert_eq!(id["nonce"], "object-nonce");
         }
-        let doc: Value = h.http().get(h.url("/.well-known/openid-configuration")).send().await.expect("discovery").json().await.expect("json");
+        let doc: Value = h.discovery().await;
         assert_eq!(doc["request_parameter_supported"], true);
         assert_eq!(doc["request_object_signing_alg_values_supported"], json!(["PS256", "ES256", "EdDSA", "RS256"]));
     }
@@ -271,7 +263,7 @@ on_both_stores! {
         let request = common::encrypt_to(&to, "ECDH-ES", "A256GCM", Some("JWT"), key.sign(&claims(&h, &client, &pkce)).as_bytes());
         let pushed = h.post_as(&client, "/par", &[("request", request.as_str())]).await;
         assert_eq!(pushed.status, 201, "{}", pushed.text);
-        let doc: Value = h.http().get(h.url("/.well-known/openid-configuration")).send().await.expect("discovery").json().await.expect("json");
+        let doc: Value = h.discovery().await;
         assert_eq!(doc["request_object_encryption_alg_values_supported"], json!(JWE_ALGS));
         let encs = doc["request_object_encryption_enc_values_supported"].as_array().expect("encs");
         assert!(JWE_ENCS.iter().all(|e| encs.iter().any(|x| x == e)), "{encs:?}");
@@ -319,7 +311,7 @@ on_both_stores! {
         let old = server_encryption_key(&h, "ECDH-ES").await;
         let upcoming = op.generate_key(lockspire::jose::KeyAlg::Decrypt(lockspire::jose::EncryptionKeyType::EcP256)).await.expect("generate");
         assert_eq!(upcoming.alg, "ECDH-ES");
-        let jwks: Value = h.http().get(h.url("/jwks")).send().await.expect("jwks").json().await.expect("json");
+        let jwks: Value = h.jwks().await;
         let new = jwks["keys"].as_array().expect("keys").iter().find(|k| k["kid"] == upcoming.kid.as_str()).expect("published at once").clone();
         assert_eq!(new["use"], "enc");
         // A client that saw the new key may use it before it is active, and the old one still works.

@@ -140,7 +140,7 @@ rar_tests! {
         // Without details, nothing is added.
         let plain = h.tokens(&client, "alice", "openid").await;
         assert!(plain.get("authorization_details").is_none(), "{plain}");
-        let doc: Value = h.http().get(h.url("/.well-known/openid-configuration")).send().await.expect("discovery").json().await.expect("json");
+        let doc: Value = h.discovery().await;
         assert_eq!(doc["authorization_details_types_supported"], json!(["account_information", "payment_initiation"]));
     }
 
@@ -276,14 +276,6 @@ async fn a_server_without_types_refuses_authorization_details() {
         outcome.redirect_params().get("error").map(String::as_str),
         Some("invalid_authorization_details")
     );
-    let doc: Value = h
-        .http()
-        .get(h.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .expect("discovery")
-        .json()
-        .await
-        .expect("json");
+    let doc: Value = h.discovery().await;
     assert_eq!(doc["authorization_details_types_supported"], json!([]));
 }

@@ -258,6 +258,30 @@ impl Harness {
         (base, ls)
     }
 
+    /// The discovery document (OIDC Discovery §4).
+    pub async fn discovery(&self) -> Value {
+        self.http()
+            .get(self.url("/.well-known/openid-configuration"))
+            .send()
+            .await
+            .expect("discovery")
+            .json()
+            .await
+            .expect("discovery JSON")
+    }
+
+    /// The published key set (RFC 7517 §5).
+    pub async fn jwks(&self) -> Value {
+        self.http()
+            .get(self.url("/jwks"))
+            .send()
+            .await
+            .expect("jwks")
+            .json()
+            .await
+            .expect("jwks JSON")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
