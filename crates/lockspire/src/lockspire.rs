@@ -186,7 +186,7 @@ pub struct Authorization {
     /// Resources the user consented to (RFC 8707).
     pub resources: Vec<String>,
     /// Authorization details the user consented to (RFC 9396).
-    pub authorization_details: crate::AuthorizationDetails,
+    pub authorization_details: crate::model::authorization_details::AuthorizationDetails,
     /// When consent was last given.
     pub updated_at: UnixTime,
 }

@@ -4,7 +4,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::keys::{KeyError, KeyRing, SigningKey};
+use super::keys::{KeyError, SigningKey};
+use super::ring::KeyRing;
 use crate::secrets::{b64, b64_decode};
 
 /// Largest JWT Lockspire will parse; bounds work done on attacker-supplied input.

@@ -5,10 +5,12 @@ mod decryption_key;
 pub(crate) mod jwe;
 mod jws;
 mod keys;
+mod ring;
 
 pub use decryption_key::DecryptionKey;
 pub use jwe::{ContentEncryptionAlg, EncryptionKeyType, KeyManagementAlg};
 pub use jws::sign_compact;
 pub use jws::{JwsVerifyError, MAX_JWT_LEN, verify_compact};
-pub(crate) use keys::generate_key;
-pub use keys::{KeyAlg, KeyError, KeyRing, KeyStatus, ServerKey, SigningAlg, SigningKey};
+pub use keys::{KeyAlg, KeyError, KeyStatus, SigningAlg, SigningKey};
+pub(crate) use ring::generate_key;
+pub use ring::{KeyRing, ServerKey};

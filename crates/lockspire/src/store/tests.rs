@@ -288,7 +288,7 @@ on_both_stores! {
             client_id: ClientId::new(format!("client-{n}")),
             scopes: ScopeSet::from_stored(&format!("scope-{n} other-{n}")),
             resources: vec![format!("https://resource.example/{n}")],
-            authorization_details: crate::AuthorizationDetails::parse(&format!(r#"[{{"type":"type-{n}","actions":["act-{n}"]}}]"#)).expect("details"),
+            authorization_details: crate::model::authorization_details::AuthorizationDetails::parse(&format!(r#"[{{"type":"type-{n}","actions":["act-{n}"]}}]"#)).expect("details"),
             created_at: 1_700_000_000 + n,
             expires_at: 1_700_100_000 + n,
             consumed_at: None,
