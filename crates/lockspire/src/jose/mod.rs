@@ -11,6 +11,7 @@ pub use decryption_key::DecryptionKey;
 pub use jwe::{ContentEncryptionAlg, EncryptionKeyType, KeyManagementAlg};
 pub use jws::sign_compact;
 pub use jws::{JwsVerifyError, MAX_JWT_LEN, verify_compact};
+pub(crate) use keys::thumbprint;
 pub use keys::{KeyAlg, KeyError, KeyStatus, SigningAlg, SigningKey};
 pub(crate) use ring::generate_key;
 pub use ring::{KeyRing, ServerKey};

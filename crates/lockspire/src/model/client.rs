@@ -224,6 +224,9 @@ pub struct ClientMetadata {
     /// RFC 8705 §3.4: bind this client's access tokens to its certificate.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tls_client_certificate_bound_access_tokens: bool,
+    /// RFC 9449 §5.2: every token request of this client must carry a DPoP proof.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dpop_bound_access_tokens: bool,
     /// JARM §3: the alg of its JWT-secured authorization responses (RS256 when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization_signed_response_alg: Option<String>,
@@ -400,6 +403,7 @@ pub(crate) fn example_metadata(uris: &[&str]) -> ClientMetadata {
         tls_client_auth_san_ip: None,
         tls_client_auth_san_email: None,
         tls_client_certificate_bound_access_tokens: false,
+        dpop_bound_access_tokens: false,
         require_pushed_authorization_requests: false,
         request_object_signing_alg: None,
         request_object_encryption_alg: None,

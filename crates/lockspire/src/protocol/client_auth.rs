@@ -10,6 +10,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 
 use super::client::ASSERTION_ALGS;
+use super::dpop::Proof;
 use super::jti::{JtiUse, first_use};
 use super::params::Params;
 use crate::jose::MAX_JWT_LEN;
@@ -19,7 +20,7 @@ use crate::protocol::endpoints::Endpoint;
 use crate::protocol::error::{Challenge, ErrorCode, OAuthError};
 use crate::protocol::provider::Provider;
 use crate::secrets::{Secret, b64_decode};
-use crate::store::{AuditEvent, ClientRecord, ClientStatus};
+use crate::store::{AuditEvent, Binding, ClientRecord, ClientStatus};
 
 /// RFC 7523 §2.2: the only assertion type accepted.
 pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -54,6 +55,8 @@ pub(crate) struct AuthenticatedClient {
     method: AuthMethod,
     /// The client certificate of this request, if any (RFC 8705).
     certificate: Option<ClientCertificate>,
+    /// The verified DPoP proof of this request, if any (RFC 9449).
+    dpop: Option<Proof>,
 }
 
 impl AuthenticatedClient {
@@ -75,16 +78,46 @@ impl AuthenticatedClient {
         self.certificate.as_ref().map(ClientCertificate::thumbprint)
     }
 
-    /// The certificate tokens issued now are bound to (RFC 8705 §3): the client authenticated
-    /// with it, or registered for certificate-bound tokens and presented one.
-    pub(crate) fn binding(&self) -> Option<String> {
+    /// The key of this request's DPoP proof, by its thumbprint (RFC 9449 §6).
+    pub(crate) fn presented_jkt(&self) -> Option<&str> {
+        self.dpop.as_ref().map(|p| p.jkt.as_str())
+    }
+
+    /// Attaches this request's verified DPoP proof (RFC 9449 §5). A client registered for
+    /// certificate-bound tokens cannot bind them to a DPoP key instead: a token is bound to one
+    /// or the other, never both. A client registered with `dpop_bound_access_tokens` must send
+    /// one (§5.2).
+    pub(crate) fn with_dpop(mut self, proof: Option<Proof>) -> Result<Self, OAuthError> {
+        let metadata = &self.record.metadata;
+        if proof.is_some() && metadata.tls_client_certificate_bound_access_tokens {
+            return Err(OAuthError::invalid_request(
+                "this client's tokens are bound to its certificate; they cannot also be bound to a DPoP key",
+            ));
+        }
+        if proof.is_none() && metadata.dpop_bound_access_tokens {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidDpopProof,
+                "this client must send a DPoP proof",
+            ));
+        }
+        self.dpop = proof;
+        Ok(self)
+    }
+
+    /// What tokens issued now are bound to: the DPoP key of this request (RFC 9449 §6), or the
+    /// certificate the client authenticated with or registered its tokens to be bound to and
+    /// presented (RFC 8705 §3).
+    pub(crate) fn binding(&self) -> Option<Binding> {
+        if let Some(jkt) = self.presented_jkt() {
+            return Some(Binding::Dpop(jkt.to_owned()));
+        }
         let wanted = self.method.is_mtls()
             || self
                 .record
                 .metadata
                 .tls_client_certificate_bound_access_tokens;
         if wanted {
-            self.presented_thumbprint()
+            self.presented_thumbprint().map(Binding::Certificate)
         } else {
             None
         }
@@ -280,6 +313,7 @@ async fn verify(
             record,
             method: registered,
             certificate: None,
+            dpop: None,
         });
     }
     if registered != method {
@@ -304,6 +338,7 @@ async fn verify(
         record,
         method,
         certificate: None,
+        dpop: None,
     })
 }
 
@@ -489,6 +524,7 @@ async fn verify_assertion(
         record,
         method,
         certificate: None,
+        dpop: None,
     })
 }
 

@@ -97,6 +97,7 @@ pub(crate) fn document(config: &Config, keys: &KeyRing, detail_types: &DetailTyp
         "authorization_response_iss_parameter_supported": true,
         "require_pushed_authorization_requests": config.require_pushed_requests,
         "authorization_details_types_supported": detail_types.names().collect::<Vec<_>>(),
+        "dpop_signing_alg_values_supported": super::dpop::DPOP_ALGS,
     });
     if let Value::Object(map) = &mut doc {
         for e in Endpoint::ALL {

@@ -143,6 +143,16 @@ impl Endpoint {
     pub(crate) fn url(self, issuer: &Issuer) -> String {
         issuer.endpoint(self.path())
     }
+
+    /// Every URL a request to this endpoint may arrive at: its URL under the issuer, and its
+    /// mTLS alias when one is configured (RFC 8705 §5). What a DPoP proof's `htu` may name.
+    pub(crate) fn urls(self, config: &Config) -> Vec<String> {
+        let mut urls = vec![self.url(&config.issuer)];
+        if let (true, Some(base)) = (self.has_mtls_alias(), &config.mtls_endpoint_base) {
+            urls.push(format!("{}{}", base.trim_end_matches('/'), self.path()));
+        }
+        urls
+    }
 }
 
 #[cfg(test)]

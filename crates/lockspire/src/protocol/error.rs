@@ -66,6 +66,8 @@ pub enum ErrorCode {
     /// RFC 9396 §5: `authorization_details` is malformed, names an unknown type, or fails the
     /// host's checks of its type.
     InvalidAuthorizationDetails,
+    /// RFC 9449 §5, §7.1: the DPoP proof is missing where required, malformed or fails a check.
+    InvalidDpopProof,
 }
 
 impl ErrorCode {
@@ -97,6 +99,7 @@ impl ErrorCode {
             Self::InvalidRequestUri => "invalid_request_uri",
             Self::InvalidRequestObject => "invalid_request_object",
             Self::InvalidAuthorizationDetails => "invalid_authorization_details",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
         }
     }
 }
@@ -116,6 +119,8 @@ pub enum Challenge {
     Basic,
     /// `Bearer …`: a protected resource such as `/userinfo`.
     Bearer,
+    /// `DPoP …` (RFC 9449 §7.1): a protected resource called with the DPoP scheme.
+    Dpop,
 }
 
 /// An OAuth error as it leaves the server: code, public description, and a private reason

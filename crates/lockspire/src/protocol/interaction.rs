@@ -474,6 +474,7 @@ async fn issue_code(
         redirect_uri: req.redirect_uri_given.then(|| req.redirect_uri.clone()),
         code_challenge: req.code_challenge.clone(),
         nonce: req.nonce.clone(),
+        dpop_jkt: req.dpop_jkt.clone(),
     }))
     .await
     .map_err(|e| fail(e.into()))?;

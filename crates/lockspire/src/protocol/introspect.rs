@@ -50,9 +50,13 @@ pub(crate) async fn introspect(
     let Some(record) = p.store.active_token(&token_key(token), p.now()).await? else {
         return Ok(inactive);
     };
-    let (token_type, jti, cnf_x5t) = match &record {
-        TokenRecord::Access(a) => ("Bearer", a.jti.as_deref(), a.cnf_x5t.as_deref()),
-        TokenRecord::Refresh(r) => ("refresh_token", None, r.cnf_x5t.as_deref()),
+    let (token_type, jti, binding) = match &record {
+        TokenRecord::Access(a) => (
+            super::token::token_type(a.binding.as_ref()),
+            a.jti.as_deref(),
+            a.binding.as_ref(),
+        ),
+        TokenRecord::Refresh(r) => ("refresh_token", None, r.binding.as_ref()),
         TokenRecord::Code(_) => return Ok(inactive),
     };
     let issued = record.issued();
@@ -84,8 +88,9 @@ pub(crate) async fn introspect(
         // RFC 9396 §9.2.
         out.insert("authorization_details".into(), details);
     }
-    if let Some(x5t) = cnf_x5t {
-        out.insert("cnf".into(), json!({ "x5t#S256": x5t }));
+    if let Some(binding) = binding {
+        // RFC 8705 §3.2, RFC 9449 §6.2.
+        out.insert("cnf".into(), binding.confirmation());
     }
     out.insert("token_type".into(), Value::String(token_type.into()));
     if let Some(jti) = jti {

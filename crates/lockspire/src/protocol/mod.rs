@@ -6,6 +6,7 @@ pub(crate) mod client;
 pub(crate) mod client_auth;
 pub(crate) mod client_keys;
 pub(crate) mod discovery;
+pub(crate) mod dpop;
 pub(crate) mod endpoints;
 pub(crate) mod error;
 pub(crate) mod id_token;

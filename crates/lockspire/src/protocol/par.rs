@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::authorize::{self, AuthorizeError, REQUEST_URI_PREFIX, RequestVia};
 use super::client_auth::{self, AuthenticatedClient};
 use super::endpoints::Endpoint;
-use super::error::OAuthError;
+use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
 use super::provider::Provider;
 use super::request_object;
@@ -38,6 +38,7 @@ pub(crate) async fn push(
     p: &Provider,
     authorization: Option<&str>,
     certificate: Option<ClientCertificate>,
+    dpop: Option<&str>,
     params: &Params,
 ) -> Result<Pushed, OAuthError> {
     let client = client_auth::authenticate(
@@ -58,6 +59,30 @@ pub(crate) async fn push(
     // not used.
     if let Some(request) = pushed.get("request")? {
         pushed = request_object::parameters(p, client.record(), request).await?;
+    }
+    // RFC 9449 §10.1: a proof with the push binds the code to its key, as `dpop_jkt` would.
+    if let Some(proof) = dpop {
+        let uris = Endpoint::PushedAuthorization.urls(&p.config);
+        let request = super::dpop::Request {
+            method: "POST",
+            uris: &uris,
+            access_token: None,
+        };
+        let proof = super::dpop::verify(p, proof, &request).await?;
+        match pushed.get("dpop_jkt")? {
+            Some(named) if named != proof.jkt => {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidDpopProof,
+                    "dpop_jkt names another key than the DPoP proof's",
+                ));
+            }
+            Some(_) => {}
+            None => {
+                let mut pairs = pushed.pairs().to_vec();
+                pairs.push(("dpop_jkt".into(), proof.jkt));
+                pushed = Params::from_pairs(pairs);
+            }
+        }
     }
     authorize::validate(p, &pushed, RequestVia::Push)
         .await

@@ -1,5 +1,7 @@
 //! The UserInfo endpoint (OIDC Core §5.3) as an OAuth protected resource (RFC 6750).
 
+use crate::protocol::endpoints::Endpoint;
+use crate::store::Binding;
 use serde_json::{Map, Value};
 
 use super::id_token::host_claims;
@@ -58,10 +60,81 @@ pub(crate) enum UserinfoResponse {
     Signed(String),
 }
 
-/// Returns the claims about the token's subject that its grant releases.
+/// How the access token came: as a bearer token (RFC 6750 §2), or with the DPoP scheme and a
+/// proof (RFC 9449 §7.1).
+pub(crate) enum Presented<'a> {
+    Bearer(&'a str),
+    Dpop(&'a str),
+}
+
+/// The access token of a request: the `Authorization` header with the `Bearer` or `DPoP`
+/// scheme (case-insensitive, RFC 9110 §11.1), or the form's `access_token` (bearer only).
+pub(crate) fn presented_token<'a>(
+    authorization: Option<&'a str>,
+    form_token: Option<&'a str>,
+) -> Result<Presented<'a>, OAuthError> {
+    let scheme_value = |prefix: &str| {
+        authorization
+            .filter(|h| h.len() > prefix.len() && h[..prefix.len()].eq_ignore_ascii_case(prefix))
+            .map(|h| h[prefix.len()..].trim())
+            .filter(|t| !t.is_empty())
+    };
+    if let Some(token) = scheme_value("DPoP ") {
+        if form_token.is_some() {
+            return Err(OAuthError::invalid_request(
+                "the access token was sent in more than one way",
+            )
+            .with_challenge(Challenge::Dpop));
+        }
+        return Ok(Presented::Dpop(token));
+    }
+    bearer_token(authorization, form_token).map(Presented::Bearer)
+}
+
+/// Answers a userinfo request: checks the DPoP proof when the token came with the DPoP scheme,
+/// then [`userinfo`]. Errors of a DPoP request carry a DPoP challenge (RFC 9449 §7.1).
+pub(crate) async fn answer(
+    p: &Provider,
+    presented: Presented<'_>,
+    proof: Option<&str>,
+    method: &str,
+    certificate: Option<&crate::mtls::ClientCertificate>,
+) -> Result<UserinfoResponse, OAuthError> {
+    let (token, proof) = match presented {
+        Presented::Bearer(token) => return userinfo(p, token, None, certificate).await,
+        Presented::Dpop(token) => (token, proof),
+    };
+    let with_dpop_challenge = |e: OAuthError| match e.challenge() {
+        Challenge::Bearer | Challenge::None => e.with_challenge(Challenge::Dpop),
+        _ => e,
+    };
+    let proof = proof.ok_or_else(|| {
+        OAuthError::new(
+            ErrorCode::InvalidDpopProof,
+            "the DPoP scheme needs a DPoP proof",
+        )
+        .with_challenge(Challenge::Dpop)
+    })?;
+    let uris = Endpoint::Userinfo.urls(&p.config);
+    let request = super::dpop::Request {
+        method,
+        uris: &uris,
+        access_token: Some(token),
+    };
+    let proof = super::dpop::verify(p, proof, &request)
+        .await
+        .map_err(with_dpop_challenge)?;
+    userinfo(p, token, Some(&proof.jkt), certificate)
+        .await
+        .map_err(with_dpop_challenge)
+}
+
+/// Returns the claims about the token's subject that its grant releases; `jkt` is the key a
+/// verified DPoP proof of this request holds.
 pub(crate) async fn userinfo(
     p: &Provider,
     token: &str,
+    jkt: Option<&str>,
     certificate: Option<&crate::mtls::ClientCertificate>,
 ) -> Result<UserinfoResponse, OAuthError> {
     let record = match p.store.active_token(&token_key(token), p.now()).await? {
@@ -69,16 +142,32 @@ pub(crate) async fn userinfo(
         Some(_) => return Err(invalid_token("not an access token")),
         None => return Err(invalid_token("unknown, expired or revoked token")),
     };
-    // RFC 8705 §3: a certificate-bound token is usable only with that certificate.
-    if let Some(bound) = &record.cnf_x5t
-        && certificate
-            .map(crate::mtls::ClientCertificate::thumbprint)
-            .as_deref()
-            != Some(bound.as_str())
-    {
-        return Err(invalid_token(
-            "certificate-bound token presented without its certificate",
-        ));
+    match &record.binding {
+        // RFC 8705 §3: a certificate-bound token is usable only with that certificate.
+        Some(Binding::Certificate(bound))
+            if certificate
+                .map(crate::mtls::ClientCertificate::thumbprint)
+                .as_deref()
+                != Some(bound.as_str()) =>
+        {
+            return Err(invalid_token(
+                "certificate-bound token presented without its certificate",
+            ));
+        }
+        // RFC 9449 §7.1: a DPoP-bound token is never a bearer token; it comes with a proof of
+        // its key.
+        Some(Binding::Dpop(bound)) if jkt != Some(bound.as_str()) => {
+            return Err(invalid_token(
+                "a DPoP-bound token used without a proof of its key",
+            ));
+        }
+        // And a proof does not turn a token bound to nothing (or to a certificate) into one.
+        Some(Binding::Certificate(_)) | None if jkt.is_some() => {
+            return Err(invalid_token(
+                "a token not bound to a DPoP key presented with the DPoP scheme",
+            ));
+        }
+        _ => {}
     }
     let scopes = &record.issued.scopes;
     if !scopes.contains("openid") {

@@ -256,7 +256,7 @@ mod tests {
             user: None,
             format: crate::config::AccessTokenFormat::Opaque,
             jti: None,
-            cnf_x5t: None,
+            binding: None,
         })
     }
 

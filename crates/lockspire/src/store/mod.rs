@@ -43,7 +43,7 @@ pub use keys::KeyRecord;
 pub use pushed::PushedRecord;
 pub use registration::InitialAccessTokenRecord;
 pub use tokens::{
-    AccessRecord, CodeRecord, Consumed, Issued, RefreshRecord, RevokedGrant, TokenKind,
+    AccessRecord, Binding, CodeRecord, Consumed, Issued, RefreshRecord, RevokedGrant, TokenKind,
     TokenRecord, UserGrant,
 };
 #[cfg(test)]

@@ -5,8 +5,9 @@
 use sqlx::Connection;
 
 use super::{
-    AccessRecord, AuditEvent, ClientRecord, ClientStatus, CodeRecord, Consumed, GrantRecord,
-    Issued, PRUNE_BATCH, PushedRecord, RefreshRecord, Store, TokenKind, TokenRecord, UserGrant,
+    AccessRecord, AuditEvent, Binding, ClientRecord, ClientStatus, CodeRecord, Consumed,
+    GrantRecord, Issued, PRUNE_BATCH, PushedRecord, RefreshRecord, Store, TokenKind, TokenRecord,
+    UserGrant,
 };
 use crate::clock::UnixTime;
 use crate::config::{AccessTokenFormat, DatabasePool};
@@ -192,7 +193,7 @@ fn client_credentials_row(
         user: None,
         format: AccessTokenFormat::Opaque,
         jti: None,
-        cnf_x5t: None,
+        binding: None,
     })
 }
 
@@ -217,6 +218,7 @@ on_both_stores! {
             redirect_uri: Some("https://rp.example/cb".into()),
             code_challenge: "challenge".into(),
             nonce: None,
+            dpop_jkt: None,
         });
         let mut tx = store.begin().await.expect("begin");
         tx.insert_grant(&grant).await.expect("grant");
@@ -302,6 +304,7 @@ on_both_stores! {
                 redirect_uri: Some("https://rp.example/cb".into()),
                 code_challenge: "challenge-1".into(),
                 nonce: Some("nonce-1".into()),
+                dpop_jkt: Some("jkt-1".into()),
             }),
             TokenRecord::Code(CodeRecord {
                 issued: full("digest-code-sparse", 2),
@@ -309,25 +312,26 @@ on_both_stores! {
                 redirect_uri: None,
                 code_challenge: "challenge-2".into(),
                 nonce: None,
+                dpop_jkt: None,
             }),
             TokenRecord::Access(AccessRecord {
                 issued: full("digest-access", 3),
                 user: Some(user(3)),
                 format: AccessTokenFormat::Jwt,
                 jti: Some("jti-3".into()),
-                cnf_x5t: Some("x5t-3".into()),
+                binding: Some(Binding::Certificate("x5t-3".into())),
             }),
             TokenRecord::Access(AccessRecord {
                 issued: Issued { resources: Vec::new(), scopes: ScopeSet::default(), authorization_details: Default::default(), ..full("digest-access-sparse", 4) },
                 user: None,
                 format: AccessTokenFormat::Opaque,
                 jti: None,
-                cnf_x5t: None,
+                binding: None,
             }),
             TokenRecord::Refresh(RefreshRecord {
                 issued: full("digest-refresh", 5),
                 user: user(5),
-                cnf_x5t: Some("x5t-5".into()),
+                binding: Some(Binding::Dpop("jkt-5".into())),
             }),
         ];
         let written = futures_join_all(store, &rows).await;

@@ -83,6 +83,51 @@ pub struct CodeRecord {
     pub code_challenge: String,
     /// The OIDC nonce (OIDC Core §3.1.2.1).
     pub nonce: Option<String>,
+    /// RFC 9449 §10: the thumbprint of the DPoP key the code may be redeemed with.
+    pub dpop_jkt: Option<String>,
+}
+
+/// What an access or refresh token is bound to (a sender-constrained token): a certificate or a
+/// DPoP key, never both.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Binding {
+    /// RFC 8705 §3.1: the client certificate, by its `x5t#S256`.
+    Certificate(String),
+    /// RFC 9449 §6: the DPoP key, by its RFC 7638 thumbprint (`jkt`).
+    Dpop(String),
+}
+
+impl Binding {
+    /// The `cnf` member of a JWT access token or an introspection response (RFC 8705 §3.1,
+    /// RFC 9449 §6).
+    pub fn confirmation(&self) -> serde_json::Value {
+        match self {
+            Self::Certificate(x5t) => serde_json::json!({ "x5t#S256": x5t }),
+            Self::Dpop(jkt) => serde_json::json!({ "jkt": jkt }),
+        }
+    }
+
+    fn columns(binding: Option<&Binding>) -> (Option<&str>, Option<&str>) {
+        match binding {
+            Some(Self::Certificate(x5t)) => (Some(x5t), None),
+            Some(Self::Dpop(jkt)) => (None, Some(jkt)),
+            None => (None, None),
+        }
+    }
+
+    fn from_columns(
+        x5t: Option<String>,
+        jkt: Option<String>,
+    ) -> Result<Option<Binding>, StoreError> {
+        match (x5t, jkt) {
+            (Some(x5t), None) => Ok(Some(Self::Certificate(x5t))),
+            (None, Some(jkt)) => Ok(Some(Self::Dpop(jkt))),
+            (None, None) => Ok(None),
+            (Some(_), Some(_)) => Err(StoreError::Corrupt(
+                "a token bound to a certificate and a DPoP key".into(),
+            )),
+        }
+    }
 }
 
 /// An access token (RFC 6749 §1.4).
@@ -96,8 +141,8 @@ pub struct AccessRecord {
     pub format: AccessTokenFormat,
     /// The JWT id (RFC 7519 §4.1.7), also given for opaque tokens in introspection.
     pub jti: Option<String>,
-    /// RFC 8705 §3.1 `x5t#S256` of the certificate the token is bound to.
-    pub cnf_x5t: Option<String>,
+    /// What the token is bound to, if anything.
+    pub binding: Option<Binding>,
 }
 
 /// A refresh token (RFC 6749 §1.5).
@@ -107,8 +152,9 @@ pub struct RefreshRecord {
     pub issued: Issued,
     /// The user authorization it refreshes.
     pub user: UserGrant,
-    /// RFC 8705 §3.1 `x5t#S256` of the certificate the token is bound to.
-    pub cnf_x5t: Option<String>,
+    /// What the token is bound to, if anything: a certificate, or the DPoP key of a public
+    /// client (RFC 9449 §5).
+    pub binding: Option<Binding>,
 }
 
 /// A row of the token table: a code, an access token or a refresh token.
@@ -184,6 +230,7 @@ impl TokenRecord {
                 code_challenge: get::<Option<String>>(r, "code_challenge")?
                     .ok_or_else(|| StoreError::Corrupt("a code without a challenge".into()))?,
                 nonce: get(r, "nonce")?,
+                dpop_jkt: get(r, "cnf_jkt")?,
                 issued,
             }),
             "access" => Self::Access(AccessRecord {
@@ -193,12 +240,12 @@ impl TokenRecord {
                     _ => AccessTokenFormat::Opaque,
                 },
                 jti: get(r, "jti")?,
-                cnf_x5t: get(r, "cnf_x5t")?,
+                binding: Binding::from_columns(get(r, "cnf_x5t")?, get(r, "cnf_jkt")?)?,
                 issued,
             }),
             "refresh" => Self::Refresh(RefreshRecord {
                 user: needs_user(user)?,
-                cnf_x5t: get(r, "cnf_x5t")?,
+                binding: Binding::from_columns(get(r, "cnf_x5t")?, get(r, "cnf_jkt")?)?,
                 issued,
             }),
             other => return Err(StoreError::Corrupt(format!("token kind {other}"))),
@@ -211,22 +258,22 @@ impl TokenRecord {
 macro_rules! token_columns {
     () => {
         "t.digest, t.tenant_id, t.kind, t.grant_id, t.client_id, t.subject, t.scopes, t.resources, \
-         t.created_at, t.expires_at, t.consumed_at, t.revoked_at, t.redirect_uri, t.code_challenge, t.nonce, t.format, t.jti, t.cnf_x5t, t.authorization_details"
+         t.created_at, t.expires_at, t.consumed_at, t.revoked_at, t.redirect_uri, t.code_challenge, t.nonce, t.format, t.jti, t.cnf_x5t, t.authorization_details, t.cnf_jkt"
     };
 }
 
 /// Inserts one code or token row.
 const INSERT_TOKEN: &str = "INSERT INTO tokens (digest, tenant_id, kind, grant_id, client_id, subject, scopes, resources, created_at, \
-     expires_at, redirect_uri, code_challenge, nonce, format, jti, cnf_x5t, authorization_details) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
+     expires_at, redirect_uri, code_challenge, nonce, format, jti, cnf_x5t, authorization_details, cnf_jkt) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
 
 /// [`INSERT_TOKEN`] for many rows in one PostgreSQL statement: each parameter is one column's
 /// values as an array, in [`INSERT_TOKEN`]'s order and types. A batch then costs one round trip
 /// and one commit, where a transaction of single-row inserts costs one round trip per row.
 const INSERT_TOKENS_PG: &str = "INSERT INTO tokens (digest, tenant_id, kind, grant_id, client_id, subject, scopes, resources, created_at, \
-     expires_at, redirect_uri, code_challenge, nonce, format, jti, cnf_x5t, authorization_details) \
+     expires_at, redirect_uri, code_challenge, nonce, format, jti, cnf_x5t, authorization_details, cnf_jkt) \
      SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
-     $8::text[], $9::bigint[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[])";
+     $8::text[], $9::bigint[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[])";
 
 /// The group commit appends with [`INSERT_TOKEN`] and [`INSERT_TOKENS_PG`].
 pub(super) const TOKENS: group_commit::Table = group_commit::Table {
@@ -238,7 +285,7 @@ pub(super) const TOKENS: group_commit::Table = group_commit::Table {
 pub(super) fn token_params(t: &TokenRecord) -> Vec<Param> {
     let i = t.issued();
     let user = t.user();
-    let (redirect_uri, code_challenge, nonce, format, jti, cnf_x5t) = match t {
+    let (redirect_uri, code_challenge, nonce, format, jti, binding) = match t {
         TokenRecord::Code(c) => (
             c.redirect_uri.as_deref(),
             Some(c.code_challenge.as_str()),
@@ -253,10 +300,14 @@ pub(super) fn token_params(t: &TokenRecord) -> Vec<Param> {
             None,
             Some(a.format.as_str()),
             a.jti.as_deref(),
-            a.cnf_x5t.as_deref(),
+            a.binding.as_ref(),
         ),
-        TokenRecord::Refresh(r) => (None, None, None, None, None, r.cnf_x5t.as_deref()),
+        TokenRecord::Refresh(r) => (None, None, None, None, None, r.binding.as_ref()),
     };
+    let (cnf_x5t, mut cnf_jkt) = Binding::columns(binding);
+    if let TokenRecord::Code(c) = t {
+        cnf_jkt = c.dpop_jkt.as_deref();
+    }
     params![
         i.digest,
         i.tenant_id,
@@ -275,6 +326,7 @@ pub(super) fn token_params(t: &TokenRecord) -> Vec<Param> {
         jti,
         cnf_x5t,
         i.authorization_details.to_stored(),
+        cnf_jkt,
     ]
 }
 

@@ -79,8 +79,9 @@ pub(crate) async fn token(
 ) -> Result<Response, OAuthError> {
     let (parts, params) = form(req, Endpoint::Token).await?;
     let authz = authorization(&parts.headers)?;
+    let dpop = super::request::dpop_proof(&parts.headers)?;
     let response =
-        token_endpoint::exchange(&p, authz, client_certificate(&p, &parts), &params).await?;
+        token_endpoint::exchange(&p, authz, client_certificate(&p, &parts), dpop, &params).await?;
     Ok(no_store(StatusCode::OK, &response))
 }
 
@@ -91,8 +92,10 @@ pub(crate) async fn pushed_authorization(
 ) -> Result<Response, OAuthError> {
     let (parts, params) = form(req, Endpoint::PushedAuthorization).await?;
     let authz = authorization(&parts.headers)?;
+    let dpop = super::request::dpop_proof(&parts.headers)?;
     let pushed =
-        crate::protocol::par::push(&p, authz, client_certificate(&p, &parts), &params).await?;
+        crate::protocol::par::push(&p, authz, client_certificate(&p, &parts), dpop, &params)
+            .await?;
     Ok(no_store(StatusCode::CREATED, &pushed))
 }
 
@@ -114,8 +117,18 @@ pub(crate) async fn userinfo(
         Some(params) => params.get("access_token")?,
         None => None,
     };
-    let token = ui::bearer_token(authz.as_deref(), form_token)?;
-    match ui::userinfo(&p, token, client_certificate(&p, &parts).as_ref()).await? {
+    let presented = ui::presented_token(authz.as_deref(), form_token)?;
+    let proof = super::request::dpop_proof(&parts.headers)?;
+    let certificate = client_certificate(&p, &parts);
+    match ui::answer(
+        &p,
+        presented,
+        proof,
+        parts.method.as_str(),
+        certificate.as_ref(),
+    )
+    .await?
+    {
         ui::UserinfoResponse::Json(claims) => Ok(no_store(StatusCode::OK, &claims)),
         ui::UserinfoResponse::Signed(jwt) => Ok(no_store_jwt(jwt, "application/jwt")),
     }

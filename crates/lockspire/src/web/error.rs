@@ -22,6 +22,11 @@ impl OAuthError {
     /// resource called without any token; 403 for insufficient scope and denied access; 500 and
     /// 503 for the server's own failures; 413 for an oversized body; 400 for the rest.
     pub fn status(&self) -> StatusCode {
+        // RFC 9449 §7.1: a resource refuses a bad proof with a DPoP challenge, as 401; the token
+        // endpoint answers 400 (§5).
+        if self.challenge() == Challenge::Dpop && self.code() == ErrorCode::InvalidDpopProof {
+            return StatusCode::UNAUTHORIZED;
+        }
         match (self.circumstance(), self.code()) {
             (Circumstance::NoToken, _) => StatusCode::UNAUTHORIZED,
             (Circumstance::TooLarge, _) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -70,12 +75,19 @@ impl IntoResponse for OAuthError {
                 Some(r#"Bearer realm="lockspire""#.to_owned())
             }
             Challenge::Bearer => Some(bearer_challenge(self.code(), self.description())),
+            Challenge::Dpop => Some(dpop_challenge(self.code(), self.description())),
         };
         if let Some(value) = challenge.and_then(|v| HeaderValue::from_str(&v).ok()) {
             headers.insert(header::WWW_AUTHENTICATE, value);
         }
         response
     }
+}
+
+/// RFC 9449 §7.1: the DPoP challenge, with the algorithms proofs may use.
+fn dpop_challenge(code: ErrorCode, description: &str) -> String {
+    let algs = crate::protocol::dpop::DPOP_ALGS.join(" ");
+    format!(r#"DPoP algs="{algs}", error="{code}", error_description="{description}""#)
 }
 
 /// RFC 6750 §3: the challenge naming what was wrong with the token.

@@ -27,7 +27,13 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(p: Arc<Provider>) -> Rout
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+        // RFC 9449: browser clients send proofs in the `DPoP` header.
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            header::HeaderName::from_static("dpop"),
+        ])
         .max_age(std::time::Duration::from_secs(3600));
     let (mut api, mut pages) = (Router::new(), Router::new());
     for e in Endpoint::ALL {

@@ -5,7 +5,7 @@ use axum::body::Body;
 use http::{HeaderMap, Request, header};
 
 use crate::protocol::endpoints::Endpoint;
-use crate::protocol::error::OAuthError;
+use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::params::Params;
 
 /// Largest request body any endpoint reads; larger ones get 413 before any parsing.
@@ -57,6 +57,19 @@ pub(crate) async fn page_form(
     }
     let bytes = read_body(body).await?;
     Ok((parts, Params::parse(&bytes)?))
+}
+
+/// The `DPoP` header (RFC 9449 §4.1): at most one, visible ASCII.
+pub(crate) fn dpop_proof(headers: &HeaderMap) -> Result<Option<&str>, OAuthError> {
+    let invalid = |why: &'static str| OAuthError::new(ErrorCode::InvalidDpopProof, why);
+    let mut values = headers.get_all("dpop").iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(invalid("more than one DPoP header"));
+    }
+    first
+        .map(|v| v.to_str().map_err(|_| invalid("malformed DPoP header")))
+        .transpose()
 }
 
 /// The Authorization header as text, if present and visible ASCII.

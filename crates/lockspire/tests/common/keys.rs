@@ -52,6 +52,52 @@ impl ClientKey {
         header.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&header, claims, &self.encoding).expect("sign")
     }
+
+    /// Signs `claims` under a header written as given: for proofs whose header carries more
+    /// than `jsonwebtoken::Header` holds, or less than it requires.
+    pub fn sign_with_header(&self, header: &Value, claims: &Value) -> String {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let signature =
+            jsonwebtoken::crypto::sign(input.as_bytes(), &self.encoding, self.alg).expect("sign");
+        format!("{input}.{signature}")
+    }
+
+    /// The public JWK without `kid`, `use` and `alg`, as a DPoP proof's header carries it.
+    pub fn public_members(&self) -> Value {
+        let mut jwk = self.jwk.clone();
+        if let Value::Object(m) = &mut jwk {
+            for member in ["kid", "use", "alg"] {
+                m.remove(member);
+            }
+        }
+        jwk
+    }
+
+    /// RFC 7638 thumbprint of the public key, computed here independently of Lockspire.
+    pub fn thumbprint(&self) -> String {
+        let j = &self.jwk;
+        let canonical = match j["kty"].as_str() {
+            Some("EC") => format!(
+                r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#,
+                j["crv"].as_str().unwrap_or_default(),
+                j["x"].as_str().unwrap_or_default(),
+                j["y"].as_str().unwrap_or_default()
+            ),
+            _ => format!(
+                r#"{{"crv":"{}","kty":"OKP","x":"{}"}}"#,
+                j["crv"].as_str().unwrap_or_default(),
+                j["x"].as_str().unwrap_or_default()
+            ),
+        };
+        URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            canonical.as_bytes(),
+        ))
+    }
 }
 
 /// A JWK set of the public halves.

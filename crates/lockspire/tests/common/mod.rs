@@ -354,11 +354,25 @@ impl Harness {
 
     /// POSTs a form to `path` authenticated as `client` (its registered method).
     pub async fn post_as(&self, client: &TestClient, path: &str, params: &[(&str, &str)]) -> Reply {
+        self.post_with(client, path, params, &[]).await
+    }
+
+    /// [`Self::post_as`] with extra request headers (a `DPoP` proof, say).
+    pub async fn post_with(
+        &self,
+        client: &TestClient,
+        path: &str,
+        params: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let mut form: Vec<(String, String)> = params
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let mut req = self.http().post(self.url(path));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         match client.auth.as_str() {
             "client_secret_basic" => {
                 let creds = STANDARD.encode(format!(

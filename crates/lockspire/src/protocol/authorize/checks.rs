@@ -237,6 +237,20 @@ pub(super) fn check_authorization_details(
     Ok(details)
 }
 
+/// RFC 9449 §10: `dpop_jkt` is the base64url SHA-256 thumbprint (RFC 7638) of a key.
+pub(super) fn check_dpop_jkt(params: &dyn ParameterSource) -> Result<Option<String>, OAuthError> {
+    let Some(jkt) = params.get("dpop_jkt")? else {
+        return Ok(None);
+    };
+    let decoded = crate::secrets::b64_decode(jkt);
+    if jkt.len() != 43 || decoded.is_none_or(|d| d.len() != 32) {
+        return Err(OAuthError::invalid_request(
+            "dpop_jkt must be the base64url SHA-256 thumbprint of a key",
+        ));
+    }
+    Ok(Some(jkt.to_owned()))
+}
+
 /// OIDC Core §3.1.2.1: an `id_token_hint` must be an ID token this issuer signed for this client
 /// (expired ones are fine); its `sub` must then be the signed-in user.
 pub(super) fn check_id_token_hint(

@@ -13,8 +13,8 @@ mod sources;
 
 pub(crate) use checks::{REQUEST_BY_REFERENCE, REQUEST_BY_VALUE, check_resources};
 use checks::{
-    check_authorization_details, check_claims, check_id_token_hint, check_max_age, check_prompt,
-    check_response_type, check_scope, check_unsupported_parameters,
+    check_authorization_details, check_claims, check_dpop_jkt, check_id_token_hint, check_max_age,
+    check_prompt, check_response_type, check_scope, check_unsupported_parameters,
 };
 pub(crate) use sources::{REQUEST_URI_PREFIX, parameters};
 
@@ -319,6 +319,9 @@ pub(crate) struct AuthorizationRequest {
     pub(crate) authorization_details: AuthorizationDetails,
     /// The subject of a verified `id_token_hint`.
     pub(crate) hint_subject: Option<String>,
+    /// RFC 9449 §10: the DPoP key the code will be bound to.
+    #[serde(default)]
+    pub(crate) dpop_jkt: Option<String>,
 }
 
 impl AuthorizationRequest {
@@ -503,6 +506,7 @@ pub(crate) async fn validate(
         claims,
         authorization_details,
         hint_subject,
+        dpop_jkt: check_dpop_jkt(params).map_err(fail)?,
     };
     Ok((request, client))
 }

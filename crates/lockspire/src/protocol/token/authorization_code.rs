@@ -90,6 +90,14 @@ fn check(
     if !challenge.verify(verifier) {
         return Err(invalid_grant("PKCE verifier does not match the challenge"));
     }
+    // RFC 9449 §10: a code bound by `dpop_jkt` is redeemed only with a proof of that key.
+    if let Some(bound) = &record.dpop_jkt
+        && client.presented_jkt() != Some(bound.as_str())
+    {
+        return Err(invalid_grant(
+            "the code is bound to a DPoP key (dpop_jkt); the token request must prove it",
+        ));
+    }
     Ok(())
 }
 

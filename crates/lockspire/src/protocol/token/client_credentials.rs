@@ -49,7 +49,7 @@ pub(super) async fn exchange(
     p.store.insert_token(&record).await?;
     Ok(TokenResponse {
         access_token: Secret::new(access_token),
-        token_type: "Bearer",
+        token_type: super::token_type(client.binding().as_ref()),
         expires_in: p.config.lifetimes.access_token,
         scope: scopes.join(" "),
         refresh_token: None,

@@ -7,6 +7,7 @@ mod redeem;
 mod refresh_token;
 pub(crate) mod request;
 
+use crate::store::Binding;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -48,6 +49,7 @@ pub(crate) async fn exchange(
     p: &Provider,
     authorization: Option<&str>,
     certificate: Option<ClientCertificate>,
+    dpop: Option<&str>,
     params: &Params,
 ) -> Result<TokenResponse, OAuthError> {
     let grant_type = params.require("grant_type")?;
@@ -64,6 +66,20 @@ pub(crate) async fn exchange(
         certificate,
     )
     .await?;
+    // RFC 9449 §5: a proof binds the tokens issued now to its key.
+    let proof = match dpop {
+        Some(proof) => {
+            let uris = Endpoint::Token.urls(&p.config);
+            let request = super::dpop::Request {
+                method: "POST",
+                uris: &uris,
+                access_token: None,
+            };
+            Some(super::dpop::verify(p, proof, &request).await?)
+        }
+        None => None,
+    };
+    let client = client.with_dpop(proof)?;
     if !client.record().metadata.allows_grant(grant) {
         return Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,
@@ -108,6 +124,15 @@ struct JwtAccessClaims<'a> {
     authorization_details: Option<Value>,
 }
 
+/// The `token_type` of an access token (RFC 6749 §7.1, RFC 9449 §5): `DPoP` when bound to a
+/// DPoP key, `Bearer` otherwise.
+pub(crate) fn token_type(binding: Option<&Binding>) -> &'static str {
+    match binding {
+        Some(Binding::Dpop(_)) => "DPoP",
+        _ => "Bearer",
+    }
+}
+
 /// Mints an access token in the client's format; returns it and the row to store.
 pub(crate) fn mint_access_token(
     p: &Provider,
@@ -143,10 +168,7 @@ pub(crate) fn mint_access_token(
                 jti: &jti,
                 client_id: g.client.id(),
                 scope: &scope,
-                cnf: g
-                    .client
-                    .binding()
-                    .map(|x5t| serde_json::json!({ "x5t#S256": x5t })),
+                cnf: g.client.binding().map(|b| b.confirmation()),
                 authorization_details: g.authorization_details.to_member(),
             };
             let keys = p.keys();
@@ -158,7 +180,7 @@ pub(crate) fn mint_access_token(
         user: g.user.cloned(),
         format,
         jti: Some(jti),
-        cnf_x5t: g.client.binding(),
+        binding: g.client.binding(),
     });
     Ok((token, record))
 }
@@ -199,7 +221,12 @@ pub(crate) fn mint_refresh_token(
     let record = TokenRecord::Refresh(RefreshRecord {
         issued: issued(p, g, &token, now, expires_at),
         user: user.clone(),
-        cnf_x5t: g.client.binding(),
+        // RFC 9449 §5: only a public client's refresh token is bound to its DPoP key; a
+        // confidential client's is bound to the client by its authentication.
+        binding: match g.client.binding() {
+            Some(Binding::Dpop(_)) if g.client.is_confidential() => None,
+            other => other,
+        },
     });
     (token, record)
 }

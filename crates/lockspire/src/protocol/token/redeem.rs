@@ -315,7 +315,7 @@ fn mint_for_grant(
         records,
         response: TokenResponse {
             access_token: Secret::new(access_token),
-            token_type: "Bearer",
+            token_type: super::token_type(client.binding().as_ref()),
             expires_in: p.config.lifetimes.access_token,
             scope: plan.scopes.to_string(),
             refresh_token: refresh_token.map(Secret::new),

@@ -8,6 +8,7 @@ use super::{TokenResponse, narrow_details, narrow_resources, narrow_scopes};
 use crate::protocol::client_auth::AuthenticatedClient;
 use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::provider::Provider;
+use crate::store::Binding;
 use crate::store::{GrantRecord, RefreshRecord};
 
 fn invalid_grant(reason: &'static str) -> OAuthError {
@@ -54,19 +55,26 @@ impl Artifact for Refresh<'_> {
     }
 }
 
-/// The token's own rules: its client, and the certificate it is bound to (RFC 8705 §3).
+/// The token's own rules: its client, and the certificate (RFC 8705 §3) or DPoP key (RFC 9449
+/// §5) it is bound to.
 fn check(client: &AuthenticatedClient, record: &RefreshRecord) -> Result<(), OAuthError> {
     if &record.issued.client_id != client.id() {
         return Err(invalid_grant("refresh token was issued to another client"));
     }
-    if let Some(bound) = &record.cnf_x5t
-        && client.presented_thumbprint().as_deref() != Some(bound.as_str())
-    {
-        return Err(invalid_grant(
-            "certificate-bound refresh token used without its certificate",
-        ));
+    match &record.binding {
+        Some(Binding::Certificate(bound))
+            if client.presented_thumbprint().as_deref() != Some(bound.as_str()) =>
+        {
+            Err(invalid_grant(
+                "certificate-bound refresh token used without its certificate",
+            ))
+        }
+        // RFC 9449 §5: a public client's refresh token works only with a proof of its key.
+        Some(Binding::Dpop(bound)) if client.presented_jkt() != Some(bound.as_str()) => Err(
+            invalid_grant("DPoP-bound refresh token used without a proof of its key"),
+        ),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// What a refresh issues: the scope and resources asked for, within what the token carries
