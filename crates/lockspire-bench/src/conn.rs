@@ -85,6 +85,21 @@ impl Prepared {
         Ok(req.with_form(pairs))
     }
 
+    /// This request with one more header, and `pairs` as its form body: for a header that
+    /// changes with every request (a DPoP proof).
+    pub(crate) fn with_header_and_form(
+        &self,
+        name: &str,
+        value: &str,
+        pairs: &[(&str, &str)],
+    ) -> Self {
+        let with_header = Self {
+            head: format!("{}{name}: {value}\r\n", self.head),
+            ..self.clone()
+        };
+        with_header.with_form(pairs)
+    }
+
     pub(crate) fn with_form(&self, pairs: &[(&str, &str)]) -> Self {
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(pairs)

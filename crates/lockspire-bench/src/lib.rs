@@ -27,6 +27,9 @@ pub enum Scenario {
     ClientCredentials,
     /// `POST /token`, client_credentials, JWT access token (ES256).
     ClientCredentialsJwt,
+    /// `POST /token`, client_credentials with a fresh DPoP proof per request (RFC 9449): a
+    /// DPoP-bound opaque token.
+    ClientCredentialsDpop,
     /// `POST` introspection of one valid token.
     Introspection,
     /// `POST /token`, refresh_token with rotation (each worker follows its own chain).
@@ -51,9 +54,10 @@ impl Scenario {
     ];
 
     /// Every scenario.
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 9] = [
         Self::ClientCredentials,
         Self::ClientCredentialsJwt,
+        Self::ClientCredentialsDpop,
         Self::Introspection,
         Self::Refresh,
         Self::Jwks,
@@ -116,6 +120,7 @@ pub struct Report {
 }
 
 mod conn;
+mod dpop;
 mod flows;
 
 use self::conn::{Conn, Prepared};
@@ -187,7 +192,9 @@ pub async fn run(target: &Target, scenario: Scenario, limits: Limits) -> anyhow:
     };
     // The request every iteration repeats; refresh and the code flow change theirs.
     let fixed = match scenario {
-        Scenario::ClientCredentials | Scenario::ClientCredentialsJwt => Some(Prepared::form(
+        Scenario::ClientCredentials
+        | Scenario::ClientCredentialsJwt
+        | Scenario::ClientCredentialsDpop => Some(Prepared::form(
             &e.token,
             Some(jwt_client.as_deref().unwrap_or(&client)),
             &[("grant_type", "client_credentials")],
@@ -213,6 +220,10 @@ pub async fn run(target: &Target, scenario: Scenario, limits: Limits) -> anyhow:
         Scenario::Refresh => Some(Prepared::form(&e.token, None, &[])?),
         _ => None,
     };
+    let proofs = match scenario {
+        Scenario::ClientCredentialsDpop => Some(Arc::new(dpop::ProofSigner::new(&e.token)?)),
+        _ => None,
+    };
     let (fixed, refresh_request) = (Arc::new(fixed), Arc::new(refresh_request));
     let cpu_before = limits.server_pid.and_then(cpu_seconds);
     let own_cpu_before = cpu_seconds(std::process::id());
@@ -225,6 +236,7 @@ pub async fn run(target: &Target, scenario: Scenario, limits: Limits) -> anyhow:
     for _ in 0..limits.concurrency {
         let (e, http, flow) = (e.clone(), http.clone(), flow.clone());
         let (fixed, refresh_request) = (fixed.clone(), refresh_request.clone());
+        let proofs = proofs.clone();
         let (issued, errors, latencies) = (issued.clone(), errors.clone(), latencies.clone());
         let max = limits.max_requests;
         workers.push(tokio::spawn(async move {
@@ -241,6 +253,20 @@ pub async fn run(target: &Target, scenario: Scenario, limits: Limits) -> anyhow:
             while Instant::now() < deadline && issued.fetch_add(1, Ordering::Relaxed) < max {
                 let t = Instant::now();
                 let ok = match (fixed.as_ref(), refresh_request.as_ref(), &flow) {
+                    // Signing the proof is part of what a DPoP client pays per request.
+                    (Some(template), _, _) if proofs.is_some() => {
+                        match proofs.as_ref().map(|s| s.proof()) {
+                            Some(Ok(proof)) => {
+                                let req = template.with_header_and_form(
+                                    "DPoP",
+                                    &proof,
+                                    &[("grant_type", "client_credentials")],
+                                );
+                                matches!(conn.send(&req).await, Ok((200, _)))
+                            }
+                            _ => false,
+                        }
+                    }
                     (Some(req), _, _) => {
                         matches!(conn.send(req).await, Ok((status, _)) if (200..300).contains(&status))
                     }
