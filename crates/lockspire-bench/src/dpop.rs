@@ -41,12 +41,20 @@ impl ProofSigner {
         let iat = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
             .as_secs();
-        let claims = json!({"jti": URL_SAFE_NO_PAD.encode(jti), "htm": "POST", "htu": self.htu, "iat": iat});
-        let input = format!("{}.{}", self.header, URL_SAFE_NO_PAD.encode(claims.to_string()));
+        let claims =
+            json!({"jti": URL_SAFE_NO_PAD.encode(jti), "htm": "POST", "htu": self.htu, "iat": iat});
+        let input = format!(
+            "{}.{}",
+            self.header,
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
         let signature = self
             .pair
             .sign(&self.rng, input.as_bytes())
             .map_err(|_| anyhow::anyhow!("signing the proof failed"))?;
-        Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref())))
+        Ok(format!(
+            "{input}.{}",
+            URL_SAFE_NO_PAD.encode(signature.as_ref())
+        ))
     }
 }

@@ -31,15 +31,8 @@ pub async fn verify_response_with_jwks(h: &Harness, token: &str, audience: &str)
 }
 
 async fn verify_jws(h: &Harness, token: &str, audience: &str, expiring: bool) -> Value {
-    let jwks: jsonwebtoken::jwk::JwkSet = h
-        .http()
-        .get(h.url("/jwks"))
-        .send()
-        .await
-        .expect("jwks")
-        .json()
-        .await
-        .expect("jwks json");
+    let jwks: jsonwebtoken::jwk::JwkSet =
+        serde_json::from_value(h.jwks().await).expect("a JWK set");
     let header = jsonwebtoken::decode_header(token).expect("header");
     let kid = header.kid.clone().expect("kid");
     let jwk = jwks.find(&kid).expect("signing key published in JWKS");
