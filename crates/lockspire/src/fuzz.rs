@@ -29,7 +29,7 @@ use crate::store::{ClientRecord, ClientStatus};
 pub type Target = (&'static str, fn(&[u8]));
 
 /// Every target, by the name of its directory under `fuzz/corpus/`.
-pub const TARGETS: [Target; 9] = [
+pub const TARGETS: [Target; 10] = [
     ("params", params),
     ("token_request", token_request),
     ("compact_jws", compact_jws),
@@ -39,6 +39,7 @@ pub const TARGETS: [Target; 9] = [
     ("client_cert_header", client_cert_header),
     ("compact_jwe", compact_jwe),
     ("authorization_details", authorization_details),
+    ("dpop_proof", dpop_proof),
 ];
 
 /// An error as it would reach the wire must be sendable: RFC 6749 §4.1.2.1's characters only,
@@ -179,6 +180,24 @@ pub fn authorization_details(data: &[u8]) {
         details,
         "stored details read back differently"
     );
+}
+
+/// DPoP proofs (RFC 9449 §4.3) as the `DPoP` header brings them: never a panic, whatever the
+/// numbers and shapes inside; refusals are sendable; an accepted proof names a thumbprint.
+pub fn dpop_proof(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let uris = ["https://issuer.example/token".to_owned()];
+    let request = crate::protocol::dpop::Request {
+        method: "POST",
+        uris: &uris,
+        access_token: Some("an-access-token"),
+    };
+    match crate::protocol::dpop::check(text, &request, 1_700_000_000) {
+        Ok(checked) => assert_eq!(checked.proof.jkt.len(), 43, "a thumbprint is 43 characters"),
+        Err(e) => assert_sendable(&e),
+    }
 }
 
 /// Private JWK members (RFC 7518 §6.2.2, §6.3.2, §6.4.1), which a client's key set must never

@@ -60,6 +60,32 @@ pub(crate) async fn verify(
     proof: &str,
     request: &Request<'_>,
 ) -> Result<Proof, OAuthError> {
+    let now = p.now();
+    let checked = check(proof, request, now)?;
+    let first = p
+        .store
+        .record_once(
+            "dpop",
+            &format!("{}\u{0}{}", checked.proof.jkt, checked.jti),
+            checked.iat.saturating_add(IAT_WINDOW + 1),
+            now,
+        )
+        .await?;
+    if !first {
+        return Err(invalid("the DPoP proof was used before (its jti was seen)"));
+    }
+    Ok(checked.proof)
+}
+
+/// A proof that passed every check but the replay check.
+pub(crate) struct Checked {
+    pub(crate) proof: Proof,
+    pub(crate) jti: String,
+    pub(crate) iat: i64,
+}
+
+/// Every check of RFC 9449 §4.3 that needs no storage, at time `now`.
+pub(crate) fn check(proof: &str, request: &Request<'_>, now: i64) -> Result<Checked, OAuthError> {
     if proof.len() > MAX_JWT_LEN {
         return Err(invalid("the DPoP proof is too large"));
     }
@@ -111,12 +137,11 @@ pub(crate) async fn verify(
     {
         return Err(invalid("the DPoP proof's htu is not this request's URI"));
     }
-    let now = p.now();
     let iat = claims
         .get("iat")
         .and_then(Value::as_i64)
         .ok_or_else(|| invalid("the DPoP proof has no iat"))?;
-    if (iat - now).abs() > IAT_WINDOW {
+    if iat.saturating_sub(now).saturating_abs() > IAT_WINDOW {
         return Err(invalid(
             "the DPoP proof's iat is too far from the server's time",
         ));
@@ -132,23 +157,17 @@ pub(crate) async fn verify(
             ));
         }
     }
-    let jkt = crate::jose::thumbprint(jwk_json);
     let jti = claim("jti")
         .filter(|j| !j.is_empty() && j.len() <= 256)
-        .ok_or_else(|| invalid("the DPoP proof has no usable jti"))?;
-    let first = p
-        .store
-        .record_once(
-            "dpop",
-            &format!("{jkt}\u{0}{jti}"),
-            iat.saturating_add(IAT_WINDOW + 1),
-            now,
-        )
-        .await?;
-    if !first {
-        return Err(invalid("the DPoP proof was used before (its jti was seen)"));
-    }
-    Ok(Proof { jkt })
+        .ok_or_else(|| invalid("the DPoP proof has no usable jti"))?
+        .to_owned();
+    Ok(Checked {
+        proof: Proof {
+            jkt: crate::jose::thumbprint(jwk_json),
+        },
+        jti,
+        iat,
+    })
 }
 
 /// RFC 9449 §4.3 step 9: URIs are compared without query and fragment, in the normalised form
