@@ -40,6 +40,19 @@ pub fn sign_compact(
     Ok(out)
 }
 
+/// The JOSE name (RFC 7518 §3.1) of a client JWT's `alg`, for the algorithms this server
+/// accepts from clients; "other" for the rest.
+pub(crate) fn alg_name(alg: jsonwebtoken::Algorithm) -> &'static str {
+    match alg {
+        jsonwebtoken::Algorithm::HS256 => "HS256",
+        jsonwebtoken::Algorithm::RS256 => "RS256",
+        jsonwebtoken::Algorithm::PS256 => "PS256",
+        jsonwebtoken::Algorithm::ES256 => "ES256",
+        jsonwebtoken::Algorithm::EdDSA => "EdDSA",
+        _ => "other",
+    }
+}
+
 /// Why a JWS issued by this server did not verify. One variant per rule; none reaches the wire.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum JwsVerifyError {

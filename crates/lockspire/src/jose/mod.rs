@@ -9,6 +9,7 @@ mod ring;
 
 pub use decryption_key::DecryptionKey;
 pub use jwe::{ContentEncryptionAlg, EncryptionKeyType, KeyManagementAlg};
+pub(crate) use jws::alg_name;
 pub use jws::sign_compact;
 pub use jws::{JwsVerifyError, MAX_JWT_LEN, verify_compact};
 pub(crate) use keys::thumbprint;

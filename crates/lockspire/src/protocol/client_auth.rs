@@ -6,14 +6,14 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::{Value, json};
 
 use super::client::ASSERTION_ALGS;
 use super::dpop::Proof;
 use super::jti::{JtiUse, first_use};
 use super::params::Params;
-use crate::jose::MAX_JWT_LEN;
+use crate::jose::{MAX_JWT_LEN, alg_name};
 use crate::model::client::{AuthMethod, ClientId};
 use crate::mtls::ClientCertificate;
 use crate::protocol::endpoints::Endpoint;
@@ -357,18 +357,6 @@ async fn load(p: &Provider, client_id: &str) -> Result<ClientRecord, Result<Fail
         ClientStatus::Deleted => return Err(Ok(fail("client was deleted", Some(client_id)))),
     }
     Ok(record)
-}
-
-/// The JOSE name of `alg`, for the algorithms this server accepts.
-pub(crate) fn alg_name(alg: Algorithm) -> &'static str {
-    match alg {
-        Algorithm::HS256 => "HS256",
-        Algorithm::RS256 => "RS256",
-        Algorithm::PS256 => "PS256",
-        Algorithm::ES256 => "ES256",
-        Algorithm::EdDSA => "EdDSA",
-        _ => "other",
-    }
 }
 
 /// RFC 7523 §3 and OIDC Core §9: iss = sub = client_id, aud = the issuer or this endpoint's

@@ -14,10 +14,9 @@ use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::Value;
 use url::Url;
 
-use super::client_auth::alg_name;
 use super::error::{ErrorCode, OAuthError};
 use super::provider::Provider;
-use crate::jose::MAX_JWT_LEN;
+use crate::jose::{MAX_JWT_LEN, alg_name};
 use crate::secrets::b64_decode;
 
 /// The algorithms proofs may be signed with, as discovery lists them

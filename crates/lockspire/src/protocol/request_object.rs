@@ -16,12 +16,11 @@ use jsonwebtoken::Validation;
 use serde_json::Value;
 
 use super::client::REQUEST_OBJECT_ALGS;
-use super::client_auth::alg_name;
 use super::error::{ErrorCode, OAuthError};
 use super::jti::{JtiUse, first_use};
 use super::params::Params;
 use super::provider::Provider;
-use crate::jose::{MAX_JWT_LEN, jwe};
+use crate::jose::{MAX_JWT_LEN, alg_name, jwe};
 use crate::store::ClientRecord;
 
 /// Seconds of clock difference tolerated on `exp` and `nbf`.
