@@ -147,7 +147,7 @@ fn check_request_object_alg(
 
 /// A JWE `alg`/`enc` pair of client metadata (JARM §3, OIDC Registration §2): each a supported
 /// value, `enc` only beside an `alg`, and for responses a key of the client's to encrypt to.
-/// Returns the pair as registered.
+/// Returns the pair to record: `enc` defaults to A128CBC-HS256 beside an `alg`.
 fn check_encryption_pair(
     body: &Map<String, Value>,
     alg_field: &str,

@@ -285,14 +285,15 @@ pub(super) const TOKENS: group_commit::Table = group_commit::Table {
 pub(super) fn token_params(t: &TokenRecord) -> Vec<Param> {
     let i = t.issued();
     let user = t.user();
-    let (redirect_uri, code_challenge, nonce, format, jti, binding) = match t {
+    // A code's `dpop_jkt` (RFC 9449 §10) shares the column of a token's DPoP binding.
+    let (redirect_uri, code_challenge, nonce, format, jti, (cnf_x5t, cnf_jkt)) = match t {
         TokenRecord::Code(c) => (
             c.redirect_uri.as_deref(),
             Some(c.code_challenge.as_str()),
             c.nonce.as_deref(),
             None,
             None,
-            None,
+            (None, c.dpop_jkt.as_deref()),
         ),
         TokenRecord::Access(a) => (
             None,
@@ -300,14 +301,17 @@ pub(super) fn token_params(t: &TokenRecord) -> Vec<Param> {
             None,
             Some(a.format.as_str()),
             a.jti.as_deref(),
-            a.binding.as_ref(),
+            Binding::columns(a.binding.as_ref()),
         ),
-        TokenRecord::Refresh(r) => (None, None, None, None, None, r.binding.as_ref()),
+        TokenRecord::Refresh(r) => (
+            None,
+            None,
+            None,
+            None,
+            None,
+            Binding::columns(r.binding.as_ref()),
+        ),
     };
-    let (cnf_x5t, mut cnf_jkt) = Binding::columns(binding);
-    if let TokenRecord::Code(c) = t {
-        cnf_jkt = c.dpop_jkt.as_deref();
-    }
     params![
         i.digest,
         i.tenant_id,
