@@ -17,7 +17,7 @@ use crate::jose::{KeyRing, SigningAlg};
 use crate::lockspire::Lockspire;
 use crate::mtls::{self, MtlsConfig};
 use crate::operator::Operator;
-use crate::protocol::provider::{DEFAULT_TENANT, Provider};
+use crate::protocol::provider::{AUTHORIZATION_SERVER_NONCES, DEFAULT_TENANT, Provider};
 use crate::protocol::{discovery, jwks_cache, maintenance, scope, signing_keys};
 use crate::secrets::{SecretKey, ServerSecrets};
 use crate::store::Store;
@@ -78,6 +78,7 @@ pub struct Builder {
     offline_access_required: bool,
     require_pushed_requests: bool,
     pushed_unregistered_redirect_uris: bool,
+    require_dpop_nonce: bool,
     dev_mode: bool,
     registration_rules: RegistrationRules,
     mtls: Option<MtlsConfig>,
@@ -116,6 +117,7 @@ impl Builder {
             offline_access_required: true,
             require_pushed_requests: false,
             pushed_unregistered_redirect_uris: false,
+            require_dpop_nonce: false,
             dev_mode: false,
             registration_rules: RegistrationRules::default(),
             mtls: None,
@@ -257,6 +259,19 @@ impl Builder {
     /// clients' pushes, still match registered URIs exactly. Default: off.
     pub fn allow_unregistered_redirect_uris_in_pushed_requests(mut self, allowed: bool) -> Self {
         self.pushed_unregistered_redirect_uris = allowed;
+        self
+    }
+
+    /// Every DPoP proof sent to this server (`/token`, `/par`, `/userinfo`) must carry a nonce
+    /// the server chose (RFC 9449 §8): a proof made in advance, by someone who once held the
+    /// key, is then useless. A proof without a current nonce is answered `use_dpop_nonce` with
+    /// the nonce to use in the `DPoP-Nonce` header; every answer to a request with a proof
+    /// carries the current nonce, so clients rarely pay the extra round trip. Nonces are
+    /// stateless (derived from the secret key and the time) and change every two minutes.
+    /// Default: off (a client can require it for itself with the `require_dpop_nonce`
+    /// metadata).
+    pub fn require_dpop_nonce(mut self, required: bool) -> Self {
+        self.require_dpop_nonce = required;
         self
     }
 
@@ -424,6 +439,7 @@ impl Builder {
             offline_access_required: self.offline_access_required,
             require_pushed_requests: self.require_pushed_requests,
             pushed_unregistered_redirect_uris: self.pushed_unregistered_redirect_uris,
+            require_dpop_nonce: self.require_dpop_nonce,
             dev_mode: self.dev_mode,
             registration_rules: self.registration_rules,
             mtls_enabled: self.mtls.is_some(),
@@ -482,6 +498,7 @@ impl Parts {
             .into();
         Ok(Provider {
             jwks: jwks_cache::JwksCache::new(Fetcher::new(self.config.dev_mode)?),
+            dpop_nonces: secrets.dpop_nonces(AUTHORIZATION_SERVER_NONCES),
             config: self.config,
             tenant: DEFAULT_TENANT.to_owned(),
             store,

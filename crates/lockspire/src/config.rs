@@ -232,6 +232,8 @@ pub struct Config {
     /// A pushed request of a confidential client may name a redirect URI it did not register
     /// (RFC 9126 §2.4).
     pub(crate) pushed_unregistered_redirect_uris: bool,
+    /// DPoP proofs must carry a server nonce (RFC 9449 §8).
+    pub(crate) require_dpop_nonce: bool,
 }
 
 /// Scopes every issuer knows: OpenID Connect's (OIDC Core §5.4, §11).

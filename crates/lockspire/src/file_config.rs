@@ -59,6 +59,9 @@ pub struct FileConfig {
     /// (RFC 9126 §2.4).
     #[serde(default)]
     pub pushed_requests_allow_unregistered_redirect_uris: bool,
+    /// Every DPoP proof must carry a nonce the server chose (RFC 9449 §8).
+    #[serde(default)]
+    pub require_dpop_nonce: bool,
     /// Seconds a pushed request's `request_uri` stays usable (5 to 600; RFC 9126 §2.2).
     #[serde(default = "default_pushed_request_lifetime_secs")]
     pub pushed_request_lifetime_secs: i64,
@@ -286,6 +289,7 @@ impl FileConfig {
             .allow_unregistered_redirect_uris_in_pushed_requests(
                 self.pushed_requests_allow_unregistered_redirect_uris,
             )
+            .require_dpop_nonce(self.require_dpop_nonce)
             .lifetimes(crate::config::Lifetimes {
                 pushed_request: self.pushed_request_lifetime_secs,
                 ..Default::default()

@@ -189,10 +189,12 @@ pub fn dpop_proof(data: &[u8]) {
         return;
     };
     let uris = ["https://issuer.example/token".to_owned()];
+    let nonces = crate::secrets::RotatingNonces::new(&[7; 32], "fuzz");
     let request = crate::protocol::dpop::Request {
         method: "POST",
         uris: &uris,
         access_token: Some("an-access-token"),
+        nonces: Some(&nonces),
     };
     match crate::protocol::dpop::check(text, &request, 1_700_000_000) {
         Ok(checked) => assert_eq!(checked.proof.jkt.len(), 43, "a thumbprint is 43 characters"),
@@ -252,6 +254,7 @@ fn config() -> &'static Config {
             authorization_details_types: vec!["account_information".into()],
             require_pushed_requests: false,
             pushed_unregistered_redirect_uris: false,
+            require_dpop_nonce: false,
         })
     });
     match config {

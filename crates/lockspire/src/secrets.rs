@@ -214,12 +214,64 @@ fn derive(key: &SecretKey, label: &[u8]) -> [u8; 32] {
     out
 }
 
+/// Server-chosen DPoP nonces (RFC 9449 §8, §9): stateless and rotating. The nonce of a time
+/// window is a MAC of the window's number under a key and a scope, so every process holding the
+/// key issues and accepts the same values without storing any, and the scope keeps the nonces
+/// of the authorization server and of each resource server apart (§9: a nonce from one is not
+/// good at another). A nonce is accepted during its window and the next, so it lives between
+/// one and two [`NONCE_PERIOD`]s.
+#[derive(Clone)]
+pub(crate) struct RotatingNonces {
+    key: hmac::Key,
+    scope: String,
+}
+
+/// How long one nonce is issued before the next replaces it, in seconds.
+pub(crate) const NONCE_PERIOD: i64 = 120;
+
+impl RotatingNonces {
+    /// Nonces under `key` (any length; 32 random bytes are right) for `scope`.
+    pub(crate) fn new(key: &[u8], scope: &str) -> Self {
+        Self {
+            key: hmac::Key::new(hmac::HMAC_SHA256, key),
+            scope: scope.to_owned(),
+        }
+    }
+
+    fn of_window(&self, window: i64) -> String {
+        let mut ctx = hmac::Context::with_key(&self.key);
+        ctx.update(self.scope.as_bytes());
+        ctx.update(&[0]);
+        ctx.update(&window.to_be_bytes());
+        // 128 bits: unguessable, and short enough for a header on every response.
+        b64(&ctx.sign().as_ref()[..16])
+    }
+
+    /// The nonce to hand out at `now`.
+    pub(crate) fn current(&self, now: i64) -> String {
+        self.of_window(now.div_euclid(NONCE_PERIOD))
+    }
+
+    /// True when `nonce` was issued in the window of `now` or the one before.
+    pub(crate) fn accepts(&self, nonce: &str, now: i64) -> bool {
+        let window = now.div_euclid(NONCE_PERIOD);
+        // Both windows are compared, so the time taken does not tell which one matched.
+        let current = constant_time_eq(self.of_window(window).as_bytes(), nonce.as_bytes());
+        let previous = constant_time_eq(
+            self.of_window(window.saturating_sub(1)).as_bytes(),
+            nonce.as_bytes(),
+        );
+        current | previous
+    }
+}
+
 /// The derived server secrets.
 pub(crate) struct ServerSecrets {
     seal: RandomizedNonceKey,
     pepper: hmac::Key,
     csrf: hmac::Key,
     pairwise: hmac::Key,
+    dpop_nonce: [u8; 32],
 }
 
 /// A sealed value could not be opened: wrong key or tampered data.
@@ -240,7 +292,13 @@ impl ServerSecrets {
             pepper: hmac::Key::new(hmac::HMAC_SHA256, &derive(key, b"client-secret-pepper")),
             csrf: hmac::Key::new(hmac::HMAC_SHA256, &derive(key, b"csrf")),
             pairwise: hmac::Key::new(hmac::HMAC_SHA256, &derive(key, b"pairwise-subject")),
+            dpop_nonce: derive(key, b"dpop-nonce"),
         }
+    }
+
+    /// The DPoP nonces of `scope` (the authorization server, or one resource server).
+    pub(crate) fn dpop_nonces(&self, scope: &str) -> RotatingNonces {
+        RotatingNonces::new(&self.dpop_nonce, scope)
     }
 
     /// Seals `plaintext` with AES-256-GCM; `context` is bound as associated data so a sealed
@@ -314,6 +372,25 @@ impl ServerSecrets {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dpop_nonce_lives_its_window_and_the_next_and_only_in_its_scope() {
+        let secrets = ServerSecrets::new(&SecretKey::generate());
+        let server = secrets.dpop_nonces("authorization-server");
+        let resource = secrets.dpop_nonces("resource\0https://api.example/");
+        let start = 10 * NONCE_PERIOD;
+        let nonce = server.current(start);
+        assert!(server.accepts(&nonce, start));
+        assert!(server.accepts(&nonce, start + NONCE_PERIOD + NONCE_PERIOD / 2));
+        assert!(!server.accepts(&nonce, start + 2 * NONCE_PERIOD));
+        assert!(!server.accepts(&nonce, start - 1));
+        assert!(!resource.accepts(&nonce, start));
+        assert_ne!(server.current(start + NONCE_PERIOD), nonce);
+        // Another key (another deployment) issues other nonces.
+        let other = ServerSecrets::new(&SecretKey::generate()).dpop_nonces("authorization-server");
+        assert!(!other.accepts(&nonce, start));
+        assert!(!server.accepts("", start));
+    }
 
     /// One base64url id in 64 begins with `-`: across 4 000 ids, a generator that let them
     /// through would be caught all but once in 10^27 runs.

@@ -308,6 +308,118 @@ on_both_stores! {
     }
 }
 
+/// A proof for `POST /token` carrying `nonce`.
+fn token_proof_with_nonce(h: &Harness, key: &ClientKey, nonce: &str) -> String {
+    let header = json!({"typ": "dpop+jwt", "alg": alg(key), "jwk": key.public_members()});
+    let claims = json!({"jti": common::random_b64(16), "htm": "POST", "htu": h.url("/token"), "iat": h.clock.now(), "nonce": nonce});
+    key.sign_with_header(&header, &claims)
+}
+
+on_both_stores! {
+    async fn a_client_that_requires_dpop_nonces_gets_tokens_only_with_a_current_server_nonce(h) {
+        let client = h.confidential_client(json!({"require_dpop_nonce": true})).await;
+        let key = ClientKey::es256("k1");
+        // No nonce: use_dpop_nonce, with the nonce to use (RFC 9449 §8.1).
+        let first = client_credentials(&h, &client, Some(&token_proof(&h, &key))).await;
+        assert_eq!((first.status.as_u16(), first.error()), (400, "use_dpop_nonce"), "{}", first.text);
+        let nonce = first.header("dpop-nonce").to_owned();
+        assert!(nonce.len() >= 20, "a DPoP-Nonce header: {first:?}");
+        // With it: tokens, and the current nonce again (§8.2).
+        let ok = client_credentials(&h, &client, Some(&token_proof_with_nonce(&h, &key, &nonce))).await;
+        assert_eq!((ok.status.as_u16(), ok.body["token_type"].as_str()), (200, Some("DPoP")), "{}", ok.text);
+        assert_eq!(ok.header("dpop-nonce"), nonce);
+        // A made-up nonce, and one past its lifetime, are refused like a missing one.
+        let made_up = client_credentials(&h, &client, Some(&token_proof_with_nonce(&h, &key, "bm90LWEtbm9uY2U"))).await;
+        assert_eq!(made_up.error(), "use_dpop_nonce", "{}", made_up.text);
+        h.clock.advance(121);
+        let still = client_credentials(&h, &client, Some(&token_proof_with_nonce(&h, &key, &nonce))).await;
+        assert_eq!(still.status, 200, "a nonce outlives its window by one: {}", still.text);
+        assert_ne!(still.header("dpop-nonce"), nonce, "the nonce rotates");
+        h.clock.advance(120);
+        let stale = client_credentials(&h, &client, Some(&token_proof_with_nonce(&h, &key, &nonce))).await;
+        assert_eq!(stale.error(), "use_dpop_nonce", "{}", stale.text);
+        // A client that does not require them is not asked, but is handed one.
+        let relaxed = h.confidential_client(json!({})).await;
+        let plain = client_credentials(&h, &relaxed, Some(&token_proof(&h, &key))).await;
+        assert_eq!(plain.status, 200, "{}", plain.text);
+        assert!(!plain.header("dpop-nonce").is_empty());
+        // A request without a proof gets no nonce.
+        assert!(client_credentials(&h, &relaxed, None).await.header("dpop-nonce").is_empty());
+    }
+}
+
+/// A server that requires nonces of every client, at the token endpoint and at userinfo,
+/// where the refusal is a 401 DPoP challenge (RFC 9449 §9).
+async fn a_server_requiring_dpop_nonces_asks_every_client_and_userinfo_caller(
+    backend: common::Backend,
+) {
+    let h = Harness::start_with(backend, |b| b.require_dpop_nonce(true)).await;
+    let client = h.confidential_client(json!({})).await;
+    let key = ClientKey::es256("k1");
+    let first = client_credentials(&h, &client, Some(&token_proof(&h, &key))).await;
+    assert_eq!(first.error(), "use_dpop_nonce", "{}", first.text);
+    let nonce = first.header("dpop-nonce").to_owned();
+    // The code flow, with the nonce.
+    let (code, verifier) = h.authorize(&client, "alice", "openid profile").await;
+    let tokens = h
+        .post_with(
+            &client,
+            "/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", &client.redirect_uri),
+                ("code_verifier", &verifier),
+            ],
+            &[("DPoP", &token_proof_with_nonce(&h, &key, &nonce))],
+        )
+        .await;
+    assert_eq!(tokens.status, 200, "{}", tokens.text);
+    let token = tokens.body["access_token"].as_str().expect("access_token");
+    let ath = URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        token.as_bytes(),
+    ));
+    let userinfo = |nonce: Option<&str>| {
+        let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": key.public_members()});
+        let mut claims = json!({"jti": common::random_b64(16), "htm": "GET", "htu": h.url("/userinfo"), "iat": h.clock.now(), "ath": ath});
+        if let Some(n) = nonce {
+            claims["nonce"] = json!(n);
+        }
+        let proof = key.sign_with_header(&header, &claims);
+        let req = h
+            .http()
+            .get(h.url("/userinfo"))
+            .header("authorization", format!("DPoP {token}"))
+            .header("DPoP", proof);
+        async move { common::Reply::from(req.send().await.expect("userinfo")).await }
+    };
+    let asked = userinfo(None).await;
+    assert_eq!(asked.status.as_u16(), 401, "{}", asked.text);
+    assert!(
+        asked.header("www-authenticate").starts_with("DPoP")
+            && asked
+                .header("www-authenticate")
+                .contains(r#"error="use_dpop_nonce""#),
+        "{asked:?}"
+    );
+    let nonce = asked.header("dpop-nonce").to_owned();
+    let answered = userinfo(Some(&nonce)).await;
+    assert_eq!(answered.status, 200, "{}", answered.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_requiring_dpop_nonces_asks_every_client_and_userinfo_caller_sqlite() {
+    a_server_requiring_dpop_nonces_asks_every_client_and_userinfo_caller(common::Backend::Sqlite)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_requiring_dpop_nonces_asks_every_client_and_userinfo_caller_postgres() {
+    a_server_requiring_dpop_nonces_asks_every_client_and_userinfo_caller(common::Backend::Postgres)
+        .await;
+}
+
 /// A user's access token for `client` by the code flow, bound to `key` when one is given.
 async fn tokens_with(h: &Harness, client: &TestClient, key: Option<&ClientKey>) -> String {
     let (code, verifier) = h.authorize(client, "alice", "openid profile").await;

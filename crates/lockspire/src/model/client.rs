@@ -227,6 +227,10 @@ pub struct ClientMetadata {
     /// RFC 9449 §5.2: every token request of this client must carry a DPoP proof.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dpop_bound_access_tokens: bool,
+    /// RFC 9449 §8: this client's DPoP proofs must carry a nonce the server chose (Lockspire
+    /// extension; the server may also require it of every client).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_dpop_nonce: bool,
     /// JARM §3: the alg of its JWT-secured authorization responses (RS256 when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization_signed_response_alg: Option<String>,
@@ -404,6 +408,7 @@ pub(crate) fn example_metadata(uris: &[&str]) -> ClientMetadata {
         tls_client_auth_san_email: None,
         tls_client_certificate_bound_access_tokens: false,
         dpop_bound_access_tokens: false,
+        require_dpop_nonce: false,
         require_pushed_authorization_requests: false,
         request_object_signing_alg: None,
         request_object_encryption_alg: None,

@@ -557,6 +557,7 @@ pub(crate) fn validate_metadata(
         tls_client_auth_san_email: tls.san_email,
         tls_client_certificate_bound_access_tokens: tls.bound,
         dpop_bound_access_tokens: opt_bool(body, "dpop_bound_access_tokens")?,
+        require_dpop_nonce: opt_bool(body, "require_dpop_nonce")?,
         require_pushed_authorization_requests: opt_bool(
             body,
             "require_pushed_authorization_requests",

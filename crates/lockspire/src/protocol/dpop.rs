@@ -17,7 +17,7 @@ use url::Url;
 use super::error::{ErrorCode, OAuthError};
 use super::provider::Provider;
 use crate::jose::{MAX_JWT_LEN, alg_name};
-use crate::secrets::b64_decode;
+use crate::secrets::{RotatingNonces, b64_decode};
 
 /// The algorithms proofs may be signed with, as discovery lists them
 /// (`dpop_signing_alg_values_supported`, RFC 9449 §5.1). `none` and shared-secret algorithms
@@ -51,6 +51,9 @@ pub(crate) struct Request<'a> {
     pub(crate) uris: &'a [String],
     /// At a resource, the access token the proof must name (`ath`).
     pub(crate) access_token: Option<&'a str>,
+    /// When the server requires a nonce of its own in the proof (§8, §9): the nonces it
+    /// accepts.
+    pub(crate) nonces: Option<&'a RotatingNonces>,
 }
 
 /// Verifies the `DPoP` header value `proof` for `request` and records its `jti`.
@@ -160,6 +163,15 @@ pub(crate) fn check(proof: &str, request: &Request<'_>, now: i64) -> Result<Chec
         .filter(|j| !j.is_empty() && j.len() <= 256)
         .ok_or_else(|| invalid("the DPoP proof has no usable jti"))?
         .to_owned();
+    // Checked after the signature, so only the key's holder learns that its nonce was stale.
+    if let Some(nonces) = request.nonces
+        && !claim("nonce").is_some_and(|n| nonces.accepts(n, now))
+    {
+        return Err(OAuthError::new(
+            ErrorCode::UseDpopNonce,
+            "the DPoP proof must carry the nonce of the DPoP-Nonce header",
+        ));
+    }
     Ok(Checked {
         proof: Proof {
             jkt: crate::jose::thumbprint(jwk_json),

@@ -68,6 +68,9 @@ pub enum ErrorCode {
     InvalidAuthorizationDetails,
     /// RFC 9449 §5, §7.1: the DPoP proof is missing where required, malformed or fails a check.
     InvalidDpopProof,
+    /// RFC 9449 §8, §9: the server requires a nonce in DPoP proofs; the one to use comes in the
+    /// `DPoP-Nonce` header of the answer.
+    UseDpopNonce,
 }
 
 impl ErrorCode {
@@ -100,6 +103,7 @@ impl ErrorCode {
             Self::InvalidRequestObject => "invalid_request_object",
             Self::InvalidAuthorizationDetails => "invalid_authorization_details",
             Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
         }
     }
 }

@@ -67,6 +67,7 @@ pub(crate) async fn push(
             method: "POST",
             uris: &uris,
             access_token: None,
+            nonces: p.required_dpop_nonces(Some(&client.record().metadata)),
         };
         let proof = super::dpop::verify(p, proof, &request).await?;
         match pushed.get("dpop_jkt")? {

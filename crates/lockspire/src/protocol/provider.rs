@@ -10,7 +10,7 @@ use crate::jose::KeyRing;
 use crate::model::client::{ClientId, ClientMetadata};
 use crate::mtls;
 use crate::protocol::jwks_cache;
-use crate::secrets::ServerSecrets;
+use crate::secrets::{RotatingNonces, ServerSecrets};
 use crate::store::{self, Store};
 
 /// The tenant of a single-issuer host; every row carries a tenant id.
@@ -31,11 +31,26 @@ pub(crate) struct Provider {
     pub(crate) detail_types: DetailTypes,
     pub(crate) jwks: jwks_cache::JwksCache,
     pub(crate) mtls: Option<mtls::Mtls>,
+    /// This server's DPoP nonces (RFC 9449 §8).
+    pub(crate) dpop_nonces: RotatingNonces,
 }
+
+/// The scope of the authorization server's DPoP nonces; resource servers have their own.
+pub(crate) const AUTHORIZATION_SERVER_NONCES: &str = "authorization-server";
 
 impl Provider {
     pub(crate) fn now(&self) -> UnixTime {
         self.clock.now()
+    }
+
+    /// The nonces a DPoP proof must carry one of, when this server or `client` requires them
+    /// (RFC 9449 §8).
+    pub(crate) fn required_dpop_nonces(
+        &self,
+        client: Option<&ClientMetadata>,
+    ) -> Option<&RotatingNonces> {
+        (self.config.require_dpop_nonce || client.is_some_and(|c| c.require_dpop_nonce))
+            .then_some(&self.dpop_nonces)
     }
 
     /// The current key ring (cheap: an `Arc` clone).

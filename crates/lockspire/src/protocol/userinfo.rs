@@ -120,6 +120,8 @@ pub(crate) async fn answer(
         method,
         uris: &uris,
         access_token: Some(token),
+        // The server-wide setting: the token's client is not known before the proof is checked.
+        nonces: p.required_dpop_nonces(None),
     };
     let proof = super::dpop::verify(p, proof, &request)
         .await

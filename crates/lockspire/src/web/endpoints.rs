@@ -72,38 +72,63 @@ pub(crate) async fn jwks(State(p): State<Arc<Provider>>) -> Response {
     r
 }
 
+/// RFC 9449 §8.2: every answer to a request that carried a proof, success or error, carries
+/// the current nonce, so a client has a fresh one before the server insists on it.
+fn with_dpop_nonce(
+    p: &Provider,
+    proof_sent: bool,
+    answer: Result<Response, OAuthError>,
+) -> Response {
+    let mut response = answer.into_response();
+    if proof_sent && let Ok(nonce) = HeaderValue::from_str(&p.dpop_nonces.current(p.now())) {
+        response.headers_mut().insert("dpop-nonce", nonce);
+    }
+    response
+}
+
 /// `POST /token` (RFC 6749 §3.2).
-pub(crate) async fn token(
-    State(p): State<Arc<Provider>>,
-    req: Request<Body>,
-) -> Result<Response, OAuthError> {
-    let (parts, params) = form(req, Endpoint::Token).await?;
-    let authz = authorization(&parts.headers)?;
-    let dpop = super::request::dpop_proof(&parts.headers)?;
-    let response =
-        token_endpoint::exchange(&p, authz, client_certificate(&p, &parts), dpop, &params).await?;
-    Ok(no_store(StatusCode::OK, &response))
+pub(crate) async fn token(State(p): State<Arc<Provider>>, req: Request<Body>) -> Response {
+    let proof_sent = req.headers().contains_key("dpop");
+    let answer = async {
+        let (parts, params) = form(req, Endpoint::Token).await?;
+        let authz = authorization(&parts.headers)?;
+        let dpop = super::request::dpop_proof(&parts.headers)?;
+        let response =
+            token_endpoint::exchange(&p, authz, client_certificate(&p, &parts), dpop, &params)
+                .await?;
+        Ok(no_store(StatusCode::OK, &response))
+    }
+    .await;
+    with_dpop_nonce(&p, proof_sent, answer)
 }
 
 /// `POST /par` (RFC 9126 §2): `201 Created` with the `request_uri`, errors as JSON.
 pub(crate) async fn pushed_authorization(
     State(p): State<Arc<Provider>>,
     req: Request<Body>,
-) -> Result<Response, OAuthError> {
-    let (parts, params) = form(req, Endpoint::PushedAuthorization).await?;
-    let authz = authorization(&parts.headers)?;
-    let dpop = super::request::dpop_proof(&parts.headers)?;
-    let pushed =
-        crate::protocol::par::push(&p, authz, client_certificate(&p, &parts), dpop, &params)
-            .await?;
-    Ok(no_store(StatusCode::CREATED, &pushed))
+) -> Response {
+    let proof_sent = req.headers().contains_key("dpop");
+    let answer = async {
+        let (parts, params) = form(req, Endpoint::PushedAuthorization).await?;
+        let authz = authorization(&parts.headers)?;
+        let dpop = super::request::dpop_proof(&parts.headers)?;
+        let pushed =
+            crate::protocol::par::push(&p, authz, client_certificate(&p, &parts), dpop, &params)
+                .await?;
+        Ok(no_store(StatusCode::CREATED, &pushed))
+    }
+    .await;
+    with_dpop_nonce(&p, proof_sent, answer)
 }
 
 /// `GET` / `POST /userinfo` (OIDC Core §5.3).
-pub(crate) async fn userinfo(
-    State(p): State<Arc<Provider>>,
-    req: Request<Body>,
-) -> Result<Response, OAuthError> {
+pub(crate) async fn userinfo(State(p): State<Arc<Provider>>, req: Request<Body>) -> Response {
+    let proof_sent = req.headers().contains_key("dpop");
+    let answer = userinfo_answer(&p, req).await;
+    with_dpop_nonce(&p, proof_sent, answer)
+}
+
+async fn userinfo_answer(p: &Provider, req: Request<Body>) -> Result<Response, OAuthError> {
     let (parts, body) = req.into_parts();
     let authz = authorization(&parts.headers)?.map(str::to_owned);
     let form_params = if parts.method == Method::POST && super::request::is_form(&parts.headers) {
@@ -119,9 +144,9 @@ pub(crate) async fn userinfo(
     };
     let presented = ui::presented_token(authz.as_deref(), form_token)?;
     let proof = super::request::dpop_proof(&parts.headers)?;
-    let certificate = client_certificate(&p, &parts);
+    let certificate = client_certificate(p, &parts);
     match ui::answer(
-        &p,
+        p,
         presented,
         proof,
         parts.method.as_str(),

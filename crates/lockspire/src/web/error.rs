@@ -24,7 +24,12 @@ impl OAuthError {
     pub fn status(&self) -> StatusCode {
         // RFC 9449 §7.1: a resource refuses a bad proof with a DPoP challenge, as 401; the token
         // endpoint answers 400 (§5).
-        if self.challenge() == Challenge::Dpop && self.code() == ErrorCode::InvalidDpopProof {
+        if self.challenge() == Challenge::Dpop
+            && matches!(
+                self.code(),
+                ErrorCode::InvalidDpopProof | ErrorCode::UseDpopNonce
+            )
+        {
             return StatusCode::UNAUTHORIZED;
         }
         match (self.circumstance(), self.code()) {

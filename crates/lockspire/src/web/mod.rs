@@ -34,6 +34,11 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(p: Arc<Provider>) -> Rout
             header::ACCEPT,
             header::HeaderName::from_static("dpop"),
         ])
+        // RFC 9449 §8: and must be able to read the nonce the server hands them.
+        .expose_headers([
+            header::HeaderName::from_static("dpop-nonce"),
+            header::WWW_AUTHENTICATE,
+        ])
         .max_age(std::time::Duration::from_secs(3600));
     let (mut api, mut pages) = (Router::new(), Router::new());
     for e in Endpoint::ALL {

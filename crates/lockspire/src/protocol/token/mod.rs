@@ -74,6 +74,7 @@ pub(crate) async fn exchange(
                 method: "POST",
                 uris: &uris,
                 access_token: None,
+                nonces: p.required_dpop_nonces(Some(&client.record().metadata)),
             };
             Some(super::dpop::verify(p, proof, &request).await?)
         }
