@@ -163,6 +163,8 @@ impl Resolve for GuardedResolver {
 pub(crate) struct Fetcher {
     client: reqwest::Client,
     allow_loopback: bool,
+    /// Refuse addresses inside the network (URLs clients supplied).
+    guard_addresses: bool,
 }
 
 impl Fetcher {
@@ -180,38 +182,106 @@ impl Fetcher {
         Ok(Self {
             client,
             allow_loopback,
+            guard_addresses: true,
         })
+    }
+
+    /// A fetcher for URLs the operator configured (a resource server's issuer, and the
+    /// endpoints its metadata names), not ones a client supplied: it may reach addresses inside
+    /// the network, where a resource server and its issuer often both live; the other guards
+    /// (https, no redirects, timeouts, the size cap) stay. `allow_http_loopback` lets it call
+    /// `http` on loopback, for development.
+    pub(crate) fn for_configured_urls(allow_http_loopback: bool) -> Result<Self, FetchError> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(5))
+            .user_agent("lockspire")
+            .build()
+            .map_err(|e| FetchError::Transport(e.to_string()))?;
+        Ok(Self {
+            client,
+            allow_loopback: allow_http_loopback,
+            guard_addresses: false,
+        })
+    }
+
+    fn checked(&self, url: &str) -> Result<Url, FetchError> {
+        match check_url(url, self.allow_loopback) {
+            Err(FetchError::Address(_)) if !self.guard_addresses => {
+                let url = Url::parse(url).map_err(|_| FetchError::Url(url.to_owned()))?;
+                if url.scheme() == "https" || self.allow_loopback {
+                    Ok(url)
+                } else {
+                    Err(FetchError::Url("only https URLs are fetched".into()))
+                }
+            }
+            other => other,
+        }
     }
 
     /// GETs `url` and parses the body as JSON.
     pub(crate) async fn get_json(&self, url: &str) -> Result<serde_json::Value, FetchError> {
-        let url = check_url(url, self.allow_loopback)?;
-        let mut resp = self
+        let url = self.checked(url)?;
+        let resp = self
             .client
             .get(url)
             .header("accept", "application/json, application/jwk-set+json")
             .send()
             .await
             .map_err(|e| FetchError::Transport(e.to_string()))?;
-        if !resp.status().is_success() {
-            return Err(FetchError::Status(resp.status().as_u16()));
-        }
-        if resp.content_length().is_some_and(|n| n as usize > MAX_BODY) {
+        read_json(resp).await
+    }
+
+    /// POSTs `form` to `url`, authenticated with HTTP Basic as `client_id` (RFC 6749 §2.3.1),
+    /// and parses the body as JSON.
+    pub(crate) async fn post_form_json(
+        &self,
+        url: &str,
+        client_id: &str,
+        secret: &str,
+        form: &[(&str, &str)],
+    ) -> Result<serde_json::Value, FetchError> {
+        let url = self.checked(url)?;
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        // RFC 6749 §2.3.1: both halves are form-urlencoded before Basic encoding.
+        let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let resp = self
+            .client
+            .post(url)
+            .basic_auth(encode(client_id), Some(encode(secret)))
+            .header("accept", "application/json")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| FetchError::Transport(e.to_string()))?;
+        read_json(resp).await
+    }
+}
+
+/// Reads a successful response's body, at most [`MAX_BODY`] bytes, as JSON.
+async fn read_json(mut resp: reqwest::Response) -> Result<serde_json::Value, FetchError> {
+    if !resp.status().is_success() {
+        return Err(FetchError::Status(resp.status().as_u16()));
+    }
+    if resp.content_length().is_some_and(|n| n as usize > MAX_BODY) {
+        return Err(FetchError::Body("larger than 256 KiB".into()));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| FetchError::Transport(e.to_string()))?
+    {
+        if body.len() + chunk.len() > MAX_BODY {
             return Err(FetchError::Body("larger than 256 KiB".into()));
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| FetchError::Transport(e.to_string()))?
-        {
-            if body.len() + chunk.len() > MAX_BODY {
-                return Err(FetchError::Body("larger than 256 KiB".into()));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        serde_json::from_slice(&body).map_err(|e| FetchError::Body(format!("not JSON: {e}")))
+        body.extend_from_slice(&chunk);
     }
+    serde_json::from_slice(&body).map_err(|e| FetchError::Body(format!("not JSON: {e}")))
 }
 
 #[cfg(test)]

@@ -51,6 +51,7 @@ mod model;
 mod mtls;
 mod operator;
 mod protocol;
+pub mod resource;
 mod secrets;
 mod store;
 mod web;

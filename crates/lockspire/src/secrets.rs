@@ -187,6 +187,11 @@ impl SecretKey {
             .map_err(|_| InvalidSecretKey)
     }
 
+    /// The key DPoP nonces derive from (see [`ServerSecrets::dpop_nonces`]).
+    pub(crate) fn dpop_nonce_key(&self) -> [u8; 32] {
+        derive(self, b"dpop-nonce")
+    }
+
     /// The key in base64 (for a host that generated it and must store it). Handle with care.
     pub fn to_base64(&self) -> String {
         STANDARD.encode(self.0)
@@ -299,6 +304,11 @@ impl ServerSecrets {
     /// The DPoP nonces of `scope` (the authorization server, or one resource server).
     pub(crate) fn dpop_nonces(&self, scope: &str) -> RotatingNonces {
         RotatingNonces::new(&self.dpop_nonce, scope)
+    }
+
+    /// The key DPoP nonces derive from, for resource servers that scope their own.
+    pub(crate) fn dpop_nonce_key(&self) -> [u8; 32] {
+        self.dpop_nonce
     }
 
     /// Seals `plaintext` with AES-256-GCM; `context` is bound as associated data so a sealed

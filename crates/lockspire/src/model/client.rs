@@ -261,6 +261,11 @@ pub struct ClientMetadata {
     /// The only alg the client's assertions may use, when registered (OIDC Registration §2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_endpoint_auth_signing_alg: Option<String>,
+    /// The resource identifiers (RFC 8707) this client serves as a resource server: it may
+    /// introspect tokens whose audience includes one of them (RFC 7662 §2.1, §4). Set by the
+    /// host or an operator, never by dynamic registration (Lockspire extension).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resource_server_for: Vec<String>,
     /// Access token format override (Lockspire extension; the server default when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_token_format: Option<String>,
@@ -419,6 +424,7 @@ pub(crate) fn example_metadata(uris: &[&str]) -> ClientMetadata {
         authorization_details_types: Vec::new(),
         token_endpoint_auth_signing_alg: None,
         access_token_format: None,
+        resource_server_for: Vec::new(),
         software_id: None,
         software_version: None,
     }

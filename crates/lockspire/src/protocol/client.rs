@@ -361,6 +361,22 @@ fn string_list(body: &Map<String, Value>, field: &str) -> Result<Option<Vec<Stri
     }
 }
 
+/// `resource_server_for`: resources this issuer grants tokens for (RFC 8707), the only ones a
+/// client can serve.
+fn check_served_resources(
+    config: &Config,
+    body: &Map<String, Value>,
+) -> Result<Vec<String>, OAuthError> {
+    let served = string_list(body, "resource_server_for")?.unwrap_or_default();
+    if let Some(unknown) = served.iter().find(|r| !config.resources.contains(r)) {
+        return Err(invalid(
+            "resource_server_for names a resource this server does not issue tokens for",
+        )
+        .with_reason(format!("resource_server_for {unknown:?}")));
+    }
+    Ok(served)
+}
+
 /// Validates a registration request body into metadata (RFC 7591 §2, §3.2.2). Fields this
 /// server does not understand are ignored, as RFC 7591 §2 requires; the response echoes only
 /// what was stored, so the client sees what was dropped.
@@ -570,6 +586,7 @@ pub(crate) fn validate_metadata(
         authorization_encrypted_response_enc,
         token_endpoint_auth_signing_alg,
         access_token_format,
+        resource_server_for: check_served_resources(config, body)?,
         software_id: opt_string(body, "software_id")?,
         software_version: opt_string(body, "software_version")?,
     })

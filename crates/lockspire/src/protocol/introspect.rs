@@ -1,6 +1,7 @@
 //! Token introspection (RFC 7662). The caller must authenticate as a confidential client and
-//! sees only tokens issued to it; anything else is `{"active": false}` (§2.2), which reveals
-//! nothing about tokens of other clients.
+//! sees the tokens issued to it, and, when it is registered as the resource server of some
+//! resources (`resource_server_for`), the tokens whose audience includes one of them; anything
+//! else is `{"active": false}` (§2.2, §4), which reveals nothing about other tokens.
 
 use serde_json::{Map, Value, json};
 
@@ -60,9 +61,32 @@ pub(crate) async fn introspect(
         TokenRecord::Code(_) => return Ok(inactive),
     };
     let issued = record.issued();
-    if &issued.client_id != client.id() {
+    // §4: a caller learns of its own tokens, and a resource server of the tokens for its
+    // resources; anything else is inactive to it.
+    let own = &issued.client_id == client.id();
+    let served = client
+        .record()
+        .metadata
+        .resource_server_for
+        .iter()
+        .any(|r| issued.resources.contains(r));
+    if !own && !served {
         return Ok(inactive);
     }
+    // The subject as the token's client knows it (pairwise or public), as its JWT would say.
+    let token_client = if own {
+        None
+    } else {
+        Some(
+            p.store
+                .client(&p.tenant, &issued.client_id)
+                .await?
+                .ok_or_else(|| OAuthError::internal("an active token's client is missing"))?,
+        )
+    };
+    let token_metadata = token_client
+        .as_ref()
+        .map_or(&client.record().metadata, |c| &c.metadata);
     let mut out = Map::new();
     out.insert("active".into(), Value::Bool(true));
     out.insert(
@@ -78,7 +102,7 @@ pub(crate) async fn introspect(
     if let Some(user) = record.user() {
         out.insert(
             "sub".into(),
-            Value::String(p.subject_for(&client.record().metadata, &user.subject)),
+            Value::String(p.subject_for(token_metadata, &user.subject)),
         );
     }
     if !issued.resources.is_empty() {

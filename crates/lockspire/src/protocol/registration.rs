@@ -162,6 +162,7 @@ pub(crate) async fn register(
     };
     let metadata = validate_metadata(&p.config, &object(body)?)?;
     check_rules(&p.config.registration_rules, &metadata)?;
+    check_served_resources(&metadata, &[])?;
     if let (Some(token), RegistrationPolicy::InitialAccessToken(fixed)) =
         (presented, &p.config.registration)
     {
@@ -445,6 +446,7 @@ pub(crate) async fn replace(
     }
     let metadata = validate_metadata(&p.config, &body)?;
     check_rules(&p.config.registration_rules, &metadata)?;
+    check_served_resources(&metadata, &current.metadata.resource_server_for)?;
     // RFC 7592 §2.2: the update rotates the registration access token.
     let token = random_token();
     let replaced = replace_metadata(
@@ -471,6 +473,26 @@ pub(crate) async fn replace(
         client_id: client_id.to_owned(),
         metadata,
     })
+}
+
+/// A client registering or updating itself cannot make itself the resource server of a
+/// resource (and so read other clients' tokens for it): only the host or an operator assigns
+/// `resource_server_for`. It may keep or drop what it was given, never add to it.
+fn check_served_resources(
+    metadata: &ClientMetadata,
+    assigned: &[String],
+) -> Result<(), OAuthError> {
+    if metadata
+        .resource_server_for
+        .iter()
+        .any(|r| !assigned.contains(r))
+    {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidClientMetadata,
+            "resource_server_for is assigned by the server's operator, not by registration",
+        ));
+    }
+    Ok(())
 }
 
 /// `DELETE /register/{client_id}` (RFC 7592 §2.3): the client is deleted for good — refused

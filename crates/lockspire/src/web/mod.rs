@@ -5,7 +5,7 @@ mod authorize;
 mod endpoints;
 mod error;
 mod pages;
-mod request;
+pub(crate) mod request;
 
 use std::sync::Arc;
 

@@ -1,0 +1,290 @@
+//! The resource-server toolkit: protects a host's own API with the access tokens an issuer
+//! grants, as one tower layer and one extractor.
+//!
+//! A [`ResourceServer`] is one protected resource, named by its resource identifier (RFC 8707
+//! §2, RFC 9728 §1.2): the `resource` clients ask tokens for, and the audience those tokens
+//! carry. It verifies tokens either **in process**, beside the issuer it was made from
+//! ([`Lockspire::resource_server`](crate::Lockspire::resource_server)): JWT access tokens
+//! against the issuer's key ring, opaque ones by one read of the store; or **remotely**, in a
+//! separate service ([`ResourceServer::remote`]): JWT access tokens against the issuer's JWKS,
+//! fetched and cached, opaque ones by introspection (RFC 7662), cached for a bounded time.
+//!
+//! Every request to a route behind [`RequireToken`] must carry an access token in the
+//! `Authorization` header (RFC 6750 §2.1; the `DPoP` scheme with a proof for DPoP-bound
+//! tokens, RFC 9449 §7.1) that is unexpired, issued by the issuer for this resource (`aud`),
+//! granted the route's scopes, and presented by the holder of the key or certificate it is
+//! bound to (RFC 9449 §7, RFC 8705 §3). Refusals follow RFC 6750 §3 and RFC 9449 §7.1: `401`
+//! with a `Bearer` or `DPoP` challenge naming `invalid_token`, `403 insufficient_scope` with
+//! the `scope` needed, and `resource_metadata` pointing at the RFC 9728 document
+//! [`ResourceServer::metadata_router`] serves. Handlers receive the verified token through the
+//! [`AccessToken`] extractor.
+//!
+//! ```no_run
+//! # async fn run(lockspire: lockspire::Lockspire) -> Result<(), Box<dyn std::error::Error>> {
+//! use axum::{Json, Router, routing::get};
+//! use lockspire::resource::AccessToken;
+//!
+//! async fn me(token: AccessToken) -> Json<serde_json::Value> {
+//!     Json(serde_json::json!({ "sub": token.subject(), "scopes": token.scopes() }))
+//! }
+//!
+//! let api = lockspire.resource_server("https://app.example.com/api")?;
+//! let app: Router = Router::new()
+//!     .route("/api/me", get(me))
+//!     .route_layer(api.require_token().scopes(["profile"]))
+//!     .merge(api.metadata_router())
+//!     .merge(lockspire.router());
+//! # Ok(()) }
+//! ```
+
+mod layer;
+mod metadata;
+mod refusal;
+mod remote;
+mod token;
+mod verify;
+
+use std::sync::Arc;
+
+use url::Url;
+
+use crate::protocol::provider::Provider;
+use crate::secrets::RotatingNonces;
+
+pub use layer::{RequireToken, RequireTokenService};
+pub use remote::RemoteResourceServer;
+pub use token::{AccessToken, MissingLayer, TokenBinding};
+
+/// Why a [`ResourceServer`] could not be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResourceServerError {
+    /// The resource identifier is not an absolute `https` URI without query and fragment
+    /// (RFC 8707 §2; `http` is allowed on loopback hosts, for development).
+    #[error("resource identifier {0:?} refused: {1}")]
+    InvalidResource(String, &'static str),
+    /// The in-process issuer does not issue tokens for this resource: it is not among the
+    /// builder's `resources`.
+    #[error("the issuer does not issue tokens for {0:?}: add it to the builder's resources")]
+    UnknownResource(String),
+    /// The remote issuer's metadata could not be fetched or is unusable (RFC 8414 §3).
+    #[error("issuer metadata: {0}")]
+    Issuer(String),
+}
+
+/// One protected resource: how its tokens are verified and what it requires of them. Cheap to
+/// clone; the settings below return a changed copy, to be used before the layer is made.
+#[derive(Clone)]
+pub struct ResourceServer {
+    inner: Arc<Settings>,
+}
+
+impl std::fmt::Debug for ResourceServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResourceServer")
+            .field("resource", &self.inner.resource)
+            .field("issuer", &self.inner.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where tokens are verified.
+#[derive(Clone)]
+pub(crate) enum Source {
+    /// Beside the issuer: its key ring and store.
+    InProcess(Arc<Provider>),
+    /// Against a remote issuer's JWKS and introspection endpoint.
+    Remote(Arc<remote::Issuer>),
+}
+
+#[derive(Clone)]
+pub(crate) struct Settings {
+    /// The resource identifier: the audience tokens must carry.
+    pub(crate) resource: String,
+    /// The scheme, host and port DPoP proofs name in `htu` (RFC 9449 §4.3).
+    pub(crate) origin: String,
+    pub(crate) issuer: String,
+    pub(crate) source: Source,
+    /// Only DPoP-bound tokens are accepted (RFC 9728 §2 `dpop_bound_access_tokens_required`).
+    pub(crate) dpop_required: bool,
+    /// The nonces proofs must carry, when required (RFC 9449 §9).
+    pub(crate) nonces: Option<RotatingNonces>,
+    /// The key nonces are derived from, when they are turned on.
+    nonce_key: NonceKey,
+    /// JWT access tokens are also checked for revocation.
+    pub(crate) check_revocation: bool,
+    pub(crate) scopes_supported: Vec<String>,
+    pub(crate) resource_name: Option<String>,
+    /// The path of the RFC 9728 metadata document on this host.
+    pub(crate) metadata_path: String,
+    /// Its full URL, the `resource_metadata` of challenges.
+    pub(crate) metadata_url: String,
+}
+
+impl Settings {
+    /// The time tokens and proofs are judged at.
+    pub(crate) fn now(&self) -> i64 {
+        match &self.source {
+            Source::InProcess(p) => p.now(),
+            Source::Remote(issuer) => issuer.now(),
+        }
+    }
+}
+
+/// Where a resource server's DPoP nonces come from.
+#[derive(Clone)]
+enum NonceKey {
+    /// The issuer's secret key (in process), or a key the host gave: every process that
+    /// holds it issues and accepts the same nonces.
+    Shared(Arc<[u8; 32]>),
+    /// None given: a random key of this process.
+    Process,
+}
+
+/// The scope of a resource server's DPoP nonces: apart from the issuer's and from every other
+/// resource's (RFC 9449 §9).
+fn nonce_scope(resource: &str) -> String {
+    format!("resource\u{0}{resource}")
+}
+
+/// Checks a resource identifier (RFC 8707 §2, RFC 9728 §1.2) and derives the origin DPoP
+/// proofs name and the RFC 9728 §3.1 metadata path and URL.
+fn parse_resource(
+    resource: &str,
+    allow_http_loopback: bool,
+) -> Result<(String, String, String), ResourceServerError> {
+    let bad = |why| ResourceServerError::InvalidResource(resource.to_owned(), why);
+    let url = Url::parse(resource).map_err(|_| bad("not an absolute URI"))?;
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("a resource identifier has no query or fragment"));
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => return Err(bad("a resource identifier names a host")),
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback && allow_http_loopback => {}
+        _ => return Err(bad("a resource identifier is an https URI")),
+    }
+    let origin = url.origin().ascii_serialization();
+    // §3.1: the well-known segment goes between the host and the path, the path's terminating
+    // slash removed.
+    let path = url.path().trim_end_matches('/');
+    let metadata_path = format!("/.well-known/oauth-protected-resource{path}");
+    let metadata_url = format!("{origin}{metadata_path}");
+    Ok((origin, metadata_path, metadata_url))
+}
+
+impl ResourceServer {
+    pub(crate) fn in_process(
+        p: Arc<Provider>,
+        resource: &str,
+    ) -> Result<Self, ResourceServerError> {
+        let (origin, metadata_path, metadata_url) = parse_resource(resource, true)?;
+        if !p.config.resources.iter().any(|r| r == resource) {
+            return Err(ResourceServerError::UnknownResource(resource.to_owned()));
+        }
+        let scopes_supported = p.config.scopes_supported().map(str::to_owned).collect();
+        let nonce_key = NonceKey::Shared(Arc::new(p.secrets.dpop_nonce_key()));
+        Ok(Self {
+            inner: Arc::new(Settings {
+                resource: resource.to_owned(),
+                origin,
+                issuer: p.issuer().to_owned(),
+                source: Source::InProcess(p),
+                dpop_required: false,
+                nonces: None,
+                nonce_key,
+                check_revocation: false,
+                scopes_supported,
+                resource_name: None,
+                metadata_path,
+                metadata_url,
+            }),
+        })
+    }
+
+    /// A resource server in a separate service, trusting the issuer at `issuer` (its RFC 8414
+    /// metadata is fetched at [`RemoteResourceServer::build`]) for the resource `resource`.
+    pub fn remote(issuer: &str, resource: &str) -> RemoteResourceServer {
+        RemoteResourceServer::new(issuer, resource)
+    }
+
+    fn with(mut self, change: impl FnOnce(&mut Settings)) -> Self {
+        change(Arc::make_mut(&mut self.inner));
+        self
+    }
+
+    /// Accept only DPoP-bound access tokens (RFC 9449 §7.1): bearer tokens, and tokens bound
+    /// to a certificate, are refused. Announced in the metadata as
+    /// `dpop_bound_access_tokens_required` (RFC 9728 §2). Default: off.
+    pub fn require_dpop(self, required: bool) -> Self {
+        self.with(|s| s.dpop_required = required)
+    }
+
+    /// DPoP proofs sent to this resource must carry a nonce it chose (RFC 9449 §9); a proof
+    /// without one is answered `401` with `error="use_dpop_nonce"` and the nonce in the
+    /// `DPoP-Nonce` header, and every answer to a request with a proof carries the current
+    /// nonce. Nonces are stateless and change every two minutes; they are this resource's own,
+    /// never good at the issuer or another resource. In process they derive from the issuer's
+    /// secret key; a remote resource server run as several processes gives them all the same
+    /// [`RemoteResourceServer::secret_key`]. Default: off.
+    pub fn require_dpop_nonce(self, required: bool) -> Self {
+        self.with(|s| {
+            s.nonces = required.then(|| {
+                let scope = nonce_scope(&s.resource);
+                match &s.nonce_key {
+                    NonceKey::Shared(key) => RotatingNonces::new(&key[..], &scope),
+                    NonceKey::Process => {
+                        RotatingNonces::new(&crate::secrets::random_bytes::<32>(), &scope)
+                    }
+                }
+            });
+        })
+    }
+
+    /// Also refuse JWT access tokens that were revoked before they expired (RFC 7009): in
+    /// process one read of the store, remotely an introspection call (cached like those of
+    /// opaque tokens). Opaque tokens are always checked. Default: off, so a JWT is verified
+    /// with no call at all, and a revoked one works until it expires (keep access token
+    /// lifetimes short).
+    pub fn check_revocation(self, on: bool) -> Self {
+        self.with(|s| s.check_revocation = on)
+    }
+
+    /// The scopes the metadata lists as used by this resource (RFC 9728 §2
+    /// `scopes_supported`). Default: every scope the issuer knows, in process; none remotely.
+    pub fn scopes_supported<I, T>(self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        let scopes = scopes.into_iter().map(Into::into).collect();
+        self.with(|s| s.scopes_supported = scopes)
+    }
+
+    /// The human-readable name the metadata gives (RFC 9728 §2 `resource_name`).
+    pub fn resource_name(self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        self.with(|s| s.resource_name = Some(name))
+    }
+
+    /// The layer that authenticates requests to the routes it wraps; add the scopes each
+    /// route needs with [`RequireToken::scopes`].
+    pub fn require_token(&self) -> RequireToken {
+        RequireToken::new(self.clone())
+    }
+
+    /// The resource identifier.
+    pub fn resource(&self) -> &str {
+        &self.inner.resource
+    }
+
+    /// The URL of this resource's RFC 9728 metadata document.
+    pub fn metadata_url(&self) -> &str {
+        &self.inner.metadata_url
+    }
+}

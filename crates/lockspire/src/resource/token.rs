@@ -1,0 +1,141 @@
+//! The verified access token handlers receive.
+
+use axum::extract::FromRequestParts;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use http::request::Parts;
+use serde_json::{Map, Value};
+
+/// What a token is bound to (a sender-constrained token), as its `cnf` claim says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenBinding {
+    /// RFC 9449 §6: a DPoP key, by its RFC 7638 thumbprint; the request proved possession.
+    Dpop {
+        /// The key's thumbprint (`cnf.jkt`).
+        jkt: String,
+    },
+    /// RFC 8705 §3: a client certificate, by its SHA-256 thumbprint; the request came over TLS
+    /// with it.
+    Certificate {
+        /// The certificate's thumbprint (`cnf.x5t#S256`).
+        x5t_s256: String,
+    },
+}
+
+impl TokenBinding {
+    /// The binding a `cnf` claim names (RFC 7800 §3.1), if any.
+    pub(crate) fn from_confirmation(cnf: Option<&Value>) -> Option<Self> {
+        let cnf = cnf?;
+        if let Some(jkt) = cnf.get("jkt").and_then(Value::as_str) {
+            return Some(Self::Dpop {
+                jkt: jkt.to_owned(),
+            });
+        }
+        cnf.get("x5t#S256")
+            .and_then(Value::as_str)
+            .map(|x5t| Self::Certificate {
+                x5t_s256: x5t.to_owned(),
+            })
+    }
+}
+
+/// An access token the [`RequireToken`](super::RequireToken) layer verified: extract it in a
+/// handler behind that layer. Its claims are those of an RFC 9068 JWT access token, whatever the
+/// token's format (for an opaque token, what introspection or the store says of it).
+#[derive(Clone, Debug)]
+pub struct AccessToken {
+    pub(crate) subject: String,
+    pub(crate) client_id: String,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) expires_at: i64,
+    pub(crate) binding: Option<TokenBinding>,
+    pub(crate) claims: Map<String, Value>,
+}
+
+impl AccessToken {
+    /// Builds the token from RFC 9068 §2.2 claims (or an RFC 7662 §2.2 introspection answer,
+    /// which uses the same names); `None` when one it cannot be without is missing.
+    pub(crate) fn from_claims(claims: Map<String, Value>) -> Option<Self> {
+        let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
+        let client_id = text("client_id")?;
+        Some(Self {
+            // RFC 9068 §2.2: a token of the client itself names the client as its subject.
+            subject: text("sub").unwrap_or_else(|| client_id.clone()),
+            scopes: text("scope")
+                .map(|s| {
+                    s.split(' ')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            expires_at: claims.get("exp").and_then(Value::as_i64)?,
+            binding: TokenBinding::from_confirmation(claims.get("cnf")),
+            client_id,
+            claims,
+        })
+    }
+
+    /// The subject (`sub`): the user's identifier as the token's client knows it (pairwise for
+    /// a client registered for pairwise subjects, OIDC Core §8), or the client's own id for a
+    /// token it got for itself (client credentials).
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// The client the token was issued to (`client_id`, RFC 9068 §2.2).
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The scopes granted (`scope`).
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// True when the token was granted `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+
+    /// When the token expires (`exp`, seconds since the Unix epoch).
+    pub fn expires_at(&self) -> i64 {
+        self.expires_at
+    }
+
+    /// What the token is bound to, if anything; the request proved possession of it.
+    pub fn binding(&self) -> Option<&TokenBinding> {
+        self.binding.as_ref()
+    }
+
+    /// Every claim, including `authorization_details` (RFC 9396 §9) when the token carries
+    /// them.
+    pub fn claims(&self) -> &Map<String, Value> {
+        &self.claims
+    }
+}
+
+/// A handler asked for an [`AccessToken`] on a route the layer does not cover: a mistake in the
+/// host's router, answered `500` so that it is found at once, and never a way in.
+#[derive(Debug)]
+pub struct MissingLayer;
+
+impl IntoResponse for MissingLayer {
+    fn into_response(self) -> Response {
+        tracing::error!("AccessToken extracted on a route without the RequireToken layer");
+        StatusCode::INTERNAL_SERVER_ERROR.into_response()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for AccessToken {
+    type Rejection = MissingLayer;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<AccessToken>()
+            .cloned()
+            .ok_or(MissingLayer)
+    }
+}
