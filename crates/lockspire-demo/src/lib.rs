@@ -16,9 +16,11 @@
 #![warn(missing_docs)]
 
 mod account_information;
+mod api;
 pub mod cli;
 mod client_key;
 mod db;
+mod dpop_client;
 mod forms;
 mod pages;
 mod random;
@@ -121,7 +123,9 @@ pub async fn app(settings: Settings) -> anyhow::Result<Router> {
             "account_information",
             account_information::AccountInformation,
         )
-        .dev_mode(settings.dev_mode);
+        .dev_mode(settings.dev_mode)
+        // RFC 8707: the host's own API is a resource tokens may be issued for.
+        .resources([format!("{issuer}{}", api::API_PATH)]);
     let lockspire = match settings.key_refresh_interval {
         Some(every) => lockspire.key_refresh_interval(every),
         None => lockspire,
@@ -134,6 +138,16 @@ pub async fn app(settings: Settings) -> anyhow::Result<Router> {
     .await
     .context("starting Lockspire")?;
     register_demo_client(&lockspire, &issuer, client_key.jwks()).await?;
+    let api = lockspire
+        .resource_server(&format!("{issuer}{}", api::API_PATH))?
+        .resource_name("Lockspire demo API")
+        .scopes_supported([api::API_SCOPE])
+        .build();
+    let api_routes = Router::new()
+        .route("/api/me", get(api::me))
+        .route_layer(api.require_token().scopes([api::API_SCOPE]))
+        .with_state(users.clone())
+        .merge(api.metadata_router());
 
     let session_layer = SessionManagerLayer::new(sessions)
         .with_name("demo_session")
@@ -161,6 +175,7 @@ pub async fn app(settings: Settings) -> anyhow::Result<Router> {
         .route("/demo", get(relying_party::start))
         .route("/demo/callback", get(relying_party::callback))
         .with_state(state)
+        .merge(api_routes)
         .merge(lockspire.router())
         // Outermost, so Lockspire's own routes see the session too: the resolver reads it.
         .layer(auth_layer))

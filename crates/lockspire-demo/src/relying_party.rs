@@ -187,6 +187,11 @@ pub(crate) async fn start(
         ("nonce", &pending.nonce),
         ("code_challenge", challenge.as_str()),
         ("code_challenge_method", "S256"),
+        // RFC 8707: the token is for the host's own API, which checks it is its audience.
+        (
+            "resource",
+            &format!("{}{}", app.issuer, crate::api::API_PATH),
+        ),
     ]
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -508,6 +513,16 @@ struct ResultPage {
     /// Step 6.
     userinfo_endpoint: String,
     userinfo: String,
+    /// Step 7: the host's API called with the access token as a bearer token.
+    api_resource: String,
+    api_url: String,
+    api_bearer: (u16, String),
+    /// Step 8: a refresh with a DPoP proof, the key's thumbprint, and the API called with the
+    /// bound token and a proof.
+    dpop_refresh: (u16, String),
+    dpop_jkt: String,
+    api_dpop: (u16, String),
+    api_dpop_as_bearer: (u16, String),
 }
 
 /// `GET /demo/callback`: checks the response, redeems the code, verifies the ID token and
@@ -691,6 +706,23 @@ async fn finish(
         ));
     }
 
+    let refresh_token = token.refresh_token().ok_or_else(|| {
+        Failure::provider_msg(
+            "No refresh token",
+            "The token response has no refresh_token.",
+        )
+    })?;
+    let api = crate::dpop_client::api_steps(
+        &app.http,
+        &app.issuer,
+        &token_endpoint,
+        DEMO_CLIENT_ID,
+        token.access_token().secret(),
+        refresh_token.secret(),
+    )
+    .await
+    .map_err(|e| Failure::provider_msg("Calling the API failed", format!("{e:#}")))?;
+
     let (authorize_endpoint, authorize_params) = request_parts(&pending.authorize_url);
     let (par_endpoint, pushed_params) = pending.pushed.unwrap_or_default();
     let (jarm_header, jarm_claims) = jarm.unwrap_or_default();
@@ -718,6 +750,13 @@ async fn finish(
         id_token_claims: pretty(&claims),
         userinfo_endpoint,
         userinfo: pretty(&userinfo),
+        api_resource: api.resource,
+        api_url: api.url,
+        api_bearer: api.bearer,
+        dpop_refresh: api.refresh,
+        dpop_jkt: api.jkt,
+        api_dpop: api.dpop,
+        api_dpop_as_bearer: api.dpop_as_bearer,
         subject,
     })
 }
@@ -770,7 +809,7 @@ fn redacted_token_response(token: &DemoTokenResponse) -> String {
 
 /// The first and last characters of a secret and its length: enough to tell secrets apart
 /// (tokens issued together share their first characters, the issue time), useless to replay.
-fn truncate(secret: &str) -> String {
+pub(crate) fn truncate(secret: &str) -> String {
     let chars: Vec<char> = secret.chars().collect();
     if chars.len() <= 16 {
         return format!("… ({} characters)", chars.len());

@@ -368,4 +368,58 @@ async fn alice_completes_code_and_pkce_flow_and_demo_client_shows_verified_id_to
     assert_eq!(userinfo["email"], "alice@example.com");
     // Bearer secrets are not echoed in full.
     assert!(result_html.contains(" (51 characters)"));
+    // The host's API took the access token (its audience is the API) and named alice...
+    assert!(
+        result_html.contains(r#"<code id="api-bearer-status">200</code>"#),
+        "{result_html}"
+    );
+    let api = json_block(&result_html, "api-bearer");
+    assert_eq!(api["sub"], subject);
+    assert_eq!(api["username"], DEMO_USERNAME);
+    assert_eq!(api["bound_to"], serde_json::Value::Null);
+    // ...then a token bound to the client's DPoP key, with a proof, and refused it without one.
+    let refreshed = json_block(&result_html, "dpop-refresh");
+    assert_eq!(refreshed["token_type"], "DPoP");
+    assert!(
+        result_html.contains(r#"<code id="api-dpop-status">200</code>"#),
+        "{result_html}"
+    );
+    let bound = json_block(&result_html, "api-dpop");
+    assert_eq!(bound["sub"], subject);
+    let jkt = html_code(&result_html, "dpop-jkt");
+    assert_eq!(bound["bound_to"]["dpop_jkt"], jkt.as_str());
+    assert!(
+        result_html.contains(r#"<code id="api-dpop-as-bearer-status">401</code>"#),
+        "{result_html}"
+    );
+    let refused = json_block(&result_html, "api-dpop-as-bearer");
+    assert_eq!(refused["error"], "invalid_token");
+    // The API's RFC 9728 metadata names the issuer.
+    let metadata: serde_json::Value = browser
+        .get(
+            base.join("/.well-known/oauth-protected-resource/api")
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metadata["resource"], format!("{issuer}/api"));
+    assert_eq!(
+        metadata["authorization_servers"],
+        serde_json::json!([issuer])
+    );
+}
+
+/// The text of `<code id="{id}">`.
+fn html_code(html: &str, id: &str) -> String {
+    let marker = format!("<code id=\"{id}\">");
+    let start = html
+        .find(&marker)
+        .map(|i| i + marker.len())
+        .unwrap_or_else(|| panic!("no {id}"));
+    let end = start + html[start..].find('<').expect("closed <code>");
+    unescape(&html[start..end])
 }

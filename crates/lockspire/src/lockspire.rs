@@ -47,12 +47,16 @@ impl Lockspire {
 
     /// A protected resource of the host, verified in process (RFC 6750, RFC 9068, RFC 9449):
     /// `resource` is its identifier (RFC 8707), one of the builder's `resources`, and the
-    /// audience of the tokens it accepts. See [`crate::resource`].
+    /// audience of the tokens it accepts. Set its policy, then `build()`; see
+    /// [`crate::resource`].
     pub fn resource_server(
         &self,
         resource: &str,
-    ) -> Result<crate::resource::ResourceServer, crate::resource::ResourceServerError> {
-        crate::resource::ResourceServer::in_process(self.inner.clone(), resource)
+    ) -> Result<
+        crate::resource::ResourceServerBuilder<crate::resource::InProcess>,
+        crate::resource::ResourceServerError,
+    > {
+        crate::resource::ResourceServerBuilder::in_process(self.inner.clone(), resource)
     }
 
     /// The validated configuration.

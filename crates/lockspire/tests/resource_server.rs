@@ -11,7 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{Backend, ClientKey, Harness, Reply, TestClient};
 use lockspire::Clock;
-use lockspire::resource::{AccessToken, ResourceServer};
+use lockspire::resource::{AccessToken, InProcess, ResourceServer, ResourceServerBuilder};
 use serde_json::{Value, json};
 
 /// Runs each named test on SQLite and on PostgreSQL.
@@ -72,7 +72,7 @@ fn api_router(rs: &ResourceServer) -> Router {
 
 async fn start_api(
     backend: Backend,
-    configure: impl FnOnce(ResourceServer) -> ResourceServer,
+    configure: impl FnOnce(ResourceServerBuilder<InProcess>) -> ResourceServerBuilder<InProcess>,
     builder: impl FnOnce(lockspire::Builder) -> lockspire::Builder,
 ) -> Api {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -86,16 +86,31 @@ async fn start_api(
         .collect();
     resources.push(resource.clone());
     let h = Harness::start_with(backend, |b| builder(b.resources(resources))).await;
-    let rs = configure(h.ls.resource_server(&resource).expect("resource server"));
-    let app = api_router(&rs);
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let rs = configure(h.ls.resource_server(&resource).expect("resource server")).build();
+    serve_api(listener, &rs);
     Api {
         h,
         origin,
         resource,
     }
+}
+
+fn serve_api(listener: tokio::net::TcpListener, rs: &ResourceServer) {
+    let app = api_router(rs);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+}
+
+/// Serves `rs` on a new listener of its own; returns its `/api/me` URL. Its resource
+/// identifier names another port, which only matters to DPoP proofs.
+async fn another_listener(rs: &ResourceServer) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/api/me", listener.local_addr().expect("addr"));
+    serve_api(listener, rs);
+    url
 }
 
 /// A client-credentials token for `resource`, in `format`, bound to `key` when given.
@@ -319,6 +334,31 @@ async fn tokens_not_for_this_resource_or_expired_revoked_or_forged_are_invalid_t
             "{what}: {c}"
         );
     }
+    // A revoked JWT is verified without any call, so it works until it expires, unless the
+    // resource server also checks revocation.
+    let revoked_jwt = token_for(h, &jwt, &api.resource, "api:read", None).await;
+    assert_eq!(
+        h.post_as(&jwt, "/revoke", &[("token", &revoked_jwt)])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(call(&url, "Bearer", &revoked_jwt, None).await.status, 200);
+    let strict =
+        h.ls.resource_server(&api.resource)
+            .expect("resource server")
+            .check_revocation(true)
+            .build();
+    let strict_url = another_listener(&strict).await;
+    assert_eq!(
+        call(&strict_url, "Bearer", &revoked_jwt, None)
+            .await
+            .status
+            .as_u16(),
+        401
+    );
+    let live = token_for(h, &jwt, &api.resource, "api:read", None).await;
+    assert_eq!(call(&strict_url, "Bearer", &live, None).await.status, 200);
     // Expiry: a token works until its lifetime is over.
     let opaque_token = token_for(h, &opaque, &api.resource, "api:read", None).await;
     let jwt_token = token_for(h, &jwt, &api.resource, "api:read", None).await;
@@ -494,6 +534,12 @@ async fn a_resource_requiring_dpop_refuses_bearer_tokens(backend: Backend) {
     let bearer = token_for(h, &client, &api.resource, "api:read", None).await;
     let reply = call(&url, "Bearer", &bearer, None).await;
     assert_eq!(reply.status.as_u16(), 401, "{}", reply.text);
+    // The challenge names the only scheme this resource accepts (RFC 9449 §7.1).
+    let c = challenge(&reply);
+    assert!(
+        c.starts_with("DPoP ") && c.contains(r#"error="invalid_token""#),
+        "{c}"
+    );
     let bare = Reply::from(reqwest::get(&url).await.expect("get")).await;
     assert!(
         challenge(&bare).starts_with("DPoP ") && !challenge(&bare).contains("Bearer"),
@@ -702,10 +748,7 @@ async fn a_remote_resource_server_verifies_jwts_with_the_jwks_and_opaque_tokens_
         .build()
         .await
         .expect("remote resource server");
-    let app = api_router(&rs);
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    serve_api(listener, &rs);
     let url = format!("{origin}/api/me");
     let key = ClientKey::es256("k1");
     for format in ["jwt", "opaque"] {
@@ -764,14 +807,7 @@ async fn a_remote_resource_server_verifies_jwts_with_the_jwks_and_opaque_tokens_
         .build()
         .await
         .expect("remote resource server");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let uncached = format!("http://{}/api/me", listener.local_addr().expect("addr"));
-    let app = api_router(&fresh);
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let uncached = another_listener(&fresh).await;
     assert_eq!(
         call(&uncached, "Bearer", &token, None)
             .await
@@ -787,14 +823,7 @@ async fn a_remote_resource_server_verifies_jwts_with_the_jwks_and_opaque_tokens_
         .build()
         .await
         .expect("build");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let jwt_url = format!("http://{}/api/me", listener.local_addr().expect("addr"));
-    let app = api_router(&jwt_only);
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let jwt_url = another_listener(&jwt_only).await;
     let opaque = token_for(&h, &client, &resource, "api:read", None).await;
     assert_eq!(
         call(&jwt_url, "Bearer", &opaque, None)
@@ -818,6 +847,15 @@ async fn a_remote_resource_server_verifies_jwts_with_the_jwks_and_opaque_tokens_
             .is_err(),
         "http refused without allow_http_loopback"
     );
+    let unverifiable = ResourceServer::remote(&h.base, &resource)
+        .allow_http_loopback(true)
+        .check_revocation(true)
+        .build()
+        .await;
+    assert!(
+        unverifiable.is_err(),
+        "revocation checks need an introspection client"
+    );
 }
 
 async fn introspection_shows_a_resource_server_the_tokens_for_its_audience_only(backend: Backend) {
@@ -833,6 +871,62 @@ async fn introspection_shows_a_resource_server_the_tokens_for_its_audience_only(
     assert_eq!(seen.body["active"], true, "{}", seen.text);
     assert_eq!(seen.body["client_id"], client.id.as_str());
     assert_eq!(seen.body["aud"], json!(["https://api.example/a"]));
+    // A refresh token is never for a resource server, whatever its audience.
+    let pkce = common::Pkce::new();
+    let authz = h.authorize_url(
+        &client,
+        "openid offline_access api:read",
+        &pkce,
+        &[("resource", "https://api.example/a")],
+    );
+    let code = h
+        .browser(Some("alice"))
+        .run(&authz, &client.redirect_uri, common::Consent::Allow)
+        .await
+        .redirect_params()
+        .get("code")
+        .cloned()
+        .expect("code");
+    let tokens = h
+        .post_as(
+            &client,
+            "/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", &client.redirect_uri),
+                ("code_verifier", &pkce.verifier),
+            ],
+        )
+        .await;
+    let refresh = tokens.body["refresh_token"]
+        .as_str()
+        .expect("refresh_token")
+        .to_owned();
+    let access = tokens.body["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned();
+    assert_eq!(
+        h.post_as(&rs, "/introspect", &[("token", &access)])
+            .await
+            .body["active"],
+        true
+    );
+    assert_eq!(
+        h.post_as(&client, "/introspect", &[("token", &refresh)])
+            .await
+            .body["active"],
+        true,
+        "its own client sees it"
+    );
+    assert_eq!(
+        h.post_as(&rs, "/introspect", &[("token", &refresh)])
+            .await
+            .body,
+        json!({"active": false}),
+        "RFC 7662 §4"
+    );
     for (who, caller, token) in [
         ("another resource's token", &rs, &for_b),
         ("a bystander", &bystander, &for_a),

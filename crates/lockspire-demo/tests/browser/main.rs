@@ -91,6 +91,18 @@ async fn readme_demo_signs_alice_in_through_real_forms_consents_remembers_and_si
     let userinfo = json_at(&b, "#userinfo").await;
     assert_eq!(userinfo["sub"], subject.as_str());
     assert_eq!(userinfo["preferred_username"], DEMO_USERNAME);
+    // The host's API, called with the token as bearer and, bound to a DPoP key, with a proof.
+    let api = json_at(&b, "#api-bearer").await;
+    assert_eq!(api["sub"], subject.as_str());
+    assert_eq!(api["name"], "Alice Example");
+    let bound = json_at(&b, "#api-dpop").await;
+    assert_eq!(bound["sub"], subject.as_str());
+    let jkt = b.text("#dpop-jkt").await.expect("thumbprint");
+    assert_eq!(bound["bound_to"]["dpop_jkt"], jkt.as_str());
+    assert_eq!(
+        json_at(&b, "#api-dpop-as-bearer").await["error"],
+        "invalid_token"
+    );
     // Each step of the flow is explained on the page.
     for step in [
         "#step-authorize",
@@ -99,6 +111,8 @@ async fn readme_demo_signs_alice_in_through_real_forms_consents_remembers_and_si
         "#step-token",
         "#step-id-token",
         "#step-userinfo",
+        "#step-api",
+        "#step-dpop",
     ] {
         b.find(step).await.expect("the step is explained");
     }

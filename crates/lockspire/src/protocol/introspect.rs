@@ -64,12 +64,14 @@ pub(crate) async fn introspect(
     // §4: a caller learns of its own tokens, and a resource server of the tokens for its
     // resources; anything else is inactive to it.
     let own = &issued.client_id == client.id();
-    let served = client
-        .record()
-        .metadata
-        .resource_server_for
-        .iter()
-        .any(|r| issued.resources.contains(r));
+    // A refresh token is for the authorization server only, never for a resource.
+    let served = matches!(record, TokenRecord::Access(_))
+        && client
+            .record()
+            .metadata
+            .resource_server_for
+            .iter()
+            .any(|r| issued.resources.contains(r));
     if !own && !served {
         return Ok(inactive);
     }

@@ -28,7 +28,7 @@
 //!     Json(serde_json::json!({ "sub": token.subject(), "scopes": token.scopes() }))
 //! }
 //!
-//! let api = lockspire.resource_server("https://app.example.com/api")?;
+//! let api = lockspire.resource_server("https://app.example.com/api")?.build();
 //! let app: Router = Router::new()
 //!     .route("/api/me", get(me))
 //!     .route_layer(api.require_token().scopes(["profile"]))
@@ -52,7 +52,7 @@ use crate::protocol::provider::Provider;
 use crate::secrets::RotatingNonces;
 
 pub use layer::{RequireToken, RequireTokenService};
-pub use remote::RemoteResourceServer;
+pub use remote::Remote;
 pub use token::{AccessToken, MissingLayer, TokenBinding};
 
 /// Why a [`ResourceServer`] could not be made.
@@ -72,8 +72,8 @@ pub enum ResourceServerError {
     Issuer(String),
 }
 
-/// One protected resource: how its tokens are verified and what it requires of them. Cheap to
-/// clone; the settings below return a changed copy, to be used before the layer is made.
+/// One protected resource: how its tokens are verified and what it requires of them. Made by a
+/// [`ResourceServerBuilder`]; cheap to clone.
 #[derive(Clone)]
 pub struct ResourceServer {
     inner: Arc<Settings>,
@@ -89,7 +89,6 @@ impl std::fmt::Debug for ResourceServer {
 }
 
 /// Where tokens are verified.
-#[derive(Clone)]
 pub(crate) enum Source {
     /// Beside the issuer: its key ring and store.
     InProcess(Arc<Provider>),
@@ -97,7 +96,6 @@ pub(crate) enum Source {
     Remote(Arc<remote::Issuer>),
 }
 
-#[derive(Clone)]
 pub(crate) struct Settings {
     /// The resource identifier: the audience tokens must carry.
     pub(crate) resource: String,
@@ -109,8 +107,6 @@ pub(crate) struct Settings {
     pub(crate) dpop_required: bool,
     /// The nonces proofs must carry, when required (RFC 9449 §9).
     pub(crate) nonces: Option<RotatingNonces>,
-    /// The key nonces are derived from, when they are turned on.
-    nonce_key: NonceKey,
     /// JWT access tokens are also checked for revocation.
     pub(crate) check_revocation: bool,
     pub(crate) scopes_supported: Vec<String>,
@@ -132,7 +128,6 @@ impl Settings {
 }
 
 /// Where a resource server's DPoP nonces come from.
-#[derive(Clone)]
 enum NonceKey {
     /// The issuer's secret key (in process), or a key the host gave: every process that
     /// holds it issues and accepts the same nonces.
@@ -152,7 +147,7 @@ fn nonce_scope(resource: &str) -> String {
 fn parse_resource(
     resource: &str,
     allow_http_loopback: bool,
-) -> Result<(String, String, String), ResourceServerError> {
+) -> Result<ParsedResource, ResourceServerError> {
     let bad = |why| ResourceServerError::InvalidResource(resource.to_owned(), why);
     let url = Url::parse(resource).map_err(|_| bad("not an absolute URI"))?;
     if url.query().is_some() || url.fragment().is_some() {
@@ -169,107 +164,206 @@ fn parse_resource(
         "http" if loopback && allow_http_loopback => {}
         _ => return Err(bad("a resource identifier is an https URI")),
     }
+    // The metadata path becomes a route: a segment the router would read as a parameter
+    // cannot be served.
+    if url
+        .path_segments()
+        .into_iter()
+        .flatten()
+        .any(|s| s.starts_with(':') || s.starts_with('*'))
+    {
+        return Err(bad(
+            "a path segment of the identifier begins with ':' or '*'",
+        ));
+    }
     let origin = url.origin().ascii_serialization();
     // §3.1: the well-known segment goes between the host and the path, the path's terminating
     // slash removed.
     let path = url.path().trim_end_matches('/');
     let metadata_path = format!("/.well-known/oauth-protected-resource{path}");
     let metadata_url = format!("{origin}{metadata_path}");
-    Ok((origin, metadata_path, metadata_url))
+    Ok(ParsedResource {
+        origin,
+        metadata_path,
+        metadata_url,
+    })
 }
 
-impl ResourceServer {
-    pub(crate) fn in_process(
-        p: Arc<Provider>,
-        resource: &str,
-    ) -> Result<Self, ResourceServerError> {
-        let (origin, metadata_path, metadata_url) = parse_resource(resource, true)?;
-        if !p.config.resources.iter().any(|r| r == resource) {
-            return Err(ResourceServerError::UnknownResource(resource.to_owned()));
-        }
-        let scopes_supported = p.config.scopes_supported().map(str::to_owned).collect();
-        let nonce_key = NonceKey::Shared(Arc::new(p.secrets.dpop_nonce_key()));
-        Ok(Self {
-            inner: Arc::new(Settings {
-                resource: resource.to_owned(),
-                origin,
-                issuer: p.issuer().to_owned(),
-                source: Source::InProcess(p),
-                dpop_required: false,
-                nonces: None,
-                nonce_key,
-                check_revocation: false,
-                scopes_supported,
-                resource_name: None,
-                metadata_path,
-                metadata_url,
-            }),
-        })
-    }
+/// A resource server's policy, the same in process and remotely.
+#[derive(Default)]
+struct Policy {
+    dpop_required: bool,
+    dpop_nonce: bool,
+    check_revocation: bool,
+    scopes_supported: Option<Vec<String>>,
+    resource_name: Option<String>,
+}
 
-    /// A resource server in a separate service, trusting the issuer at `issuer` (its RFC 8414
-    /// metadata is fetched at [`RemoteResourceServer::build`]) for the resource `resource`.
-    pub fn remote(issuer: &str, resource: &str) -> RemoteResourceServer {
-        RemoteResourceServer::new(issuer, resource)
-    }
+/// The settings of a resource server before it is made; `Mode` is [`InProcess`] or
+/// [`Remote`]. Made by [`Lockspire::resource_server`](crate::Lockspire::resource_server) or
+/// [`ResourceServer::remote`]; `build` makes the [`ResourceServer`], whose settings then never
+/// change, so every layer and metadata document made from it agrees.
+#[must_use = "build() makes the resource server"]
+pub struct ResourceServerBuilder<Mode> {
+    policy: Policy,
+    mode: Mode,
+}
 
-    fn with(mut self, change: impl FnOnce(&mut Settings)) -> Self {
-        change(Arc::make_mut(&mut self.inner));
-        self
+impl<Mode> std::fmt::Debug for ResourceServerBuilder<Mode> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResourceServerBuilder")
+            .finish_non_exhaustive()
     }
+}
 
+/// Verifying beside the issuer (see [`ResourceServerBuilder`]).
+pub struct InProcess {
+    p: Arc<Provider>,
+    resource: String,
+    parsed: ParsedResource,
+}
+
+/// A resource identifier, checked, with what derives from it.
+struct ParsedResource {
+    origin: String,
+    metadata_path: String,
+    metadata_url: String,
+}
+
+impl<Mode> ResourceServerBuilder<Mode> {
     /// Accept only DPoP-bound access tokens (RFC 9449 §7.1): bearer tokens, and tokens bound
     /// to a certificate, are refused. Announced in the metadata as
     /// `dpop_bound_access_tokens_required` (RFC 9728 §2). Default: off.
-    pub fn require_dpop(self, required: bool) -> Self {
-        self.with(|s| s.dpop_required = required)
+    pub fn require_dpop(mut self, required: bool) -> Self {
+        self.policy.dpop_required = required;
+        self
     }
 
     /// DPoP proofs sent to this resource must carry a nonce it chose (RFC 9449 §9); a proof
     /// without one is answered `401` with `error="use_dpop_nonce"` and the nonce in the
     /// `DPoP-Nonce` header, and every answer to a request with a proof carries the current
     /// nonce. Nonces are stateless and change every two minutes; they are this resource's own,
-    /// never good at the issuer or another resource. In process they derive from the issuer's
-    /// secret key; a remote resource server run as several processes gives them all the same
-    /// [`RemoteResourceServer::secret_key`]. Default: off.
-    pub fn require_dpop_nonce(self, required: bool) -> Self {
-        self.with(|s| {
-            s.nonces = required.then(|| {
-                let scope = nonce_scope(&s.resource);
-                match &s.nonce_key {
-                    NonceKey::Shared(key) => RotatingNonces::new(&key[..], &scope),
-                    NonceKey::Process => {
-                        RotatingNonces::new(&crate::secrets::random_bytes::<32>(), &scope)
-                    }
-                }
-            });
-        })
+    /// never good at the issuer or another resource, whatever the issuer or a client requires
+    /// there. In process they derive from the issuer's secret key; a remote resource server run
+    /// as several processes gives them all the same [`ResourceServerBuilder::secret_key`].
+    /// Default: off.
+    pub fn require_dpop_nonce(mut self, required: bool) -> Self {
+        self.policy.dpop_nonce = required;
+        self
     }
 
     /// Also refuse JWT access tokens that were revoked before they expired (RFC 7009): in
     /// process one read of the store, remotely an introspection call (cached like those of
-    /// opaque tokens). Opaque tokens are always checked. Default: off, so a JWT is verified
-    /// with no call at all, and a revoked one works until it expires (keep access token
-    /// lifetimes short).
-    pub fn check_revocation(self, on: bool) -> Self {
-        self.with(|s| s.check_revocation = on)
+    /// opaque tokens, and so needing an introspection client). Opaque tokens are always
+    /// checked. Default: off, so a JWT is verified with no call at all, and a revoked one works
+    /// until it expires (keep access token lifetimes short).
+    pub fn check_revocation(mut self, on: bool) -> Self {
+        self.policy.check_revocation = on;
+        self
     }
 
     /// The scopes the metadata lists as used by this resource (RFC 9728 §2
     /// `scopes_supported`). Default: every scope the issuer knows, in process; none remotely.
-    pub fn scopes_supported<I, T>(self, scopes: I) -> Self
+    pub fn scopes_supported<I, T>(mut self, scopes: I) -> Self
     where
         I: IntoIterator<Item = T>,
         T: Into<String>,
     {
-        let scopes = scopes.into_iter().map(Into::into).collect();
-        self.with(|s| s.scopes_supported = scopes)
+        self.policy.scopes_supported = Some(scopes.into_iter().map(Into::into).collect());
+        self
     }
 
     /// The human-readable name the metadata gives (RFC 9728 §2 `resource_name`).
-    pub fn resource_name(self, name: impl Into<String>) -> Self {
-        let name = name.into();
-        self.with(|s| s.resource_name = Some(name))
+    pub fn resource_name(mut self, name: impl Into<String>) -> Self {
+        self.policy.resource_name = Some(name.into());
+        self
+    }
+}
+
+impl ResourceServerBuilder<InProcess> {
+    pub(crate) fn in_process(
+        p: Arc<Provider>,
+        resource: &str,
+    ) -> Result<Self, ResourceServerError> {
+        let parsed = parse_resource(resource, true)?;
+        if !p.config.resources.iter().any(|r| r == resource) {
+            return Err(ResourceServerError::UnknownResource(resource.to_owned()));
+        }
+        Ok(Self {
+            policy: Policy::default(),
+            mode: InProcess {
+                p,
+                resource: resource.to_owned(),
+                parsed,
+            },
+        })
+    }
+
+    /// Makes the resource server.
+    pub fn build(self) -> ResourceServer {
+        let InProcess {
+            p,
+            resource,
+            parsed,
+        } = self.mode;
+        let key = NonceKey::Shared(Arc::new(p.secrets.dpop_nonce_key()));
+        let default_scopes = p.config.scopes_supported().map(str::to_owned).collect();
+        let issuer = p.issuer().to_owned();
+        finish(
+            self.policy,
+            resource,
+            parsed,
+            issuer,
+            Source::InProcess(p),
+            &key,
+            default_scopes,
+        )
+    }
+}
+
+/// The resource server `policy` and the rest describe.
+fn finish(
+    policy: Policy,
+    resource: String,
+    parsed: ParsedResource,
+    issuer: String,
+    source: Source,
+    nonce_key: &NonceKey,
+    default_scopes: Vec<String>,
+) -> ResourceServer {
+    let nonces = policy.dpop_nonce.then(|| {
+        let scope = nonce_scope(&resource);
+        match nonce_key {
+            NonceKey::Shared(key) => RotatingNonces::new(&key[..], &scope),
+            NonceKey::Process => RotatingNonces::new(&crate::secrets::random_bytes::<32>(), &scope),
+        }
+    });
+    ResourceServer {
+        inner: Arc::new(Settings {
+            resource,
+            origin: parsed.origin,
+            issuer,
+            source,
+            dpop_required: policy.dpop_required,
+            nonces,
+            check_revocation: policy.check_revocation,
+            scopes_supported: policy.scopes_supported.unwrap_or(default_scopes),
+            resource_name: policy.resource_name,
+            metadata_path: parsed.metadata_path,
+            metadata_url: parsed.metadata_url,
+        }),
+    }
+}
+
+impl ResourceServer {
+    /// A resource server in a separate service, trusting the issuer at `issuer` (its RFC 8414
+    /// metadata is fetched at [`ResourceServerBuilder::<Remote>::build`]) for the resource
+    /// `resource`.
+    pub fn remote(issuer: &str, resource: &str) -> ResourceServerBuilder<Remote> {
+        ResourceServerBuilder {
+            policy: Policy::default(),
+            mode: Remote::new(issuer, resource),
+        }
     }
 
     /// The layer that authenticates requests to the routes it wraps; add the scopes each

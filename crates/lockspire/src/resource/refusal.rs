@@ -90,7 +90,12 @@ impl Refusal {
             Vec::new()
         } else {
             match self.scheme {
+                // RFC 9449 §7.1: the scheme the client used, or the only one this resource
+                // accepts.
                 Some(Scheme::Dpop) => vec![format!("DPoP {algs}, {}", params.join(", "))],
+                _ if settings.dpop_required => {
+                    vec![format!("DPoP {algs}, {}", params.join(", "))]
+                }
                 _ if matches!(
                     e.code(),
                     ErrorCode::InvalidDpopProof | ErrorCode::UseDpopNonce

@@ -12,7 +12,10 @@ use serde_json::{Map, Value};
 use super::refusal::{Refusal, Scheme};
 use super::token::AccessToken;
 use super::verify::{audience_includes, check_jwt_claims, looks_like_jwt};
-use super::{NonceKey, ResourceServer, ResourceServerError, Settings, Source, parse_resource};
+use super::{
+    NonceKey, ResourceServer, ResourceServerBuilder, ResourceServerError, Settings, Source, finish,
+    parse_resource,
+};
 use crate::clock::{Clock, SystemClock};
 use crate::fetch::Fetcher;
 use crate::protocol::dpop;
@@ -51,9 +54,8 @@ const JWT_ALGS: [Algorithm; 9] = [
     Algorithm::EdDSA,
 ];
 
-/// Settings of a remote resource server, before its issuer's metadata is fetched.
-#[must_use = "build() fetches the issuer's metadata and makes the resource server"]
-pub struct RemoteResourceServer {
+/// Verifying against a remote issuer (see [`ResourceServerBuilder`]).
+pub struct Remote {
     issuer: String,
     resource: String,
     introspection_client: Option<(String, String)>,
@@ -63,16 +65,7 @@ pub struct RemoteResourceServer {
     clock: Arc<dyn Clock>,
 }
 
-impl std::fmt::Debug for RemoteResourceServer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RemoteResourceServer")
-            .field("issuer", &self.issuer)
-            .field("resource", &self.resource)
-            .finish_non_exhaustive()
-    }
-}
-
-impl RemoteResourceServer {
+impl Remote {
     pub(crate) fn new(issuer: &str, resource: &str) -> Self {
         Self {
             issuer: issuer.to_owned(),
@@ -84,12 +77,15 @@ impl RemoteResourceServer {
             clock: Arc::new(SystemClock),
         }
     }
+}
 
+impl ResourceServerBuilder<Remote> {
     /// The client this resource server introspects tokens as (RFC 7662 §2.1; HTTP Basic). The
     /// issuer answers it about tokens for this resource when the client is registered as its
-    /// resource server. Without one, only JWT access tokens are accepted.
+    /// resource server (`resource_server_for`). Without one, only JWT access tokens are
+    /// accepted.
     pub fn introspection_client(mut self, client_id: &str, client_secret: &str) -> Self {
-        self.introspection_client = Some((client_id.to_owned(), client_secret.to_owned()));
+        self.mode.introspection_client = Some((client_id.to_owned(), client_secret.to_owned()));
         self
     }
 
@@ -97,47 +93,53 @@ impl RemoteResourceServer {
     /// beyond the token's expiry): a revoked token may work this long. Default: 30 seconds;
     /// zero asks every time.
     pub fn introspection_cache(mut self, ttl: Duration) -> Self {
-        self.introspection_cache = ttl;
+        self.mode.introspection_cache = ttl;
         self
     }
 
     /// Allows `http` URLs on loopback hosts (the issuer, the resource), for development only.
     pub fn allow_http_loopback(mut self, allowed: bool) -> Self {
-        self.allow_http_loopback = allowed;
+        self.mode.allow_http_loopback = allowed;
         self
     }
 
     /// The key DPoP nonces derive from, when
-    /// [`ResourceServer::require_dpop_nonce`] is on: give every process of the service the same
-    /// one so they accept each other's nonces. Without it each process has its own.
+    /// [`require_dpop_nonce`](ResourceServerBuilder::require_dpop_nonce) is on: give every
+    /// process of the service the same one so they accept each other's nonces. Without it each
+    /// process has its own.
     pub fn secret_key(mut self, key: SecretKey) -> Self {
-        self.secret_key = Some(key);
+        self.mode.secret_key = Some(key);
         self
     }
 
     /// The clock tokens' times are compared with (tests move it by hand).
     pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
+        self.mode.clock = Arc::new(clock);
         self
     }
 
     /// Fetches the issuer's authorization server metadata (RFC 8414 §3) and makes the
     /// resource server.
     pub async fn build(self) -> Result<ResourceServer, ResourceServerError> {
-        let (origin, metadata_path, metadata_url) =
-            parse_resource(&self.resource, self.allow_http_loopback)?;
-        let issuer_error = |e: String| ResourceServerError::Issuer(e);
-        let fetcher = Fetcher::for_configured_urls(self.allow_http_loopback)
+        let Self { policy, mode } = self;
+        let parsed = parse_resource(&mode.resource, mode.allow_http_loopback)?;
+        let issuer_error = ResourceServerError::Issuer;
+        if policy.check_revocation && mode.introspection_client.is_none() {
+            return Err(issuer_error(
+                "checking JWTs for revocation needs an introspection client".into(),
+            ));
+        }
+        let fetcher = Fetcher::for_configured_urls(mode.allow_http_loopback)
             .map_err(|e| issuer_error(e.to_string()))?;
         let metadata = fetcher
-            .get_json(&metadata_location(&self.issuer).map_err(issuer_error)?)
+            .get_json(&metadata_location(&mode.issuer).map_err(issuer_error)?)
             .await
-            .map_err(|e| issuer_error(format!("{}: {e}", self.issuer)))?;
+            .map_err(|e| issuer_error(format!("{}: {e}", mode.issuer)))?;
         // RFC 8414 §3.3: the document must name the issuer it was fetched for.
-        if metadata.get("issuer").and_then(Value::as_str) != Some(self.issuer.as_str()) {
+        if metadata.get("issuer").and_then(Value::as_str) != Some(mode.issuer.as_str()) {
             return Err(issuer_error(format!(
                 "the metadata at {} names another issuer",
-                self.issuer
+                mode.issuer
             )));
         }
         let url = |name: &str| {
@@ -147,7 +149,7 @@ impl RemoteResourceServer {
                 .map(str::to_owned)
         };
         let jwks_uri = url("jwks_uri").ok_or_else(|| issuer_error("no jwks_uri".into()))?;
-        let introspection = match self.introspection_client {
+        let introspection = match mode.introspection_client {
             Some((id, secret)) => Some(Introspection {
                 endpoint: url("introspection_endpoint")
                     .ok_or_else(|| issuer_error("no introspection_endpoint".into()))?,
@@ -156,37 +158,31 @@ impl RemoteResourceServer {
             }),
             None => None,
         };
-        let nonce_key = match &self.secret_key {
+        let nonce_key = match &mode.secret_key {
             Some(key) => NonceKey::Shared(Arc::new(key.dpop_nonce_key())),
             None => NonceKey::Process,
         };
         let issuer = Issuer {
-            issuer: self.issuer.clone(),
+            issuer: mode.issuer.clone(),
             jwks_uri,
             introspection,
             fetcher,
-            clock: self.clock,
-            cache_ttl: self.introspection_cache,
+            clock: mode.clock,
+            cache_ttl: mode.introspection_cache,
             keys: Mutex::new(Keys::default()),
+            fetching: tokio::sync::Mutex::new(()),
             answers: Mutex::new(HashMap::new()),
             proofs: Mutex::new(HashMap::new()),
         };
-        Ok(ResourceServer {
-            inner: Arc::new(Settings {
-                resource: self.resource,
-                origin,
-                issuer: self.issuer,
-                source: Source::Remote(Arc::new(issuer)),
-                dpop_required: false,
-                nonces: None,
-                nonce_key,
-                check_revocation: false,
-                scopes_supported: Vec::new(),
-                resource_name: None,
-                metadata_path,
-                metadata_url,
-            }),
-        })
+        Ok(finish(
+            policy,
+            mode.resource,
+            parsed,
+            mode.issuer,
+            Source::Remote(Arc::new(issuer)),
+            &nonce_key,
+            Vec::new(),
+        ))
     }
 }
 
@@ -212,8 +208,10 @@ struct Introspection {
 #[derive(Default)]
 struct Keys {
     set: Option<Arc<JwkSet>>,
+    /// When the keys were last fetched successfully.
     fetched_at: Option<Instant>,
-    forced_at: Option<Instant>,
+    /// When a fetch was last begun, whatever came of it.
+    attempted_at: Option<Instant>,
 }
 
 /// The remote issuer, as one resource server sees it.
@@ -225,6 +223,9 @@ pub(crate) struct Issuer {
     clock: Arc<dyn Clock>,
     cache_ttl: Duration,
     keys: Mutex<Keys>,
+    /// Held while the keys are fetched, so requests arriving meanwhile wait for that fetch
+    /// instead of starting their own.
+    fetching: tokio::sync::Mutex<()>,
     /// Introspection answers of active tokens, by token digest, with when they stop being
     /// used.
     answers: Mutex<HashMap<String, CachedAnswer>>,
@@ -283,8 +284,19 @@ impl Issuer {
         if !audience_includes(answer.get("aud"), &s.resource) {
             return Err(invalid("the token is not for this resource (aud)"));
         }
-        if answer.get("token_type").and_then(Value::as_str) == Some("refresh_token") {
-            return Err(invalid("a refresh token is not an access token"));
+        // RFC 7662 §2.2 `token_type`: an access token's type (RFC 6749 §7.1), or nothing; any
+        // other kind of token, such as a refresh token, is not for a resource.
+        if let Some(kind) = answer.get("token_type") {
+            let access = kind.as_str().is_some_and(|k| {
+                ["bearer", "dpop", "n_a"]
+                    .iter()
+                    .any(|t| k.eq_ignore_ascii_case(t))
+            });
+            if !access {
+                return Err(invalid(
+                    "introspection names a token that is not an access token",
+                ));
+            }
         }
         AccessToken::from_claims((*answer).clone())
             .ok_or_else(|| invalid("introspection lacks claims"))
@@ -317,8 +329,20 @@ impl Issuer {
             set = self.key_set(true).await?;
         }
         let jwk = set
-            .find(kid)
-            .ok_or_else(|| invalid("the JWT's kid is not among the issuer's keys"))?;
+            .keys
+            .iter()
+            .find(|k| {
+                k.common.key_id.as_deref() == Some(kid)
+                    // A key published for encryption never verifies a signature.
+                    && k.common.public_key_use != Some(jsonwebtoken::jwk::PublicKeyUse::Encryption)
+            })
+            .ok_or_else(|| invalid("the JWT's kid is not among the issuer's signing keys"))?;
+        // RFC 8725 §3.1: a key that names its algorithm is used with that one only.
+        if let Some(alg) = &jwk.common.key_algorithm
+            && alg.to_string() != format!("{:?}", header.alg)
+        {
+            return Err(invalid("the JWT's alg is not its key's"));
+        }
         let key =
             DecodingKey::from_jwk(jwk).map_err(|_| invalid("the issuer's key is unusable"))?;
         let mut validation = Validation::new(header.alg);
@@ -332,31 +356,41 @@ impl Issuer {
         Ok((header.typ, claims))
     }
 
-    /// The issuer's JWK set: cached while fresh; `force` fetches again unless that was done
-    /// within [`MIN_FORCED_REFRESH`].
-    async fn key_set(&self, force: bool) -> Result<Arc<JwkSet>, Refusal> {
-        let cached = {
-            let keys = lock(&self.keys);
-            let fresh = keys.fetched_at.is_some_and(|t| t.elapsed() < KEYS_TTL);
-            let may_force = keys
-                .forced_at
-                .is_none_or(|t| t.elapsed() >= MIN_FORCED_REFRESH);
-            match &keys.set {
-                Some(set) if (fresh && !force) || (force && !may_force) => Some(set.clone()),
-                _ => None,
-            }
-        };
-        if let Some(set) = cached {
-            return Ok(set);
+    /// The cached keys when they may be used without fetching: fresh, or fetched (or tried)
+    /// too recently to ask again. `None` when a fetch is due.
+    fn cached_keys(&self, force: bool) -> Option<Result<Arc<JwkSet>, Refusal>> {
+        let keys = lock(&self.keys);
+        let fresh = keys.fetched_at.is_some_and(|t| t.elapsed() < KEYS_TTL);
+        let tried_recently = keys
+            .attempted_at
+            .is_some_and(|t| t.elapsed() < MIN_FORCED_REFRESH);
+        match &keys.set {
+            Some(set) if (fresh && !force) || tried_recently => Some(Ok(set.clone())),
+            // A dead issuer is not asked again on every request.
+            None if tried_recently => Some(Err(unavailable(
+                "the issuer's keys could not be fetched moments ago".into(),
+            ))),
+            _ => None,
         }
+    }
+
+    /// The issuer's JWK set: cached while fresh; `force` (an unknown `kid`) fetches again, but
+    /// never within [`MIN_FORCED_REFRESH`] of the last attempt, and one fetch at a time.
+    async fn key_set(&self, force: bool) -> Result<Arc<JwkSet>, Refusal> {
+        if let Some(cached) = self.cached_keys(force) {
+            return cached;
+        }
+        let _one_fetch = self.fetching.lock().await;
+        // Whoever held the lock before may have just fetched.
+        if let Some(cached) = self.cached_keys(force) {
+            return cached;
+        }
+        lock(&self.keys).attempted_at = Some(Instant::now());
         let fetched = self.fetcher.get_json(&self.jwks_uri).await.and_then(|v| {
             serde_json::from_value::<JwkSet>(v)
                 .map_err(|e| crate::fetch::FetchError::Body(format!("not a JWK set: {e}")))
         });
         let mut keys = lock(&self.keys);
-        if force {
-            keys.forced_at = Some(Instant::now());
-        }
         match fetched {
             Ok(set) => {
                 let set = Arc::new(set);
@@ -437,7 +471,9 @@ impl Issuer {
                     answers.clear();
                 }
             }
-            answers.insert(digest, (answer.clone(), Instant::now() + ttl));
+            if let Some(until) = Instant::now().checked_add(ttl) {
+                answers.insert(digest, (answer.clone(), until));
+            }
         }
         Ok(answer)
     }

@@ -24,19 +24,22 @@ pub enum TokenBinding {
 }
 
 impl TokenBinding {
-    /// The binding a `cnf` claim names (RFC 7800 §3.1), if any.
-    pub(crate) fn from_confirmation(cnf: Option<&Value>) -> Option<Self> {
-        let cnf = cnf?;
-        if let Some(jkt) = cnf.get("jkt").and_then(Value::as_str) {
-            return Some(Self::Dpop {
-                jkt: jkt.to_owned(),
-            });
+    /// The binding a `cnf` claim names (RFC 7800 §3.1): `Ok(None)` without one, `Err` for one
+    /// this toolkit cannot check (another confirmation method, several, or a malformed one),
+    /// which must refuse the token rather than take it for a bearer token.
+    pub(crate) fn from_confirmation(cnf: Option<&Value>) -> Result<Option<Self>, ()> {
+        let Some(cnf) = cnf else {
+            return Ok(None);
+        };
+        let Some(members) = cnf.as_object() else {
+            return Err(());
+        };
+        let text = |name: &str| members.get(name).and_then(Value::as_str).map(str::to_owned);
+        match (members.len(), text("jkt"), text("x5t#S256")) {
+            (1, Some(jkt), None) => Ok(Some(Self::Dpop { jkt })),
+            (1, None, Some(x5t_s256)) => Ok(Some(Self::Certificate { x5t_s256 })),
+            _ => Err(()),
         }
-        cnf.get("x5t#S256")
-            .and_then(Value::as_str)
-            .map(|x5t| Self::Certificate {
-                x5t_s256: x5t.to_owned(),
-            })
     }
 }
 
@@ -55,7 +58,8 @@ pub struct AccessToken {
 
 impl AccessToken {
     /// Builds the token from RFC 9068 §2.2 claims (or an RFC 7662 §2.2 introspection answer,
-    /// which uses the same names); `None` when one it cannot be without is missing.
+    /// which uses the same names); `None` when one it cannot be without is missing, or when it
+    /// is bound in a way that cannot be checked.
     pub(crate) fn from_claims(claims: Map<String, Value>) -> Option<Self> {
         let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
         let client_id = text("client_id")?;
@@ -71,7 +75,7 @@ impl AccessToken {
                 })
                 .unwrap_or_default(),
             expires_at: claims.get("exp").and_then(Value::as_i64)?,
-            binding: TokenBinding::from_confirmation(claims.get("cnf")),
+            binding: TokenBinding::from_confirmation(claims.get("cnf")).ok()?,
             client_id,
             claims,
         })
@@ -137,5 +141,37 @@ impl<S: Send + Sync> FromRequestParts<S> for AccessToken {
             .get::<AccessToken>()
             .cloned()
             .ok_or(MissingLayer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TokenBinding;
+    use serde_json::json;
+
+    #[test]
+    fn a_confirmation_that_cannot_be_checked_is_refused_not_ignored() {
+        let read = |v| TokenBinding::from_confirmation(Some(&v));
+        assert_eq!(
+            read(json!({"jkt": "a"})),
+            Ok(Some(TokenBinding::Dpop { jkt: "a".into() }))
+        );
+        assert_eq!(
+            read(json!({"x5t#S256": "b"})),
+            Ok(Some(TokenBinding::Certificate {
+                x5t_s256: "b".into()
+            }))
+        );
+        assert_eq!(TokenBinding::from_confirmation(None), Ok(None));
+        for unknown in [
+            json!({"jwk": {"kty": "EC"}}),
+            json!({"kid": "k"}),
+            json!({"jkt": "a", "x5t#S256": "b"}),
+            json!({"jkt": 7}),
+            json!({}),
+            json!("jkt"),
+        ] {
+            assert_eq!(read(unknown.clone()), Err(()), "{unknown}");
+        }
     }
 }
