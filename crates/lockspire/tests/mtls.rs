@@ -624,3 +624,121 @@ async fn subject_dn_matching_cannot_be_forged_with_a_comma_in_a_value() {
         Some("invalid_client_metadata")
     );
 }
+
+/// RFC 8705 §3 at a protected resource of the host: a certificate-bound token works with its
+/// certificate, and without it (or with another) it is `invalid_token`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_bound_token_reaches_a_protected_resource_only_with_its_certificate() {
+    use base64::Engine;
+    use rustls::pki_types::pem::PemObject;
+    let ca = Pki::new("Client CA");
+    let header_of = |pem: &str| {
+        let der = rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).expect("der");
+        format!(
+            ":{}:",
+            base64::engine::general_purpose::STANDARD.encode(der.as_ref())
+        )
+    };
+    let san = |name: &str| vec![SanType::DnsName(name.try_into().expect("dns"))];
+    let (cert, _) = ca.issue("client-1", san("client.example"), true);
+    let (other, _) = ca.issue("client-2", san("other.example"), true);
+    let db = common::TestDatabase::new(common::Backend::Sqlite).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let resource = format!("{base}/api");
+    let ls = Lockspire::builder()
+        .issuer(&base)
+        .expect("issuer")
+        .database(&db.url)
+        .secret_key(SecretKey::generate())
+        .account_resolver(TestResolver::new(default_users()))
+        .resources([resource.clone()])
+        .mtls(MtlsConfig {
+            client_ca_pem: Some(ca.ca_pem.clone().into_bytes()),
+            trusted_proxies: vec!["127.0.0.1".parse().expect("ip")],
+            ..MtlsConfig::default()
+        })
+        .build()
+        .await
+        .expect("build");
+    let id = ls.create_client(None, json!({
+        "token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_san_dns": "client.example",
+        "grant_types": ["client_credentials"], "tls_client_certificate_bound_access_tokens": true,
+    })).await.expect("register").client_id;
+    let rs = ls.resource_server(&resource).expect("resource").build();
+    let app: axum::Router = axum::Router::new()
+        .route(
+            "/api/me",
+            axum::routing::get(|t: lockspire::resource::AccessToken| async move {
+                format!("{:?}", t.binding())
+            }),
+        )
+        .route_layer(rs.require_token())
+        .merge(rs.metadata_router())
+        .merge(ls.router());
+    tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await;
+    });
+    let http = reqwest::Client::new();
+    let token: Value = http
+        .post(format!("{base}/token"))
+        .header("client-cert", header_of(&cert))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", id.as_str()),
+            ("resource", resource.as_str()),
+        ])
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("json");
+    let at = token["access_token"].as_str().expect("access_token");
+    let call = |cert: Option<String>| {
+        let mut req = http.get(format!("{base}/api/me")).bearer_auth(at);
+        if let Some(h) = cert {
+            req = req.header("client-cert", h);
+        }
+        async move { req.send().await.expect("api") }
+    };
+    let ok = call(Some(header_of(&cert))).await;
+    assert_eq!(ok.status(), 200);
+    assert!(
+        ok.text().await.expect("body").contains("Certificate"),
+        "the handler sees the binding"
+    );
+    for (what, presented) in [
+        ("no certificate", None),
+        ("another certificate", Some(header_of(&other))),
+    ] {
+        let refused = call(presented).await;
+        assert_eq!(refused.status(), 401, "{what}");
+        let challenge = refused.headers()["www-authenticate"]
+            .to_str()
+            .unwrap_or("")
+            .to_owned();
+        assert!(
+            challenge.starts_with("Bearer ") && challenge.contains("invalid_token"),
+            "{what}: {challenge}"
+        );
+    }
+    let doc: Value = http
+        .get(format!("{base}/.well-known/oauth-protected-resource/api"))
+        .send()
+        .await
+        .expect("metadata")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        doc["tls_client_certificate_bound_access_tokens"], true,
+        "RFC 9728 §2"
+    );
+}
