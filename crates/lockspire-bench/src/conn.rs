@@ -100,6 +100,18 @@ impl Prepared {
         with_header.with_form(pairs)
     }
 
+    /// This request, without a body, with one more header (a DPoP proof at a resource).
+    pub(crate) fn with_header(&self, name: &str, value: &str) -> Self {
+        let with_header = Self {
+            head: format!("{}{name}: {value}\r\n", self.head),
+            ..self.clone()
+        };
+        Self {
+            bytes: with_header.serialize(b""),
+            ..with_header
+        }
+    }
+
     pub(crate) fn with_form(&self, pairs: &[(&str, &str)]) -> Self {
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(pairs)

@@ -6,6 +6,14 @@ use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPai
 
 use super::*;
 
+/// The `ath` of `token` (RFC 9449 §4.2): its SHA-256 hash, base64url.
+pub(crate) fn ath(token: &str) -> String {
+    URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        token.as_bytes(),
+    ))
+}
+
 /// An ES256 key and the encoded proof header naming its public half.
 pub(crate) struct ProofSigner {
     pair: EcdsaKeyPair,
@@ -33,16 +41,30 @@ impl ProofSigner {
         })
     }
 
-    /// A proof for one request: a random `jti`, `iat` now.
+    /// A proof for one `POST` to the token endpoint: a random `jti`, `iat` now.
     pub(crate) fn proof(&self) -> anyhow::Result<String> {
+        self.proof_for("POST", &self.htu, None)
+    }
+
+    /// A proof for `method` at `htu`, naming the access token whose hash is `ath` at a
+    /// resource (§4.2).
+    pub(crate) fn proof_for(
+        &self,
+        method: &str,
+        htu: &str,
+        ath: Option<&str>,
+    ) -> anyhow::Result<String> {
         let mut jti = [0u8; 16];
         aws_lc_rs::rand::SecureRandom::fill(&self.rng, &mut jti)
             .map_err(|_| anyhow::anyhow!("random"))?;
         let iat = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
             .as_secs();
-        let claims =
-            json!({"jti": URL_SAFE_NO_PAD.encode(jti), "htm": "POST", "htu": self.htu, "iat": iat});
+        let mut claims =
+            json!({"jti": URL_SAFE_NO_PAD.encode(jti), "htm": method, "htu": htu, "iat": iat});
+        if let Some(ath) = ath {
+            claims["ath"] = json!(ath);
+        }
         let input = format!(
             "{}.{}",
             self.header,

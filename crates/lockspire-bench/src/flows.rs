@@ -87,6 +87,31 @@ pub(crate) async fn client_credentials(
         .with_context(|| format!("no token: {resp}"))
 }
 
+/// A token for the demo host's API (`{issuer}/api`, scope `profile`) by client credentials,
+/// bound to `signer`'s key when given.
+pub(crate) async fn api_token(
+    http: &Client,
+    e: &Endpoints,
+    (id, secret): &(String, String),
+    issuer: &str,
+    signer: Option<&super::dpop::ProofSigner>,
+) -> anyhow::Result<String> {
+    let resource = format!("{}/api", issuer.trim_end_matches('/'));
+    let mut request = http.post(&e.token).basic_auth(id, Some(secret)).form(&[
+        ("grant_type", "client_credentials"),
+        ("scope", "profile"),
+        ("resource", resource.as_str()),
+    ]);
+    if let Some(signer) = signer {
+        request = request.header("DPoP", signer.proof()?);
+    }
+    let resp: Value = request.send().await?.json().await?;
+    resp["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("no token for the API: {resp}"))
+}
+
 /// A signed-in browser for the Lockspire demo host and a public client with remembered consent.
 pub(crate) struct UserFlow {
     pub(crate) browser: Client,

@@ -42,6 +42,14 @@ pub enum Scenario {
     Userinfo,
     /// A full flow for a signed-in user with remembered consent: authorize → code → token.
     AuthorizationCode,
+    /// `GET {issuer}/api/me` on the Lockspire demo host: its API protected by the
+    /// resource-server toolkit in process, called with a JWT access token (ES256) verified
+    /// against the key ring, no database read for the token (the handler then reads the
+    /// host's user table once).
+    ApiJwt,
+    /// `GET {issuer}/api/me` with a DPoP-bound JWT access token and a fresh proof per request
+    /// (`ath` included): the proof's signature, and its `jti` recorded once across processes.
+    ApiJwtDpop,
 }
 
 impl Scenario {
@@ -54,7 +62,7 @@ impl Scenario {
     ];
 
     /// Every scenario.
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 11] = [
         Self::ClientCredentials,
         Self::ClientCredentialsJwt,
         Self::ClientCredentialsDpop,
@@ -64,6 +72,8 @@ impl Scenario {
         Self::Discovery,
         Self::Userinfo,
         Self::AuthorizationCode,
+        Self::ApiJwt,
+        Self::ApiJwtDpop,
     ];
 }
 
@@ -153,7 +163,10 @@ pub async fn run(target: &Target, scenario: Scenario, limits: Limits) -> anyhow:
     };
     let client = Arc::new(client);
     // Per-scenario shared inputs.
-    let jwt_client = if scenario == Scenario::ClientCredentialsJwt {
+    let jwt_client = if matches!(
+        scenario,
+        Scenario::ClientCredentialsJwt | Scenario::ApiJwt | Scenario::ApiJwtDpop
+    ) {
         let reg = e
             .registration
             .as_deref()
@@ -214,7 +227,11 @@ pub async fn run(target: &Target, scenario: Scenario, limits: Limits) -> anyhow:
                 .context("the target has no userinfo endpoint")?,
             user_token.as_deref().map(String::as_str),
         )?),
-        Scenario::Refresh | Scenario::AuthorizationCode => None,
+        // Made below, once their token is issued.
+        Scenario::Refresh
+        | Scenario::AuthorizationCode
+        | Scenario::ApiJwt
+        | Scenario::ApiJwtDpop => None,
     };
     let refresh_request = match scenario {
         Scenario::Refresh => Some(Prepared::form(&e.token, None, &[])?),
@@ -223,6 +240,36 @@ pub async fn run(target: &Target, scenario: Scenario, limits: Limits) -> anyhow:
     let proofs = match scenario {
         Scenario::ClientCredentialsDpop => Some(Arc::new(dpop::ProofSigner::new(&e.token)?)),
         _ => None,
+    };
+    // The demo host's protected API, and a token for it (bound to the proofs' key for DPoP).
+    let api_url = format!("{}/api/me", target.issuer.trim_end_matches('/'));
+    let mut api_ath = String::new();
+    let api_signer = match scenario {
+        Scenario::ApiJwtDpop => Some(Arc::new(dpop::ProofSigner::new(&e.token)?)),
+        _ => None,
+    };
+    let fixed = match scenario {
+        Scenario::ApiJwt | Scenario::ApiJwtDpop => {
+            let client = jwt_client.as_deref().context("a JWT client")?;
+            let token = api_token(&http, &e, client, &target.issuer, api_signer.as_deref()).await?;
+            match &api_signer {
+                None => Some(Prepared::get(&api_url, Some(&token))?),
+                Some(_) => {
+                    api_ath = dpop::ath(&token);
+                    Some(Prepared::new(
+                        "GET",
+                        &api_url,
+                        &[("Authorization", &format!("DPoP {token}"))],
+                    )?)
+                }
+            }
+        }
+        _ => fixed,
+    };
+    let api_call = Arc::new((api_url, api_ath));
+    let proofs = match (scenario, api_signer) {
+        (Scenario::ApiJwtDpop, Some(signer)) => Some(signer),
+        _ => proofs,
     };
     let (fixed, refresh_request) = (Arc::new(fixed), Arc::new(refresh_request));
     let cpu_before = limits.server_pid.and_then(cpu_seconds);
@@ -236,7 +283,7 @@ pub async fn run(target: &Target, scenario: Scenario, limits: Limits) -> anyhow:
     for _ in 0..limits.concurrency {
         let (e, http, flow) = (e.clone(), http.clone(), flow.clone());
         let (fixed, refresh_request) = (fixed.clone(), refresh_request.clone());
-        let proofs = proofs.clone();
+        let (proofs, api_call) = (proofs.clone(), api_call.clone());
         let (issued, errors, latencies) = (issued.clone(), errors.clone(), latencies.clone());
         let max = limits.max_requests;
         workers.push(tokio::spawn(async move {
@@ -254,6 +301,16 @@ pub async fn run(target: &Target, scenario: Scenario, limits: Limits) -> anyhow:
                 let t = Instant::now();
                 let ok = match (fixed.as_ref(), refresh_request.as_ref(), &flow) {
                     // Signing the proof is part of what a DPoP client pays per request.
+                    (Some(template), _, _) if scenario == Scenario::ApiJwtDpop => {
+                        let (url, ath) = api_call.as_ref();
+                        match proofs.as_ref().map(|s| s.proof_for("GET", url, Some(ath))) {
+                            Some(Ok(proof)) => {
+                                let req = template.with_header("DPoP", &proof);
+                                matches!(conn.send(&req).await, Ok((200, _)))
+                            }
+                            _ => false,
+                        }
+                    }
                     (Some(template), _, _) if proofs.is_some() => {
                         match proofs.as_ref().map(|s| s.proof()) {
                             Some(Ok(proof)) => {

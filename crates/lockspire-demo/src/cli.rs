@@ -70,6 +70,12 @@ pub struct Cli {
     /// another process takes to be published and used here [default: Lockspire's, 30].
     #[arg(long, env = "LOCKSPIRE_KEY_REFRESH_SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub key_refresh_secs: Option<u64>,
+
+    /// Another resource identifier tokens may be issued for (RFC 8707), such as an API served
+    /// elsewhere (repeat, or comma-separate in the variable). The demo's own `ISSUER/api` is
+    /// always one.
+    #[arg(long = "resource", env = "LOCKSPIRE_RESOURCES", value_delimiter = ',')]
+    pub resources: Vec<String>,
 }
 
 /// `--registration` values.
@@ -143,6 +149,7 @@ impl Cli {
             registration,
             secret_key: load_secret_key(&self.data_dir)?,
             key_refresh_interval: self.key_refresh_secs.map(std::time::Duration::from_secs),
+            extra_resources: self.resources.clone(),
         })
     }
 }

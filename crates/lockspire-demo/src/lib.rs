@@ -72,6 +72,9 @@ pub struct Settings {
     pub dev_mode: bool,
     /// How often this process re-reads the signing keys; `None` keeps Lockspire's default.
     pub key_refresh_interval: Option<Duration>,
+    /// Resource identifiers (RFC 8707) beyond the demo's own API that tokens may be issued
+    /// for.
+    pub extra_resources: Vec<String>,
 }
 
 /// State shared by the demo's own handlers.
@@ -125,7 +128,9 @@ pub async fn app(settings: Settings) -> anyhow::Result<Router> {
         )
         .dev_mode(settings.dev_mode)
         // RFC 8707: the host's own API is a resource tokens may be issued for.
-        .resources([format!("{issuer}{}", api::API_PATH)]);
+        .resources(
+            std::iter::once(format!("{issuer}{}", api::API_PATH)).chain(settings.extra_resources),
+        );
     let lockspire = match settings.key_refresh_interval {
         Some(every) => lockspire.key_refresh_interval(every),
         None => lockspire,

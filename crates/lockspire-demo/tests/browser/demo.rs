@@ -135,6 +135,7 @@ pub(crate) async fn start_demo(dir: &tempfile::TempDir) -> String {
         mtls: None,
         dev_mode: true,
         key_refresh_interval: None,
+        extra_resources: Vec::new(),
     })
     .await
     .expect("demo app starts");
