@@ -141,6 +141,7 @@ const INSERT_AUDIT_PG: &str = "INSERT INTO audit_events (id, tenant_id, at, kind
 const AUDIT: group_commit::Table = group_commit::Table {
     insert: INSERT_AUDIT,
     insert_many_pg: INSERT_AUDIT_PG,
+    key_params: 0,
 };
 
 /// The key of an audit event: a digest of everything it says but the second it happened, so

@@ -1,9 +1,11 @@
 //! Group commit for independent single-row writes : rows that
 //! arrive while a commit is in flight are written together in the next transaction, so a burst
 //! of N token issuances (or N failed client authentications, each of which leaves an audit
-//! event, or N authorization requests, each of which starts an interaction) costs one durable
-//! commit instead of N. Every caller still waits for its own row to be
-//! committed before it answers, so nothing is acknowledged that could be lost.
+//! event, or N authorization requests, each of which starts an interaction, or N one-time
+//! values such as DPoP proof `jti`s) costs one durable commit instead of N. Every caller still
+//! waits for its own row to be committed before it answers, so nothing is acknowledged that
+//! could be lost, and learns whether its row was written: a conditional insert (a one-time
+//! value already recorded) writes nothing for that row alone.
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -24,6 +26,11 @@ use super::sqlite::{self, SqliteDb};
 pub(super) struct Table {
     pub(super) insert: &'static str,
     pub(super) insert_many_pg: &'static str,
+    /// For a conditional insert, which may leave a row unwritten without failing: how many of
+    /// the leading parameters (all text) identify a row. Its PostgreSQL statement returns
+    /// those columns of the rows it wrote, so each row learns whether it was written. Zero for
+    /// plain appends, whose rows are all written or the statement fails.
+    pub(super) key_params: usize,
 }
 
 /// One row to append: its table and the parameters of that table's insert.
@@ -36,7 +43,10 @@ pub(super) struct Append {
 /// Most rows in one commit; bounds transaction size and latency.
 const MAX_BATCH: usize = 256;
 
-type Reply = oneshot::Sender<Result<(), StoreError>>;
+/// Per row: how many rows it changed (0 or 1), or why it could not be written.
+type Written = Result<u64, StoreError>;
+
+type Reply = oneshot::Sender<Written>;
 
 /// Handle to the writer; cheap to clone.
 #[derive(Clone, Debug)]
@@ -71,6 +81,12 @@ impl Writer {
 
     /// Inserts one row and waits until it is committed.
     pub(super) async fn insert(&self, row: Append) -> Result<(), StoreError> {
+        self.write(row).await.map(drop)
+    }
+
+    /// Writes one row (a conditional insert may write nothing) and waits until it is
+    /// committed; returns the rows changed, 0 or 1.
+    pub(super) async fn write(&self, row: Append) -> Written {
         let (reply, done) = oneshot::channel();
         self.queue
             .send((row, reply))
@@ -82,7 +98,7 @@ impl Writer {
 }
 
 /// Answers every row of a batch with its result.
-fn answer(replies: Vec<Reply>, results: Vec<Result<(), StoreError>>) {
+fn answer(replies: Vec<Reply>, results: Vec<Written>) {
     for (reply, result) in replies.into_iter().zip(results) {
         // The caller may have gone away (its request was dropped); its row is written anyway.
         let _ = reply.send(result);
@@ -122,19 +138,21 @@ fn sqlite_writer(db: &SqliteDb, mut rx: mpsc::Receiver<(Append, Reply)>) {
 /// cannot fail the others' acknowledgements wrongly. One result per row. Blocks: called only
 /// from the writer thread (and tests), never on the runtime.
 #[cfg(feature = "sqlite")]
-fn sqlite_commit(db: &SqliteDb, rows: &[Append]) -> Vec<Result<(), StoreError>> {
+fn sqlite_commit(db: &SqliteDb, rows: &[Append]) -> Vec<Written> {
     db.write_blocking(|conn| {
+        // Rows run in order, so of two equal one-time values in a batch the first is written.
         let together = (|| {
             let tx = conn.transaction()?;
+            let mut changed = Vec::with_capacity(rows.len());
             for row in rows {
-                sqlite::execute(&tx, row.table.insert, &row.params)?;
+                changed.push(sqlite::execute(&tx, row.table.insert, &row.params)?);
             }
             tx.commit()?;
-            Ok(())
+            Ok(changed)
         })();
         Ok(whole_batch(together, rows.len()).unwrap_or_else(|| {
             rows.iter()
-                .map(|row| sqlite::execute(conn, row.table.insert, &row.params).map(drop))
+                .map(|row| sqlite::execute(conn, row.table.insert, &row.params))
                 .collect()
         }))
     })
@@ -157,13 +175,13 @@ async fn postgres_writer(pool: PgPool, mut rx: mpsc::Receiver<(Append, Reply)>) 
 /// rows are written one by one, so one bad row cannot fail the others' acknowledgements
 /// wrongly. One result per row, in order.
 #[cfg(feature = "postgres")]
-async fn postgres_commit(pool: &PgPool, rows: &[Append]) -> Vec<Result<(), StoreError>> {
+async fn postgres_commit(pool: &PgPool, rows: &[Append]) -> Vec<Written> {
     let mut conn = match pool.acquire().await {
         Ok(conn) => conn,
         Err(e) => return unwritten(&e, rows.len()),
     };
     // Every row belongs to one table, so each placeholder is replaced by its own result.
-    let mut results: Vec<Result<(), StoreError>> = rows.iter().map(|_| Ok(())).collect();
+    let mut results: Vec<Written> = rows.iter().map(|_| Ok(1)).collect();
     let mut tables: Vec<Table> = Vec::new();
     for row in rows {
         if !tables.contains(&row.table) {
@@ -179,7 +197,22 @@ async fn postgres_commit(pool: &PgPool, rows: &[Append]) -> Vec<Result<(), Store
         }
         let columns = of_table.iter().map(|&i| rows[i].params.clone()).collect();
         let together = match pg_columns_query(table.insert_many_pg, columns) {
-            Ok(q) => conn.execute(q).await.map(drop),
+            Ok(q) if table.key_params == 0 => conn
+                .execute(q)
+                .await
+                .map(|_| of_table.iter().map(|_| 1).collect()),
+            // Two equal keys in one statement fail it ("cannot affect row a second time"), and
+            // the rows are then written one by one, in order: the first wins, as on SQLite.
+            Ok(q) => conn.fetch_all(q).await.and_then(|written| {
+                let written = written
+                    .iter()
+                    .map(|r| returned_key(r, table.key_params))
+                    .collect::<Result<std::collections::HashSet<_>, _>>()?;
+                Ok(of_table
+                    .iter()
+                    .map(|&i| u64::from(written.contains(&row_key(&rows[i], table.key_params))))
+                    .collect())
+            }),
             Err(e) => Err(e),
         };
         let each = match whole_batch(together, of_table.len()) {
@@ -188,7 +221,7 @@ async fn postgres_commit(pool: &PgPool, rows: &[Append]) -> Vec<Result<(), Store
                 let mut each = Vec::with_capacity(of_table.len());
                 for &i in &of_table {
                     let q = pg_query(table.insert, rows[i].params.clone());
-                    each.push(conn.execute(q).await.map(drop));
+                    each.push(conn.execute(q).await);
                 }
                 each
             }
@@ -200,8 +233,36 @@ async fn postgres_commit(pool: &PgPool, rows: &[Append]) -> Vec<Result<(), Store
     results
 }
 
+/// The identifying parameters of a conditional row.
+#[cfg(feature = "postgres")]
+fn row_key(row: &Append, key_params: usize) -> Vec<Option<String>> {
+    row.params
+        .iter()
+        .take(key_params)
+        .map(|p| match p {
+            super::db::Param::Text(v) => v.clone(),
+            super::db::Param::Int(v) => v.map(|v| v.to_string()),
+        })
+        .collect()
+}
+
+/// The identifying columns of a row the statement returned.
+#[cfg(feature = "postgres")]
+fn returned_key(
+    row: &sqlx::postgres::PgRow,
+    key_params: usize,
+) -> Result<Vec<Option<String>>, StoreError> {
+    use sqlx::Row as _;
+    (0..key_params)
+        .map(|i| {
+            row.try_get::<Option<String>, _>(i)
+                .map_err(|e| StoreError::Corrupt(format!("a returned key: {e}")))
+        })
+        .collect()
+}
+
 /// The writer itself failed (it could not run at all): every row fails alike.
-fn unwritten(e: &StoreError, count: usize) -> Vec<Result<(), StoreError>> {
+fn unwritten(e: &StoreError, count: usize) -> Vec<Written> {
     tracing::warn!(error = %e, "batch not written");
     all_unavailable(count)
 }
@@ -209,18 +270,15 @@ fn unwritten(e: &StoreError, count: usize) -> Vec<Result<(), StoreError>> {
 /// The result for every row when the batch decides it: all written, or all refused fast when
 /// the database is busy or unreachable (retrying each row would wait that long again per
 /// row). `None`: the batch failed on a row, so each row is tried alone.
-fn whole_batch(
-    together: Result<(), StoreError>,
-    count: usize,
-) -> Option<Vec<Result<(), StoreError>>> {
+fn whole_batch(together: Result<Vec<u64>, StoreError>, count: usize) -> Option<Vec<Written>> {
     match together {
-        Ok(()) => Some((0..count).map(|_| Ok(())).collect()),
+        Ok(changed) => Some(changed.into_iter().map(Ok).collect()),
         Err(e) if e.is_unavailable() => Some(all_unavailable(count)),
         Err(_) => None,
     }
 }
 
-fn all_unavailable(count: usize) -> Vec<Result<(), StoreError>> {
+fn all_unavailable(count: usize) -> Vec<Written> {
     (0..count)
         .map(|_| Err(StoreError::Unavailable("the writer could not write")))
         .collect()
@@ -265,11 +323,28 @@ mod tests {
         vec![row("fresh-a"), row("taken"), row("fresh-b")]
     }
 
-    fn assert_only_the_taken_row_failed(results: &[Result<(), StoreError>]) {
+    fn assert_only_the_taken_row_failed(results: &[Written]) {
         assert_eq!(results.len(), 3);
         assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
         let refused = results[1].as_ref().expect_err("a taken key is refused");
         assert!(!refused.is_unavailable(), "{refused}");
+    }
+
+    /// A one-time value's row, at time 100, live until 200.
+    fn once(key: &str) -> Append {
+        Append {
+            table: crate::store::replay::REPLAY,
+            params: crate::store::db::params!["ns", key, 200i64, 100i64],
+        }
+    }
+
+    /// A batch of one-time values: new, new, the first again, and one recorded before.
+    fn once_batch() -> Vec<Append> {
+        vec![once("a"), once("b"), once("a"), once("old")]
+    }
+
+    fn changed(results: Vec<Written>) -> Vec<u64> {
+        results.into_iter().map(|r| r.expect("written")).collect()
     }
 
     async fn stored(store: &Store, digest: &str) -> bool {
@@ -296,6 +371,10 @@ mod tests {
         // Off the runtime, as on the writer thread.
         assert!(sqlite_commit(db, &[row("taken")])[0].is_ok());
         assert_only_the_taken_row_failed(&sqlite_commit(db, &batch()));
+        // Conditional rows each learn whether they were written; of two equal ones, the first.
+        assert_eq!(changed(sqlite_commit(db, &[once("old")])), [1]);
+        assert_eq!(changed(sqlite_commit(db, &once_batch())), [1, 1, 0, 0]);
+        assert_eq!(changed(sqlite_commit(db, &[once("c"), once("d")])), [1, 1]);
         assert!(rt.block_on(stored(&store, "fresh-a")));
         assert!(rt.block_on(stored(&store, "fresh-b")));
     }
@@ -312,6 +391,17 @@ mod tests {
         };
         assert!(postgres_commit(pool, &[row("taken")]).await[0].is_ok());
         assert_only_the_taken_row_failed(&postgres_commit(pool, &batch()).await);
+        // Conditional rows each learn whether they were written: from the statement's returned
+        // keys, or, when two equal keys fail the statement, row by row, the first winning.
+        assert_eq!(changed(postgres_commit(pool, &[once("old")]).await), [1]);
+        assert_eq!(
+            changed(postgres_commit(pool, &once_batch()).await),
+            [1, 1, 0, 0]
+        );
+        assert_eq!(
+            changed(postgres_commit(pool, &[once("c"), once("d"), once("old")]).await),
+            [1, 1, 0]
+        );
         assert!(stored(store, "fresh-a").await);
         assert!(stored(store, "fresh-b").await);
     }

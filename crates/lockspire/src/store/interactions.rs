@@ -59,6 +59,7 @@ const INSERT_INTERACTIONS_PG: &str = "INSERT INTO interactions (id_digest, tenan
 const INTERACTIONS: group_commit::Table = group_commit::Table {
     insert: INSERT_INTERACTION,
     insert_many_pg: INSERT_INTERACTIONS_PG,
+    key_params: 0,
 };
 
 impl Store {

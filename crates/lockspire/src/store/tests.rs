@@ -363,6 +363,28 @@ on_both_stores! {
         assert_eq!(won, 1);
     }
 
+    async fn a_burst_of_one_time_values_shares_commits_and_each_is_recorded_once(store) {
+        let now = NOW;
+        // Each key twice, all at once: the writer batches them, duplicates within a batch
+        // included, and exactly one use of each key wins.
+        let tries: Vec<_> = (0..64).map(|i| {
+            let store = store.clone();
+            let key = format!("burst-{}", i % 32);
+            tokio::spawn(async move { (key.clone(), store.record_once("dpop", &key, now + 60, now).await.expect("record")) })
+        }).collect();
+        let mut won = std::collections::HashMap::new();
+        for t in tries {
+            let (key, first) = t.await.expect("task");
+            *won.entry(key).or_insert(0) += usize::from(first);
+        }
+        assert_eq!(won.len(), 32);
+        assert!(won.values().all(|w| *w == 1), "{won:?}");
+        // Afterwards every one of them is a replay.
+        for i in 0..32 {
+            assert!(!store.record_once("dpop", &format!("burst-{i}"), now + 60, now + 1).await.expect("replay"));
+        }
+    }
+
     async fn a_prune_larger_than_one_batch_removes_every_expired_row_and_keeps_live_ones(store) {
         client(store, "rp").await;
         let now = NOW;

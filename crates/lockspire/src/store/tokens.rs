@@ -279,6 +279,7 @@ const INSERT_TOKENS_PG: &str = "INSERT INTO tokens (digest, tenant_id, kind, gra
 pub(super) const TOKENS: group_commit::Table = group_commit::Table {
     insert: INSERT_TOKEN,
     insert_many_pg: INSERT_TOKENS_PG,
+    key_params: 0,
 };
 
 /// The parameters of [`INSERT_TOKEN`].
