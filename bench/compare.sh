@@ -58,7 +58,7 @@ fi
 # peer; Lockspire runs every scenario on one process and one growing database.
 echo "oidc-provider…" >&2
 : >"$OUT/peer.json"
-for scenario in client-credentials introspection jwks discovery; do
+for scenario in client-credentials client-credentials-dpop introspection jwks discovery; do
   NODE_ENV=production PORT=4100 node bench/oidc-provider/server.mjs >>"$OUT/peer.log" 2>&1 &
   PEER=$!
   wait_for "http://127.0.0.1:4100"
@@ -86,7 +86,7 @@ peer = runs[2][1]
 print(f"{'scenario':<24}" + "".join(f"{n + ' req/s':>16}{'p99 ms':>9}{'µs/req':>8}" for n, _, _ in runs)
       + f"{'sqlite/peer':>13}{'pg/peer':>10}{'cpu peer/sqlite':>17}{'cpu peer/pg':>13}")
 cpu = lambda r: r.get("server_cpu_us_per_request") if r else None
-for s in ["client_credentials", "client_credentials_jwt", "introspection", "refresh", "jwks", "discovery", "userinfo", "authorization_code"]:
+for s in ["client_credentials", "client_credentials_jwt", "client_credentials_dpop", "introspection", "refresh", "jwks", "discovery", "userinfo", "authorization_code", "api_jwt", "api_jwt_dpop"]:
     line = f"{s:<24}"
     for _, rows, _ in runs:
         r = rows.get(s)

@@ -20,6 +20,9 @@ const provider = new Provider(issuer, {
   features: {
     clientCredentials: { enabled: true },
     introspection: { enabled: true },
+    // RFC 9449, for the DPoP-bound client_credentials scenario; its proof replay check lives
+    // in this process's memory.
+    dPoP: { enabled: true },
     devInteractions: { enabled: false },
   },
   scopes: ['openid', 'api:read'],
