@@ -37,6 +37,7 @@
 //! # Ok(()) }
 //! ```
 
+mod cache;
 mod layer;
 mod metadata;
 mod refusal;
@@ -115,6 +116,8 @@ pub(crate) struct Settings {
     pub(crate) metadata_path: String,
     /// Its full URL, the `resource_metadata` of challenges.
     pub(crate) metadata_url: String,
+    /// JWTs verified before.
+    pub(crate) verified: cache::VerifiedJwts,
 }
 
 impl Settings {
@@ -123,6 +126,14 @@ impl Settings {
         match &self.source {
             Source::InProcess(p) => p.now(),
             Source::Remote(issuer) => issuer.now(),
+        }
+    }
+
+    /// True while the issuer publishes the signing key `kid`.
+    pub(crate) fn publishes(&self, kid: &str) -> bool {
+        match &self.source {
+            Source::InProcess(p) => p.keys().get(kid).is_some(),
+            Source::Remote(issuer) => issuer.publishes(kid),
         }
     }
 }
@@ -351,6 +362,7 @@ fn finish(
             resource_name: policy.resource_name,
             metadata_path: parsed.metadata_path,
             metadata_url: parsed.metadata_url,
+            verified: cache::VerifiedJwts::default(),
         }),
     }
 }

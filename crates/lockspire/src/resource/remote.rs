@@ -256,6 +256,14 @@ impl Issuer {
         self.clock.now()
     }
 
+    /// True while the last fetched JWKS holds the signing key `kid` (no fetch).
+    pub(crate) fn publishes(&self, kid: &str) -> bool {
+        lock(&self.keys)
+            .set
+            .as_ref()
+            .is_some_and(|set| set.find(kid).is_some())
+    }
+
     /// Verifies `token`: a JWT with the issuer's keys (and introspection when revocation is
     /// checked), an opaque token by introspection.
     pub(crate) async fn token(

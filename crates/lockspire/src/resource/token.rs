@@ -1,5 +1,7 @@
 //! The verified access token handlers receive.
 
+use std::sync::Arc;
+
 use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
@@ -47,13 +49,18 @@ impl TokenBinding {
 /// handler behind that layer. Its claims are those of an RFC 9068 JWT access token, whatever the
 /// token's format (for an opaque token, what introspection or the store says of it).
 #[derive(Clone, Debug)]
-pub struct AccessToken {
-    pub(crate) subject: String,
-    pub(crate) client_id: String,
-    pub(crate) scopes: Vec<String>,
-    pub(crate) expires_at: i64,
-    pub(crate) binding: Option<TokenBinding>,
-    pub(crate) claims: Map<String, Value>,
+pub struct AccessToken(Arc<Verified>);
+
+/// What a verified token says; shared, so that a token verified once and remembered is handed to
+/// each request without copying its claims.
+#[derive(Debug)]
+struct Verified {
+    subject: String,
+    client_id: String,
+    scopes: Vec<String>,
+    expires_at: i64,
+    binding: Option<TokenBinding>,
+    claims: Map<String, Value>,
 }
 
 impl AccessToken {
@@ -63,7 +70,7 @@ impl AccessToken {
     pub(crate) fn from_claims(claims: Map<String, Value>) -> Option<Self> {
         let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
         let client_id = text("client_id")?;
-        Some(Self {
+        Some(Self(Arc::new(Verified {
             // RFC 9068 §2.2: a token of the client itself names the client as its subject.
             subject: text("sub").unwrap_or_else(|| client_id.clone()),
             scopes: text("scope")
@@ -78,45 +85,45 @@ impl AccessToken {
             binding: TokenBinding::from_confirmation(claims.get("cnf")).ok()?,
             client_id,
             claims,
-        })
+        })))
     }
 
     /// The subject (`sub`): the user's identifier as the token's client knows it (pairwise for
     /// a client registered for pairwise subjects, OIDC Core §8), or the client's own id for a
     /// token it got for itself (client credentials).
     pub fn subject(&self) -> &str {
-        &self.subject
+        &self.0.subject
     }
 
     /// The client the token was issued to (`client_id`, RFC 9068 §2.2).
     pub fn client_id(&self) -> &str {
-        &self.client_id
+        &self.0.client_id
     }
 
     /// The scopes granted (`scope`).
     pub fn scopes(&self) -> &[String] {
-        &self.scopes
+        &self.0.scopes
     }
 
     /// True when the token was granted `scope`.
     pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes.iter().any(|s| s == scope)
+        self.0.scopes.iter().any(|s| s == scope)
     }
 
     /// When the token expires (`exp`, seconds since the Unix epoch).
     pub fn expires_at(&self) -> i64 {
-        self.expires_at
+        self.0.expires_at
     }
 
     /// What the token is bound to, if anything; the request proved possession of it.
     pub fn binding(&self) -> Option<&TokenBinding> {
-        self.binding.as_ref()
+        self.0.binding.as_ref()
     }
 
     /// Every claim, including `authorization_details` (RFC 9396 §9) when the token carries
     /// them.
     pub fn claims(&self) -> &Map<String, Value> {
-        &self.claims
+        &self.0.claims
     }
 }
 

@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+use super::cache::{VerifiedJwts, jwt_kid};
 use super::refusal::{Refusal, Scheme};
 use super::token::{AccessToken, TokenBinding};
 use super::{Settings, Source};
@@ -35,11 +36,28 @@ pub(crate) async fn verify(
         Presented::Bearer(token) => (token, Scheme::Bearer),
         Presented::Dpop(token) => (token, Scheme::Dpop),
     };
-    let verified = match &s.source {
-        Source::InProcess(p) => in_process(p, s, token, scheme).await?,
-        Source::Remote(issuer) => issuer.token(s, token, scheme).await?,
+    // A JWT verified before is not verified again while it is valid, unless every use must
+    // also be checked for revocation.
+    let remembered =
+        (looks_like_jwt(token) && !s.check_revocation).then(|| VerifiedJwts::key(token));
+    let now = s.now();
+    let cached = remembered
+        .as_ref()
+        .and_then(|key| s.verified.get(key, now, |kid| s.publishes(kid)));
+    let verified = match cached {
+        Some(verified) => verified,
+        None => {
+            let verified = match &s.source {
+                Source::InProcess(p) => in_process(p, s, token, scheme).await?,
+                Source::Remote(issuer) => issuer.token(s, token, scheme).await?,
+            };
+            if let (Some(key), Some(kid)) = (remembered, jwt_kid(token)) {
+                s.verified.put(key, verified.clone(), kid, now);
+            }
+            verified
+        }
     };
-    check_binding(s, request, token, scheme, verified.binding.as_ref()).await?;
+    check_binding(s, request, token, scheme, verified.binding()).await?;
     if let Some(missing) = required.iter().find(|r| !verified.has_scope(r)) {
         return Err(Refusal {
             error: OAuthError::new(
