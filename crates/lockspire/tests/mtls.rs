@@ -628,7 +628,25 @@ async fn subject_dn_matching_cannot_be_forged_with_a_comma_in_a_value() {
 /// RFC 8705 §3 at a protected resource of the host: a certificate-bound token works with its
 /// certificate, and without it (or with another) it is `invalid_token`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_certificate_bound_token_reaches_a_protected_resource_only_with_its_certificate() {
+async fn a_certificate_bound_token_reaches_a_protected_resource_only_with_its_certificate_sqlite() {
+    a_certificate_bound_token_reaches_a_protected_resource_only_with_its_certificate(
+        common::Backend::Sqlite,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_bound_token_reaches_a_protected_resource_only_with_its_certificate_postgres()
+{
+    a_certificate_bound_token_reaches_a_protected_resource_only_with_its_certificate(
+        common::Backend::Postgres,
+    )
+    .await;
+}
+
+async fn a_certificate_bound_token_reaches_a_protected_resource_only_with_its_certificate(
+    backend: common::Backend,
+) {
     use base64::Engine;
     use rustls::pki_types::pem::PemObject;
     let ca = Pki::new("Client CA");
@@ -642,7 +660,7 @@ async fn a_certificate_bound_token_reaches_a_protected_resource_only_with_its_ce
     let san = |name: &str| vec![SanType::DnsName(name.try_into().expect("dns"))];
     let (cert, _) = ca.issue("client-1", san("client.example"), true);
     let (other, _) = ca.issue("client-2", san("other.example"), true);
-    let db = common::TestDatabase::new(common::Backend::Sqlite).await;
+    let db = common::TestDatabase::new(backend).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
