@@ -142,6 +142,34 @@ async fn token_for(
         .to_owned()
 }
 
+/// Alice's tokens for `client` by the code flow, for `resource`: the token response.
+async fn user_tokens(h: &Harness, client: &TestClient, scope: &str, resource: &str) -> Value {
+    let pkce = common::Pkce::new();
+    let url = h.authorize_url(client, scope, &pkce, &[("resource", resource)]);
+    let code = h
+        .browser(Some("alice"))
+        .run(&url, &client.redirect_uri, common::Consent::Allow)
+        .await
+        .redirect_params()
+        .get("code")
+        .cloned()
+        .expect("code");
+    let reply = h
+        .post_as(
+            client,
+            "/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", &client.redirect_uri),
+                ("code_verifier", &pkce.verifier),
+            ],
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply.body
+}
+
 /// A DPoP proof by `key` (RFC 9449 §4.2), with `ath` when `token` is given.
 fn proof(h: &Harness, key: &ClientKey, method: &str, htu: &str, token: Option<&str>) -> String {
     proof_with(h, key, json!({"htm": method, "htu": htu}), token)
@@ -218,38 +246,12 @@ async fn a_token_for_this_resource_reaches_the_handler_with_its_subject_scopes_a
     let client = h
         .confidential_client(json!({"access_token_format": "jwt"}))
         .await;
-    let pkce = common::Pkce::new();
-    let url_authz = h.authorize_url(
-        &client,
-        "openid api:read",
-        &pkce,
-        &[("resource", &api.resource)],
-    );
-    let code = h
-        .browser(Some("alice"))
-        .run(&url_authz, &client.redirect_uri, common::Consent::Allow)
-        .await
-        .redirect_params()
-        .get("code")
-        .cloned()
-        .expect("code");
-    let tokens = h
-        .post_as(
-            &client,
-            "/token",
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", &client.redirect_uri),
-                ("code_verifier", &pkce.verifier),
-            ],
-        )
-        .await;
-    let token = tokens.body["access_token"].as_str().expect("access_token");
+    let tokens = user_tokens(h, &client, "openid api:read", &api.resource).await;
+    let token = tokens["access_token"].as_str().expect("access_token");
     let reply = call(&url, "Bearer", token, None).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     let id_token_sub =
-        common::jwt_parts(tokens.body["id_token"].as_str().expect("id_token")).1["sub"].clone();
+        common::jwt_parts(tokens["id_token"].as_str().expect("id_token")).1["sub"].clone();
     assert_eq!(reply.body["sub"], id_token_sub);
 }
 
@@ -872,38 +874,18 @@ async fn introspection_shows_a_resource_server_the_tokens_for_its_audience_only(
     assert_eq!(seen.body["client_id"], client.id.as_str());
     assert_eq!(seen.body["aud"], json!(["https://api.example/a"]));
     // A refresh token is never for a resource server, whatever its audience.
-    let pkce = common::Pkce::new();
-    let authz = h.authorize_url(
+    let tokens = user_tokens(
+        &h,
         &client,
         "openid offline_access api:read",
-        &pkce,
-        &[("resource", "https://api.example/a")],
-    );
-    let code = h
-        .browser(Some("alice"))
-        .run(&authz, &client.redirect_uri, common::Consent::Allow)
-        .await
-        .redirect_params()
-        .get("code")
-        .cloned()
-        .expect("code");
-    let tokens = h
-        .post_as(
-            &client,
-            "/token",
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", &client.redirect_uri),
-                ("code_verifier", &pkce.verifier),
-            ],
-        )
-        .await;
-    let refresh = tokens.body["refresh_token"]
+        "https://api.example/a",
+    )
+    .await;
+    let refresh = tokens["refresh_token"]
         .as_str()
         .expect("refresh_token")
         .to_owned();
-    let access = tokens.body["access_token"]
+    let access = tokens["access_token"]
         .as_str()
         .expect("access_token")
         .to_owned();
