@@ -70,11 +70,12 @@ fn api_router(rs: &ResourceServer) -> Router {
     Router::new().nest("/api", api).merge(rs.metadata_router())
 }
 
-async fn start_api(
+/// The issuer, which grants tokens for an API at `{origin}/api` too, and the listener that API
+/// is to be served on: the issuer, the listener, the origin and the resource identifier.
+async fn issuer_for_api(
     backend: Backend,
-    configure: impl FnOnce(ResourceServerBuilder<InProcess>) -> ResourceServerBuilder<InProcess>,
     builder: impl FnOnce(lockspire::Builder) -> lockspire::Builder,
-) -> Api {
+) -> (Harness, tokio::net::TcpListener, String, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -86,6 +87,15 @@ async fn start_api(
         .collect();
     resources.push(resource.clone());
     let h = Harness::start_with(backend, |b| builder(b.resources(resources))).await;
+    (h, listener, origin, resource)
+}
+
+async fn start_api(
+    backend: Backend,
+    configure: impl FnOnce(ResourceServerBuilder<InProcess>) -> ResourceServerBuilder<InProcess>,
+    builder: impl FnOnce(lockspire::Builder) -> lockspire::Builder,
+) -> Api {
+    let (h, listener, origin, resource) = issuer_for_api(backend, builder).await;
     let rs = configure(h.ls.resource_server(&resource).expect("resource server")).build();
     serve_api(listener, &rs);
     Api {
@@ -199,6 +209,12 @@ async fn call(url: &str, scheme: &str, token: &str, proof: Option<&str>) -> Repl
         req = req.header("DPoP", proof);
     }
     Reply::from(req.send().await.expect("api call")).await
+}
+
+/// The API's RFC 9728 metadata, fetched from its path-aware well-known URL.
+async fn metadata(api: &Api) -> Reply {
+    let url = format!("{}/.well-known/oauth-protected-resource/api", api.origin);
+    Reply::from(reqwest::get(url).await.expect("get")).await
 }
 
 fn challenge(reply: &Reply) -> String {
@@ -561,15 +577,7 @@ async fn a_resource_requiring_dpop_refuses_bearer_tokens(backend: Backend) {
         .status,
         200
     );
-    let doc = Reply::from(
-        reqwest::get(format!(
-            "{}/.well-known/oauth-protected-resource/api",
-            api.origin
-        ))
-        .await
-        .expect("get"),
-    )
-    .await;
+    let doc = metadata(&api).await;
     assert_eq!(doc.body["dpop_bound_access_tokens_required"], true);
 }
 
@@ -685,15 +693,7 @@ async fn protected_resource_metadata_is_served_at_the_path_aware_well_known_url(
         |b| b,
     )
     .await;
-    let doc = Reply::from(
-        reqwest::get(format!(
-            "{}/.well-known/oauth-protected-resource/api",
-            api.origin
-        ))
-        .await
-        .expect("get"),
-    )
-    .await;
+    let doc = metadata(&api).await;
     assert_eq!(doc.status, 200, "{}", doc.text);
     assert_eq!(
         doc.body["resource"],
@@ -730,17 +730,7 @@ async fn a_remote_resource_server_verifies_jwts_with_the_jwks_and_opaque_tokens_
     backend: Backend,
 ) {
     // The issuer alone; the API is a separate service that knows only its URL.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let origin = format!("http://{}", listener.local_addr().expect("addr"));
-    let resource = format!("{origin}/api");
-    let mut resources: Vec<String> = common::TEST_RESOURCES
-        .iter()
-        .map(|r| r.to_string())
-        .collect();
-    resources.push(resource.clone());
-    let h = Harness::start_with(backend, |b| b.resources(resources)).await;
+    let (h, listener, origin, resource) = issuer_for_api(backend, |b| b).await;
     let rs_client = h.confidential_client(json!({"resource_server_for": [resource], "grant_types": ["client_credentials"], "redirect_uris": []})).await;
     let rs = ResourceServer::remote(&h.base, &resource)
         .introspection_client(&rs_client.id, rs_client.secret.as_deref().expect("secret"))
