@@ -17,7 +17,6 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use http::request::Parts;
 use hyper_util::rt::TokioIo;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
@@ -114,13 +113,16 @@ impl Mtls {
     }
 
     /// The client certificate of a request: from Lockspire's own TLS, or from a trusted proxy.
-    pub(crate) fn certificate(&self, parts: &Parts) -> Option<ClientCertificate> {
-        if let Some(cert) = parts.extensions.get::<ClientCertificate>() {
+    pub(crate) fn certificate(
+        &self,
+        headers: &http::HeaderMap,
+        extensions: &http::Extensions,
+    ) -> Option<ClientCertificate> {
+        if let Some(cert) = extensions.get::<ClientCertificate>() {
             return Some(cert.clone());
         }
-        let header = parts.headers.get("client-cert")?;
-        let peer = parts
-            .extensions
+        let header = headers.get("client-cert")?;
+        let peer = extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
         if !peer.is_some_and(|ip| self.trusted_proxies.contains(&ip)) {
@@ -131,8 +133,7 @@ impl Mtls {
             return None;
         }
         let mut chain = vec![byte_sequence(header.to_str().ok()?)?];
-        if let Some(rest) = parts
-            .headers
+        if let Some(rest) = headers
             .get("client-cert-chain")
             .and_then(|v| v.to_str().ok())
         {

@@ -92,10 +92,10 @@ where
                     .map_or_else(|| req.uri().path(), |u| u.0.path())
                     .to_owned();
                 let certificate = match &settings.source {
-                    Source::InProcess(p) => {
-                        let (parts, ()) = clone_parts(&req).into_parts();
-                        p.mtls.as_ref().and_then(|m| m.certificate(&parts))
-                    }
+                    Source::InProcess(p) => p
+                        .mtls
+                        .as_ref()
+                        .and_then(|m| m.certificate(req.headers(), req.extensions())),
                     Source::Remote(_) => req
                         .extensions()
                         .get::<crate::mtls::ClientCertificate>()
@@ -126,22 +126,4 @@ where
             Ok(response)
         })
     }
-}
-
-/// The request's head without its body, for code that reads `Parts`.
-fn clone_parts<B>(req: &Request<B>) -> Request<()> {
-    let mut head = Request::new(());
-    *head.method_mut() = req.method().clone();
-    *head.uri_mut() = req.uri().clone();
-    *head.headers_mut() = req.headers().clone();
-    if let Some(cert) = req.extensions().get::<crate::mtls::ClientCertificate>() {
-        head.extensions_mut().insert(cert.clone());
-    }
-    if let Some(peer) = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-    {
-        head.extensions_mut().insert(*peer);
-    }
-    head
 }

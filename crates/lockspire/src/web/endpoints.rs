@@ -43,7 +43,9 @@ fn no_store(status: StatusCode, value: &impl Serialize) -> Response {
 
 /// The request's client certificate (RFC 8705), when mutual TLS is configured.
 fn client_certificate(p: &Provider, parts: &http::request::Parts) -> Option<ClientCertificate> {
-    p.mtls.as_ref().and_then(|m| m.certificate(parts))
+    p.mtls
+        .as_ref()
+        .and_then(|m| m.certificate(&parts.headers, &parts.extensions))
 }
 
 /// RFC 9701 §4 media type.
