@@ -70,6 +70,8 @@ impl DpopKey {
 pub(crate) struct Exchange {
     pub(crate) status: u16,
     pub(crate) body: Value,
+    /// The `WWW-Authenticate` challenge of a refusal; empty otherwise.
+    pub(crate) challenge: String,
 }
 
 /// Reads an answer: its status and its JSON body (or its text, when it is not JSON).
@@ -81,11 +83,12 @@ async fn exchange(response: reqwest::Response) -> Result<Exchange, reqwest::Erro
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let text = response.text().await?;
-    let mut body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    if let (Some(challenge), Value::Object(map)) = (challenge, &mut body) {
-        map.insert("www-authenticate".into(), Value::String(challenge));
-    }
-    Ok(Exchange { status, body })
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Ok(Exchange {
+        status,
+        body,
+        challenge: challenge.unwrap_or_default(),
+    })
 }
 
 /// Refreshes with a proof (RFC 9449 §5): the new access token is bound to `key`.
@@ -127,21 +130,30 @@ pub(crate) async fn call_api(
     Ok(exchange(request.send().await?).await?)
 }
 
+/// One answer as the result page shows it.
+pub(crate) struct Shown {
+    pub(crate) status: u16,
+    /// The body, pretty-printed.
+    pub(crate) body: String,
+    /// The `WWW-Authenticate` header of a refusal; empty otherwise.
+    pub(crate) challenge: String,
+}
+
 /// Steps 7 and 8 of the result page, each as it went over the wire.
 pub(crate) struct ApiSteps {
     /// The API's resource identifier (RFC 8707).
     pub(crate) resource: String,
     pub(crate) url: String,
-    /// The API's answer to the bearer token: its status and body.
-    pub(crate) bearer: (u16, String),
+    /// The API's answer to the bearer token.
+    pub(crate) bearer: Shown,
     /// The refresh with a proof, its tokens shortened.
-    pub(crate) refresh: (u16, String),
+    pub(crate) refresh: Shown,
     /// The thumbprint of the key the new token is bound to.
     pub(crate) jkt: String,
     /// The API's answer to the bound token and a proof.
-    pub(crate) dpop: (u16, String),
+    pub(crate) dpop: Shown,
     /// The API's answer to the bound token without a proof.
-    pub(crate) dpop_as_bearer: (u16, String),
+    pub(crate) dpop_as_bearer: Shown,
 }
 
 /// Calls the host's API with the flow's access token as a bearer token, then refreshes with a
@@ -181,7 +193,11 @@ pub(crate) async fn api_steps(
             }
         }
     }
-    let show = |e: &Exchange| (e.status, pretty(&e.body));
+    let show = |e: &Exchange| Shown {
+        status: e.status,
+        body: pretty(&e.body),
+        challenge: e.challenge.clone(),
+    };
     Ok(ApiSteps {
         resource,
         url,
@@ -189,6 +205,7 @@ pub(crate) async fn api_steps(
         refresh: show(&Exchange {
             status: refreshed.status,
             body: shown,
+            challenge: refreshed.challenge.clone(),
         }),
         jkt: key.thumbprint,
         dpop: show(&dpop),

@@ -516,13 +516,13 @@ struct ResultPage {
     /// Step 7: the host's API called with the access token as a bearer token.
     api_resource: String,
     api_url: String,
-    api_bearer: (u16, String),
+    api_bearer: crate::dpop_client::Shown,
     /// Step 8: a refresh with a DPoP proof, the key's thumbprint, and the API called with the
     /// bound token and a proof.
-    dpop_refresh: (u16, String),
+    dpop_refresh: crate::dpop_client::Shown,
     dpop_jkt: String,
-    api_dpop: (u16, String),
-    api_dpop_as_bearer: (u16, String),
+    api_dpop: crate::dpop_client::Shown,
+    api_dpop_as_bearer: crate::dpop_client::Shown,
 }
 
 /// `GET /demo/callback`: checks the response, redeems the code, verifies the ID token and

@@ -395,6 +395,11 @@ async fn alice_completes_code_and_pkce_flow_and_demo_client_shows_verified_id_to
     );
     let refused = json_block(&result_html, "api-dpop-as-bearer");
     assert_eq!(refused["error"], "invalid_token");
+    let challenge = html_code(&result_html, "api-dpop-as-bearer-challenge");
+    assert!(
+        challenge.starts_with("Bearer ") && challenge.contains("resource_metadata="),
+        "{challenge}"
+    );
     // The API's RFC 9728 metadata names the issuer.
     let metadata: serde_json::Value = browser
         .get(

@@ -14,7 +14,8 @@
 //! - `INTROSPECTION_CLIENT_ID`, `INTROSPECTION_CLIENT_SECRET`: a client the issuer registered
 //!   as this resource's server (`resource_server_for`), to accept opaque tokens too; without
 //!   them only JWT access tokens are accepted;
-//! - `REQUIRE_DPOP=1`: accept DPoP-bound tokens only.
+//! - `REQUIRE_DPOP=1`: accept DPoP-bound tokens only;
+//! - `RUST_LOG`: what to log [lockspire=debug, which says why each request was refused].
 
 use axum::routing::get;
 use axum::{Json, Router};
@@ -43,6 +44,12 @@ async fn profile(token: AccessToken) -> Json<Value> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "lockspire=debug".into()),
+        )
+        .init();
     let issuer = setting("ISSUER", "http://127.0.0.1:4000");
     let addr = setting("ADDR", "127.0.0.1:4001");
     let resource = setting("RESOURCE", &format!("http://{addr}/api"));

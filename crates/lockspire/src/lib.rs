@@ -5,15 +5,30 @@
 //! tells Lockspire who is signed in through one trait, [`AccountResolver`].
 //!
 //! ```no_run
-//! # use lockspire::*;
-//! # struct MyResolver;
-//! # impl AccountResolver for MyResolver {
-//! #   type Account = ();
-//! #   async fn resolve_current_account(&self, _: &mut http::request::Parts, _: &Context) -> Result<Resolution<()>, HostError> { Ok(Resolution::NotSignedIn) }
-//! #   async fn resolve_account(&self, _: &Subject, _: &Context) -> Result<Option<()>, HostError> { Ok(None) }
-//! #   async fn build_claims(&self, _: &(), _: &Context) -> Result<Claims, HostError> { Ok(Claims::default()) }
-//! #   fn redirect_for_login(&self, _: &http::request::Parts, _: &Context) -> InteractionResult { InteractionResult::Redirect("/login".into()) }
-//! # }
+//! use lockspire::http::request::Parts;
+//! use lockspire::*;
+//!
+//! /// Who is signed in, as the host's own sessions say. This one never signs anybody in, which
+//! /// is enough for clients that get tokens for themselves (client credentials); a real host
+//! /// reads its session here (the demo host's `resolver.rs` does it with axum-login).
+//! struct MyResolver;
+//!
+//! impl AccountResolver for MyResolver {
+//!     type Account = ();
+//!     async fn resolve_current_account(&self, _: &mut Parts, _: &Context) -> Result<Resolution<()>, HostError> {
+//!         Ok(Resolution::NotSignedIn)
+//!     }
+//!     async fn resolve_account(&self, _: &Subject, _: &Context) -> Result<Option<()>, HostError> {
+//!         Ok(None)
+//!     }
+//!     async fn build_claims(&self, _: &(), _: &Context) -> Result<Claims, HostError> {
+//!         Ok(Claims::default())
+//!     }
+//!     fn redirect_for_login(&self, _: &Parts, _: &Context) -> InteractionResult {
+//!         InteractionResult::Redirect("/login".into())
+//!     }
+//! }
+//!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let lockspire = Lockspire::builder()
 //!     .issuer("https://auth.example.com")?
@@ -69,6 +84,9 @@ pub use host::{
     AccountResolver, AuthorizationDetailsType, Claims, ConsentPage, ConsentRenderer, Context,
     HostError, InteractionResult, Resolution, ScopeRequest, SignedIn, Subject,
 };
+/// Re-exported so an [`AccountResolver`] can name `http::request::Parts` without its own `http`
+/// dependency.
+pub use http;
 pub use lockspire::{Authorization, Lockspire};
 pub use model::authorization_details::{AuthorizationDetail, AuthorizationDetails};
 pub use model::client::{AuthMethod, ClientMetadata, GrantType};

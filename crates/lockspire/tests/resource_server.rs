@@ -389,18 +389,40 @@ async fn tokens_not_for_this_resource_or_expired_revoked_or_forged_are_invalid_t
             "expired"
         );
     }
-    // Two ways at once, or a malformed header, is a bad request (RFC 6750 §3.1).
-    let malformed = Reply::from(
+    // A malformed header is a bad request, not an unknown token (RFC 6750 §2.1, §3.1): another
+    // scheme, a value that is not one b64token, two headers.
+    for header in ["Basic Zm9vOmJhcg==", "Bearer a b", "Bearer a,b", "DPoP a b"] {
+        let malformed = Reply::from(
+            reqwest::Client::new()
+                .get(&url)
+                .header("authorization", header)
+                .send()
+                .await
+                .expect("get"),
+        )
+        .await;
+        assert_eq!(
+            malformed.status.as_u16(),
+            400,
+            "{header}: {}",
+            malformed.text
+        );
+        assert!(
+            challenge(&malformed).contains(r#"error="invalid_request""#),
+            "{header}"
+        );
+    }
+    let two = Reply::from(
         reqwest::Client::new()
             .get(&url)
-            .header("authorization", "Basic Zm9vOmJhcg==")
+            .header("authorization", "Bearer a")
+            .header("authorization", "Bearer b")
             .send()
             .await
             .expect("get"),
     )
     .await;
-    assert_eq!(malformed.status.as_u16(), 400, "{}", malformed.text);
-    assert!(challenge(&malformed).contains(r#"error="invalid_request""#));
+    assert_eq!(two.status.as_u16(), 400, "{}", two.text);
 }
 
 async fn a_token_without_the_routes_scope_is_answered_403_insufficient_scope_naming_it(

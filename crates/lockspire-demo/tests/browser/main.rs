@@ -103,6 +103,14 @@ async fn readme_demo_signs_alice_in_through_real_forms_consents_remembers_and_si
         json_at(&b, "#api-dpop-as-bearer").await["error"],
         "invalid_token"
     );
+    let challenge = b
+        .text("#api-dpop-as-bearer-challenge")
+        .await
+        .expect("challenge");
+    assert!(
+        challenge.contains(r#"error="invalid_token""#),
+        "{challenge}"
+    );
     // Each step of the flow is explained on the page.
     for step in [
         "#step-authorize",

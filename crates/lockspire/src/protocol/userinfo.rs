@@ -36,12 +36,18 @@ pub(crate) fn bearer_token<'a>(
                 .filter(|t| !t.is_empty())
                 .ok_or_else(|| {
                     OAuthError::invalid_request(
-                        "the Authorization header must use the Bearer scheme",
+                        "the Authorization header must use the Bearer or DPoP scheme",
                     )
                     .with_challenge(Challenge::Bearer)
                 })?,
         ),
     };
+    if header.is_some_and(|t| !is_b64token(t)) {
+        return Err(
+            OAuthError::invalid_request("the access token is not a valid b64token")
+                .with_challenge(Challenge::Bearer),
+        );
+    }
     match (header, form_token) {
         (Some(_), Some(_)) => Err(OAuthError::invalid_request(
             "the access token was sent in more than one way",
@@ -51,6 +57,17 @@ pub(crate) fn bearer_token<'a>(
         // RFC 6750 §3.1: a request without any token gets a bare challenge and no error code.
         (None, None) => Err(OAuthError::no_token()),
     }
+}
+
+/// RFC 6750 §2.1 (and RFC 9449 §7.1): the credentials after the scheme are one `b64token`,
+/// `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`; a space or a comma means the
+/// header is malformed, not that a token is unknown.
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
 }
 
 /// A userinfo answer: JSON, or a JWS when the client registered
@@ -80,6 +97,12 @@ pub(crate) fn presented_token<'a>(
             .filter(|t| !t.is_empty())
     };
     if let Some(token) = scheme_value("DPoP ") {
+        if !is_b64token(token) {
+            return Err(
+                OAuthError::invalid_request("the access token is not a valid b64token")
+                    .with_challenge(Challenge::Dpop),
+            );
+        }
         if form_token.is_some() {
             return Err(OAuthError::invalid_request(
                 "the access token was sent in more than one way",

@@ -274,7 +274,8 @@ impl<Mode> ResourceServerBuilder<Mode> {
     }
 
     /// The scopes the metadata lists as used by this resource (RFC 9728 §2
-    /// `scopes_supported`). Default: every scope the issuer knows, in process; none remotely.
+    /// `scopes_supported`). Default: in process, every scope the issuer knows but `openid` and
+    /// `offline_access`; remotely, none.
     pub fn scopes_supported<I, T>(mut self, scopes: I) -> Self
     where
         I: IntoIterator<Item = T>,
@@ -318,7 +319,13 @@ impl ResourceServerBuilder<InProcess> {
             parsed,
         } = self.mode;
         let key = NonceKey::Shared(Arc::new(p.secrets.dpop_nonce_key()));
-        let default_scopes = p.config.scopes_supported().map(str::to_owned).collect();
+        // Scopes about the sign-in itself (OIDC Core §3.1.2.1, §11) say nothing of a resource.
+        let default_scopes = p
+            .config
+            .scopes_supported()
+            .filter(|s| !matches!(*s, "openid" | "offline_access"))
+            .map(str::to_owned)
+            .collect();
         let issuer = p.issuer().to_owned();
         finish(
             self.policy,
