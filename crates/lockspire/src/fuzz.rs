@@ -29,7 +29,7 @@ use crate::store::{ClientRecord, ClientStatus};
 pub type Target = (&'static str, fn(&[u8]));
 
 /// Every target, by the name of its directory under `fuzz/corpus/`.
-pub const TARGETS: [Target; 10] = [
+pub const TARGETS: [Target; 11] = [
     ("params", params),
     ("token_request", token_request),
     ("compact_jws", compact_jws),
@@ -40,6 +40,7 @@ pub const TARGETS: [Target; 10] = [
     ("compact_jwe", compact_jwe),
     ("authorization_details", authorization_details),
     ("dpop_proof", dpop_proof),
+    ("protected_request", protected_request),
 ];
 
 /// An error as it would reach the wire must be sendable: RFC 6749 §4.1.2.1's characters only,
@@ -190,15 +191,66 @@ pub fn dpop_proof(data: &[u8]) {
     };
     let uris = ["https://issuer.example/token".to_owned()];
     let nonces = crate::secrets::RotatingNonces::new(&[7; 32], "fuzz");
-    let request = crate::protocol::dpop::Request {
+    let mut request = crate::protocol::dpop::Request {
         method: "POST",
         uris: &uris,
         access_token: Some("an-access-token"),
-        nonces: Some(&nonces),
+        nonces: None,
     };
-    match crate::protocol::dpop::check(text, &request, 1_700_000_000) {
+    let now = 1_700_000_000;
+    let without_nonce = crate::protocol::dpop::check(text, &request, now);
+    match &without_nonce {
         Ok(checked) => assert_eq!(checked.proof.jkt.len(), 43, "a thumbprint is 43 characters"),
+        Err(e) => assert_sendable(e),
+    }
+    // Requiring a nonce only ever refuses more.
+    request.nonces = Some(&nonces);
+    match crate::protocol::dpop::check(text, &request, now) {
+        Ok(_) => assert!(
+            without_nonce.is_ok(),
+            "a nonce made a refused proof acceptable"
+        ),
         Err(e) => assert_sendable(&e),
+    }
+}
+
+/// A request to a protected resource: its `Authorization` header (the first line) and the
+/// claims of its token (the rest, as JSON). Never a panic; a refused header is sendable; a
+/// verified token has a client, an expiry, and a binding only when its `cnf` is one this
+/// toolkit checks.
+pub fn protected_request(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (header, claims) = text.split_once('\n').unwrap_or((text, ""));
+    match crate::protocol::userinfo::presented_token(Some(header), None) {
+        Ok(crate::protocol::userinfo::Presented::Bearer(token))
+        | Ok(crate::protocol::userinfo::Presented::Dpop(token)) => {
+            let _ = crate::resource::jwt_kid(token);
+        }
+        Err(e) => assert_sendable(&e),
+    }
+    let Ok(Value::Object(claims)) = serde_json::from_str::<Value>(claims) else {
+        return;
+    };
+    let cnf = claims.get("cnf").cloned();
+    let exp = claims.get("exp").and_then(Value::as_i64);
+    let client_id = claims
+        .get("client_id")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    if let Some(token) = crate::resource::AccessToken::from_claims(claims) {
+        assert_eq!(Some(token.expires_at()), exp, "the expiry is the claims'");
+        assert_eq!(
+            Some(token.client_id()),
+            client_id.as_deref(),
+            "the client is the claims'"
+        );
+        match (&cnf, token.binding()) {
+            (None, Some(_)) => panic!("a binding without a cnf"),
+            (Some(_), None) => panic!("a cnf taken for no binding"),
+            _ => {}
+        }
     }
 }
 

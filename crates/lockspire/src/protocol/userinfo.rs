@@ -21,6 +21,16 @@ fn invalid_token(reason: &'static str) -> OAuthError {
     .with_challenge(Challenge::Bearer)
 }
 
+/// The credentials of an `Authorization` header of the scheme `prefix` (`"Bearer "`), the scheme
+/// compared case-insensitively (RFC 9110 §11.1). `get` rather than indexing: a header that is
+/// not ASCII has no boundary to cut at, and is simply not of this scheme.
+fn scheme_value<'a>(header: &'a str, prefix: &str) -> Option<&'a str> {
+    let (scheme, value) = (header.get(..prefix.len())?, header.get(prefix.len()..)?);
+    Some(value.trim())
+        .filter(|_| scheme.eq_ignore_ascii_case(prefix))
+        .filter(|t| !t.is_empty())
+}
+
 /// Extracts the bearer token: the Authorization header (RFC 6750 §2.1) or, for POST, the form
 /// body (§2.2) — never both (§2: exactly one method).
 pub(crate) fn bearer_token<'a>(
@@ -29,18 +39,12 @@ pub(crate) fn bearer_token<'a>(
 ) -> Result<&'a str, OAuthError> {
     let header = match authorization {
         None => None,
-        Some(h) => Some(
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .ok_or_else(|| {
-                    OAuthError::invalid_request(
-                        "the Authorization header must use the Bearer or DPoP scheme",
-                    )
-                    .with_challenge(Challenge::Bearer)
-                })?,
-        ),
+        Some(h) => Some(scheme_value(h, "Bearer ").ok_or_else(|| {
+            OAuthError::invalid_request(
+                "the Authorization header must use the Bearer or DPoP scheme",
+            )
+            .with_challenge(Challenge::Bearer)
+        })?),
     };
     if header.is_some_and(|t| !is_b64token(t)) {
         return Err(
@@ -90,13 +94,9 @@ pub(crate) fn presented_token<'a>(
     authorization: Option<&'a str>,
     form_token: Option<&'a str>,
 ) -> Result<Presented<'a>, OAuthError> {
-    let scheme_value = |prefix: &str| {
-        authorization
-            .filter(|h| h.len() > prefix.len() && h[..prefix.len()].eq_ignore_ascii_case(prefix))
-            .map(|h| h[prefix.len()..].trim())
-            .filter(|t| !t.is_empty())
-    };
-    if let Some(token) = scheme_value("DPoP ") {
+    // `get` rather than indexing: a header that is not ASCII has no boundary to cut at, and
+    // is simply not of this scheme.
+    if let Some(token) = authorization.and_then(|h| scheme_value(h, "DPoP ")) {
         if !is_b64token(token) {
             return Err(
                 OAuthError::invalid_request("the access token is not a valid b64token")
@@ -244,4 +244,35 @@ pub(crate) async fn userinfo(
         "JWT",
         &out,
     )?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scheme_is_case_insensitive_and_a_token_is_one_b64token() {
+        assert!(matches!(
+            presented_token(Some("BEARER abc"), None),
+            Ok(Presented::Bearer("abc"))
+        ));
+        assert!(matches!(
+            presented_token(Some("dpop a.b-c_d~e+f/g=="), None),
+            Ok(Presented::Dpop(_))
+        ));
+        for malformed in [
+            "Basic abc",
+            "Bearer a b",
+            "Bearer a,b",
+            "Bearer ",
+            "DPoP ==",
+            "Ƨ  Bearer x",
+            "Bear\u{1a7}r x",
+        ] {
+            let e = presented_token(Some(malformed), None)
+                .map(|_| ())
+                .expect_err(malformed);
+            assert_eq!(e.code(), ErrorCode::InvalidRequest, "{malformed}");
+        }
+    }
 }

@@ -52,6 +52,8 @@ use url::Url;
 use crate::protocol::provider::Provider;
 use crate::secrets::RotatingNonces;
 
+#[cfg(any(test, fuzzing))]
+pub(crate) use cache::jwt_kid;
 pub use layer::{RequireToken, RequireTokenService};
 pub use remote::Remote;
 pub use token::{AccessToken, MissingLayer, TokenBinding};
