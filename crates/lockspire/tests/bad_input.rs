@@ -273,7 +273,13 @@ on_both_stores! {
             assert!(r.status.is_client_error(), "{value}: {}", r.status);
             assert_eq!(r.error(), "invalid_client", "{value}");
         }
+        // RFC 6750 §3.1: a protected resource asked with another scheme has no token of its
+        // method, so the answer is a bare challenge without an error code; a Bearer value that
+        // is not one b64token is malformed (400).
         let r = Reply::from(h.http().get(h.url("/userinfo")).header("authorization", "Basic abc").send().await.expect("send")).await;
-        assert_eq!(r.status, 400);
+        assert_eq!(r.status, 401);
+        assert_eq!(r.header("www-authenticate"), r#"Bearer realm="lockspire""#);
+        let r = Reply::from(h.http().get(h.url("/userinfo")).header("authorization", "Bearer a b").send().await.expect("send")).await;
+        assert_eq!((r.status.as_u16(), r.error()), (400, "invalid_request"));
     }
 }

@@ -391,7 +391,7 @@ async fn tokens_not_for_this_resource_or_expired_revoked_or_forged_are_invalid_t
     }
     // A malformed header is a bad request, not an unknown token (RFC 6750 §2.1, §3.1): another
     // scheme, a value that is not one b64token, two headers.
-    for header in ["Basic Zm9vOmJhcg==", "Bearer a b", "Bearer a,b", "DPoP a b"] {
+    for header in ["Bearer a b", "Bearer a,b", "DPoP a b"] {
         let malformed = Reply::from(
             reqwest::Client::new()
                 .get(&url)
@@ -407,11 +407,32 @@ async fn tokens_not_for_this_resource_or_expired_revoked_or_forged_are_invalid_t
             "{header}: {}",
             malformed.text
         );
-        assert!(
-            challenge(&malformed).contains(r#"error="invalid_request""#),
-            "{header}"
+        let c = challenge(&malformed);
+        assert!(c.contains(r#"error="invalid_request""#), "{header}: {c}");
+        // The challenge names the scheme the client tried (RFC 9449 §7.1).
+        assert_eq!(
+            c.starts_with("DPoP "),
+            header.starts_with("DPoP"),
+            "{header}: {c}"
         );
     }
+    // Another scheme carries no token of this resource's methods: a bare challenge per scheme
+    // and no error code (RFC 6750 §3.1).
+    let basic = Reply::from(
+        reqwest::Client::new()
+            .get(&url)
+            .header("authorization", "Basic Zm9vOmJhcg==")
+            .send()
+            .await
+            .expect("get"),
+    )
+    .await;
+    assert_eq!(basic.status.as_u16(), 401, "{}", basic.text);
+    assert!(
+        !challenge(&basic).contains("error="),
+        "{}",
+        challenge(&basic)
+    );
     let two = Reply::from(
         reqwest::Client::new()
             .get(&url)
@@ -684,6 +705,8 @@ async fn a_resource_requiring_dpop_nonces_asks_for_its_own_nonce(backend: Backen
         )),
     )
     .await;
+    assert_eq!(first.status.as_u16(), 401, "{}", first.text);
+    assert!(challenge(&first).contains(r#"error="use_dpop_nonce""#));
     let nonce = first.header("dpop-nonce").to_owned();
     let ok = call(
         &url,
@@ -869,6 +892,33 @@ async fn a_remote_resource_server_verifies_jwts_with_the_jwks_and_opaque_tokens_
     assert!(
         unverifiable.is_err(),
         "revocation checks need an introspection client"
+    );
+    // RFC 8414 §3.3: metadata naming another issuer than the one asked is refused at build.
+    let impostor = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let impostor_url = format!("http://{}", impostor.local_addr().expect("addr"));
+    let doc = json!({"issuer": h.base, "jwks_uri": h.url("/jwks")});
+    let app = Router::new().route(
+        "/.well-known/oauth-authorization-server",
+        get(move || {
+            let doc = doc.clone();
+            async move { Json(doc) }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(impostor, app).await;
+    });
+    let refused = ResourceServer::remote(&impostor_url, &resource)
+        .allow_http_loopback(true)
+        .build()
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(lockspire::resource::ResourceServerError::Issuer(_))
+        ),
+        "{refused:?}"
     );
 }
 

@@ -64,6 +64,13 @@ pub(crate) async fn verify(
 ) -> Result<Proof, OAuthError> {
     let now = p.now();
     let checked = check(proof, request, now)?;
+    record(p, &checked, now).await?;
+    Ok(checked.proof)
+}
+
+/// Records a checked proof's `jti` for its key, once across every process (§11.1): a second
+/// use is refused. Remembered until the proof's `iat` leaves the window.
+pub(crate) async fn record(p: &Provider, checked: &Checked, now: i64) -> Result<(), OAuthError> {
     let first = p
         .store
         .record_once(
@@ -76,7 +83,7 @@ pub(crate) async fn verify(
     if !first {
         return Err(invalid("the DPoP proof was used before (its jti was seen)"));
     }
-    Ok(checked.proof)
+    Ok(())
 }
 
 /// A proof that passed every check but the replay check.

@@ -37,15 +37,9 @@ pub(crate) fn bearer_token<'a>(
     authorization: Option<&'a str>,
     form_token: Option<&'a str>,
 ) -> Result<&'a str, OAuthError> {
-    let header = match authorization {
-        None => None,
-        Some(h) => Some(scheme_value(h, "Bearer ").ok_or_else(|| {
-            OAuthError::invalid_request(
-                "the Authorization header must use the Bearer or DPoP scheme",
-            )
-            .with_challenge(Challenge::Bearer)
-        })?),
-    };
+    // RFC 6750 §3.1: a request with another scheme (or none) lacks a token of this method and
+    // gets a bare challenge, not an error code.
+    let header = authorization.and_then(|h| scheme_value(h, "Bearer "));
     if header.is_some_and(|t| !is_b64token(t)) {
         return Err(
             OAuthError::invalid_request("the access token is not a valid b64token")
@@ -249,6 +243,7 @@ pub(crate) async fn userinfo(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::error::Circumstance;
 
     #[test]
     fn the_scheme_is_case_insensitive_and_a_token_is_one_b64token() {
@@ -260,19 +255,19 @@ mod tests {
             presented_token(Some("dpop a.b-c_d~e+f/g=="), None),
             Ok(Presented::Dpop(_))
         ));
-        for malformed in [
-            "Basic abc",
-            "Bearer a b",
-            "Bearer a,b",
-            "Bearer ",
-            "DPoP ==",
-            "Ƨ  Bearer x",
-            "Bear\u{1a7}r x",
-        ] {
+        for malformed in ["Bearer a b", "Bearer a,b", "DPoP ==", "DPoP a b"] {
             let e = presented_token(Some(malformed), None)
                 .map(|_| ())
                 .expect_err(malformed);
             assert_eq!(e.code(), ErrorCode::InvalidRequest, "{malformed}");
+            assert_eq!(e.circumstance(), Circumstance::Ordinary, "{malformed}");
+        }
+        // RFC 6750 §3.1: another scheme, or none usable, is a request without a token.
+        for other in ["Basic abc", "Bearer ", "Ƨ  Bearer x", "Bear\u{1a7}r x"] {
+            let e = presented_token(Some(other), None)
+                .map(|_| ())
+                .expect_err(other);
+            assert_eq!(e.circumstance(), Circumstance::NoToken, "{other}");
         }
     }
 }

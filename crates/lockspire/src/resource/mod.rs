@@ -73,6 +73,9 @@ pub enum ResourceServerError {
     /// The remote issuer's metadata could not be fetched or is unusable (RFC 8414 §3).
     #[error("issuer metadata: {0}")]
     Issuer(String),
+    /// The settings contradict each other.
+    #[error("resource server settings: {0}")]
+    Misconfigured(&'static str),
 }
 
 /// One protected resource: how its tokens are verified and what it requires of them. Made by a

@@ -125,8 +125,8 @@ impl ResourceServerBuilder<Remote> {
         let parsed = parse_resource(&mode.resource, mode.allow_http_loopback)?;
         let issuer_error = ResourceServerError::Issuer;
         if policy.check_revocation && mode.introspection_client.is_none() {
-            return Err(issuer_error(
-                "checking JWTs for revocation needs an introspection client".into(),
+            return Err(ResourceServerError::Misconfigured(
+                "checking JWTs for revocation needs an introspection client",
             ));
         }
         let fetcher = Fetcher::for_configured_urls(mode.allow_http_loopback)
@@ -394,9 +394,18 @@ impl Issuer {
             return cached;
         }
         lock(&self.keys).attempted_at = Some(Instant::now());
+        // Key by key: one key of a kind this library cannot read (an encryption key of another
+        // curve, say) must not stop the others from verifying.
         let fetched = self.fetcher.get_json(&self.jwks_uri).await.and_then(|v| {
-            serde_json::from_value::<JwkSet>(v)
-                .map_err(|e| crate::fetch::FetchError::Body(format!("not a JWK set: {e}")))
+            match v.get("keys").and_then(Value::as_array) {
+                Some(keys) => Ok(JwkSet {
+                    keys: keys
+                        .iter()
+                        .filter_map(|k| serde_json::from_value(k.clone()).ok())
+                        .collect(),
+                }),
+                None => Err(crate::fetch::FetchError::Body("not a JWK set".into())),
+            }
         });
         let mut keys = lock(&self.keys);
         match fetched {
@@ -486,16 +495,11 @@ impl Issuer {
         Ok(answer)
     }
 
-    /// Checks a DPoP proof and remembers its `jti` in this process (RFC 9449 §11.1). Several
-    /// processes of one service do not share what they remember: require nonces
-    /// ([`ResourceServer::require_dpop_nonce`]) to bound how long a proof is usable anywhere.
-    pub(crate) fn check_proof(
-        &self,
-        proof: &str,
-        request: &dpop::Request<'_>,
-    ) -> Result<String, OAuthError> {
+    /// Remembers a checked proof's `jti` in this process (RFC 9449 §11.1), refusing one seen
+    /// before. Several processes of one service do not share what they remember (see
+    /// `docs/scaling.md`).
+    pub(crate) fn remember(&self, checked: &dpop::Checked) -> Result<(), OAuthError> {
         let now = self.clock.now();
-        let checked = dpop::check(proof, request, now)?;
         let key = format!("{}\u{0}{}", checked.proof.jkt, checked.jti);
         let mut proofs = lock(&self.proofs);
         if proofs.get(&key).is_some_and(|until| *until > now) {
@@ -514,6 +518,6 @@ impl Issuer {
             }
         }
         proofs.insert(key, checked.iat.saturating_add(dpop::IAT_WINDOW + 1));
-        Ok(checked.proof.jkt)
+        Ok(())
     }
 }

@@ -10,7 +10,7 @@ use super::token::{AccessToken, TokenBinding};
 use super::{Settings, Source};
 use crate::mtls::ClientCertificate;
 use crate::protocol::dpop;
-use crate::protocol::error::{ErrorCode, OAuthError};
+use crate::protocol::error::{Challenge, ErrorCode, OAuthError};
 use crate::protocol::provider::Provider;
 use crate::protocol::userinfo::{Presented, presented_token};
 use crate::secrets::token_key;
@@ -32,7 +32,12 @@ pub(crate) async fn verify(
     request: &Request<'_>,
     required: &[String],
 ) -> Result<AccessToken, Refusal> {
-    let (token, scheme) = match presented_token(authorization(request.headers)?, None)? {
+    // A malformed `DPoP` header is challenged with the scheme it tried (RFC 9449 §7.1).
+    let presented = presented_token(authorization(request.headers)?, None).map_err(|e| {
+        let scheme = (e.challenge() == Challenge::Dpop).then_some(Scheme::Dpop);
+        Refusal::new(e, scheme)
+    })?;
+    let (token, scheme) = match presented {
         Presented::Bearer(token) => (token, Scheme::Bearer),
         Presented::Dpop(token) => (token, Scheme::Dpop),
     };
@@ -84,13 +89,7 @@ async fn check_binding(
 ) -> Result<(), Refusal> {
     let refuse = |reason| Err(Refusal::invalid_token(reason, Some(scheme)));
     match (binding, scheme) {
-        (Some(TokenBinding::Dpop { jkt }), Scheme::Dpop) => {
-            let proven = proof(s, request, token).await?;
-            if &proven != jkt {
-                return refuse("the DPoP proof is by another key than the token's");
-            }
-            Ok(())
-        }
+        (Some(TokenBinding::Dpop { jkt }), Scheme::Dpop) => proof(s, request, token, jkt).await,
         (Some(TokenBinding::Dpop { .. }), Scheme::Bearer) => {
             refuse("a DPoP-bound token presented as a bearer token")
         }
@@ -112,8 +111,10 @@ async fn check_binding(
     }
 }
 
-/// Checks the request's DPoP proof (RFC 9449 §4.3, §7.1) and returns its key's thumbprint.
-async fn proof(s: &Settings, request: &Request<'_>, token: &str) -> Result<String, Refusal> {
+/// Checks the request's DPoP proof (RFC 9449 §4.3, §7.1): by the key `jkt` the token is bound
+/// to, then its `jti` recorded. A proof by another key is refused before anything is recorded,
+/// so nobody fills the memory of seen proofs without holding the token's key.
+async fn proof(s: &Settings, request: &Request<'_>, token: &str, jkt: &str) -> Result<(), Refusal> {
     let dpop_refusal = |e: OAuthError| Refusal::new(e, Some(Scheme::Dpop));
     let proof = dpop_proof(request.headers)
         .map_err(dpop_refusal)?
@@ -130,16 +131,19 @@ async fn proof(s: &Settings, request: &Request<'_>, token: &str) -> Result<Strin
         access_token: Some(token),
         nonces: s.nonces.as_ref(),
     };
-    let jkt = match &s.source {
-        Source::InProcess(p) => {
-            dpop::verify(p, proof, &checks)
-                .await
-                .map_err(dpop_refusal)?
-                .jkt
-        }
-        Source::Remote(issuer) => issuer.check_proof(proof, &checks).map_err(dpop_refusal)?,
-    };
-    Ok(jkt)
+    let now = s.now();
+    let checked = dpop::check(proof, &checks, now).map_err(dpop_refusal)?;
+    if checked.proof.jkt != jkt {
+        return Err(Refusal::invalid_token(
+            "the DPoP proof is by another key than the token's",
+            Some(Scheme::Dpop),
+        ));
+    }
+    match &s.source {
+        Source::InProcess(p) => dpop::record(p, &checked, now).await,
+        Source::Remote(issuer) => issuer.remember(&checked),
+    }
+    .map_err(dpop_refusal)
 }
 
 /// True for a compact JWS (RFC 7515 §7.1); opaque tokens never hold a dot.

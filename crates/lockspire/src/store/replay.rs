@@ -15,13 +15,14 @@ const RECORD_ONCE: &str = "INSERT INTO replay (namespace, key_digest, expires_at
      ON CONFLICT (namespace, key_digest) DO UPDATE SET expires_at = excluded.expires_at \
      WHERE replay.expires_at <= $4";
 
-/// [`RECORD_ONCE`] for many rows in one PostgreSQL statement, returning the keys it wrote. An
-/// entry is taken over when it expired by the earliest `now` of the batch, so a row never takes
-/// over an entry that is still live at its own time.
+/// [`RECORD_ONCE`] for many rows (distinct keys: the group commit sends each key once) in one
+/// PostgreSQL statement, returning the keys it wrote. An expired entry is taken over when it
+/// expired by the `now` of the row that meets it, as [`RECORD_ONCE`] would decide alone.
 const RECORD_MANY_PG: &str = "INSERT INTO replay (namespace, key_digest, expires_at) \
      SELECT n, k, e FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS t(n, k, e, now) \
      ON CONFLICT (namespace, key_digest) DO UPDATE SET expires_at = excluded.expires_at \
-     WHERE replay.expires_at <= (SELECT min(m) FROM UNNEST($4::bigint[]) AS u(m)) \
+     WHERE replay.expires_at <= (SELECT r.now FROM UNNEST($1::text[], $2::text[], $4::bigint[]) \
+       AS r(n, k, now) WHERE r.n = excluded.namespace AND r.k = excluded.key_digest) \
      RETURNING namespace, key_digest";
 
 /// The group commit records one-time values with [`RECORD_ONCE`] and [`RECORD_MANY_PG`]; a row
