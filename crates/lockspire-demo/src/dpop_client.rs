@@ -185,34 +185,22 @@ pub(crate) async fn api_steps(
         .to_owned();
     let dpop = call_api(http, &url, &bound, Some(&key)).await?;
     let dpop_as_bearer = call_api(http, &url, &bound, None).await?;
-    let mut shown = refreshed.body.clone();
-    if let Value::Object(map) = &mut shown {
-        for field in ["access_token", "refresh_token", "id_token"] {
-            if let Some(Value::String(secret)) = map.get_mut(field) {
-                *secret = crate::relying_party::truncate(secret);
-            }
-        }
-    }
     let show = |e: &Exchange| Shown {
         status: e.status,
-        body: pretty(&e.body),
+        body: crate::display::pretty(&e.body),
         challenge: e.challenge.clone(),
     };
     Ok(ApiSteps {
         resource,
         url,
         bearer: show(&bearer),
-        refresh: show(&Exchange {
+        refresh: Shown {
             status: refreshed.status,
-            body: shown,
-            challenge: refreshed.challenge.clone(),
-        }),
+            body: crate::display::redacted_tokens(refreshed.body),
+            challenge: refreshed.challenge,
+        },
         jkt: key.thumbprint,
         dpop: show(&dpop),
         dpop_as_bearer: show(&dpop_as_bearer),
     })
-}
-
-fn pretty(value: &Value) -> String {
-    serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("(not displayable: {e})"))
 }

@@ -20,6 +20,7 @@ mod api;
 pub mod cli;
 mod client_key;
 mod db;
+mod display;
 mod dpop_client;
 mod forms;
 mod pages;

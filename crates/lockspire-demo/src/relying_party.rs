@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::form_urlencoded;
 
+use crate::display::{pretty, redacted_tokens, truncate};
 use crate::pages::{error_page, internal_error, render, see_other};
 use crate::{AppState, DEMO_CLIENT_ID, random};
 
@@ -786,35 +787,10 @@ fn jose_header(compact: &str) -> String {
     }
 }
 
-/// Pretty JSON for display.
-fn pretty(value: &impl Serialize) -> String {
-    serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("(not displayable: {e})"))
-}
-
 /// The token response with its bearer secrets shortened: a page is no place for live tokens.
 fn redacted_token_response(token: &DemoTokenResponse) -> String {
-    let mut value = match serde_json::to_value(token) {
-        Ok(v) => v,
-        Err(e) => return format!("(not displayable: {e})"),
-    };
-    if let Value::Object(map) = &mut value {
-        for field in ["access_token", "refresh_token", "id_token"] {
-            if let Some(Value::String(secret)) = map.get_mut(field) {
-                *secret = truncate(secret);
-            }
-        }
+    match serde_json::to_value(token) {
+        Ok(value) => redacted_tokens(value),
+        Err(e) => format!("(not displayable: {e})"),
     }
-    pretty(&value)
-}
-
-/// The first and last characters of a secret and its length: enough to tell secrets apart
-/// (tokens issued together share their first characters, the issue time), useless to replay.
-pub(crate) fn truncate(secret: &str) -> String {
-    let chars: Vec<char> = secret.chars().collect();
-    if chars.len() <= 16 {
-        return format!("… ({} characters)", chars.len());
-    }
-    let head: String = chars[..8].iter().collect();
-    let tail: String = chars[chars.len() - 4..].iter().collect();
-    format!("{head}…{tail} ({} characters)", chars.len())
 }
