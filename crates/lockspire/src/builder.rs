@@ -11,7 +11,8 @@ use crate::config::{
 use crate::database::Database;
 use crate::fetch::Fetcher;
 use crate::host::{
-    self, AccountResolver, AuthorizationDetailsType, ConsentRenderer, DetailTypes, DynResolver,
+    self, AccountResolver, AuthorizationDetailsType, ConsentRenderer, DetailTypes, DeviceRenderer,
+    DynResolver,
 };
 use crate::jose::{KeyRing, SigningAlg};
 use crate::lockspire::Lockspire;
@@ -86,9 +87,12 @@ pub struct Builder {
     clock: Arc<dyn Clock>,
     key_refresh: std::time::Duration,
     consent: Option<Arc<dyn ConsentRenderer>>,
+    device_page: Option<Arc<dyn DeviceRenderer>>,
     detail_types: DetailTypes,
     audit_retention: std::time::Duration,
     pool: DatabasePool,
+    device_poll_interval: std::time::Duration,
+    trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 enum DatabaseSource {
@@ -125,9 +129,12 @@ impl Builder {
             clock: Arc::new(SystemClock),
             key_refresh: KEY_REFRESH,
             consent: None,
+            device_page: None,
             detail_types: DetailTypes::default(),
             audit_retention: AUDIT_RETENTION,
             pool: DatabasePool::default(),
+            device_poll_interval: std::time::Duration::from_secs(5),
+            trusted_proxies: Vec::new(),
         }
     }
 
@@ -275,6 +282,31 @@ impl Builder {
         self
     }
 
+    /// How long a device waits between polls of the token endpoint at first (RFC 8628 §3.2
+    /// `interval`); a device that polls sooner is told `slow_down` and must wait 5 s longer from
+    /// then on. Whole seconds, 1 to 60. Default: 5 s.
+    pub fn device_poll_interval(mut self, every: std::time::Duration) -> Self {
+        self.device_poll_interval = every;
+        self
+    }
+
+    /// Renders the device verification page (RFC 8628 §3.3) as the host wants it to look;
+    /// Lockspire's own page is used otherwise.
+    pub fn device_page(mut self, renderer: impl DeviceRenderer) -> Self {
+        self.device_page = Some(Arc::new(renderer));
+        self
+    }
+
+    /// Reverse proxies in front of Lockspire whose `X-Forwarded-For` header is believed: a
+    /// request arriving from one of these addresses counts as coming from the address the
+    /// header names last, for the limits on guessing user codes (RFC 8628 §5.1). Other
+    /// requests count by their peer address, which needs the host to serve with
+    /// `into_make_service_with_connect_info::<SocketAddr>()`. Default: none.
+    pub fn trusted_proxies(mut self, proxies: impl IntoIterator<Item = std::net::IpAddr>) -> Self {
+        self.trusted_proxies = proxies.into_iter().collect();
+        self
+    }
+
     /// Token and interaction lifetimes.
     pub fn lifetimes(mut self, lifetimes: Lifetimes) -> Self {
         self.lifetimes = lifetimes;
@@ -388,6 +420,7 @@ impl Builder {
             l.refresh_token,
             l.interaction,
             l.pushed_request,
+            l.device_code,
         ]
         .iter()
         .any(|s| *s <= 0)
@@ -409,6 +442,12 @@ impl Builder {
                 "RFC 9126 §2.2: a pushed request lives 5 to 600 seconds".into(),
             ));
         }
+        let device_poll_interval = i64::try_from(self.device_poll_interval.as_secs())
+            .ok()
+            .filter(|s| (1..=60).contains(s))
+            .ok_or_else(|| {
+                ConfigError::Invalid("device_poll_interval", "must be 1 to 60 seconds".into())
+            })?;
         let audit_retention = i64::try_from(self.audit_retention.as_secs())
             .ok()
             .filter(|s| *s > 0)
@@ -440,6 +479,8 @@ impl Builder {
             require_pushed_requests: self.require_pushed_requests,
             pushed_unregistered_redirect_uris: self.pushed_unregistered_redirect_uris,
             require_dpop_nonce: self.require_dpop_nonce,
+            device_poll_interval,
+            trusted_proxies: self.trusted_proxies,
             dev_mode: self.dev_mode,
             registration_rules: self.registration_rules,
             mtls_enabled: self.mtls.is_some(),
@@ -457,6 +498,7 @@ impl Builder {
             clock: self.clock,
             key_refresh: self.key_refresh,
             consent: self.consent,
+            device_page: self.device_page,
             detail_types: self.detail_types,
             pool: self.pool,
         })
@@ -473,6 +515,7 @@ struct Parts {
     clock: Arc<dyn Clock>,
     key_refresh: std::time::Duration,
     consent: Option<Arc<dyn ConsentRenderer>>,
+    device_page: Option<Arc<dyn DeviceRenderer>>,
     detail_types: DetailTypes,
     mtls: Option<mtls::Mtls>,
 }
@@ -508,6 +551,7 @@ impl Parts {
             keys: RwLock::new(Arc::new(ring)),
             discovery,
             consent: self.consent,
+            device_page: self.device_page,
             detail_types: self.detail_types,
             mtls: self.mtls,
         })

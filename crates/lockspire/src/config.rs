@@ -188,6 +188,9 @@ pub struct Lifetimes {
     pub interaction: i64,
     /// A pushed authorization request's `request_uri` (RFC 9126 §2.2: short; 5 to 600 s).
     pub pushed_request: i64,
+    /// A device code and its user code (RFC 8628 §3.2 `expires_in`): how long the user has to
+    /// enter the code and decide.
+    pub device_code: i64,
 }
 
 impl Default for Lifetimes {
@@ -199,6 +202,7 @@ impl Default for Lifetimes {
             refresh_token: 30 * 24 * 3600,
             interaction: 900,
             pushed_request: 60,
+            device_code: 600,
         }
     }
 }
@@ -234,6 +238,10 @@ pub struct Config {
     pub(crate) pushed_unregistered_redirect_uris: bool,
     /// DPoP proofs must carry a server nonce (RFC 9449 §8).
     pub(crate) require_dpop_nonce: bool,
+    /// Seconds a device waits between polls at first (RFC 8628 §3.2 `interval`).
+    pub(crate) device_poll_interval: i64,
+    /// Proxies whose `X-Forwarded-For` is believed for a request's source address.
+    pub(crate) trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// Scopes every issuer knows: OpenID Connect's (OIDC Core §5.4, §11).

@@ -109,6 +109,12 @@ pub fn token_request(data: &[u8]) {
             Ok(TokenRequest::ClientCredentials(r)) => {
                 assert_eq!(params.get("scope").ok().flatten(), r.scope);
             }
+            Ok(TokenRequest::DeviceCode(r)) => {
+                assert_eq!(
+                    params.get("device_code").ok().flatten(),
+                    Some(r.device_code)
+                );
+            }
         }
     }
 }
@@ -307,6 +313,8 @@ fn config() -> &'static Config {
             require_pushed_requests: false,
             pushed_unregistered_redirect_uris: false,
             require_dpop_nonce: false,
+            device_poll_interval: 5,
+            trusted_proxies: Vec::new(),
         })
     });
     match config {

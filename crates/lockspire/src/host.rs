@@ -299,6 +299,111 @@ where
     }
 }
 
+/// The device verification page (RFC 8628 §3.3), in the state the user has reached. The user
+/// is signed in (through [`AccountResolver`]) before any state is shown.
+#[derive(Clone)]
+pub enum DevicePage {
+    /// Asks for the code the device shows. The form sends `user_code` with `GET` to `action`;
+    /// `error` says why the last code was not accepted.
+    EnterCode {
+        /// Where the form goes (`GET`).
+        action: String,
+        /// Why the code just entered was not accepted, if one was.
+        error: Option<String>,
+    },
+    /// Shows what the device asks for and the code, to compare with the device's screen
+    /// (RFC 8628 §5.4), with a form that posts the fields listed on [`DeviceConfirmation`].
+    Confirm(DeviceConfirmation),
+    /// The user decided; the device gets its answer when it next polls.
+    Finished {
+        /// True when the user approved.
+        approved: bool,
+        /// The client the user decided for.
+        client_name: String,
+    },
+    /// This browser or network entered too many codes; the user must wait (RFC 8628 §5.1).
+    TooManyAttempts,
+}
+
+impl std::fmt::Debug for DevicePage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::EnterCode { action, error } => f
+                .debug_struct("EnterCode")
+                .field("action", action)
+                .field("error", error)
+                .finish(),
+            Self::Confirm(c) => f.debug_tuple("Confirm").field(c).finish(),
+            Self::Finished {
+                approved,
+                client_name,
+            } => f
+                .debug_struct("Finished")
+                .field("approved", approved)
+                .field("client_name", client_name)
+                .finish(),
+            Self::TooManyAttempts => f.write_str("TooManyAttempts"),
+        }
+    }
+}
+
+/// What the confirmation step of the device verification page shows, and what its form must
+/// post back to `action`: the fields `user_code` and `csrf` unchanged, and `decision` = `allow`
+/// or `deny`. Its `Debug` leaves out the CSRF token.
+#[derive(Clone)]
+pub struct DeviceConfirmation {
+    /// Where the form posts (`POST`, `application/x-www-form-urlencoded`).
+    pub action: String,
+    /// The user code, as the device shows it (`XXXX-XXXX`); also the hidden field `user_code`.
+    pub user_code: String,
+    /// Hidden field `csrf`.
+    pub csrf: String,
+    /// The requesting client.
+    pub client_id: String,
+    /// Its registered name, or its id.
+    pub client_name: String,
+    /// Its home page, if registered.
+    pub client_uri: Option<String>,
+    /// Its logo, if registered.
+    pub logo_uri: Option<String>,
+    /// The scopes asked for, with a plain-language description of the standard ones.
+    pub scopes: Vec<ScopeRequest>,
+    /// The resources (RFC 8707) the tokens will be for.
+    pub resources: Vec<String>,
+}
+
+impl std::fmt::Debug for DeviceConfirmation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceConfirmation")
+            .field("action", &self.action)
+            .field("user_code", &self.user_code)
+            .field("csrf", &"[redacted]")
+            .field("client_id", &self.client_id)
+            .field("client_name", &self.client_name)
+            .field("scopes", &self.scopes)
+            .field("resources", &self.resources)
+            .finish()
+    }
+}
+
+/// Renders the device verification page as the host wants it to look, registered with
+/// [`crate::Builder::device_page`]. The confirmation must show the user code beside what
+/// approving grants, so the user can check it against the device (RFC 8628 §5.4). Lockspire
+/// adds the security headers (no framing, no caching).
+pub trait DeviceRenderer: Send + Sync + 'static {
+    /// The page's HTML.
+    fn render(&self, page: &DevicePage) -> Result<String, HostError>;
+}
+
+impl<F> DeviceRenderer for F
+where
+    F: Fn(&DevicePage) -> Result<String, HostError> + Send + Sync + 'static,
+{
+    fn render(&self, page: &DevicePage) -> Result<String, HostError> {
+        self(page)
+    }
+}
+
 /// An `authorization_details` type the host understands (RFC 9396 §2), registered with
 /// [`crate::Builder::authorization_details_type`]. A request naming a type no host registered is
 /// refused with `invalid_authorization_details` (RFC 9396 §5). Lockspire checks the common fields

@@ -82,7 +82,8 @@ pub use fetch::FetchError;
 pub use file_config::{DEFAULT_CONFIG_FILE, DatabasePoolFile, FileConfig, RegistrationFile};
 pub use host::{
     AccountResolver, AuthorizationDetailsType, Claims, ConsentPage, ConsentRenderer, Context,
-    HostError, InteractionResult, Resolution, ScopeRequest, SignedIn, Subject,
+    DeviceConfirmation, DevicePage, DeviceRenderer, HostError, InteractionResult, Resolution,
+    ScopeRequest, SignedIn, Subject,
 };
 /// Re-exported so an [`AccountResolver`] can name `http::request::Parts` without its own `http`
 /// dependency.

@@ -276,6 +276,7 @@ pub(crate) struct ServerSecrets {
     pepper: hmac::Key,
     csrf: hmac::Key,
     pairwise: hmac::Key,
+    user_code: hmac::Key,
     dpop_nonce: [u8; 32],
 }
 
@@ -297,6 +298,7 @@ impl ServerSecrets {
             pepper: hmac::Key::new(hmac::HMAC_SHA256, &derive(key, b"client-secret-pepper")),
             csrf: hmac::Key::new(hmac::HMAC_SHA256, &derive(key, b"csrf")),
             pairwise: hmac::Key::new(hmac::HMAC_SHA256, &derive(key, b"pairwise-subject")),
+            user_code: hmac::Key::new(hmac::HMAC_SHA256, &derive(key, b"device-user-code")),
             dpop_nonce: derive(key, b"dpop-nonce"),
         }
     }
@@ -363,6 +365,13 @@ impl ServerSecrets {
         input.push(0);
         input.extend_from_slice(local.as_bytes());
         b64(hmac::sign(&self.pairwise, &input))
+    }
+
+    /// The stored form of a device user code (RFC 8628 §6.1): keyed, because its few bits of
+    /// entropy (34) would let anyone holding the database find a plain digest's code by trying
+    /// them all.
+    pub(crate) fn user_code_digest(&self, canonical: &str) -> String {
+        b64(hmac::sign(&self.user_code, canonical.as_bytes()))
     }
 
     /// CSRF token for a form bound to `binding` (an interaction and the browser that started it).

@@ -129,14 +129,18 @@ pub enum GrantType {
     RefreshToken,
     /// RFC 6749 §4.4.
     ClientCredentials,
+    /// RFC 8628 §3.4: the device authorization grant.
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:device_code")]
+    DeviceCode,
 }
 
 impl GrantType {
     /// Every grant `/token` accepts; discovery lists exactly these.
-    pub const SUPPORTED: [GrantType; 3] = [
+    pub const SUPPORTED: [GrantType; 4] = [
         Self::AuthorizationCode,
         Self::RefreshToken,
         Self::ClientCredentials,
+        Self::DeviceCode,
     ];
 
     /// The `grant_type` value.
@@ -145,6 +149,7 @@ impl GrantType {
             Self::AuthorizationCode => "authorization_code",
             Self::RefreshToken => "refresh_token",
             Self::ClientCredentials => "client_credentials",
+            Self::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
         }
     }
 

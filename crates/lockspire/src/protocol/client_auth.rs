@@ -420,9 +420,13 @@ async fn verify_assertion(
     validation.set_issuer(&[&client_id]);
     validation.sub = Some(client_id.clone());
     // RFC 9126 §2: at the pushed authorization request endpoint the token endpoint's URL is
-    // an accepted audience too.
+    // an accepted audience too; so it is at the device authorization endpoint, whose
+    // authentication is "as at the token endpoint" (RFC 8628 §3.1).
     let mut audiences = vec![p.issuer().to_owned(), endpoint.url(&p.config.issuer)];
-    if endpoint == Endpoint::PushedAuthorization {
+    if matches!(
+        endpoint,
+        Endpoint::PushedAuthorization | Endpoint::DeviceAuthorization
+    ) {
         audiences.push(Endpoint::Token.url(&p.config.issuer));
     }
     validation.set_audience(&audiences);

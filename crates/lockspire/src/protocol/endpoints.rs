@@ -35,6 +35,10 @@ pub(crate) enum Endpoint {
     Register,
     /// RFC 7592 §2: one client's registration, read, updated and deleted by the client.
     RegistrationManagement,
+    /// RFC 8628 §3.1: device authorization requests.
+    DeviceAuthorization,
+    /// RFC 8628 §3.3: the page where the user enters the device's code and decides.
+    DeviceVerification,
 }
 
 /// Who may call an endpoint from a browser.
@@ -48,7 +52,7 @@ pub(crate) enum Access {
 
 impl Endpoint {
     /// Every endpoint, in the order the router mounts them.
-    pub(crate) const ALL: [Endpoint; 13] = [
+    pub(crate) const ALL: [Endpoint; 15] = [
         Self::OpenIdConfiguration,
         Self::AuthorizationServerMetadata,
         Self::Jwks,
@@ -62,6 +66,8 @@ impl Endpoint {
         Self::Revoke,
         Self::Register,
         Self::RegistrationManagement,
+        Self::DeviceAuthorization,
+        Self::DeviceVerification,
     ];
 
     /// The route under the issuer's path (axum syntax for the one with a parameter).
@@ -80,15 +86,19 @@ impl Endpoint {
             Self::Revoke => "/revoke",
             Self::Register => "/register",
             Self::RegistrationManagement => "/register/{client_id}",
+            Self::DeviceAuthorization => "/device_authorization",
+            Self::DeviceVerification => "/device",
         }
     }
 
     /// Who may call it from a browser. Introspection is for resource servers, never pages.
     pub(crate) fn access(self) -> Access {
         match self {
-            Self::Authorize | Self::AuthorizeResume | Self::Consent | Self::Introspect => {
-                Access::SameOrigin
-            }
+            Self::Authorize
+            | Self::AuthorizeResume
+            | Self::Consent
+            | Self::Introspect
+            | Self::DeviceVerification => Access::SameOrigin,
             _ => Access::CrossOrigin,
         }
     }
@@ -104,6 +114,7 @@ impl Endpoint {
             Self::Introspect => "introspection_endpoint",
             Self::Revoke => "revocation_endpoint",
             Self::Register => "registration_endpoint",
+            Self::DeviceAuthorization => "device_authorization_endpoint",
             _ => return None,
         })
     }
@@ -124,6 +135,7 @@ impl Endpoint {
             self,
             Self::Token
                 | Self::PushedAuthorization
+                | Self::DeviceAuthorization
                 | Self::Introspect
                 | Self::Revoke
                 | Self::Userinfo
@@ -134,7 +146,10 @@ impl Endpoint {
     /// appears at most once (RFC 6749 §3.1, §3.2).
     pub(crate) fn repeatable(self) -> &'static [&'static str] {
         match self {
-            Self::Authorize | Self::Token | Self::PushedAuthorization => &["resource"],
+            Self::Authorize
+            | Self::Token
+            | Self::PushedAuthorization
+            | Self::DeviceAuthorization => &["resource"],
             _ => &[],
         }
     }

@@ -71,6 +71,13 @@ pub enum ErrorCode {
     /// RFC 9449 §8, §9: the server requires a nonce in DPoP proofs; the one to use comes in the
     /// `DPoP-Nonce` header of the answer.
     UseDpopNonce,
+    /// RFC 8628 §3.5: the user has not decided yet; poll again after the interval.
+    AuthorizationPending,
+    /// RFC 8628 §3.5: still pending, and the client polled too early: its interval is now 5
+    /// seconds longer.
+    SlowDown,
+    /// RFC 8628 §3.5: the device code expired; the client must start again.
+    ExpiredToken,
 }
 
 impl ErrorCode {
@@ -104,6 +111,9 @@ impl ErrorCode {
             Self::InvalidAuthorizationDetails => "invalid_authorization_details",
             Self::InvalidDpopProof => "invalid_dpop_proof",
             Self::UseDpopNonce => "use_dpop_nonce",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::ExpiredToken => "expired_token",
         }
     }
 }
@@ -147,6 +157,9 @@ pub(crate) enum Circumstance {
     NoToken,
     /// The request body exceeded what the endpoint reads (RFC 9110 §15.5.14).
     TooLarge,
+    /// The answer to a poll at the token endpoint (RFC 8628 §3.5): a token error response,
+    /// 400 whatever its code (RFC 6749 §5.2).
+    Poll,
 }
 
 impl OAuthError {
@@ -177,6 +190,14 @@ impl OAuthError {
     pub(crate) fn too_large() -> Self {
         let mut e = Self::invalid_request("the request body is too large");
         e.circumstance = Circumstance::TooLarge;
+        e
+    }
+
+    /// An answer to a poll of a decoupled authorization that issues no token yet (RFC 8628
+    /// §3.5): `authorization_pending`, `slow_down`, `access_denied` or `expired_token`.
+    pub(crate) fn poll(code: ErrorCode, description: &'static str) -> Self {
+        let mut e = Self::new(code, description);
+        e.circumstance = Circumstance::Poll;
         e
     }
 

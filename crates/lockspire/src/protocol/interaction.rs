@@ -9,15 +9,13 @@ use http::request::Parts;
 
 use super::authorize::{AuthorizationRequest, AuthorizationResponse, AuthorizeError};
 use crate::host::{Context, InteractionResult, Session};
+use crate::protocol::approval::{self, Approval};
 use crate::protocol::endpoints::Endpoint;
 use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::provider::Provider;
-use crate::secrets::{
-    constant_time_eq, random_id, random_token, time_ordered_token, token_digest, token_key,
-};
+use crate::secrets::{constant_time_eq, random_token, time_ordered_token, token_digest, token_key};
 use crate::store::{
-    Actor, ClientRecord, ClientStatus, CodeRecord, ConsentRecord, GrantDetails, GrantRecord,
-    InteractionRecord, Issued, Outcome, TokenRecord, UserGrant,
+    ClientRecord, ClientStatus, CodeRecord, InteractionRecord, Issued, TokenRecord, UserGrant,
 };
 
 /// What the browser should do next.
@@ -409,50 +407,18 @@ async fn issue_code(
     {
         return Err(expired());
     }
-    let details = GrantDetails {
+    let approval = Approval {
+        client_id: &pending.client.client_id,
+        session,
+        scopes: &req.scopes,
+        resources: &req.resources,
         claims: req.claims.clone(),
-        acr: session.acr.clone(),
-        amr: session.amr.clone(),
-        authorization_details: req.authorization_details.clone(),
+        claims_beyond_scopes: req.claims_beyond_scopes(),
+        authorization_details: &req.authorization_details,
+        asked: consented_now.then_some(previous),
+        on: "approved on the consent page",
     };
-    let grant = GrantRecord {
-        id: random_id(),
-        tenant_id: p.tenant.clone(),
-        client_id: pending.client.client_id.clone(),
-        subject: subject.to_owned(),
-        scopes: req.scopes.clone(),
-        resources: req.resources.clone(),
-        details: serde_json::to_string(&details)
-            .map_err(|e| fail(OAuthError::internal(e.to_string())))?,
-        auth_time: session.auth_time,
-        created_at: now,
-        expires_at: now + p.config.lifetimes.refresh_token,
-    };
-    tx.insert_grant(&grant).await.map_err(|e| fail(e.into()))?;
-    if consented_now {
-        let mut merged: ConsentRecord = previous.unwrap_or_default();
-        merged.extend(&req.scopes, &req.resources, &req.claims_beyond_scopes());
-        merged
-            .authorization_details
-            .extend(&req.authorization_details);
-        tx.upsert_consent(&p.tenant, subject, &grant.client_id, &merged, now)
-            .await
-            .map_err(|e| fail(e.into()))?;
-        let event = p
-            .security_event(
-                "consent_granted",
-                Actor::User(subject),
-                Outcome::Done,
-                Some(&grant.client_id),
-                Some(subject),
-                "approved on the consent page",
-            )
-            .as_action(
-                "consent_granted",
-                serde_json::json!({ "scopes": req.scopes, "resources": req.resources, "claims": req.claims_beyond_scopes(), "authorization_details": req.authorization_details }),
-            );
-        tx.audit(&event).await.map_err(|e| fail(e.into()))?;
-    }
+    let grant = approval::record(p, &mut tx, approval).await.map_err(fail)?;
     let code = time_ordered_token();
     tx.insert_token(&TokenRecord::Code(CodeRecord {
         issued: Issued {

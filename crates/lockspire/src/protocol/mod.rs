@@ -1,10 +1,12 @@
 //! Protocol rules, one module per concern. Nothing here sees axum types: the web layer parses
 //! HTTP into parameters, calls one function, and renders its typed outcome.
 
+pub(crate) mod approval;
 pub(crate) mod authorize;
 pub(crate) mod client;
 pub(crate) mod client_auth;
 pub(crate) mod client_keys;
+pub(crate) mod device;
 pub(crate) mod discovery;
 pub(crate) mod dpop;
 pub(crate) mod endpoints;

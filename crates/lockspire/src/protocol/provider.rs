@@ -5,7 +5,7 @@ use std::sync::{Arc, RwLock};
 
 use crate::clock::{Clock, UnixTime};
 use crate::config::Config;
-use crate::host::{ConsentRenderer, Context, DetailTypes, DynResolver};
+use crate::host::{ConsentRenderer, Context, DetailTypes, DeviceRenderer, DynResolver};
 use crate::jose::KeyRing;
 use crate::model::client::{ClientId, ClientMetadata};
 use crate::mtls;
@@ -27,6 +27,8 @@ pub(crate) struct Provider {
     pub(crate) keys: RwLock<Arc<KeyRing>>,
     pub(crate) discovery: Arc<str>,
     pub(crate) consent: Option<Arc<dyn ConsentRenderer>>,
+    /// The host's device verification page, if it renders its own.
+    pub(crate) device_page: Option<Arc<dyn DeviceRenderer>>,
     /// The `authorization_details` types the host understands (RFC 9396).
     pub(crate) detail_types: DetailTypes,
     pub(crate) jwks: jwks_cache::JwksCache,

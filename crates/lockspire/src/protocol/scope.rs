@@ -87,6 +87,29 @@ pub(crate) fn scope_error(
     OAuthError::new(code, description).with_reason(format!("scope {scope:?} {what}"))
 }
 
+/// The scopes a page asks the user to approve, each with what it grants in plain words (the
+/// standard scopes, OIDC Core §5.4, §11; the host's own scopes have none).
+pub(crate) fn scope_requests(scopes: Vec<String>) -> Vec<crate::host::ScopeRequest> {
+    scopes
+        .into_iter()
+        .map(|name| {
+            let description = match name.as_str() {
+                "openid" => "confirm who you are",
+                "profile" => "your basic profile: name, picture, locale",
+                "email" => "your email address",
+                "address" => "your postal address",
+                "phone" => "your phone number",
+                "offline_access" => "keep access while you are not using the application",
+                _ => "",
+            };
+            crate::host::ScopeRequest {
+                description: description.to_owned(),
+                name,
+            }
+        })
+        .collect()
+}
+
 /// Parses a request's `scope` parameter (RFC 6749 §3.3); absent is empty.
 pub(crate) fn parse_scope(value: Option<&str>) -> Result<ScopeSet, OAuthError> {
     value.map_or(Ok(ScopeSet::default()), |v| {

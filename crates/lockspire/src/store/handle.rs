@@ -203,6 +203,18 @@ impl Store {
                  (SELECT digest FROM pushed_requests WHERE expires_at <= $1 LIMIT $2)",
                 now,
             ),
+            // Kept an hour past expiry, so a device still polling learns that its code
+            // expired (RFC 8628 §3.5 `expired_token`) rather than that it is unknown.
+            (
+                "DELETE FROM decoupled_requests WHERE digest IN \
+                 (SELECT digest FROM decoupled_requests WHERE expires_at <= $1 LIMIT $2)",
+                now - DECOUPLED_KEPT,
+            ),
+            (
+                "DELETE FROM attempts WHERE key_digest IN \
+                 (SELECT key_digest FROM attempts WHERE expires_at <= $1 LIMIT $2)",
+                now,
+            ),
             (
                 "DELETE FROM audit_events WHERE id IN \
                  (SELECT id FROM audit_events WHERE at < $1 LIMIT $2)",
@@ -223,6 +235,9 @@ impl Store {
         Ok(removed)
     }
 }
+
+/// Seconds a decoupled request is kept after it expires.
+const DECOUPLED_KEPT: i64 = 3600;
 
 /// Most rows one statement of [`Store::prune_expired`] deletes.
 pub const PRUNE_BATCH: i64 = 2000;

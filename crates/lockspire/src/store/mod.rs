@@ -8,11 +8,13 @@
 //! a write, so it is correct under concurrent requests and across several server processes
 //! sharing one PostgreSQL.
 
+mod attempts;
 mod audit;
 mod changes;
 mod client_cache;
 mod clients;
 pub(crate) mod db;
+mod decoupled;
 mod driver;
 mod error;
 mod grants;
@@ -32,6 +34,8 @@ mod tokens;
 pub use audit::AuditEvent;
 pub(crate) use audit::{Actor, Outcome};
 pub use client_cache::{ClientRecord, ClientStatus};
+pub(crate) use decoupled::DECOUPLED_SINGLE_USE;
+pub use decoupled::{Decision, DecoupledKind, DecoupledRecord, DecoupledStatus, Poll};
 pub use driver::{Dialect, Tx};
 pub use error::{DatabaseError, StoreError};
 pub use grants::{ConsentRecord, GrantDetails, GrantRecord};
@@ -46,5 +50,6 @@ pub use tokens::{
     AccessRecord, Binding, CodeRecord, Consumed, Issued, RefreshRecord, RevokedGrant, TokenKind,
     TokenRecord, UserGrant,
 };
+pub(crate) use tokens::{SingleUseTable, TOKEN_SINGLE_USE};
 #[cfg(test)]
 mod tests;

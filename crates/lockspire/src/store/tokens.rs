@@ -25,7 +25,7 @@ pub enum TokenKind {
 }
 
 impl TokenKind {
-    pub(crate) fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             Self::Code => "code",
             Self::Access => "access",
@@ -431,6 +431,28 @@ impl Store {
     }
 }
 
+/// The three statements that use a single-use artifact of one table, each taking the same
+/// parameters: `$1` now, `$2` the artifact's digest, `$3` its kind.
+pub(crate) struct SingleUseTable {
+    /// Consumes a usable artifact; one row changed when this call consumed it.
+    pub(super) consume: &'static str,
+    /// Revokes the grant of an artifact consumed before, returning it.
+    pub(super) revoke_grant: &'static str,
+    /// A row when the artifact had been consumed. It names `$1` only so that the three
+    /// statements take the same parameters.
+    pub(super) seen: &'static str,
+}
+
+/// Codes and refresh tokens.
+pub(crate) const TOKEN_SINGLE_USE: SingleUseTable = SingleUseTable {
+    consume: "UPDATE tokens SET consumed_at = $1 WHERE digest = $2 AND kind = $3 \
+              AND consumed_at IS NULL AND revoked_at IS NULL AND expires_at > $1",
+    revoke_grant: "UPDATE grants SET revoked_at = $1 WHERE revoked_at IS NULL AND id = \
+             (SELECT grant_id FROM tokens WHERE digest = $2 AND kind = $3 AND consumed_at IS NOT NULL) \
+             RETURNING id, client_id, subject",
+    seen: "SELECT 1 FROM tokens WHERE $1 = $1 AND digest = $2 AND kind = $3 AND consumed_at IS NOT NULL",
+};
+
 impl Tx {
     /// Inserts a code or token.
     pub async fn insert_token(&mut self, t: &TokenRecord) -> Result<(), StoreError> {
@@ -440,39 +462,47 @@ impl Tx {
     /// Redeems a code or rotates a refresh token: one conditional write. When the token was
     /// already consumed, this is a replay (RFC 6749 §4.1.2, RFC 9700 §4.14.2) and its grant —
     /// with every token issued from it — is revoked in the same transaction.
+    #[cfg(test)]
     pub async fn consume(
         &mut self,
         kind: TokenKind,
         digest: &str,
         now: UnixTime,
     ) -> Result<Consumed, StoreError> {
+        self.consume_in(&TOKEN_SINGLE_USE, kind.as_str(), digest, now)
+            .await
+    }
+
+    /// [`Tx::consume`] for the artifacts of any table that holds single-use artifacts issued
+    /// from a grant.
+    pub(crate) async fn consume_in(
+        &mut self,
+        table: &SingleUseTable,
+        kind: &str,
+        digest: &str,
+        now: UnixTime,
+    ) -> Result<Consumed, StoreError> {
         // SQLite's RETURNING cannot name a table alias, so the row is returned unqualified.
         let consumed = self
-            .execute(
-                "UPDATE tokens SET consumed_at = $1 WHERE digest = $2 AND kind = $3 \
-                 AND consumed_at IS NULL AND revoked_at IS NULL AND expires_at > $1",
-                params![now, digest, kind.as_str()],
-            )
+            .execute(table.consume, params![now, digest, kind])
             .await?;
         if consumed == 1 {
             return Ok(Consumed::Now);
         }
-        let revoked = self.fetch_optional("UPDATE grants SET revoked_at = $1 WHERE revoked_at IS NULL AND id = \
-             (SELECT grant_id FROM tokens WHERE digest = $2 AND kind = $3 AND consumed_at IS NOT NULL) \
-             RETURNING id, client_id, subject", params![now, digest, kind.as_str()], |r| Ok(RevokedGrant {
-                id: get(r, "id")?,
-                client_id: ClientId::new(get::<String>(r, "client_id")?),
-                subject: get(r, "subject")?,
-            })).await?;
+        let revoked = self
+            .fetch_optional(table.revoke_grant, params![now, digest, kind], |r| {
+                Ok(RevokedGrant {
+                    id: get(r, "id")?,
+                    client_id: ClientId::new(get::<String>(r, "client_id")?),
+                    subject: get(r, "subject")?,
+                })
+            })
+            .await?;
         if let Some(grant) = revoked {
             return Ok(Consumed::Replayed(Some(Box::new(grant))));
         }
         let seen = self
-            .fetch_optional(
-                "SELECT 1 FROM tokens WHERE digest = $1 AND kind = $2 AND consumed_at IS NOT NULL",
-                params![digest, kind.as_str()],
-                |_| Ok(()),
-            )
+            .fetch_optional(table.seen, params![now, digest, kind], |_| Ok(()))
             .await?;
         Ok(if seen.is_some() {
             Consumed::Replayed(None)

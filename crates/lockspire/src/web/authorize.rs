@@ -13,19 +13,20 @@ use super::pages::{
     see_other,
 };
 use super::request::{is_form, read_body};
-use crate::host::{ConsentPage, ScopeRequest};
+use crate::host::ConsentPage;
 use crate::protocol::authorize::{self, AuthorizationResponse, AuthorizeError};
 use crate::protocol::endpoints::Endpoint;
 use crate::protocol::error::OAuthError;
 use crate::protocol::interaction::{self, Step};
 use crate::protocol::params::Params;
 use crate::protocol::provider::Provider;
+use crate::protocol::scope::scope_requests;
 use crate::secrets::random_token;
 
 /// The cookie binding interactions to the browser that started them.
 const BROWSER_COOKIE: &str = "lockspire_browser";
 
-fn browser_cookie(headers: &HeaderMap) -> Option<String> {
+pub(super) fn browser_cookie(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -41,7 +42,7 @@ fn browser_cookie(headers: &HeaderMap) -> Option<String> {
         })
 }
 
-fn set_browser_cookie(p: &Provider, response: &mut Response, value: &str) {
+pub(super) fn set_browser_cookie(p: &Provider, response: &mut Response, value: &str) {
     let secure = if p.config.issuer.is_insecure() {
         ""
     } else {
@@ -157,18 +158,6 @@ pub(crate) async fn resume(State(p): State<Arc<Provider>>, req: Request<Body>) -
     render(&p, result).await
 }
 
-fn scope_description(scope: &str) -> &'static str {
-    match scope {
-        "openid" => "confirm who you are",
-        "profile" => "your basic profile: name, picture, locale",
-        "email" => "your email address",
-        "address" => "your postal address",
-        "phone" => "your phone number",
-        "offline_access" => "keep access while you are not using the application",
-        _ => "",
-    }
-}
-
 /// `GET /consent?interaction=…`: the default consent page.
 pub(crate) async fn consent_page(State(p): State<Arc<Provider>>, req: Request<Body>) -> Response {
     let mut r = match InteractionRequest::from_query(req) {
@@ -185,14 +174,7 @@ pub(crate) async fn consent_page(State(p): State<Arc<Provider>>, req: Request<Bo
                 client_name: view.client_name,
                 client_uri: view.client_uri,
                 logo_uri: view.logo_uri,
-                scopes: view
-                    .scopes
-                    .into_iter()
-                    .map(|name| ScopeRequest {
-                        description: scope_description(&name).to_owned(),
-                        name,
-                    })
-                    .collect(),
+                scopes: scope_requests(view.scopes),
                 resources: view.resources,
                 claims: view.claims,
                 ui_locales: view.ui_locales,

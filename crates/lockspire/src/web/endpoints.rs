@@ -33,7 +33,7 @@ fn json_body(body: &str, cache: &'static str) -> Response {
 }
 
 /// RFC 6749 §5.1: responses carrying tokens or token metadata must not be cached.
-fn no_store(status: StatusCode, value: &impl Serialize) -> Response {
+pub(super) fn no_store(status: StatusCode, value: &impl Serialize) -> Response {
     let mut r = (status, Json(value)).into_response();
     let h = r.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -42,7 +42,10 @@ fn no_store(status: StatusCode, value: &impl Serialize) -> Response {
 }
 
 /// The request's client certificate (RFC 8705), when mutual TLS is configured.
-fn client_certificate(p: &Provider, parts: &http::request::Parts) -> Option<ClientCertificate> {
+pub(super) fn client_certificate(
+    p: &Provider,
+    parts: &http::request::Parts,
+) -> Option<ClientCertificate> {
     p.mtls
         .as_ref()
         .and_then(|m| m.certificate(&parts.headers, &parts.extensions))

@@ -35,6 +35,7 @@ impl OAuthError {
         match (self.circumstance(), self.code()) {
             (Circumstance::NoToken, _) => StatusCode::UNAUTHORIZED,
             (Circumstance::TooLarge, _) => StatusCode::PAYLOAD_TOO_LARGE,
+            (Circumstance::Poll, _) => StatusCode::BAD_REQUEST,
             (_, ErrorCode::InvalidClient | ErrorCode::InvalidToken) => StatusCode::UNAUTHORIZED,
             (_, ErrorCode::InsufficientScope | ErrorCode::AccessDenied) => StatusCode::FORBIDDEN,
             (_, ErrorCode::ServerError) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -2,6 +2,7 @@
 //! its outcome.
 
 mod authorize;
+mod device;
 mod endpoints;
 mod error;
 mod pages;
@@ -75,6 +76,10 @@ fn handler(e: Endpoint) -> MethodRouter<Arc<Provider>> {
         Endpoint::RegistrationManagement => get(endpoints::manage_registration)
             .put(endpoints::manage_registration)
             .delete(endpoints::manage_registration),
+        Endpoint::DeviceAuthorization => post(device::device_authorization),
+        Endpoint::DeviceVerification => {
+            get(device::verification_page).post(device::verification_decision)
+        }
     }
 }
 

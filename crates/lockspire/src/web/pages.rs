@@ -5,7 +5,7 @@ use askama::Template;
 use axum::response::{Html, IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
-use crate::host::{ConsentPage, ConsentRenderer};
+use crate::host::{ConsentPage, ConsentRenderer, DevicePage, DeviceRenderer};
 use crate::protocol::authorize::AuthorizationResponse;
 use crate::protocol::error::OAuthError;
 use crate::secrets::random_id;
@@ -76,6 +76,35 @@ pub(crate) fn consent_page(page: &ConsentPage) -> Response {
     match (DefaultConsentPage { page }).render() {
         Ok(body) => html(StatusCode::OK, body, PAGE_CSP.to_owned()),
         Err(e) => error_page(&OAuthError::internal(format!("consent template: {e}"))),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "device.html")]
+struct DefaultDevicePage<'a> {
+    page: &'a DevicePage,
+}
+
+/// The device verification page (RFC 8628 §3.3): the host's when it renders its own. Too many
+/// code entries are answered 429 (RFC 6585 §4).
+pub(crate) fn device_page(renderer: Option<&dyn DeviceRenderer>, page: &DevicePage) -> Response {
+    let status = match page {
+        DevicePage::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+        _ => StatusCode::OK,
+    };
+    let rendered = match renderer {
+        Some(host) => host
+            .render(page)
+            .map(|body| (body, HOST_PAGE_CSP))
+            .map_err(|e| format!("host device page: {e}")),
+        None => DefaultDevicePage { page }
+            .render()
+            .map(|body| (body, PAGE_CSP))
+            .map_err(|e| format!("device template: {e}")),
+    };
+    match rendered {
+        Ok((body, csp)) => html(status, body, csp.to_owned()),
+        Err(e) => error_page(&OAuthError::internal(e)),
     }
 }
 

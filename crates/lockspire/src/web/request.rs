@@ -59,6 +59,32 @@ pub(crate) async fn page_form(
     Ok((parts, Params::parse(&bytes)?))
 }
 
+/// The address a request comes from: its peer (when the host serves with connect info), or,
+/// when the peer is one of `trusted` proxies, the last address it appended to
+/// `X-Forwarded-For` — what came before that was written by parties the proxy does not vouch
+/// for.
+pub(crate) fn client_address(
+    parts: &http::request::Parts,
+    trusted: &[std::net::IpAddr],
+) -> Option<std::net::IpAddr> {
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())?;
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    let forwarded = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .next_back()
+        .and_then(|last| last.trim().parse().ok());
+    Some(forwarded.unwrap_or(peer))
+}
+
 /// The `DPoP` header (RFC 9449 §4.1): at most one, visible ASCII.
 pub(crate) fn dpop_proof(headers: &HeaderMap) -> Result<Option<&str>, OAuthError> {
     let invalid = |why: &'static str| OAuthError::new(ErrorCode::InvalidDpopProof, why);

@@ -494,7 +494,12 @@ fn serve(listener: tokio::net::TcpListener, ls: Lockspire, clock: ManualClock) {
         .with_state(HostState { clock });
     let app = host.merge(ls.router());
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
+        // With the peer address, as a host must serve for per-address limits.
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await;
     });
 }
 

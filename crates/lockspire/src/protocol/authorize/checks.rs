@@ -71,7 +71,7 @@ pub(super) fn check_response_type(
 }
 
 /// Every scope is known and allowed for the client (RFC 6749 §3.3).
-pub(super) fn check_scope(
+pub(crate) fn check_scope(
     p: &Provider,
     client: &ClientRecord,
     params: &dyn ParameterSource,

@@ -11,10 +11,10 @@ use serde_json::Value;
 mod checks;
 mod sources;
 
-pub(crate) use checks::{REQUEST_BY_REFERENCE, REQUEST_BY_VALUE, check_resources};
+pub(crate) use checks::{REQUEST_BY_REFERENCE, REQUEST_BY_VALUE, check_resources, check_scope};
 use checks::{
     check_authorization_details, check_claims, check_dpop_jkt, check_id_token_hint, check_max_age,
-    check_prompt, check_response_type, check_scope, check_unsupported_parameters,
+    check_prompt, check_response_type, check_unsupported_parameters,
 };
 pub(crate) use sources::{REQUEST_URI_PREFIX, parameters};
 

@@ -3,6 +3,7 @@
 
 mod authorization_code;
 mod client_credentials;
+mod device_code;
 mod redeem;
 mod refresh_token;
 pub(crate) mod request;
@@ -91,6 +92,7 @@ pub(crate) async fn exchange(
         TokenRequest::AuthorizationCode(r) => authorization_code::exchange(p, &client, &r).await,
         TokenRequest::RefreshToken(r) => refresh_token::exchange(p, &client, &r).await,
         TokenRequest::ClientCredentials(r) => client_credentials::exchange(p, &client, &r).await,
+        TokenRequest::DeviceCode(r) => device_code::exchange(p, &client, &r).await,
     }
 }
 

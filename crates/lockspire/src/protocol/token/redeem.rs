@@ -1,5 +1,5 @@
-//! The one path of every grant that redeems a single-use artifact — an authorization code or a
-//! refresh token (and, as they come, a device code or a CIBA request):
+//! The one path of every grant that redeems a single-use artifact — an authorization code, a
+//! refresh token or an approved device code (and, as it comes, a CIBA request):
 //!
 //! 1. read the artifact's row;
 //! 2. check the artifact's own rules against it, once (its client, its redirect URI and PKCE
@@ -27,31 +27,54 @@ use crate::protocol::error::OAuthError;
 use crate::protocol::id_token::{self, IdTokenInput};
 use crate::protocol::provider::Provider;
 use crate::secrets::{Secret, token_key};
-use crate::store::Consumed;
 use crate::store::{
-    Actor, CodeRecord, GrantRecord, Issued, Outcome, RefreshRecord, RevokedGrant, TokenKind,
-    TokenRecord, Tx, UserGrant,
+    Actor, CodeRecord, GrantRecord, Issued, Outcome, RefreshRecord, RevokedGrant, Store,
+    StoreError, TOKEN_SINGLE_USE, TokenKind, TokenRecord, Tx, UserGrant,
 };
+use crate::store::{Consumed, SingleUseTable};
 
-/// The row of an artifact consumed once: issued from a user's grant, and of one kind.
+/// The row of an artifact consumed once: issued from a user's grant, kept in a table of
+/// single-use artifacts under a kind.
 pub(super) trait SingleUse: Sized {
-    /// Its kind of row.
-    const KIND: TokenKind;
-    /// The row, when `record` is of this kind.
-    fn from_record(record: TokenRecord) -> Option<Self>;
+    /// Its table.
+    const TABLE: &'static SingleUseTable;
+    /// Its kind in that table.
+    const KIND: &'static str;
+    /// The key the presented artifact is stored under.
+    fn key(presented: &str) -> String;
+    /// Its row, read without locking; `None` when there is none of this kind, or when the row
+    /// is not (yet) redeemable as this type.
+    fn peek(
+        store: &Store,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Self>, StoreError>> + Send;
     /// What every row holds.
     fn issued(&self) -> &Issued;
     /// The grant it was issued from.
     fn user(&self) -> &UserGrant;
 }
 
+/// A token-table row of one kind, read by its key.
+async fn peek_token<T>(
+    store: &Store,
+    key: &str,
+    of_kind: impl FnOnce(TokenRecord) -> Option<T>,
+) -> Result<Option<T>, StoreError> {
+    Ok(store.peek_token(key).await?.and_then(of_kind))
+}
+
 impl SingleUse for CodeRecord {
-    const KIND: TokenKind = TokenKind::Code;
-    fn from_record(record: TokenRecord) -> Option<Self> {
-        match record {
+    const TABLE: &'static SingleUseTable = &TOKEN_SINGLE_USE;
+    const KIND: &'static str = TokenKind::Code.as_str();
+    fn key(presented: &str) -> String {
+        token_key(presented)
+    }
+    async fn peek(store: &Store, key: &str) -> Result<Option<Self>, StoreError> {
+        peek_token(store, key, |record| match record {
             TokenRecord::Code(code) => Some(code),
             _ => None,
-        }
+        })
+        .await
     }
     fn issued(&self) -> &Issued {
         &self.issued
@@ -62,12 +85,17 @@ impl SingleUse for CodeRecord {
 }
 
 impl SingleUse for RefreshRecord {
-    const KIND: TokenKind = TokenKind::Refresh;
-    fn from_record(record: TokenRecord) -> Option<Self> {
-        match record {
+    const TABLE: &'static SingleUseTable = &TOKEN_SINGLE_USE;
+    const KIND: &'static str = TokenKind::Refresh.as_str();
+    fn key(presented: &str) -> String {
+        token_key(presented)
+    }
+    async fn peek(store: &Store, key: &str) -> Result<Option<Self>, StoreError> {
+        peek_token(store, key, |record| match record {
             TokenRecord::Refresh(refresh) => Some(refresh),
             _ => None,
-        }
+        })
+        .await
     }
     fn issued(&self) -> &Issued {
         &self.issued
@@ -104,14 +132,22 @@ pub(super) async fn redeem<A: Artifact>(
     artifact: &A,
     presented: &str,
 ) -> Result<TokenResponse, OAuthError> {
-    let digest = token_key(presented);
-    let now = p.now();
-    let row = p
-        .store
-        .peek_token(&digest)
+    let digest = A::Row::key(presented);
+    let row = A::Row::peek(&p.store, &digest)
         .await?
-        .and_then(A::Row::from_record)
         .ok_or_else(|| A::invalid("unknown"))?;
+    redeem_row(p, client, artifact, row).await
+}
+
+/// [`redeem`] of a row the grant has read already.
+pub(super) async fn redeem_row<A: Artifact>(
+    p: &Provider,
+    client: &AuthenticatedClient,
+    artifact: &A,
+    row: A::Row,
+) -> Result<TokenResponse, OAuthError> {
+    let now = p.now();
+    let digest = row.issued().digest.clone();
     let state = row.issued();
     if state.consumed_at.is_none() && (state.revoked_at.is_some() || state.expires_at <= now) {
         // No request can consume it any more, so none can replay it either.
@@ -132,7 +168,10 @@ pub(super) async fn redeem<A: Artifact>(
     // that races the rightful redemption must still find the artifact consumed and revoke the
     // grant, as a replay. When this request would be the one to consume it, the check's
     // refusal is the answer and the transaction rolls back, leaving it to its rightful client.
-    match tx.consume(A::Row::KIND, &digest, now).await? {
+    match tx
+        .consume_in(A::Row::TABLE, A::Row::KIND, &digest, now)
+        .await?
+    {
         Consumed::Now => {}
         Consumed::Replayed(revoked) => {
             replayed(p, tx, client, A::REPLAY_ACTION, revoked).await?;

@@ -16,6 +16,13 @@ pub(crate) enum TokenRequest<'a> {
     RefreshToken(RefreshRequest<'a>),
     /// RFC 6749 §4.4.
     ClientCredentials(CredentialsRequest<'a>),
+    /// RFC 8628 §3.4.
+    DeviceCode(DeviceCodeRequest<'a>),
+}
+
+/// Polling with a device code (RFC 8628 §3.4).
+pub(crate) struct DeviceCodeRequest<'a> {
+    pub(crate) device_code: &'a str,
 }
 
 /// Redeeming an authorization code.
@@ -73,6 +80,9 @@ impl<'a> TokenRequest<'a> {
             GrantType::ClientCredentials => Self::ClientCredentials(CredentialsRequest {
                 scope: params.get("scope")?,
                 resources: resources(),
+            }),
+            GrantType::DeviceCode => Self::DeviceCode(DeviceCodeRequest {
+                device_code: params.require("device_code")?,
             }),
         })
     }

@@ -1,0 +1,99 @@
+//! What a user's approval records, whichever page it was given on (the consent page of an
+//! authorization request, the device verification page): the grant every token of this
+//! authorization will hang from and, when the user was asked, the standing consent it widens
+//! with an audit event — all inside the transaction that completes the request, so they appear
+//! together with its outcome or not at all.
+
+use serde_json::Value;
+
+use crate::host::Session;
+use crate::model::authorization_details::AuthorizationDetails;
+use crate::model::client::ClientId;
+use crate::model::scope::ScopeSet;
+use crate::protocol::error::OAuthError;
+use crate::protocol::provider::Provider;
+use crate::secrets::random_id;
+use crate::store::{Actor, ConsentRecord, GrantDetails, GrantRecord, Outcome, Tx};
+
+/// What the user approved, and for whom.
+pub(crate) struct Approval<'a> {
+    pub(crate) client_id: &'a ClientId,
+    pub(crate) session: &'a Session,
+    pub(crate) scopes: &'a ScopeSet,
+    pub(crate) resources: &'a [String],
+    /// The OIDC `claims` request (OIDC Core §5.5), if any.
+    pub(crate) claims: Option<Value>,
+    /// The standard claims it names beyond the scopes, which the approval releases.
+    pub(crate) claims_beyond_scopes: Vec<String>,
+    pub(crate) authorization_details: &'a AuthorizationDetails,
+    /// `Some` when the user was asked just now, holding the standing consent read before the
+    /// transaction began (its first statement must be a write: see `Store::begin`); `None`
+    /// when a remembered consent covered the request.
+    pub(crate) asked: Option<Option<ConsentRecord>>,
+    /// Where the user approved, for the audit log.
+    pub(crate) on: &'static str,
+}
+
+/// Records the grant of `approval` in `tx` and, when the user was asked, widens their standing
+/// consent and audits it. Returns the grant.
+pub(crate) async fn record(
+    p: &Provider,
+    tx: &mut Tx,
+    approval: Approval<'_>,
+) -> Result<GrantRecord, OAuthError> {
+    let now = p.now();
+    let subject = approval.session.subject.as_str();
+    let details = GrantDetails {
+        claims: approval.claims,
+        acr: approval.session.acr.clone(),
+        amr: approval.session.amr.clone(),
+        authorization_details: approval.authorization_details.clone(),
+    };
+    let grant = GrantRecord {
+        id: random_id(),
+        tenant_id: p.tenant.clone(),
+        client_id: approval.client_id.clone(),
+        subject: subject.to_owned(),
+        scopes: approval.scopes.clone(),
+        resources: approval.resources.to_vec(),
+        details: serde_json::to_string(&details)
+            .map_err(|e| OAuthError::internal(e.to_string()))?,
+        auth_time: approval.session.auth_time,
+        created_at: now,
+        expires_at: now + p.config.lifetimes.refresh_token,
+    };
+    tx.insert_grant(&grant).await?;
+    if let Some(previous) = approval.asked {
+        let mut merged = previous.unwrap_or_default();
+        merged.extend(
+            approval.scopes,
+            approval.resources,
+            &approval.claims_beyond_scopes,
+        );
+        merged
+            .authorization_details
+            .extend(approval.authorization_details);
+        tx.upsert_consent(&p.tenant, subject, &grant.client_id, &merged, now)
+            .await?;
+        let event = p
+            .security_event(
+                "consent_granted",
+                Actor::User(subject),
+                Outcome::Done,
+                Some(&grant.client_id),
+                Some(subject),
+                approval.on,
+            )
+            .as_action(
+                "consent_granted",
+                serde_json::json!({
+                    "scopes": approval.scopes,
+                    "resources": approval.resources,
+                    "claims": approval.claims_beyond_scopes,
+                    "authorization_details": approval.authorization_details,
+                }),
+            );
+        tx.audit(&event).await?;
+    }
+    Ok(grant)
+}

@@ -1,0 +1,37 @@
+//! Attempts counted per key in fixed windows, for limits on guessing (RFC 8628 §5.1: user code
+//! entry). The count is kept in the database, so every process sharing it enforces one limit.
+
+use super::db::{get, params};
+use super::error::StoreError;
+use super::handle::Store;
+use crate::clock::UnixTime;
+
+impl Store {
+    /// Counts one attempt under `key` in the window of `window` seconds that holds `now`, and
+    /// returns the attempts in that window, this one included. One conditional write: concurrent
+    /// attempts each get their own count, so a burst cannot pass a limit together.
+    pub async fn count_attempt(
+        &self,
+        key: &str,
+        window: i64,
+        now: UnixTime,
+    ) -> Result<i64, StoreError> {
+        let digest = crate::secrets::token_digest(key);
+        // A write that returns a row: SQLite's readers cannot run it, its writer can.
+        let mut tx = self.begin().await?;
+        let count = tx
+            .fetch_optional(
+                "INSERT INTO attempts (key_digest, window_start, count, expires_at) VALUES ($1, $2, 1, $3) \
+                 ON CONFLICT (key_digest) DO UPDATE SET \
+                 count = CASE WHEN attempts.expires_at <= $2 THEN 1 ELSE attempts.count + 1 END, \
+                 window_start = CASE WHEN attempts.expires_at <= $2 THEN $2 ELSE attempts.window_start END, \
+                 expires_at = CASE WHEN attempts.expires_at <= $2 THEN $3 ELSE attempts.expires_at END \
+                 RETURNING count",
+                params![digest, now, now + window],
+                |r| get::<i64>(r, "count"),
+            )
+            .await?;
+        tx.commit().await?;
+        count.ok_or_else(|| StoreError::Corrupt("an attempt count returned no row".into()))
+    }
+}
