@@ -20,6 +20,7 @@ mod api;
 pub mod cli;
 mod client_key;
 mod db;
+mod device_client;
 mod display;
 mod dpop_client;
 mod forms;
@@ -48,6 +49,10 @@ use crate::users::{Backend, Users};
 
 /// The client id of the pre-registered demo relying party.
 pub const DEMO_CLIENT_ID: &str = "lockspire-demo";
+
+/// The client id of the pre-registered demo device (RFC 8628), a public client of the device
+/// grant.
+pub const DEMO_DEVICE_CLIENT_ID: &str = "lockspire-demo-device";
 
 /// The seeded demo account's username.
 pub const DEMO_USERNAME: &str = "alice";
@@ -144,6 +149,7 @@ pub async fn app(settings: Settings) -> anyhow::Result<Router> {
     .await
     .context("starting Lockspire")?;
     register_demo_client(&lockspire, &issuer, client_key.jwks()).await?;
+    register_device_client(&lockspire).await?;
     let api = lockspire
         .resource_server(&format!("{issuer}{}", api::API_PATH))?
         .resource_name("Lockspire demo API")
@@ -180,6 +186,9 @@ pub async fn app(settings: Settings) -> anyhow::Result<Router> {
         .route("/logout", get(pages::logout_page).post(pages::logout))
         .route("/demo", get(relying_party::start))
         .route("/demo/callback", get(relying_party::callback))
+        .route("/demo/device", get(device_client::start))
+        .route("/demo/device/status", get(device_client::status))
+        .route("/demo/device/poll", get(device_client::poll))
         .with_state(state)
         .merge(api_routes)
         .merge(lockspire.router())
@@ -226,6 +235,31 @@ async fn register_demo_client(
                 Err(e) => return Err(e).context("registering the demo client"),
             }
         }
+    }
+    Ok(())
+}
+
+/// Registers the demo device client once: a public client of the device grant (RFC 8628).
+async fn register_device_client(lockspire: &Lockspire) -> anyhow::Result<()> {
+    if lockspire.client(DEMO_DEVICE_CLIENT_ID).await?.is_some() {
+        return Ok(());
+    }
+    let metadata = json!({
+        "client_name": "Lockspire demo TV",
+        "token_endpoint_auth_method": "none",
+        "grant_types": ["urn:ietf:params:oauth:grant-type:device_code"],
+    });
+    match lockspire
+        .create_client(Some(DEMO_DEVICE_CLIENT_ID), metadata)
+        .await
+    {
+        Ok(_) => tracing::info!(
+            client_id = DEMO_DEVICE_CLIENT_ID,
+            "registered the demo device"
+        ),
+        // Another demo process sharing the database registered it first.
+        Err(_) if lockspire.client(DEMO_DEVICE_CLIENT_ID).await?.is_some() => {}
+        Err(e) => return Err(e).context("registering the demo device client"),
     }
     Ok(())
 }

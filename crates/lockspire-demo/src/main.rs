@@ -57,14 +57,19 @@ async fn run() -> anyhow::Result<()> {
             .context("serving HTTPS")?;
         return Ok(());
     }
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            // If the signal handler cannot be installed, run until killed.
-            if tokio::signal::ctrl_c().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        })
-        .await
-        .context("serving")?;
+    // With each request's peer address: Lockspire limits guessing of device user codes per
+    // address (RFC 8628 §5.1).
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        // If the signal handler cannot be installed, run until killed.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    })
+    .await
+    .context("serving")?;
     Ok(())
 }

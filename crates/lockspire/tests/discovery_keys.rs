@@ -16,7 +16,7 @@ on_both_stores! {
         assert_eq!(a["issuer"], h.base);
         assert_eq!(a["token_endpoint"], format!("{}/token", h.base));
         assert_eq!(a["registration_endpoint"], format!("{}/register", h.base));
-        assert_eq!(a["grant_types_supported"], serde_json::json!(["authorization_code", "refresh_token", "client_credentials"]));
+        assert_eq!(a["grant_types_supported"], serde_json::json!(["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"]));
         assert_eq!(a["response_types_supported"], serde_json::json!(["code"]));
         assert_eq!(a["code_challenge_methods_supported"], serde_json::json!(["S256"]));
         assert_eq!(a["request_uri_parameter_supported"], false);
@@ -31,7 +31,7 @@ on_both_stores! {
             let status = h.http().get(url).send().await.expect("get").status();
             assert!(status != 404 && !status.is_server_error(), "{key}: {status}");
         }
-        for key in ["token_endpoint", "introspection_endpoint", "revocation_endpoint", "registration_endpoint"] {
+        for key in ["token_endpoint", "introspection_endpoint", "revocation_endpoint", "registration_endpoint", "device_authorization_endpoint"] {
             let url = a[key].as_str().expect(key);
             let status = h.http().post(url).send().await.expect("post").status();
             assert!(status != 404 && !status.is_server_error(), "{key}: {status}");

@@ -139,7 +139,14 @@ pub(crate) async fn start_demo(dir: &tempfile::TempDir) -> String {
     })
     .await
     .expect("demo app starts");
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    // With peer addresses, as the demo binary serves: device code entry is limited per address.
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
     issuer
 }
 

@@ -641,3 +641,86 @@ async fn demo_variant_from_home(
     let landed = b.wait_for_path("/demo/callback").await.expect("callback");
     Some((b, issuer, dir, landed))
 }
+
+#[tokio::test]
+async fn the_demo_device_shows_a_code_that_the_user_approves_at_the_verification_page_then_its_poll_gets_tokens()
+ {
+    let _one = ONE_BROWSER.lock().await;
+    let Some(mut b) = browser("demo-device-flow").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let issuer = start_demo(&dir).await;
+    // Nobody is signed in: the device starts from the home page's link.
+    b.goto(&format!("{issuer}/")).await.expect("home");
+    b.click("a[href='/demo/device']")
+        .await
+        .expect("the device link on the home page");
+    b.wait_for_path("/demo/device/status")
+        .await
+        .expect("the device's screen");
+    let user_code = b.text("#user-code").await.expect("the user code");
+    assert_eq!(user_code.len(), 9, "XXXX-XXXX: {user_code}");
+    let authorization = json_at(&b, "#device-authorization").await;
+    assert_eq!(
+        authorization["verification_uri"],
+        format!("{issuer}/device")
+    );
+    b.screenshot("device-screen").await.expect("screenshot");
+    // Before the user decides, a poll is authorization_pending (RFC 8628 §3.5).
+    b.click("#poll").await.expect("poll");
+    b.wait_for_path("/demo/device/status").await.expect("back");
+    let pending = json_at(&b, "#poll-answer").await;
+    assert_eq!(pending["error"], "authorization_pending", "{pending}");
+
+    // The user opens the verification URI, is asked to sign in by the host, and comes back.
+    let verification = b
+        .attr("#verification-uri", "href")
+        .await
+        .expect("link")
+        .expect("href");
+    b.goto(&verification).await.expect("verification page");
+    b.wait_for_path("/login").await.expect("the host's sign-in");
+    b.fill("#username", DEMO_USERNAME).await.expect("username");
+    b.fill("#password", DEMO_PASSWORD).await.expect("password");
+    b.click("button[type=submit]").await.expect("sign in");
+    b.wait_for_path("/device").await.expect("back at the page");
+    // Typed in lower case, without the dash: the page reads it all the same (RFC 8628 §6.1).
+    b.fill("#user_code", &user_code.to_lowercase().replace('-', ""))
+        .await
+        .expect("type the code");
+    b.screenshot("code-entered").await.expect("screenshot");
+    b.click("button[type=submit]").await.expect("continue");
+    b.find("#user-code").await.expect("the confirmation");
+    assert_eq!(
+        b.text("#user-code").await.expect("code"),
+        user_code,
+        "RFC 8628 §5.4: the code to compare with the device's"
+    );
+    let confirm = b.text("main").await.expect("confirmation text");
+    assert!(confirm.contains("Lockspire demo TV"), "{confirm}");
+    b.screenshot("confirm").await.expect("screenshot");
+    b.click("button[name=decision][value=allow]")
+        .await
+        .expect("allow");
+    let done = b.text("main").await.expect("done");
+    assert!(done.contains("Device connected"), "{done}");
+    b.screenshot("approved").await.expect("screenshot");
+
+    // Back on the device, the next poll turns into tokens.
+    b.goto(&format!("{issuer}/demo/device/status"))
+        .await
+        .expect("the device");
+    b.click("#poll").await.expect("poll");
+    b.find("#device-approved").await.expect("tokens");
+    let tokens = json_at(&b, "#device-tokens").await;
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert!(
+        tokens["id_token"].is_string(),
+        "openid was granted: {tokens}"
+    );
+    let userinfo = json_at(&b, "#device-userinfo").await;
+    assert_eq!(userinfo["name"], "Alice Example");
+    b.screenshot("device-tokens").await.expect("screenshot");
+    b.close().await;
+}
