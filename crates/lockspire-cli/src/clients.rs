@@ -37,7 +37,8 @@ pub(crate) struct MetadataArgs {
     /// Redirect URI (repeat for several); matched exactly.
     #[arg(long = "redirect-uri")]
     redirect_uris: Vec<String>,
-    /// Grant type (repeat): authorization_code, refresh_token, client_credentials.
+    /// Grant type (repeat): authorization_code, refresh_token, client_credentials,
+    /// urn:ietf:params:oauth:grant-type:device_code.
     #[arg(long = "grant-type")]
     grant_types: Vec<String>,
     /// Token endpoint authentication: client_secret_basic, client_secret_post or none.
