@@ -18,6 +18,7 @@ macro_rules! out {
 mod clients;
 mod install;
 mod keys;
+mod outbox;
 mod registration;
 mod setup;
 mod verify;
@@ -56,6 +57,9 @@ enum Command {
     Registration(registration::RegistrationCommand),
     /// Print the newest audit events (JSON lines).
     Audit(registration::AuditArgs),
+    /// Calls to clients (CIBA notifications): list them, send a dead letter again.
+    #[command(subcommand)]
+    Outbox(outbox::OutboxCommand),
 }
 
 /// How a command ended.
@@ -78,6 +82,7 @@ async fn main() -> ExitCode {
         Command::Keys(cmd) => keys::run(cmd).await,
         Command::Registration(cmd) => registration::run(cmd).await,
         Command::Audit(args) => registration::audit(args).await,
+        Command::Outbox(cmd) => outbox::run(cmd).await,
     };
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,

@@ -39,3 +39,29 @@ CREATE TABLE attempts (
     expires_at   BIGINT NOT NULL
 );
 CREATE INDEX attempts_expiry ON attempts (expires_at);
+-- Pending backchannel requests are listed per user for the host's authentication device.
+CREATE INDEX decoupled_requests_subject ON decoupled_requests (tenant_id, subject, status);
+
+-- Calls this server makes to clients (CIBA ping and push notifications, back-channel logout
+-- tokens), each written in the transaction of the change that causes it and delivered by a
+-- worker of any process: leased for a while, then delivered, retried later, or given up as a
+-- dead letter that an operator can retry. What is sent (the bearer token and the body, which
+-- for a push holds tokens) is sealed under the server key and cleared once delivered.
+CREATE TABLE outbox (
+    id              TEXT PRIMARY KEY,
+    tenant_id       TEXT NOT NULL,
+    kind            TEXT NOT NULL,
+    client_id       TEXT NOT NULL,
+    url             TEXT NOT NULL,
+    sealed          TEXT NOT NULL,
+    -- 'pending', 'delivered' or 'dead'.
+    status          TEXT NOT NULL,
+    attempts        BIGINT NOT NULL,
+    next_attempt_at BIGINT NOT NULL,
+    lease_until     BIGINT,
+    leased_by       TEXT,
+    last_error      TEXT,
+    created_at      BIGINT NOT NULL,
+    finished_at     BIGINT
+);
+CREATE INDEX outbox_due ON outbox (status, next_attempt_at);

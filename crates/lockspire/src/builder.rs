@@ -11,13 +11,14 @@ use crate::config::{
 use crate::database::Database;
 use crate::fetch::Fetcher;
 use crate::host::{
-    self, AccountResolver, AuthorizationDetailsType, ConsentRenderer, DetailTypes, DeviceRenderer,
-    DynResolver,
+    self, AccountResolver, AuthorizationDetailsType, BackchannelAuthenticator, ConsentRenderer,
+    DetailTypes, DeviceRenderer, DynBackchannel, DynResolver,
 };
 use crate::jose::{KeyRing, SigningAlg};
 use crate::lockspire::Lockspire;
 use crate::mtls::{self, MtlsConfig};
 use crate::operator::Operator;
+use crate::protocol::outbox::{self, Outbox};
 use crate::protocol::provider::{AUTHORIZATION_SERVER_NONCES, DEFAULT_TENANT, Provider};
 use crate::protocol::{discovery, jwks_cache, maintenance, scope, signing_keys};
 use crate::secrets::{SecretKey, ServerSecrets};
@@ -88,11 +89,13 @@ pub struct Builder {
     key_refresh: std::time::Duration,
     consent: Option<Arc<dyn ConsentRenderer>>,
     device_page: Option<Arc<dyn DeviceRenderer>>,
+    backchannel: Option<Arc<dyn DynBackchannel>>,
     detail_types: DetailTypes,
     audit_retention: std::time::Duration,
     pool: DatabasePool,
-    device_poll_interval: std::time::Duration,
+    poll_interval: std::time::Duration,
     trusted_proxies: Vec<std::net::IpAddr>,
+    outbox_lease: std::time::Duration,
 }
 
 enum DatabaseSource {
@@ -130,11 +133,13 @@ impl Builder {
             key_refresh: KEY_REFRESH,
             consent: None,
             device_page: None,
+            backchannel: None,
             detail_types: DetailTypes::default(),
             audit_retention: AUDIT_RETENTION,
             pool: DatabasePool::default(),
-            device_poll_interval: std::time::Duration::from_secs(5),
+            poll_interval: std::time::Duration::from_secs(5),
             trusted_proxies: Vec::new(),
+            outbox_lease: std::time::Duration::from_secs(30),
         }
     }
 
@@ -282,11 +287,23 @@ impl Builder {
         self
     }
 
-    /// How long a device waits between polls of the token endpoint at first (RFC 8628 §3.2
-    /// `interval`); a device that polls sooner is told `slow_down` and must wait 5 s longer from
-    /// then on. Whole seconds, 1 to 60. Default: 5 s.
-    pub fn device_poll_interval(mut self, every: std::time::Duration) -> Self {
-        self.device_poll_interval = every;
+    /// How long a client of a decoupled flow — a device (RFC 8628 §3.2), a CIBA client of the
+    /// poll or ping mode (CIBA Core §7.3) — waits between polls of the token endpoint at first
+    /// (`interval`); a client that polls sooner is told `slow_down` and must wait 5 s longer
+    /// from then on. Whole seconds, 1 to 60. Default: 5 s.
+    pub fn poll_interval(mut self, every: std::time::Duration) -> Self {
+        self.poll_interval = every;
+        self
+    }
+
+    /// Offers backchannel authentication (CIBA Core): `authenticator` finds the users clients
+    /// name and reaches their authentication devices. The host answers each request with
+    /// [`Lockspire::approve_backchannel`] or [`Lockspire::deny_backchannel`].
+    pub fn backchannel_authenticator(
+        mut self,
+        authenticator: impl BackchannelAuthenticator,
+    ) -> Self {
+        self.backchannel = Some(Arc::new(authenticator));
         self
     }
 
@@ -304,6 +321,15 @@ impl Builder {
     /// `into_make_service_with_connect_info::<SocketAddr>()`. Default: none.
     pub fn trusted_proxies(mut self, proxies: impl IntoIterator<Item = std::net::IpAddr>) -> Self {
         self.trusted_proxies = proxies.into_iter().collect();
+        self
+    }
+
+    /// How long a process's outbox worker holds a call it is delivering (a CIBA notification)
+    /// before another process may take it over: longer than a delivery takes (at most a few
+    /// seconds), short enough that a call held by a process that died is soon sent by another.
+    /// Whole seconds, at least 10. Default: 30 s.
+    pub fn outbox_lease(mut self, lease: std::time::Duration) -> Self {
+        self.outbox_lease = lease;
         self
     }
 
@@ -370,6 +396,7 @@ impl Builder {
             inner: Arc::new(parts.provider(store, secrets, resolver, ring)?),
         };
         maintenance::spawn(Arc::downgrade(&lockspire.inner), key_refresh);
+        outbox::spawn(Arc::downgrade(&lockspire.inner));
         Ok(lockspire)
     }
 
@@ -421,6 +448,7 @@ impl Builder {
             l.interaction,
             l.pushed_request,
             l.device_code,
+            l.backchannel_request,
         ]
         .iter()
         .any(|s| *s <= 0)
@@ -442,11 +470,17 @@ impl Builder {
                 "RFC 9126 §2.2: a pushed request lives 5 to 600 seconds".into(),
             ));
         }
-        let device_poll_interval = i64::try_from(self.device_poll_interval.as_secs())
+        let poll_interval = i64::try_from(self.poll_interval.as_secs())
             .ok()
             .filter(|s| (1..=60).contains(s))
             .ok_or_else(|| {
-                ConfigError::Invalid("device_poll_interval", "must be 1 to 60 seconds".into())
+                ConfigError::Invalid("poll_interval", "must be 1 to 60 seconds".into())
+            })?;
+        let outbox_lease = i64::try_from(self.outbox_lease.as_secs())
+            .ok()
+            .filter(|s| *s >= 10)
+            .ok_or_else(|| {
+                ConfigError::Invalid("outbox_lease", "must be at least 10 seconds".into())
             })?;
         let audit_retention = i64::try_from(self.audit_retention.as_secs())
             .ok()
@@ -479,8 +513,10 @@ impl Builder {
             require_pushed_requests: self.require_pushed_requests,
             pushed_unregistered_redirect_uris: self.pushed_unregistered_redirect_uris,
             require_dpop_nonce: self.require_dpop_nonce,
-            device_poll_interval,
+            poll_interval,
             trusted_proxies: self.trusted_proxies,
+            outbox_lease,
+            backchannel_enabled: self.backchannel.is_some(),
             dev_mode: self.dev_mode,
             registration_rules: self.registration_rules,
             mtls_enabled: self.mtls.is_some(),
@@ -499,6 +535,7 @@ impl Builder {
             key_refresh: self.key_refresh,
             consent: self.consent,
             device_page: self.device_page,
+            backchannel: self.backchannel,
             detail_types: self.detail_types,
             pool: self.pool,
         })
@@ -516,6 +553,7 @@ struct Parts {
     key_refresh: std::time::Duration,
     consent: Option<Arc<dyn ConsentRenderer>>,
     device_page: Option<Arc<dyn DeviceRenderer>>,
+    backchannel: Option<Arc<dyn DynBackchannel>>,
     detail_types: DetailTypes,
     mtls: Option<mtls::Mtls>,
 }
@@ -542,6 +580,7 @@ impl Parts {
         Ok(Provider {
             jwks: jwks_cache::JwksCache::new(Fetcher::new(self.config.dev_mode)?),
             dpop_nonces: secrets.dpop_nonces(AUTHORIZATION_SERVER_NONCES),
+            outbox: Outbox::new(self.config.dev_mode)?,
             config: self.config,
             tenant: DEFAULT_TENANT.to_owned(),
             store,
@@ -552,6 +591,7 @@ impl Parts {
             discovery,
             consent: self.consent,
             device_page: self.device_page,
+            backchannel: self.backchannel,
             detail_types: self.detail_types,
             mtls: self.mtls,
         })

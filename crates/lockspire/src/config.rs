@@ -191,6 +191,9 @@ pub struct Lifetimes {
     /// A device code and its user code (RFC 8628 §3.2 `expires_in`): how long the user has to
     /// enter the code and decide.
     pub device_code: i64,
+    /// The longest a backchannel authentication request (CIBA Core §7.3 `expires_in`) waits
+    /// for the user; a client's `requested_expiry` may shorten it.
+    pub backchannel_request: i64,
 }
 
 impl Default for Lifetimes {
@@ -203,6 +206,7 @@ impl Default for Lifetimes {
             interaction: 900,
             pushed_request: 60,
             device_code: 600,
+            backchannel_request: 600,
         }
     }
 }
@@ -238,10 +242,15 @@ pub struct Config {
     pub(crate) pushed_unregistered_redirect_uris: bool,
     /// DPoP proofs must carry a server nonce (RFC 9449 §8).
     pub(crate) require_dpop_nonce: bool,
-    /// Seconds a device waits between polls at first (RFC 8628 §3.2 `interval`).
-    pub(crate) device_poll_interval: i64,
+    /// Seconds a client of a decoupled flow waits between polls at first (RFC 8628 §3.2, CIBA
+    /// Core §7.3 `interval`).
+    pub(crate) poll_interval: i64,
     /// Proxies whose `X-Forwarded-For` is believed for a request's source address.
     pub(crate) trusted_proxies: Vec<std::net::IpAddr>,
+    /// Seconds an outbox worker holds the calls it leased before another may take them.
+    pub(crate) outbox_lease: i64,
+    /// The host reaches users for backchannel authentication (CIBA): the endpoint is served.
+    pub(crate) backchannel_enabled: bool,
 }
 
 /// Scopes every issuer knows: OpenID Connect's (OIDC Core §5.4, §11).

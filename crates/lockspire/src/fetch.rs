@@ -170,10 +170,20 @@ pub(crate) struct Fetcher {
 impl Fetcher {
     /// A fetcher; `allow_loopback` only in development mode.
     pub(crate) fn new(allow_loopback: bool) -> Result<Self, FetchError> {
+        Self::guarded(allow_loopback, Duration::from_secs(1))
+    }
+
+    /// A fetcher for calls to clients' notification endpoints (CIBA Core §10), guarded like
+    /// [`Fetcher::new`]; a client's server may take a few seconds to answer.
+    pub(crate) fn for_notifications(allow_loopback: bool) -> Result<Self, FetchError> {
+        Self::guarded(allow_loopback, Duration::from_secs(5))
+    }
+
+    fn guarded(allow_loopback: bool, timeout: Duration) -> Result<Self, FetchError> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(1))
-            .timeout(Duration::from_secs(1))
+            .timeout(timeout)
             .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver { allow_loopback }))
             .user_agent("lockspire")
@@ -263,6 +273,32 @@ impl Fetcher {
 }
 
 /// Reads a successful response's body, at most [`MAX_BODY`] bytes, as JSON.
+impl Fetcher {
+    /// POSTs `body` as JSON to `url`, with `bearer` as a Bearer token when given; returns the
+    /// status. The answer's body is not read: a notification endpoint's answer is its status.
+    pub(crate) async fn post_json(
+        &self,
+        url: &str,
+        bearer: Option<&str>,
+        body: &serde_json::Value,
+    ) -> Result<u16, FetchError> {
+        let url = self.checked(url)?;
+        let mut request = self
+            .client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(token) = bearer {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let resp = request
+            .send()
+            .await
+            .map_err(|e| FetchError::Transport(e.to_string()))?;
+        Ok(resp.status().as_u16())
+    }
+}
+
 async fn read_json(mut resp: reqwest::Response) -> Result<serde_json::Value, FetchError> {
     if !resp.status().is_success() {
         return Err(FetchError::Status(resp.status().as_u16()));

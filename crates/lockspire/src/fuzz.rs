@@ -109,6 +109,12 @@ pub fn token_request(data: &[u8]) {
             Ok(TokenRequest::ClientCredentials(r)) => {
                 assert_eq!(params.get("scope").ok().flatten(), r.scope);
             }
+            Ok(TokenRequest::Ciba(r)) => {
+                assert_eq!(
+                    params.get("auth_req_id").ok().flatten(),
+                    Some(r.auth_req_id)
+                );
+            }
             Ok(TokenRequest::DeviceCode(r)) => {
                 assert_eq!(
                     params.get("device_code").ok().flatten(),
@@ -313,8 +319,10 @@ fn config() -> &'static Config {
             require_pushed_requests: false,
             pushed_unregistered_redirect_uris: false,
             require_dpop_nonce: false,
-            device_poll_interval: 5,
+            poll_interval: 5,
             trusted_proxies: Vec::new(),
+            outbox_lease: 30,
+            backchannel_enabled: true,
         })
     });
     match config {

@@ -213,6 +213,19 @@ impl DynResolver for NoHost {
     fn login(&self, _: &Parts, ctx: &Context) -> InteractionResult {
         InteractionResult::Redirect(ctx.issuer.clone())
     }
+
+    fn user_code<'a>(
+        &'a self,
+        _: &'a Subject,
+        _: &'a str,
+        _: &'a Context,
+    ) -> BoxFuture<'a, Result<(), HostError>> {
+        Box::pin(async {
+            Err(HostError::new(
+                "no account resolver: this is an operator-only instance",
+            ))
+        })
+    }
 }
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -296,6 +309,120 @@ where
 {
     fn render(&self, page: &ConsentPage) -> Result<String, HostError> {
         self(page)
+    }
+}
+
+/// How a backchannel authentication request names its user (CIBA Core §7.1): exactly one hint.
+#[derive(Debug)]
+pub enum LoginHint<'a> {
+    /// `login_hint`: an identifier of the host's choosing (an email address, a phone number, a
+    /// username), untrusted.
+    LoginHint(&'a str),
+    /// `login_hint_token`: a token of the host's format naming the user, untrusted.
+    LoginHintToken(&'a str),
+    /// `id_token_hint`: an ID token this server issued to the client (verified, expired
+    /// allowed), naming this subject.
+    IdTokenHint(&'a Subject),
+}
+
+/// Who a hint names.
+#[derive(Debug)]
+pub enum HintResolution {
+    /// This user.
+    User(Subject),
+    /// Nobody the host knows: the client gets `unknown_user_id`.
+    Unknown,
+    /// The `login_hint_token` has expired: the client gets `expired_login_hint_token`.
+    Expired,
+}
+
+/// A backchannel authentication request waiting for its user (CIBA Core §7): what the host
+/// shows on the user's authentication device before they approve or deny it.
+#[derive(Clone, Debug)]
+pub struct BackchannelRequest {
+    /// Its id, for [`crate::Lockspire::approve_backchannel`] and
+    /// [`crate::Lockspire::deny_backchannel`]. Not the `auth_req_id` the client holds.
+    pub id: String,
+    /// The user it is for.
+    pub subject: Subject,
+    /// The requesting client.
+    pub client_id: String,
+    /// Its registered name, or its id.
+    pub client_name: String,
+    /// The scopes asked for.
+    pub scopes: Vec<String>,
+    /// `binding_message`: the text the client also shows on its own device, so the user can
+    /// tell this request is the one they started. Show it.
+    pub binding_message: Option<String>,
+    /// `acr_values`: the authentication the client asks for, in order of preference.
+    pub acr_values: Vec<String>,
+    /// When it expires.
+    pub expires_at: i64,
+}
+
+/// How the user approved a backchannel request on their authentication device, for the grant
+/// and the ID token (`auth_time`, `acr`, `amr`).
+#[derive(Clone, Debug)]
+pub struct BackchannelApproval {
+    /// The user who approved: the request's user.
+    pub subject: Subject,
+    /// When they authenticated to approve it (seconds since the epoch).
+    pub auth_time: i64,
+    /// The authentication context class achieved, if the host tracks one.
+    pub acr: Option<String>,
+    /// Authentication methods (RFC 8176), if the host tracks them.
+    pub amr: Vec<String>,
+}
+
+/// The host's part of backchannel authentication (CIBA Core): finding the user a client names
+/// and reaching their authentication device. Register it with
+/// [`crate::Builder::backchannel_authenticator`]; without one the endpoint is not offered.
+/// When the user has decided, call [`crate::Lockspire::approve_backchannel`] or
+/// [`crate::Lockspire::deny_backchannel`].
+pub trait BackchannelAuthenticator: Send + Sync + 'static {
+    /// The user `hint` names. `ctx` holds the client and the scopes.
+    fn resolve_hint(
+        &self,
+        hint: LoginHint<'_>,
+        ctx: &Context,
+    ) -> impl Future<Output = Result<HintResolution, HostError>> + Send;
+
+    /// A request is waiting for `request.subject`: reach their authentication device (a push
+    /// notification, a message). It returns once the user has been reached, not decided; an
+    /// error answers the client `server_error` and the request is dropped.
+    fn notify(
+        &self,
+        request: &BackchannelRequest,
+    ) -> impl Future<Output = Result<(), HostError>> + Send;
+}
+
+/// Object-safe view of a [`BackchannelAuthenticator`].
+pub(crate) trait DynBackchannel: Send + Sync + 'static {
+    fn resolve<'a>(
+        &'a self,
+        hint: LoginHint<'a>,
+        ctx: &'a Context,
+    ) -> BoxFuture<'a, Result<HintResolution, HostError>>;
+    fn notify<'a>(
+        &'a self,
+        request: &'a BackchannelRequest,
+    ) -> BoxFuture<'a, Result<(), HostError>>;
+}
+
+impl<B: BackchannelAuthenticator> DynBackchannel for B {
+    fn resolve<'a>(
+        &'a self,
+        hint: LoginHint<'a>,
+        ctx: &'a Context,
+    ) -> BoxFuture<'a, Result<HintResolution, HostError>> {
+        Box::pin(self.resolve_hint(hint, ctx))
+    }
+
+    fn notify<'a>(
+        &'a self,
+        request: &'a BackchannelRequest,
+    ) -> BoxFuture<'a, Result<(), HostError>> {
+        Box::pin(BackchannelAuthenticator::notify(self, request))
     }
 }
 
@@ -541,6 +668,12 @@ pub(crate) trait DynResolver: Send + Sync + 'static {
         ctx: &'a Context,
     ) -> BoxFuture<'a, Result<Option<Claims>, HostError>>;
     fn login(&self, req: &Parts, ctx: &Context) -> InteractionResult;
+    fn user_code<'a>(
+        &'a self,
+        subject: &'a Subject,
+        code: &'a str,
+        ctx: &'a Context,
+    ) -> BoxFuture<'a, Result<(), HostError>>;
 }
 
 impl<R: AccountResolver> DynResolver for R {
@@ -577,5 +710,14 @@ impl<R: AccountResolver> DynResolver for R {
 
     fn login(&self, req: &Parts, ctx: &Context) -> InteractionResult {
         self.redirect_for_login(req, ctx)
+    }
+
+    fn user_code<'a>(
+        &'a self,
+        subject: &'a Subject,
+        code: &'a str,
+        ctx: &'a Context,
+    ) -> BoxFuture<'a, Result<(), HostError>> {
+        Box::pin(self.verify_backchannel_user_code(subject, code, ctx))
     }
 }

@@ -81,16 +81,17 @@ pub use database::{Database, DatabaseKind, Migration};
 pub use fetch::FetchError;
 pub use file_config::{DEFAULT_CONFIG_FILE, DatabasePoolFile, FileConfig, RegistrationFile};
 pub use host::{
-    AccountResolver, AuthorizationDetailsType, Claims, ConsentPage, ConsentRenderer, Context,
-    DeviceConfirmation, DevicePage, DeviceRenderer, HostError, InteractionResult, Resolution,
-    ScopeRequest, SignedIn, Subject,
+    AccountResolver, AuthorizationDetailsType, BackchannelApproval, BackchannelAuthenticator,
+    BackchannelRequest, Claims, ConsentPage, ConsentRenderer, Context, DeviceConfirmation,
+    DevicePage, DeviceRenderer, HintResolution, HostError, InteractionResult, LoginHint,
+    Resolution, ScopeRequest, SignedIn, Subject,
 };
 /// Re-exported so an [`AccountResolver`] can name `http::request::Parts` without its own `http`
 /// dependency.
 pub use http;
 pub use lockspire::{Authorization, Lockspire};
 pub use model::authorization_details::{AuthorizationDetail, AuthorizationDetails};
-pub use model::client::{AuthMethod, ClientMetadata, GrantType};
+pub use model::client::{AuthMethod, ClientMetadata, DeliveryMode, GrantType};
 pub use mtls::{ClientCertificate, MtlsConfig, MtlsError, serve_tls};
 pub use operator::{ClientInfo, KeyInfo, KeyState, Operator, OperatorError};
 pub use protocol::error::{Challenge, ErrorCode, InternalError, OAuthError};
@@ -100,6 +101,9 @@ pub use protocol::signing_keys::PUBLISH_BEFORE_USE;
 pub use secrets::{InvalidSecretKey, SecretKey};
 /// Re-exported so host code can build [`Claims`] without its own `serde_json` dependency.
 pub use serde_json;
-pub use store::{AuditEvent, DatabaseError, InitialAccessTokenRecord, StoreError};
+pub use store::{
+    AuditEvent, DatabaseError, InitialAccessTokenRecord, OutboxEntry, OutboxKind, OutboxStatus,
+    StoreError,
+};
 /// Re-exported for host code that builds login URLs.
 pub use url;

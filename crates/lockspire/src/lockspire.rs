@@ -165,6 +165,35 @@ impl Lockspire {
         Ok(self.inner.prune().await?)
     }
 
+    /// The backchannel authentication requests (CIBA Core) waiting for `subject`, oldest
+    /// first: what the host's authentication device shows, each with its client, scopes and
+    /// `binding_message`.
+    pub async fn backchannel_requests(
+        &self,
+        subject: &Subject,
+    ) -> Result<Vec<crate::host::BackchannelRequest>, OAuthError> {
+        crate::protocol::ciba::pending(&self.inner, subject).await
+    }
+
+    /// The user approved backchannel request `id` (a [`crate::BackchannelRequest::id`]) on
+    /// their authentication device, authenticated as `approval` says: the grant is recorded
+    /// like a consent, and the client is told as its delivery mode says — it may poll, it is
+    /// pinged, or its tokens are pushed to it (CIBA Core §10). False when there is no such
+    /// request waiting for this user (decided already, expired, or another user's).
+    pub async fn approve_backchannel(
+        &self,
+        id: &str,
+        approval: &crate::host::BackchannelApproval,
+    ) -> Result<bool, OAuthError> {
+        crate::protocol::ciba::approve(&self.inner, id, approval).await
+    }
+
+    /// The user denied backchannel request `id`: the client gets `access_denied` (CIBA Core
+    /// §11, §12). False when there is no such request waiting for `subject`.
+    pub async fn deny_backchannel(&self, id: &str, subject: &Subject) -> Result<bool, OAuthError> {
+        crate::protocol::ciba::deny(&self.inner, id, subject).await
+    }
+
     /// Deletes a client for good (RFC 7592 §2.3): refused everywhere, every grant and token of
     /// it revoked, and its id never issued again. False when there was no such client.
     pub async fn delete_client(&self, client_id: &str) -> Result<bool, OAuthError> {

@@ -343,6 +343,32 @@ impl Operator {
             .await?)
     }
 
+    /// Calls to clients (CIBA notifications) in `status`, newest first: what, to whom, how many
+    /// attempts and why the last one failed — never what they send.
+    pub async fn outbox(
+        &self,
+        status: crate::store::OutboxStatus,
+        limit: i64,
+    ) -> Result<Vec<crate::store::OutboxEntry>, OperatorError> {
+        let p = self.p();
+        Ok(p.store
+            .outbox_entries(&p.tenant, status, limit.clamp(1, 1000))
+            .await?)
+    }
+
+    /// Sends a dead letter again: it is due at once, with a fresh count of attempts, and any
+    /// process's worker delivers it.
+    pub async fn retry_outbox(&self, id: &str) -> Result<(), OperatorError> {
+        let p = self.p();
+        let event = operator_event(p, "outbox_retried", None)
+            .as_action("outbox_retried", serde_json::json!({ "outbox": id }));
+        if p.store.retry_outbox(&p.tenant, id, p.now(), &event).await? {
+            Ok(())
+        } else {
+            Err(OperatorError::NotFound(format!("dead letter {id}")))
+        }
+    }
+
     /// Client `jwks_uri`s whose last fetch by this process failed, with the error.
     pub fn jwks_fetch_failures(&self) -> Vec<(String, String)> {
         self.p().jwks.failures()

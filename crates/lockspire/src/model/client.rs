@@ -132,15 +132,19 @@ pub enum GrantType {
     /// RFC 8628 §3.4: the device authorization grant.
     #[serde(rename = "urn:ietf:params:oauth:grant-type:device_code")]
     DeviceCode,
+    /// CIBA Core §10.1: client-initiated backchannel authentication.
+    #[serde(rename = "urn:openid:params:grant-type:ciba")]
+    Ciba,
 }
 
 impl GrantType {
     /// Every grant `/token` accepts; discovery lists exactly these.
-    pub const SUPPORTED: [GrantType; 4] = [
+    pub const SUPPORTED: [GrantType; 5] = [
         Self::AuthorizationCode,
         Self::RefreshToken,
         Self::ClientCredentials,
         Self::DeviceCode,
+        Self::Ciba,
     ];
 
     /// The `grant_type` value.
@@ -150,11 +154,43 @@ impl GrantType {
             Self::RefreshToken => "refresh_token",
             Self::ClientCredentials => "client_credentials",
             Self::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
+            Self::Ciba => "urn:openid:params:grant-type:ciba",
         }
     }
 
     pub(crate) fn parse(s: &str) -> Option<Self> {
         Self::SUPPORTED.into_iter().find(|g| g.as_str() == s)
+    }
+}
+
+/// How a client gets the result of a backchannel authentication (CIBA Core §5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryMode {
+    /// The client polls the token endpoint.
+    Poll,
+    /// The server calls the client's notification endpoint when the user decided; the client
+    /// then polls once.
+    Ping,
+    /// The server sends the tokens (or the error) to the client's notification endpoint.
+    Push,
+}
+
+impl DeliveryMode {
+    /// Every mode, as discovery lists them.
+    pub const ALL: [DeliveryMode; 3] = [Self::Poll, Self::Ping, Self::Push];
+
+    /// The registered name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Poll => "poll",
+            Self::Ping => "ping",
+            Self::Push => "push",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
     }
 }
 
@@ -271,6 +307,16 @@ pub struct ClientMetadata {
     /// host or an operator, never by dynamic registration (Lockspire extension).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resource_server_for: Vec<String>,
+    /// CIBA Core §4: how this client gets the result of a backchannel authentication: `poll`,
+    /// `ping` or `push`. Set exactly when the client registered the CIBA grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_token_delivery_mode: Option<DeliveryMode>,
+    /// CIBA Core §4: where `ping` and `push` notifications go (https).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_client_notification_endpoint: Option<String>,
+    /// CIBA Core §4: this client sends `user_code` with its backchannel requests.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub backchannel_user_code_parameter: bool,
     /// Access token format override (Lockspire extension; the server default when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_token_format: Option<String>,
@@ -429,6 +475,9 @@ pub(crate) fn example_metadata(uris: &[&str]) -> ClientMetadata {
         authorization_details_types: Vec::new(),
         token_endpoint_auth_signing_alg: None,
         access_token_format: None,
+        backchannel_token_delivery_mode: None,
+        backchannel_client_notification_endpoint: None,
+        backchannel_user_code_parameter: false,
         resource_server_for: Vec::new(),
         software_id: None,
         software_version: None,

@@ -41,27 +41,46 @@ pub(crate) async fn record(
     tx: &mut Tx,
     approval: Approval<'_>,
 ) -> Result<GrantRecord, OAuthError> {
+    let grant = approval.grant(p)?;
+    record_grant(p, tx, approval, grant).await
+}
+
+impl Approval<'_> {
+    /// The grant the approval creates, not yet stored: tokens can be minted from it before the
+    /// transaction that records it begins.
+    pub(crate) fn grant(&self, p: &Provider) -> Result<GrantRecord, OAuthError> {
+        let now = p.now();
+        let details = GrantDetails {
+            claims: self.claims.clone(),
+            acr: self.session.acr.clone(),
+            amr: self.session.amr.clone(),
+            authorization_details: self.authorization_details.clone(),
+        };
+        Ok(GrantRecord {
+            id: random_id(),
+            tenant_id: p.tenant.clone(),
+            client_id: self.client_id.clone(),
+            subject: self.session.subject.as_str().to_owned(),
+            scopes: self.scopes.clone(),
+            resources: self.resources.to_vec(),
+            details: serde_json::to_string(&details)
+                .map_err(|e| OAuthError::internal(e.to_string()))?,
+            auth_time: self.session.auth_time,
+            created_at: now,
+            expires_at: now + p.config.lifetimes.refresh_token,
+        })
+    }
+}
+
+/// [`record`] of the grant [`Approval::grant`] made.
+pub(crate) async fn record_grant(
+    p: &Provider,
+    tx: &mut Tx,
+    approval: Approval<'_>,
+    grant: GrantRecord,
+) -> Result<GrantRecord, OAuthError> {
     let now = p.now();
     let subject = approval.session.subject.as_str();
-    let details = GrantDetails {
-        claims: approval.claims,
-        acr: approval.session.acr.clone(),
-        amr: approval.session.amr.clone(),
-        authorization_details: approval.authorization_details.clone(),
-    };
-    let grant = GrantRecord {
-        id: random_id(),
-        tenant_id: p.tenant.clone(),
-        client_id: approval.client_id.clone(),
-        subject: subject.to_owned(),
-        scopes: approval.scopes.clone(),
-        resources: approval.resources.to_vec(),
-        details: serde_json::to_string(&details)
-            .map_err(|e| OAuthError::internal(e.to_string()))?,
-        auth_time: approval.session.auth_time,
-        created_at: now,
-        expires_at: now + p.config.lifetimes.refresh_token,
-    };
     tx.insert_grant(&grant).await?;
     if let Some(previous) = approval.asked {
         let mut merged = previous.unwrap_or_default();

@@ -8,7 +8,8 @@ use url::Url;
 use crate::config::{AccessTokenFormat, Config};
 use crate::jose::{ContentEncryptionAlg, KeyManagementAlg, SigningAlg};
 use crate::model::client::{
-    AuthMethod, ClientMetadata, GrantType, default_application_type, default_subject_type,
+    AuthMethod, ClientMetadata, DeliveryMode, GrantType, default_application_type,
+    default_subject_type,
 };
 use crate::model::uri::is_loopback_host;
 use crate::protocol::error::{ErrorCode, OAuthError};
@@ -361,6 +362,97 @@ fn string_list(body: &Map<String, Value>, field: &str) -> Result<Option<Vec<Stri
     }
 }
 
+/// The backchannel authentication metadata of a client (CIBA Core §4).
+struct Backchannel {
+    mode: Option<DeliveryMode>,
+    endpoint: Option<String>,
+    user_code: bool,
+}
+
+/// CIBA Core §4: a client of the CIBA grant names its delivery mode, and for `ping` and `push`
+/// an https notification endpoint; it is confidential (§7: it authenticates its requests); a
+/// `push` client's tokens cannot be bound to a key or certificate (nothing is presented when
+/// they are pushed). Nobody else registers these fields, and signed backchannel requests are
+/// not offered.
+fn check_backchannel(
+    config: &Config,
+    body: &Map<String, Value>,
+    grants: &[GrantType],
+    method: AuthMethod,
+) -> Result<Backchannel, OAuthError> {
+    if body
+        .get("backchannel_authentication_request_signing_alg")
+        .is_some_and(|v| !v.is_null())
+    {
+        return Err(invalid(
+            "signed backchannel authentication requests are not supported",
+        ));
+    }
+    let mode = match opt_string(body, "backchannel_token_delivery_mode")? {
+        None => None,
+        Some(m) => Some(DeliveryMode::parse(&m).ok_or_else(|| {
+            invalid("backchannel_token_delivery_mode must be poll, ping or push")
+        })?),
+    };
+    let endpoint = opt_string(body, "backchannel_client_notification_endpoint")?;
+    let user_code = opt_bool(body, "backchannel_user_code_parameter")?;
+    if !grants.contains(&GrantType::Ciba) {
+        if mode.is_some() || endpoint.is_some() || user_code {
+            return Err(invalid(
+                "backchannel metadata is for clients of the CIBA grant",
+            ));
+        }
+        return Ok(Backchannel {
+            mode,
+            endpoint,
+            user_code,
+        });
+    }
+    if !config.backchannel_enabled {
+        return Err(
+            invalid("this server does not offer backchannel authentication")
+                .with_reason("the CIBA grant without a backchannel authenticator"),
+        );
+    }
+    if !method.is_confidential() {
+        return Err(invalid("the CIBA grant requires a confidential client"));
+    }
+    let mode =
+        mode.ok_or_else(|| invalid("the CIBA grant requires backchannel_token_delivery_mode"))?;
+    match (mode, &endpoint) {
+        (DeliveryMode::Poll, Some(_)) => {
+            return Err(invalid(
+                "backchannel_client_notification_endpoint is for the ping and push modes",
+            ));
+        }
+        (DeliveryMode::Poll, None) => {}
+        (_, None) => {
+            return Err(invalid(
+                "the ping and push modes require backchannel_client_notification_endpoint",
+            ));
+        }
+        (_, Some(uri)) => {
+            crate::fetch::check_url(uri, config.dev_mode).map_err(|e| {
+                invalid("backchannel_client_notification_endpoint must be an https URL this server may call")
+                    .with_reason(format!("backchannel_client_notification_endpoint: {e}"))
+            })?;
+        }
+    }
+    if mode == DeliveryMode::Push
+        && (opt_bool(body, "dpop_bound_access_tokens")?
+            || opt_bool(body, "tls_client_certificate_bound_access_tokens")?)
+    {
+        return Err(invalid(
+            "pushed tokens cannot be bound to a DPoP key or certificate: use poll or ping",
+        ));
+    }
+    Ok(Backchannel {
+        mode: Some(mode),
+        endpoint,
+        user_code,
+    })
+}
+
 /// `resource_server_for`: resources this issuer grants tokens for (RFC 8707), the only ones a
 /// client can serve.
 fn check_served_resources(
@@ -432,6 +524,7 @@ pub(crate) fn validate_metadata(
     {
         return Err(invalid("client_credentials requires a confidential client"));
     }
+    let backchannel = check_backchannel(config, body, &grant_types, token_endpoint_auth_method)?;
     if grant_types == [GrantType::RefreshToken] {
         return Err(invalid("refresh_token alone cannot obtain a first token"));
     }
@@ -586,6 +679,9 @@ pub(crate) fn validate_metadata(
         authorization_encrypted_response_enc,
         token_endpoint_auth_signing_alg,
         access_token_format,
+        backchannel_token_delivery_mode: backchannel.mode,
+        backchannel_client_notification_endpoint: backchannel.endpoint,
+        backchannel_user_code_parameter: backchannel.user_code,
         resource_server_for: check_served_resources(config, body)?,
         software_id: opt_string(body, "software_id")?,
         software_version: opt_string(body, "software_version")?,

@@ -78,6 +78,18 @@ impl AuthenticatedClient {
         self.certificate.as_ref().map(ClientCertificate::thumbprint)
     }
 
+    /// A client tokens are minted for without a request of its own: a CIBA client of the push
+    /// mode, which authenticated when it asked (CIBA Core §10.3). Nothing is presented, so
+    /// nothing binds the tokens (registration keeps push clients from asking for bound ones).
+    pub(crate) fn for_push(record: ClientRecord) -> Self {
+        Self {
+            method: record.metadata.token_endpoint_auth_method,
+            record,
+            certificate: None,
+            dpop: None,
+        }
+    }
+
     /// The key of this request's DPoP proof, by its thumbprint (RFC 9449 §6).
     pub(crate) fn presented_jkt(&self) -> Option<&str> {
         self.dpop.as_ref().map(|p| p.jkt.as_str())
@@ -421,11 +433,14 @@ async fn verify_assertion(
     validation.sub = Some(client_id.clone());
     // RFC 9126 §2: at the pushed authorization request endpoint the token endpoint's URL is
     // an accepted audience too; so it is at the device authorization endpoint, whose
-    // authentication is "as at the token endpoint" (RFC 8628 §3.1).
+    // authentication is "as at the token endpoint" (RFC 8628 §3.1), and at the backchannel
+    // authentication endpoint (CIBA Core §7.1).
     let mut audiences = vec![p.issuer().to_owned(), endpoint.url(&p.config.issuer)];
     if matches!(
         endpoint,
-        Endpoint::PushedAuthorization | Endpoint::DeviceAuthorization
+        Endpoint::PushedAuthorization
+            | Endpoint::DeviceAuthorization
+            | Endpoint::BackchannelAuthentication
     ) {
         audiences.push(Endpoint::Token.url(&p.config.issuer));
     }

@@ -148,9 +148,10 @@ pub(crate) async fn authorize(
             },
             kind: DecoupledKind::Device,
             user_code: Some(p.secrets.user_code_digest(&user_code)),
+            subject: None,
             request: "{}".to_owned(),
             status: DecoupledStatus::Pending,
-            poll_interval: p.config.device_poll_interval,
+            poll_interval: p.config.poll_interval,
         };
         if p.store.insert_decoupled(&record).await? {
             return Ok(DeviceAuthorization {
@@ -159,7 +160,7 @@ pub(crate) async fn authorize(
                 verification_uri_complete: verification_uri(p, Some(&user_code)),
                 user_code: display(&user_code),
                 expires_in: lifetime,
-                interval: p.config.device_poll_interval,
+                interval: p.config.poll_interval,
             });
         }
     }

@@ -9,7 +9,7 @@ use super::scope::standard_claims;
 use crate::config::Config;
 use crate::host::DetailTypes;
 use crate::jose::{ContentEncryptionAlg, KeyManagementAlg, KeyRing, SigningAlg};
-use crate::model::client::{AuthMethod, GrantType};
+use crate::model::client::{AuthMethod, DeliveryMode, GrantType};
 
 /// Algs accepted on client assertions: the asymmetric ones for private_key_jwt and HS256 for
 /// client_secret_jwt.
@@ -69,7 +69,11 @@ pub(crate) fn document(config: &Config, keys: &KeyRing, detail_types: &DetailTyp
         "scopes_supported": config.scopes_supported().collect::<Vec<_>>(),
         "response_types_supported": ["code"],
         "response_modes_supported": ResponseMode::SUPPORTED,
-        "grant_types_supported": GrantType::SUPPORTED.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+        "grant_types_supported": GrantType::SUPPORTED
+            .iter()
+            .filter(|g| **g != GrantType::Ciba || config.backchannel_enabled)
+            .map(|g| g.as_str())
+            .collect::<Vec<_>>(),
         "subject_types_supported": ["public", "pairwise"],
         "userinfo_signing_alg_values_supported": algs,
         "authorization_signing_alg_values_supported": algs,
@@ -105,6 +109,20 @@ pub(crate) fn document(config: &Config, keys: &KeyRing, detail_types: &DetailTyp
                 map.insert(field.into(), Value::String(e.url(issuer)));
             }
         }
+    }
+    // CIBA Core §4: the modes, and that clients may send `user_code` (signed requests are not
+    // offered, so their algorithms are not listed).
+    if config.backchannel_enabled
+        && let Value::Object(map) = &mut doc
+    {
+        map.insert(
+            "backchannel_token_delivery_modes_supported".into(),
+            Value::from(DeliveryMode::ALL.map(DeliveryMode::as_str).to_vec()),
+        );
+        map.insert(
+            "backchannel_user_code_parameter_supported".into(),
+            Value::Bool(true),
+        );
     }
     if config.mtls_enabled
         && let Value::Object(map) = &mut doc

@@ -39,6 +39,8 @@ pub(crate) enum Endpoint {
     DeviceAuthorization,
     /// RFC 8628 §3.3: the page where the user enters the device's code and decides.
     DeviceVerification,
+    /// CIBA Core §7: backchannel authentication requests.
+    BackchannelAuthentication,
 }
 
 /// Who may call an endpoint from a browser.
@@ -52,7 +54,7 @@ pub(crate) enum Access {
 
 impl Endpoint {
     /// Every endpoint, in the order the router mounts them.
-    pub(crate) const ALL: [Endpoint; 15] = [
+    pub(crate) const ALL: [Endpoint; 16] = [
         Self::OpenIdConfiguration,
         Self::AuthorizationServerMetadata,
         Self::Jwks,
@@ -68,6 +70,7 @@ impl Endpoint {
         Self::RegistrationManagement,
         Self::DeviceAuthorization,
         Self::DeviceVerification,
+        Self::BackchannelAuthentication,
     ];
 
     /// The route under the issuer's path (axum syntax for the one with a parameter).
@@ -88,6 +91,7 @@ impl Endpoint {
             Self::RegistrationManagement => "/register/{client_id}",
             Self::DeviceAuthorization => "/device_authorization",
             Self::DeviceVerification => "/device",
+            Self::BackchannelAuthentication => "/bc-authorize",
         }
     }
 
@@ -115,6 +119,7 @@ impl Endpoint {
             Self::Revoke => "revocation_endpoint",
             Self::Register => "registration_endpoint",
             Self::DeviceAuthorization => "device_authorization_endpoint",
+            Self::BackchannelAuthentication => "backchannel_authentication_endpoint",
             _ => return None,
         })
     }
@@ -124,6 +129,7 @@ impl Endpoint {
     pub(crate) fn advertised(self, config: &Config) -> bool {
         match self {
             Self::Register => config.registration != RegistrationPolicy::Disabled,
+            Self::BackchannelAuthentication => config.backchannel_enabled,
             _ => self.metadata_field().is_some(),
         }
     }
@@ -136,6 +142,7 @@ impl Endpoint {
             Self::Token
                 | Self::PushedAuthorization
                 | Self::DeviceAuthorization
+                | Self::BackchannelAuthentication
                 | Self::Introspect
                 | Self::Revoke
                 | Self::Userinfo

@@ -76,8 +76,19 @@ pub enum ErrorCode {
     /// RFC 8628 §3.5: still pending, and the client polled too early: its interval is now 5
     /// seconds longer.
     SlowDown,
-    /// RFC 8628 §3.5: the device code expired; the client must start again.
+    /// RFC 8628 §3.5, CIBA Core §11: the device code or `auth_req_id` expired; the client must
+    /// start again.
     ExpiredToken,
+    /// CIBA Core §13: the hint names no user the host knows.
+    UnknownUserId,
+    /// CIBA Core §13: the `login_hint_token` has expired.
+    ExpiredLoginHintToken,
+    /// CIBA Core §13: the client must send `user_code` and did not.
+    MissingUserCode,
+    /// CIBA Core §13: the `user_code` is wrong.
+    InvalidUserCode,
+    /// CIBA Core §13: the `binding_message` is too long or not plain text.
+    InvalidBindingMessage,
 }
 
 impl ErrorCode {
@@ -114,6 +125,11 @@ impl ErrorCode {
             Self::AuthorizationPending => "authorization_pending",
             Self::SlowDown => "slow_down",
             Self::ExpiredToken => "expired_token",
+            Self::UnknownUserId => "unknown_user_id",
+            Self::ExpiredLoginHintToken => "expired_login_hint_token",
+            Self::MissingUserCode => "missing_user_code",
+            Self::InvalidUserCode => "invalid_user_code",
+            Self::InvalidBindingMessage => "invalid_binding_message",
         }
     }
 }

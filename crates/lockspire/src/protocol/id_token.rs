@@ -21,6 +21,15 @@ pub(crate) struct IdTokenInput<'a> {
     pub(crate) access_token: Option<&'a str>,
     pub(crate) scopes: &'a [String],
     pub(crate) details: &'a GrantDetails,
+    /// Tokens pushed to a CIBA client (CIBA Core §10.3.1).
+    pub(crate) pushed: Option<Pushed<'a>>,
+}
+
+/// What the ID token of pushed tokens names beside `at_hash`: the request, and the refresh
+/// token pushed with it.
+pub(crate) struct Pushed<'a> {
+    pub(crate) auth_req_id: &'a str,
+    pub(crate) refresh_token: Option<&'a str>,
 }
 
 /// OIDC Core §3.1.3.6: base64url of the left-most half of the hash of the token's ASCII octets,
@@ -76,6 +85,18 @@ pub(crate) fn issue(
     }
     if let Some(at) = input.access_token {
         claims.insert("at_hash".into(), Value::String(half_hash(alg, at)));
+    }
+    if let Some(pushed) = &input.pushed {
+        claims.insert(
+            "urn:openid:params:jwt:claim:auth_req_id".into(),
+            Value::String(pushed.auth_req_id.to_owned()),
+        );
+        if let Some(rt) = pushed.refresh_token {
+            claims.insert(
+                "urn:openid:params:jwt:claim:rt_hash".into(),
+                Value::String(half_hash(alg, rt)),
+            );
+        }
     }
     if let Some(acr) = &input.details.acr {
         claims.insert("acr".into(), Value::String(acr.clone()));

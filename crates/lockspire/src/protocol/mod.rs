@@ -3,6 +3,7 @@
 
 pub(crate) mod approval;
 pub(crate) mod authorize;
+pub(crate) mod ciba;
 pub(crate) mod client;
 pub(crate) mod client_auth;
 pub(crate) mod client_keys;
@@ -18,6 +19,7 @@ pub(crate) mod jti;
 pub(crate) mod jwks_cache;
 pub(crate) mod maintenance;
 pub(crate) mod mtls_auth;
+pub(crate) mod outbox;
 pub(crate) mod par;
 pub(crate) mod params;
 pub(crate) mod pkce;

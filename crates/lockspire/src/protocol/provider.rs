@@ -35,6 +35,10 @@ pub(crate) struct Provider {
     pub(crate) mtls: Option<mtls::Mtls>,
     /// This server's DPoP nonces (RFC 9449 §8).
     pub(crate) dpop_nonces: RotatingNonces,
+    /// This process's outbox worker.
+    pub(crate) outbox: crate::protocol::outbox::Outbox,
+    /// How the host reaches users for backchannel authentication, if it does.
+    pub(crate) backchannel: Option<Arc<dyn crate::host::DynBackchannel>>,
 }
 
 /// The scope of the authorization server's DPoP nonces; resource servers have their own.

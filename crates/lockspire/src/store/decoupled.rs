@@ -19,18 +19,22 @@ use crate::model::scope::ScopeSet;
 pub enum DecoupledKind {
     /// The device authorization grant (RFC 8628).
     Device,
+    /// Client-initiated backchannel authentication (CIBA Core).
+    Ciba,
 }
 
 impl DecoupledKind {
     pub(crate) const fn as_str(self) -> &'static str {
         match self {
             Self::Device => "device",
+            Self::Ciba => "ciba",
         }
     }
 
     fn parse(s: &str) -> Result<Self, StoreError> {
         match s {
             "device" => Ok(Self::Device),
+            "ciba" => Ok(Self::Ciba),
             other => Err(StoreError::Corrupt(format!(
                 "decoupled request kind {other}"
             ))),
@@ -59,6 +63,8 @@ pub struct DecoupledRecord {
     pub kind: DecoupledKind,
     /// Keyed digest of the user code (device requests).
     pub user_code: Option<String>,
+    /// The user it is for: named by the client (CIBA), or the one who decided (device).
+    pub subject: Option<String>,
     /// What else the request asked, as JSON.
     pub request: String,
     /// Where it stands.
@@ -80,7 +86,7 @@ impl DecoupledRecord {
         let status: String = get(r, "status")?;
         let grant_id: Option<String> = get(r, "grant_id")?;
         let subject: Option<String> = get(r, "subject")?;
-        let status = match (status.as_str(), grant_id, subject) {
+        let status = match (status.as_str(), grant_id, subject.clone()) {
             ("pending", None, _) => DecoupledStatus::Pending,
             ("approved", Some(grant_id), Some(subject)) => {
                 DecoupledStatus::Approved(UserGrant { grant_id, subject })
@@ -107,6 +113,7 @@ impl DecoupledRecord {
             },
             kind: DecoupledKind::parse(&get::<String>(r, "kind")?)?,
             user_code: get(r, "user_code")?,
+            subject,
             request: get(r, "request")?,
             status,
             poll_interval: get(r, "poll_interval")?,
@@ -149,14 +156,14 @@ impl Store {
     /// Stores a new request; false when its code or user code is already taken (the caller
     /// draws another).
     pub async fn insert_decoupled(&self, r: &DecoupledRecord) -> Result<bool, StoreError> {
-        let (status, subject, grant_id) = match &r.status {
-            DecoupledStatus::Pending => ("pending", None, None),
-            DecoupledStatus::Approved(user) => (
-                "approved",
-                Some(user.subject.as_str()),
-                Some(user.grant_id.as_str()),
-            ),
-            DecoupledStatus::Denied => ("denied", None, None),
+        let (status, grant_id) = match &r.status {
+            DecoupledStatus::Pending => ("pending", None),
+            DecoupledStatus::Approved(user) => ("approved", Some(user.grant_id.as_str())),
+            DecoupledStatus::Denied => ("denied", None),
+        };
+        let subject = match &r.status {
+            DecoupledStatus::Approved(user) => Some(user.subject.as_str()),
+            _ => r.subject.as_deref(),
         };
         let i = &r.issued;
         let inserted = self
@@ -222,6 +229,27 @@ impl Store {
             .await
     }
 
+    /// The pending, unexpired backchannel requests for `subject`, oldest first.
+    pub async fn pending_backchannel_requests(
+        &self,
+        tenant: &str,
+        subject: &str,
+        now: UnixTime,
+    ) -> Result<Vec<DecoupledRecord>, StoreError> {
+        self.db
+            .fetch_all(
+                concat!(
+                    "SELECT ",
+                    columns!(),
+                    " FROM decoupled_requests WHERE tenant_id = $1 AND subject = $2 AND kind = 'ciba' \
+                     AND status = 'pending' AND expires_at > $3 ORDER BY created_at, digest LIMIT 100"
+                ),
+                params![tenant, subject, now],
+                DecoupledRecord::from_row,
+            )
+            .await
+    }
+
     /// Records a poll of a pending request (RFC 8628 §3.5): on time when its interval has
     /// passed since the last poll; otherwise the interval grows by 5 s for this and every later
     /// poll. Each outcome is one conditional write, so concurrent polls cannot both be on time.
@@ -256,7 +284,7 @@ impl Store {
 
 impl Tx {
     /// Records the user's decision on a pending, unexpired request; false when it was already
-    /// decided (a double submit) or has expired.
+    /// decided (a double submit), has expired, or names another user than `subject`.
     pub async fn decide_decoupled(
         &mut self,
         digest: &str,
@@ -271,7 +299,8 @@ impl Tx {
         let decided = self
             .execute(
                 "UPDATE decoupled_requests SET status = $1, subject = $2, grant_id = $3, decided_at = $4 \
-                 WHERE digest = $5 AND status = 'pending' AND expires_at > $4",
+                 WHERE digest = $5 AND status = 'pending' AND expires_at > $4 \
+                 AND (subject IS NULL OR subject = $2)",
                 params![status, subject, grant_id, now, digest],
             )
             .await?;

@@ -173,6 +173,26 @@ impl Tx {
         }
     }
 
+    /// A query in the transaction, every row decoded with `f`.
+    pub(super) async fn fetch_all<T>(
+        &mut self,
+        sql: &'static str,
+        params: Vec<Param>,
+        f: impl Fn(&Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        match &mut self.inner {
+            #[cfg(feature = "sqlite")]
+            TxInner::Sqlite(tx) => tx.query(sql, &params, f),
+            #[cfg(feature = "postgres")]
+            TxInner::Postgres(conn) => conn
+                .fetch_all(pg_query(sql, params))
+                .await?
+                .iter()
+                .map(|r| f(&Row::Postgres(r)))
+                .collect(),
+        }
+    }
+
     /// A query in the transaction returning at most one row.
     pub(super) async fn fetch_optional<T>(
         &mut self,

@@ -215,6 +215,17 @@ impl Store {
                  (SELECT key_digest FROM attempts WHERE expires_at <= $1 LIMIT $2)",
                 now,
             ),
+            // Delivered calls hold nothing any more; kept a day for operators to see.
+            (
+                "DELETE FROM outbox WHERE id IN \
+                 (SELECT id FROM outbox WHERE status = 'delivered' AND finished_at <= $1 LIMIT $2)",
+                now - 24 * 3600,
+            ),
+            (
+                "DELETE FROM outbox WHERE id IN \
+                 (SELECT id FROM outbox WHERE status = 'dead' AND finished_at < $1 LIMIT $2)",
+                audit_before,
+            ),
             (
                 "DELETE FROM audit_events WHERE id IN \
                  (SELECT id FROM audit_events WHERE at < $1 LIMIT $2)",

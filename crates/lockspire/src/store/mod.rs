@@ -22,6 +22,7 @@ mod group_commit;
 mod handle;
 mod interactions;
 mod keys;
+mod outbox;
 #[cfg(feature = "postgres")]
 mod pg_pool;
 mod pushed;
@@ -44,6 +45,7 @@ pub(crate) use handle::PRUNE_BATCH;
 pub use handle::Store;
 pub use interactions::InteractionRecord;
 pub use keys::KeyRecord;
+pub use outbox::{Delivery, OutboxEntry, OutboxKind, OutboxMessage, OutboxStatus};
 pub use pushed::PushedRecord;
 pub use registration::InitialAccessTokenRecord;
 pub use tokens::{

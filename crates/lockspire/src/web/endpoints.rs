@@ -215,6 +215,25 @@ pub(crate) async fn revoke(
     Ok(no_store(StatusCode::OK, &serde_json::Map::new()))
 }
 
+/// `POST /bc-authorize` (CIBA Core §7); not served without a backchannel authenticator.
+pub(crate) async fn backchannel_authentication(
+    State(p): State<Arc<Provider>>,
+    req: Request<Body>,
+) -> Result<Response, OAuthError> {
+    if !p.config.backchannel_enabled {
+        return Ok(StatusCode::NOT_FOUND.into_response());
+    }
+    let (parts, params) = form(req, Endpoint::BackchannelAuthentication).await?;
+    let answer = crate::protocol::ciba::request(
+        &p,
+        authorization(&parts.headers)?,
+        client_certificate(&p, &parts),
+        &params,
+    )
+    .await?;
+    Ok(no_store(StatusCode::OK, &answer))
+}
+
 /// Reads a JSON body (RFC 7591 §3.1: `application/json`).
 async fn json_request(req: Request<Body>) -> Result<(http::request::Parts, Value), OAuthError> {
     let (parts, body) = req.into_parts();

@@ -77,6 +77,7 @@ fn handler(e: Endpoint) -> MethodRouter<Arc<Provider>> {
             .put(endpoints::manage_registration)
             .delete(endpoints::manage_registration),
         Endpoint::DeviceAuthorization => post(device::device_authorization),
+        Endpoint::BackchannelAuthentication => post(endpoints::backchannel_authentication),
         Endpoint::DeviceVerification => {
             get(device::verification_page).post(device::verification_decision)
         }

@@ -107,6 +107,20 @@ impl AccountResolver for TestResolver {
         Ok(claims)
     }
 
+    /// The one user code the test host accepts for backchannel requests (CIBA Core §7.1).
+    async fn verify_backchannel_user_code(
+        &self,
+        _subject: &Subject,
+        code: &str,
+        _ctx: &Context,
+    ) -> Result<(), HostError> {
+        if code == TEST_USER_CODE {
+            Ok(())
+        } else {
+            Err(HostError::new("wrong user code"))
+        }
+    }
+
     fn redirect_for_login(&self, _req: &http::request::Parts, ctx: &Context) -> InteractionResult {
         let return_to = ctx.return_to.clone().unwrap_or_default();
         let q: String = url::form_urlencoded::Serializer::new(String::new())
@@ -120,6 +134,68 @@ impl AccountResolver for TestResolver {
             .append_pair("select", if ctx.select_account { "1" } else { "0" })
             .finish();
         InteractionResult::Redirect(format!("/test-login?{q}"))
+    }
+}
+
+/// The user code of every test user.
+pub const TEST_USER_CODE: &str = "4321";
+
+/// The test host's side of backchannel authentication: `login_hint` is a username;
+/// `login_hint_token` is `valid:<username>` or `expired`; every request it is told about is
+/// kept for the test to answer.
+#[derive(Clone)]
+pub struct TestBackchannel {
+    pub users: Users,
+    pub notified: Arc<Mutex<Vec<lockspire::BackchannelRequest>>>,
+}
+
+impl TestBackchannel {
+    pub fn new(users: Users) -> Self {
+        Self {
+            users,
+            notified: Arc::default(),
+        }
+    }
+
+    /// The requests the host was asked to show its users, oldest first.
+    pub fn requests(&self) -> Vec<lockspire::BackchannelRequest> {
+        self.notified.lock().map(|n| n.clone()).unwrap_or_default()
+    }
+
+    fn known(&self, name: &str) -> lockspire::HintResolution {
+        match self.users.lock().ok().filter(|u| u.contains_key(name)) {
+            Some(_) => match Subject::new(name) {
+                Ok(s) => lockspire::HintResolution::User(s),
+                Err(_) => lockspire::HintResolution::Unknown,
+            },
+            None => lockspire::HintResolution::Unknown,
+        }
+    }
+}
+
+impl lockspire::BackchannelAuthenticator for TestBackchannel {
+    async fn resolve_hint(
+        &self,
+        hint: lockspire::LoginHint<'_>,
+        _ctx: &Context,
+    ) -> Result<lockspire::HintResolution, HostError> {
+        Ok(match hint {
+            lockspire::LoginHint::LoginHint(name) => self.known(name),
+            lockspire::LoginHint::LoginHintToken("expired") => lockspire::HintResolution::Expired,
+            lockspire::LoginHint::LoginHintToken(token) => match token.strip_prefix("valid:") {
+                Some(name) => self.known(name),
+                None => lockspire::HintResolution::Unknown,
+            },
+            lockspire::LoginHint::IdTokenHint(subject) => self.known(subject.as_str()),
+        })
+    }
+
+    async fn notify(&self, request: &lockspire::BackchannelRequest) -> Result<(), HostError> {
+        self.notified
+            .lock()
+            .map_err(|_| HostError::new("poisoned"))?
+            .push(request.clone());
+        Ok(())
     }
 }
 

@@ -253,7 +253,7 @@ pub(super) fn check_dpop_jkt(params: &dyn ParameterSource) -> Result<Option<Stri
 
 /// OIDC Core §3.1.2.1: an `id_token_hint` must be an ID token this issuer signed for this client
 /// (expired ones are fine); its `sub` must then be the signed-in user.
-pub(super) fn check_id_token_hint(
+pub(crate) fn check_id_token_hint(
     p: &Provider,
     client: &ClientRecord,
     params: &dyn ParameterSource,

@@ -11,10 +11,12 @@ use serde_json::Value;
 mod checks;
 mod sources;
 
-pub(crate) use checks::{REQUEST_BY_REFERENCE, REQUEST_BY_VALUE, check_resources, check_scope};
+pub(crate) use checks::{
+    REQUEST_BY_REFERENCE, REQUEST_BY_VALUE, check_id_token_hint, check_resources, check_scope,
+};
 use checks::{
-    check_authorization_details, check_claims, check_dpop_jkt, check_id_token_hint, check_max_age,
-    check_prompt, check_response_type, check_unsupported_parameters,
+    check_authorization_details, check_claims, check_dpop_jkt, check_max_age, check_prompt,
+    check_response_type, check_unsupported_parameters,
 };
 pub(crate) use sources::{REQUEST_URI_PREFIX, parameters};
 

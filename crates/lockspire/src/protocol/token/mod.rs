@@ -3,8 +3,8 @@
 
 mod authorization_code;
 mod client_credentials;
-mod device_code;
-mod redeem;
+pub(crate) mod decoupled;
+pub(crate) mod redeem;
 mod refresh_token;
 pub(crate) mod request;
 
@@ -92,7 +92,12 @@ pub(crate) async fn exchange(
         TokenRequest::AuthorizationCode(r) => authorization_code::exchange(p, &client, &r).await,
         TokenRequest::RefreshToken(r) => refresh_token::exchange(p, &client, &r).await,
         TokenRequest::ClientCredentials(r) => client_credentials::exchange(p, &client, &r).await,
-        TokenRequest::DeviceCode(r) => device_code::exchange(p, &client, &r).await,
+        TokenRequest::DeviceCode(r) => {
+            decoupled::exchange::<decoupled::Device>(p, &client, r.device_code).await
+        }
+        TokenRequest::Ciba(r) => {
+            decoupled::exchange::<decoupled::Ciba>(p, &client, r.auth_req_id).await
+        }
     }
 }
 

@@ -231,6 +231,9 @@ pub(crate) struct Plan {
     /// The access token's `authorization_details` (possibly narrowed at token time, RFC 9396
     /// §6.2); a refresh token keeps the grant's.
     pub(crate) authorization_details: AuthorizationDetails,
+    /// The `auth_req_id` of tokens pushed to a CIBA client, which their ID token names (CIBA
+    /// Core §10.3.1).
+    pub(crate) auth_req_id: Option<String>,
 }
 
 /// The tokens of one redemption, minted and signed, waiting for the step's transaction to
@@ -244,11 +247,22 @@ impl Minted {
     /// Stores the tokens in the step's transaction (which consumed the token they were minted
     /// for) and commits: the client gets all of them or none.
     pub(crate) async fn commit(self, mut tx: Tx) -> Result<TokenResponse, OAuthError> {
+        self.store_in(&mut tx).await?;
+        tx.commit().await?;
+        Ok(self.response)
+    }
+
+    /// Stores the tokens in `tx`, which the caller commits.
+    pub(crate) async fn store_in(&self, tx: &mut Tx) -> Result<(), OAuthError> {
         for record in &self.records {
             tx.insert_token(record).await?;
         }
-        tx.commit().await?;
-        Ok(self.response)
+        Ok(())
+    }
+
+    /// The token response.
+    pub(crate) fn response(&self) -> &TokenResponse {
+        &self.response
     }
 }
 
@@ -297,7 +311,7 @@ async fn replayed(
 }
 
 /// Mints the access token, the refresh token and the ID token of a user grant.
-fn mint_for_grant(
+pub(crate) fn mint_for_grant(
     p: &Provider,
     client: &AuthenticatedClient,
     grant: &GrantRecord,
@@ -342,6 +356,10 @@ fn mint_for_grant(
             access_token: Some(&access_token),
             scopes: &plan.scopes,
             details: &details,
+            pushed: plan.auth_req_id.as_deref().map(|id| id_token::Pushed {
+                auth_req_id: id,
+                refresh_token: refresh_token.as_deref(),
+            }),
         };
         let claims = claims.ok_or_else(|| {
             OAuthError::internal("host claims were not fetched before the transaction")

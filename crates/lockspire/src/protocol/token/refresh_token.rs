@@ -97,5 +97,6 @@ fn plan(
             request.authorization_details,
             &record.issued.authorization_details,
         )?,
+        auth_req_id: None,
     })
 }

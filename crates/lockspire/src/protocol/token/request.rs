@@ -18,6 +18,13 @@ pub(crate) enum TokenRequest<'a> {
     ClientCredentials(CredentialsRequest<'a>),
     /// RFC 8628 §3.4.
     DeviceCode(DeviceCodeRequest<'a>),
+    /// CIBA Core §10.1.
+    Ciba(CibaRequest<'a>),
+}
+
+/// Polling (or, after a ping, asking once) with an `auth_req_id` (CIBA Core §10.1).
+pub(crate) struct CibaRequest<'a> {
+    pub(crate) auth_req_id: &'a str,
 }
 
 /// Polling with a device code (RFC 8628 §3.4).
@@ -83,6 +90,9 @@ impl<'a> TokenRequest<'a> {
             }),
             GrantType::DeviceCode => Self::DeviceCode(DeviceCodeRequest {
                 device_code: params.require("device_code")?,
+            }),
+            GrantType::Ciba => Self::Ciba(CibaRequest {
+                auth_req_id: params.require("auth_req_id")?,
             }),
         })
     }
