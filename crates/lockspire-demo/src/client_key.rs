@@ -71,9 +71,21 @@ impl ClientKey {
 
     /// Signs `claims` as a request object (RFC 9101 §4: `typ` `oauth-authz-req+jwt`).
     pub(crate) fn sign(&self, claims: &Value) -> Result<String, jsonwebtoken::errors::Error> {
+        self.sign_typed("oauth-authz-req+jwt", claims)
+    }
+
+    /// Signs `claims` as a client assertion (RFC 7523 §3, `private_key_jwt`).
+    pub(crate) fn sign_assertion(
+        &self,
+        claims: &Value,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        self.sign_typed("JWT", claims)
+    }
+
+    fn sign_typed(&self, typ: &str, claims: &Value) -> Result<String, jsonwebtoken::errors::Error> {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(KID.to_owned());
-        header.typ = Some("oauth-authz-req+jwt".to_owned());
+        header.typ = Some(typ.to_owned());
         jsonwebtoken::encode(&header, claims, &self.encoding)
     }
 }

@@ -17,6 +17,7 @@
 
 mod account_information;
 mod api;
+mod backchannel;
 pub mod cli;
 mod client_key;
 mod db;
@@ -53,6 +54,10 @@ pub const DEMO_CLIENT_ID: &str = "lockspire-demo";
 /// The client id of the pre-registered demo device (RFC 8628), a public client of the device
 /// grant.
 pub const DEMO_DEVICE_CLIENT_ID: &str = "lockspire-demo-device";
+
+/// The client id of the pre-registered demo bank: a confidential client of backchannel
+/// authentication (CIBA, poll mode) that authenticates with `private_key_jwt`.
+pub const DEMO_BANK_CLIENT_ID: &str = "lockspire-demo-bank";
 
 /// The seeded demo account's username.
 pub const DEMO_USERNAME: &str = "alice";
@@ -93,6 +98,9 @@ pub(crate) struct AppState {
     pub(crate) http: reqwest::Client,
     /// The relying party's key for the request objects it signs.
     pub(crate) client_key: Arc<client_key::ClientKey>,
+    /// The provider, for the host's own calls: the authentication device's answers to
+    /// backchannel requests.
+    pub(crate) lockspire: Lockspire,
 }
 
 /// How long an idle browser session lives.
@@ -132,6 +140,7 @@ pub async fn app(settings: Settings) -> anyhow::Result<Router> {
             "account_information",
             account_information::AccountInformation,
         )
+        .backchannel_authenticator(backchannel::DemoBackchannel::new(users.clone()))
         .dev_mode(settings.dev_mode)
         // RFC 8707: the host's own API is a resource tokens may be issued for.
         .resources(
@@ -150,6 +159,7 @@ pub async fn app(settings: Settings) -> anyhow::Result<Router> {
     .context("starting Lockspire")?;
     register_demo_client(&lockspire, &issuer, client_key.jwks()).await?;
     register_device_client(&lockspire).await?;
+    register_bank_client(&lockspire, client_key.jwks()).await?;
     let api = lockspire
         .resource_server(&format!("{issuer}{}", api::API_PATH))?
         .resource_name("Lockspire demo API")
@@ -178,6 +188,7 @@ pub async fn app(settings: Settings) -> anyhow::Result<Router> {
         issuer,
         http,
         client_key,
+        lockspire: lockspire.clone(),
     };
 
     Ok(Router::new()
@@ -186,6 +197,7 @@ pub async fn app(settings: Settings) -> anyhow::Result<Router> {
         .route("/logout", get(pages::logout_page).post(pages::logout))
         .route("/demo", get(relying_party::start))
         .route("/demo/callback", get(relying_party::callback))
+        .route("/demo/ciba", get(backchannel::page).post(backchannel::act))
         .route("/demo/device", get(device_client::start))
         .route("/demo/device/status", get(device_client::status))
         .route("/demo/device/poll", get(device_client::poll))
@@ -262,6 +274,43 @@ async fn register_device_client(lockspire: &Lockspire) -> anyhow::Result<()> {
         Err(e) => return Err(e).context("registering the demo device client"),
     }
     Ok(())
+}
+
+/// Registers the demo bank once, and again when its key changed: a confidential client of the
+/// CIBA grant's poll mode, authenticating with the demo's key (`private_key_jwt`).
+async fn register_bank_client(
+    lockspire: &Lockspire,
+    jwks: serde_json::Value,
+) -> anyhow::Result<()> {
+    let metadata = json!({
+        "client_name": "Lockspire demo bank",
+        "token_endpoint_auth_method": "private_key_jwt",
+        "grant_types": ["urn:openid:params:grant-type:ciba"],
+        "backchannel_token_delivery_mode": "poll",
+        "jwks": jwks,
+    });
+    match lockspire.client(DEMO_BANK_CLIENT_ID).await? {
+        Some((registered, _)) if registered.jwks.as_ref() == Some(&jwks) => Ok(()),
+        Some(_) => {
+            lockspire
+                .update_client(DEMO_BANK_CLIENT_ID, metadata)
+                .await
+                .context("re-registering the demo bank with the demo's key")?;
+            Ok(())
+        }
+        None => match lockspire
+            .create_client(Some(DEMO_BANK_CLIENT_ID), metadata)
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(client_id = DEMO_BANK_CLIENT_ID, "registered the demo bank");
+                Ok(())
+            }
+            // Another demo process sharing the database registered it first.
+            Err(_) if lockspire.client(DEMO_BANK_CLIENT_ID).await?.is_some() => Ok(()),
+            Err(e) => Err(e).context("registering the demo bank"),
+        },
+    }
 }
 
 /// The demo client: public (PKCE, no secret), code flow with refresh tokens; its `jwks` holds

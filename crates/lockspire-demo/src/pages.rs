@@ -98,7 +98,7 @@ pub(crate) fn see_other(location: &str) -> Response {
 }
 
 /// The page shown for a form post the browser labels as coming from another origin.
-fn cross_origin_refused() -> Response {
+pub(crate) fn cross_origin_refused() -> Response {
     error_page(
         StatusCode::FORBIDDEN,
         "Refused",

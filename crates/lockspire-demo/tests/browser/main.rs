@@ -724,3 +724,51 @@ async fn the_demo_device_shows_a_code_that_the_user_approves_at_the_verification
     b.screenshot("device-tokens").await.expect("screenshot");
     b.close().await;
 }
+
+#[tokio::test]
+async fn the_demo_bank_asks_to_sign_alice_in_on_her_device_where_she_approves_and_its_poll_gets_tokens()
+ {
+    let _one = ONE_BROWSER.lock().await;
+    let Some(mut b) = browser("demo-ciba").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let issuer = start_demo(&dir).await;
+    sign_in_with_the_form(&b, &issuer).await;
+    b.click("a[href='/demo/ciba']")
+        .await
+        .expect("the CIBA link on the home page");
+    b.wait_for_path("/demo/ciba").await.expect("the CIBA page");
+    b.find("#no-requests").await.expect("nothing waits yet");
+    b.click("#bank-start").await.expect("the bank asks");
+    b.find("#request-1")
+        .await
+        .expect("alice's device shows the request");
+    let binding = b
+        .text("#bank-binding-message")
+        .await
+        .expect("the bank's binding message");
+    assert_eq!(
+        b.text("#request-1 .binding-message").await.expect("shown"),
+        binding,
+        "both devices show the same binding message (CIBA Core §7.1)"
+    );
+    let ack = json_at(&b, "#bank-acknowledgement").await;
+    assert_eq!(ack["interval"], 5);
+    b.screenshot("request-on-the-device")
+        .await
+        .expect("screenshot");
+    b.click("#bank-poll").await.expect("poll");
+    let pending = json_at(&b, "#bank-poll-answer").await;
+    assert_eq!(pending["error"], "authorization_pending", "{pending}");
+    b.click("#request-1 button[value=approve]")
+        .await
+        .expect("approve");
+    b.find("#no-requests").await.expect("decided");
+    b.click("#bank-poll").await.expect("poll");
+    let tokens = json_at(&b, "#bank-poll-answer").await;
+    assert_eq!(tokens["token_type"], "Bearer", "{tokens}");
+    assert!(tokens["id_token"].is_string(), "{tokens}");
+    b.screenshot("bank-tokens").await.expect("screenshot");
+    b.close().await;
+}
