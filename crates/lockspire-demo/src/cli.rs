@@ -71,6 +71,11 @@ pub struct Cli {
     #[arg(long, env = "LOCKSPIRE_KEY_REFRESH_SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub key_refresh_secs: Option<u64>,
 
+    /// Seconds this process holds a client notification (CIBA ping or push) it is delivering
+    /// before another process may take it over [default: Lockspire's, 30].
+    #[arg(long, env = "LOCKSPIRE_OUTBOX_LEASE_SECS", value_parser = clap::value_parser!(u64).range(10..=3600))]
+    pub outbox_lease_secs: Option<u64>,
+
     /// Another resource identifier tokens may be issued for (RFC 8707), such as an API served
     /// elsewhere (repeat, or comma-separate in the variable). The demo's own `ISSUER/api` is
     /// always one.
@@ -149,6 +154,7 @@ impl Cli {
             registration,
             secret_key: load_secret_key(&self.data_dir)?,
             key_refresh_interval: self.key_refresh_secs.map(std::time::Duration::from_secs),
+            outbox_lease: self.outbox_lease_secs.map(std::time::Duration::from_secs),
             extra_resources: self.resources.clone(),
         })
     }

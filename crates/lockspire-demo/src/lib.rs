@@ -83,6 +83,9 @@ pub struct Settings {
     pub dev_mode: bool,
     /// How often this process re-reads the signing keys; `None` keeps Lockspire's default.
     pub key_refresh_interval: Option<Duration>,
+    /// How long this process holds a client notification it is delivering; `None` keeps
+    /// Lockspire's default.
+    pub outbox_lease: Option<Duration>,
     /// Resource identifiers (RFC 8707) beyond the demo's own API that tokens may be issued
     /// for.
     pub extra_resources: Vec<String>,
@@ -148,6 +151,10 @@ pub async fn app(settings: Settings) -> anyhow::Result<Router> {
         );
     let lockspire = match settings.key_refresh_interval {
         Some(every) => lockspire.key_refresh_interval(every),
+        None => lockspire,
+    };
+    let lockspire = match settings.outbox_lease {
+        Some(lease) => lockspire.outbox_lease(lease),
         None => lockspire,
     };
     let lockspire = match settings.mtls {

@@ -80,6 +80,7 @@ async fn start() -> (String, tempfile::TempDir) {
         mtls: None,
         dev_mode: true,
         key_refresh_interval: None,
+        outbox_lease: None,
         extra_resources: Vec::new(),
     })
     .await

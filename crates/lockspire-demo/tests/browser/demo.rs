@@ -135,6 +135,7 @@ pub(crate) async fn start_demo(dir: &tempfile::TempDir) -> String {
         mtls: None,
         dev_mode: true,
         key_refresh_interval: None,
+        outbox_lease: None,
         extra_resources: Vec::new(),
     })
     .await

@@ -10,6 +10,7 @@ use std::time::Duration;
 use lockspire::SecretKey;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
+use sqlx::Connection;
 
 use processes::*;
 use steps::*;
@@ -310,4 +311,110 @@ async fn a_change_made_through_one_process_is_seen_by_the_other_within_a_second_
     )
     .await;
     eprintln!("B published the new key after {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_held_by_a_killed_process_is_delivered_once_by_the_other() {
+    let Pair {
+        mut a,
+        mut b,
+        db,
+        _dir,
+        ..
+    } = Pair::start(&["--outbox-lease-secs", "10"]).await;
+    // The client's notification endpoint: the first call never gets an answer (its sender is
+    // killed while it waits); later calls are answered 204.
+    let (url, calls) = notification_endpoint().await;
+    let registered: Value = Client::new()
+        .post(format!("{}/register", a.base))
+        .json(&json!({
+            "client_name": "a ping client",
+            "grant_types": ["urn:openid:params:grant-type:ciba"],
+            "backchannel_token_delivery_mode": "ping",
+            "backchannel_client_notification_endpoint": url,
+        }))
+        .send()
+        .await
+        .expect("register")
+        .json()
+        .await
+        .expect("json");
+    let id = registered["client_id"].as_str().expect("client_id");
+    let secret = registered["client_secret"].as_str().expect("secret");
+    let asked: Value = Client::new()
+        .post(format!("{}/bc-authorize", a.base))
+        .basic_auth(id, Some(secret))
+        .form(&[
+            ("scope", "openid"),
+            ("login_hint", "alice"),
+            ("client_notification_token", "ping-token"),
+        ])
+        .send()
+        .await
+        .expect("bc-authorize")
+        .json()
+        .await
+        .expect("json");
+    let auth_req_id = asked["auth_req_id"].as_str().expect("auth_req_id");
+    approve_on_the_demo_device(&a).await;
+
+    // Whichever process leased the call sent it, and is killed while the client has not
+    // answered: nothing recorded the delivery.
+    let received = |n: usize| {
+        let calls = calls.clone();
+        move || {
+            let calls = calls.clone();
+            async move { calls.lock().map(|c| c.len()).unwrap_or(0) >= n }
+        }
+    };
+    within(Duration::from_secs(10), "the first call", received(1)).await;
+    let mut pg = sqlx::PgConnection::connect(&db.url()).await.expect("db");
+    let holder: (String, String) = sqlx::query_as("SELECT status, leased_by FROM outbox")
+        .fetch_one(&mut pg)
+        .await
+        .expect("the outbox row");
+    assert_eq!(holder.0, "pending");
+    let pid = |s: &str| s.split('-').next().and_then(|p| p.parse::<u32>().ok());
+    let (killed, survivor) = if pid(&holder.1) == Some(a.child.id()) {
+        (&mut a, &b)
+    } else {
+        (&mut b, &a)
+    };
+    assert_eq!(pid(&holder.1), Some(killed.child.id()), "{holder:?}");
+    killed.child.kill().expect("kill");
+    killed.child.wait().expect("wait");
+
+    // Its lease runs out, and the other process delivers the call.
+    within(
+        Duration::from_secs(30),
+        "the delivery by the survivor",
+        received(2),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let received = calls.lock().map(|c| c.clone()).unwrap_or_default();
+    assert_eq!(
+        received.len(),
+        2,
+        "sent once more, then never again: {received:?}"
+    );
+    assert_eq!(received[1], json!({ "auth_req_id": auth_req_id }));
+    let after: (String, String) = sqlx::query_as("SELECT status, leased_by FROM outbox")
+        .fetch_one(&mut pg)
+        .await
+        .expect("the outbox row");
+    assert_eq!(after.0, "delivered");
+    assert_eq!(pid(&after.1), Some(survivor.child.id()));
+    // The pinged client asks once and gets its tokens.
+    let (status, tokens) = token(
+        &survivor.base,
+        id,
+        secret,
+        &[
+            ("grant_type", "urn:openid:params:grant-type:ciba"),
+            ("auth_req_id", auth_req_id),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
 }

@@ -1,5 +1,6 @@
 //! The protocol steps the tests take against either process.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -140,4 +141,83 @@ pub(crate) async fn authorize_status(
         url::form_urlencoded::byte_serialize(redirect_uri.as_bytes()).collect::<String>()
     );
     browser().get(url).send().await.expect("authorize").status()
+}
+
+/// A client's notification endpoint (CIBA Core §10.2) on loopback: the first call it receives is
+/// never answered, later ones get 204. Returns its URL and the bodies received, in order.
+pub(crate) async fn notification_endpoint() -> (String, Arc<Mutex<Vec<Value>>>) {
+    let calls: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let seen = calls.clone();
+    let app = axum::Router::new().route(
+        "/cb",
+        axum::routing::post(move |body: axum::Json<Value>| {
+            let seen = seen.clone();
+            async move {
+                let first = seen
+                    .lock()
+                    .map(|mut c| {
+                        c.push(body.0);
+                        c.len() == 1
+                    })
+                    .unwrap_or(false);
+                if first {
+                    std::future::pending::<()>().await;
+                }
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/cb", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, calls)
+}
+
+/// Signs alice in on `server` and approves the one backchannel request waiting for her on the
+/// demo's authentication device page.
+pub(crate) async fn approve_on_the_demo_device(server: &Server) {
+    let b = browser();
+    let login_page = b
+        .get(format!("{}/login", server.base))
+        .send()
+        .await
+        .expect("login page")
+        .text()
+        .await
+        .expect("login page");
+    let login = b
+        .post(format!("{}/login", server.base))
+        .form(&[
+            ("username", "alice"),
+            ("password", "alice-password"),
+            ("form_token", &hidden(&login_page, "form_token")),
+        ])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(login.status(), StatusCode::SEE_OTHER, "signed in");
+    let page = b
+        .get(format!("{}/demo/ciba", server.base))
+        .send()
+        .await
+        .expect("device page")
+        .text()
+        .await
+        .expect("device page");
+    let approved = b
+        .post(format!("{}/demo/ciba", server.base))
+        .form(&[
+            ("form_token", hidden(&page, "form_token")),
+            ("id", hidden(&page, "id")),
+            ("action", "approve".to_owned()),
+        ])
+        .send()
+        .await
+        .expect("approve")
+        .text()
+        .await
+        .expect("page");
+    assert!(approved.contains("Approved."), "{approved}");
 }
