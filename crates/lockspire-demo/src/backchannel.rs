@@ -189,11 +189,11 @@ pub(crate) async fn act(
             Ok(()) => {
                 "The bank asked Lockspire to sign you in; your device below shows the request."
             }
-            Err(response) => return response,
+            Err(Failed(response)) => return *response,
         },
         ("poll", _) => match poll(&app, &auth).await {
             Ok(()) => "The bank polled the token endpoint.",
-            Err(response) => return response,
+            Err(Failed(response)) => return *response,
         },
         ("approve", Some(id)) => {
             let auth_time = match auth.session.get::<i64>(AUTH_TIME_KEY).await {
@@ -228,8 +228,18 @@ pub(crate) async fn act(
     show(&app, &auth, Some(notice)).await
 }
 
+/// A step of the bank that failed: the page to show (boxed: a response is large).
+struct Failed(Box<Response>);
+
+impl Failed {
+    /// The demo itself failed: logged in full, shown in general terms.
+    fn internal(context: &str, error: &dyn std::fmt::Display) -> Self {
+        Self(Box::new(internal_error(context, error)))
+    }
+}
+
 /// A `private_key_jwt` client assertion of the bank (RFC 7523 §3), for `audience`.
-fn assertion(app: &AppState) -> Result<String, Response> {
+fn assertion(app: &AppState) -> Result<String, Failed> {
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let claims = json!({
         "iss": DEMO_BANK_CLIENT_ID,
@@ -237,11 +247,11 @@ fn assertion(app: &AppState) -> Result<String, Response> {
         "aud": &*app.issuer,
         "iat": now,
         "exp": now + 60,
-        "jti": random::token::<16>().map_err(|e| internal_error("No randomness", &e))?,
+        "jti": random::token::<16>().map_err(|e| Failed::internal("No randomness", &e))?,
     });
     app.client_key
         .sign_assertion(&claims)
-        .map_err(|e| internal_error("Signing the client assertion failed", &e))
+        .map_err(|e| Failed::internal("Signing the client assertion failed", &e))
 }
 
 /// A POST to the provider as the bank; its status and JSON answer.
@@ -249,7 +259,7 @@ async fn call(
     app: &AppState,
     path: &str,
     params: &[(&str, &str)],
-) -> Result<(StatusCode, Value), Response> {
+) -> Result<(StatusCode, Value), Failed> {
     let assertion = assertion(app)?;
     let mut form: Vec<(&str, &str)> = params.to_vec();
     form.push((
@@ -263,15 +273,15 @@ async fn call(
         .form(&form)
         .send()
         .await
-        .map_err(|e| internal_error("Calling the provider failed", &e))?;
+        .map_err(|e| Failed::internal("Calling the provider failed", &e))?;
     let status = response.status();
     let body = response.json::<Value>().await.unwrap_or(Value::Null);
     Ok((status, body))
 }
 
 /// The bank asks for `username` to be signed in on their device (CIBA Core §7.1).
-async fn start(app: &AppState, auth: &AuthSession, username: &str) -> Result<(), Response> {
-    let digits = random::bytes::<2>().map_err(|e| internal_error("No randomness", &e))?;
+async fn start(app: &AppState, auth: &AuthSession, username: &str) -> Result<(), Failed> {
+    let digits = random::bytes::<2>().map_err(|e| Failed::internal("No randomness", &e))?;
     let binding_message = format!("BANK-{:04}", u16::from_be_bytes(digits) % 10_000);
     let (status, body) = call(
         app,
@@ -284,11 +294,11 @@ async fn start(app: &AppState, auth: &AuthSession, username: &str) -> Result<(),
     )
     .await?;
     let Some(auth_req_id) = body.get("auth_req_id").and_then(Value::as_str) else {
-        return Err(error_page(
+        return Err(Failed(Box::new(error_page(
             StatusCode::BAD_GATEWAY,
             "The backchannel authentication request failed",
             &format!("HTTP {status}: {body}"),
-        ));
+        ))));
     };
     let mut shown = body.clone();
     shown["auth_req_id"] = Value::String(truncate(auth_req_id));
@@ -301,15 +311,15 @@ async fn start(app: &AppState, auth: &AuthSession, username: &str) -> Result<(),
     auth.session
         .insert(BANK_KEY, &bank)
         .await
-        .map_err(|e| internal_error("Saving the session failed", &e))
+        .map_err(|e| Failed::internal("Saving the session failed", &e))
 }
 
 /// The bank polls the token endpoint once (CIBA Core §10.1).
-async fn poll(app: &AppState, auth: &AuthSession) -> Result<(), Response> {
+async fn poll(app: &AppState, auth: &AuthSession) -> Result<(), Failed> {
     let mut bank = match auth.session.get::<Bank>(BANK_KEY).await {
         Ok(Some(bank)) => bank,
         Ok(None) => return Ok(()),
-        Err(e) => return Err(internal_error("Reading the session failed", &e)),
+        Err(e) => return Err(Failed::internal("Reading the session failed", &e)),
     };
     let (status, body) = call(
         app,
@@ -324,5 +334,5 @@ async fn poll(app: &AppState, auth: &AuthSession) -> Result<(), Response> {
     auth.session
         .insert(BANK_KEY, &bank)
         .await
-        .map_err(|e| internal_error("Saving the session failed", &e))
+        .map_err(|e| Failed::internal("Saving the session failed", &e))
 }
