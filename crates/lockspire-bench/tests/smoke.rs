@@ -21,6 +21,7 @@ async fn every_scenario_runs_against_the_demo_host() {
         mtls: None,
         dev_mode: true,
         key_refresh_interval: None,
+        outbox_lease: None,
         extra_resources: Vec::new(),
     })
     .await
