@@ -29,7 +29,7 @@ use crate::store::{ClientRecord, ClientStatus};
 pub type Target = (&'static str, fn(&[u8]));
 
 /// Every target, by the name of its directory under `fuzz/corpus/`.
-pub const TARGETS: [Target; 11] = [
+pub const TARGETS: [Target; 12] = [
     ("params", params),
     ("token_request", token_request),
     ("compact_jws", compact_jws),
@@ -41,6 +41,7 @@ pub const TARGETS: [Target; 11] = [
     ("authorization_details", authorization_details),
     ("dpop_proof", dpop_proof),
     ("protected_request", protected_request),
+    ("decoupled_params", decoupled_params),
 ];
 
 /// An error as it would reach the wire must be sendable: RFC 6749 §4.1.2.1's characters only,
@@ -121,6 +122,45 @@ pub fn token_request(data: &[u8]) {
                     Some(r.device_code)
                 );
             }
+        }
+    }
+}
+
+/// The values people and clients type into the decoupled flows (RFC 8628 §6.1, CIBA Core §7.1):
+/// a user code reads back as eight letters of its alphabet or not at all, and its display form
+/// reads back the same; a binding message and a notification token are accepted within their
+/// bounds or refused with a sendable error; a poll-mode request never needs a notification
+/// token.
+pub fn decoupled_params(data: &[u8]) {
+    use crate::model::client::DeliveryMode;
+    use crate::protocol::ciba::{binding_message, notification_token};
+    use crate::protocol::device::{canonical_user_code, display};
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Some(code) = canonical_user_code(text)
+    {
+        assert_eq!(code.len(), 8, "{code}");
+        assert!(
+            code.bytes().all(|b| b"BCDFGHJKLMNPQRSTVWXZ".contains(&b)),
+            "{code}"
+        );
+        assert_eq!(
+            canonical_user_code(&display(&code)).as_deref(),
+            Some(code.as_str())
+        );
+    }
+    let Ok(params) = Params::parse(data) else {
+        return;
+    };
+    match binding_message(&params) {
+        Err(e) => assert_sendable(&e),
+        Ok(Some(m)) => assert!(!m.is_empty() && m.chars().count() <= 64, "{m:?}"),
+        Ok(None) => {}
+    }
+    for mode in DeliveryMode::ALL {
+        match notification_token(mode, &params) {
+            Err(e) => assert_sendable(&e),
+            Ok(Some(t)) => assert!(mode != DeliveryMode::Poll && !t.is_empty() && t.len() <= 1024),
+            Ok(None) => assert_eq!(mode, DeliveryMode::Poll),
         }
     }
 }

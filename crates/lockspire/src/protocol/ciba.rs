@@ -220,7 +220,10 @@ pub(crate) async fn request(
 
 /// CIBA Core §7.1: `client_notification_token`, required of ping and push clients, a bearer
 /// credential (RFC 6750 §2.1 syntax) the server sends back with its notification.
-fn notification_token(mode: DeliveryMode, params: &Params) -> Result<Option<&str>, OAuthError> {
+pub(crate) fn notification_token(
+    mode: DeliveryMode,
+    params: &Params,
+) -> Result<Option<&str>, OAuthError> {
     if mode == DeliveryMode::Poll {
         return Ok(None);
     }
@@ -240,7 +243,7 @@ fn notification_token(mode: DeliveryMode, params: &Params) -> Result<Option<&str
 }
 
 /// CIBA Core §7.1: `binding_message`, short plain text shown on both devices.
-fn binding_message(params: &Params) -> Result<Option<String>, OAuthError> {
+pub(crate) fn binding_message(params: &Params) -> Result<Option<String>, OAuthError> {
     let Some(message) = params.get("binding_message")? else {
         return Ok(None);
     };

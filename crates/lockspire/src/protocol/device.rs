@@ -89,7 +89,7 @@ pub(crate) fn canonical_user_code(typed: &str) -> Option<String> {
 }
 
 /// How a canonical code is shown: two groups of four.
-fn display(canonical: &str) -> String {
+pub(crate) fn display(canonical: &str) -> String {
     let (a, b) = canonical.split_at(USER_CODE_LEN / 2);
     format!("{a}-{b}")
 }
