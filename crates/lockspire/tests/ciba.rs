@@ -24,17 +24,6 @@ use serde_json::{Value, json};
 
 const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => { $(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() { super::$name(super::Backend::Sqlite).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() { super::$name(super::Backend::Postgres).await }
-        }
-    )* };
-}
-
 on_both!(
     a_poll_mode_request_approved_on_the_users_device_issues_tokens_and_an_id_token_once,
     a_ping_mode_client_is_called_with_its_bearer_token_when_the_user_decides_then_asks_once,

@@ -14,18 +14,6 @@ use lockspire::Clock;
 use lockspire::resource::{AccessToken, InProcess, ResourceServer, ResourceServerBuilder};
 use serde_json::{Value, json};
 
-/// Runs each named test on SQLite and on PostgreSQL.
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => { $(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() { super::$name(super::Backend::Sqlite).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() { super::$name(super::Backend::Postgres).await }
-        }
-    )* };
-}
-
 on_both!(
     a_token_for_this_resource_reaches_the_handler_with_its_subject_scopes_and_claims,
     tokens_not_for_this_resource_or_expired_revoked_or_forged_are_invalid_token,

@@ -325,22 +325,17 @@ async fn a_notification_held_by_a_killed_process_is_delivered_once_by_the_other(
     // The client's notification endpoint: the first call never gets an answer (its sender is
     // killed while it waits); later calls are answered 204.
     let (url, calls) = notification_endpoint().await;
-    let registered: Value = Client::new()
-        .post(format!("{}/register", a.base))
-        .json(&json!({
+    let (id, secret) = register_with(
+        &a,
+        json!({
             "client_name": "a ping client",
             "grant_types": ["urn:openid:params:grant-type:ciba"],
             "backchannel_token_delivery_mode": "ping",
             "backchannel_client_notification_endpoint": url,
-        }))
-        .send()
-        .await
-        .expect("register")
-        .json()
-        .await
-        .expect("json");
-    let id = registered["client_id"].as_str().expect("client_id");
-    let secret = registered["client_secret"].as_str().expect("secret");
+        }),
+    )
+    .await;
+    let (id, secret) = (id.as_str(), secret.as_str());
     let asked: Value = Client::new()
         .post(format!("{}/bc-authorize", a.base))
         .basic_auth(id, Some(secret))

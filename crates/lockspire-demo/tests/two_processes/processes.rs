@@ -200,13 +200,22 @@ pub(crate) fn hidden(html: &str, name: &str) -> String {
 
 /// Registers a confidential client on `server` and returns (id, secret).
 pub(crate) async fn register(server: &Server) -> (String, String) {
-    let reg: Value = Client::new()
-        .post(format!("{}/register", server.base))
-        .json(&json!({
+    register_with(
+        server,
+        json!({
             "client_name": "two processes",
             "redirect_uris": ["https://rp.example/cb"],
             "grant_types": ["authorization_code", "refresh_token"],
-        }))
+        }),
+    )
+    .await
+}
+
+/// Registers a confidential client with `metadata` at `server`; returns its id and secret.
+pub(crate) async fn register_with(server: &Server, metadata: Value) -> (String, String) {
+    let reg: Value = Client::new()
+        .post(format!("{}/register", server.base))
+        .json(&metadata)
         .send()
         .await
         .expect("register")
@@ -227,26 +236,7 @@ pub(crate) async fn authorize(
     consent_at: &Server,
     client_id: &str,
 ) -> (String, String) {
-    let b = browser();
-    let login_page = b
-        .get(format!("{}/login", login_at.base))
-        .send()
-        .await
-        .expect("login page")
-        .text()
-        .await
-        .expect("login page");
-    let login = b
-        .post(format!("{}/login", login_at.base))
-        .form(&[
-            ("username", "alice"),
-            ("password", "alice-password"),
-            ("form_token", &hidden(&login_page, "form_token")),
-        ])
-        .send()
-        .await
-        .expect("login");
-    assert_eq!(login.status(), StatusCode::SEE_OTHER, "signed in");
+    let b = signed_in(login_at).await;
     let (verifier, challenge) = pkce();
     let url = format!(
         "{}/authorize?response_type=code&client_id={client_id}&redirect_uri=https%3A%2F%2Frp.example%2Fcb\
@@ -285,6 +275,31 @@ pub(crate) async fn authorize(
     let back = location(&decided);
     assert!(back.starts_with("https://rp.example/cb?"), "{back}");
     (code_of(&back), verifier)
+}
+
+/// A browser in which alice signed in on `server` through the demo's sign-in form.
+pub(crate) async fn signed_in(server: &Server) -> Client {
+    let b = browser();
+    let login_page = b
+        .get(format!("{}/login", server.base))
+        .send()
+        .await
+        .expect("login page")
+        .text()
+        .await
+        .expect("login page");
+    let login = b
+        .post(format!("{}/login", server.base))
+        .form(&[
+            ("username", "alice"),
+            ("password", "alice-password"),
+            ("form_token", &hidden(&login_page, "form_token")),
+        ])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(login.status(), StatusCode::SEE_OTHER, "signed in");
+    b
 }
 
 pub(crate) fn code_of(redirect: &str) -> String {

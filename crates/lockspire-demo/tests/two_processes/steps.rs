@@ -178,26 +178,7 @@ pub(crate) async fn notification_endpoint() -> (String, Arc<Mutex<Vec<Value>>>) 
 /// Signs alice in on `server` and approves the one backchannel request waiting for her on the
 /// demo's authentication device page.
 pub(crate) async fn approve_on_the_demo_device(server: &Server) {
-    let b = browser();
-    let login_page = b
-        .get(format!("{}/login", server.base))
-        .send()
-        .await
-        .expect("login page")
-        .text()
-        .await
-        .expect("login page");
-    let login = b
-        .post(format!("{}/login", server.base))
-        .form(&[
-            ("username", "alice"),
-            ("password", "alice-password"),
-            ("form_token", &hidden(&login_page, "form_token")),
-        ])
-        .send()
-        .await
-        .expect("login");
-    assert_eq!(login.status(), StatusCode::SEE_OTHER, "signed in");
+    let b = signed_in(server).await;
     let page = b
         .get(format!("{}/demo/ciba", server.base))
         .send()

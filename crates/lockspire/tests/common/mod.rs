@@ -70,6 +70,20 @@ macro_rules! on_both_stores {
     )* };
 }
 
+/// Runs each named `async fn name(backend: Backend)` on SQLite and on PostgreSQL, as
+/// `name::sqlite` and `name::postgres`: for tests that start their own harness.
+#[macro_export]
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => { $(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() { super::$name(super::Backend::Sqlite).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() { super::$name(super::Backend::Postgres).await }
+        }
+    )* };
+}
+
 /// Drops a per-test PostgreSQL database when the test ends.
 struct PgDatabase {
     admin_url: String,
