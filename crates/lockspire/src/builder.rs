@@ -18,7 +18,7 @@ use crate::jose::{KeyRing, SigningAlg};
 use crate::lockspire::Lockspire;
 use crate::mtls::{self, MtlsConfig};
 use crate::operator::Operator;
-use crate::protocol::outbox::{self, Outbox};
+use crate::protocol::outbox::{self, handle::Outbox};
 use crate::protocol::provider::{AUTHORIZATION_SERVER_NONCES, DEFAULT_TENANT, Provider};
 use crate::protocol::{discovery, jwks_cache, maintenance, scope, signing_keys};
 use crate::secrets::{SecretKey, ServerSecrets};

@@ -36,7 +36,7 @@ pub(crate) struct Provider {
     /// This server's DPoP nonces (RFC 9449 §8).
     pub(crate) dpop_nonces: RotatingNonces,
     /// This process's outbox worker.
-    pub(crate) outbox: crate::protocol::outbox::Outbox,
+    pub(crate) outbox: crate::protocol::outbox::handle::Outbox,
     /// How the host reaches users for backchannel authentication, if it does.
     pub(crate) backchannel: Option<Arc<dyn crate::host::DynBackchannel>>,
 }

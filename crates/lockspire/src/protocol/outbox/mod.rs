@@ -20,7 +20,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::fetch::{FetchError, Fetcher};
+use crate::fetch::FetchError;
 use crate::protocol::provider::Provider;
 use crate::secrets::{random_bytes, random_id};
 use crate::store::{Delivery, OutboxKind, OutboxMessage, Tx};
@@ -35,6 +35,8 @@ const BATCH: i64 = 16;
 /// writes).
 const POLL: Duration = Duration::from_secs(1);
 
+pub(crate) mod handle;
+
 /// What a call sends, sealed in its row.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Payload {
@@ -43,24 +45,6 @@ pub(crate) struct Payload {
     pub(crate) bearer: Option<String>,
     /// The JSON body.
     pub(crate) body: Value,
-}
-
-/// This process's worker: who it is when it leases, what wakes it, how it calls out.
-pub(crate) struct Outbox {
-    worker: String,
-    wake: Arc<tokio::sync::Notify>,
-    fetcher: Fetcher,
-}
-
-impl Outbox {
-    pub(crate) fn new(dev_mode: bool) -> Result<Self, FetchError> {
-        Ok(Self {
-            // The process id helps an operator tell which process holds a lease.
-            worker: format!("{}-{}", std::process::id(), random_id()),
-            wake: Arc::new(tokio::sync::Notify::new()),
-            fetcher: Fetcher::for_notifications(dev_mode)?,
-        })
-    }
 }
 
 /// Writes a call in `tx`, the transaction of the change that causes it. Call [`wake`] after
