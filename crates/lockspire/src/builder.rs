@@ -517,6 +517,7 @@ impl Builder {
             trusted_proxies: self.trusted_proxies,
             outbox_lease,
             backchannel_enabled: self.backchannel.is_some(),
+            backchannel_user_codes: self.backchannel.as_ref().is_some_and(|b| b.user_codes()),
             dev_mode: self.dev_mode,
             registration_rules: self.registration_rules,
             mtls_enabled: self.mtls.is_some(),

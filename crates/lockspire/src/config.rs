@@ -251,6 +251,8 @@ pub struct Config {
     pub(crate) outbox_lease: i64,
     /// The host reaches users for backchannel authentication (CIBA): the endpoint is served.
     pub(crate) backchannel_enabled: bool,
+    /// The host checks backchannel user codes (CIBA Core §7.1).
+    pub(crate) backchannel_user_codes: bool,
 }
 
 /// Scopes every issuer knows: OpenID Connect's (OIDC Core §5.4, §11).

@@ -275,13 +275,14 @@ impl Fetcher {
 /// Reads a successful response's body, at most [`MAX_BODY`] bytes, as JSON.
 impl Fetcher {
     /// POSTs `body` as JSON to `url`, with `bearer` as a Bearer token when given; returns the
-    /// status. The answer's body is not read: a notification endpoint's answer is its status.
+    /// status and the seconds of a `Retry-After` given as a number (RFC 9110 §10.2.3). The
+    /// answer's body is not read: a notification endpoint's answer is its status.
     pub(crate) async fn post_json(
         &self,
         url: &str,
         bearer: Option<&str>,
         body: &serde_json::Value,
-    ) -> Result<u16, FetchError> {
+    ) -> Result<(u16, Option<i64>), FetchError> {
         let url = self.checked(url)?;
         let mut request = self
             .client
@@ -295,7 +296,13 @@ impl Fetcher {
             .send()
             .await
             .map_err(|e| FetchError::Transport(e.to_string()))?;
-        Ok(resp.status().as_u16())
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|s| *s >= 0);
+        Ok((resp.status().as_u16(), retry_after))
     }
 }
 

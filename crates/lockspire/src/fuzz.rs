@@ -363,6 +363,7 @@ fn config() -> &'static Config {
             trusted_proxies: Vec::new(),
             outbox_lease: 30,
             backchannel_enabled: true,
+            backchannel_user_codes: true,
         })
     });
     match config {

@@ -165,20 +165,6 @@ pub trait AccountResolver: Send + Sync + 'static {
     fn redirect_for_logout(&self, _req: &Parts, ctx: &Context) -> InteractionResult {
         InteractionResult::Redirect(ctx.issuer.clone())
     }
-
-    /// Verifies a user code for backchannel authentication (CIBA). Unsupported by default.
-    fn verify_backchannel_user_code(
-        &self,
-        _subject: &Subject,
-        _code: &str,
-        _ctx: &Context,
-    ) -> impl Future<Output = Result<(), HostError>> + Send {
-        async {
-            Err(HostError::new(
-                "backchannel user codes are not supported by this host",
-            ))
-        }
-    }
 }
 
 /// The resolver of an [`crate::Operator`] built without a host: operator tools never run
@@ -212,19 +198,6 @@ impl DynResolver for NoHost {
 
     fn login(&self, _: &Parts, ctx: &Context) -> InteractionResult {
         InteractionResult::Redirect(ctx.issuer.clone())
-    }
-
-    fn user_code<'a>(
-        &'a self,
-        _: &'a Subject,
-        _: &'a str,
-        _: &'a Context,
-    ) -> BoxFuture<'a, Result<(), HostError>> {
-        Box::pin(async {
-            Err(HostError::new(
-                "no account resolver: this is an operator-only instance",
-            ))
-        })
     }
 }
 
@@ -394,6 +367,25 @@ pub trait BackchannelAuthenticator: Send + Sync + 'static {
         &self,
         request: &BackchannelRequest,
     ) -> impl Future<Output = Result<(), HostError>> + Send;
+
+    /// True when the host's users have a backchannel user code (CIBA Core §7.1 `user_code`: a
+    /// secret the user knows, such as a PIN, that a client sends with its request so that not
+    /// anyone knowing a user's identifier can send them requests) and
+    /// [`Self::verify_user_code`] checks it. Discovery then says so
+    /// (`backchannel_user_code_parameter_supported`), and clients may register
+    /// `backchannel_user_code_parameter`. Default: false.
+    const USER_CODES: bool = false;
+
+    /// Whether `code` is `subject`'s user code. Lockspire limits how many codes are checked
+    /// per user. Called only when [`Self::USER_CODES`] is true.
+    fn verify_user_code(
+        &self,
+        _subject: &Subject,
+        _code: &str,
+        _ctx: &Context,
+    ) -> impl Future<Output = Result<bool, HostError>> + Send {
+        async { Ok(false) }
+    }
 }
 
 /// Object-safe view of a [`BackchannelAuthenticator`].
@@ -407,6 +399,13 @@ pub(crate) trait DynBackchannel: Send + Sync + 'static {
         &'a self,
         request: &'a BackchannelRequest,
     ) -> BoxFuture<'a, Result<(), HostError>>;
+    fn user_codes(&self) -> bool;
+    fn verify_user_code<'a>(
+        &'a self,
+        subject: &'a Subject,
+        code: &'a str,
+        ctx: &'a Context,
+    ) -> BoxFuture<'a, Result<bool, HostError>>;
 }
 
 impl<B: BackchannelAuthenticator> DynBackchannel for B {
@@ -423,6 +422,21 @@ impl<B: BackchannelAuthenticator> DynBackchannel for B {
         request: &'a BackchannelRequest,
     ) -> BoxFuture<'a, Result<(), HostError>> {
         Box::pin(BackchannelAuthenticator::notify(self, request))
+    }
+
+    fn user_codes(&self) -> bool {
+        B::USER_CODES
+    }
+
+    fn verify_user_code<'a>(
+        &'a self,
+        subject: &'a Subject,
+        code: &'a str,
+        ctx: &'a Context,
+    ) -> BoxFuture<'a, Result<bool, HostError>> {
+        Box::pin(BackchannelAuthenticator::verify_user_code(
+            self, subject, code, ctx,
+        ))
     }
 }
 
@@ -668,12 +682,6 @@ pub(crate) trait DynResolver: Send + Sync + 'static {
         ctx: &'a Context,
     ) -> BoxFuture<'a, Result<Option<Claims>, HostError>>;
     fn login(&self, req: &Parts, ctx: &Context) -> InteractionResult;
-    fn user_code<'a>(
-        &'a self,
-        subject: &'a Subject,
-        code: &'a str,
-        ctx: &'a Context,
-    ) -> BoxFuture<'a, Result<(), HostError>>;
 }
 
 impl<R: AccountResolver> DynResolver for R {
@@ -710,14 +718,5 @@ impl<R: AccountResolver> DynResolver for R {
 
     fn login(&self, req: &Parts, ctx: &Context) -> InteractionResult {
         self.redirect_for_login(req, ctx)
-    }
-
-    fn user_code<'a>(
-        &'a self,
-        subject: &'a Subject,
-        code: &'a str,
-        ctx: &'a Context,
-    ) -> BoxFuture<'a, Result<(), HostError>> {
-        Box::pin(self.verify_backchannel_user_code(subject, code, ctx))
     }
 }

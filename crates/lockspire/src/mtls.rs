@@ -124,8 +124,10 @@ impl Mtls {
         let header = headers.get("client-cert")?;
         let peer = extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
-        if !peer.is_some_and(|ip| self.trusted_proxies.contains(&ip)) {
+            .map(|c| c.0.ip().to_canonical());
+        let trusted =
+            peer.is_some_and(|ip| self.trusted_proxies.iter().any(|t| t.to_canonical() == ip));
+        if !trusted {
             tracing::warn!(
                 ?peer,
                 "Client-Cert header from an untrusted address ignored"

@@ -277,6 +277,7 @@ pub(crate) struct ServerSecrets {
     csrf: hmac::Key,
     pairwise: hmac::Key,
     user_code: hmac::Key,
+    attempts: hmac::Key,
     dpop_nonce: [u8; 32],
 }
 
@@ -299,6 +300,7 @@ impl ServerSecrets {
             csrf: hmac::Key::new(hmac::HMAC_SHA256, &derive(key, b"csrf")),
             pairwise: hmac::Key::new(hmac::HMAC_SHA256, &derive(key, b"pairwise-subject")),
             user_code: hmac::Key::new(hmac::HMAC_SHA256, &derive(key, b"device-user-code")),
+            attempts: hmac::Key::new(hmac::HMAC_SHA256, &derive(key, b"attempt-counters")),
             dpop_nonce: derive(key, b"dpop-nonce"),
         }
     }
@@ -372,6 +374,12 @@ impl ServerSecrets {
     /// them all.
     pub(crate) fn user_code_digest(&self, canonical: &str) -> String {
         b64(hmac::sign(&self.user_code, canonical.as_bytes()))
+    }
+
+    /// The stored form of what attempts are counted under (a user, a browser, an address):
+    /// keyed, so the table of counters names nobody to whoever reads the database.
+    pub(crate) fn attempt_key(&self, key: &str) -> String {
+        b64(hmac::sign(&self.attempts, key.as_bytes()))
     }
 
     /// CSRF token for a form bound to `binding` (an interaction and the browser that started it).

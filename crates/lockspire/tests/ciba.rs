@@ -33,6 +33,10 @@ on_both!(
     bad_backchannel_requests_get_the_ciba_error,
     registration_checks_the_backchannel_metadata,
     a_pending_request_can_be_decided_once_by_its_own_user_only,
+    a_request_is_answered_in_the_mode_it_was_made_whatever_the_client_registers_since,
+    a_request_whose_user_cannot_be_reached_is_dropped,
+    user_codes_are_checked_a_few_times_per_user_only,
+    a_client_asking_for_time_is_retried_after_its_retry_after,
 );
 
 /// A provider with the test host's backchannel authenticator, in development mode (the test's
@@ -361,10 +365,17 @@ async fn a_push_mode_client_is_sent_its_tokens_with_at_hash_and_the_auth_req_id_
         half_hash(refresh)
     );
     assert_eq!(h.userinfo(access).await.status, StatusCode::OK);
-    // The push redeemed the request: it cannot be redeemed again.
+    // A push client never polls, before or after; its request was decided once.
     assert_eq!(
         poll(&h, &client, &auth_req_id).await.error(),
         "unauthorized_client"
+    );
+    assert!(
+        !h.ls
+            .approve_backchannel(&request.id, &approval(&h))
+            .await
+            .expect("approve"),
+        "decided once"
     );
     let refreshed = h
         .post_as(
@@ -511,6 +522,15 @@ async fn bad_backchannel_requests_get_the_ciba_error(backend: Backend) {
     };
     let cases: &[(&[(&str, &str)], &str)] = &[
         (&[("scope", "openid")], "invalid_request"),
+        (&[("login_hint", "alice")], "invalid_request"),
+        (
+            &[
+                ("scope", "openid"),
+                ("login_hint", "alice"),
+                ("binding_message", "PAY\u{202e}01"),
+            ],
+            "invalid_binding_message",
+        ),
         (
             &[
                 ("scope", "openid"),
@@ -862,4 +882,149 @@ async fn a_pending_request_can_be_decided_once_by_its_own_user_only(backend: Bac
             .expect("approve")
     );
     assert_eq!(poll(&h, &client, &late).await.error(), "expired_token");
+}
+
+async fn a_request_is_answered_in_the_mode_it_was_made_whatever_the_client_registers_since(
+    backend: Backend,
+) {
+    let (h, host) = start(backend).await;
+    let (url, endpoint) = Endpoint::start().await;
+    let client = ciba_client(&h, "poll", None, json!({})).await;
+    let auth_req_id = ask(&h, &client, &[]).await;
+    // The client turns itself into a ping client before the user decides.
+    let (mut metadata, _) =
+        h.ls.client(&client.id)
+            .await
+            .expect("client")
+            .expect("registered");
+    metadata.backchannel_token_delivery_mode = Some(lockspire::DeliveryMode::Ping);
+    metadata.backchannel_client_notification_endpoint = Some(url);
+    h.ls.update_client(&client.id, serde_json::to_value(&metadata).expect("json"))
+        .await
+        .expect("update");
+    assert!(
+        h.ls.approve_backchannel(&last_request(&host).id, &approval(&h))
+            .await
+            .expect("approve")
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(endpoint.calls().is_empty(), "a poll request is not pinged");
+    let tokens = poll(&h, &client, &auth_req_id).await;
+    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.text);
+}
+
+async fn a_request_whose_user_cannot_be_reached_is_dropped(backend: Backend) {
+    let (h, host) = start(backend).await;
+    let client = ciba_client(&h, "poll", None, json!({})).await;
+    host.unreachable
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let reply = bc_authorize(&h, &client, &[("scope", "openid"), ("login_hint", "alice")]).await;
+    assert_eq!(
+        (reply.status, reply.error()),
+        (StatusCode::INTERNAL_SERVER_ERROR, "server_error")
+    );
+    assert!(
+        h.ls.backchannel_requests(&alice())
+            .await
+            .expect("list")
+            .is_empty(),
+        "nothing for the user to approve"
+    );
+}
+
+async fn user_codes_are_checked_a_few_times_per_user_only(backend: Backend) {
+    let (h, _host) = start(backend).await;
+    let client = ciba_client(
+        &h,
+        "poll",
+        None,
+        json!({"backchannel_user_code_parameter": true}),
+    )
+    .await;
+    for _ in 0..5 {
+        let wrong = bc_authorize(
+            &h,
+            &client,
+            &[
+                ("scope", "openid"),
+                ("login_hint", "alice"),
+                ("user_code", "0000"),
+            ],
+        )
+        .await;
+        assert_eq!(wrong.error(), "invalid_user_code");
+    }
+    let right = bc_authorize(
+        &h,
+        &client,
+        &[
+            ("scope", "openid"),
+            ("login_hint", "alice"),
+            ("user_code", TEST_USER_CODE),
+        ],
+    )
+    .await;
+    assert_eq!(
+        right.error(),
+        "invalid_user_code",
+        "the sixth check in the window"
+    );
+    assert!(
+        right.body["error_description"]
+            .as_str()
+            .unwrap_or("")
+            .contains("too many")
+    );
+    let bob = bc_authorize(
+        &h,
+        &client,
+        &[
+            ("scope", "openid"),
+            ("login_hint", "bob"),
+            ("user_code", TEST_USER_CODE),
+        ],
+    )
+    .await;
+    assert_eq!(
+        bob.status,
+        StatusCode::OK,
+        "another user's count: {}",
+        bob.text
+    );
+    h.clock.advance(15 * 60);
+    let later = bc_authorize(
+        &h,
+        &client,
+        &[
+            ("scope", "openid"),
+            ("login_hint", "alice"),
+            ("user_code", TEST_USER_CODE),
+        ],
+    )
+    .await;
+    assert_eq!(later.status, StatusCode::OK, "{}", later.text);
+}
+
+async fn a_client_asking_for_time_is_retried_after_its_retry_after(backend: Backend) {
+    let (h, host) = start(backend).await;
+    let (url, endpoint) = Endpoint::start().await;
+    let client = ciba_client(&h, "ping", Some(&url), json!({})).await;
+    endpoint.answer_with(&[429]);
+    ask(&h, &client, &[("client_notification_token", "t")]).await;
+    assert!(
+        h.ls.approve_backchannel(&last_request(&host).id, &approval(&h))
+            .await
+            .expect("approve")
+    );
+    endpoint.wait_for(1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pending =
+        h.ls.operator()
+            .outbox(OutboxStatus::Pending, 10)
+            .await
+            .expect("outbox");
+    assert_eq!(pending.len(), 1, "429 is retried, not given up");
+    assert_eq!(pending[0].last_error.as_deref(), Some("HTTP 429"));
+    h.clock.advance(3);
+    endpoint.wait_for(2).await;
 }

@@ -320,7 +320,7 @@ on_both_stores! {
         assert_eq!(posted.status(), StatusCode::BAD_REQUEST, "no browser cookie: refused");
     }
 
-    async fn user_code_entry_is_limited_per_browser_and_per_source_address_with_a_clear_page(h) {
+    async fn user_code_entry_is_limited_per_user_browser_and_source_address_with_a_clear_page(h) {
         let client = device_client(&h).await;
         let started = codes(&h, &client, "profile").await;
         let real = started["user_code"].as_str().expect("code");
@@ -331,14 +331,38 @@ on_both_stores! {
             assert!(page.contains("not recognised"), "{page}");
         }
         let (status, page) = open(&browser, &h.url(&format!("/device?user_code={real}"))).await;
-        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "the 11th entry from one browser, even of the right code");
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "the 11th entry of one user, even of the right code");
         assert!(page.contains("Too many codes"), "{page}");
-        // Other browsers on the same address go on until the address has entered 50.
-        for i in 0..39 {
-            let (status, _) = open(&h.browser(Some("bob")), &h.url("/device?user_code=BBBB-BBBC")).await;
-            assert_eq!(status, StatusCode::OK, "entry {} from the address", 11 + i);
+        // Bob, signing in in alice's browser, is held by the browser's limit.
+        let switched = browser
+            .client
+            .get(h.url("/test-signin?user=bob&return_to=/device"))
+            .send()
+            .await
+            .expect("sign in as bob");
+        assert_eq!(switched.status(), StatusCode::SEE_OTHER);
+        let (status, _) = open(&browser, &h.url("/device?user_code=BBBB-BBBB")).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "one browser's entries, whoever signs in");
+        // Other users in their own browsers on the same address go on until the address has
+        // entered 50 codes (each user entering at most 10).
+        if let Ok(mut users) = h.users.lock() {
+            for n in 0..5 {
+                users.insert(format!("user{n}"), common::TestUser { name: format!("User {n}"), email: format!("u{n}@example.com") });
+            }
         }
-        let (status, _) = open(&h.browser(Some("bob")), &h.url(&format!("/device?user_code={real}"))).await;
+        let mut entered = 10;
+        'users: for n in 0..5 {
+            let browser = h.browser(Some(&format!("user{n}")));
+            for _ in 0..10 {
+                if entered == 50 {
+                    break 'users;
+                }
+                let (status, _) = open(&browser, &h.url("/device?user_code=BBBB-BBBC")).await;
+                entered += 1;
+                assert_eq!(status, StatusCode::OK, "entry {entered} from the address");
+            }
+        }
+        let (status, _) = open(&h.browser(Some("user4")), &h.url(&format!("/device?user_code={real}"))).await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "the 51st entry from one address");
         // The window passes (and with it the first code's life).
         h.clock.advance(15 * 60);
@@ -347,6 +371,37 @@ on_both_stores! {
         let (status, page) = open(&h.browser(Some("bob")), fresh).await;
         assert_eq!(status, StatusCode::OK, "{page}");
         assert!(page.contains("name=\"csrf\""), "{page}");
+    }
+
+    async fn codes_are_read_only_for_a_browser_that_keeps_its_cookie_and_made_up_browsers_share_their_users_limit(h) {
+        let client = device_client(&h).await;
+        let started = codes(&h, &client, "profile").await;
+        let code = started["user_code"].as_str().expect("code");
+        let signed_in = format!("test_session=alice.{}", h.clock.now());
+        // Without the browser cookie: sent back to the same page with it, nothing looked up.
+        let first = h
+            .http()
+            .get(h.url(&format!("/device?user_code={code}")))
+            .header("cookie", &signed_in)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(first.status(), StatusCode::SEE_OTHER);
+        assert!(first.headers()["location"].to_str().unwrap_or("").ends_with(&format!("/device?user_code={code}")));
+        assert!(first.headers()["set-cookie"].to_str().unwrap_or("").starts_with("lockspire_browser="));
+        // A new made-up browser cookie for every guess buys nothing: the user's limit counts.
+        for i in 0..11 {
+            let made_up = format!("{signed_in}; lockspire_browser={}", common::random_b64(32));
+            let reply = h
+                .http()
+                .get(h.url("/device?user_code=BBBB-BBBB"))
+                .header("cookie", made_up)
+                .send()
+                .await
+                .expect("get");
+            let expected = if i < 10 { StatusCode::OK } else { StatusCode::TOO_MANY_REQUESTS };
+            assert_eq!(reply.status(), expected, "guess {}", i + 1);
+        }
     }
 
     async fn the_confirmation_form_is_bound_to_its_code_browser_and_user(h) {
@@ -367,6 +422,17 @@ on_both_stores! {
             .await
             .expect("post");
         assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+        // Nor can alice's own second browser (signed in as her too) use this browser's form.
+        let elsewhere = h.browser(Some("alice"));
+        let _ = open(&elsewhere, &h.url("/device")).await;
+        let copied = elsewhere
+            .client
+            .post(h.url("/device"))
+            .form(&[("user_code", code), ("csrf", csrf.as_str()), ("decision", "allow")])
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(copied.status(), StatusCode::FORBIDDEN, "the form is bound to its browser");
         // Nor is the token good for another code.
         let other = codes(&h, &client, "profile").await;
         let moved = alice

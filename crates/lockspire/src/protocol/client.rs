@@ -417,6 +417,11 @@ fn check_backchannel(
     if !method.is_confidential() {
         return Err(invalid("the CIBA grant requires a confidential client"));
     }
+    if user_code && !config.backchannel_user_codes {
+        return Err(invalid(
+            "this server does not check backchannel user codes (backchannel_user_code_parameter)",
+        ));
+    }
     let mode =
         mode.ok_or_else(|| invalid("the CIBA grant requires backchannel_token_delivery_mode"))?;
     match (mode, &endpoint) {

@@ -40,8 +40,8 @@ const USER_CODE_LEN: usize = 8;
 
 /// The window, in seconds, over which code entries are counted.
 const ENTRY_WINDOW: i64 = 15 * 60;
-/// Codes one browser may enter per window.
-const ENTRIES_PER_BROWSER: i64 = 10;
+/// Codes one user, or one browser, may enter per window.
+const ENTRIES_PER_USER: i64 = 10;
 /// Codes one source address may enter per window (several users may share one).
 const ENTRIES_PER_ADDRESS: i64 = 50;
 
@@ -221,31 +221,45 @@ fn enter_code(p: &Provider, error: Option<&str>) -> Step {
 const NOT_RECOGNISED: &str =
     "That code is not recognised, or it has expired. Check the code on your device and try again.";
 
-/// True when this browser or its address has entered more codes than allowed in the current
-/// window; the entry now being made counts.
-async fn too_many_entries(p: &Provider, visitor: &Visitor<'_>) -> Result<bool, OAuthError> {
-    let now = p.now();
-    let by_browser = p
-        .store
-        .count_attempt(
-            &format!("device-code-entry\0browser\0{}", visitor.browser),
-            ENTRY_WINDOW,
-            now,
-        )
-        .await?;
-    let by_address = match visitor.address {
-        Some(ip) => {
-            p.store
-                .count_attempt(
-                    &format!("device-code-entry\0address\0{ip}"),
-                    ENTRY_WINDOW,
-                    now,
-                )
-                .await?
+/// True when this user, this browser or its network has entered more codes than allowed in
+/// the current window; the entry now being made counts. The user is always known here (only a
+/// signed-in user enters codes), so making up browsers or addresses does not buy more guesses
+/// than accounts do; the browser and network limits bound one person's several accounts.
+async fn too_many_entries(
+    p: &Provider,
+    visitor: &Visitor<'_>,
+    session: &Session,
+) -> Result<bool, OAuthError> {
+    let mut keys = vec![
+        (
+            format!("user\0{}", session.subject.as_str()),
+            ENTRIES_PER_USER,
+        ),
+        (format!("browser\0{}", visitor.browser), ENTRIES_PER_USER),
+    ];
+    if let Some(ip) = visitor.address {
+        keys.push((format!("network\0{}", network(ip)), ENTRIES_PER_ADDRESS));
+    }
+    for (key, limit) in keys {
+        let key = p.secrets.attempt_key(&format!("device-code-entry\0{key}"));
+        // Past one limit the entry is refused; the other counters need not move.
+        if p.store.count_attempt(&key, ENTRY_WINDOW, p.now()).await? > limit {
+            return Ok(true);
         }
-        None => 0,
-    };
-    Ok(by_browser > ENTRIES_PER_BROWSER || by_address > ENTRIES_PER_ADDRESS)
+    }
+    Ok(false)
+}
+
+/// What a source address is counted as: an IPv4 address, or an IPv6 /64 (one subscriber's
+/// allocation, whose addresses a client can change at will).
+pub(crate) fn network(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
 }
 
 /// The pending request `canonical` names, with its client while that is active.
@@ -293,7 +307,7 @@ pub(crate) async fn show(
     let Some(typed) = typed.filter(|t| !t.trim().is_empty()) else {
         return Ok(enter_code(p, None));
     };
-    if too_many_entries(p, &visitor).await? {
+    if too_many_entries(p, &visitor, &session).await? {
         return Ok(Step::Page(DevicePage::TooManyAttempts));
     }
     let Some(canonical) = canonical_user_code(typed) else {
@@ -373,12 +387,19 @@ pub(crate) async fn decide(
             &record.issued.digest,
             subject,
             Decision::Approve(&grant.id),
+            &record.request,
             p.now(),
         )
         .await?
     } else {
-        tx.decide_decoupled(&record.issued.digest, subject, Decision::Deny, p.now())
-            .await?
+        tx.decide_decoupled(
+            &record.issued.digest,
+            subject,
+            Decision::Deny,
+            &record.request,
+            p.now(),
+        )
+        .await?
     };
     if !decision {
         // Decided in another tab, or expired: the transaction rolls back.

@@ -121,7 +121,7 @@ pub(crate) fn document(config: &Config, keys: &KeyRing, detail_types: &DetailTyp
         );
         map.insert(
             "backchannel_user_code_parameter_supported".into(),
-            Value::Bool(true),
+            Value::Bool(config.backchannel_user_codes),
         );
     }
     if config.mtls_enabled

@@ -7,16 +7,16 @@ use super::handle::Store;
 use crate::clock::UnixTime;
 
 impl Store {
-    /// Counts one attempt under `key` in the window of `window` seconds that holds `now`, and
-    /// returns the attempts in that window, this one included. One conditional write: concurrent
-    /// attempts each get their own count, so a burst cannot pass a limit together.
+    /// Counts one attempt under `key_digest` (a keyed digest of who makes it) in the window of
+    /// `window` seconds that holds `now`, and returns the attempts in that window, this one
+    /// included. One conditional write: concurrent attempts each get their own count, so a
+    /// burst cannot pass a limit together.
     pub async fn count_attempt(
         &self,
-        key: &str,
+        key_digest: &str,
         window: i64,
         now: UnixTime,
     ) -> Result<i64, StoreError> {
-        let digest = crate::secrets::token_digest(key);
         // A write that returns a row: SQLite's readers cannot run it, its writer can.
         let mut tx = self.begin().await?;
         let count = tx
@@ -27,7 +27,7 @@ impl Store {
                  window_start = CASE WHEN attempts.expires_at <= $2 THEN $2 ELSE attempts.window_start END, \
                  expires_at = CASE WHEN attempts.expires_at <= $2 THEN $3 ELSE attempts.expires_at END \
                  RETURNING count",
-                params![digest, now, now + window],
+                params![key_digest, now, now + window],
                 |r| get::<i64>(r, "count"),
             )
             .await?;

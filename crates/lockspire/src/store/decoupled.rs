@@ -282,14 +282,32 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Drops a request nobody was told about (the host could not reach its user): one
+    /// conditional delete of a request still pending.
+    pub async fn withdraw_decoupled(&self, digest: &str) -> Result<bool, StoreError> {
+        let gone = self
+            .db
+            .execute(
+                "DELETE FROM decoupled_requests WHERE digest = $1 AND status = 'pending'",
+                params![digest],
+            )
+            .await?;
+        Ok(gone == 1)
+    }
+}
+
 impl Tx {
-    /// Records the user's decision on a pending, unexpired request; false when it was already
-    /// decided (a double submit), has expired, or names another user than `subject`.
+    /// Records the user's decision on a pending, unexpired request, and replaces what the row
+    /// keeps of the request with `request` (the decision may forget what it no longer needs);
+    /// false when it was already decided (a double submit), has expired, or names another user
+    /// than `subject`.
     pub async fn decide_decoupled(
         &mut self,
         digest: &str,
         subject: &str,
         decision: Decision<'_>,
+        request: &str,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
         let (status, grant_id) = match decision {
@@ -298,10 +316,10 @@ impl Tx {
         };
         let decided = self
             .execute(
-                "UPDATE decoupled_requests SET status = $1, subject = $2, grant_id = $3, decided_at = $4 \
-                 WHERE digest = $5 AND status = 'pending' AND expires_at > $4 \
+                "UPDATE decoupled_requests SET status = $1, subject = $2, grant_id = $3, decided_at = $4, \
+                 request = $6 WHERE digest = $5 AND status = 'pending' AND expires_at > $4 \
                  AND (subject IS NULL OR subject = $2)",
-                params![status, subject, grant_id, now, digest],
+                params![status, subject, grant_id, now, digest, request],
             )
             .await?;
         Ok(decided == 1)

@@ -147,17 +147,17 @@ pub enum Delivery {
     GiveUp(String),
 }
 
-/// Leases due rows (`$1` now, `$2` lease end, `$3` this worker, `$4` how many). PostgreSQL
-/// skips rows another worker holds locked at this instant.
+/// Leases due rows (`$1` now, `$2` lease end, `$3` this worker, `$4` how many, `$5` the
+/// tenant). PostgreSQL skips rows another worker holds locked at this instant.
 const LEASE_PG: &str = "UPDATE outbox SET lease_until = $2, leased_by = $3, attempts = attempts + 1 \
-     WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1 \
+     WHERE id IN (SELECT id FROM outbox WHERE tenant_id = $5 AND status = 'pending' AND next_attempt_at <= $1 \
        AND (lease_until IS NULL OR lease_until <= $1) ORDER BY next_attempt_at LIMIT $4 \
        FOR UPDATE SKIP LOCKED) \
      RETURNING id, tenant_id, kind, client_id, url, sealed, attempts";
 
 /// [`LEASE_PG`] for SQLite, whose one writer runs leases one after the other.
 const LEASE_SQLITE: &str = "UPDATE outbox SET lease_until = $2, leased_by = $3, attempts = attempts + 1 \
-     WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1 \
+     WHERE id IN (SELECT id FROM outbox WHERE tenant_id = $5 AND status = 'pending' AND next_attempt_at <= $1 \
        AND (lease_until IS NULL OR lease_until <= $1) ORDER BY next_attempt_at LIMIT $4) \
      RETURNING id, tenant_id, kind, client_id, url, sealed, attempts";
 
@@ -183,14 +183,28 @@ impl Tx {
 }
 
 impl Store {
-    /// Leases up to `limit` due calls to `worker` until `lease_until`.
+    /// Leases up to `limit` due calls of `tenant` to `worker` until `lease_until`. A read
+    /// finds out first whether any is due, so idle workers take no write lock.
     pub async fn lease_outbox(
         &self,
+        tenant: &str,
         worker: &str,
         now: UnixTime,
         lease_until: UnixTime,
         limit: i64,
     ) -> Result<Vec<OutboxMessage>, StoreError> {
+        let due = self
+            .db
+            .fetch_optional(
+                "SELECT 1 AS due FROM outbox WHERE tenant_id = $1 AND status = 'pending' \
+                 AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until <= $2) LIMIT 1",
+                params![tenant, now],
+                |_| Ok(()),
+            )
+            .await?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         let statement = match self.dialect() {
             Dialect::Postgres => LEASE_PG,
             Dialect::Sqlite => LEASE_SQLITE,
@@ -200,7 +214,7 @@ impl Store {
         let leased = tx
             .fetch_all(
                 statement,
-                params![now, lease_until, worker, limit],
+                params![now, lease_until, worker, limit, tenant],
                 OutboxMessage::from_row,
             )
             .await?;
@@ -208,14 +222,19 @@ impl Store {
         Ok(leased)
     }
 
-    /// Records how an attempt ended. A delivered call forgets what it sent. Returns false when
-    /// the call was no longer pending (an operator gave up on it meanwhile).
+    /// Records how the attempt `message` ended. A delivered call forgets what it sent, whoever
+    /// holds it now: it was delivered. A failure is recorded only by the lease that made it
+    /// (the same worker, the same attempt), so a worker whose lease ran out while it waited
+    /// cannot put a call back in line under another worker's feet. Returns false when nothing
+    /// was recorded.
     pub async fn finish_outbox(
         &self,
-        id: &str,
+        message: &OutboxMessage,
+        worker: &str,
         outcome: &Delivery,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
+        let id = &message.id;
         let changed = match outcome {
             Delivery::Delivered => {
                 self.db
@@ -230,8 +249,8 @@ impl Store {
                 self.db
                     .execute(
                         "UPDATE outbox SET next_attempt_at = $1, lease_until = NULL, last_error = $2 \
-                         WHERE id = $3 AND status = 'pending'",
-                        params![*at, why, id],
+                         WHERE id = $3 AND status = 'pending' AND leased_by = $4 AND attempts = $5",
+                        params![*at, why, id, worker, message.attempts],
                     )
                     .await?
             }
@@ -239,8 +258,9 @@ impl Store {
                 self.db
                     .execute(
                         "UPDATE outbox SET status = 'dead', finished_at = $1, lease_until = NULL, \
-                         last_error = $2 WHERE id = $3 AND status = 'pending'",
-                        params![now, why, id],
+                         last_error = $2 WHERE id = $3 AND status = 'pending' AND leased_by = $4 \
+                         AND attempts = $5",
+                        params![now, why, id, worker, message.attempts],
                     )
                     .await?
             }

@@ -458,4 +458,124 @@ on_both_stores! {
         assert_eq!(store.consume_pushed("default", "b", "rp", NOW + 60).await.expect("consume"), None, "expired");
         assert_eq!(store.prune_expired(NOW + 60, 0).await.expect("prune"), 2, "both rows are past their expiry");
     }
+
+    async fn a_decoupled_request_is_decided_once_by_its_own_user_and_polled_on_time_once(store) {
+        let request = |digest: &str, subject: Option<&str>| crate::store::DecoupledRecord {
+            issued: issued(digest, "rp", NOW, NOW + 600),
+            kind: crate::store::DecoupledKind::Ciba,
+            user_code: None,
+            subject: subject.map(str::to_owned),
+            request: "{}".into(),
+            status: crate::store::DecoupledStatus::Pending,
+            poll_interval: 5,
+        };
+        assert!(store.insert_decoupled(&request("r1", Some("alice"))).await.expect("insert"));
+        assert!(!store.insert_decoupled(&request("r1", Some("alice"))).await.expect("insert"), "taken");
+        // The decision's own condition refuses another user, whatever the caller read.
+        let mut tx = store.begin().await.expect("tx");
+        assert!(!tx.decide_decoupled("r1", "bob", crate::store::Decision::Deny, "{}", NOW).await.expect("decide"));
+        drop(tx);
+        // Concurrent decisions: one wins.
+        let tries: Vec<_> = (0..8).map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut tx = store.begin().await.expect("tx");
+                let decision = if i % 2 == 0 { crate::store::Decision::Approve("g1") } else { crate::store::Decision::Deny };
+                let won = tx.decide_decoupled("r1", "alice", decision, "{}", NOW + 1).await.expect("decide");
+                tx.commit().await.expect("commit");
+                won
+            })
+        }).collect();
+        let mut won = 0;
+        for t in tries {
+            won += usize::from(t.await.expect("task"));
+        }
+        assert_eq!(won, 1, "decided once");
+        // Concurrent early polls of a pending request: one is on time, the rest too early.
+        assert!(store.insert_decoupled(&request("r2", None)).await.expect("insert"));
+        let polls: Vec<_> = (0..8).map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.poll_decoupled("r2", NOW + 1).await.expect("poll") })
+        }).collect();
+        let mut on_time = 0;
+        for poll in polls {
+            on_time += usize::from(poll.await.expect("task") == crate::store::Poll::OnTime);
+        }
+        assert_eq!(on_time, 1);
+        let row = store.decoupled("r2").await.expect("read").expect("row");
+        assert_eq!(row.poll_interval, 5 + 7 * 5, "each early poll added 5 s");
+        assert!(store.withdraw_decoupled("r2").await.expect("withdraw"));
+        assert!(store.decoupled("r2").await.expect("read").is_none());
+    }
+
+    async fn a_burst_of_attempts_is_counted_one_by_one_and_the_window_restarts(store) {
+        let tries: Vec<_> = (0..20).map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.count_attempt("k", 900, NOW).await.expect("count") })
+        }).collect();
+        let mut counts = Vec::new();
+        for t in tries {
+            counts.push(t.await.expect("task"));
+        }
+        counts.sort_unstable();
+        assert_eq!(counts, (1..=20).collect::<Vec<i64>>(), "every attempt got its own count");
+        assert_eq!(store.count_attempt("k", 900, NOW + 899).await.expect("count"), 21);
+        assert_eq!(store.count_attempt("k", 900, NOW + 900).await.expect("count"), 1, "a new window");
+    }
+
+    async fn an_outbox_call_is_leased_by_one_worker_and_only_its_lease_records_a_failure(store) {
+        let message = |id: &str| crate::store::OutboxMessage {
+            id: id.into(),
+            tenant_id: "default".into(),
+            kind: crate::store::OutboxKind::CibaPing,
+            client_id: ClientId::new("rp"),
+            url: "https://rp.example/cb".into(),
+            sealed: "sealed".into(),
+            attempts: 0,
+        };
+        let mut tx = store.begin().await.expect("tx");
+        tx.enqueue(&message("m1"), NOW).await.expect("enqueue");
+        tx.commit().await.expect("commit");
+        let leases: Vec<_> = (0..6).map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store.lease_outbox("default", &format!("w{i}"), NOW, NOW + 30, 16).await.expect("lease")
+            })
+        }).collect();
+        let mut leased = Vec::new();
+        for l in leases {
+            leased.extend(l.await.expect("task"));
+        }
+        assert_eq!(leased.len(), 1, "one worker holds the call");
+        let first = leased.remove(0);
+        assert_eq!(first.attempts, 1);
+        assert!(store.lease_outbox("other", "w9", NOW, NOW + 30, 16).await.expect("lease").is_empty(), "another tenant's worker");
+        // The lease runs out; another worker takes the call.
+        let second = store.lease_outbox("default", "late", NOW + 31, NOW + 61, 16).await.expect("lease");
+        assert_eq!(second.len(), 1);
+        // The first worker, still waiting on the client, cannot put the call back in line.
+        let retry = crate::store::Delivery::RetryAt(NOW + 40, "HTTP 503".into());
+        let first_worker = first.id.clone();
+        assert!(!store.finish_outbox(&first, "w-not-the-holder", &retry, NOW + 32).await.expect("finish"), "{first_worker}");
+        let holder = leased_by_of(store, &second[0]).await;
+        assert!(!store.finish_outbox(&first, &holder, &retry, NOW + 32).await.expect("finish"), "an older attempt");
+        assert!(store.finish_outbox(&second[0], "late", &crate::store::Delivery::Delivered, NOW + 33).await.expect("finish"));
+        let delivered = store.outbox_entries("default", crate::store::OutboxStatus::Delivered, 10).await.expect("list");
+        assert_eq!(delivered.len(), 1);
+        assert_eq!(delivered[0].attempts, 2);
+    }
+}
+
+/// The worker holding `message`'s lease, as the store recorded it.
+async fn leased_by_of(store: &Store, message: &super::OutboxMessage) -> String {
+    store
+        .db
+        .fetch_optional(
+            "SELECT leased_by FROM outbox WHERE id = $1",
+            super::db::params![message.id],
+            |r| super::db::get::<String>(r, "leased_by"),
+        )
+        .await
+        .expect("read")
+        .expect("row")
 }

@@ -54,6 +54,21 @@ pub(crate) async fn verification_page(
     let step = match Params::parse(parts.uri.query().unwrap_or_default().as_bytes())
         .and_then(|q| Ok(q.get("user_code")?.map(str::to_owned)))
     {
+        // A code is looked up only for a browser that keeps the binding cookie, so each one
+        // counts against the limits of a browser that exists: a first visit is sent back to
+        // the same address with the cookie set.
+        Ok(Some(typed)) if existing.is_none() => {
+            let again = form_urlencoded::Serializer::new(String::new())
+                .append_pair("user_code", &typed)
+                .finish();
+            let url = format!(
+                "{}?{again}",
+                Endpoint::DeviceVerification.url(&p.config.issuer)
+            );
+            let mut response = see_other(&url);
+            set_browser_cookie(&p, &mut response, &browser);
+            return response;
+        }
         Ok(typed) => {
             let address = client_address(&parts, &p.config.trusted_proxies);
             let visitor = Visitor {

@@ -60,9 +60,11 @@ pub(crate) async fn page_form(
 }
 
 /// The address a request comes from: its peer (when the host serves with connect info), or,
-/// when the peer is one of `trusted` proxies, the last address it appended to
-/// `X-Forwarded-For` — what came before that was written by parties the proxy does not vouch
-/// for.
+/// when the peer is one of `trusted` proxies, the nearest address in `X-Forwarded-For` that is
+/// not a trusted proxy too — read from the right, since each proxy appends the address it saw,
+/// and what stands left of the first untrusted one was written by parties nobody vouches for.
+/// `None` when no address can be believed: a trusted proxy that sent none, or a chain of
+/// trusted proxies only.
 pub(crate) fn client_address(
     parts: &http::request::Parts,
     trusted: &[std::net::IpAddr],
@@ -70,19 +72,25 @@ pub(crate) fn client_address(
     let peer = parts
         .extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip())?;
-    if !trusted.contains(&peer) {
+        .map(|c| c.0.ip().to_canonical())?;
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|t| t.to_canonical() == *ip);
+    if !is_trusted(&peer) {
         return Some(peer);
     }
-    let forwarded = parts
+    let hops: Vec<&str> = parts
         .headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .next_back()
-        .and_then(|last| last.trim().parse().ok());
-    Some(forwarded.unwrap_or(peer))
+        .collect();
+    for hop in hops.into_iter().rev() {
+        let ip = hop.trim().parse::<std::net::IpAddr>().ok()?.to_canonical();
+        if !is_trusted(&ip) {
+            return Some(ip);
+        }
+    }
+    None
 }
 
 /// The `DPoP` header (RFC 9449 §4.1): at most one, visible ASCII.
@@ -113,4 +121,67 @@ pub(crate) fn authorization(headers: &HeaderMap) -> Result<Option<&str>, OAuthEr
                 .map_err(|_| OAuthError::invalid_request("malformed Authorization header"))
         })
         .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, SocketAddr};
+
+    use axum::extract::ConnectInfo;
+
+    use super::client_address;
+
+    fn parts(peer: &str, forwarded: &[&str]) -> http::request::Parts {
+        let mut req = http::Request::new(());
+        if let Ok(peer) = peer.parse::<SocketAddr>() {
+            req.extensions_mut().insert(ConnectInfo(peer));
+        }
+        for value in forwarded {
+            if let Ok(v) = http::HeaderValue::from_str(value) {
+                req.headers_mut().append("x-forwarded-for", v);
+            }
+        }
+        req.into_parts().0
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_the_address_whatever_it_forwards() {
+        let trusted = [ip("10.0.0.1")];
+        let p = parts("203.0.113.9:5000", &["198.51.100.7"]);
+        assert_eq!(client_address(&p, &trusted), Some(ip("203.0.113.9")));
+        assert_eq!(
+            client_address(&parts("", &[]), &trusted),
+            None,
+            "no connect info"
+        );
+    }
+
+    #[test]
+    fn behind_trusted_proxies_the_nearest_untrusted_hop_is_the_address() {
+        let trusted = [ip("10.0.0.1"), ip("10.0.0.2")];
+        // A client's own header, then the CDN (trusted), then the load balancer (the peer).
+        let p = parts("10.0.0.1:5000", &["6.6.6.6, 198.51.100.7", "10.0.0.2"]);
+        assert_eq!(client_address(&p, &trusted), Some(ip("198.51.100.7")));
+        // An IPv4-mapped peer is the proxy it maps.
+        let p = parts("[::ffff:10.0.0.1]:5000", &["198.51.100.8"]);
+        assert_eq!(client_address(&p, &trusted), Some(ip("198.51.100.8")));
+    }
+
+    #[test]
+    fn a_trusted_proxy_that_names_nobody_believable_gives_no_address() {
+        let trusted = [ip("10.0.0.1")];
+        assert_eq!(client_address(&parts("10.0.0.1:1", &[]), &trusted), None);
+        assert_eq!(
+            client_address(&parts("10.0.0.1:1", &["10.0.0.1"]), &trusted),
+            None
+        );
+        assert_eq!(
+            client_address(&parts("10.0.0.1:1", &["garbage"]), &trusted),
+            None
+        );
+    }
 }

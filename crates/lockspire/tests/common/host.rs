@@ -107,20 +107,6 @@ impl AccountResolver for TestResolver {
         Ok(claims)
     }
 
-    /// The one user code the test host accepts for backchannel requests (CIBA Core §7.1).
-    async fn verify_backchannel_user_code(
-        &self,
-        _subject: &Subject,
-        code: &str,
-        _ctx: &Context,
-    ) -> Result<(), HostError> {
-        if code == TEST_USER_CODE {
-            Ok(())
-        } else {
-            Err(HostError::new("wrong user code"))
-        }
-    }
-
     fn redirect_for_login(&self, _req: &http::request::Parts, ctx: &Context) -> InteractionResult {
         let return_to = ctx.return_to.clone().unwrap_or_default();
         let q: String = url::form_urlencoded::Serializer::new(String::new())
@@ -141,12 +127,14 @@ impl AccountResolver for TestResolver {
 pub const TEST_USER_CODE: &str = "4321";
 
 /// The test host's side of backchannel authentication: `login_hint` is a username;
-/// `login_hint_token` is `valid:<username>` or `expired`; every request it is told about is
-/// kept for the test to answer.
+/// `login_hint_token` is `valid:<username>` or `expired`; every user's code is
+/// [`TEST_USER_CODE`]; every request it is told about is kept for the test to answer, unless
+/// `unreachable` is set, when reaching the user fails.
 #[derive(Clone)]
 pub struct TestBackchannel {
     pub users: Users,
     pub notified: Arc<Mutex<Vec<lockspire::BackchannelRequest>>>,
+    pub unreachable: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl TestBackchannel {
@@ -154,6 +142,7 @@ impl TestBackchannel {
         Self {
             users,
             notified: Arc::default(),
+            unreachable: Arc::default(),
         }
     }
 
@@ -190,7 +179,21 @@ impl lockspire::BackchannelAuthenticator for TestBackchannel {
         })
     }
 
+    const USER_CODES: bool = true;
+
+    async fn verify_user_code(
+        &self,
+        _subject: &Subject,
+        code: &str,
+        _ctx: &Context,
+    ) -> Result<bool, HostError> {
+        Ok(code == TEST_USER_CODE)
+    }
+
     async fn notify(&self, request: &lockspire::BackchannelRequest) -> Result<(), HostError> {
+        if self.unreachable.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(HostError::new("the user's device is unreachable"));
+        }
         self.notified
             .lock()
             .map_err(|_| HostError::new("poisoned"))?

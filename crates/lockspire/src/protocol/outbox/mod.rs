@@ -3,11 +3,12 @@
 //! inside the network, no redirects, short timeouts), and records the outcome:
 //!
 //! - a 2xx answer: delivered;
-//! - a 5xx answer, a timeout or a failed connection: tried again later, after 2, 4, 8 … seconds
-//!   (at most ten minutes) with random jitter, so retries from many calls do not arrive
-//!   together; after [`MAX_ATTEMPTS`] attempts, given up;
-//! - any other answer (4xx, or a redirect, which a notification endpoint must not send):
-//!   given up at once, since sending the same call again would get the same answer.
+//! - a 5xx answer, 408, 425 or 429, a timeout or a failed connection: tried again later, after
+//!   2, 4, 8 … seconds (at most ten minutes, or the `Retry-After` asked for, up to an hour)
+//!   with random jitter, so retries from many calls do not arrive together; after
+//!   [`MAX_ATTEMPTS`] attempts, given up;
+//! - any other answer (another 4xx, or a redirect, which a notification endpoint must not
+//!   send): given up at once, since sending the same call again would get the same answer.
 //!
 //! A call given up is a dead letter, which operators list and retry. A call is delivered at
 //! least once, and exactly once unless a process dies between the client's answer and its
@@ -25,8 +26,12 @@ use crate::protocol::provider::Provider;
 use crate::secrets::{random_bytes, random_id};
 use crate::store::{Delivery, OutboxKind, OutboxMessage, Tx};
 
-/// Attempts before a call is given up.
-pub(crate) const MAX_ATTEMPTS: i64 = 8;
+/// Attempts before a call is given up: with the waits of [`backoff`], about 40 minutes of a
+/// client's server failing.
+pub(crate) const MAX_ATTEMPTS: i64 = 12;
+
+/// The longest `Retry-After` followed, in seconds.
+const MAX_RETRY_AFTER: i64 = 3600;
 
 /// Calls one worker leases at once; they are delivered concurrently.
 const BATCH: i64 = 16;
@@ -112,7 +117,13 @@ pub(crate) async fn deliver_due(p: &Arc<Provider>) -> Result<usize, crate::store
     let now = p.now();
     let leased = p
         .store
-        .lease_outbox(&p.outbox.worker, now, now + p.config.outbox_lease, BATCH)
+        .lease_outbox(
+            &p.tenant,
+            &p.outbox.worker,
+            now,
+            now + p.config.outbox_lease,
+            BATCH,
+        )
         .await?;
     let count = leased.len();
     let mut deliveries = tokio::task::JoinSet::new();
@@ -143,7 +154,11 @@ async fn deliver(p: &Provider, message: OutboxMessage) {
             "outbox call given up: a dead letter"
         ),
     }
-    if let Err(e) = p.store.finish_outbox(&message.id, &outcome, p.now()).await {
+    if let Err(e) = p
+        .store
+        .finish_outbox(&message, &p.outbox.worker, &outcome, p.now())
+        .await
+    {
         // The lease runs out and the call is tried again.
         tracing::warn!(id = %message.id, error = %e, "recording an outbox delivery failed");
     }
@@ -155,28 +170,34 @@ async fn attempt(p: &Provider, message: &OutboxMessage) -> Delivery {
         .open(&seal_context(&message.id), &message.sealed)
         .ok()
         .and_then(|plain| serde_json::from_slice::<Payload>(&plain).ok());
+    let retry = |why: String, after: Option<i64>| {
+        if message.attempts >= MAX_ATTEMPTS {
+            Delivery::GiveUp(format!("{why} ({} attempts)", message.attempts))
+        } else {
+            let wait = backoff(message.attempts).max(after.unwrap_or(0).min(MAX_RETRY_AFTER));
+            Delivery::RetryAt(p.now() + wait, why)
+        }
+    };
+    // A process holding another server key cannot open it; one with the right key can.
     let Some(payload) = payload else {
-        return Delivery::GiveUp("its sealed payload cannot be opened with this key".into());
+        return retry(
+            "its sealed payload cannot be opened with this key".into(),
+            None,
+        );
     };
     let answer = p
         .outbox
         .fetcher
         .post_json(&message.url, payload.bearer.as_deref(), &payload.body)
         .await;
-    let retry = |why: String| {
-        if message.attempts >= MAX_ATTEMPTS {
-            Delivery::GiveUp(format!("{why} ({} attempts)", message.attempts))
-        } else {
-            Delivery::RetryAt(p.now() + backoff(message.attempts), why)
-        }
-    };
     match answer {
-        Ok(status) if (200..300).contains(&status) => Delivery::Delivered,
-        Ok(status) if status >= 500 => retry(format!("HTTP {status}")),
-        Ok(status) => Delivery::GiveUp(format!("HTTP {status}")),
+        Ok((status, _)) if (200..300).contains(&status) => Delivery::Delivered,
+        // The client's server failed, or asked for time (RFC 9110 §15.5.9, §15.6, RFC 6585 §4).
+        Ok((status @ (408 | 425 | 429 | 500..), after)) => retry(format!("HTTP {status}"), after),
+        Ok((status, _)) => Delivery::GiveUp(format!("HTTP {status}")),
         // The URL or its address is refused: it will be refused again.
         Err(e @ (FetchError::Url(_) | FetchError::Address(_))) => Delivery::GiveUp(e.to_string()),
-        Err(e) => retry(e.to_string()),
+        Err(e) => retry(e.to_string(), None),
     }
 }
 

@@ -12,6 +12,7 @@ use std::marker::PhantomData;
 use super::redeem::{Artifact, Plan, SingleUse, redeem_row};
 use super::{TokenResponse, wants_refresh_token};
 use crate::model::client::DeliveryMode;
+use crate::protocol::ciba::stored::Stored;
 use crate::protocol::client_auth::AuthenticatedClient;
 use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::provider::Provider;
@@ -139,6 +140,13 @@ pub(crate) fn plan(
     })
 }
 
+fn push_client() -> OAuthError {
+    OAuthError::new(
+        ErrorCode::UnauthorizedClient,
+        "tokens of the push mode are sent to the client; it does not poll",
+    )
+}
+
 /// A poll with `presented`, the code of a request of flow `F`.
 pub(super) async fn exchange<F: Flow>(
     p: &Provider,
@@ -149,10 +157,7 @@ pub(super) async fn exchange<F: Flow>(
     if F::KIND == DecoupledKind::Ciba
         && client.record().metadata.backchannel_token_delivery_mode == Some(DeliveryMode::Push)
     {
-        return Err(OAuthError::new(
-            ErrorCode::UnauthorizedClient,
-            "this client receives its tokens by push; it does not poll",
-        ));
+        return Err(push_client());
     }
     let key = Approved::<F>::key(presented);
     let record = p
@@ -161,8 +166,17 @@ pub(super) async fn exchange<F: Flow>(
         .await?
         .filter(|r| r.kind == F::KIND)
         .ok_or_else(|| invalid_grant::<F>("unknown"))?;
-    if &record.issued.client_id != client.id() {
+    // An approved request presented by another client goes on: the redemption path refuses it
+    // and, if it had been redeemed, revokes what it issued, as it does for a code.
+    let approved = matches!(record.status, DecoupledStatus::Approved(_));
+    if &record.issued.client_id != client.id() && !approved {
         return Err(invalid_grant::<F>("issued to another client"));
+    }
+    // The mode the request was made in decides, whatever the client registered since.
+    if F::KIND == DecoupledKind::Ciba
+        && Stored::read(&record.request).is_some_and(|s| s.mode == DeliveryMode::Push)
+    {
+        return Err(push_client());
     }
     let now = p.now();
     if record.issued.consumed_at.is_none() && record.issued.expires_at <= now {

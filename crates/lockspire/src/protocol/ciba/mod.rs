@@ -34,12 +34,18 @@ use crate::store::{
     ClientRecord, ClientStatus, Consumed, DECOUPLED_SINGLE_USE, Decision, DecoupledKind,
     DecoupledRecord, DecoupledStatus, Issued, OutboxKind,
 };
+use stored::Stored;
 
 /// Longest `binding_message` accepted (CIBA Core §7.1: "relatively short").
 const MAX_BINDING_MESSAGE: usize = 64;
 
 /// Longest `client_notification_token` accepted (CIBA Core §7.1: at most 1024 characters).
 const MAX_NOTIFICATION_TOKEN: usize = 1024;
+
+/// User codes checked per user per [`USER_CODE_WINDOW`].
+const USER_CODE_CHECKS: i64 = 5;
+/// The window, in seconds, over which user code checks are counted.
+const USER_CODE_WINDOW: i64 = 15 * 60;
 
 /// The answer to a backchannel authentication request (CIBA Core §7.3).
 #[derive(Debug, Serialize)]
@@ -50,17 +56,7 @@ pub(crate) struct Acknowledgement {
     interval: Option<i64>,
 }
 
-/// What a request keeps beyond its columns (the row's `request` JSON).
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Stored {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    binding_message: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    acr_values: Vec<String>,
-    /// For the ping and push modes: [`Notify`], sealed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    notify: Option<String>,
-}
+pub(crate) mod stored;
 
 /// What a ping or push must send back to the client.
 #[derive(Serialize, Deserialize)]
@@ -113,6 +109,11 @@ pub(crate) async fn request(
             "signed authentication requests are not supported",
         ));
     }
+    if params.get("scope")?.is_none() {
+        return Err(OAuthError::invalid_request(
+            "scope is required, with openid among its values",
+        ));
+    }
     let scopes = check_scope(p, client.record(), params)?;
     if !scopes.contains("openid") {
         return Err(error(
@@ -153,7 +154,7 @@ pub(crate) async fn request(
         ..Context::default()
     };
     let subject = user(p, host.as_ref(), client.record(), params, &ctx).await?;
-    check_user_code(p, &client, &subject, params, &ctx).await?;
+    check_user_code(p, host.as_ref(), &client, &subject, params, &ctx).await?;
 
     let auth_req_id = random_token();
     let digest = token_digest(&auth_req_id);
@@ -170,6 +171,11 @@ pub(crate) async fn request(
         None => None,
     };
     let stored = Stored {
+        mode,
+        endpoint: match mode {
+            DeliveryMode::Poll => None,
+            _ => metadata.backchannel_client_notification_endpoint.clone(),
+        },
         binding_message: binding_message.clone(),
         acr_values: acr_values.clone(),
         notify,
@@ -210,7 +216,11 @@ pub(crate) async fn request(
         acr_values,
         expires_at: now + expires_in,
     };
-    host.notify(&request).await?;
+    if let Err(e) = host.notify(&request).await {
+        // The client is told the request failed: it must not stay answerable.
+        p.store.withdraw_decoupled(&request.id).await?;
+        return Err(e.into());
+    }
     Ok(Acknowledgement {
         auth_req_id: Secret::new(auth_req_id),
         expires_in,
@@ -230,11 +240,13 @@ pub(crate) fn notification_token(
     let token = params.get("client_notification_token")?.ok_or_else(|| {
         OAuthError::invalid_request("client_notification_token is required in this mode")
     })?;
-    let b64token = token
-        .trim_end_matches('=')
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'));
-    if token.is_empty() || token.len() > MAX_NOTIFICATION_TOKEN || !b64token {
+    // RFC 6750 §2.1: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+    let body = token.trim_end_matches('=');
+    let b64token = !body.is_empty()
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        });
+    if token.len() > MAX_NOTIFICATION_TOKEN || !b64token {
         return Err(OAuthError::invalid_request(
             "client_notification_token must be a bearer token of at most 1024 characters",
         ));
@@ -247,9 +259,12 @@ pub(crate) fn binding_message(params: &Params) -> Result<Option<String>, OAuthEr
     let Some(message) = params.get("binding_message")? else {
         return Ok(None);
     };
-    let plain = message
-        .chars()
-        .all(|c| !c.is_control() && c != '<' && c != '>');
+    // A limited set: letters and digits of any script, spaces and ASCII punctuation but for
+    // markup. No control or formatting characters (bidirectional overrides, zero-width
+    // characters), which could make the text the user compares read as something else.
+    let plain = message.chars().all(|c| {
+        c.is_alphanumeric() || c == ' ' || (c.is_ascii_punctuation() && c != '<' && c != '>')
+    });
     if message.is_empty() || message.chars().count() > MAX_BINDING_MESSAGE || !plain {
         return Err(error(
             ErrorCode::InvalidBindingMessage,
@@ -309,28 +324,45 @@ async fn user(
 /// secret `user_code`, which the host checks; other clients send none.
 async fn check_user_code(
     p: &Provider,
+    host: &dyn crate::host::DynBackchannel,
     client: &AuthenticatedClient,
     subject: &Subject,
     params: &Params,
     ctx: &Context,
 ) -> Result<(), OAuthError> {
     let code = params.get("user_code")?;
-    match (
-        client.record().metadata.backchannel_user_code_parameter,
-        code,
-    ) {
-        (false, None) => Ok(()),
-        (false, Some(_)) => Err(OAuthError::invalid_request(
-            "this client is not registered to send user_code",
-        )),
-        (true, None) => Err(error(ErrorCode::MissingUserCode, "user_code is required")),
-        (true, Some(code)) => match p.resolver.user_code(subject, code, ctx).await {
-            Ok(()) => Ok(()),
-            Err(e) => Err(
-                error(ErrorCode::InvalidUserCode, "the user_code is invalid")
-                    .with_reason(e.to_string()),
-            ),
-        },
+    let registered = client.record().metadata.backchannel_user_code_parameter;
+    let code = match (registered, code) {
+        (false, None) => return Ok(()),
+        (false, Some(_)) => {
+            return Err(OAuthError::invalid_request(
+                "this client is not registered to send user_code",
+            ));
+        }
+        (true, None) => return Err(error(ErrorCode::MissingUserCode, "user_code is required")),
+        (true, Some(code)) => code,
+    };
+    // A user code is a short secret: its checks are limited per user, as code entry is.
+    let key = p
+        .secrets
+        .attempt_key(&format!("backchannel-user-code\0{}", subject.as_str()));
+    if p.store
+        .count_attempt(&key, USER_CODE_WINDOW, p.now())
+        .await?
+        > USER_CODE_CHECKS
+    {
+        return Err(error(
+            ErrorCode::InvalidUserCode,
+            "too many user codes were checked for this user; try again later",
+        ));
+    }
+    if host.verify_user_code(subject, code, ctx).await? {
+        Ok(())
+    } else {
+        Err(error(
+            ErrorCode::InvalidUserCode,
+            "the user_code is invalid",
+        ))
     }
 }
 
@@ -353,10 +385,11 @@ pub(crate) async fn pending(
         .await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
-        let Some(client) = active_client(p, &row).await? else {
+        let (Some(client), Some(stored)) =
+            (active_client(p, &row).await?, Stored::read(&row.request))
+        else {
             continue;
         };
-        let stored: Stored = serde_json::from_str(&row.request).unwrap_or_default();
         out.push(BackchannelRequest {
             id: row.issued.digest.clone(),
             subject: subject.clone(),
@@ -381,12 +414,36 @@ async fn active_client(
         .filter(|c| c.status == ClientStatus::Active))
 }
 
+/// A pending request being decided: its row, its client, what it keeps, and how the client
+/// is told.
+struct Deciding {
+    row: DecoupledRecord,
+    client: ClientRecord,
+    stored: Stored,
+    /// Where and what to send, for the ping and push modes.
+    notify: Option<(String, Notify)>,
+}
+
+impl Deciding {
+    /// What the row keeps once decided: no longer what a notification sends back.
+    fn decided_request(&self) -> Result<String, OAuthError> {
+        let kept = Stored {
+            notify: None,
+            endpoint: None,
+            binding_message: self.stored.binding_message.clone(),
+            acr_values: self.stored.acr_values.clone(),
+            mode: self.stored.mode,
+        };
+        serde_json::to_string(&kept).map_err(|e| OAuthError::internal(e.to_string()))
+    }
+}
+
 /// The pending, unexpired request `id` for `subject`, with its client.
 async fn pending_request(
     p: &Provider,
     id: &str,
     subject: &Subject,
-) -> Result<Option<(DecoupledRecord, ClientRecord, Stored)>, OAuthError> {
+) -> Result<Option<Deciding>, OAuthError> {
     let Some(row) = p.store.decoupled(id).await? else {
         return Ok(None);
     };
@@ -400,36 +457,46 @@ async fn pending_request(
     let Some(client) = active_client(p, &row).await? else {
         return Ok(None);
     };
-    let stored: Stored = serde_json::from_str(&row.request)
-        .map_err(|e| OAuthError::internal(format!("stored backchannel request: {e}")))?;
-    Ok(Some((row, client, stored)))
-}
-
-/// What a ping or push sends back, opened.
-fn opened(p: &Provider, row: &DecoupledRecord, stored: &Stored) -> Result<Notify, OAuthError> {
-    let sealed = stored
-        .notify
-        .as_deref()
-        .ok_or_else(|| OAuthError::internal("a ping or push request without its notification"))?;
-    let plain = p
-        .secrets
-        .open(&seal_context(&row.issued.digest), sealed)
-        .map_err(|e| OAuthError::internal(e.to_string()))?;
-    serde_json::from_slice(&plain).map_err(|e| OAuthError::internal(e.to_string()))
+    let stored = Stored::read(&row.request)
+        .ok_or_else(|| OAuthError::internal("a stored backchannel request is unreadable"))?;
+    let notify = match (stored.mode, &stored.endpoint, &stored.notify) {
+        (DeliveryMode::Poll, _, _) => None,
+        (_, Some(url), Some(sealed)) => {
+            let plain = p
+                .secrets
+                .open(&seal_context(&row.issued.digest), sealed)
+                .map_err(|e| OAuthError::internal(e.to_string()))?;
+            let notify: Notify =
+                serde_json::from_slice(&plain).map_err(|e| OAuthError::internal(e.to_string()))?;
+            Some((url.clone(), notify))
+        }
+        _ => {
+            return Err(OAuthError::internal(
+                "a ping or push request without its notification",
+            ));
+        }
+    };
+    Ok(Some(Deciding {
+        row,
+        client,
+        stored,
+        notify,
+    }))
 }
 
 /// The user approved request `id` on their authentication device: records the grant, and
-/// notifies the client as its mode says — a ping, or the tokens themselves. False when there is
-/// no such pending request for this user (decided already, expired, or another user's).
+/// notifies the client as the mode of its request says — a ping, or the tokens themselves.
+/// False when there is no such pending request for this user (decided already, expired, or
+/// another user's).
 pub(crate) async fn approve(
     p: &Provider,
     id: &str,
     approval: &BackchannelApproval,
 ) -> Result<bool, OAuthError> {
-    let Some((row, client, stored)) = pending_request(p, id, &approval.subject).await? else {
+    let Some(deciding) = pending_request(p, id, &approval.subject).await? else {
         return Ok(false);
     };
-    let mode = client.metadata.backchannel_token_delivery_mode;
+    let (row, client) = (&deciding.row, &deciding.client);
     let session = Session {
         subject: approval.subject.clone(),
         auth_time: approval.auth_time,
@@ -454,41 +521,43 @@ pub(crate) async fn approve(
     };
     let grant = approval.grant(p)?;
     // Push: the tokens are minted now, before the transaction (host claims, signatures).
-    let pushed = match mode {
-        Some(DeliveryMode::Push) => {
-            let notify = opened(p, &row, &stored)?;
+    let pushed = match (deciding.stored.mode, &deciding.notify) {
+        (DeliveryMode::Push, Some((_, notify))) => {
             let push_client = AuthenticatedClient::for_push(client.clone());
             let mut plan = decoupled::plan(p, &push_client, &grant)?;
             plan.auth_req_id = Some(notify.auth_req_id.clone());
             let claims =
                 id_token::host_claims(p, &client.client_id, session.subject.as_str(), &plan.scopes)
                     .await?;
-            let minted = mint_for_grant(p, &push_client, &grant, &plan, Some(&claims))?;
-            Some((notify, minted))
+            Some(mint_for_grant(
+                p,
+                &push_client,
+                &grant,
+                &plan,
+                Some(&claims),
+            )?)
         }
         _ => None,
     };
+    let request = deciding.decided_request()?;
     let now = p.now();
     let mut tx = p.store.begin().await?;
     let grant = approval::record_grant(p, &mut tx, approval, grant).await?;
-    if !tx
+    let decided = tx
         .decide_decoupled(
             id,
             session.subject.as_str(),
             Decision::Approve(&grant.id),
+            &request,
             now,
         )
-        .await?
-    {
+        .await?;
+    if !decided {
         return Ok(false);
     }
-    let endpoint = client
-        .metadata
-        .backchannel_client_notification_endpoint
-        .as_deref();
-    match (mode, pushed, endpoint) {
-        (Some(DeliveryMode::Ping), _, Some(url)) => {
-            let notify = opened(p, &row, &stored)?;
+    match (deciding.notify, pushed) {
+        (None, _) => {}
+        (Some((url, notify)), None) => {
             let body = serde_json::json!({ "auth_req_id": notify.auth_req_id });
             let payload = Payload {
                 bearer: Some(notify.client_notification_token),
@@ -499,12 +568,12 @@ pub(crate) async fn approve(
                 &mut tx,
                 OutboxKind::CibaPing,
                 &client.client_id,
-                url,
+                &url,
                 &payload,
             )
             .await?;
         }
-        (Some(DeliveryMode::Push), Some((notify, minted)), Some(url)) => {
+        (Some((url, notify)), Some(minted)) => {
             // CIBA Core §10.3: the request is redeemed by the push itself.
             let consumed = tx
                 .consume_in(&DECOUPLED_SINGLE_USE, DecoupledKind::Ciba.as_str(), id, now)
@@ -527,16 +596,10 @@ pub(crate) async fn approve(
                 &mut tx,
                 OutboxKind::CibaPush,
                 &client.client_id,
-                url,
+                &url,
                 &payload,
             )
             .await?;
-        }
-        (Some(DeliveryMode::Poll), _, _) => {}
-        _ => {
-            return Err(OAuthError::internal(
-                "a backchannel client without a usable delivery mode",
-            ));
         }
     }
     tx.commit().await?;
@@ -544,28 +607,23 @@ pub(crate) async fn approve(
     Ok(true)
 }
 
-/// The user denied request `id`: the client learns it as its mode says (`access_denied` when it
-/// polls; a ping; or the error pushed, CIBA Core §12). False when there is no such pending
-/// request for this user.
+/// The user denied request `id`: the client learns it as the mode of its request says
+/// (`access_denied` when it polls; a ping; or the error pushed, CIBA Core §12). False when
+/// there is no such pending request for this user.
 pub(crate) async fn deny(p: &Provider, id: &str, subject: &Subject) -> Result<bool, OAuthError> {
-    let Some((row, client, stored)) = pending_request(p, id, subject).await? else {
+    let Some(deciding) = pending_request(p, id, subject).await? else {
         return Ok(false);
     };
+    let request = deciding.decided_request()?;
     let mut tx = p.store.begin().await?;
     if !tx
-        .decide_decoupled(id, subject.as_str(), Decision::Deny, p.now())
+        .decide_decoupled(id, subject.as_str(), Decision::Deny, &request, p.now())
         .await?
     {
         return Ok(false);
     }
-    let mode = client.metadata.backchannel_token_delivery_mode;
-    let endpoint = client
-        .metadata
-        .backchannel_client_notification_endpoint
-        .as_deref();
-    if let (Some(mode @ (DeliveryMode::Ping | DeliveryMode::Push)), Some(url)) = (mode, endpoint) {
-        let notify = opened(p, &row, &stored)?;
-        let (kind, body) = if mode == DeliveryMode::Ping {
+    if let Some((url, notify)) = deciding.notify {
+        let (kind, body) = if deciding.stored.mode == DeliveryMode::Ping {
             (
                 OutboxKind::CibaPing,
                 serde_json::json!({ "auth_req_id": notify.auth_req_id }),
@@ -584,7 +642,7 @@ pub(crate) async fn deny(p: &Provider, id: &str, subject: &Subject) -> Result<bo
             bearer: Some(notify.client_notification_token),
             body,
         };
-        outbox::enqueue(p, &mut tx, kind, &client.client_id, url, &payload).await?;
+        outbox::enqueue(p, &mut tx, kind, &deciding.client.client_id, &url, &payload).await?;
     }
     tx.commit().await?;
     outbox::wake(p);
