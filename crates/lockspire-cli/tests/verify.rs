@@ -611,3 +611,153 @@ fn output_cut_short_by_its_reader_ends_the_command_quietly() {
     assert!(o.status.success(), "{:?}: {stderr}", o.status);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// Finds the one user, `alice`, and reaches her device by doing nothing.
+struct OneUser;
+
+impl lockspire::BackchannelAuthenticator for OneUser {
+    async fn resolve_hint(
+        &self,
+        hint: lockspire::LoginHint<'_>,
+        _: &Context,
+    ) -> Result<lockspire::HintResolution, HostError> {
+        Ok(match hint {
+            lockspire::LoginHint::LoginHint("alice") => {
+                lockspire::HintResolution::User(Subject::new("alice")?)
+            }
+            _ => lockspire::HintResolution::Unknown,
+        })
+    }
+
+    async fn notify(&self, _: &lockspire::BackchannelRequest) -> Result<(), HostError> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_and_sent_again_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = SecretKey::generate().to_base64();
+    // A client's notification endpoint that refuses the first call and takes the next.
+    let answers = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = answers.clone();
+    let endpoint = axum::Router::new().route(
+        "/cb",
+        axum::routing::post(move || {
+            let n = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    http::StatusCode::BAD_REQUEST
+                } else {
+                    http::StatusCode::NO_CONTENT
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/cb", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, endpoint).await });
+
+    let issuer = "http://127.0.0.1:3000";
+    config(dir.path(), issuer, "");
+    let ls = Lockspire::builder()
+        .issuer(issuer)
+        .expect("issuer")
+        .database(&format!("sqlite://{}/lockspire.db", dir.path().display()))
+        .secret_key(SecretKey::from_base64(&secret).expect("key"))
+        .account_resolver(NoUsers)
+        .backchannel_authenticator(OneUser)
+        .dev_mode(true)
+        .build()
+        .await
+        .expect("build");
+    let client = ls
+        .create_client(
+            None,
+            serde_json::json!({
+                "grant_types": ["urn:openid:params:grant-type:ciba"],
+                "backchannel_token_delivery_mode": "ping",
+                "backchannel_client_notification_endpoint": url,
+            }),
+        )
+        .await
+        .expect("client");
+    let port = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", port.local_addr().expect("addr"));
+    let router: axum::Router = ls.router();
+    tokio::spawn(async move { axum::serve(port, router).await });
+    let asked = reqwest::Client::new()
+        .post(format!("{base}/bc-authorize"))
+        .basic_auth(&client.client_id, client.client_secret.as_deref())
+        .form(&[
+            ("scope", "openid"),
+            ("login_hint", "alice"),
+            ("client_notification_token", "cli-token"),
+        ])
+        .send()
+        .await
+        .expect("bc-authorize");
+    assert_eq!(asked.status(), 200);
+    let alice = Subject::new("alice").expect("subject");
+    let id = ls.backchannel_requests(&alice).await.expect("list")[0]
+        .id
+        .clone();
+    let approval = lockspire::BackchannelApproval {
+        subject: alice,
+        auth_time: 0,
+        acr: None,
+        amr: Vec::new(),
+    };
+    assert!(
+        ls.approve_backchannel(&id, &approval)
+            .await
+            .expect("approve")
+    );
+    let s = Some(secret.as_str());
+    // The 400 made the ping a dead letter.
+    let mut listed = String::new();
+    for _ in 0..50 {
+        listed = out(&run(dir.path(), &["outbox", "list", "--json"], s));
+        if listed.contains("HTTP 400") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let dead: Value = serde_json::from_str(&listed).expect("json");
+    assert_eq!(dead[0]["status"], "dead", "{listed}");
+    assert_eq!(dead[0]["kind"], "ciba_ping");
+    assert_eq!(dead[0]["attempts"], 1);
+    assert!(
+        !listed.contains("cli-token"),
+        "what a call sends is never shown"
+    );
+    let call = dead[0]["id"].as_str().expect("id");
+    let text = out(&run(dir.path(), &["outbox", "list"], s));
+    assert!(text.contains(call) && text.contains("HTTP 400"), "{text}");
+    let retried = run(dir.path(), &["outbox", "retry", call], s);
+    assert!(retried.status.success(), "{}", out(&retried));
+    for _ in 0..50 {
+        if answers.load(std::sync::atomic::Ordering::SeqCst) >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        answers.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "sent again"
+    );
+    let again = run(dir.path(), &["outbox", "retry", call], s);
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "no longer a dead letter: {}",
+        out(&again)
+    );
+    let unknown = run(dir.path(), &["outbox", "retry", "-no-such-call"], s);
+    assert_eq!(unknown.status.code(), Some(1), "{}", out(&unknown));
+}
