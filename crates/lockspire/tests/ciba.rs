@@ -37,6 +37,7 @@ on_both!(
     a_request_whose_user_cannot_be_reached_is_dropped,
     user_codes_are_checked_a_few_times_per_user_only,
     a_client_asking_for_time_is_retried_after_its_retry_after,
+    a_signed_authentication_request_is_the_request_once_it_verifies_with_the_clients_key,
 );
 
 /// A provider with the test host's backchannel authenticator, in development mode (the test's
@@ -781,7 +782,13 @@ async fn registration_checks_the_backchannel_metadata(backend: Backend) {
             with(
                 json!({"backchannel_token_delivery_mode": "poll", "backchannel_authentication_request_signing_alg": "ES256"}),
             ),
-            "signed requests",
+            "signed requests without keys to verify them",
+        ),
+        (
+            with(
+                json!({"backchannel_token_delivery_mode": "poll", "backchannel_authentication_request_signing_alg": "HS256", "jwks": {"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}}),
+            ),
+            "a shared-secret alg",
         ),
         (
             json!({"redirect_uris": ["https://rp.example/cb"], "backchannel_token_delivery_mode": "poll"}),
@@ -1027,4 +1034,80 @@ async fn a_client_asking_for_time_is_retried_after_its_retry_after(backend: Back
     assert_eq!(pending[0].last_error.as_deref(), Some("HTTP 429"));
     h.clock.advance(3);
     endpoint.wait_for(2).await;
+}
+
+async fn a_signed_authentication_request_is_the_request_once_it_verifies_with_the_clients_key(
+    backend: Backend,
+) {
+    let (h, host) = start(backend).await;
+    let discovery = h.discovery().await;
+    assert!(
+        discovery["backchannel_authentication_request_signing_alg_values_supported"]
+            .as_array()
+            .expect("algs")
+            .contains(&json!("ES256"))
+    );
+    let key = common::ClientKey::es256("ciba-signing");
+    let client = ciba_client(
+        &h,
+        "poll",
+        None,
+        json!({
+            "jwks": common::jwks(&[&key]),
+            "backchannel_authentication_request_signing_alg": "ES256",
+        }),
+    )
+    .await;
+    let now = h.clock.now();
+    let claims = |jti: &str| {
+        json!({
+            "iss": client.id, "aud": h.base, "iat": now, "nbf": now, "exp": now + 300, "jti": jti,
+            "scope": "openid email", "login_hint": "alice", "binding_message": "SIGNED-1",
+            "requested_expiry": 120,
+        })
+    };
+    let jwt = key.sign(&claims("first"));
+    // Parameters outside the signed request are not used (CIBA Core §7.1.1).
+    let reply = bc_authorize(
+        &h,
+        &client,
+        &[("request", jwt.as_str()), ("binding_message", "OUTSIDE")],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.body["expires_in"], 120);
+    assert_eq!(
+        last_request(&host).binding_message.as_deref(),
+        Some("SIGNED-1")
+    );
+    let replayed = bc_authorize(&h, &client, &[("request", jwt.as_str())]).await;
+    assert_eq!(
+        replayed.error(),
+        "invalid_request",
+        "its jti was used: {}",
+        replayed.text
+    );
+    let mut without_nbf = claims("second");
+    without_nbf.as_object_mut().map(|c| c.remove("nbf"));
+    let unsigned_rule = bc_authorize(&h, &client, &[("request", &key.sign(&without_nbf))]).await;
+    assert_eq!(unsigned_rule.error(), "invalid_request", "nbf is required");
+    let stranger = common::ClientKey::es256("ciba-signing");
+    let forged = bc_authorize(
+        &h,
+        &client,
+        &[("request", &stranger.sign(&claims("third")))],
+    )
+    .await;
+    assert_eq!(
+        forged.error(),
+        "invalid_request",
+        "another key: {}",
+        forged.text
+    );
+    // A client that registered no signing alg does not send signed requests.
+    let plain = ciba_client(&h, "poll", None, json!({"jwks": common::jwks(&[&key])})).await;
+    let mut theirs = claims("fourth");
+    theirs["iss"] = json!(plain.id);
+    let refused = bc_authorize(&h, &plain, &[("request", &key.sign(&theirs))]).await;
+    assert_eq!(refused.error(), "invalid_request", "{}", refused.text);
 }

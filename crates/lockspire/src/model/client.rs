@@ -317,6 +317,10 @@ pub struct ClientMetadata {
     /// CIBA Core §4: this client sends `user_code` with its backchannel requests.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub backchannel_user_code_parameter: bool,
+    /// CIBA Core §4: the alg of this client's signed backchannel authentication requests
+    /// (§7.1.1); without it, its requests are not signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_authentication_request_signing_alg: Option<String>,
     /// Access token format override (Lockspire extension; the server default when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_token_format: Option<String>,
@@ -478,6 +482,7 @@ pub(crate) fn example_metadata(uris: &[&str]) -> ClientMetadata {
         backchannel_token_delivery_mode: None,
         backchannel_client_notification_endpoint: None,
         backchannel_user_code_parameter: false,
+        backchannel_authentication_request_signing_alg: None,
         resource_server_for: Vec::new(),
         software_id: None,
         software_version: None,

@@ -367,26 +367,36 @@ struct Backchannel {
     mode: Option<DeliveryMode>,
     endpoint: Option<String>,
     user_code: bool,
+    signing_alg: Option<String>,
 }
 
 /// CIBA Core §4: a client of the CIBA grant names its delivery mode, and for `ping` and `push`
 /// an https notification endpoint; it is confidential (§7: it authenticates its requests); a
 /// `push` client's tokens cannot be bound to a key or certificate (nothing is presented when
-/// they are pushed). Nobody else registers these fields, and signed backchannel requests are
-/// not offered.
+/// they are pushed); a client that signs its requests names an asymmetric alg and has keys to
+/// verify them. Nobody else registers these fields.
 fn check_backchannel(
     config: &Config,
     body: &Map<String, Value>,
     grants: &[GrantType],
     method: AuthMethod,
+    has_keys: bool,
 ) -> Result<Backchannel, OAuthError> {
-    if body
-        .get("backchannel_authentication_request_signing_alg")
-        .is_some_and(|v| !v.is_null())
-    {
-        return Err(invalid(
-            "signed backchannel authentication requests are not supported",
-        ));
+    let signing_alg = opt_string(body, "backchannel_authentication_request_signing_alg")?;
+    if let Some(alg) = &signing_alg {
+        if !REQUEST_OBJECT_ALGS.contains(&alg.as_str()) {
+            return Err(
+                invalid("backchannel_authentication_request_signing_alg is not supported")
+                    .with_reason(format!(
+                        "backchannel_authentication_request_signing_alg {alg:?}"
+                    )),
+            );
+        }
+        if !has_keys {
+            return Err(invalid(
+                "backchannel_authentication_request_signing_alg needs jwks or jwks_uri to verify the requests with",
+            ));
+        }
     }
     let mode = match opt_string(body, "backchannel_token_delivery_mode")? {
         None => None,
@@ -397,7 +407,7 @@ fn check_backchannel(
     let endpoint = opt_string(body, "backchannel_client_notification_endpoint")?;
     let user_code = opt_bool(body, "backchannel_user_code_parameter")?;
     if !grants.contains(&GrantType::Ciba) {
-        if mode.is_some() || endpoint.is_some() || user_code {
+        if mode.is_some() || endpoint.is_some() || user_code || signing_alg.is_some() {
             return Err(invalid(
                 "backchannel metadata is for clients of the CIBA grant",
             ));
@@ -406,6 +416,7 @@ fn check_backchannel(
             mode,
             endpoint,
             user_code,
+            signing_alg,
         });
     }
     if !config.backchannel_enabled {
@@ -455,6 +466,7 @@ fn check_backchannel(
         mode: Some(mode),
         endpoint,
         user_code,
+        signing_alg,
     })
 }
 
@@ -529,7 +541,7 @@ pub(crate) fn validate_metadata(
     {
         return Err(invalid("client_credentials requires a confidential client"));
     }
-    let backchannel = check_backchannel(config, body, &grant_types, token_endpoint_auth_method)?;
+
     if grant_types == [GrantType::RefreshToken] {
         return Err(invalid("refresh_token alone cannot obtain a first token"));
     }
@@ -612,6 +624,13 @@ pub(crate) fn validate_metadata(
         check_client_keys(config, body, token_endpoint_auth_method)?;
     let tls = check_tls_metadata(config, body, token_endpoint_auth_method)?;
     let has_keys = jwks.is_some() || jwks_uri.is_some();
+    let backchannel = check_backchannel(
+        config,
+        body,
+        &grant_types,
+        token_endpoint_auth_method,
+        has_keys,
+    )?;
     let (authorization_encrypted_response_alg, authorization_encrypted_response_enc) =
         check_encryption_pair(
             body,
@@ -687,6 +706,7 @@ pub(crate) fn validate_metadata(
         backchannel_token_delivery_mode: backchannel.mode,
         backchannel_client_notification_endpoint: backchannel.endpoint,
         backchannel_user_code_parameter: backchannel.user_code,
+        backchannel_authentication_request_signing_alg: backchannel.signing_alg,
         resource_server_for: check_served_resources(config, body)?,
         software_id: opt_string(body, "software_id")?,
         software_version: opt_string(body, "software_version")?,

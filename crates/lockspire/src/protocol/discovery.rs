@@ -110,8 +110,8 @@ pub(crate) fn document(config: &Config, keys: &KeyRing, detail_types: &DetailTyp
             }
         }
     }
-    // CIBA Core §4: the modes, and that clients may send `user_code` (signed requests are not
-    // offered, so their algorithms are not listed).
+    // CIBA Core §4: the modes, whether clients may send `user_code`, and the algs of signed
+    // authentication requests.
     if config.backchannel_enabled
         && let Value::Object(map) = &mut doc
     {
@@ -122,6 +122,10 @@ pub(crate) fn document(config: &Config, keys: &KeyRing, detail_types: &DetailTyp
         map.insert(
             "backchannel_user_code_parameter_supported".into(),
             Value::Bool(config.backchannel_user_codes),
+        );
+        map.insert(
+            "backchannel_authentication_request_signing_alg_values_supported".into(),
+            Value::from(super::client::REQUEST_OBJECT_ALGS.to_vec()),
         );
     }
     if config.mtls_enabled

@@ -49,6 +49,15 @@ fn unverified(reason: String) -> OAuthError {
     .with_reason(reason)
 }
 
+/// What kind of signed request is verified: an authorization request object (RFC 9101), or a
+/// signed backchannel authentication request (CIBA Core §7.1.1), which names its alg at
+/// registration, must carry `iat`, `nbf` and `jti`, and is never encrypted.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    Authorization,
+    Backchannel,
+}
+
 /// The authorization parameters the request object `request` of `client` carries, once it
 /// verifies; `client_id` among them is always `client`'s.
 pub(crate) async fn parameters(
@@ -56,11 +65,40 @@ pub(crate) async fn parameters(
     client: &ClientRecord,
     request: &str,
 ) -> Result<Params, OAuthError> {
+    verified(p, client, request, Purpose::Authorization).await
+}
+
+/// The parameters of the signed backchannel authentication request `request` of `client`
+/// (CIBA Core §7.1.1), once it verifies; refusals are `invalid_request` (§13).
+pub(crate) async fn backchannel_parameters(
+    p: &Provider,
+    client: &ClientRecord,
+    request: &str,
+) -> Result<Params, OAuthError> {
+    verified(p, client, request, Purpose::Backchannel)
+        .await
+        .map_err(|e| match e.code() {
+            ErrorCode::InvalidRequestObject => OAuthError::new(
+                ErrorCode::InvalidRequest,
+                e.description()
+                    .replace("request object", "signed authentication request"),
+            )
+            .with_reason(e.reason().to_owned()),
+            _ => e,
+        })
+}
+
+async fn verified(
+    p: &Provider,
+    client: &ClientRecord,
+    request: &str,
+    purpose: Purpose,
+) -> Result<Params, OAuthError> {
     if request.len() > MAX_JWT_LEN {
         return Err(invalid("request object too large"));
     }
     let nested;
-    let request = if request.split('.').count() == 5 {
+    let request = if request.split('.').count() == 5 && purpose == Purpose::Authorization {
         nested = decrypt(p, request)?;
         nested.as_str()
     } else {
@@ -69,12 +107,22 @@ pub(crate) async fn parameters(
     let header = jsonwebtoken::decode_header(request)
         .map_err(|e| invalid(format!("malformed request object header: {e}")))?;
     let alg = alg_name(header.alg);
-    let allowed = REQUEST_OBJECT_ALGS.contains(&alg)
-        && client
-            .metadata
-            .request_object_signing_alg
-            .as_deref()
-            .is_none_or(|registered| registered == alg);
+    let registered = match purpose {
+        Purpose::Authorization => client.metadata.request_object_signing_alg.as_deref(),
+        Purpose::Backchannel => Some(
+            client
+                .metadata
+                .backchannel_authentication_request_signing_alg
+                .as_deref()
+                .ok_or_else(|| {
+                    invalid(
+                        "this client registered no backchannel_authentication_request_signing_alg",
+                    )
+                })?,
+        ),
+    };
+    let allowed =
+        REQUEST_OBJECT_ALGS.contains(&alg) && registered.is_none_or(|registered| registered == alg);
     if !allowed {
         return Err(invalid(format!(
             "request object alg {:?} is not allowed",
@@ -83,7 +131,13 @@ pub(crate) async fn parameters(
     }
     let client_id = client.client_id.as_str();
     let mut validation = Validation::new(header.alg);
-    validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+    match purpose {
+        Purpose::Authorization => validation.set_required_spec_claims(&["exp", "iss", "aud"]),
+        // CIBA Core §7.1.1: every claim about the JWT itself is required.
+        Purpose::Backchannel => {
+            validation.set_required_spec_claims(&["exp", "iss", "aud", "iat", "nbf", "jti"]);
+        }
+    }
     validation.set_issuer(&[client_id]);
     // RFC 9101 §4: the audience is the authorization server's issuer identifier.
     validation.set_audience(&[p.issuer()]);
@@ -124,15 +178,11 @@ pub(crate) async fn parameters(
             "client_id in the request object names another client",
         ));
     }
-    match first_use(
-        p,
-        "request_object",
-        client_id,
-        &claims,
-        exp.saturating_add(LEEWAY),
-    )
-    .await?
-    {
+    let namespace = match purpose {
+        Purpose::Authorization => "request_object",
+        Purpose::Backchannel => "backchannel_request",
+    };
+    match first_use(p, namespace, client_id, &claims, exp.saturating_add(LEEWAY)).await? {
         JtiUse::First => {}
         JtiUse::Unusable => return Err(invalid("request object without a usable jti")),
         JtiUse::Replayed => {

@@ -104,11 +104,16 @@ pub(crate) async fn request(
             ));
         }
     };
-    if params.get("request")?.is_some() {
-        return Err(OAuthError::invalid_request(
-            "signed authentication requests are not supported",
-        ));
-    }
+    // CIBA Core §7.1.1: a signed request is the request; parameters outside it but the
+    // client's authentication are not used.
+    let signed;
+    let params = match params.get("request")? {
+        Some(jwt) => {
+            signed = super::request_object::backchannel_parameters(p, client.record(), jwt).await?;
+            &signed
+        }
+        None => params,
+    };
     if params.get("scope")?.is_none() {
         return Err(OAuthError::invalid_request(
             "scope is required, with openid among its values",
