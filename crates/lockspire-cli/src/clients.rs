@@ -38,7 +38,7 @@ pub(crate) struct MetadataArgs {
     #[arg(long = "redirect-uri")]
     redirect_uris: Vec<String>,
     /// Grant type (repeat): authorization_code, refresh_token, client_credentials,
-    /// urn:ietf:params:oauth:grant-type:device_code.
+    /// urn:ietf:params:oauth:grant-type:device_code, urn:openid:params:grant-type:ciba.
     #[arg(long = "grant-type")]
     grant_types: Vec<String>,
     /// Token endpoint authentication: client_secret_basic, client_secret_post or none.

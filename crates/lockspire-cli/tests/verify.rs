@@ -761,3 +761,47 @@ async fn dead_letters_are_listed_and_sent_again_from_the_command_line() {
     let unknown = run(dir.path(), &["outbox", "retry", "-no-such-call"], s);
     assert_eq!(unknown.status.code(), Some(1), "{}", out(&unknown));
 }
+
+#[test]
+fn the_command_registers_backchannel_clients_which_only_the_serving_host_may_refuse() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = SecretKey::generate().to_base64();
+    config(dir.path(), "http://127.0.0.1:3000", "");
+    let s = Some(secret.as_str());
+    assert!(run(dir.path(), &["migrate"], s).status.success());
+    let created = run(
+        dir.path(),
+        &[
+            "client",
+            "create",
+            "--auth-method",
+            "client_secret_basic",
+            "--grant-type",
+            "urn:openid:params:grant-type:ciba",
+            "--metadata",
+            r#"{"backchannel_token_delivery_mode":"poll"}"#,
+        ],
+        s,
+    );
+    assert!(created.status.success(), "{}", out(&created));
+    let public = run(
+        dir.path(),
+        &[
+            "client",
+            "create",
+            "--auth-method",
+            "none",
+            "--grant-type",
+            "urn:openid:params:grant-type:ciba",
+            "--metadata",
+            r#"{"backchannel_token_delivery_mode":"poll"}"#,
+        ],
+        s,
+    );
+    assert_eq!(
+        public.status.code(),
+        Some(1),
+        "the rules still hold: {}",
+        out(&public)
+    );
+}

@@ -405,6 +405,7 @@ impl Builder {
     /// [`Builder::build`], it neither migrates the database nor creates keys.
     pub async fn build_operator(self) -> Result<Operator, ConfigError> {
         let mut parts = self.into_parts()?;
+        parts.config.operator_tool = true;
         let secrets = parts.secrets()?;
         let store = match parts
             .database
@@ -517,6 +518,7 @@ impl Builder {
             trusted_proxies: self.trusted_proxies,
             outbox_lease,
             backchannel_enabled: self.backchannel.is_some(),
+            operator_tool: false,
             backchannel_user_codes: self.backchannel.as_ref().is_some_and(|b| b.user_codes()),
             dev_mode: self.dev_mode,
             registration_rules: self.registration_rules,

@@ -253,6 +253,10 @@ pub struct Config {
     pub(crate) backchannel_enabled: bool,
     /// The host checks backchannel user codes (CIBA Core §7.1).
     pub(crate) backchannel_user_codes: bool,
+    /// An operator tool's instance (the `lockspire` command), which knows nothing of the host's
+    /// code: it registers clients of features the host offers (CIBA) without knowing whether
+    /// it does, and the serving processes refuse what they do not offer.
+    pub(crate) operator_tool: bool,
 }
 
 /// Scopes every issuer knows: OpenID Connect's (OIDC Core §5.4, §11).

@@ -364,6 +364,7 @@ fn config() -> &'static Config {
             outbox_lease: 30,
             backchannel_enabled: true,
             backchannel_user_codes: true,
+            operator_tool: false,
         })
     });
     match config {

@@ -373,6 +373,18 @@ on_both_stores! {
         assert!(page.contains("name=\"csrf\""), "{page}");
     }
 
+    async fn only_guesses_count_so_reopening_ones_own_confirmation_page_is_never_limited(h) {
+        let client = device_client(&h).await;
+        let started = codes(&h, &client, "profile").await;
+        let complete = started["verification_uri_complete"].as_str().expect("uri");
+        let browser = h.browser(Some("alice"));
+        for i in 0..15 {
+            let (status, page) = open(&browser, complete).await;
+            assert_eq!(status, StatusCode::OK, "opening {}", i + 1);
+            assert!(page.contains("name=\"csrf\""), "{page}");
+        }
+    }
+
     async fn codes_are_read_only_for_a_browser_that_keeps_its_cookie_and_made_up_browsers_share_their_users_limit(h) {
         let client = device_client(&h).await;
         let started = codes(&h, &client, "profile").await;

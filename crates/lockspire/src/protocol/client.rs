@@ -419,7 +419,7 @@ fn check_backchannel(
             signing_alg,
         });
     }
-    if !config.backchannel_enabled {
+    if !config.backchannel_enabled && !config.operator_tool {
         return Err(
             invalid("this server does not offer backchannel authentication")
                 .with_reason("the CIBA grant without a backchannel authenticator"),
@@ -428,7 +428,7 @@ fn check_backchannel(
     if !method.is_confidential() {
         return Err(invalid("the CIBA grant requires a confidential client"));
     }
-    if user_code && !config.backchannel_user_codes {
+    if user_code && !config.backchannel_user_codes && !config.operator_tool {
         return Err(invalid(
             "this server does not check backchannel user codes (backchannel_user_code_parameter)",
         ));
@@ -449,9 +449,16 @@ fn check_backchannel(
         }
         (_, Some(uri)) => {
             crate::fetch::check_url(uri, config.dev_mode).map_err(|e| {
-                invalid("backchannel_client_notification_endpoint must be an https URL this server may call")
-                    .with_reason(format!("backchannel_client_notification_endpoint: {e}"))
+                invalid(
+                    "backchannel_client_notification_endpoint must be an https URL on a public address (not a private, loopback or internal one)",
+                )
+                .with_reason(format!("backchannel_client_notification_endpoint: {e}"))
             })?;
+            if uri.contains('#') {
+                return Err(invalid(
+                    "backchannel_client_notification_endpoint must not have a fragment",
+                ));
+            }
         }
     }
     if mode == DeliveryMode::Push

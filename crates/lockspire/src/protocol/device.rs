@@ -221,15 +221,18 @@ fn enter_code(p: &Provider, error: Option<&str>) -> Step {
 const NOT_RECOGNISED: &str =
     "That code is not recognised, or it has expired. Check the code on your device and try again.";
 
-/// True when this user, this browser or its network has entered more codes than allowed in
-/// the current window; the entry now being made counts. The user is always known here (only a
-/// signed-in user enters codes), so making up browsers or addresses does not buy more guesses
-/// than accounts do; the browser and network limits bound one person's several accounts.
-async fn too_many_entries(
+/// Counts the entry now being made against this user, this browser and its network; `None`
+/// when one of them has entered more codes than allowed in the current window, otherwise the
+/// counters it moved (an entry of a code that turns out to be live is taken back: only
+/// guesses count, so reloading one's own confirmation page costs nothing). The user is always
+/// known here (only a signed-in user enters codes), so making up browsers or addresses does not
+/// buy more guesses than accounts do; the browser and network limits bound one person's
+/// several accounts.
+async fn count_entry(
     p: &Provider,
     visitor: &Visitor<'_>,
     session: &Session,
-) -> Result<bool, OAuthError> {
+) -> Result<Option<Vec<String>>, OAuthError> {
     let mut keys = vec![
         (
             format!("user\0{}", session.subject.as_str()),
@@ -240,14 +243,16 @@ async fn too_many_entries(
     if let Some(ip) = visitor.address {
         keys.push((format!("network\0{}", network(ip)), ENTRIES_PER_ADDRESS));
     }
+    let mut counted = Vec::new();
     for (key, limit) in keys {
         let key = p.secrets.attempt_key(&format!("device-code-entry\0{key}"));
         // Past one limit the entry is refused; the other counters need not move.
         if p.store.count_attempt(&key, ENTRY_WINDOW, p.now()).await? > limit {
-            return Ok(true);
+            return Ok(None);
         }
+        counted.push(key);
     }
-    Ok(false)
+    Ok(Some(counted))
 }
 
 /// What a source address is counted as: an IPv4 address, or an IPv6 /64 (one subscriber's
@@ -307,15 +312,18 @@ pub(crate) async fn show(
     let Some(typed) = typed.filter(|t| !t.trim().is_empty()) else {
         return Ok(enter_code(p, None));
     };
-    if too_many_entries(p, &visitor, &session).await? {
+    let Some(counted) = count_entry(p, &visitor, &session).await? else {
         return Ok(Step::Page(DevicePage::TooManyAttempts));
-    }
+    };
     let Some(canonical) = canonical_user_code(typed) else {
         return Ok(enter_code(p, Some(NOT_RECOGNISED)));
     };
     let Some((record, client)) = pending(p, &canonical).await? else {
         return Ok(enter_code(p, Some(NOT_RECOGNISED)));
     };
+    for key in &counted {
+        p.store.refund_attempt(key).await?;
+    }
     let metadata = &client.metadata;
     Ok(Step::Page(DevicePage::Confirm(DeviceConfirmation {
         action: verification_uri(p, None),
@@ -349,7 +357,12 @@ pub(crate) async fn decide(
         Ok(session) => session,
         Err(login) => return Ok(login),
     };
-    let forged = || OAuthError::new(ErrorCode::AccessDenied, "the confirmation form is invalid");
+    let forged = || {
+        OAuthError::new(
+            ErrorCode::AccessDenied,
+            "this confirmation is not valid for this browser and account; enter the code again",
+        )
+    };
     let canonical = canonical_user_code(typed).ok_or_else(forged)?;
     if !p
         .secrets

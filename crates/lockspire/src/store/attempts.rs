@@ -34,4 +34,15 @@ impl Store {
         tx.commit().await?;
         count.ok_or_else(|| StoreError::Corrupt("an attempt count returned no row".into()))
     }
+
+    /// Takes back one attempt counted under `key_digest`: it turned out to be no guess.
+    pub async fn refund_attempt(&self, key_digest: &str) -> Result<(), StoreError> {
+        self.db
+            .execute(
+                "UPDATE attempts SET count = count - 1 WHERE key_digest = $1 AND count > 0",
+                params![key_digest],
+            )
+            .await?;
+        Ok(())
+    }
 }

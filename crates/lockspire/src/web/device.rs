@@ -110,7 +110,9 @@ pub(crate) async fn verification_decision(
     };
     // The confirmation form is shown only to a browser holding the binding cookie.
     let Some(browser) = browser_cookie(&parts.headers) else {
-        return error_page(&incomplete());
+        return error_page(&OAuthError::invalid_request(
+            "this browser did not keep the page's cookie; open the verification page again and enter the code",
+        ));
     };
     let address = client_address(&parts, &p.config.trusted_proxies);
     let visitor = Visitor {
