@@ -75,6 +75,9 @@ impl BackchannelAuthenticator for DemoBackchannel {
 /// Session key of the bank's request in progress.
 const BANK_KEY: &str = "demo_ciba.bank";
 
+/// Session key of what the last button did, shown once on the page it redirects to.
+const NOTICE_KEY: &str = "demo_ciba.notice";
+
 /// The bank's memory: its request and the last answer of the token endpoint.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Bank {
@@ -106,7 +109,11 @@ pub(crate) struct CibaForm {
 
 /// `GET /demo/ciba`: the user's authentication device, and the bank.
 pub(crate) async fn page(State(app): State<AppState>, auth: AuthSession) -> Response {
-    show(&app, &auth, None).await
+    let notice = match auth.session.remove::<String>(NOTICE_KEY).await {
+        Ok(notice) => notice,
+        Err(e) => return internal_error("Reading the session failed", &e),
+    };
+    show(&app, &auth, notice.as_deref()).await
 }
 
 async fn show(app: &AppState, auth: &AuthSession, notice: Option<&str>) -> Response {
@@ -207,7 +214,9 @@ pub(crate) async fn act(
                 amr: vec!["pwd".to_owned()],
             };
             match app.lockspire.approve_backchannel(id, &approval).await {
-                Ok(true) => "Approved. The client learns it when it next asks.",
+                Ok(true) => {
+                    "Approved. The client is told as its mode says: when it next polls, by a ping, or by its tokens pushed to it."
+                }
                 Ok(false) => "That request was already decided or has expired.",
                 Err(e) => return internal_error("Approving failed", &e),
             }
@@ -225,7 +234,11 @@ pub(crate) async fn act(
             );
         }
     };
-    show(&app, &auth, Some(notice)).await
+    // Post, then redirect: reloading the page shows it again without acting again.
+    if let Err(e) = auth.session.insert(NOTICE_KEY, notice).await {
+        return internal_error("Saving the session failed", &e);
+    }
+    see_other("/demo/ciba")
 }
 
 /// A step of the bank that failed: the page to show (boxed: a response is large).

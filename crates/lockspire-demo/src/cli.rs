@@ -236,6 +236,7 @@ pub fn banner(issuer: &str) -> String {
         "\n  Lockspire demo is running at {issuer}\n\n  \
          demo account:  {DEMO_USERNAME} / {DEMO_PASSWORD}\n  \
          open {issuer}/demo to run a full code + PKCE flow\n  \
+         {issuer}/demo/device for a device without a browser, {issuer}/demo/ciba for CIBA\n  \
          discovery:     curl {issuer}/.well-known/openid-configuration\n"
     )
 }

@@ -703,7 +703,7 @@ async fn the_demo_device_shows_a_code_that_the_user_approves_at_the_verification
     b.click("button[name=decision][value=allow]")
         .await
         .expect("allow");
-    let done = b.text("main").await.expect("done");
+    let done = b.text("#device-finished").await.expect("done");
     assert!(done.contains("Device connected"), "{done}");
     b.screenshot("approved").await.expect("screenshot");
 
@@ -766,7 +766,18 @@ async fn the_demo_bank_asks_to_sign_alice_in_on_her_device_where_she_approves_an
         .expect("approve");
     b.find("#no-requests").await.expect("decided");
     b.click("#bank-poll").await.expect("poll");
-    let tokens = json_at(&b, "#bank-poll-answer").await;
+    // The page before the click showed an answer too: wait for the new one.
+    let mut tokens = Value::Null;
+    for _ in 0..100 {
+        if let Ok(text) = b.text("#bank-poll-answer").await
+            && let Ok(answer) = serde_json::from_str::<Value>(&text)
+            && answer.get("token_type").is_some()
+        {
+            tokens = answer;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert_eq!(tokens["token_type"], "Bearer", "{tokens}");
     assert!(tokens["id_token"].is_string(), "{tokens}");
     b.screenshot("bank-tokens").await.expect("screenshot");
