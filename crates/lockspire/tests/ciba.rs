@@ -536,6 +536,14 @@ async fn bad_backchannel_requests_get_the_ciba_error(backend: Backend) {
             &[
                 ("scope", "openid"),
                 ("login_hint", "alice"),
+                ("binding_message", "PAY\u{3164}01"),
+            ],
+            "invalid_binding_message",
+        ),
+        (
+            &[
+                ("scope", "openid"),
+                ("login_hint", "alice"),
                 ("login_hint_token", "valid:alice"),
             ],
             "invalid_request",
@@ -976,6 +984,20 @@ async fn user_codes_are_checked_a_few_times_per_user_only(backend: Backend) {
         "invalid_user_code",
         "the sixth check in the window"
     );
+    // Right codes are not counted: bob's client may send his as often as it needs.
+    for _ in 0..7 {
+        let fine = bc_authorize(
+            &h,
+            &client,
+            &[
+                ("scope", "openid"),
+                ("login_hint", "bob"),
+                ("user_code", TEST_USER_CODE),
+            ],
+        )
+        .await;
+        assert_eq!(fine.status, StatusCode::OK, "{}", fine.text);
+    }
     assert!(
         right.body["error_description"]
             .as_str()
@@ -1087,10 +1109,23 @@ async fn a_signed_authentication_request_is_the_request_once_it_verifies_with_th
         "its jti was used: {}",
         replayed.text
     );
-    let mut without_nbf = claims("second");
-    without_nbf.as_object_mut().map(|c| c.remove("nbf"));
-    let unsigned_rule = bc_authorize(&h, &client, &[("request", &key.sign(&without_nbf))]).await;
-    assert_eq!(unsigned_rule.error(), "invalid_request", "nbf is required");
+    for claim in ["nbf", "iat", "jti"] {
+        let mut without = claims(&format!("without-{claim}"));
+        without.as_object_mut().map(|c| c.remove(claim));
+        let refused = bc_authorize(&h, &client, &[("request", &key.sign(&without))]).await;
+        assert_eq!(
+            refused.error(),
+            "invalid_request",
+            "{claim} is required: {}",
+            refused.text
+        );
+    }
+    let unsigned = bc_authorize(&h, &client, &[("scope", "openid"), ("login_hint", "alice")]).await;
+    assert_eq!(
+        unsigned.error(),
+        "invalid_request",
+        "this client signs every request"
+    );
     let stranger = common::ClientKey::es256("ciba-signing");
     let forged = bc_authorize(
         &h,

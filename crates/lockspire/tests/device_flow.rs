@@ -399,8 +399,13 @@ on_both_stores! {
             .await
             .expect("get");
         assert_eq!(first.status(), StatusCode::SEE_OTHER);
-        assert!(first.headers()["location"].to_str().unwrap_or("").ends_with(&format!("/device?user_code={code}")));
+        let back = first.headers()["location"].to_str().unwrap_or("").to_owned();
+        assert!(back.ends_with(&format!("/device?user_code={code}&cookie_check=1")), "{back}");
         assert!(first.headers()["set-cookie"].to_str().unwrap_or("").starts_with("lockspire_browser="));
+        // A browser that comes back without it does not keep cookies: told so, not looped.
+        let again = h.http().get(&back).header("cookie", &signed_in).send().await.expect("get");
+        assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+        assert!(again.text().await.unwrap_or_default().contains("does not keep cookies"));
         // A new made-up browser cookie for every guess buys nothing: the user's limit counts.
         for i in 0..11 {
             let made_up = format!("{signed_in}; lockspire_browser={}", common::random_b64(32));

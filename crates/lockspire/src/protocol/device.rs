@@ -23,6 +23,7 @@ use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
 use super::provider::Provider;
 use super::scope::scope_requests;
+use crate::clock::UnixTime;
 use crate::host::{Context, DeviceConfirmation, DevicePage, InteractionResult, Session};
 use crate::model::client::GrantType;
 use crate::mtls::ClientCertificate;
@@ -232,7 +233,7 @@ async fn count_entry(
     p: &Provider,
     visitor: &Visitor<'_>,
     session: &Session,
-) -> Result<Option<Vec<String>>, OAuthError> {
+) -> Result<Option<Vec<(String, UnixTime)>>, OAuthError> {
     let mut keys = vec![
         (
             format!("user\0{}", session.subject.as_str()),
@@ -247,10 +248,11 @@ async fn count_entry(
     for (key, limit) in keys {
         let key = p.secrets.attempt_key(&format!("device-code-entry\0{key}"));
         // Past one limit the entry is refused; the other counters need not move.
-        if p.store.count_attempt(&key, ENTRY_WINDOW, p.now()).await? > limit {
+        let (count, window) = p.store.count_attempt(&key, ENTRY_WINDOW, p.now()).await?;
+        if count > limit {
             return Ok(None);
         }
-        counted.push(key);
+        counted.push((key, window));
     }
     Ok(Some(counted))
 }
@@ -321,8 +323,8 @@ pub(crate) async fn show(
     let Some((record, client)) = pending(p, &canonical).await? else {
         return Ok(enter_code(p, Some(NOT_RECOGNISED)));
     };
-    for key in &counted {
-        p.store.refund_attempt(key).await?;
+    for (key, window) in &counted {
+        p.store.refund_attempt(key, *window).await?;
     }
     let metadata = &client.metadata;
     Ok(Step::Page(DevicePage::Confirm(DeviceConfirmation {

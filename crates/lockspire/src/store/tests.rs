@@ -511,7 +511,7 @@ on_both_stores! {
     async fn a_burst_of_attempts_is_counted_one_by_one_and_the_window_restarts(store) {
         let tries: Vec<_> = (0..20).map(|_| {
             let store = store.clone();
-            tokio::spawn(async move { store.count_attempt("k", 900, NOW).await.expect("count") })
+            tokio::spawn(async move { store.count_attempt("k", 900, NOW).await.expect("count").0 })
         }).collect();
         let mut counts = Vec::new();
         for t in tries {
@@ -519,8 +519,13 @@ on_both_stores! {
         }
         counts.sort_unstable();
         assert_eq!(counts, (1..=20).collect::<Vec<i64>>(), "every attempt got its own count");
-        assert_eq!(store.count_attempt("k", 900, NOW + 899).await.expect("count"), 21);
-        assert_eq!(store.count_attempt("k", 900, NOW + 900).await.expect("count"), 1, "a new window");
+        assert_eq!(store.count_attempt("k", 900, NOW + 899).await.expect("count"), (21, NOW));
+        // A refund of the ended window does not touch the next one.
+        assert_eq!(store.count_attempt("k", 900, NOW + 900).await.expect("count"), (1, NOW + 900), "a new window");
+        store.refund_attempt("k", NOW).await.expect("refund");
+        assert_eq!(store.count_attempt("k", 900, NOW + 901).await.expect("count").0, 2);
+        store.refund_attempt("k", NOW + 900).await.expect("refund");
+        assert_eq!(store.count_attempt("k", 900, NOW + 902).await.expect("count").0, 2, "one taken back");
     }
 
     async fn an_outbox_call_is_leased_by_one_worker_and_only_its_lease_records_a_failure(store) {

@@ -42,6 +42,9 @@ const MAX_BINDING_MESSAGE: usize = 64;
 /// Longest `client_notification_token` accepted (CIBA Core §7.1: at most 1024 characters).
 const MAX_NOTIFICATION_TOKEN: usize = 1024;
 
+/// Characters Unicode counts as letters that show as nothing (Hangul fillers).
+const INVISIBLE_LETTERS: [char; 4] = ['\u{115F}', '\u{1160}', '\u{3164}', '\u{FFA0}'];
+
 /// User codes checked per user per [`USER_CODE_WINDOW`].
 const USER_CODE_CHECKS: i64 = 5;
 /// The window, in seconds, over which user code checks are counted.
@@ -105,12 +108,21 @@ pub(crate) async fn request(
         }
     };
     // CIBA Core §7.1.1: a signed request is the request; parameters outside it but the
-    // client's authentication are not used.
+    // client's authentication are not used. A client that registered a signing alg signs
+    // every request (§4), so an unsigned one is not its own.
     let signed;
     let params = match params.get("request")? {
         Some(jwt) => {
             signed = super::request_object::backchannel_parameters(p, client.record(), jwt).await?;
             &signed
+        }
+        None if metadata
+            .backchannel_authentication_request_signing_alg
+            .is_some() =>
+        {
+            return Err(OAuthError::invalid_request(
+                "this client signs its authentication requests: send them in request",
+            ));
         }
         None => params,
     };
@@ -268,7 +280,9 @@ pub(crate) fn binding_message(params: &Params) -> Result<Option<String>, OAuthEr
     // markup. No control or formatting characters (bidirectional overrides, zero-width
     // characters), which could make the text the user compares read as something else.
     let plain = message.chars().all(|c| {
-        c.is_alphanumeric() || c == ' ' || (c.is_ascii_punctuation() && c != '<' && c != '>')
+        (c.is_alphanumeric() && !INVISIBLE_LETTERS.contains(&c))
+            || c == ' '
+            || (c.is_ascii_punctuation() && c != '<' && c != '>')
     });
     if message.is_empty() || message.chars().count() > MAX_BINDING_MESSAGE || !plain {
         return Err(error(
@@ -351,17 +365,19 @@ async fn check_user_code(
     let key = p
         .secrets
         .attempt_key(&format!("backchannel-user-code\0{}", subject.as_str()));
-    if p.store
+    let (count, window) = p
+        .store
         .count_attempt(&key, USER_CODE_WINDOW, p.now())
-        .await?
-        > USER_CODE_CHECKS
-    {
+        .await?;
+    if count > USER_CODE_CHECKS {
         return Err(error(
             ErrorCode::InvalidUserCode,
             "too many user codes were checked for this user; try again later",
         ));
     }
     if host.verify_user_code(subject, code, ctx).await? {
+        // Only wrong codes count: a client that knows the code is no guesser.
+        p.store.refund_attempt(&key, window).await?;
         Ok(())
     } else {
         Err(error(

@@ -153,12 +153,6 @@ pub(super) async fn exchange<F: Flow>(
     client: &AuthenticatedClient,
     presented: &str,
 ) -> Result<TokenResponse, OAuthError> {
-    // CIBA Core §10.1: a client of the push mode is sent its tokens; it never polls.
-    if F::KIND == DecoupledKind::Ciba
-        && client.record().metadata.backchannel_token_delivery_mode == Some(DeliveryMode::Push)
-    {
-        return Err(push_client());
-    }
     let key = Approved::<F>::key(presented);
     let record = p
         .store
@@ -172,11 +166,14 @@ pub(super) async fn exchange<F: Flow>(
     if &record.issued.client_id != client.id() && !approved {
         return Err(invalid_grant::<F>("issued to another client"));
     }
-    // The mode the request was made in decides, whatever the client registered since.
-    if F::KIND == DecoupledKind::Ciba
-        && Stored::read(&record.request).is_some_and(|s| s.mode == DeliveryMode::Push)
-    {
-        return Err(push_client());
+    // CIBA Core §10.1: tokens of the push mode are sent, never polled for. The mode the
+    // request was made in decides, whatever the client registered since.
+    if F::KIND == DecoupledKind::Ciba {
+        match Stored::read(&record.request).map(|s| s.mode) {
+            Some(DeliveryMode::Poll | DeliveryMode::Ping) => {}
+            Some(DeliveryMode::Push) => return Err(push_client()),
+            None => return Err(invalid_grant::<F>("the stored request is unreadable")),
+        }
     }
     let now = p.now();
     if record.issued.consumed_at.is_none() && record.issued.expires_at <= now {
