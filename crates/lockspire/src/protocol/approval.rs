@@ -13,7 +13,7 @@ use crate::model::scope::ScopeSet;
 use crate::protocol::error::OAuthError;
 use crate::protocol::provider::Provider;
 use crate::secrets::random_id;
-use crate::store::{Actor, ConsentRecord, GrantDetails, GrantRecord, Outcome, Tx};
+use crate::store::{Actor, ConsentRecord, DecoupledRecord, GrantDetails, GrantRecord, Outcome, Tx};
 
 /// What the user approved, and for whom.
 pub(crate) struct Approval<'a> {
@@ -43,6 +43,29 @@ pub(crate) async fn record(
 ) -> Result<GrantRecord, OAuthError> {
     let grant = approval.grant(p)?;
     record_grant(p, tx, approval, grant).await
+}
+
+impl<'a> Approval<'a> {
+    /// The user's approval of a decoupled request (device, CIBA), asked on another device:
+    /// exactly what the request asked, nothing beyond.
+    pub(crate) fn of_request(
+        request: &'a DecoupledRecord,
+        session: &'a Session,
+        previous: Option<ConsentRecord>,
+        on: &'static str,
+    ) -> Self {
+        Self {
+            client_id: &request.issued.client_id,
+            session,
+            scopes: &request.issued.scopes,
+            resources: &request.issued.resources,
+            claims: None,
+            claims_beyond_scopes: Vec::new(),
+            authorization_details: &request.issued.authorization_details,
+            asked: Some(previous),
+            on,
+        }
+    }
 }
 
 impl Approval<'_> {

@@ -386,17 +386,12 @@ pub(crate) async fn decide(
     };
     let mut tx = p.store.begin().await?;
     let decision = if allow {
-        let approval = Approval {
-            client_id: &client.client_id,
-            session: &session,
-            scopes: &record.issued.scopes,
-            resources: &record.issued.resources,
-            claims: None,
-            claims_beyond_scopes: Vec::new(),
-            authorization_details: &record.issued.authorization_details,
-            asked: Some(previous),
-            on: "approved on the device verification page",
-        };
+        let approval = Approval::of_request(
+            &record,
+            &session,
+            previous,
+            "approved on the device verification page",
+        );
         let grant = approval::record(p, &mut tx, approval).await?;
         tx.decide_decoupled(
             &record.issued.digest,

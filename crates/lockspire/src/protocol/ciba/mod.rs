@@ -529,17 +529,12 @@ pub(crate) async fn approve(
         .store
         .consent(&p.tenant, session.subject.as_str(), &client.client_id)
         .await?;
-    let approval = Approval {
-        client_id: &client.client_id,
-        session: &session,
-        scopes: &row.issued.scopes,
-        resources: &row.issued.resources,
-        claims: None,
-        claims_beyond_scopes: Vec::new(),
-        authorization_details: &row.issued.authorization_details,
-        asked: Some(previous),
-        on: "approved on the user's authentication device",
-    };
+    let approval = Approval::of_request(
+        row,
+        &session,
+        previous,
+        "approved on the user's authentication device",
+    );
     let grant = approval.grant(p)?;
     // Push: the tokens are minted now, before the transaction (host claims, signatures).
     let pushed = match (deciding.stored.mode, &deciding.notify) {
