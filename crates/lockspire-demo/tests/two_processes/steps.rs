@@ -196,9 +196,16 @@ pub(crate) async fn approve_on_the_demo_device(server: &Server) {
         ])
         .send()
         .await
-        .expect("approve")
+        .expect("approve");
+    // The page redirects after its buttons, and says what the last one did.
+    assert_eq!(approved.status(), StatusCode::SEE_OTHER);
+    let page = b
+        .get(format!("{}/demo/ciba", server.base))
+        .send()
+        .await
+        .expect("device page")
         .text()
         .await
-        .expect("page");
-    assert!(approved.contains("Approved."), "{approved}");
+        .expect("device page");
+    assert!(page.contains("Approved."), "{page}");
 }
