@@ -298,8 +298,13 @@ impl SqliteDb {
                     conn.execute_batch(migration.sql.as_str()).map_err(failed)?;
                     record(conn).map_err(failed)?;
                 } else {
-                    // The script and its bookkeeping row commit together or not at all.
-                    let tx = conn.transaction().map_err(failed)?;
+                    // The script and its bookkeeping row commit together or not at all. The
+                    // write lock is taken up front: a transaction that reads first (the schema,
+                    // to prepare) and writes later fails at once, without waiting, when another
+                    // connection to the file (the host's own tables) wrote in between.
+                    let tx = conn
+                        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                        .map_err(failed)?;
                     tx.execute_batch(migration.sql.as_str()).map_err(failed)?;
                     record(&tx).map_err(failed)?;
                     tx.commit().map_err(failed)?;
@@ -323,7 +328,8 @@ fn adopt_earlier_bookkeeping(conn: &mut Connection) -> Result<(), StoreError> {
     if earlier == 0 {
         return Ok(());
     }
-    let tx = conn.transaction()?;
+    // Reads, then writes: the write lock up front (see `migrate`).
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let dirty: Option<i64> = tx
         .query_row(
             "SELECT version FROM _sqlx_migrations WHERE NOT success ORDER BY version LIMIT 1",
@@ -575,6 +581,35 @@ mod tests {
             .await
             .expect("task")
             .expect("begin once the lock is free");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn migrations_wait_for_another_connection_writing_to_the_same_file() {
+        // A host's own tables in the same file, written while Lockspire migrates it.
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("x.db");
+            let url = format!("sqlite://{}", path.display());
+            let db = SqliteDb::open(&url, 1).expect("open");
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let host = {
+                let (stop, path) = (stop.clone(), path.clone());
+                std::thread::spawn(move || {
+                    let conn = Connection::open(&path).expect("host connection");
+                    conn.busy_timeout(Duration::from_secs(5)).expect("timeout");
+                    conn.execute_batch("CREATE TABLE IF NOT EXISTS host (n INTEGER)")
+                        .expect("host table");
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        conn.execute("INSERT INTO host (n) VALUES (1)", [])
+                            .expect("host write");
+                    }
+                })
+            };
+            let migrated = db.migrate().await;
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            host.join().expect("host thread");
+            migrated.expect("every migration waits for the host's writes");
+        }
     }
 
     #[test]
