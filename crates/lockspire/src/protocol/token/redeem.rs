@@ -1,5 +1,6 @@
 //! The one path of every grant that redeems a single-use artifact — an authorization code, a
-//! refresh token or an approved device code (and, as it comes, a CIBA request):
+//! refresh token, an approved device code or an approved CIBA request (which a push redeems at
+//! once, in the approval's transaction, with the same conditional write):
 //!
 //! 1. read the artifact's row;
 //! 2. check the artifact's own rules against it, once (its client, its redirect URI and PKCE
