@@ -237,6 +237,9 @@ pub struct ConsentPage {
     /// object as its type's [`AuthorizationDetailsType::describe`] says it. The page must show
     /// them: approving the page grants them.
     pub authorization_details: Vec<String>,
+    /// Who is signed in, as the host's userinfo claims name them (`name`, else
+    /// `preferred_username`, else `email`), so the user can tell which account approves.
+    pub signed_in_as: Option<String>,
 }
 
 impl std::fmt::Debug for ConsentPage {
@@ -253,6 +256,7 @@ impl std::fmt::Debug for ConsentPage {
             .field("resources", &self.resources)
             .field("claims", &self.claims)
             .field("authorization_details", &self.authorization_details)
+            .field("signed_in_as", &self.signed_in_as)
             .finish()
     }
 }
@@ -511,6 +515,9 @@ pub struct DeviceConfirmation {
     pub scopes: Vec<ScopeRequest>,
     /// The resources (RFC 8707) the tokens will be for.
     pub resources: Vec<String>,
+    /// Who is signed in, as the host's userinfo claims name them (`name`, else
+    /// `preferred_username`, else `email`), so the user can tell which account approves.
+    pub signed_in_as: Option<String>,
 }
 
 impl std::fmt::Debug for DeviceConfirmation {
@@ -523,6 +530,7 @@ impl std::fmt::Debug for DeviceConfirmation {
             .field("client_name", &self.client_name)
             .field("scopes", &self.scopes)
             .field("resources", &self.resources)
+            .field("signed_in_as", &self.signed_in_as)
             .finish()
     }
 }

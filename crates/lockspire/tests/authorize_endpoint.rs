@@ -205,6 +205,7 @@ on_both_stores! {
         let Outcome::ConsentPage(_, html) = wider else { panic!("new scope needs consent") };
         assert!(html.contains("Allow") && html.contains("Deny") && html.contains("profile"));
         assert!(html.contains("Test public client"));
+        assert!(html.contains("Signed in as <strong>Alice Example</strong>"), "the page names the account that approves: {html}");
     }
 
     async fn consent_page_refuses_framing_and_caching(h) {

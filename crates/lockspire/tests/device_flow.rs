@@ -149,6 +149,7 @@ on_both_stores! {
         let (status, confirm) = open(&browser, &h.url(&format!("/device?user_code={}", urlencode(&typed)))).await;
         assert_eq!(status, StatusCode::OK, "{confirm}");
         assert!(confirm.contains(&user_code), "RFC 8628 §5.4: the page shows the code to compare");
+        assert!(confirm.contains("Signed in as <strong>Alice Example</strong>"), "and the account that approves");
         assert!(confirm.contains("Living-room TV") && confirm.contains("email"), "{confirm}");
         let (status, done) = decide(&browser, &confirm, "allow").await;
         assert_eq!(status, StatusCode::OK, "{done}");

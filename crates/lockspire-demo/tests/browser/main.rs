@@ -699,6 +699,10 @@ async fn the_demo_device_shows_a_code_that_the_user_approves_at_the_verification
     );
     let confirm = b.text("main").await.expect("confirmation text");
     assert!(confirm.contains("Lockspire demo TV"), "{confirm}");
+    assert_eq!(
+        b.text("#signed-in-as").await.expect("who approves"),
+        "Signed in as Alice Example."
+    );
     b.screenshot("confirm").await.expect("screenshot");
     b.click("button[name=decision][value=allow]")
         .await

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::host::Session;
+use crate::host::{Context, Session};
 use crate::model::authorization_details::AuthorizationDetails;
 use crate::model::client::ClientId;
 use crate::model::scope::ScopeSet;
@@ -14,6 +14,22 @@ use crate::protocol::error::OAuthError;
 use crate::protocol::provider::Provider;
 use crate::secrets::random_id;
 use crate::store::{Actor, ConsentRecord, DecoupledRecord, GrantDetails, GrantRecord, Outcome, Tx};
+
+/// How the pages that ask for an approval name the signed-in user, so they can tell they are
+/// approving as the account they mean: the host's `name`, else `preferred_username`, else
+/// `email` (its userinfo claims). `None` when the host has none, or fails: the page still
+/// works without it.
+pub(crate) async fn account_label(
+    p: &Provider,
+    session: &Session,
+    ctx: &Context,
+) -> Option<String> {
+    let claims = p.resolver.claims(&session.subject, ctx).await.ok()??;
+    ["name", "preferred_username", "email"]
+        .iter()
+        .find_map(|c| claims.userinfo.get(*c).and_then(Value::as_str))
+        .map(str::to_owned)
+}
 
 /// What the user approved, and for whom.
 pub(crate) struct Approval<'a> {

@@ -175,8 +175,8 @@ pub(crate) async fn authorize(
 pub(crate) enum Step {
     /// Go to the host's sign-in page first.
     Login(String),
-    /// This page.
-    Page(DevicePage),
+    /// This page (boxed: its confirmation is large).
+    Page(Box<DevicePage>),
 }
 
 /// A browser at the verification page: the request the host's resolver reads, the
@@ -213,10 +213,10 @@ async fn signed_in(
 }
 
 fn enter_code(p: &Provider, error: Option<&str>) -> Step {
-    Step::Page(DevicePage::EnterCode {
+    Step::Page(Box::new(DevicePage::EnterCode {
         action: verification_uri(p, None),
         error: error.map(str::to_owned),
-    })
+    }))
 }
 
 const NOT_RECOGNISED: &str =
@@ -315,7 +315,7 @@ pub(crate) async fn show(
         return Ok(enter_code(p, None));
     };
     let Some(counted) = count_entry(p, &visitor, &session).await? else {
-        return Ok(Step::Page(DevicePage::TooManyAttempts));
+        return Ok(Step::Page(Box::new(DevicePage::TooManyAttempts)));
     };
     let Some(canonical) = canonical_user_code(typed) else {
         return Ok(enter_code(p, Some(NOT_RECOGNISED)));
@@ -327,22 +327,32 @@ pub(crate) async fn show(
         p.store.refund_attempt(key, *window).await?;
     }
     let metadata = &client.metadata;
-    Ok(Step::Page(DevicePage::Confirm(DeviceConfirmation {
-        action: verification_uri(p, None),
-        user_code: display(&canonical),
-        csrf: p
-            .secrets
-            .csrf_token(&csrf_binding(&canonical, visitor.browser, &session)),
-        client_name: metadata
-            .client_name
-            .clone()
-            .unwrap_or_else(|| client.client_id.to_string()),
+    let ctx = Context {
+        issuer: p.issuer().to_owned(),
         client_id: client.client_id.to_string(),
-        client_uri: metadata.client_uri.clone(),
-        logo_uri: metadata.logo_uri.clone(),
-        scopes: scope_requests(record.issued.scopes.to_vec()),
-        resources: record.issued.resources.clone(),
-    })))
+        scopes: record.issued.scopes.to_vec(),
+        ..Context::default()
+    };
+    let signed_in_as = approval::account_label(p, &session, &ctx).await;
+    Ok(Step::Page(Box::new(DevicePage::Confirm(
+        DeviceConfirmation {
+            signed_in_as,
+            action: verification_uri(p, None),
+            user_code: display(&canonical),
+            csrf: p
+                .secrets
+                .csrf_token(&csrf_binding(&canonical, visitor.browser, &session)),
+            client_name: metadata
+                .client_name
+                .clone()
+                .unwrap_or_else(|| client.client_id.to_string()),
+            client_id: client.client_id.to_string(),
+            client_uri: metadata.client_uri.clone(),
+            logo_uri: metadata.logo_uri.clone(),
+            scopes: scope_requests(record.issued.scopes.to_vec()),
+            resources: record.issued.resources.clone(),
+        },
+    ))))
 }
 
 /// `POST /device`: the user's decision on the confirmation form. CSRF-protected and bound to
@@ -416,14 +426,14 @@ pub(crate) async fn decide(
         return Ok(enter_code(p, Some(NOT_RECOGNISED)));
     }
     tx.commit().await?;
-    Ok(Step::Page(DevicePage::Finished {
+    Ok(Step::Page(Box::new(DevicePage::Finished {
         approved: allow,
         client_name: client
             .metadata
             .client_name
             .clone()
             .unwrap_or_else(|| client.client_id.to_string()),
-    }))
+    })))
 }
 
 #[cfg(test)]

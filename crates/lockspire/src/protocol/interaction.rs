@@ -54,6 +54,8 @@ pub(crate) struct ConsentView {
     pub(crate) ui_locales: Vec<String>,
     /// What the `authorization_details` grant, one line per object as its type describes it.
     pub(crate) authorization_details: Vec<String>,
+    /// Who is signed in, as the host names them.
+    pub(crate) signed_in_as: Option<String>,
 }
 
 fn expired() -> AuthorizeError {
@@ -286,9 +288,11 @@ pub(crate) async fn consent_view(
     parts: &mut Parts,
 ) -> Result<ConsentView, AuthorizeError> {
     let pending = load(p, id, browser).await?;
-    signed_in_subject(p, &pending, parts).await?;
+    let session = signed_in_subject(p, &pending, parts).await?;
+    let signed_in_as = approval::account_label(p, &session, &context(p, &pending)).await;
     let client = &pending.client.metadata;
     Ok(ConsentView {
+        signed_in_as,
         csrf: p.secrets.csrf_token(&csrf_binding(&pending.record)),
         interaction_id: pending.id.clone(),
         client_name: client

@@ -179,6 +179,7 @@ pub(crate) async fn consent_page(State(p): State<Arc<Provider>>, req: Request<Bo
                 claims: view.claims,
                 ui_locales: view.ui_locales,
                 authorization_details: view.authorization_details,
+                signed_in_as: view.signed_in_as,
             };
             match &p.consent {
                 Some(host) => render_host_consent(host.as_ref(), &page),
