@@ -366,7 +366,9 @@ pub trait BackchannelAuthenticator: Send + Sync + 'static {
 
     /// A request is waiting for `request.subject`: reach their authentication device (a push
     /// notification, a message). It returns once the user has been reached, not decided; an
-    /// error answers the client `server_error` and the request is dropped.
+    /// error answers the client `server_error` and the request is dropped. The user's answer
+    /// comes later, through [`crate::Lockspire::approve_backchannel`]: approving from inside
+    /// this call, then failing it, would leave the client told of a failure that was approved.
     fn notify(
         &self,
         request: &BackchannelRequest,
