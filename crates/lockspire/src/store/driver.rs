@@ -59,10 +59,14 @@ impl Db {
     pub(super) async fn open(url: &str, pool: &DatabasePool) -> Result<Self, StoreError> {
         #[cfg(feature = "sqlite")]
         if url.starts_with("sqlite:") {
-            return Ok(Db::Sqlite(Arc::new(sqlite::SqliteDb::open(
-                url,
-                sqlite_readers(),
-            )?)));
+            // Opening may wait for another connection's write lock (see `switch_to_wal`): off
+            // the runtime's threads.
+            let url = url.to_owned();
+            let opened =
+                tokio::task::spawn_blocking(move || sqlite::SqliteDb::open(&url, sqlite_readers()))
+                    .await
+                    .map_err(|_| StoreError::Unavailable("opening the SQLite file failed"))??;
+            return Ok(Db::Sqlite(Arc::new(opened)));
         }
         #[cfg(feature = "postgres")]
         if url.starts_with("postgres:") || url.starts_with("postgresql:") {

@@ -106,6 +106,26 @@ fn connect(target: &Target) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Switches the file to WAL mode, or finds it there. Switching needs every other connection's
+/// lock released (the host's own connection to the file may be writing, in SQLite's default
+/// rollback mode), and SQLite answers busy at once instead of waiting through the busy
+/// handler; so the switch is tried again until [`BUSY_TIMEOUT`]. It runs while opening, on a
+/// blocking thread.
+fn switch_to_wal(conn: &Connection) -> Result<String, StoreError> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
 impl SqliteDb {
     /// Opens the database at `url` with `readers` reader connections.
     pub(crate) fn open(url: &str, readers: usize) -> Result<Self, StoreError> {
@@ -115,8 +135,7 @@ impl SqliteDb {
         if writable {
             // WAL lets readers proceed while one writer commits. The mode is stored in the
             // file, so readers opened after this see it.
-            let mode: String =
-                writer.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+            let mode = switch_to_wal(&writer)?;
             if !mode.eq_ignore_ascii_case("wal") {
                 return Err(StoreError::InvalidUrl(format!(
                     "SQLite refused WAL mode (journal_mode = {mode})"
@@ -584,6 +603,27 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn opening_waits_for_another_connection_holding_the_write_lock() {
+        // The host's own connection, in SQLite's default rollback mode, is writing when
+        // Lockspire opens the file and switches it to WAL.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("x.db");
+        let host = Connection::open(&path).expect("host");
+        host.execute_batch(
+            "CREATE TABLE host (n INTEGER); BEGIN IMMEDIATE; INSERT INTO host VALUES (1);",
+        )
+        .expect("host writes");
+        let url = format!("sqlite://{}", path.display());
+        let opening = std::thread::spawn(move || SqliteDb::open(&url, 1).map(drop));
+        std::thread::sleep(Duration::from_millis(300));
+        host.execute_batch("COMMIT").expect("host commits");
+        opening
+            .join()
+            .expect("thread")
+            .expect("opening waits for the host's write, then switches to WAL");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn migrations_wait_for_another_connection_writing_to_the_same_file() {
         // A host's own tables in the same file, written while Lockspire migrates it.
         for _ in 0..5 {
@@ -599,9 +639,12 @@ mod tests {
                     conn.busy_timeout(Duration::from_secs(5)).expect("timeout");
                     conn.execute_batch("CREATE TABLE IF NOT EXISTS host (n INTEGER)")
                         .expect("host table");
+                    // A busy host: a write every millisecond (one that never paused would starve
+                    // every other writer of the file, Lockspire or not).
                     while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                         conn.execute("INSERT INTO host (n) VALUES (1)", [])
                             .expect("host write");
+                        std::thread::sleep(Duration::from_millis(1));
                     }
                 })
             };
