@@ -315,8 +315,9 @@ impl Builder {
     }
 
     /// Reverse proxies in front of Lockspire whose `X-Forwarded-For` header is believed: a
-    /// request arriving from one of these addresses counts as coming from the address the
-    /// header names last, for the limits on guessing user codes (RFC 8628 §5.1). Other
+    /// request arriving from one of these addresses counts as coming from the nearest address
+    /// the header names that is not one of them (read from the right, as each proxy appends
+    /// the address it saw), for the limits on guessing user codes (RFC 8628 §5.1). Other
     /// requests count by their peer address, which needs the host to serve with
     /// `into_make_service_with_connect_info::<SocketAddr>()`. Default: none.
     pub fn trusted_proxies(mut self, proxies: impl IntoIterator<Item = std::net::IpAddr>) -> Self {
@@ -396,7 +397,11 @@ impl Builder {
             inner: Arc::new(parts.provider(store, secrets, resolver, ring)?),
         };
         maintenance::spawn(Arc::downgrade(&lockspire.inner), key_refresh);
-        outbox::spawn(Arc::downgrade(&lockspire.inner));
+        // CIBA's notifications are the outbox's only calls yet: without them, no process need
+        // look for due calls every second.
+        if lockspire.inner.config.backchannel_enabled {
+            outbox::spawn(Arc::downgrade(&lockspire.inner));
+        }
         Ok(lockspire)
     }
 

@@ -175,18 +175,22 @@ pub(crate) async fn notification_endpoint() -> (String, Arc<Mutex<Vec<Value>>>) 
     (url, calls)
 }
 
-/// Signs alice in on `server` and approves the one backchannel request waiting for her on the
-/// demo's authentication device page.
-pub(crate) async fn approve_on_the_demo_device(server: &Server) {
-    let b = signed_in(server).await;
-    let page = b
-        .get(format!("{}/demo/ciba", server.base))
+/// The demo's authentication device page on `server`, as `b` sees it.
+async fn device_page(b: &Client, server: &Server) -> String {
+    b.get(format!("{}/demo/ciba", server.base))
         .send()
         .await
         .expect("device page")
         .text()
         .await
-        .expect("device page");
+        .expect("device page")
+}
+
+/// Signs alice in on `server` and approves the one backchannel request waiting for her on the
+/// demo's authentication device page.
+pub(crate) async fn approve_on_the_demo_device(server: &Server) {
+    let b = signed_in(server).await;
+    let page = device_page(&b, server).await;
     let approved = b
         .post(format!("{}/demo/ciba", server.base))
         .form(&[
@@ -199,13 +203,6 @@ pub(crate) async fn approve_on_the_demo_device(server: &Server) {
         .expect("approve");
     // The page redirects after its buttons, and says what the last one did.
     assert_eq!(approved.status(), StatusCode::SEE_OTHER);
-    let page = b
-        .get(format!("{}/demo/ciba", server.base))
-        .send()
-        .await
-        .expect("device page")
-        .text()
-        .await
-        .expect("device page");
+    let page = device_page(&b, server).await;
     assert!(page.contains("Approved."), "{page}");
 }

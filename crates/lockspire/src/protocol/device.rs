@@ -259,7 +259,7 @@ async fn count_entry(
 
 /// What a source address is counted as: an IPv4 address, or an IPv6 /64 (one subscriber's
 /// allocation, whose addresses a client can change at will).
-pub(crate) fn network(ip: IpAddr) -> String {
+fn network(ip: IpAddr) -> String {
     match ip.to_canonical() {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => {

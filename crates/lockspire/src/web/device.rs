@@ -46,14 +46,6 @@ fn render(p: &Provider, step: Result<Step, OAuthError>) -> Response {
 /// The parameter marking the address a browser without the cookie is sent back to.
 const COOKIE_CHECK: &str = "cookie_check";
 
-/// True when this request is the one a browser was sent back with to set its cookie.
-fn came_back(parts: &http::request::Parts) -> bool {
-    Params::parse(parts.uri.query().unwrap_or_default().as_bytes())
-        .ok()
-        .and_then(|q| q.get(COOKIE_CHECK).ok().flatten().map(|v| v == "1"))
-        .unwrap_or(false)
-}
-
 /// `GET /device` (RFC 8628 §3.3): the code form, or the confirmation of the code it names.
 pub(crate) async fn verification_page(
     State(p): State<Arc<Provider>>,
@@ -62,19 +54,23 @@ pub(crate) async fn verification_page(
     let (mut parts, _) = req.into_parts();
     let existing = browser_cookie(&parts.headers);
     let browser = existing.clone().unwrap_or_else(random_token);
-    let step = match Params::parse(parts.uri.query().unwrap_or_default().as_bytes())
-        .and_then(|q| Ok(q.get("user_code")?.map(str::to_owned)))
-    {
+    // The code typed, and whether this is the visit a browser was sent back with to set its
+    // cookie.
+    let query = Params::parse(parts.uri.query().unwrap_or_default().as_bytes()).and_then(|q| {
+        let typed = q.get("user_code")?.map(str::to_owned);
+        Ok((typed, q.get(COOKIE_CHECK)? == Some("1")))
+    });
+    let step = match query {
         // A code is looked up only for a browser that keeps the binding cookie, so each one
         // counts against the limits of a browser that exists: a first visit is sent back to
         // the same address with the cookie set.
-        Ok(Some(_)) if existing.is_none() && came_back(&parts) => {
+        Ok((Some(_), true)) if existing.is_none() => {
             // Sent back once with the cookie, and back again without it: it refuses cookies.
             return error_page(&OAuthError::invalid_request(
                 "this browser does not keep cookies; allow them for this site to enter a code",
             ));
         }
-        Ok(Some(typed)) if existing.is_none() => {
+        Ok((Some(typed), _)) if existing.is_none() => {
             let again = form_urlencoded::Serializer::new(String::new())
                 .append_pair("user_code", &typed)
                 .append_pair(COOKIE_CHECK, "1")
@@ -87,7 +83,7 @@ pub(crate) async fn verification_page(
             set_browser_cookie(&p, &mut response, &browser);
             return response;
         }
-        Ok(typed) => {
+        Ok((typed, _)) => {
             let address = client_address(&parts, &p.config.trusted_proxies);
             let visitor = Visitor {
                 parts: &mut parts,

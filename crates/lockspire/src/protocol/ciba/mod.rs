@@ -451,9 +451,7 @@ impl Deciding {
         let kept = Stored {
             notify: None,
             endpoint: None,
-            binding_message: self.stored.binding_message.clone(),
-            acr_values: self.stored.acr_values.clone(),
-            mode: self.stored.mode,
+            ..self.stored.clone()
         };
         serde_json::to_string(&kept).map_err(|e| OAuthError::internal(e.to_string()))
     }

@@ -8,7 +8,7 @@ use crate::model::client::DeliveryMode;
 /// The request as it was asked: its mode and notification endpoint are the client's at that
 /// moment, so a client that changes its registration meanwhile cannot change how this request
 /// is answered.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Stored {
     pub(crate) mode: DeliveryMode,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,6 +1,7 @@
-//! Delivering the outbox: every process runs a worker that leases due calls, POSTs each to its
-//! client through the guarded HTTP client (https only outside development mode, no addresses
-//! inside the network, no redirects, short timeouts), and records the outcome:
+//! Delivering the outbox: every process that makes such calls runs a worker that leases due
+//! calls, POSTs each to its client through the guarded HTTP client (https only outside
+//! development mode, no addresses inside the network, no redirects, short timeouts), and
+//! records the outcome:
 //!
 //! - a 2xx answer: delivered;
 //! - a 5xx answer, 408, 425 or 429, a timeout or a failed connection: tried again later, after
