@@ -9,6 +9,7 @@ use crate::config::{
     RegistrationRules,
 };
 use crate::database::Database;
+use crate::exchange::{DynExchangePolicy, TokenExchangePolicy};
 use crate::fetch::Fetcher;
 use crate::host::{
     self, AccountResolver, AuthorizationDetailsType, BackchannelAuthenticator, ConsentRenderer,
@@ -90,6 +91,7 @@ pub struct Builder {
     consent: Option<Arc<dyn ConsentRenderer>>,
     device_page: Option<Arc<dyn DeviceRenderer>>,
     backchannel: Option<Arc<dyn DynBackchannel>>,
+    exchange_policy: Option<Arc<dyn DynExchangePolicy>>,
     detail_types: DetailTypes,
     audit_retention: std::time::Duration,
     pool: DatabasePool,
@@ -134,6 +136,7 @@ impl Builder {
             consent: None,
             device_page: None,
             backchannel: None,
+            exchange_policy: None,
             detail_types: DetailTypes::default(),
             audit_retention: AUDIT_RETENTION,
             pool: DatabasePool::default(),
@@ -304,6 +307,15 @@ impl Builder {
         authenticator: impl BackchannelAuthenticator,
     ) -> Self {
         self.backchannel = Some(Arc::new(authenticator));
+        self
+    }
+
+    /// Decides token exchanges (RFC 8693) by the host's `policy`: who may exchange which token
+    /// for which audience, as a delegate or impersonating. Without one, a client may exchange
+    /// only an access token issued to it, with no actor, for one no wider. Either way an
+    /// exchange never widens the subject token's scopes or audiences.
+    pub fn token_exchange_policy(mut self, policy: impl TokenExchangePolicy) -> Self {
+        self.exchange_policy = Some(Arc::new(policy));
         self
     }
 
@@ -544,6 +556,7 @@ impl Builder {
             consent: self.consent,
             device_page: self.device_page,
             backchannel: self.backchannel,
+            exchange_policy: self.exchange_policy,
             detail_types: self.detail_types,
             pool: self.pool,
         })
@@ -562,6 +575,7 @@ struct Parts {
     consent: Option<Arc<dyn ConsentRenderer>>,
     device_page: Option<Arc<dyn DeviceRenderer>>,
     backchannel: Option<Arc<dyn DynBackchannel>>,
+    exchange_policy: Option<Arc<dyn DynExchangePolicy>>,
     detail_types: DetailTypes,
     mtls: Option<mtls::Mtls>,
 }
@@ -600,6 +614,7 @@ impl Parts {
             consent: self.consent,
             device_page: self.device_page,
             backchannel: self.backchannel,
+            exchange_policy: self.exchange_policy,
             detail_types: self.detail_types,
             mtls: self.mtls,
         })

@@ -86,7 +86,7 @@ pub fn params(data: &[u8]) {
     );
 }
 
-/// Typed token requests (RFC 6749 §4.1.3, §6, §4.4): reading any decoded form as any grant's
+/// Typed token requests (RFC 6749 §4.1.3, §6, §4.4; RFC 8693 §2.1): reading any decoded form as any grant's
 /// request never panics, errors are sendable, and a request keeps exactly the values the
 /// form carried.
 pub fn token_request(data: &[u8]) {
@@ -121,6 +121,20 @@ pub fn token_request(data: &[u8]) {
                     params.get("device_code").ok().flatten(),
                     Some(r.device_code)
                 );
+            }
+            Ok(TokenRequest::TokenExchange(r)) => {
+                let one = |name| params.get(name).ok().flatten();
+                assert_eq!(
+                    (one("subject_token"), one("subject_token_type")),
+                    (Some(r.subject.0), Some(r.subject.1))
+                );
+                // RFC 8693 §2.1: an actor token and its type come together or not at all.
+                assert_eq!(
+                    (one("actor_token"), one("actor_token_type")),
+                    (r.actor.map(|a| a.0), r.actor.map(|a| a.1))
+                );
+                assert_eq!(params.all("audience").count(), r.audiences.len());
+                assert_eq!(params.all("resource").count(), r.resources.len());
             }
         }
     }

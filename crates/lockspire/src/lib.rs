@@ -53,6 +53,7 @@ mod builder;
 mod clock;
 mod config;
 mod database;
+mod exchange;
 mod fetch;
 mod file_config;
 /// Entry points of the fuzz targets (built only for tests and `cargo fuzz`).
@@ -78,6 +79,9 @@ pub use config::{
     RegistrationRules,
 };
 pub use database::{Database, DatabaseKind, Migration};
+pub use exchange::{
+    ExchangeDecision, ExchangeRequest, PresentedKind, PresentedToken, TokenExchangePolicy,
+};
 pub use fetch::FetchError;
 pub use file_config::{DEFAULT_CONFIG_FILE, DatabasePoolFile, FileConfig, RegistrationFile};
 pub use host::{

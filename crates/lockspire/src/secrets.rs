@@ -278,6 +278,7 @@ pub(crate) struct ServerSecrets {
     pairwise: hmac::Key,
     user_code: hmac::Key,
     attempts: hmac::Key,
+    session: hmac::Key,
     dpop_nonce: [u8; 32],
 }
 
@@ -301,6 +302,7 @@ impl ServerSecrets {
             pairwise: hmac::Key::new(hmac::HMAC_SHA256, &derive(key, b"pairwise-subject")),
             user_code: hmac::Key::new(hmac::HMAC_SHA256, &derive(key, b"device-user-code")),
             attempts: hmac::Key::new(hmac::HMAC_SHA256, &derive(key, b"attempt-counters")),
+            session: hmac::Key::new(hmac::HMAC_SHA256, &derive(key, b"op-browser-session")),
             dpop_nonce: derive(key, b"dpop-nonce"),
         }
     }
@@ -380,6 +382,18 @@ impl ServerSecrets {
     /// keyed, so the table of counters names nobody to whoever reads the database.
     pub(crate) fn attempt_key(&self, key: &str) -> String {
         b64(hmac::sign(&self.attempts, key.as_bytes()))
+    }
+
+    /// The OP browser session id (`sid`, OpenID Connect Back-Channel Logout 1.0 §2.1) of
+    /// `subject` in the browser whose cookie has digest `browser`: the same for every client the
+    /// user authorizes in that browser, different for another user or browser, and meaningless
+    /// to whoever sees it (a keyed hash, so it cannot be linked back to the cookie).
+    pub(crate) fn session_id(&self, browser: &str, subject: &str) -> String {
+        let mut input = Vec::with_capacity(browser.len() + subject.len() + 1);
+        input.extend_from_slice(browser.as_bytes());
+        input.push(0);
+        input.extend_from_slice(subject.as_bytes());
+        b64(hmac::sign(&self.session, &input))
     }
 
     /// CSRF token for a form bound to `binding` (an interaction and the browser that started it).

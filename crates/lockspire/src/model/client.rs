@@ -135,16 +135,20 @@ pub enum GrantType {
     /// CIBA Core §10.1: client-initiated backchannel authentication.
     #[serde(rename = "urn:openid:params:grant-type:ciba")]
     Ciba,
+    /// RFC 8693 §2.1: exchanging a token this server issued for another.
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:token-exchange")]
+    TokenExchange,
 }
 
 impl GrantType {
     /// Every grant `/token` accepts; discovery lists exactly these.
-    pub const SUPPORTED: [GrantType; 5] = [
+    pub const SUPPORTED: [GrantType; 6] = [
         Self::AuthorizationCode,
         Self::RefreshToken,
         Self::ClientCredentials,
         Self::DeviceCode,
         Self::Ciba,
+        Self::TokenExchange,
     ];
 
     /// The `grant_type` value.
@@ -155,6 +159,7 @@ impl GrantType {
             Self::ClientCredentials => "client_credentials",
             Self::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
             Self::Ciba => "urn:openid:params:grant-type:ciba",
+            Self::TokenExchange => "urn:ietf:params:oauth:grant-type:token-exchange",
         }
     }
 

@@ -548,6 +548,13 @@ pub(crate) fn validate_metadata(
     {
         return Err(invalid("client_credentials requires a confidential client"));
     }
+    // RFC 8693 §2.1 leaves client authentication to the server: a policy deciding by client
+    // id needs the id proven, which a public client cannot do.
+    if grant_types.contains(&GrantType::TokenExchange)
+        && !token_endpoint_auth_method.is_confidential()
+    {
+        return Err(invalid("token exchange requires a confidential client"));
+    }
 
     if grant_types == [GrantType::RefreshToken] {
         return Err(invalid("refresh_token alone cannot obtain a first token"));

@@ -23,6 +23,9 @@ pub(crate) struct IdTokenInput<'a> {
     pub(crate) details: &'a GrantDetails,
     /// Tokens pushed to a CIBA client (CIBA Core §10.3.1).
     pub(crate) pushed: Option<Pushed<'a>>,
+    /// The OP browser session of the grant (Front-Channel Logout 1.0 §3, Back-Channel Logout
+    /// 1.0 §2.1: the `sid` claim), if it was made in one.
+    pub(crate) sid: Option<&'a str>,
 }
 
 /// What the ID token of pushed tokens names beside `at_hash`: the request, and the refresh
@@ -98,6 +101,9 @@ pub(crate) fn issue(
             );
         }
     }
+    if let Some(sid) = input.sid {
+        claims.insert("sid".into(), Value::String(sid.to_owned()));
+    }
     if let Some(acr) = &input.details.acr {
         claims.insert("acr".into(), Value::String(acr.clone()));
     }
@@ -106,6 +112,41 @@ pub(crate) fn issue(
     }
     let keys = p.keys();
     Ok(sign_compact(keys.active(alg)?, "JWT", &claims)?)
+}
+
+/// An ID token this server issued, its signature verified.
+#[derive(Debug)]
+pub(crate) struct IssuedIdToken {
+    /// The client it was issued to (`aud`).
+    pub(crate) client_id: String,
+    /// `sub` as that client knows the user (pairwise or public).
+    pub(crate) sub: String,
+    /// The OP browser session it was issued in.
+    pub(crate) sid: Option<String>,
+    /// `exp`.
+    pub(crate) expires_at: i64,
+}
+
+/// Reads `token` as an ID token this server signed (OIDC Core §3.1.3.7 steps 2, 3 and 6: our
+/// issuer, our key, one audience), whether or not it has expired; `None` for anything else.
+/// The other JWTs this server signs with the same keys (JARM responses, signed userinfo,
+/// access tokens, logout tokens) are told apart by what only an ID token has: the `JWT` type
+/// with `auth_time` (always issued here) and `sub`.
+pub(crate) fn verify(p: &Provider, token: &str) -> Option<IssuedIdToken> {
+    let (typ, claims) = crate::jose::verify_compact(&p.keys(), token).ok()?;
+    if typ.as_deref() != Some("JWT")
+        || claims.get("iss").and_then(Value::as_str) != Some(p.issuer())
+        || claims.get("auth_time").and_then(Value::as_i64).is_none()
+    {
+        return None;
+    }
+    let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
+    Some(IssuedIdToken {
+        client_id: text("aud")?,
+        sub: text("sub")?,
+        sid: text("sid"),
+        expires_at: claims.get("exp").and_then(Value::as_i64)?,
+    })
 }
 
 #[cfg(test)]

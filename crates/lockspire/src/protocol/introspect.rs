@@ -51,13 +51,14 @@ pub(crate) async fn introspect(
     let Some(record) = p.store.active_token(&token_key(token), p.now()).await? else {
         return Ok(inactive);
     };
-    let (token_type, jti, binding) = match &record {
+    let (token_type, jti, binding, act) = match &record {
         TokenRecord::Access(a) => (
             super::token::token_type(a.binding.as_ref()),
             a.jti.as_deref(),
             a.binding.as_ref(),
+            a.act.as_ref(),
         ),
-        TokenRecord::Refresh(r) => ("refresh_token", None, r.binding.as_ref()),
+        TokenRecord::Refresh(r) => ("refresh_token", None, r.binding.as_ref(), None),
         TokenRecord::Code(_) => return Ok(inactive),
     };
     let issued = record.issued();
@@ -117,6 +118,10 @@ pub(crate) async fn introspect(
     if let Some(binding) = binding {
         // RFC 8705 §3.2, RFC 9449 §6.2.
         out.insert("cnf".into(), binding.confirmation());
+    }
+    if let Some(act) = act {
+        // RFC 8693 §4.1: who acts for the subject.
+        out.insert("act".into(), act.clone());
     }
     out.insert("token_type".into(), Value::String(token_type.into()));
     if let Some(jti) = jti {

@@ -39,6 +39,8 @@ pub(crate) struct Provider {
     pub(crate) outbox: crate::protocol::outbox::handle::Outbox,
     /// How the host reaches users for backchannel authentication, if it does.
     pub(crate) backchannel: Option<Arc<dyn crate::host::DynBackchannel>>,
+    /// The host's token exchange policy (RFC 8693), if it set one.
+    pub(crate) exchange_policy: Option<Arc<dyn crate::exchange::DynExchangePolicy>>,
 }
 
 /// The scope of the authorization server's DPoP nonces; resource servers have their own.

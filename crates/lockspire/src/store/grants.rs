@@ -53,6 +53,9 @@ pub struct GrantRecord {
     pub created_at: UnixTime,
     /// Bound on the whole refresh family.
     pub expires_at: UnixTime,
+    /// The OP browser session it was made in (the `sid` of OpenID Connect Back-Channel Logout
+    /// 1.0 §2.1); `None` for a grant made without a browser (device flow, CIBA).
+    pub sid: Option<String>,
 }
 
 impl GrantRecord {
@@ -68,6 +71,7 @@ impl GrantRecord {
             auth_time: get(r, "auth_time")?,
             created_at: get(r, "created_at")?,
             expires_at: get(r, "expires_at")?,
+            sid: get(r, "sid")?,
         })
     }
 
@@ -139,7 +143,7 @@ impl ConsentRecord {
 }
 
 /// A grant that is unrevoked, unexpired and whose client is active.
-const LIVE_GRANT: &str = "SELECT g.id, g.tenant_id, g.client_id, g.subject, g.scopes, g.resources, g.details, g.auth_time, g.created_at, g.expires_at \
+const LIVE_GRANT: &str = "SELECT g.id, g.tenant_id, g.client_id, g.subject, g.scopes, g.resources, g.details, g.auth_time, g.created_at, g.expires_at, g.sid \
      FROM grants g JOIN clients c ON c.tenant_id = g.tenant_id AND c.client_id = g.client_id \
      WHERE g.id = $1 AND g.revoked_at IS NULL AND g.expires_at > $2 AND c.status = 'active'";
 
@@ -167,9 +171,21 @@ impl Store {
             .fetch_optional(LIVE_GRANT, params![id, now], GrantRecord::from_row)
             .await
     }
+    /// The live grants (unrevoked, unexpired) made in the OP browser session `sid`, oldest
+    /// first.
+    pub async fn session_grants(
+        &self,
+        tenant: &str,
+        sid: &str,
+        now: UnixTime,
+    ) -> Result<Vec<GrantRecord>, StoreError> {
+        self.db.fetch_all("SELECT id, tenant_id, client_id, subject, scopes, resources, details, auth_time, created_at, expires_at, sid \
+             FROM grants WHERE tenant_id = $1 AND sid = $2 AND revoked_at IS NULL AND expires_at > $3 \
+             ORDER BY created_at, id", params![tenant, sid, now], GrantRecord::from_row).await
+    }
     /// The grant a token came from.
     pub async fn grant(&self, id: &str) -> Result<Option<GrantRecord>, StoreError> {
-        self.db.fetch_optional("SELECT id, tenant_id, client_id, subject, scopes, resources, details, auth_time, created_at, expires_at \
+        self.db.fetch_optional("SELECT id, tenant_id, client_id, subject, scopes, resources, details, auth_time, created_at, expires_at, sid \
              FROM grants WHERE id = $1", params![id], GrantRecord::from_row).await
     }
     /// Revokes a grant and with it every code and token issued from it.
@@ -229,8 +245,8 @@ impl Store {
 impl Tx {
     /// Inserts a grant.
     pub async fn insert_grant(&mut self, g: &GrantRecord) -> Result<(), StoreError> {
-        self.execute("INSERT INTO grants (id, tenant_id, client_id, subject, scopes, resources, details, auth_time, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)", params![g.id, g.tenant_id, g.client_id, g.subject, g.scopes, to_json_list(&g.resources), g.details, g.auth_time, g.created_at, g.expires_at]).await?;
+        self.execute("INSERT INTO grants (id, tenant_id, client_id, subject, scopes, resources, details, auth_time, created_at, expires_at, sid) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)", params![g.id, g.tenant_id, g.client_id, g.subject, g.scopes, to_json_list(&g.resources), g.details, g.auth_time, g.created_at, g.expires_at, g.sid]).await?;
         Ok(())
     }
     /// Records or widens standing consent.

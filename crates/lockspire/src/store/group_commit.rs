@@ -327,6 +327,7 @@ mod tests {
             format: crate::config::AccessTokenFormat::Opaque,
             jti: None,
             binding: None,
+            act: None,
         })
     }
 

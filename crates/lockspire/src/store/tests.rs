@@ -194,6 +194,7 @@ fn client_credentials_row(
         format: AccessTokenFormat::Opaque,
         jti: None,
         binding: None,
+        act: None,
     })
 }
 
@@ -211,6 +212,7 @@ on_both_stores! {
             auth_time: NOW,
             created_at: NOW,
             expires_at: NOW + 86_400,
+            sid: None,
         };
         let code = TokenRecord::Code(CodeRecord {
             issued: issued("code-digest", "rp", NOW, NOW + 60),
@@ -320,6 +322,7 @@ on_both_stores! {
                 format: AccessTokenFormat::Jwt,
                 jti: Some("jti-3".into()),
                 binding: Some(Binding::Certificate("x5t-3".into())),
+                act: Some(serde_json::json!({ "sub": "svc", "act": { "sub": "earlier" } })),
             }),
             TokenRecord::Access(AccessRecord {
                 issued: Issued { resources: Vec::new(), scopes: ScopeSet::default(), authorization_details: Default::default(), ..full("digest-access-sparse", 4) },
@@ -327,6 +330,7 @@ on_both_stores! {
                 format: AccessTokenFormat::Opaque,
                 jti: None,
                 binding: None,
+                act: None,
             }),
             TokenRecord::Refresh(RefreshRecord {
                 issued: full("digest-refresh", 5),

@@ -143,6 +143,9 @@ pub struct AccessRecord {
     pub jti: Option<String>,
     /// What the token is bound to, if anything.
     pub binding: Option<Binding>,
+    /// The `act` claim (RFC 8693 §4.1) of a token issued by a delegation: who acts for the
+    /// subject, nesting the earlier actors of a chain.
+    pub act: Option<serde_json::Value>,
 }
 
 /// A refresh token (RFC 6749 §1.5).
@@ -241,6 +244,10 @@ impl TokenRecord {
                 },
                 jti: get(r, "jti")?,
                 binding: Binding::from_columns(get(r, "cnf_x5t")?, get(r, "cnf_jkt")?)?,
+                act: get::<Option<String>>(r, "act")?
+                    .map(|act| serde_json::from_str(&act))
+                    .transpose()
+                    .map_err(|e| StoreError::Corrupt(format!("a token's act: {e}")))?,
                 issued,
             }),
             "refresh" => Self::Refresh(RefreshRecord {
@@ -258,22 +265,22 @@ impl TokenRecord {
 macro_rules! token_columns {
     () => {
         "t.digest, t.tenant_id, t.kind, t.grant_id, t.client_id, t.subject, t.scopes, t.resources, \
-         t.created_at, t.expires_at, t.consumed_at, t.revoked_at, t.redirect_uri, t.code_challenge, t.nonce, t.format, t.jti, t.cnf_x5t, t.authorization_details, t.cnf_jkt"
+         t.created_at, t.expires_at, t.consumed_at, t.revoked_at, t.redirect_uri, t.code_challenge, t.nonce, t.format, t.jti, t.cnf_x5t, t.authorization_details, t.cnf_jkt, t.act"
     };
 }
 
 /// Inserts one code or token row.
 const INSERT_TOKEN: &str = "INSERT INTO tokens (digest, tenant_id, kind, grant_id, client_id, subject, scopes, resources, created_at, \
-     expires_at, redirect_uri, code_challenge, nonce, format, jti, cnf_x5t, authorization_details, cnf_jkt) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
+     expires_at, redirect_uri, code_challenge, nonce, format, jti, cnf_x5t, authorization_details, cnf_jkt, act) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
 
 /// [`INSERT_TOKEN`] for many rows in one PostgreSQL statement: each parameter is one column's
 /// values as an array, in [`INSERT_TOKEN`]'s order and types. A batch then costs one round trip
 /// and one commit, where a transaction of single-row inserts costs one round trip per row.
 const INSERT_TOKENS_PG: &str = "INSERT INTO tokens (digest, tenant_id, kind, grant_id, client_id, subject, scopes, resources, created_at, \
-     expires_at, redirect_uri, code_challenge, nonce, format, jti, cnf_x5t, authorization_details, cnf_jkt) \
+     expires_at, redirect_uri, code_challenge, nonce, format, jti, cnf_x5t, authorization_details, cnf_jkt, act) \
      SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
-     $8::text[], $9::bigint[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[])";
+     $8::text[], $9::bigint[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[])";
 
 /// The group commit appends with [`INSERT_TOKEN`] and [`INSERT_TOKENS_PG`].
 pub(super) const TOKENS: group_commit::Table = group_commit::Table {
@@ -287,6 +294,10 @@ pub(super) fn token_params(t: &TokenRecord) -> Vec<Param> {
     let i = t.issued();
     let user = t.user();
     // A code's `dpop_jkt` (RFC 9449 §10) shares the column of a token's DPoP binding.
+    let act = match t {
+        TokenRecord::Access(a) => a.act.as_ref().map(serde_json::Value::to_string),
+        _ => None,
+    };
     let (redirect_uri, code_challenge, nonce, format, jti, (cnf_x5t, cnf_jkt)) = match t {
         TokenRecord::Code(c) => (
             c.redirect_uri.as_deref(),
@@ -332,6 +343,7 @@ pub(super) fn token_params(t: &TokenRecord) -> Vec<Param> {
         cnf_x5t,
         i.authorization_details.to_stored(),
         cnf_jkt,
+        act,
     ]
 }
 

@@ -43,6 +43,9 @@ pub(super) async fn exchange(
         scopes: &scopes,
         resources: &resources,
         authorization_details: &AuthorizationDetails::default(),
+        act: None,
+        format: None,
+        not_after: None,
     };
     let (access_token, record) = mint_access_token(p, &grant)?;
     // One write per issued token; no grant row is needed because no user consented.
@@ -55,5 +58,6 @@ pub(super) async fn exchange(
         refresh_token: None,
         id_token: None,
         authorization_details: None,
+        issued_token_type: None,
     })
 }

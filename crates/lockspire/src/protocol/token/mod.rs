@@ -7,6 +7,7 @@ pub(crate) mod decoupled;
 pub(crate) mod redeem;
 mod refresh_token;
 pub(crate) mod request;
+mod token_exchange;
 
 use crate::store::Binding;
 use serde::Serialize;
@@ -43,6 +44,9 @@ pub(crate) struct TokenResponse {
     /// RFC 9396 §7: what the access token is authorized for beyond scopes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) authorization_details: Option<Value>,
+    /// RFC 8693 §2.2.1: the type of the token a token exchange issued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) issued_token_type: Option<&'static str>,
 }
 
 /// Handles one token request.
@@ -98,6 +102,7 @@ pub(crate) async fn exchange(
         TokenRequest::Ciba(r) => {
             decoupled::exchange::<decoupled::Ciba>(p, &client, r.auth_req_id).await
         }
+        TokenRequest::TokenExchange(r) => token_exchange::exchange(p, &client, &r).await,
     }
 }
 
@@ -110,6 +115,13 @@ pub(crate) struct AccessGrant<'a> {
     pub(crate) resources: &'a [String],
     /// RFC 9396: what the user approved beyond scopes; empty for client credentials.
     pub(crate) authorization_details: &'a AuthorizationDetails,
+    /// The `act` claim of a token exchange (RFC 8693 §4.1).
+    pub(crate) act: Option<&'a Value>,
+    /// A format other than the client's (a token exchange asking for a JWT).
+    pub(crate) format: Option<AccessTokenFormat>,
+    /// When the token must expire at the latest, if before its usual lifetime (a token
+    /// exchange never outlives the tokens it was exchanged for).
+    pub(crate) not_after: Option<crate::clock::UnixTime>,
 }
 
 /// RFC 9068 §2.2 claims of a JWT access token.
@@ -130,6 +142,9 @@ struct JwtAccessClaims<'a> {
     /// RFC 9396 §9.1: what the token is authorized for beyond scopes.
     #[serde(skip_serializing_if = "Option::is_none")]
     authorization_details: Option<Value>,
+    /// RFC 8693 §4.1: who acts for the subject.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    act: Option<&'a Value>,
 }
 
 /// The `token_type` of an access token (RFC 6749 §7.1, RFC 9449 §5): `DPoP` when bound to a
@@ -147,11 +162,15 @@ pub(crate) fn mint_access_token(
     g: &AccessGrant<'_>,
 ) -> Result<(String, TokenRecord), OAuthError> {
     let now = p.now();
-    let expires_at = now + p.config.lifetimes.access_token;
+    let lifetime_end = now + p.config.lifetimes.access_token;
+    let expires_at = g
+        .not_after
+        .map_or(lifetime_end, |end| end.min(lifetime_end));
     let scope = g.scopes.to_string();
-    let format = p
-        .config
-        .access_token_format_for(&g.client.record().metadata);
+    let format = g.format.unwrap_or_else(|| {
+        p.config
+            .access_token_format_for(&g.client.record().metadata)
+    });
     let jti = random_id();
     let metadata = &g.client.record().metadata;
     let token = match format {
@@ -178,6 +197,7 @@ pub(crate) fn mint_access_token(
                 scope: &scope,
                 cnf: g.client.binding().map(|b| b.confirmation()),
                 authorization_details: g.authorization_details.to_member(),
+                act: g.act,
             };
             let keys = p.keys();
             sign_compact(keys.active(p.config.access_token_alg)?, "at+jwt", &claims)?
@@ -189,6 +209,7 @@ pub(crate) fn mint_access_token(
         format,
         jti: Some(jti),
         binding: g.client.binding(),
+        act: g.act.cloned(),
     });
     Ok((token, record))
 }

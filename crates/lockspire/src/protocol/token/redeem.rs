@@ -331,6 +331,9 @@ pub(crate) fn mint_for_grant(
         scopes: &plan.scopes,
         resources: &plan.resources,
         authorization_details: &plan.authorization_details,
+        act: None,
+        format: None,
+        not_after: None,
     };
     let (access_token, access_record) = mint_access_token(p, &access)?;
     let mut records = vec![access_record];
@@ -357,6 +360,7 @@ pub(crate) fn mint_for_grant(
             access_token: Some(&access_token),
             scopes: &plan.scopes,
             details: &details,
+            sid: grant.sid.as_deref(),
             pushed: plan.auth_req_id.as_deref().map(|id| id_token::Pushed {
                 auth_req_id: id,
                 refresh_token: refresh_token.as_deref(),
@@ -379,6 +383,7 @@ pub(crate) fn mint_for_grant(
             refresh_token: refresh_token.map(Secret::new),
             id_token: id_token.map(Secret::new),
             authorization_details: plan.authorization_details.to_member(),
+            issued_token_type: None,
         },
     })
 }

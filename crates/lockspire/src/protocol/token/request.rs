@@ -20,6 +20,22 @@ pub(crate) enum TokenRequest<'a> {
     DeviceCode(DeviceCodeRequest<'a>),
     /// CIBA Core §10.1.
     Ciba(CibaRequest<'a>),
+    /// RFC 8693 §2.1.
+    TokenExchange(ExchangeRequest<'a>),
+}
+
+/// Exchanging a token for another (RFC 8693 §2.1).
+pub(crate) struct ExchangeRequest<'a> {
+    /// `subject_token` with its `subject_token_type`.
+    pub(crate) subject: (&'a str, &'a str),
+    /// `actor_token` with its `actor_token_type`.
+    pub(crate) actor: Option<(&'a str, &'a str)>,
+    pub(crate) requested_token_type: Option<&'a str>,
+    /// `audience` values (logical names of the target services).
+    pub(crate) audiences: Vec<&'a str>,
+    /// `resource` values (RFC 8707 resource indicators).
+    pub(crate) resources: Vec<&'a str>,
+    pub(crate) scope: Option<&'a str>,
 }
 
 /// Polling (or, after a ping, asking once) with an `auth_req_id` (CIBA Core §10.1).
@@ -94,6 +110,36 @@ impl<'a> TokenRequest<'a> {
             GrantType::Ciba => Self::Ciba(CibaRequest {
                 auth_req_id: params.require("auth_req_id")?,
             }),
+            GrantType::TokenExchange => {
+                let subject = (
+                    params.require("subject_token")?,
+                    params.require("subject_token_type")?,
+                );
+                // RFC 8693 §2.1: actor_token_type is required with an actor_token and must
+                // not be sent without one.
+                let actor = match (params.get("actor_token")?, params.get("actor_token_type")?) {
+                    (Some(token), Some(kind)) => Some((token, kind)),
+                    (None, None) => None,
+                    (Some(_), None) => {
+                        return Err(OAuthError::invalid_request(
+                            "actor_token_type is required with actor_token",
+                        ));
+                    }
+                    (None, Some(_)) => {
+                        return Err(OAuthError::invalid_request(
+                            "actor_token_type must not be sent without actor_token",
+                        ));
+                    }
+                };
+                Self::TokenExchange(ExchangeRequest {
+                    subject,
+                    actor,
+                    requested_token_type: params.get("requested_token_type")?,
+                    audiences: params.all("audience").collect(),
+                    resources: resources(),
+                    scope: params.get("scope")?,
+                })
+            }
         })
     }
 }

@@ -1,0 +1,423 @@
+//! Token exchange (RFC 8693): a client presents a token this server issued (the subject
+//! token, and optionally an actor token) and receives an access token standing for the same
+//! user, never wider than the subject token: its scopes, audiences, `authorization_details` and
+//! lifetime all lie within it. The exchanged token hangs from the subject token's grant, so
+//! revoking that grant revokes it too.
+//!
+//! Protocol checks come first (the tokens are live and this server's, a sender-constrained token
+//! is presented with its key, nothing is widened); then the host's policy, or the default one,
+//! decides whether this client may make this exchange, and whether the result names an actor.
+
+use serde_json::{Value, json};
+
+use super::request::ExchangeRequest as Request;
+use super::{AccessGrant, TokenResponse, mint_access_token, narrow_scopes};
+use crate::clock::UnixTime;
+use crate::config::AccessTokenFormat;
+use crate::exchange::{
+    ACCESS_TOKEN_TYPE, ExchangeDecision, ExchangeRequest, ID_TOKEN_TYPE, JWT_TYPE, PresentedKind,
+    PresentedToken, REFRESH_TOKEN_TYPE, default_decision,
+};
+use crate::host::Subject;
+use crate::model::authorization_details::AuthorizationDetails;
+use crate::model::scope::ScopeSet;
+use crate::protocol::authorize::check_resources;
+use crate::protocol::client_auth::AuthenticatedClient;
+use crate::protocol::error::{ErrorCode, OAuthError};
+use crate::protocol::id_token;
+use crate::protocol::provider::Provider;
+use crate::protocol::scope::{parse_scope, scope_error};
+use crate::secrets::{Secret, token_key};
+use crate::store::{Actor, Binding, ClientStatus, Outcome, TokenRecord, UserGrant};
+
+/// How many actors an `act` claim may name, the current one and its predecessors (RFC 8693
+/// §4.1 leaves chains unbounded; every hop makes the token longer and harder to reason about).
+pub(crate) const MAX_ACTORS: usize = 4;
+
+/// A presented token and what an exchanged token inherits from it.
+struct Found {
+    view: PresentedToken,
+    scopes: ScopeSet,
+    /// Its user grant; `None` for a client's own token.
+    user: Option<UserGrant>,
+    authorization_details: AuthorizationDetails,
+    expires_at: UnixTime,
+}
+
+/// Which of the two presented tokens an error is about.
+#[derive(Clone, Copy)]
+enum Role {
+    Subject,
+    Actor,
+}
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Subject => "subject_token",
+            Self::Actor => "actor_token",
+        }
+    }
+
+    fn invalid(self) -> OAuthError {
+        OAuthError::new(
+            ErrorCode::InvalidGrant,
+            format!("the {} is invalid, expired or revoked", self.name()),
+        )
+    }
+}
+
+pub(super) async fn exchange(
+    p: &Provider,
+    client: &AuthenticatedClient,
+    request: &Request<'_>,
+) -> Result<TokenResponse, OAuthError> {
+    // Registration refuses the grant to public clients; a client changed since is refused here.
+    if !client.is_confidential() {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "token exchange requires client authentication",
+        ));
+    }
+    let (format, issued_token_type) = match request.requested_token_type {
+        None | Some(ACCESS_TOKEN_TYPE) => (None, ACCESS_TOKEN_TYPE),
+        Some(JWT_TYPE) => (Some(AccessTokenFormat::Jwt), JWT_TYPE),
+        Some(_) => {
+            return Err(OAuthError::invalid_request(
+                "requested_token_type must be an access token or a JWT",
+            ));
+        }
+    };
+    let (token, token_type) = request.subject;
+    let subject = find(p, client, token, token_type, Role::Subject).await?;
+    let Some(user) = subject.user.clone() else {
+        return Err(Role::Subject.invalid().with_reason(
+            "a client's own token stands for no user; it asks for another with client credentials",
+        ));
+    };
+    let actor = match request.actor {
+        Some((token, token_type)) => Some(find(p, client, token, token_type, Role::Actor).await?),
+        None => None,
+    };
+    let scopes = scopes(p, client, request.scope, &subject.scopes)?;
+    let audiences = audiences(p, request, &subject.view.audiences)?;
+
+    let scope_list = scopes.to_vec();
+    let asked = ExchangeRequest {
+        client_id: client.id().as_str(),
+        subject_token: &subject.view,
+        actor_token: actor.as_ref().map(|a| &a.view),
+        scopes: &scope_list,
+        audiences: &audiences,
+    };
+    let decision = match &p.exchange_policy {
+        Some(policy) => policy.decide(&asked).await?,
+        None => default_decision(&asked),
+    };
+    let act = match decision {
+        ExchangeDecision::Deny if subject.view.client_id != client.id().as_str() => {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidGrant,
+                "the subject_token was issued to another client",
+            ));
+        }
+        ExchangeDecision::Deny => {
+            return Err(OAuthError::new(
+                ErrorCode::UnauthorizedClient,
+                "this client may not make this exchange",
+            ));
+        }
+        // The subject token's own actors stay on record: impersonating a delegated token
+        // does not erase who acted before.
+        ExchangeDecision::Impersonate => subject.view.act.clone(),
+        ExchangeDecision::Delegate => {
+            let Some(actor) = &actor else {
+                return Err(OAuthError::invalid_request(
+                    "a delegation needs an actor_token",
+                ));
+            };
+            Some(delegation(p, client, actor, subject.view.act.as_ref())?)
+        }
+    };
+
+    let not_after = actor
+        .as_ref()
+        .map_or(subject.expires_at, |a| a.expires_at.min(subject.expires_at));
+    let grant = AccessGrant {
+        client,
+        user: Some(&user),
+        scopes: &scopes,
+        resources: &audiences,
+        authorization_details: &subject.authorization_details,
+        act: act.as_ref(),
+        format,
+        not_after: Some(not_after),
+    };
+    let (access_token, record) = mint_access_token(p, &grant)?;
+    p.store.insert_token(&record).await?;
+    let event = p
+        .security_event(
+            "token_exchanged",
+            Actor::Client(client.id()),
+            Outcome::Done,
+            Some(client.id()),
+            Some(&user.subject),
+            match decision {
+                ExchangeDecision::Delegate => "delegation",
+                _ => "impersonation",
+            },
+        )
+        .as_action(
+            "token_exchanged",
+            json!({
+                "subject_client": subject.view.client_id,
+                "actor_client": actor.as_ref().map(|a| &a.view.client_id),
+            }),
+        );
+    p.store.audit(&event).await?;
+    Ok(TokenResponse {
+        access_token: Secret::new(access_token),
+        token_type: super::token_type(client.binding().as_ref()),
+        expires_in: record.issued().expires_at - p.now(),
+        scope: scopes.to_string(),
+        refresh_token: None,
+        id_token: None,
+        authorization_details: subject.authorization_details.to_member(),
+        issued_token_type: Some(issued_token_type),
+    })
+}
+
+/// Finds a presented token by its declared type (RFC 8693 §3).
+async fn find(
+    p: &Provider,
+    client: &AuthenticatedClient,
+    token: &str,
+    token_type: &str,
+    role: Role,
+) -> Result<Found, OAuthError> {
+    let kind = match token_type {
+        ACCESS_TOKEN_TYPE | JWT_TYPE => PresentedKind::AccessToken,
+        REFRESH_TOKEN_TYPE => PresentedKind::RefreshToken,
+        ID_TOKEN_TYPE => return from_id_token(p, token, role).await,
+        _ => {
+            return Err(OAuthError::invalid_request(format!(
+                "{}_type is not a token type this server issues",
+                role.name()
+            )));
+        }
+    };
+    let record = p
+        .store
+        .active_token(&token_key(token), p.now())
+        .await?
+        .ok_or_else(|| role.invalid())?;
+    let (binding, act) = match (&record, kind) {
+        // `jwt` names an access token issued in the JWT format (RFC 9068).
+        (TokenRecord::Access(a), PresentedKind::AccessToken)
+            if token_type != JWT_TYPE || a.format == AccessTokenFormat::Jwt =>
+        {
+            (a.binding.as_ref(), a.act.clone())
+        }
+        (TokenRecord::Refresh(r), PresentedKind::RefreshToken) => (r.binding.as_ref(), None),
+        _ => {
+            return Err(role
+                .invalid()
+                .with_reason("a token of another type than declared"));
+        }
+    };
+    // A sender-constrained token (RFC 8705 §3, RFC 9449 §6) is presented with its key:
+    // exchanging it must not be a way to shed the constraint.
+    if binding.is_some_and(|b| !presents(client, b)) {
+        return Err(role
+            .invalid()
+            .with_reason("a sender-constrained token presented without its key"));
+    }
+    let issued = record.issued();
+    let user = record.user().cloned();
+    Ok(Found {
+        view: PresentedToken {
+            kind,
+            client_id: issued.client_id.to_string(),
+            subject: user
+                .as_ref()
+                .map(|u| Subject::new(u.subject.clone()))
+                .transpose()
+                .map_err(|e| OAuthError::internal(e.to_string()))?,
+            scopes: issued.scopes.to_vec(),
+            audiences: issued.resources.clone(),
+            act,
+        },
+        scopes: issued.scopes.clone(),
+        user,
+        authorization_details: issued.authorization_details.clone(),
+        expires_at: issued.expires_at,
+    })
+}
+
+/// True when the request proves possession of what `binding` names.
+fn presents(client: &AuthenticatedClient, binding: &Binding) -> bool {
+    match binding {
+        Binding::Certificate(x5t) => client.presented_thumbprint().as_deref() == Some(x5t),
+        Binding::Dpop(jkt) => client.presented_jkt() == Some(jkt.as_str()),
+    }
+}
+
+/// An unexpired ID token stands for the grant its client holds in the browser session it was
+/// issued in (its `sid`): that grant's scopes and audiences bound the exchange, and ending the
+/// session or revoking the grant ends what was exchanged. An ID token issued without a browser
+/// session (device flow, CIBA) stands for nothing that can be exchanged.
+async fn from_id_token(p: &Provider, token: &str, role: Role) -> Result<Found, OAuthError> {
+    let now = p.now();
+    let id = id_token::verify(p, token).ok_or_else(|| role.invalid())?;
+    if id.expires_at <= now {
+        return Err(role.invalid().with_reason("an expired ID token"));
+    }
+    let Some(sid) = id.sid.as_deref() else {
+        return Err(role
+            .invalid()
+            .with_reason("an ID token issued without a browser session"));
+    };
+    let client = p
+        .store
+        .client(&p.tenant, &id.client_id)
+        .await?
+        .filter(|c| c.status == ClientStatus::Active)
+        .ok_or_else(|| {
+            role.invalid()
+                .with_reason("the ID token's client is not active")
+        })?;
+    let grant = p
+        .store
+        .session_grants(&p.tenant, sid, now)
+        .await?
+        .into_iter()
+        .rev()
+        .find(|g| {
+            g.client_id.as_str() == id.client_id
+                && p.subject_for(&client.metadata, &g.subject) == id.sub
+        })
+        .ok_or_else(|| {
+            role.invalid()
+                .with_reason("the ID token's session has ended")
+        })?;
+    Ok(Found {
+        view: PresentedToken {
+            kind: PresentedKind::IdToken,
+            client_id: id.client_id,
+            subject: Some(
+                Subject::new(grant.subject.clone())
+                    .map_err(|e| OAuthError::internal(e.to_string()))?,
+            ),
+            scopes: grant.scopes.to_vec(),
+            audiences: grant.resources.clone(),
+            act: None,
+        },
+        scopes: grant.scopes,
+        user: Some(UserGrant {
+            grant_id: grant.id,
+            subject: grant.subject,
+        }),
+        // An ID token carries no authorization details of its own.
+        authorization_details: AuthorizationDetails::default(),
+        expires_at: id.expires_at,
+    })
+}
+
+/// The scopes of the exchanged token (RFC 8693 §2.1): those asked for, each within the subject
+/// token's and the client's registration; without `scope`, the subject token's that the
+/// client may hold.
+fn scopes(
+    p: &Provider,
+    client: &AuthenticatedClient,
+    asked: Option<&str>,
+    held: &ScopeSet,
+) -> Result<ScopeSet, OAuthError> {
+    let metadata = &client.record().metadata;
+    if parse_scope(asked)?.is_empty() {
+        return Ok(held
+            .iter()
+            .filter(|s| p.config.allows_scope(metadata, s))
+            .collect());
+    }
+    let scopes = narrow_scopes(asked, held)?;
+    if let Some(bad) = scopes.iter().find(|s| !p.config.allows_scope(metadata, s)) {
+        return Err(scope_error(
+            &p.config,
+            ErrorCode::InvalidScope,
+            bad,
+            "is not allowed for this client",
+        ));
+    }
+    Ok(scopes)
+}
+
+/// The audiences of the exchanged token: the `audience` and `resource` values (RFC 8693 §2.1;
+/// this server names its resource servers by their resource indicators, RFC 8707), each served
+/// here and within the subject token's; without any, the subject token's.
+fn audiences(
+    p: &Provider,
+    request: &Request<'_>,
+    held: &[String],
+) -> Result<Vec<String>, OAuthError> {
+    let named = check_resources(
+        &p.config,
+        request.audiences.iter().chain(&request.resources).copied(),
+    )?;
+    if named.is_empty() {
+        return Ok(held.to_vec());
+    }
+    if let Some(wider) = named.iter().find(|a| !held.contains(a)) {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidTarget,
+            "an exchanged token's audience must lie within the subject token's",
+        )
+        .with_reason(format!("audience {wider} is not the subject token's")));
+    }
+    Ok(named)
+}
+
+/// The `act` claim of a delegation (RFC 8693 §4.1): the actor as this client knows it, with
+/// the subject token's own actors nested beneath as its predecessors.
+fn delegation(
+    p: &Provider,
+    client: &AuthenticatedClient,
+    actor: &Found,
+    earlier: Option<&Value>,
+) -> Result<Value, OAuthError> {
+    let sub = match &actor.user {
+        Some(user) => p.subject_for(&client.record().metadata, &user.subject),
+        // A client acting on its own behalf is named by its id, as its JWT access tokens
+        // name it (RFC 9068 §2.2).
+        None => actor.view.client_id.clone(),
+    };
+    let mut act = json!({ "sub": sub, "client_id": actor.view.client_id });
+    if let Some(earlier) = earlier {
+        act["act"] = earlier.clone();
+    }
+    if actors(&act) > MAX_ACTORS {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidGrant,
+            "the chain of delegations is too long",
+        ));
+    }
+    Ok(act)
+}
+
+/// How many actors an `act` claim names.
+fn actors(act: &Value) -> usize {
+    std::iter::successors(Some(act), |a| a.get("act")).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_counts_every_nested_actor() {
+        assert_eq!(actors(&json!({ "sub": "a" })), 1);
+        assert_eq!(
+            actors(&json!({ "sub": "c", "act": { "sub": "b", "act": { "sub": "a" } } })),
+            3
+        );
+    }
+}
