@@ -458,7 +458,7 @@ fn print_next_steps(host: Host, deps_step: &str, backend: &str, issuer: &str) {
        let app = Router::new() /* your routes */ .merge(oauth).layer(auth_layer);"
         ),
         Host::Generic => format!(
-            "  3. Fill in the four methods of HostResolver in src/lockspire_host.rs from your own session
+            "  3. Fill in the five methods of HostResolver in src/lockspire_host.rs from your own session
      and user store; until then authorizations fail with an error naming the method.
   4. Carry the `return_to` query parameter through your login form and, once signed in, redirect
      to it when it starts with {issuer}/ (never anywhere else).

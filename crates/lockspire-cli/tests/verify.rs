@@ -80,6 +80,13 @@ impl AccountResolver for NoUsers {
     fn redirect_for_login(&self, _: &http::request::Parts, _: &Context) -> InteractionResult {
         InteractionResult::Redirect("/login".into())
     }
+    async fn sign_out(
+        &self,
+        _: &mut http::request::Parts,
+        _: &Context,
+    ) -> Result<http::HeaderMap, HostError> {
+        Ok(http::HeaderMap::new())
+    }
 }
 
 /// Starts Lockspire (migrating, creating keys) for `issuer` on `dir`'s database; serves it at

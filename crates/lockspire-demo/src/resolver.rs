@@ -5,6 +5,7 @@
 //! passwords, the user table or the session store.
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use lockspire::{
     AccountResolver, Claims, Context, HostError, InteractionResult, Resolution, SignedIn, Subject,
@@ -102,5 +103,17 @@ impl AccountResolver for DemoResolver {
             query.append_pair("login_hint", hint);
         }
         InteractionResult::Redirect(format!("/login?{}", query.finish()))
+    }
+
+    async fn sign_out(&self, req: &mut Parts, _ctx: &Context) -> Result<HeaderMap, HostError> {
+        let mut auth = AuthSession::from_request_parts(req, &())
+            .await
+            .map_err(|(_, why)| HostError::new(why))?;
+        // The session layer around Lockspire's router writes the ended session (and its
+        // cookie) on the way out.
+        auth.logout()
+            .await
+            .map_err(|e| HostError::new(format!("signing out: {e}")))?;
+        Ok(HeaderMap::new())
     }
 }

@@ -64,6 +64,13 @@ impl AccountResolver for Alice {
     fn redirect_for_login(&self, _: &http::request::Parts, _: &Context) -> InteractionResult {
         InteractionResult::Redirect("/login".into())
     }
+    async fn sign_out(
+        &self,
+        _: &mut http::request::Parts,
+        _: &Context,
+    ) -> Result<http::HeaderMap, HostError> {
+        Ok(http::HeaderMap::new())
+    }
 }
 
 async fn call(app: &Router, req: Request<Body>) -> (StatusCode, http::HeaderMap, Vec<u8>) {

@@ -409,11 +409,8 @@ impl Builder {
             inner: Arc::new(parts.provider(store, secrets, resolver, ring)?),
         };
         maintenance::spawn(Arc::downgrade(&lockspire.inner), key_refresh);
-        // CIBA's notifications are the outbox's only calls yet: without them, no process need
-        // look for due calls every second.
-        if lockspire.inner.config.backchannel_enabled {
-            outbox::spawn(Arc::downgrade(&lockspire.inner));
-        }
+        // Every process may end a browser session, whose logout tokens go through the outbox.
+        outbox::spawn(Arc::downgrade(&lockspire.inner));
         Ok(lockspire)
     }
 

@@ -272,7 +272,7 @@ impl Fetcher {
     }
 }
 
-/// Reads a successful response's body, at most [`MAX_BODY`] bytes, as JSON.
+/// Calls whose answer is only its status: notifications.
 impl Fetcher {
     /// POSTs `body` as JSON to `url`, with `bearer` as a Bearer token when given; returns the
     /// status and the seconds of a `Retry-After` given as a number (RFC 9110 §10.2.3). The
@@ -292,20 +292,44 @@ impl Fetcher {
         if let Some(token) = bearer {
             request = request.header("authorization", format!("Bearer {token}"));
         }
-        let resp = request
-            .send()
-            .await
-            .map_err(|e| FetchError::Transport(e.to_string()))?;
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<i64>().ok())
-            .filter(|s| *s >= 0);
-        Ok((resp.status().as_u16(), retry_after))
+        notify(request).await
+    }
+
+    /// POSTs `form` form-encoded to `url`; answers as [`Self::post_json`].
+    pub(crate) async fn post_form(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+    ) -> Result<(u16, Option<i64>), FetchError> {
+        let url = self.checked(url)?;
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let request = self
+            .client
+            .post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        notify(request).await
     }
 }
 
+/// Sends a notification; returns its status and `Retry-After` seconds.
+async fn notify(request: reqwest::RequestBuilder) -> Result<(u16, Option<i64>), FetchError> {
+    let resp = request
+        .send()
+        .await
+        .map_err(|e| FetchError::Transport(e.to_string()))?;
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .filter(|s| *s >= 0);
+    Ok((resp.status().as_u16(), retry_after))
+}
+
+/// Reads a successful response's body, at most [`MAX_BODY`] bytes, as JSON.
 async fn read_json(mut resp: reqwest::Response) -> Result<serde_json::Value, FetchError> {
     if !resp.status().is_success() {
         return Err(FetchError::Status(resp.status().as_u16()));

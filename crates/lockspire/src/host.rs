@@ -95,7 +95,8 @@ pub struct Context {
     /// True when the client asked for the account-creation page (`prompt=create`, OpenID
     /// Connect Initiating User Registration §3). A host without one shows its sign-in page.
     pub create_account: bool,
-    /// `login_hint` from the request (OIDC Core §3.1.2.1), untrusted.
+    /// `login_hint` from the request (OIDC Core §3.1.2.1), or the `logout_hint` of a logout
+    /// request (OpenID Connect RP-Initiated Logout 1.0 §2); untrusted.
     pub login_hint: Option<String>,
     /// Requested authentication context classes, in order of preference: `acr_values`, then
     /// the values the `claims` request names for `acr` (OIDC Core §3.1.2.1, §5.5.1.1). Report
@@ -161,10 +162,23 @@ pub trait AccountResolver: Send + Sync + 'static {
     /// `ctx.force_login` is set it must authenticate the user again.
     fn redirect_for_login(&self, req: &Parts, ctx: &Context) -> InteractionResult;
 
-    /// Where to send the browser to sign out (used by RP-initiated logout).
-    fn redirect_for_logout(&self, _req: &Parts, ctx: &Context) -> InteractionResult {
-        InteractionResult::Redirect(ctx.issuer.clone())
-    }
+    /// Ends the host's session in the browser making this request: RP-initiated logout (OpenID
+    /// Connect RP-Initiated Logout 1.0 §2) signs the user out of the host, not only of its
+    /// clients. With axum-login, call `AuthSession::logout` (extracted from `req`, as in
+    /// [`Self::resolve_current_account`]); the host's session layer then writes the change on
+    /// the way out. A host whose session lives in a cookie returns the headers that clear it
+    /// (`Set-Cookie`), which Lockspire adds to its response.
+    ///
+    /// Lockspire calls it once the user confirmed, or the client proved the session with an
+    /// `id_token_hint`, and after it has revoked the session's tokens and queued the clients'
+    /// back-channel logout calls. Afterwards [`Self::resolve_current_account`] must answer
+    /// [`Resolution::NotSignedIn`] for this browser, so that a `prompt=none` request gets
+    /// `login_required`.
+    fn sign_out(
+        &self,
+        req: &mut Parts,
+        ctx: &Context,
+    ) -> impl Future<Output = Result<http::HeaderMap, HostError>> + Send;
 }
 
 /// The resolver of an [`crate::Operator`] built without a host: operator tools never run
@@ -198,6 +212,18 @@ impl DynResolver for NoHost {
 
     fn login(&self, _: &Parts, ctx: &Context) -> InteractionResult {
         InteractionResult::Redirect(ctx.issuer.clone())
+    }
+
+    fn sign_out<'a>(
+        &'a self,
+        _: &'a mut Parts,
+        _: &'a Context,
+    ) -> BoxFuture<'a, Result<http::HeaderMap, HostError>> {
+        Box::pin(async {
+            Err(HostError::new(
+                "no account resolver: this is an operator-only instance",
+            ))
+        })
     }
 }
 
@@ -692,6 +718,11 @@ pub(crate) trait DynResolver: Send + Sync + 'static {
         ctx: &'a Context,
     ) -> BoxFuture<'a, Result<Option<Claims>, HostError>>;
     fn login(&self, req: &Parts, ctx: &Context) -> InteractionResult;
+    fn sign_out<'a>(
+        &'a self,
+        req: &'a mut Parts,
+        ctx: &'a Context,
+    ) -> BoxFuture<'a, Result<http::HeaderMap, HostError>>;
 }
 
 impl<R: AccountResolver> DynResolver for R {
@@ -728,5 +759,13 @@ impl<R: AccountResolver> DynResolver for R {
 
     fn login(&self, req: &Parts, ctx: &Context) -> InteractionResult {
         self.redirect_for_login(req, ctx)
+    }
+
+    fn sign_out<'a>(
+        &'a self,
+        req: &'a mut Parts,
+        ctx: &'a Context,
+    ) -> BoxFuture<'a, Result<http::HeaderMap, HostError>> {
+        Box::pin(AccountResolver::sign_out(self, req, ctx))
     }
 }

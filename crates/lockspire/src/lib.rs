@@ -27,6 +27,9 @@
 //!     fn redirect_for_login(&self, _: &Parts, _: &Context) -> InteractionResult {
 //!         InteractionResult::Redirect("/login".into())
 //!     }
+//!     async fn sign_out(&self, _: &mut Parts, _: &Context) -> Result<http::HeaderMap, HostError> {
+//!         Ok(http::HeaderMap::new())
+//!     }
 //! }
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {

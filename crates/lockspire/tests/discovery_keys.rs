@@ -16,7 +16,10 @@ on_both_stores! {
         assert_eq!(a["issuer"], h.base);
         assert_eq!(a["token_endpoint"], format!("{}/token", h.base));
         assert_eq!(a["registration_endpoint"], format!("{}/register", h.base));
-        assert_eq!(a["grant_types_supported"], serde_json::json!(["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"]));
+        assert_eq!(a["grant_types_supported"], serde_json::json!(["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code", "urn:ietf:params:oauth:grant-type:token-exchange"]));
+        for logout in ["backchannel_logout_supported", "backchannel_logout_session_supported", "frontchannel_logout_supported", "frontchannel_logout_session_supported"] {
+            assert_eq!(a[logout], true, "{logout}");
+        }
         assert_eq!(a["response_types_supported"], serde_json::json!(["code"]));
         assert_eq!(a["code_challenge_methods_supported"], serde_json::json!(["S256"]));
         assert_eq!(a["request_uri_parameter_supported"], false);
@@ -26,7 +29,7 @@ on_both_stores! {
         assert!(!algs.iter().any(|x| x == "none"));
         assert!(a["scopes_supported"].as_array().expect("scopes").iter().any(|s| s == "api:read"));
         // Every advertised endpoint answers (no 404 / 5xx on a bare call).
-        for key in ["authorization_endpoint", "jwks_uri", "userinfo_endpoint"] {
+        for key in ["authorization_endpoint", "jwks_uri", "userinfo_endpoint", "end_session_endpoint"] {
             let url = a[key].as_str().expect(key);
             let status = h.http().get(url).send().await.expect("get").status();
             assert!(status != 404 && !status.is_server_error(), "{key}: {status}");

@@ -10,7 +10,7 @@ use crate::model::uri::is_loopback_host;
 
 /// A client identifier (RFC 6749 §2.2). Its own type so that a client id and the other
 /// identifiers passed beside it (a subject, a grant id) cannot be swapped unnoticed.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub(crate) struct ClientId(String);
 
@@ -329,6 +329,27 @@ pub struct ClientMetadata {
     /// Access token format override (Lockspire extension; the server default when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_token_format: Option<String>,
+    /// OIDC RP-Initiated Logout 1.0 §3.1: where the browser may be sent after logout, matched
+    /// exactly.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// OIDC Back-Channel Logout 1.0 §2.2: where logout tokens are POSTed (https).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_uri: Option<String>,
+    /// OIDC Back-Channel Logout 1.0 §2.2: logout tokens must carry `sid` (they always do here
+    /// when the session is known).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub backchannel_logout_session_required: bool,
+    /// OIDC Front-Channel Logout 1.0 §2: the page the signed-out page loads in an iframe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frontchannel_logout_uri: Option<String>,
+    /// OIDC Front-Channel Logout 1.0 §2: `iss` and `sid` are added to the iframe's URL.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub frontchannel_logout_session_required: bool,
+    /// Logout revokes also this client's grants that include `offline_access`, which otherwise
+    /// outlive the browser session by design (OIDC Core §11) (Lockspire extension).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub logout_revokes_offline_access: bool,
     /// Software identifier (RFC 7591 §2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub software_id: Option<String>,
@@ -484,6 +505,12 @@ pub(crate) fn example_metadata(uris: &[&str]) -> ClientMetadata {
         authorization_details_types: Vec::new(),
         token_endpoint_auth_signing_alg: None,
         access_token_format: None,
+        post_logout_redirect_uris: Vec::new(),
+        backchannel_logout_uri: None,
+        backchannel_logout_session_required: false,
+        frontchannel_logout_uri: None,
+        frontchannel_logout_session_required: false,
+        logout_revokes_offline_access: false,
         backchannel_token_delivery_mode: None,
         backchannel_client_notification_endpoint: None,
         backchannel_user_code_parameter: false,

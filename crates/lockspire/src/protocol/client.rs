@@ -55,6 +55,51 @@ pub(crate) fn check_redirect_uri(uri: &str) -> Result<(), OAuthError> {
     }
 }
 
+/// The logout URIs of a client (OIDC RP-Initiated Logout 1.0 §3.1, Front-Channel Logout 1.0
+/// §2, Back-Channel Logout 1.0 §2.2).
+struct LogoutUris {
+    post_logout_redirect_uris: Vec<String>,
+    backchannel_uri: Option<String>,
+    frontchannel_uri: Option<String>,
+}
+
+fn check_logout(config: &Config, body: &Map<String, Value>) -> Result<LogoutUris, OAuthError> {
+    // Where a browser is sent, under the rules of redirect URIs (exact match, no fragment).
+    let post_logout_redirect_uris =
+        string_list(body, "post_logout_redirect_uris")?.unwrap_or_default();
+    for uri in &post_logout_redirect_uris {
+        check_redirect_uri(uri)
+            .map_err(|e| invalid(format!("post_logout_redirect_uris: {}", e.description())))?;
+    }
+    // Called by this server: a fetchable https URL (loopback http only in development mode).
+    let backchannel_uri = opt_string(body, "backchannel_logout_uri")?;
+    if let Some(uri) = &backchannel_uri {
+        crate::fetch::check_url(uri, config.dev_mode).map_err(|e| {
+            invalid("backchannel_logout_uri must be an https URL on a public address")
+                .with_reason(format!("backchannel_logout_uri: {e}"))
+        })?;
+        if uri.contains('#') {
+            return Err(invalid("backchannel_logout_uri must not have a fragment"));
+        }
+    }
+    // Loaded in an iframe and named in the signed-out page's Content-Security-Policy, where
+    // `;` and `,` would end the source expression.
+    let frontchannel_uri = opt_string(body, "frontchannel_logout_uri")?;
+    if let Some(uri) = &frontchannel_uri {
+        check_web_uri("frontchannel_logout_uri", uri)?;
+        if uri.contains(['#', ';', ',']) {
+            return Err(invalid(
+                "frontchannel_logout_uri must not have a fragment, a ';' or a ','",
+            ));
+        }
+    }
+    Ok(LogoutUris {
+        post_logout_redirect_uris,
+        backchannel_uri,
+        frontchannel_uri,
+    })
+}
+
 fn check_web_uri(field: &str, uri: &str) -> Result<(), OAuthError> {
     let url = Url::parse(uri).map_err(|_| invalid(format!("{field} is not an absolute URI")))?;
     match url.scheme() {
@@ -677,6 +722,7 @@ pub(crate) fn validate_metadata(
             check_web_uri(field, &uri)?;
         }
     }
+    let logout = check_logout(config, body)?;
     Ok(ClientMetadata {
         redirect_uris,
         token_endpoint_auth_method,
@@ -717,6 +763,15 @@ pub(crate) fn validate_metadata(
         authorization_encrypted_response_enc,
         token_endpoint_auth_signing_alg,
         access_token_format,
+        post_logout_redirect_uris: logout.post_logout_redirect_uris,
+        backchannel_logout_uri: logout.backchannel_uri,
+        backchannel_logout_session_required: opt_bool(body, "backchannel_logout_session_required")?,
+        frontchannel_logout_uri: logout.frontchannel_uri,
+        frontchannel_logout_session_required: opt_bool(
+            body,
+            "frontchannel_logout_session_required",
+        )?,
+        logout_revokes_offline_access: opt_bool(body, "logout_revokes_offline_access")?,
         backchannel_token_delivery_mode: backchannel.mode,
         backchannel_client_notification_endpoint: backchannel.endpoint,
         backchannel_user_code_parameter: backchannel.user_code,

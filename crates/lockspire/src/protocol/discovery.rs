@@ -102,6 +102,12 @@ pub(crate) fn document(config: &Config, keys: &KeyRing, detail_types: &DetailTyp
         "require_pushed_authorization_requests": config.require_pushed_requests,
         "authorization_details_types_supported": detail_types.names().collect::<Vec<_>>(),
         "dpop_signing_alg_values_supported": super::dpop::DPOP_ALGS,
+        // Back-Channel Logout 1.0 §2.1, Front-Channel Logout 1.0 §3: logout tokens and
+        // front-channel URIs carry `sid` (and `iss`) for the clients that want them.
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
+        "frontchannel_logout_supported": true,
+        "frontchannel_logout_session_supported": true,
     });
     if let Value::Object(map) = &mut doc {
         for e in Endpoint::ALL {

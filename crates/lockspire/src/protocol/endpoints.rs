@@ -41,6 +41,8 @@ pub(crate) enum Endpoint {
     DeviceVerification,
     /// CIBA Core §7: backchannel authentication requests.
     BackchannelAuthentication,
+    /// OpenID Connect RP-Initiated Logout 1.0 §2.
+    EndSession,
 }
 
 /// Who may call an endpoint from a browser.
@@ -54,7 +56,7 @@ pub(crate) enum Access {
 
 impl Endpoint {
     /// Every endpoint, in the order the router mounts them.
-    pub(crate) const ALL: [Endpoint; 16] = [
+    pub(crate) const ALL: [Endpoint; 17] = [
         Self::OpenIdConfiguration,
         Self::AuthorizationServerMetadata,
         Self::Jwks,
@@ -71,6 +73,7 @@ impl Endpoint {
         Self::DeviceAuthorization,
         Self::DeviceVerification,
         Self::BackchannelAuthentication,
+        Self::EndSession,
     ];
 
     /// The route under the issuer's path (axum syntax for the one with a parameter).
@@ -92,6 +95,7 @@ impl Endpoint {
             Self::DeviceAuthorization => "/device_authorization",
             Self::DeviceVerification => "/device",
             Self::BackchannelAuthentication => "/bc-authorize",
+            Self::EndSession => "/end_session",
         }
     }
 
@@ -102,7 +106,8 @@ impl Endpoint {
             | Self::AuthorizeResume
             | Self::Consent
             | Self::Introspect
-            | Self::DeviceVerification => Access::SameOrigin,
+            | Self::DeviceVerification
+            | Self::EndSession => Access::SameOrigin,
             _ => Access::CrossOrigin,
         }
     }
@@ -120,6 +125,7 @@ impl Endpoint {
             Self::Register => "registration_endpoint",
             Self::DeviceAuthorization => "device_authorization_endpoint",
             Self::BackchannelAuthentication => "backchannel_authentication_endpoint",
+            Self::EndSession => "end_session_endpoint",
             _ => return None,
         })
     }
@@ -153,10 +159,11 @@ impl Endpoint {
     /// appears at most once (RFC 6749 §3.1, §3.2).
     pub(crate) fn repeatable(self) -> &'static [&'static str] {
         match self {
-            Self::Authorize
-            | Self::Token
-            | Self::PushedAuthorization
-            | Self::DeviceAuthorization => &["resource"],
+            Self::Authorize | Self::PushedAuthorization | Self::DeviceAuthorization => {
+                &["resource"]
+            }
+            // RFC 8693 §2.1: a token exchange may name several audiences.
+            Self::Token => &["resource", "audience"],
             _ => &[],
         }
     }

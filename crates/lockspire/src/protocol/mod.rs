@@ -17,6 +17,7 @@ pub(crate) mod interaction;
 pub(crate) mod introspect;
 pub(crate) mod jti;
 pub(crate) mod jwks_cache;
+pub(crate) mod logout;
 pub(crate) mod maintenance;
 pub(crate) mod mtls_auth;
 pub(crate) mod outbox;

@@ -243,6 +243,23 @@ impl Store {
 }
 
 impl Tx {
+    /// Takes the grant `id` out of its OP browser session, which has ended (OpenID Connect
+    /// Back-Channel Logout 1.0 §2.7), revoking it too when `revoke` — with every code and token
+    /// issued from it.
+    pub async fn end_session_grant(
+        &mut self,
+        id: &str,
+        revoke: bool,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        let statement = if revoke {
+            "UPDATE grants SET sid = NULL, revoked_at = COALESCE(revoked_at, $1) WHERE id = $2"
+        } else {
+            "UPDATE grants SET sid = NULL WHERE id = $2 AND $1 = $1"
+        };
+        self.execute(statement, params![now, id]).await?;
+        Ok(())
+    }
     /// Inserts a grant.
     pub async fn insert_grant(&mut self, g: &GrantRecord) -> Result<(), StoreError> {
         self.execute("INSERT INTO grants (id, tenant_id, client_id, subject, scopes, resources, details, auth_time, created_at, expires_at, sid) \

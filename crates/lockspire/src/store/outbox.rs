@@ -22,6 +22,9 @@ pub enum OutboxKind {
     CibaPing,
     /// A CIBA push: the tokens, or the error, of the client's request (CIBA Core §10.3, §12).
     CibaPush,
+    /// A logout token: a browser session the client took part in has ended (OpenID Connect
+    /// Back-Channel Logout 1.0 §2.5).
+    BackchannelLogout,
 }
 
 impl OutboxKind {
@@ -30,6 +33,7 @@ impl OutboxKind {
         match self {
             Self::CibaPing => "ciba_ping",
             Self::CibaPush => "ciba_push",
+            Self::BackchannelLogout => "backchannel_logout",
         }
     }
 
@@ -37,6 +41,7 @@ impl OutboxKind {
         match s {
             "ciba_ping" => Ok(Self::CibaPing),
             "ciba_push" => Ok(Self::CibaPush),
+            "backchannel_logout" => Ok(Self::BackchannelLogout),
             other => Err(StoreError::Corrupt(format!("outbox kind {other}"))),
         }
     }

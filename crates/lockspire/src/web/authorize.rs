@@ -6,13 +6,13 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::Response;
-use http::{HeaderMap, HeaderValue, Method, Request, header};
+use http::{HeaderMap, HeaderValue, Request, header};
 
 use super::pages::{
     authorization_response, consent_page as render_consent, error_page, render_host_consent,
     see_other,
 };
-use super::request::{is_form, read_body};
+use super::request::query_or_form;
 use crate::host::ConsentPage;
 use crate::protocol::authorize::{self, AuthorizationResponse, AuthorizeError};
 use crate::protocol::endpoints::Endpoint;
@@ -84,24 +84,9 @@ async fn render_error(p: &Provider, e: AuthorizeError) -> Response {
 /// `GET` and `POST /authorize` (RFC 6749 §3.1: both methods must be supported by OIDC Core §3.1.2.1).
 pub(crate) async fn authorize(State(p): State<Arc<Provider>>, req: Request<Body>) -> Response {
     let (mut parts, body) = req.into_parts();
-    let params = if parts.method == Method::POST {
-        if !is_form(&parts.headers) {
-            return error_page(&OAuthError::invalid_request(
-                "the body must be application/x-www-form-urlencoded",
-            ));
-        }
-        match read_body(body)
-            .await
-            .and_then(|bytes| Params::parse(&bytes))
-        {
-            Ok(params) => params,
-            Err(e) => return error_page(&e),
-        }
-    } else {
-        match Params::parse(parts.uri.query().unwrap_or_default().as_bytes()) {
-            Ok(params) => params,
-            Err(e) => return error_page(&e),
-        }
+    let params = match query_or_form(&parts, body).await {
+        Ok(params) => params,
+        Err(e) => return error_page(&e),
     };
     let existing = browser_cookie(&parts.headers);
     let browser = existing.clone().unwrap_or_else(random_token);

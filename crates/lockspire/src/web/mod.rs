@@ -5,6 +5,7 @@ mod authorize;
 mod device;
 mod endpoints;
 mod error;
+mod logout;
 mod pages;
 pub(crate) mod request;
 
@@ -81,6 +82,7 @@ fn handler(e: Endpoint) -> MethodRouter<Arc<Provider>> {
         Endpoint::DeviceVerification => {
             get(device::verification_page).post(device::verification_decision)
         }
+        Endpoint::EndSession => get(logout::end_session).post(logout::end_session),
     }
 }
 

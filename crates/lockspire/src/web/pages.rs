@@ -31,7 +31,7 @@ struct FormPostPage<'a> {
     nonce: &'a str,
 }
 
-fn html(status: StatusCode, body: String, csp: String) -> Response {
+pub(super) fn html(status: StatusCode, body: String, csp: String) -> Response {
     let mut response = (status, Html(body)).into_response();
     let h = response.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -50,7 +50,7 @@ fn html(status: StatusCode, body: String, csp: String) -> Response {
     response
 }
 
-const PAGE_CSP: &str =
+pub(super) const PAGE_CSP: &str =
     "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'";
 
 /// An error shown to the user instead of redirecting (RFC 6749 §4.1.2.1).

@@ -43,6 +43,24 @@ pub(crate) async fn form(
     Ok((parts, params))
 }
 
+/// The parameters of a browser request that may come as a query (`GET`) or a form (`POST`):
+/// `/authorize` (OIDC Core §3.1.2.1) and `/end_session` (RP-Initiated Logout 1.0 §2).
+pub(crate) async fn query_or_form(
+    parts: &http::request::Parts,
+    body: Body,
+) -> Result<Params, OAuthError> {
+    if parts.method == http::Method::POST {
+        if !is_form(&parts.headers) {
+            return Err(OAuthError::invalid_request(
+                "the body must be application/x-www-form-urlencoded",
+            ));
+        }
+        Params::parse(&read_body(body).await?)
+    } else {
+        Params::parse(parts.uri.query().unwrap_or_default().as_bytes())
+    }
+}
+
 /// Parses the form body of a page Lockspire or the host renders (the consent page). A host's
 /// own template may post fields of its own, repeated ones too; the fields Lockspire reads are
 /// each refused when repeated as it reads them.

@@ -121,6 +121,20 @@ impl AccountResolver for TestResolver {
             .finish();
         InteractionResult::Redirect(format!("/test-login?{q}"))
     }
+
+    /// The session lives in the `test_session` cookie: signing out clears it.
+    async fn sign_out(
+        &self,
+        _req: &mut http::request::Parts,
+        _ctx: &Context,
+    ) -> Result<http::HeaderMap, HostError> {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::SET_COOKIE,
+            http::HeaderValue::from_static("test_session=; Path=/; Max-Age=0"),
+        );
+        Ok(headers)
+    }
 }
 
 /// The user code of every test user.

@@ -14,7 +14,10 @@
 //! A call given up is a dead letter, which operators list and retry. A call is delivered at
 //! least once, and exactly once unless a process dies between the client's answer and its
 //! record (then the lease runs out and another process sends it again): receivers of CIBA
-//! notifications identify them by `auth_req_id`.
+//! notifications identify them by `auth_req_id`, and ending a session twice is ending it once.
+//!
+//! The calls: CIBA pings and pushes (CIBA Core §10.2, §10.3) and back-channel logout tokens
+//! (OpenID Connect Back-Channel Logout 1.0 §2.5), signed afresh at each attempt.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -23,9 +26,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::fetch::FetchError;
+use crate::protocol::logout::{LogoutCall, logout_token};
 use crate::protocol::provider::Provider;
 use crate::secrets::{random_bytes, random_id};
-use crate::store::{Delivery, OutboxKind, OutboxMessage, Tx};
+use crate::store::{ClientStatus, Delivery, OutboxKind, OutboxMessage, Tx};
 
 /// Attempts before a call is given up: with the waits of [`backoff`], about 40 minutes of a
 /// client's server failing.
@@ -38,12 +42,16 @@ const MAX_RETRY_AFTER: i64 = 3600;
 const BATCH: i64 = 16;
 
 /// How often an idle worker looks for due calls (it is woken at once for calls this process
-/// writes).
+/// writes): every second where CIBA notifications, which a waiting client is blocked on, may be
+/// due; else every ten, since a logout call is woken at once in the process that ends the
+/// session, and only retries (seconds apart anyway) and calls of a process that died wait for
+/// a look.
 const POLL: Duration = Duration::from_secs(1);
+const QUIET_POLL: Duration = Duration::from_secs(10);
 
 pub(crate) mod handle;
 
-/// What a call sends, sealed in its row.
+/// What a CIBA notification sends, sealed in its row.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Payload {
     /// The Bearer token the client gave for its notification endpoint (CIBA Core §7.1
@@ -61,7 +69,7 @@ pub(crate) async fn enqueue(
     kind: OutboxKind,
     client_id: &crate::model::client::ClientId,
     url: &str,
-    payload: &Payload,
+    payload: &impl Serialize,
 ) -> Result<(), crate::protocol::error::OAuthError> {
     let id = random_id();
     let json = serde_json::to_vec(payload)
@@ -102,11 +110,16 @@ pub(crate) fn spawn(provider: Weak<Provider>) {
                 }
             };
             let wake = p.outbox.wake.clone();
+            let idle = if p.config.backchannel_enabled {
+                POLL
+            } else {
+                QUIET_POLL
+            };
             drop(p);
             if !busy {
                 tokio::select! {
                     _ = wake.notified() => {}
-                    _ = tokio::time::sleep(POLL) => {}
+                    _ = tokio::time::sleep(idle) => {}
                 }
             }
         }
@@ -166,11 +179,10 @@ async fn deliver(p: &Provider, message: OutboxMessage) {
 }
 
 async fn attempt(p: &Provider, message: &OutboxMessage) -> Delivery {
-    let payload = p
+    let plain = p
         .secrets
         .open(&seal_context(&message.id), &message.sealed)
-        .ok()
-        .and_then(|plain| serde_json::from_slice::<Payload>(&plain).ok());
+        .ok();
     let retry = |why: String, after: Option<i64>| {
         if message.attempts >= MAX_ATTEMPTS {
             Delivery::GiveUp(format!("{why} ({} attempts)", message.attempts))
@@ -180,17 +192,41 @@ async fn attempt(p: &Provider, message: &OutboxMessage) -> Delivery {
         }
     };
     // A process holding another server key cannot open it; one with the right key can.
-    let Some(payload) = payload else {
+    let Some(plain) = plain else {
         return retry(
             "its sealed payload cannot be opened with this key".into(),
             None,
         );
     };
-    let answer = p
-        .outbox
-        .fetcher
-        .post_json(&message.url, payload.bearer.as_deref(), &payload.body)
-        .await;
+    let unreadable = || Delivery::GiveUp(format!("its payload is not a {}", message.kind.as_str()));
+    let answer = match message.kind {
+        OutboxKind::CibaPing | OutboxKind::CibaPush => {
+            let Ok(payload) = serde_json::from_slice::<Payload>(&plain) else {
+                return unreadable();
+            };
+            let bearer = payload.bearer.as_deref();
+            p.outbox
+                .fetcher
+                .post_json(&message.url, bearer, &payload.body)
+                .await
+        }
+        OutboxKind::BackchannelLogout => {
+            let Ok(call) = serde_json::from_slice::<LogoutCall>(&plain) else {
+                return unreadable();
+            };
+            let client = match p.store.client(&p.tenant, &message.client_id).await {
+                Ok(Some(client)) if client.status == ClientStatus::Active => client,
+                Ok(_) => return Delivery::GiveUp("the client is deleted or disabled".into()),
+                Err(e) => return retry(e.to_string(), None),
+            };
+            let token = match logout_token(p, &client, &call) {
+                Ok(token) => token,
+                Err(e) => return retry(format!("signing the logout token: {}", e.reason()), None),
+            };
+            let form = [("logout_token", token.as_str())];
+            p.outbox.fetcher.post_form(&message.url, &form).await
+        }
+    };
     match answer {
         Ok((status, _)) if (200..300).contains(&status) => Delivery::Delivered,
         // The client's server failed, or asked for time (RFC 9110 §15.5.9, §15.6, RFC 6585 §4).

@@ -1,0 +1,262 @@
+//! Logout across every client of a browser session: OpenID Connect RP-Initiated Logout 1.0
+//! (the `end_session_endpoint`), Back-Channel Logout 1.0 (logout tokens through the outbox) and
+//! Front-Channel Logout 1.0 (the iframes of the signed-out page).
+//!
+//! The OP browser session (`sid`) is a keyed hash of the browser cookie and the user: every
+//! grant made through an authorization in that browser records it, and its ID tokens carry it.
+//! Ending it takes each of those grants out of the session — revoking it, with its tokens,
+//! unless it holds `offline_access` and its client did not ask otherwise — and tells each client
+//! that registered a logout URI.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::id_token::{self, IssuedIdToken};
+use super::params::Params;
+use crate::jose::sign_compact;
+use crate::model::client::ClientId;
+use crate::protocol::error::OAuthError;
+use crate::protocol::outbox;
+use crate::protocol::provider::Provider;
+use crate::secrets::{random_id, token_digest};
+use crate::store::{Actor, ClientRecord, ClientStatus, OutboxKind, Outcome};
+
+/// OIDC Back-Channel Logout 1.0 §2.4: the event a logout token carries.
+const LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+/// How long a logout token is valid: Back-Channel Logout 1.0 §2.4 recommends at most two
+/// minutes.
+const LOGOUT_TOKEN_LIFETIME: i64 = 120;
+
+/// A logout request (RP-Initiated Logout 1.0 §2), checked: where the browser may go afterwards
+/// is one of the client's registered URIs, never a URI only the request names.
+pub(crate) struct LogoutRequest {
+    /// The client the request names or its `id_token_hint` was issued to.
+    pub(crate) client: Option<ClientRecord>,
+    /// The verified `id_token_hint` (expired ones are accepted, §2).
+    pub(crate) hint: Option<IssuedIdToken>,
+    /// `post_logout_redirect_uri`, exactly as registered, with `state`.
+    pub(crate) redirect: Option<(String, Option<String>)>,
+    pub(crate) ui_locales: Vec<String>,
+    pub(crate) logout_hint: Option<String>,
+}
+
+impl LogoutRequest {
+    /// Where the browser goes once signed out: the registered URI with `state` (§3).
+    pub(crate) fn redirect_location(&self) -> Option<String> {
+        let (uri, state) = self.redirect.as_ref()?;
+        let mut url = url::Url::parse(uri).ok()?;
+        if let Some(state) = state {
+            url.query_pairs_mut().append_pair("state", state);
+        }
+        Some(url.into())
+    }
+}
+
+/// Checks a logout request's parameters (§2). Every failure is shown to the user, never sent
+/// to a URI (§3: an unregistered or unverifiable destination is not redirected to).
+pub(crate) async fn validate(p: &Provider, params: &Params) -> Result<LogoutRequest, OAuthError> {
+    let hint = match params.get("id_token_hint")? {
+        Some(token) => Some(id_token::verify(p, token).ok_or_else(|| {
+            OAuthError::invalid_request("id_token_hint is not an ID token from this issuer")
+        })?),
+        None => None,
+    };
+    let named = params.get("client_id")?;
+    let client_id = match (named, &hint) {
+        (Some(named), Some(hint)) if named != hint.client_id => {
+            return Err(OAuthError::invalid_request(
+                "client_id is not the client the id_token_hint was issued to",
+            ));
+        }
+        (Some(named), _) => Some(named),
+        (None, Some(hint)) => Some(hint.client_id.as_str()),
+        (None, None) => None,
+    };
+    let client = match client_id {
+        Some(id) => Some(
+            p.store
+                .client(&p.tenant, id)
+                .await?
+                .filter(|c| c.status == ClientStatus::Active)
+                .ok_or_else(|| OAuthError::invalid_request("the client is unknown or disabled"))?,
+        ),
+        None => None,
+    };
+    let state = params.get("state")?.map(str::to_owned);
+    let redirect = match params.get("post_logout_redirect_uri")? {
+        None => None,
+        Some(uri) => {
+            let Some(client) = &client else {
+                return Err(OAuthError::invalid_request(
+                    "post_logout_redirect_uri needs client_id or id_token_hint to name its client",
+                ));
+            };
+            // Exact string comparison, as for redirect URIs (RFC 9700 §2.1).
+            if !client
+                .metadata
+                .post_logout_redirect_uris
+                .iter()
+                .any(|r| r == uri)
+            {
+                return Err(OAuthError::invalid_request(
+                    "post_logout_redirect_uri is not registered for this client",
+                ));
+            }
+            Some((uri.to_owned(), state))
+        }
+    };
+    Ok(LogoutRequest {
+        client,
+        hint,
+        redirect,
+        ui_locales: params
+            .get("ui_locales")?
+            .map(|l| l.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default(),
+        logout_hint: params.get("logout_hint")?.map(str::to_owned),
+    })
+}
+
+/// The OP browser session of `subject` in the browser holding `cookie`.
+pub(crate) fn session_id(p: &Provider, cookie: &str, subject: &str) -> String {
+    p.secrets.session_id(&token_digest(cookie), subject)
+}
+
+/// The binding of the confirmation form's CSRF token: the browser, for this purpose only.
+pub(crate) fn csrf_binding(cookie: &str) -> String {
+    format!("logout:{}", token_digest(cookie))
+}
+
+/// What ending a session leaves for the signed-out page: the front-channel logout URIs to load
+/// (Front-Channel Logout 1.0 §3), with `iss` and `sid` where the client asked for them.
+#[derive(Debug, Default)]
+pub(crate) struct Ended {
+    pub(crate) frontchannel: Vec<String>,
+}
+
+/// What a back-channel logout call carries, sealed in its outbox row; the logout token itself
+/// is signed at each attempt, so a retry an hour later is not refused as expired.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct LogoutCall {
+    /// The user as the client knows them (pairwise or public).
+    pub(crate) sub: String,
+    pub(crate) sid: String,
+}
+
+/// Ends the OP browser session `sid`: in one transaction, takes every live grant of the session
+/// out of it (revoking it unless it holds `offline_access` and its client keeps those), queues a
+/// logout token for every client of the session with a `backchannel_logout_uri`, and audits it.
+pub(crate) async fn end(p: &Provider, sid: &str) -> Result<Ended, OAuthError> {
+    let now = p.now();
+    let grants = p.store.session_grants(&p.tenant, sid, now).await?;
+    let Some(subject) = grants.first().map(|g| g.subject.clone()) else {
+        return Ok(Ended::default());
+    };
+    let mut clients: BTreeMap<ClientId, ClientRecord> = BTreeMap::new();
+    for grant in &grants {
+        if !clients.contains_key(&grant.client_id)
+            && let Some(client) = p.store.client(&p.tenant, &grant.client_id).await?
+        {
+            clients.insert(grant.client_id.clone(), client);
+        }
+    }
+    let mut tx = p.store.begin().await?;
+    let mut revoked = 0;
+    for grant in &grants {
+        // OIDC Core §11: offline access is meant to outlive the session that granted it.
+        let revoke = !grant.scopes.contains("offline_access")
+            || clients
+                .get(&grant.client_id)
+                .is_none_or(|c| c.metadata.logout_revokes_offline_access);
+        tx.end_session_grant(&grant.id, revoke, now).await?;
+        revoked += usize::from(revoke);
+    }
+    let mut ended = Ended::default();
+    for client in clients
+        .values()
+        .filter(|c| c.status == ClientStatus::Active)
+    {
+        let sub = p.subject_for(&client.metadata, &subject);
+        if let Some(uri) = &client.metadata.backchannel_logout_uri {
+            let call = LogoutCall {
+                sub,
+                sid: sid.to_owned(),
+            };
+            let kind = OutboxKind::BackchannelLogout;
+            outbox::enqueue(p, &mut tx, kind, &client.client_id, uri, &call).await?;
+        }
+        if let Some(uri) = &client.metadata.frontchannel_logout_uri {
+            ended.frontchannel.push(frontchannel_url(
+                p,
+                uri,
+                client.metadata.frontchannel_logout_session_required,
+                sid,
+            ));
+        }
+    }
+    let event = p
+        .security_event(
+            "session_ended",
+            Actor::User(&subject),
+            Outcome::Done,
+            None,
+            Some(&subject),
+            "signed out",
+        )
+        .as_action(
+            "session_ended",
+            json!({
+                "clients": clients.keys().collect::<Vec<_>>(),
+                "grants_revoked": revoked,
+                "grants_kept": grants.len() - revoked,
+            }),
+        );
+    tx.audit(&event).await?;
+    tx.commit().await?;
+    outbox::wake(p);
+    Ok(ended)
+}
+
+/// Front-Channel Logout 1.0 §2: the client's URI, with `iss` and `sid` added to its query when
+/// it registered `frontchannel_logout_session_required`.
+fn frontchannel_url(p: &Provider, uri: &str, with_session: bool, sid: &str) -> String {
+    match url::Url::parse(uri) {
+        Ok(mut url) if with_session => {
+            url.query_pairs_mut()
+                .append_pair("iss", p.issuer())
+                .append_pair("sid", sid);
+            url.into()
+        }
+        _ => uri.to_owned(),
+    }
+}
+
+/// A logout token (Back-Channel Logout 1.0 §2.4): signed like the client's ID tokens, typed
+/// `logout+jwt` so it can never pass for an ID token, with the logout event, `sub` and `sid`,
+/// and never a `nonce`.
+pub(crate) fn logout_token(
+    p: &Provider,
+    client: &ClientRecord,
+    call: &LogoutCall,
+) -> Result<String, OAuthError> {
+    let now = p.now();
+    let claims = json!({
+        "iss": p.issuer(),
+        "aud": client.client_id,
+        "iat": now,
+        "exp": now + LOGOUT_TOKEN_LIFETIME,
+        "jti": random_id(),
+        "sub": call.sub,
+        "sid": call.sid,
+        "events": { LOGOUT_EVENT: {} },
+    });
+    let keys = p.keys();
+    Ok(sign_compact(
+        keys.active(client.metadata.id_token_alg())?,
+        "logout+jwt",
+        &claims,
+    )?)
+}

@@ -1,0 +1,209 @@
+//! `GET` and `POST /end_session` (OpenID Connect RP-Initiated Logout 1.0 §2): a client sends
+//! the browser here to sign the user out of the OP and of every client of the browser session.
+//!
+//! Without proof that the request comes from a client of this very session — an `id_token_hint`
+//! whose `sid` is the browser's — the user is asked first, on a CSRF-protected page, so no site
+//! can sign users out by sending them here. Once ended, the browser is sent to the client's
+//! registered `post_logout_redirect_uri` with `state`, or shown that it is signed out; the page
+//! loads each client's front-channel logout URI in an iframe first (Front-Channel Logout 1.0
+//! §3).
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::Response;
+use http::{Method, Request, StatusCode};
+
+use super::authorize::{browser_cookie, set_browser_cookie};
+use super::pages::{error_page, html, see_other};
+use super::request::query_or_form;
+use crate::host::Context;
+use crate::protocol::endpoints::Endpoint;
+use crate::protocol::error::OAuthError;
+use crate::protocol::logout::{self, Ended, LogoutRequest};
+use crate::protocol::params::Params;
+use crate::protocol::provider::Provider;
+use crate::secrets::{random_id, random_token};
+
+/// The request parameters the confirmation form carries back (RP-Initiated Logout 1.0 §2).
+const CARRIED: [&str; 6] = [
+    "id_token_hint",
+    "client_id",
+    "post_logout_redirect_uri",
+    "state",
+    "ui_locales",
+    "logout_hint",
+];
+
+#[derive(Template)]
+#[template(path = "logout.html")]
+struct ConfirmPage<'a> {
+    action: &'a str,
+    csrf: &'a str,
+    params: &'a [(&'static str, &'a str)],
+    client_name: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "signed_out.html")]
+struct SignedOutPage<'a> {
+    frames: &'a [String],
+    next: Option<&'a str>,
+    nonce: &'a str,
+}
+
+pub(crate) async fn end_session(State(p): State<Arc<Provider>>, req: Request<Body>) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let params = match query_or_form(&parts, body).await {
+        Ok(params) => params,
+        Err(e) => return error_page(&e),
+    };
+    let request = match logout::validate(&p, &params).await {
+        Ok(request) => request,
+        Err(e) => return error_page(&e),
+    };
+    let cookie = browser_cookie(&parts.headers);
+    let ctx = Context {
+        issuer: p.issuer().to_owned(),
+        client_id: request
+            .client
+            .as_ref()
+            .map(|c| c.client_id.to_string())
+            .unwrap_or_default(),
+        ui_locales: request.ui_locales.clone(),
+        login_hint: request.logout_hint.clone(),
+        ..Context::default()
+    };
+    // The session is known only where the browser sent its cookies: a cross-site POST carries
+    // none (SameSite), and is asked to confirm on a page of this site, whose form does.
+    let session = match &cookie {
+        Some(_) => match p.resolver.current(&mut parts, &ctx).await {
+            Ok(session) => session,
+            Err(e) => return error_page(&e.into()),
+        },
+        None => None,
+    };
+    let current = match (&cookie, &session) {
+        (Some(cookie), Some(s)) => Some(logout::session_id(&p, cookie, s.subject.as_str())),
+        _ => None,
+    };
+    let hinted = request.hint.as_ref().and_then(|h| h.sid.clone());
+    let confirmed = match (parts.method == Method::POST, params.get("csrf")) {
+        (true, Ok(Some(csrf))) => {
+            let valid = cookie
+                .as_deref()
+                .is_some_and(|c| p.secrets.verify_csrf(&logout::csrf_binding(c), csrf));
+            if !valid {
+                return error_page(&OAuthError::invalid_request(
+                    "the sign-out form has expired or was not sent from this browser; try again",
+                ));
+            }
+            true
+        }
+        _ => false,
+    };
+    // §2: the hint proves the client took part in this browser's session (or in one already
+    // signed out of the host, whose clients are still told).
+    let proven = cookie.is_some() && hinted.is_some() && (current.is_none() || current == hinted);
+    if !confirmed && !proven {
+        return confirm(&p, &params, &request, cookie);
+    }
+    let ended = match current.or(hinted) {
+        Some(sid) => match logout::end(&p, &sid).await {
+            Ok(ended) => ended,
+            Err(e) => return error_page(&e),
+        },
+        None => Ended::default(),
+    };
+    let host_headers = match session {
+        Some(_) => match p.resolver.sign_out(&mut parts, &ctx).await {
+            Ok(headers) => headers,
+            Err(e) => return error_page(&e.into()),
+        },
+        None => http::HeaderMap::new(),
+    };
+    let mut response = signed_out(&ended, &request);
+    for (name, value) in &host_headers {
+        response.headers_mut().append(name, value.clone());
+    }
+    // A new browser cookie: a later sign-in in this browser starts a new session.
+    if cookie.is_some() {
+        set_browser_cookie(&p, &mut response, &random_token());
+    }
+    response
+}
+
+/// The confirmation page, whose form posts the request back with a CSRF token bound to this
+/// browser's cookie (set now when it has none).
+fn confirm(
+    p: &Provider,
+    params: &Params,
+    request: &LogoutRequest,
+    cookie: Option<String>,
+) -> Response {
+    let (cookie, fresh) = match cookie {
+        Some(cookie) => (cookie, false),
+        None => (random_token(), true),
+    };
+    let csrf = p.secrets.csrf_token(&logout::csrf_binding(&cookie));
+    let carried: Vec<(&'static str, &str)> = CARRIED
+        .iter()
+        .filter_map(|name| Some((*name, params.get(name).ok().flatten()?)))
+        .collect();
+    let action = Endpoint::EndSession.url(&p.config.issuer);
+    let page = ConfirmPage {
+        action: &action,
+        csrf: &csrf,
+        params: &carried,
+        client_name: request
+            .client
+            .as_ref()
+            .and_then(|c| c.metadata.client_name.as_deref()),
+    };
+    let mut response = match page.render() {
+        Ok(body) => html(StatusCode::OK, body, super::pages::PAGE_CSP.to_owned()),
+        Err(e) => return error_page(&OAuthError::internal(format!("logout template: {e}"))),
+    };
+    if fresh {
+        set_browser_cookie(p, &mut response, &cookie);
+    }
+    response
+}
+
+/// After the session ended: straight to the client's page when there are no front-channel
+/// URIs to load; otherwise a page that loads them and then moves on.
+fn signed_out(ended: &Ended, request: &LogoutRequest) -> Response {
+    let next = request.redirect_location();
+    if ended.frontchannel.is_empty()
+        && let Some(next) = &next
+    {
+        return see_other(next);
+    }
+    let nonce = random_id();
+    let page = SignedOutPage {
+        frames: &ended.frontchannel,
+        next: next.as_deref(),
+        nonce: &nonce,
+    };
+    // Exactly the front-channel URIs may be framed; a CSP source names a path without its
+    // query (CSP 3 §6.7.2.12).
+    let frames: Vec<&str> = ended
+        .frontchannel
+        .iter()
+        .map(|u| u.split('?').next().unwrap_or(u))
+        .collect();
+    let frame_src = if frames.is_empty() {
+        String::new()
+    } else {
+        format!("; frame-src {}", frames.join(" "))
+    };
+    let csp = format!(
+        "default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-{nonce}'{frame_src}; frame-ancestors 'none'; base-uri 'none'"
+    );
+    match page.render() {
+        Ok(body) => html(StatusCode::OK, body, csp),
+        Err(e) => error_page(&OAuthError::internal(format!("signed-out template: {e}"))),
+    }
+}

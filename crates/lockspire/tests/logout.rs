@@ -1,0 +1,571 @@
+//! Logout (OpenID Connect RP-Initiated, Back-Channel and Front-Channel Logout 1.0) over HTTP:
+//! two clients of one browser session, logout from one, the other told by a logout token.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::routing::post;
+use common::{Backend, Browser, Consent, Harness, Pkce, TestClient};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// A relying party's back-channel logout endpoint: keeps every `logout_token` it receives.
+#[derive(Clone, Default)]
+struct Receiver(Arc<Mutex<Vec<String>>>);
+
+impl Receiver {
+    /// Serves `POST /backchannel` on a free port; returns its URL.
+    async fn start(&self) -> String {
+        async fn receive(
+            State(r): State<Receiver>,
+            axum::Form(form): axum::Form<std::collections::HashMap<String, String>>,
+        ) -> StatusCode {
+            match form.get("logout_token") {
+                Some(token) => {
+                    r.0.lock().expect("lock").push(token.clone());
+                    StatusCode::OK
+                }
+                None => StatusCode::BAD_REQUEST,
+            }
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!(
+            "http://{}/backchannel",
+            listener.local_addr().expect("addr")
+        );
+        let app = axum::Router::new()
+            .route("/backchannel", post(receive))
+            .with_state(self.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        url
+    }
+
+    fn tokens(&self) -> Vec<String> {
+        self.0.lock().expect("lock").clone()
+    }
+
+    /// Waits (up to five seconds) until `n` logout tokens arrived.
+    async fn wait_for(&self, n: usize) -> Vec<String> {
+        for _ in 0..100 {
+            if self.tokens().len() >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.tokens()
+    }
+}
+
+/// A harness whose clients may use loopback http logout endpoints (development mode).
+async fn start(backend: Backend) -> Harness {
+    Harness::start_with(backend, |b| b.dev_mode(true)).await
+}
+
+async fn rp(h: &Harness, name: &str, extra: Value) -> TestClient {
+    let mut meta = json!({
+        "client_name": name,
+        "redirect_uris": [format!("https://{name}.example/cb")],
+        "post_logout_redirect_uris": [format!("https://{name}.example/signed-out")],
+    });
+    if let (Value::Object(m), Value::Object(e)) = (&mut meta, extra) {
+        m.extend(e);
+    }
+    h.confidential_client(meta).await
+}
+
+/// Signs `browser` in to `client` and returns its tokens.
+async fn sign_in(h: &Harness, browser: &Browser, client: &TestClient, scope: &str) -> Value {
+    let pkce = Pkce::new();
+    let url = h.authorize_url(client, scope, &pkce, &[]);
+    let outcome = browser
+        .run(&url, &client.redirect_uri, Consent::Allow)
+        .await;
+    let code = outcome.redirect_params()["code"].clone();
+    let reply = h.redeem(client, &code, &pkce.verifier).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.body
+}
+
+fn text<'a>(v: &'a Value, name: &str) -> &'a str {
+    v[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {name} in {v}"))
+}
+
+fn end_session_url(h: &Harness, params: &[(&str, &str)]) -> String {
+    let q: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish();
+    format!("{}/end_session?{q}", h.base)
+}
+
+async fn get(browser: &Browser, url: &str) -> reqwest::Response {
+    browser.client.get(url).send().await.expect("request")
+}
+
+fn location(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// `prompt=none` for `client` in `browser`: the error, or "code" when it succeeded.
+async fn silent(h: &Harness, browser: &Browser, client: &TestClient) -> String {
+    let pkce = Pkce::new();
+    let url = h.authorize_url(client, "openid", &pkce, &[("prompt", "none")]);
+    let params = browser
+        .run(&url, &client.redirect_uri, Consent::Stop)
+        .await
+        .redirect_params();
+    params
+        .get("error")
+        .cloned()
+        .unwrap_or_else(|| "code".into())
+}
+
+/// The done-when of logout: logout from one client ends the session, the other client's
+/// back-channel endpoint gets one valid logout token, and `prompt=none` afterwards answers
+/// `login_required`.
+async fn rp_initiated_logout_ends_the_session_and_tells_every_client_by_back_channel(
+    backend: Backend,
+) {
+    let h = start(backend).await;
+    let receiver = Receiver::default();
+    let endpoint = receiver.start().await;
+    let a = rp(&h, "shop", json!({})).await;
+    let b = rp(
+        &h,
+        "forum",
+        json!({"backchannel_logout_uri": endpoint, "backchannel_logout_session_required": true}),
+    )
+    .await;
+    let browser = h.browser(Some("alice"));
+    let ta = sign_in(&h, &browser, &a, "openid").await;
+    let tb = sign_in(&h, &browser, &b, "openid").await;
+    let (_, claims_a) = common::jwt_parts(text(&ta, "id_token"));
+    let (_, claims_b) = common::jwt_parts(text(&tb, "id_token"));
+    let sid = claims_b["sid"]
+        .as_str()
+        .expect("the ID token carries sid")
+        .to_owned();
+    assert_eq!(
+        claims_a["sid"], sid,
+        "one browser session spans both clients"
+    );
+    assert_eq!(silent(&h, &browser, &b).await, "code", "signed in before");
+
+    let resp = get(
+        &browser,
+        &end_session_url(
+            &h,
+            &[
+                ("id_token_hint", text(&ta, "id_token")),
+                (
+                    "post_logout_redirect_uri",
+                    "https://shop.example/signed-out",
+                ),
+                ("state", "s-1"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&resp), "https://shop.example/signed-out?state=s-1");
+
+    let tokens = receiver.wait_for(1).await;
+    assert_eq!(tokens.len(), 1, "exactly one logout token: {tokens:?}");
+    let logout = common::verify_with_jwks(&h, &tokens[0], &b.id).await;
+    let (header, _) = common::jwt_parts(&tokens[0]);
+    assert_eq!(header["typ"], "logout+jwt");
+    assert_eq!(logout["iss"], h.base);
+    assert_eq!(logout["sub"], "alice");
+    assert_eq!(logout["sid"], sid);
+    assert!(logout["jti"].is_string() && logout["iat"].is_i64());
+    assert_eq!(
+        logout["events"],
+        json!({"http://schemas.openid.net/event/backchannel-logout": {}})
+    );
+    assert!(
+        logout.get("nonce").is_none(),
+        "a logout token never carries a nonce"
+    );
+
+    assert_eq!(silent(&h, &browser, &b).await, "login_required");
+    assert!(
+        !h.is_active(&b, text(&tb, "access_token")).await,
+        "the session's tokens are revoked"
+    );
+    assert!(!h.is_active(&a, text(&ta, "access_token")).await);
+    // Still exactly one: nothing was sent twice.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.tokens().len(), 1);
+}
+
+/// Without an `id_token_hint` of this browser's session, the user is asked, on a page whose
+/// form only this browser can submit.
+async fn logout_without_a_matching_hint_asks_the_user_on_a_csrf_protected_page(backend: Backend) {
+    let h = start(backend).await;
+    let a = rp(&h, "shop", json!({})).await;
+    let browser = h.browser(Some("alice"));
+    let ta = sign_in(&h, &browser, &a, "openid").await;
+
+    let page = get(
+        &browser,
+        &end_session_url(
+            &h,
+            &[
+                ("client_id", &a.id),
+                (
+                    "post_logout_redirect_uri",
+                    "https://shop.example/signed-out",
+                ),
+                ("state", "s-2"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    let html = page.text().await.expect("html");
+    assert!(html.contains("Sign out?"), "{html}");
+    let csrf = common::hidden_field(&html, "csrf").expect("csrf field");
+    assert_eq!(
+        silent(&h, &browser, &a).await,
+        "code",
+        "asking signed nobody out"
+    );
+
+    // Another site's forged form: the CSRF token of another browser does not work.
+    let stranger = h.browser(Some("alice"));
+    let forged = stranger
+        .client
+        .post(h.url("/end_session"))
+        .form(&[("csrf", csrf.as_str()), ("client_id", a.id.as_str())])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(silent(&h, &browser, &a).await, "code");
+
+    // A hint from another browser's session is not proof either.
+    let other_browser = h.browser(Some("bob"));
+    let tb = sign_in(&h, &other_browser, &a, "openid").await;
+    let mismatched = get(
+        &browser,
+        &end_session_url(&h, &[("id_token_hint", text(&tb, "id_token"))]),
+    )
+    .await;
+    assert_eq!(
+        mismatched.status(),
+        StatusCode::OK,
+        "a hint of another session asks first"
+    );
+    assert_eq!(
+        silent(&h, &other_browser, &a).await,
+        "code",
+        "bob's session is untouched"
+    );
+
+    let mut form: Vec<(&str, &str)> = vec![("csrf", &csrf)];
+    for name in ["client_id", "post_logout_redirect_uri", "state"] {
+        assert!(
+            html.contains(&format!("name=\"{name}\"")),
+            "{name} carried: {html}"
+        );
+    }
+    form.extend([
+        ("client_id", a.id.as_str()),
+        (
+            "post_logout_redirect_uri",
+            "https://shop.example/signed-out",
+        ),
+        ("state", "s-2"),
+    ]);
+    let confirmed = browser
+        .client
+        .post(h.url("/end_session"))
+        .form(&form)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(confirmed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        location(&confirmed),
+        "https://shop.example/signed-out?state=s-2"
+    );
+    assert_eq!(silent(&h, &browser, &a).await, "login_required");
+    assert!(!h.is_active(&a, text(&ta, "access_token")).await);
+}
+
+/// Every bad destination is shown as an error, never redirected to.
+async fn a_logout_request_never_redirects_to_an_unregistered_uri(backend: Backend) {
+    let h = start(backend).await;
+    let a = rp(&h, "shop", json!({})).await;
+    let b = rp(&h, "forum", json!({})).await;
+    let browser = h.browser(Some("alice"));
+    let ta = sign_in(&h, &browser, &a, "openid").await;
+    let hint = text(&ta, "id_token");
+    let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        (
+            "an unregistered URI",
+            vec![
+                ("id_token_hint", hint),
+                ("post_logout_redirect_uri", "https://evil.example/"),
+            ],
+        ),
+        (
+            "another client's URI",
+            vec![
+                ("id_token_hint", hint),
+                (
+                    "post_logout_redirect_uri",
+                    "https://forum.example/signed-out",
+                ),
+            ],
+        ),
+        (
+            "a longer spelling",
+            vec![
+                ("id_token_hint", hint),
+                (
+                    "post_logout_redirect_uri",
+                    "https://shop.example/signed-out/",
+                ),
+            ],
+        ),
+        (
+            "no client named",
+            vec![(
+                "post_logout_redirect_uri",
+                "https://shop.example/signed-out",
+            )],
+        ),
+        (
+            "a client_id other than the hint's",
+            vec![("id_token_hint", hint), ("client_id", &b.id)],
+        ),
+        (
+            "a forged hint",
+            vec![
+                ("id_token_hint", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSJ9."),
+                (
+                    "post_logout_redirect_uri",
+                    "https://shop.example/signed-out",
+                ),
+            ],
+        ),
+        (
+            "an unknown client",
+            vec![
+                ("client_id", "nobody"),
+                (
+                    "post_logout_redirect_uri",
+                    "https://shop.example/signed-out",
+                ),
+            ],
+        ),
+    ];
+    for (what, params) in cases {
+        let resp = get(&browser, &end_session_url(&h, &params)).await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{what}");
+        assert!(location(&resp).is_empty(), "{what}: redirected");
+    }
+    assert_eq!(
+        silent(&h, &browser, &a).await,
+        "code",
+        "nobody was signed out"
+    );
+    // An expired hint still proves the session (RP-Initiated Logout 1.0 §2).
+    h.clock.advance(7200);
+    let resp = get(
+        &browser,
+        &end_session_url(
+            &h,
+            &[
+                ("id_token_hint", hint),
+                (
+                    "post_logout_redirect_uri",
+                    "https://shop.example/signed-out",
+                ),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(location(&resp), "https://shop.example/signed-out");
+}
+
+/// Front-channel clients are loaded in iframes, with `iss` and `sid` when they asked, under a
+/// CSP that frames exactly them; `offline_access` grants outlive the session unless the client
+/// registered otherwise.
+async fn the_signed_out_page_frames_front_channel_clients_and_offline_grants_survive(
+    backend: Backend,
+) {
+    let h = start(backend).await;
+    let front = rp(
+        &h,
+        "news",
+        json!({
+            "frontchannel_logout_uri": "https://news.example/logout",
+            "frontchannel_logout_session_required": true,
+            "grant_types": ["authorization_code", "refresh_token"],
+        }),
+    )
+    .await;
+    let keeper = rp(
+        &h,
+        "backup",
+        json!({"grant_types": ["authorization_code", "refresh_token"]}),
+    )
+    .await;
+    let strict = rp(&h, "bank", json!({"grant_types": ["authorization_code", "refresh_token"], "logout_revokes_offline_access": true})).await;
+    let browser = h.browser(Some("alice"));
+    let tf = sign_in(&h, &browser, &front, "openid").await;
+    let tk = sign_in(&h, &browser, &keeper, "openid offline_access").await;
+    let ts = sign_in(&h, &browser, &strict, "openid offline_access").await;
+    let sid = common::jwt_parts(text(&tf, "id_token")).1["sid"]
+        .as_str()
+        .expect("sid")
+        .to_owned();
+
+    let resp = get(
+        &browser,
+        &end_session_url(
+            &h,
+            &[
+                ("id_token_hint", text(&tf, "id_token")),
+                (
+                    "post_logout_redirect_uri",
+                    "https://news.example/signed-out",
+                ),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let csp = resp.headers()["content-security-policy"]
+        .to_str()
+        .expect("csp")
+        .to_owned();
+    assert!(
+        csp.contains("frame-src https://news.example/logout;"),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    let html = resp.text().await.expect("html");
+    let iss = url::form_urlencoded::byte_serialize(h.base.as_bytes()).collect::<String>();
+    let expected = format!("<iframe src=\"https://news.example/logout?iss={iss}&#38;sid={sid}\"");
+    assert!(html.contains(&expected), "{expected} in {html}");
+    assert!(
+        html.contains("href=\"https://news.example/signed-out\""),
+        "{html}"
+    );
+
+    assert!(!h.is_active(&front, text(&tf, "access_token")).await);
+    let kept = h
+        .post_as(
+            &keeper,
+            "/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", text(&tk, "refresh_token")),
+            ],
+        )
+        .await;
+    assert_eq!(
+        kept.status, 200,
+        "offline access outlives the session: {}",
+        kept.body
+    );
+    let revoked = h
+        .post_as(
+            &strict,
+            "/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", text(&ts, "refresh_token")),
+            ],
+        )
+        .await;
+    assert_eq!(
+        revoked.error(),
+        "invalid_grant",
+        "the client asked for its offline grants to end: {}",
+        revoked.body
+    );
+    // A refreshed ID token no longer names the ended session.
+    let refreshed = common::jwt_parts(text(&kept.body, "id_token")).1;
+    assert!(refreshed.get("sid").is_none(), "{refreshed}");
+}
+
+async fn registration_validates_the_logout_metadata(backend: Backend) {
+    let h = Harness::start(backend).await;
+    let refused = [
+        json!({"post_logout_redirect_uris": ["https://rp.example/out#x"]}),
+        json!({"post_logout_redirect_uris": ["http://rp.example/out"]}),
+        json!({"backchannel_logout_uri": "http://rp.example/bcl"}),
+        json!({"backchannel_logout_uri": "http://127.0.0.1:9/bcl"}),
+        json!({"backchannel_logout_uri": "https://10.0.0.1/bcl"}),
+        json!({"frontchannel_logout_uri": "https://rp.example/fcl;x"}),
+        json!({"frontchannel_logout_uri": "javascript:alert(1)"}),
+        json!({"backchannel_logout_session_required": "yes"}),
+    ];
+    for extra in refused {
+        let mut meta = json!({"redirect_uris": ["https://rp.example/cb"]});
+        if let (Value::Object(m), Value::Object(e)) = (&mut meta, extra.clone()) {
+            m.extend(e);
+        }
+        let r = common::Reply::from(
+            h.http()
+                .post(h.url("/register"))
+                .json(&meta)
+                .send()
+                .await
+                .expect("register"),
+        )
+        .await;
+        assert_eq!(
+            (r.status.as_u16(), r.error()),
+            (400, "invalid_client_metadata"),
+            "{extra}: {}",
+            r.body
+        );
+    }
+    let ok = common::Reply::from(
+        h.http()
+            .post(h.url("/register"))
+            .json(&json!({
+                "redirect_uris": ["https://rp.example/cb"],
+                "post_logout_redirect_uris": ["https://rp.example/out"],
+                "backchannel_logout_uri": "https://rp.example/bcl",
+                "backchannel_logout_session_required": true,
+                "frontchannel_logout_uri": "https://rp.example/fcl",
+            }))
+            .send()
+            .await
+            .expect("register"),
+    )
+    .await;
+    assert_eq!(ok.status, 201, "{}", ok.body);
+    assert_eq!(ok.body["backchannel_logout_uri"], "https://rp.example/bcl");
+    assert_eq!(
+        ok.body["post_logout_redirect_uris"],
+        json!(["https://rp.example/out"])
+    );
+}
+
+on_both!(
+    rp_initiated_logout_ends_the_session_and_tells_every_client_by_back_channel,
+    logout_without_a_matching_hint_asks_the_user_on_a_csrf_protected_page,
+    a_logout_request_never_redirects_to_an_unregistered_uri,
+    the_signed_out_page_frames_front_channel_clients_and_offline_grants_survive,
+    registration_validates_the_logout_metadata,
+);
