@@ -25,11 +25,13 @@ mod device_client;
 mod display;
 mod dpop_client;
 mod forms;
+mod forum;
 mod pages;
 mod random;
 mod relying_party;
 pub mod resolver;
 pub mod sessions;
+mod sign_out;
 pub mod users;
 
 use std::sync::Arc;
@@ -37,7 +39,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum_login::AuthManagerLayerBuilder;
 use axum_login::tower_sessions::cookie::SameSite;
 use axum_login::tower_sessions::{Expiry, SessionManagerLayer};
@@ -58,6 +60,10 @@ pub const DEMO_DEVICE_CLIENT_ID: &str = "lockspire-demo-device";
 /// The client id of the pre-registered demo bank: a confidential client of backchannel
 /// authentication (CIBA, poll mode) that authenticates with `private_key_jwt`.
 pub const DEMO_BANK_CLIENT_ID: &str = "lockspire-demo-bank";
+
+/// The client id of the pre-registered demo forum: a second relying party in the same host,
+/// told of every sign-out by back-channel logout.
+pub const DEMO_FORUM_CLIENT_ID: &str = "lockspire-demo-forum";
 
 /// The seeded demo account's username.
 pub const DEMO_USERNAME: &str = "alice";
@@ -104,6 +110,8 @@ pub(crate) struct AppState {
     /// The provider, for the host's own calls: the authentication device's answers to
     /// backchannel requests.
     pub(crate) lockspire: Lockspire,
+    /// The forum's sessions and the logout tokens it received.
+    pub(crate) forum: forum::Forum,
 }
 
 /// How long an idle browser session lives.
@@ -167,6 +175,7 @@ pub async fn app(settings: Settings) -> anyhow::Result<Router> {
     register_demo_client(&lockspire, &issuer, client_key.jwks()).await?;
     register_device_client(&lockspire).await?;
     register_bank_client(&lockspire, client_key.jwks()).await?;
+    register_forum_client(&lockspire, &issuer).await?;
     let api = lockspire
         .resource_server(&format!("{issuer}{}", api::API_PATH))?
         .resource_name("Lockspire demo API")
@@ -196,6 +205,7 @@ pub async fn app(settings: Settings) -> anyhow::Result<Router> {
         http,
         client_key,
         lockspire: lockspire.clone(),
+        forum: forum::Forum::default(),
     };
 
     Ok(Router::new()
@@ -204,6 +214,15 @@ pub async fn app(settings: Settings) -> anyhow::Result<Router> {
         .route("/logout", get(pages::logout_page).post(pages::logout))
         .route("/demo", get(relying_party::start))
         .route("/demo/callback", get(relying_party::callback))
+        .route("/demo/sign-out", post(sign_out::start))
+        .route("/demo/signed-out", get(sign_out::finish))
+        .route("/demo/forum", get(forum::page))
+        .route("/demo/forum/sign-in", get(forum::sign_in))
+        .route("/demo/forum/callback", get(forum::callback))
+        .route(
+            "/demo/forum/backchannel-logout",
+            post(forum::backchannel_logout),
+        )
         .route("/demo/ciba", get(backchannel::page).post(backchannel::act))
         .route("/demo/device", get(device_client::start))
         .route("/demo/device/status", get(device_client::status))
@@ -229,9 +248,13 @@ async fn register_demo_client(
             // registered before it signed request objects.
             if metadata.match_redirect_uri(&callback).is_none()
                 || metadata.jwks.as_ref() != Some(&jwks)
+                || metadata.post_logout_redirect_uris != [sign_out::signed_out_url(issuer)]
             {
                 lockspire
-                    .update_client(DEMO_CLIENT_ID, demo_client_metadata(&callback, jwks))
+                    .update_client(
+                        DEMO_CLIENT_ID,
+                        demo_client_metadata(issuer, &callback, jwks),
+                    )
                     .await
                     .context("re-registering the demo client for the new issuer")?;
                 tracing::info!(redirect_uri = %callback, "updated the demo client's redirect URI");
@@ -245,7 +268,10 @@ async fn register_demo_client(
         }
         None => {
             let created = lockspire
-                .create_client(Some(DEMO_CLIENT_ID), demo_client_metadata(&callback, jwks))
+                .create_client(
+                    Some(DEMO_CLIENT_ID),
+                    demo_client_metadata(issuer, &callback, jwks),
+                )
                 .await;
             match created {
                 Ok(_) => tracing::info!(client_id = DEMO_CLIENT_ID, "registered the demo client"),
@@ -322,13 +348,58 @@ async fn register_bank_client(
 
 /// The demo client: public (PKCE, no secret), code flow with refresh tokens; its `jwks` holds
 /// the key its request objects are signed with.
-fn demo_client_metadata(callback: &str, jwks: serde_json::Value) -> serde_json::Value {
+fn demo_client_metadata(
+    issuer: &str,
+    callback: &str,
+    jwks: serde_json::Value,
+) -> serde_json::Value {
     json!({
         "client_name": "Lockspire demo relying party",
         "token_endpoint_auth_method": "none",
         "grant_types": ["authorization_code", "refresh_token"],
         "response_types": ["code"],
         "redirect_uris": [callback],
+        "post_logout_redirect_uris": [sign_out::signed_out_url(issuer)],
         "jwks": jwks,
     })
+}
+
+/// Registers the demo forum, and again when the issuer changed: a public client (PKCE) of the
+/// code flow whose back-channel logout URI is in this host. Its logout tokens come over
+/// loopback http only in development mode; elsewhere the issuer is https.
+async fn register_forum_client(lockspire: &Lockspire, issuer: &str) -> anyhow::Result<()> {
+    let callback = forum::callback_url(issuer);
+    let metadata = json!({
+        "client_name": "Lockspire demo forum",
+        "token_endpoint_auth_method": "none",
+        "grant_types": ["authorization_code"],
+        "redirect_uris": [callback],
+        "backchannel_logout_uri": forum::backchannel_url(issuer),
+        "backchannel_logout_session_required": true,
+    });
+    match lockspire.client(DEMO_FORUM_CLIENT_ID).await? {
+        Some((registered, _)) if registered.match_redirect_uri(&callback).is_some() => Ok(()),
+        Some(_) => {
+            lockspire
+                .update_client(DEMO_FORUM_CLIENT_ID, metadata)
+                .await
+                .context("re-registering the demo forum for the new issuer")?;
+            Ok(())
+        }
+        None => match lockspire
+            .create_client(Some(DEMO_FORUM_CLIENT_ID), metadata)
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(
+                    client_id = DEMO_FORUM_CLIENT_ID,
+                    "registered the demo forum"
+                );
+                Ok(())
+            }
+            // Another demo process sharing the database registered it first.
+            Err(_) if lockspire.client(DEMO_FORUM_CLIENT_ID).await?.is_some() => Ok(()),
+            Err(e) => Err(e).context("registering the demo forum"),
+        },
+    }
 }

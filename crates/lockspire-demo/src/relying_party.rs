@@ -363,38 +363,9 @@ struct JarmResponse {
 /// Verifies a JARM response JWT (JARM §2.4): the provider's signature from its published keys,
 /// `iss` the provider, `aud` this client, `exp` in the future.
 async fn verify_jarm(app: &AppState, jwt: &str) -> Result<JarmResponse, Failure> {
-    let bad = |detail: String| Failure::provider_msg("The signed response is invalid", detail);
-    let discovery = discovery(app).await?;
-    let jwks_uri = discovery
-        .get("jwks_uri")
-        .and_then(Value::as_str)
-        .ok_or_else(|| bad("Discovery lists no jwks_uri.".into()))?;
-    let jwks: jsonwebtoken::jwk::JwkSet = app
-        .http
-        .get(jwks_uri)
-        .send()
+    let claims = verify_provider_jwt(app, jwt, DEMO_CLIENT_ID, "JWT")
         .await
-        .map_err(|e| Failure::provider("Fetching the provider's keys failed", &e))?
-        .json()
-        .await
-        .map_err(|e| Failure::provider("Fetching the provider's keys failed", &e))?;
-    let header = jsonwebtoken::decode_header(jwt).map_err(|e| bad(e.to_string()))?;
-    // This client registered no authorization_signed_response_alg: JARM's default, RS256.
-    if header.alg != jsonwebtoken::Algorithm::RS256 {
-        return Err(bad(format!("signed with {:?}, not RS256", header.alg)));
-    }
-    let jwk = header
-        .kid
-        .as_deref()
-        .and_then(|kid| jwks.find(kid))
-        .ok_or_else(|| bad("no published key has the response's kid".into()))?;
-    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).map_err(|e| bad(e.to_string()))?;
-    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
-    validation.set_audience(&[DEMO_CLIENT_ID]);
-    validation.set_issuer(&[&*app.issuer]);
-    let claims: Value = jsonwebtoken::decode(jwt, &key, &validation)
-        .map_err(|e| bad(e.to_string()))?
-        .claims;
+        .map_err(|e| Failure::provider_msg("The signed response is invalid", e))?;
     let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
     let mut shown = claims.clone();
     if let Some(Value::String(code)) = shown.get_mut("code") {
@@ -412,6 +383,59 @@ async fn verify_jarm(app: &AppState, jwt: &str) -> Result<JarmResponse, Failure>
         header: jose_header(jwt),
         claims: pretty(&shown),
     })
+}
+
+/// Verifies a JWT the provider signed for the client `audience`: of type `typ`, signed with RS256
+/// (the alg the demo's clients get, registering none) by a key the provider publishes, its
+/// `iss` the provider and `exp` in the future. Returns its claims.
+pub(crate) async fn verify_provider_jwt(
+    app: &AppState,
+    jwt: &str,
+    audience: &str,
+    typ: &str,
+) -> Result<Value, String> {
+    let header = jsonwebtoken::decode_header(jwt).map_err(|e| e.to_string())?;
+    if header.alg != jsonwebtoken::Algorithm::RS256 {
+        return Err(format!("signed with {:?}, not RS256", header.alg));
+    }
+    // The provider signs several kinds of JWT with the same keys; the type tells them apart.
+    if header.typ.as_deref() != Some(typ) {
+        return Err(format!("of type {:?}, not {typ}", header.typ));
+    }
+    let discovery: Value = app
+        .http
+        .get(format!("{}/.well-known/openid-configuration", app.issuer))
+        .send()
+        .await
+        .map_err(|e| format!("discovery failed: {e}"))?
+        .json()
+        .await
+        .map_err(|e| format!("discovery failed: {e}"))?;
+    let jwks_uri = discovery
+        .get("jwks_uri")
+        .and_then(Value::as_str)
+        .ok_or("discovery lists no jwks_uri")?;
+    let jwks: jsonwebtoken::jwk::JwkSet = app
+        .http
+        .get(jwks_uri)
+        .send()
+        .await
+        .map_err(|e| format!("fetching the provider's keys failed: {e}"))?
+        .json()
+        .await
+        .map_err(|e| format!("fetching the provider's keys failed: {e}"))?;
+    let jwk = header
+        .kid
+        .as_deref()
+        .and_then(|kid| jwks.find(kid))
+        .ok_or("no published key has the JWT's kid")?;
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&[audience]);
+    validation.set_issuer(&[&*app.issuer]);
+    jsonwebtoken::decode::<Value>(jwt, &key, &validation)
+        .map(|data| data.claims)
+        .map_err(|e| e.to_string())
 }
 
 /// Why the callback could not finish, shown as a page.
@@ -524,6 +548,8 @@ struct ResultPage {
     dpop_jkt: String,
     api_dpop: crate::dpop_client::Shown,
     api_dpop_as_bearer: crate::dpop_client::Shown,
+    /// The sign-out form's token (see `forms`).
+    form_token: String,
 }
 
 /// `GET /demo/callback`: checks the response, redeems the code, verifies the ID token and
@@ -669,6 +695,14 @@ async fn finish(
             ));
         }
     }
+    // Kept for RP-initiated logout, whose `id_token_hint` it is.
+    session
+        .insert(crate::sign_out::ID_TOKEN_KEY, id_token.to_string())
+        .await
+        .map_err(|e| Failure::internal("Saving the session failed", &e))?;
+    let form_token = crate::forms::token(session)
+        .await
+        .map_err(|e| Failure::internal("Saving the session failed", &e))?;
     let subject = claims.subject().as_str().to_owned();
     let signed_in_ago = claims
         .auth_time()
@@ -748,7 +782,7 @@ async fn finish(
         token_response: redacted_token_response(&token),
         jwks_uri,
         id_token_header: jose_header(&id_token.to_string()),
-        id_token_claims: pretty(&claims),
+        id_token_claims: jose_claims(&id_token.to_string()),
         userinfo_endpoint,
         userinfo: pretty(&userinfo),
         api_resource: api.resource,
@@ -759,6 +793,7 @@ async fn finish(
         api_dpop: api.dpop,
         api_dpop_as_bearer: api.dpop_as_bearer,
         subject,
+        form_token,
     })
 }
 
@@ -776,13 +811,23 @@ fn request_parts(url: &str) -> (String, Vec<(String, String)>) {
 /// The decoded JOSE header of a compact JWS (RFC 7515 §7.1): which key and algorithm signed it.
 /// The signature itself was checked by the verifier; this is for display only.
 fn jose_header(compact: &str) -> String {
-    let header = compact
+    jose_part(compact, 0)
+}
+
+/// The decoded payload of a compact JWS whose signature was checked: every claim, those the
+/// client library has no field for (such as `sid`) included. For display only.
+fn jose_claims(compact: &str) -> String {
+    jose_part(compact, 1)
+}
+
+fn jose_part(compact: &str, index: usize) -> String {
+    let part = compact
         .split('.')
-        .next()
+        .nth(index)
         .and_then(|h| URL_SAFE_NO_PAD.decode(h).ok())
         .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok());
-    match header {
-        Some(header) => pretty(&header),
+    match part {
+        Some(part) => pretty(&part),
         None => "(not displayable)".to_owned(),
     }
 }

@@ -79,7 +79,7 @@ async fn readme_demo_signs_alice_in_through_real_forms_consents_remembers_and_si
     b.wait_for_path("/demo/callback").await.expect("callback");
     let claims = json_at(&b, "#id-token-claims").await;
     assert_eq!(claims["iss"], issuer);
-    assert_eq!(claims["aud"], json!(["lockspire-demo"]));
+    assert_eq!(claims["aud"], "lockspire-demo");
     assert_eq!(claims["name"], "Alice Example");
     assert_eq!(claims["email"], "alice@example.com");
     assert_eq!(claims["amr"], json!(["pwd"]));
@@ -785,5 +785,156 @@ async fn the_demo_bank_asks_to_sign_alice_in_on_her_device_where_she_approves_an
     assert_eq!(tokens["token_type"], "Bearer", "{tokens}");
     assert!(tokens["id_token"].is_string(), "{tokens}");
     b.screenshot("bank-tokens").await.expect("screenshot");
+    b.close().await;
+}
+
+#[tokio::test]
+async fn sign_out_everywhere_ends_the_session_and_the_forum_gets_a_back_channel_logout_token() {
+    let _one = ONE_BROWSER.lock().await;
+    let Some(mut b) = browser("sign-out-everywhere").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let issuer = start_demo(&dir).await;
+    sign_in_with_the_form(&b, &issuer).await;
+
+    // The forum: a second client of the same browser session.
+    b.goto(&format!("{issuer}/demo/forum"))
+        .await
+        .expect("forum");
+    b.find("#forum-signed-out")
+        .await
+        .expect("not yet signed in");
+    b.click("#forum-sign-in")
+        .await
+        .expect("sign in to the forum");
+    b.wait_for_path("/consent")
+        .await
+        .expect("consent for the forum");
+    b.click("button[name=decision][value=allow]")
+        .await
+        .expect("allow");
+    b.wait_for_path("/demo/forum")
+        .await
+        .expect("back at the forum");
+    b.find("#forum-signed-in")
+        .await
+        .expect("signed in to the forum");
+    let forum_sid = b.text("#forum-sid").await.expect("sid");
+    b.find("#no-logout-tokens")
+        .await
+        .expect("none received yet");
+    b.screenshot("forum-signed-in").await.expect("screenshot");
+
+    // The demo client, in the same browser session.
+    b.goto(&format!("{issuer}/demo")).await.expect("demo");
+    b.wait_for_path("/consent")
+        .await
+        .expect("consent for the demo client");
+    b.click("button[name=decision][value=allow]")
+        .await
+        .expect("allow");
+    b.wait_for_path("/demo/callback").await.expect("callback");
+    let claims = json_at(&b, "#id-token-claims").await;
+    assert_eq!(
+        claims["sid"],
+        forum_sid.as_str(),
+        "one session, two clients"
+    );
+    b.find("#step-sign-out").await.expect("sign-out explained");
+
+    // Sign out everywhere: the hint proves the session, so no page asks; back at the client.
+    b.click("#sign-out-everywhere").await.expect("sign out");
+    b.wait_for_path("/demo/signed-out")
+        .await
+        .expect("signed out");
+    b.find("#signed-out-everywhere")
+        .await
+        .expect("state matched");
+    b.screenshot("signed-out-everywhere")
+        .await
+        .expect("screenshot");
+
+    // The forum was told over the back channel: its session ended.
+    b.goto(&format!("{issuer}/demo/forum"))
+        .await
+        .expect("forum");
+    let mut ended = b.find("#forum-ended").await.is_ok();
+    for _ in 0..50 {
+        if ended {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        b.goto(&format!("{issuer}/demo/forum"))
+            .await
+            .expect("forum");
+        ended = b.find("#forum-ended").await.is_ok();
+    }
+    assert!(ended, "the forum's session was ended by a logout token");
+    let received = b.text("#logout-tokens").await.expect("the token is listed");
+    assert!(received.contains(&forum_sid), "{received}");
+    b.screenshot("forum-ended").await.expect("screenshot");
+
+    // The host's own session ended too: the demo client needs a sign-in again.
+    b.goto(&format!("{issuer}/")).await.expect("home");
+    b.find("#signed-out").await.expect("signed out of the host");
+    b.goto(&format!("{issuer}/demo")).await.expect("demo");
+    b.wait_for_path("/login")
+        .await
+        .expect("sign-in needed again");
+    b.close().await;
+}
+
+#[tokio::test]
+async fn a_logout_request_without_a_hint_asks_first_and_the_page_works_in_a_browser() {
+    let _one = ONE_BROWSER.lock().await;
+    let Some(mut b) = browser("logout-confirmation").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let issuer = start_demo(&dir).await;
+    sign_in_with_the_form(&b, &issuer).await;
+    b.goto(&format!("{issuer}/demo")).await.expect("demo");
+    b.wait_for_path("/consent").await.expect("consent");
+    b.click("button[name=decision][value=allow]")
+        .await
+        .expect("allow");
+    b.wait_for_path("/demo/callback").await.expect("callback");
+
+    // A link to the end-session endpoint with nothing proving a client sent it: asked first.
+    b.goto(&format!(
+        "{issuer}/end_session?client_id=lockspire-demo&post_logout_redirect_uri={}&state=st",
+        url::form_urlencoded::byte_serialize(format!("{issuer}/demo/signed-out").as_bytes())
+            .collect::<String>()
+    ))
+    .await
+    .expect("end session");
+    let page = b.text("main").await.expect("page");
+    assert!(page.contains("Sign out?"), "{page}");
+    assert!(page.contains("Lockspire demo relying party"), "{page}");
+    b.screenshot("confirm").await.expect("screenshot");
+    // Still signed in until the user confirms.
+    b.goto(&format!("{issuer}/")).await.expect("home");
+    b.find("#signed-in").await.expect("still signed in");
+    b.goto(&format!(
+        "{issuer}/end_session?client_id=lockspire-demo&post_logout_redirect_uri={}&state=st",
+        url::form_urlencoded::byte_serialize(format!("{issuer}/demo/signed-out").as_bytes())
+            .collect::<String>()
+    ))
+    .await
+    .expect("end session");
+    // The form posts from the provider's own page, with the browser's own labels and cookies.
+    b.click("#sign-out").await.expect("confirm");
+    let landed = b
+        .wait_for_path("/demo/signed-out")
+        .await
+        .expect("redirected");
+    assert!(
+        landed.query_pairs().any(|(k, v)| k == "state" && v == "st"),
+        "{landed}"
+    );
+    b.screenshot("after-confirm").await.expect("screenshot");
+    b.goto(&format!("{issuer}/")).await.expect("home");
+    b.find("#signed-out").await.expect("signed out of the host");
     b.close().await;
 }
