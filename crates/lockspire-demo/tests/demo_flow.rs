@@ -359,7 +359,7 @@ async fn alice_completes_code_and_pkce_flow_and_demo_client_shows_verified_id_to
     let claims = json_block(&result_html, "id-token-claims");
     assert_eq!(claims["iss"], issuer.as_str());
     assert_eq!(claims["sub"], subject);
-    assert_eq!(claims["aud"], serde_json::json!(["lockspire-demo"]));
+    assert_eq!(claims["aud"], "lockspire-demo");
     assert_eq!(claims["amr"], serde_json::json!(["pwd"]));
     assert_eq!(claims["email"], "alice@example.com");
     assert_eq!(claims["email_verified"], true);

@@ -20,11 +20,13 @@ use crate::host::{HostError, Subject};
 pub enum PresentedKind {
     /// `urn:ietf:params:oauth:token-type:access_token`.
     AccessToken,
-    /// `urn:ietf:params:oauth:token-type:refresh_token`. Lockspire's default policy never
-    /// exchanges one: a refresh token stands for a whole grant, not for one call.
+    /// `urn:ietf:params:oauth:token-type:refresh_token`, presented by the client it was issued
+    /// to (RFC 6749 §6). Lockspire's default policy never exchanges one: a refresh token stands
+    /// for a whole grant, not for one call.
     RefreshToken,
-    /// `urn:ietf:params:oauth:token-type:id_token`: it stands for the grant of the browser
-    /// session it was issued in (its `sid`).
+    /// `urn:ietf:params:oauth:token-type:id_token`: it stands for the sign-in it tells of, in the
+    /// browser session it was issued in, and authorizes only its identity scopes (`openid`,
+    /// `profile`, `email`, `address`, `phone`), for no audience.
     IdToken,
 }
 
@@ -65,6 +67,9 @@ pub struct PresentedToken {
     pub audiences: Vec<String>,
     /// Its `act` claim (RFC 8693 §4.1) when it was itself issued by a delegation.
     pub act: Option<Value>,
+    /// True when it is bound to a DPoP key or a certificate (RFC 9449, RFC 8705). The request
+    /// proved possession, and the exchanged token is bound to the same.
+    pub sender_constrained: bool,
 }
 
 /// One exchange, for the policy to decide.
@@ -74,7 +79,8 @@ pub struct ExchangeRequest<'a> {
     pub client_id: &'a str,
     /// `subject_token`: whom the new token will stand for.
     pub subject_token: &'a PresentedToken,
-    /// `actor_token`: who will act for the subject, when one was presented.
+    /// `actor_token`: who will act for the subject, when one was presented. Always a token of
+    /// the calling client: its own (client credentials) or one of its users'.
     pub actor_token: Option<&'a PresentedToken>,
     /// The scopes the new token will carry: those asked for, already within the subject
     /// token's.
@@ -92,7 +98,7 @@ pub enum ExchangeDecision {
     Delegate,
     /// Issue a token that stands for the subject, with no new actor (RFC 8693 §1.1).
     Impersonate,
-    /// Refuse the exchange.
+    /// Refuse the exchange: the client gets `invalid_request` (RFC 8693 §2.2.2).
     Deny,
 }
 

@@ -279,6 +279,7 @@ pub(crate) struct ServerSecrets {
     user_code: hmac::Key,
     attempts: hmac::Key,
     session: hmac::Key,
+    client_session: hmac::Key,
     dpop_nonce: [u8; 32],
 }
 
@@ -303,6 +304,7 @@ impl ServerSecrets {
             user_code: hmac::Key::new(hmac::HMAC_SHA256, &derive(key, b"device-user-code")),
             attempts: hmac::Key::new(hmac::HMAC_SHA256, &derive(key, b"attempt-counters")),
             session: hmac::Key::new(hmac::HMAC_SHA256, &derive(key, b"op-browser-session")),
+            client_session: hmac::Key::new(hmac::HMAC_SHA256, &derive(key, b"client-session-id")),
             dpop_nonce: derive(key, b"dpop-nonce"),
         }
     }
@@ -384,16 +386,23 @@ impl ServerSecrets {
         b64(hmac::sign(&self.attempts, key.as_bytes()))
     }
 
-    /// The OP browser session id (`sid`, OpenID Connect Back-Channel Logout 1.0 §2.1) of
-    /// `subject` in the browser whose cookie has digest `browser`: the same for every client the
-    /// user authorizes in that browser, different for another user or browser, and meaningless
-    /// to whoever sees it (a keyed hash, so it cannot be linked back to the cookie).
-    pub(crate) fn session_id(&self, browser: &str, subject: &str) -> String {
-        let mut input = Vec::with_capacity(browser.len() + subject.len() + 1);
-        input.extend_from_slice(browser.as_bytes());
-        input.push(0);
-        input.extend_from_slice(subject.as_bytes());
-        b64(hmac::sign(&self.session, &input))
+    /// The OP session of `subject`'s sign-in at `auth_time` in the browser whose cookie has
+    /// digest `browser`: the same for every client the user authorizes in that browser until
+    /// they sign in again, different for another user, browser or sign-in, and linkable to none
+    /// of them by whoever reads it (a keyed hash). Clients never see it: each gets its own
+    /// [`Self::client_session_id`].
+    pub(crate) fn session_id(&self, browser: &str, subject: &str, auth_time: i64) -> String {
+        let time = auth_time.to_be_bytes();
+        let parts: [&[u8]; 3] = [browser.as_bytes(), subject.as_bytes(), &time];
+        b64(hmac::sign(&self.session, &parts.join(&0u8)))
+    }
+
+    /// The session id (`sid`, OpenID Connect Back-Channel Logout 1.0 §2.1) a client knows the
+    /// OP session `op_session` by: different for each client, so clients cannot correlate a
+    /// user through it, as pairwise subjects promise (OIDC Core §8).
+    pub(crate) fn client_session_id(&self, op_session: &str, client_id: &str) -> String {
+        let parts: [&[u8]; 2] = [op_session.as_bytes(), client_id.as_bytes()];
+        b64(hmac::sign(&self.client_session, &parts.join(&0u8)))
     }
 
     /// CSRF token for a form bound to `binding` (an interaction and the browser that started it).

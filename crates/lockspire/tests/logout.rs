@@ -157,10 +157,10 @@ async fn rp_initiated_logout_ends_the_session_and_tells_every_client_by_back_cha
         .as_str()
         .expect("the ID token carries sid")
         .to_owned();
-    assert_eq!(
-        claims_a["sid"], sid,
-        "one browser session spans both clients"
-    );
+    // One session, known to each client by its own id, so that clients cannot correlate the
+    // user through it.
+    assert!(claims_a["sid"].is_string(), "{claims_a}");
+    assert_ne!(claims_a["sid"], sid, "each client has its own sid");
     assert_eq!(silent(&h, &browser, &b).await, "code", "signed in before");
 
     let resp = get(
@@ -244,8 +244,10 @@ async fn logout_without_a_matching_hint_asks_the_user_on_a_csrf_protected_page(b
         "asking signed nobody out"
     );
 
-    // Another site's forged form: the CSRF token of another browser does not work.
+    // A form forged with another browser's CSRF token does not work (a browser without the
+    // cookie is only shown the question).
     let stranger = h.browser(Some("alice"));
+    let _ = get(&stranger, &h.url("/end_session")).await;
     let forged = stranger
         .client
         .post(h.url("/end_session"))
@@ -273,6 +275,28 @@ async fn logout_without_a_matching_hint_asks_the_user_on_a_csrf_protected_page(b
         silent(&h, &other_browser, &a).await,
         "code",
         "bob's session is untouched"
+    );
+
+    // A browser with no session to end cannot end another browser's with its ID token.
+    let bystander = h.browser(None);
+    let _ = get(&bystander, &h.url("/end_session")).await;
+    let nothing = get(
+        &bystander,
+        &end_session_url(&h, &[("id_token_hint", text(&tb, "id_token"))]),
+    )
+    .await;
+    assert_eq!(nothing.status(), StatusCode::OK);
+    assert!(
+        nothing
+            .text()
+            .await
+            .expect("html")
+            .contains("You are signed out")
+    );
+    assert_eq!(
+        silent(&h, &other_browser, &a).await,
+        "code",
+        "bob's session is still untouched"
     );
 
     let mut form: Vec<(&str, &str)> = vec![("csrf", &csrf)];
@@ -515,6 +539,11 @@ async fn registration_validates_the_logout_metadata(backend: Backend) {
         json!({"backchannel_logout_uri": "http://127.0.0.1:9/bcl"}),
         json!({"backchannel_logout_uri": "https://10.0.0.1/bcl"}),
         json!({"frontchannel_logout_uri": "https://rp.example/fcl;x"}),
+        json!({"frontchannel_logout_uri": "https://rp.example/fcl\n"}),
+        json!({"frontchannel_logout_uri": "https://rp.example/a/../fcl"}),
+        json!({"frontchannel_logout_uri": "https://rp.example/f cl"}),
+        json!({"frontchannel_logout_uri": "https://tracker.example/fcl"}),
+        json!({"backchannel_logout_uri": "https://rp.example/bcl#x"}),
         json!({"frontchannel_logout_uri": "javascript:alert(1)"}),
         json!({"backchannel_logout_session_required": "yes"}),
     ];
@@ -569,3 +598,37 @@ on_both!(
     the_signed_out_page_frames_front_channel_clients_and_offline_grants_survive,
     registration_validates_the_logout_metadata,
 );
+
+/// A browser the host already signed out (its own sign-out, unseen by Lockspire) still ends its
+/// provider session when a client sends it with an ID token of that session: the other clients
+/// are told.
+async fn a_hint_ends_its_session_in_the_browser_the_host_already_signed_out(backend: Backend) {
+    let h = start(backend).await;
+    let receiver = Receiver::default();
+    let endpoint = receiver.start().await;
+    let a = rp(&h, "shop", json!({})).await;
+    let b = rp(&h, "forum", json!({"backchannel_logout_uri": endpoint})).await;
+    let browser = h.browser(Some("alice"));
+    let ta = sign_in(&h, &browser, &a, "openid").await;
+    let tb = sign_in(&h, &browser, &b, "openid").await;
+    let _ = get(&browser, &h.url("/test-signout")).await;
+    let resp = get(
+        &browser,
+        &end_session_url(
+            &h,
+            &[
+                ("id_token_hint", text(&ta, "id_token")),
+                (
+                    "post_logout_redirect_uri",
+                    "https://shop.example/signed-out",
+                ),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(location(&resp), "https://shop.example/signed-out");
+    assert_eq!(receiver.wait_for(1).await.len(), 1, "the forum was told");
+    assert!(!h.is_active(&b, text(&tb, "access_token")).await);
+}
+
+on_both!(a_hint_ends_its_session_in_the_browser_the_host_already_signed_out);

@@ -179,22 +179,22 @@ on_both_stores! {
         let t = user_tokens(&h, &client, "openid offline_access api:read", &[]).await;
         let at = text(&t, "access_token");
         let foreign = exchange(&h, &other, &[("subject_token", at), ("subject_token_type", ACCESS_TOKEN)]).await;
-        assert_eq!((foreign.status.as_u16(), foreign.error()), (400, "invalid_grant"), "{}", foreign.body);
+        assert_eq!((foreign.status.as_u16(), foreign.error()), (400, "invalid_request"), "{}", foreign.body);
         let actor = client_token(&h, &client).await;
         let delegated = exchange(&h, &client, &[
             ("subject_token", at), ("subject_token_type", ACCESS_TOKEN),
             ("actor_token", &actor), ("actor_token_type", ACCESS_TOKEN),
         ]).await;
-        assert_eq!((delegated.status.as_u16(), delegated.error()), (400, "unauthorized_client"), "{}", delegated.body);
+        assert_eq!((delegated.status.as_u16(), delegated.error()), (400, "invalid_request"), "{}", delegated.body);
         let refresh = exchange(&h, &client, &[
             ("subject_token", text(&t, "refresh_token")), ("subject_token_type", REFRESH_TOKEN),
         ]).await;
-        assert_eq!(refresh.error(), "unauthorized_client", "{}", refresh.body);
+        assert_eq!(refresh.error(), "invalid_request", "{}", refresh.body);
         let id = exchange(&h, &client, &[("subject_token", text(&t, "id_token")), ("subject_token_type", ID_TOKEN)]).await;
-        assert_eq!(id.error(), "unauthorized_client", "{}", id.body);
+        assert_eq!(id.error(), "invalid_request", "{}", id.body);
         // A client's own token stands for no user.
         let own = exchange(&h, &client, &[("subject_token", &actor), ("subject_token_type", ACCESS_TOKEN)]).await;
-        assert_eq!(own.error(), "invalid_grant", "{}", own.body);
+        assert_eq!(own.error(), "invalid_request", "{}", own.body);
     }
 
     async fn malformed_exchanges_get_the_rfc_errors(h) {
@@ -209,10 +209,11 @@ on_both_stores! {
             ("actor_token_type alone", vec![("subject_token", at), ("subject_token_type", ACCESS_TOKEN), ("actor_token_type", ACCESS_TOKEN)], "invalid_request"),
             ("a refresh token asked for", vec![("subject_token", at), ("subject_token_type", ACCESS_TOKEN), ("requested_token_type", REFRESH_TOKEN)], "invalid_request"),
             ("a repeated subject_token", vec![("subject_token", at), ("subject_token", at), ("subject_token_type", ACCESS_TOKEN)], "invalid_request"),
-            ("an unknown token", vec![("subject_token", "not-a-token"), ("subject_token_type", ACCESS_TOKEN)], "invalid_grant"),
-            ("an access token declared a refresh token", vec![("subject_token", at), ("subject_token_type", REFRESH_TOKEN)], "invalid_grant"),
-            ("an opaque token declared a JWT", vec![("subject_token", at), ("subject_token_type", JWT)], "invalid_grant"),
-            ("an access token declared an ID token", vec![("subject_token", at), ("subject_token_type", ID_TOKEN)], "invalid_grant"),
+            ("an unknown token", vec![("subject_token", "not-a-token"), ("subject_token_type", ACCESS_TOKEN)], "invalid_request"),
+            ("an access token declared a refresh token", vec![("subject_token", at), ("subject_token_type", REFRESH_TOKEN)], "invalid_request"),
+            ("an opaque token declared a JWT", vec![("subject_token", at), ("subject_token_type", JWT)], "invalid_request"),
+            ("an access token declared an ID token", vec![("subject_token", at), ("subject_token_type", ID_TOKEN)], "invalid_request"),
+            ("a JWT asked of a client of opaque tokens", vec![("subject_token", at), ("subject_token_type", ACCESS_TOKEN), ("requested_token_type", JWT)], "invalid_request"),
         ];
         for (what, params, code) in cases {
             let r = exchange(&h, &client, &params).await;
@@ -262,10 +263,10 @@ on_both_stores! {
         let at = text(&bound.body, "access_token");
         let subject = [("grant_type", EXCHANGE), ("subject_token", at), ("subject_token_type", ACCESS_TOKEN)];
         let shed = h.post_as(&client, "/token", &subject).await;
-        assert_eq!((shed.status.as_u16(), shed.error()), (400, "invalid_grant"), "{}", shed.body);
+        assert_eq!((shed.status.as_u16(), shed.error()), (400, "invalid_request"), "{}", shed.body);
         let stranger = ClientKey::es256("stranger");
         let wrong = h.post_with(&client, "/token", &subject, &[("DPoP", &proof(&stranger))]).await;
-        assert_eq!(wrong.error(), "invalid_grant", "{}", wrong.body);
+        assert_eq!(wrong.error(), "invalid_request", "{}", wrong.body);
         let held = h.post_with(&client, "/token", &subject, &[("DPoP", &proof(&key))]).await;
         assert_eq!(held.status, 200, "{}", held.body);
         assert_eq!(held.body["token_type"], "DPoP", "the exchanged token keeps the key: {}", held.body);
@@ -279,7 +280,13 @@ async fn a_delegation_names_the_actor_in_act_and_nests_chains(backend: Backend) 
     let policy = trusted.clone();
     let h = Harness::start_with(backend, |b| b.token_exchange_policy(policy)).await;
     let app = exchanging_client(&h).await;
-    let gateway = exchanging_client(&h).await;
+    // Its access tokens are JWTs, so it may ask for one.
+    let gateway = h
+        .confidential_client(json!({
+            "grant_types": ["client_credentials", EXCHANGE],
+            "access_token_format": "jwt",
+        }))
+        .await;
     let service = exchanging_client(&h).await;
     let untrusted = exchanging_client(&h).await;
     trusted.trust(&gateway);
@@ -294,9 +301,22 @@ async fn a_delegation_names_the_actor_in_act_and_nests_chains(backend: Backend) 
         &[("subject_token", at), ("subject_token_type", ACCESS_TOKEN)],
     )
     .await;
+    // The actor is the caller: another client's token cannot be named as the one acting.
+    let borrowed = exchange(
+        &h,
+        &service,
+        &[
+            ("subject_token", at),
+            ("subject_token_type", ACCESS_TOKEN),
+            ("actor_token", &gateway_actor),
+            ("actor_token_type", ACCESS_TOKEN),
+        ],
+    )
+    .await;
+    assert_eq!(borrowed.error(), "invalid_request", "{}", borrowed.body);
     assert_eq!(
         refused.error(),
-        "invalid_grant",
+        "invalid_request",
         "the policy did not allow it: {}",
         refused.body
     );
@@ -396,7 +416,7 @@ async fn a_delegation_names_the_actor_in_act_and_nests_chains(backend: Backend) 
     let last = refused.expect("a fifth actor is refused");
     assert_eq!(
         (last.status.as_u16(), last.error()),
-        (400, "invalid_grant"),
+        (400, "invalid_request"),
         "a fifth actor: {}",
         last.body
     );
@@ -411,7 +431,8 @@ async fn a_delegation_names_the_actor_in_act_and_nests_chains(backend: Backend) 
 }
 
 /// With the host's leave, an ID token and a refresh token are exchanged: the ID token stands for
-/// the grant of its browser session, and only while it is unexpired.
+/// the sign-in of its browser session and authorizes only its identity scopes; a refresh token
+/// only by its own client.
 async fn id_and_refresh_tokens_are_exchanged_only_when_the_policy_allows(backend: Backend) {
     let trusted = Trusted::default();
     let policy = trusted.clone();
@@ -419,51 +440,52 @@ async fn id_and_refresh_tokens_are_exchanged_only_when_the_policy_allows(backend
     let app = exchanging_client(&h).await;
     let backend_service = exchanging_client(&h).await;
     trusted.trust(&backend_service);
-    let t = user_tokens(&h, &app, "openid offline_access api:read", &[API_A]).await;
+    trusted.trust(&app);
+    let t = user_tokens(&h, &app, "openid profile offline_access api:read", &[API_A]).await;
     let id_token = text(&t, "id_token");
+    let id = [
+        ("subject_token", id_token),
+        ("subject_token_type", ID_TOKEN),
+    ];
     assert!(
         common::jwt_parts(id_token).1["sid"].is_string(),
         "an ID token of a browser session carries sid"
     );
 
-    let from_id = exchange(
-        &h,
-        &backend_service,
-        &[
-            ("subject_token", id_token),
-            ("subject_token_type", ID_TOKEN),
-        ],
-    )
-    .await;
+    // An ID token tells who the user is and authorizes nothing more: its identity scopes, for
+    // no audience.
+    let from_id = exchange(&h, &backend_service, &id).await;
     assert_eq!(from_id.status, 200, "{}", from_id.body);
-    let seen = introspect(&h, &backend_service, text(&from_id.body, "access_token")).await;
+    let exchanged = text(&from_id.body, "access_token");
+    let seen = introspect(&h, &backend_service, exchanged).await;
     assert_eq!(
         (seen["sub"].as_str(), seen["scope"].as_str()),
-        (Some("alice"), Some("openid offline_access api:read"))
+        (Some("alice"), Some("openid profile"))
     );
-    assert_eq!(seen["aud"], json!([API_A]));
-    let wider = exchange(
-        &h,
-        &backend_service,
-        &[
-            ("subject_token", id_token),
-            ("subject_token_type", ID_TOKEN),
-            ("scope", "api:write"),
-        ],
-    )
-    .await;
-    assert_eq!(wider.error(), "invalid_scope", "{}", wider.body);
+    assert!(seen.get("aud").is_none(), "{seen}");
+    for (wider, code) in [
+        (("scope", "api:read"), "invalid_scope"),
+        (("audience", API_A), "invalid_target"),
+    ] {
+        let mut params = id.to_vec();
+        params.push(wider);
+        let r = exchange(&h, &backend_service, &params).await;
+        assert_eq!(r.error(), code, "{wider:?}: {}", r.body);
+    }
 
-    let from_refresh = exchange(
-        &h,
-        &backend_service,
-        &[
-            ("subject_token", text(&t, "refresh_token")),
-            ("subject_token_type", REFRESH_TOKEN),
-        ],
-    )
-    .await;
+    // A refresh token only by its own client (RFC 6749 §6), whatever the policy says.
+    let refresh = [
+        ("subject_token", text(&t, "refresh_token")),
+        ("subject_token_type", REFRESH_TOKEN),
+    ];
+    let foreign = exchange(&h, &backend_service, &refresh).await;
+    assert_eq!(foreign.error(), "invalid_request", "{}", foreign.body);
+    let from_refresh = exchange(&h, &app, &refresh).await;
     assert_eq!(from_refresh.status, 200, "{}", from_refresh.body);
+    assert_eq!(
+        from_refresh.body["scope"], "openid profile api:read",
+        "offline_access asks for refresh tokens, which an exchange does not issue"
+    );
     // The refresh token was not used up by it.
     let refreshed = h
         .post_as(
@@ -477,18 +499,19 @@ async fn id_and_refresh_tokens_are_exchanged_only_when_the_policy_allows(backend
         .await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.body);
 
+    // Disabling the subject token's client suspends what others exchanged from its grant.
+    assert!(h.is_active(&backend_service, exchanged).await);
+    h.ls.disable_client(&app.id).await.expect("disable");
+    assert!(
+        !h.is_active(&backend_service, exchanged).await,
+        "the grant's client is disabled"
+    );
+    h.ls.enable_client(&app.id).await.expect("enable");
+
     // Expired, the same ID token stands for nothing.
     h.clock.advance(3601);
-    let expired = exchange(
-        &h,
-        &backend_service,
-        &[
-            ("subject_token", id_token),
-            ("subject_token_type", ID_TOKEN),
-        ],
-    )
-    .await;
-    assert_eq!(expired.error(), "invalid_grant", "{}", expired.body);
+    let expired = exchange(&h, &backend_service, &id).await;
+    assert_eq!(expired.error(), "invalid_request", "{}", expired.body);
 }
 
 on_both!(

@@ -48,10 +48,10 @@ pub(crate) struct Approval<'a> {
     pub(crate) asked: Option<Option<ConsentRecord>>,
     /// Where the user approved, for the audit log.
     pub(crate) on: &'static str,
-    /// The OP browser session the approval was given in; `None` when it was given on another
-    /// device than the client's (device flow, CIBA): logging out of that browser does not end
-    /// the client's session.
-    pub(crate) sid: Option<String>,
+    /// The OP session the approval was given in; `None` when it was given on another device
+    /// than the client's (device flow, CIBA): logging out of that browser does not end the
+    /// client's session.
+    pub(crate) op_session: Option<String>,
 }
 
 /// Records the grant of `approval` in `tx` and, when the user was asked, widens their standing
@@ -84,7 +84,7 @@ impl<'a> Approval<'a> {
             authorization_details: &request.issued.authorization_details,
             asked: Some(previous),
             on,
-            sid: None,
+            op_session: None,
         }
     }
 }
@@ -112,7 +112,11 @@ impl Approval<'_> {
             auth_time: self.session.auth_time,
             created_at: now,
             expires_at: now + p.config.lifetimes.refresh_token,
-            sid: self.sid.clone(),
+            sid: self
+                .op_session
+                .as_ref()
+                .map(|s| p.secrets.client_session_id(s, self.client_id)),
+            op_session: self.op_session.clone(),
         })
     }
 }

@@ -63,7 +63,11 @@ struct LogoutUris {
     frontchannel_uri: Option<String>,
 }
 
-fn check_logout(config: &Config, body: &Map<String, Value>) -> Result<LogoutUris, OAuthError> {
+fn check_logout(
+    config: &Config,
+    body: &Map<String, Value>,
+    redirect_uris: &[String],
+) -> Result<LogoutUris, OAuthError> {
     // Where a browser is sent, under the rules of redirect URIs (exact match, no fragment).
     let post_logout_redirect_uris =
         string_list(body, "post_logout_redirect_uris")?.unwrap_or_default();
@@ -78,18 +82,27 @@ fn check_logout(config: &Config, body: &Map<String, Value>) -> Result<LogoutUris
             invalid("backchannel_logout_uri must be an https URL on a public address")
                 .with_reason(format!("backchannel_logout_uri: {e}"))
         })?;
-        if uri.contains('#') {
-            return Err(invalid("backchannel_logout_uri must not have a fragment"));
-        }
+        check_normal_form("backchannel_logout_uri", uri)?;
     }
-    // Loaded in an iframe and named in the signed-out page's Content-Security-Policy, where
-    // `;` and `,` would end the source expression.
+    // Loaded in an iframe of this server's page and named in its Content-Security-Policy: in
+    // normal form (what the browser loads is what the policy names), with none of the
+    // characters that end a CSP source, at the origin of a redirect URI (Front-Channel Logout
+    // 1.0 §2), so a client can have the page frame only its own site.
     let frontchannel_uri = opt_string(body, "frontchannel_logout_uri")?;
     if let Some(uri) = &frontchannel_uri {
         check_web_uri("frontchannel_logout_uri", uri)?;
-        if uri.contains(['#', ';', ',']) {
+        let url = check_normal_form("frontchannel_logout_uri", uri)?;
+        if uri.contains([';', ',', '\'', '"']) {
             return Err(invalid(
-                "frontchannel_logout_uri must not have a fragment, a ';' or a ','",
+                "frontchannel_logout_uri must not contain ';', ',' or quotes",
+            ));
+        }
+        let same_origin = redirect_uris
+            .iter()
+            .any(|r| Url::parse(r).is_ok_and(|r| r.origin() == url.origin()));
+        if !same_origin {
+            return Err(invalid(
+                "frontchannel_logout_uri must have the scheme, host and port of a redirect URI",
             ));
         }
     }
@@ -98,6 +111,19 @@ fn check_logout(config: &Config, body: &Map<String, Value>) -> Result<LogoutUris
         backchannel_uri,
         frontchannel_uri,
     })
+}
+
+/// A URI exactly as a URL parser writes it (no whitespace, no characters outside ASCII, no dot
+/// segments, no fragment), so that the string registered is the one used.
+fn check_normal_form(field: &str, uri: &str) -> Result<Url, OAuthError> {
+    let url = Url::parse(uri).map_err(|_| invalid(format!("{field} is not an absolute URI")))?;
+    if url.as_str() != uri || url.fragment().is_some() {
+        return Err(invalid(format!(
+            "{field} must be a URL in normal form, without a fragment"
+        ))
+        .with_reason(format!("{field} {uri:?} normalizes to {:?}", url.as_str())));
+    }
+    Ok(url)
 }
 
 fn check_web_uri(field: &str, uri: &str) -> Result<(), OAuthError> {
@@ -722,7 +748,7 @@ pub(crate) fn validate_metadata(
             check_web_uri(field, &uri)?;
         }
     }
-    let logout = check_logout(config, body)?;
+    let logout = check_logout(config, body, &redirect_uris)?;
     Ok(ClientMetadata {
         redirect_uris,
         token_endpoint_auth_method,

@@ -121,10 +121,12 @@ pub(crate) struct IssuedIdToken {
     pub(crate) client_id: String,
     /// `sub` as that client knows the user (pairwise or public).
     pub(crate) sub: String,
-    /// The OP browser session it was issued in.
+    /// The session id its client knows its OP session by.
     pub(crate) sid: Option<String>,
     /// `exp`.
     pub(crate) expires_at: i64,
+    /// `auth_time`: which sign-in it tells of.
+    pub(crate) auth_time: i64,
 }
 
 /// Reads `token` as an ID token this server signed (OIDC Core §3.1.3.7 steps 2, 3 and 6: our
@@ -136,16 +138,19 @@ pub(crate) fn verify(p: &Provider, token: &str) -> Option<IssuedIdToken> {
     let (typ, claims) = crate::jose::verify_compact(&p.keys(), token).ok()?;
     if typ.as_deref() != Some("JWT")
         || claims.get("iss").and_then(Value::as_str) != Some(p.issuer())
-        || claims.get("auth_time").and_then(Value::as_i64).is_none()
     {
         return None;
     }
     let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
+    let number = |name: &str| claims.get(name).and_then(Value::as_i64);
     Some(IssuedIdToken {
         client_id: text("aud")?,
         sub: text("sub")?,
         sid: text("sid"),
-        expires_at: claims.get("exp").and_then(Value::as_i64)?,
+        expires_at: number("exp")?,
+        // Only ID tokens have it here: the host cannot put it into signed userinfo, which
+        // drops protocol claims (`PROTOCOL_CLAIMS`).
+        auth_time: number("auth_time")?,
     })
 }
 

@@ -15,12 +15,13 @@ use serde_json::json;
 
 use super::id_token::{self, IssuedIdToken};
 use super::params::Params;
+use crate::host::Session;
 use crate::jose::sign_compact;
 use crate::model::client::ClientId;
 use crate::protocol::error::OAuthError;
 use crate::protocol::outbox;
 use crate::protocol::provider::Provider;
-use crate::secrets::{random_id, token_digest};
+use crate::secrets::{constant_time_eq, random_id, token_digest};
 use crate::store::{Actor, ClientRecord, ClientStatus, OutboxKind, Outcome};
 
 /// OIDC Back-Channel Logout 1.0 §2.4: the event a logout token carries.
@@ -120,9 +121,44 @@ pub(crate) async fn validate(p: &Provider, params: &Params) -> Result<LogoutRequ
     })
 }
 
-/// The OP browser session of `subject` in the browser holding `cookie`.
-pub(crate) fn session_id(p: &Provider, cookie: &str, subject: &str) -> String {
-    p.secrets.session_id(&token_digest(cookie), subject)
+/// The OP session of the sign-in `session` in the browser holding `cookie`.
+pub(crate) fn op_session(p: &Provider, cookie: &str, session: &Session) -> String {
+    p.secrets.session_id(
+        &token_digest(cookie),
+        session.subject.as_str(),
+        session.auth_time,
+    )
+}
+
+/// The OP session an `id_token_hint` names, when it is a session of the browser holding
+/// `cookie`: `current` (the browser's signed-in session) when the hint's `sid` is its client's
+/// id of it; else one the host already signed out in this browser, found by its grants. Never
+/// another browser's session, whoever holds an ID token of it.
+pub(crate) async fn hinted_session(
+    p: &Provider,
+    cookie: &str,
+    hint: &IssuedIdToken,
+    current: Option<&str>,
+) -> Result<Option<String>, OAuthError> {
+    let Some(sid) = hint.sid.as_deref() else {
+        return Ok(None);
+    };
+    let names = |op_session: &str| {
+        let expected = p.secrets.client_session_id(op_session, &hint.client_id);
+        constant_time_eq(expected.as_bytes(), sid.as_bytes())
+    };
+    if let Some(current) = current.filter(|c| names(c)) {
+        return Ok(Some(current.to_owned()));
+    }
+    let digest = token_digest(cookie);
+    let grants = p.store.grants_by_sid(&p.tenant, sid, p.now()).await?;
+    Ok(grants.into_iter().find_map(|g| {
+        let here = p.secrets.session_id(&digest, &g.subject, g.auth_time);
+        let op_session = g.op_session?;
+        (g.client_id.as_str() == hint.client_id
+            && constant_time_eq(here.as_bytes(), op_session.as_bytes()))
+        .then_some(op_session)
+    }))
 }
 
 /// The binding of the confirmation form's CSRF token: the browser, for this purpose only.
@@ -146,12 +182,14 @@ pub(crate) struct LogoutCall {
     pub(crate) sid: String,
 }
 
-/// Ends the OP browser session `sid`: in one transaction, takes every live grant of the session
-/// out of it (revoking it unless it holds `offline_access` and its client keeps those), queues a
+/// Ends the OP session `op_session`: in one transaction, takes every grant out of it — one
+/// conditional write, so that of two requests ending it at once only one finds its grants —
+/// revokes those without `offline_access` (and those with it when their client asked), queues a
 /// logout token for every client of the session with a `backchannel_logout_uri`, and audits it.
-pub(crate) async fn end(p: &Provider, sid: &str) -> Result<Ended, OAuthError> {
+pub(crate) async fn end(p: &Provider, op_session: &str) -> Result<Ended, OAuthError> {
     let now = p.now();
-    let grants = p.store.session_grants(&p.tenant, sid, now).await?;
+    let mut tx = p.store.begin().await?;
+    let grants = tx.end_session(&p.tenant, op_session).await?;
     let Some(subject) = grants.first().map(|g| g.subject.clone()) else {
         return Ok(Ended::default());
     };
@@ -163,7 +201,6 @@ pub(crate) async fn end(p: &Provider, sid: &str) -> Result<Ended, OAuthError> {
             clients.insert(grant.client_id.clone(), client);
         }
     }
-    let mut tx = p.store.begin().await?;
     let mut revoked = 0;
     for grant in &grants {
         // OIDC Core §11: offline access is meant to outlive the session that granted it.
@@ -171,8 +208,10 @@ pub(crate) async fn end(p: &Provider, sid: &str) -> Result<Ended, OAuthError> {
             || clients
                 .get(&grant.client_id)
                 .is_none_or(|c| c.metadata.logout_revokes_offline_access);
-        tx.end_session_grant(&grant.id, revoke, now).await?;
-        revoked += usize::from(revoke);
+        if revoke {
+            tx.revoke_grant(&grant.id, now).await?;
+            revoked += 1;
+        }
     }
     let mut ended = Ended::default();
     for client in clients
@@ -180,10 +219,11 @@ pub(crate) async fn end(p: &Provider, sid: &str) -> Result<Ended, OAuthError> {
         .filter(|c| c.status == ClientStatus::Active)
     {
         let sub = p.subject_for(&client.metadata, &subject);
+        let sid = p.secrets.client_session_id(op_session, &client.client_id);
         if let Some(uri) = &client.metadata.backchannel_logout_uri {
             let call = LogoutCall {
                 sub,
-                sid: sid.to_owned(),
+                sid: sid.clone(),
             };
             let kind = OutboxKind::BackchannelLogout;
             outbox::enqueue(p, &mut tx, kind, &client.client_id, uri, &call).await?;
@@ -193,7 +233,7 @@ pub(crate) async fn end(p: &Provider, sid: &str) -> Result<Ended, OAuthError> {
                 p,
                 uri,
                 client.metadata.frontchannel_logout_session_required,
-                sid,
+                &sid,
             ));
         }
     }

@@ -53,8 +53,11 @@ pub struct GrantRecord {
     pub created_at: UnixTime,
     /// Bound on the whole refresh family.
     pub expires_at: UnixTime,
-    /// The OP browser session it was made in (the `sid` of OpenID Connect Back-Channel Logout
-    /// 1.0 §2.1); `None` for a grant made without a browser (device flow, CIBA).
+    /// The OP session it was made in; `None` for a grant made without a browser (device flow,
+    /// CIBA) and once the session ended.
+    pub op_session: Option<String>,
+    /// The session id its client knows that session by (the `sid` of OpenID Connect
+    /// Back-Channel Logout 1.0 §2.1); `None` when `op_session` is.
     pub sid: Option<String>,
 }
 
@@ -71,6 +74,7 @@ impl GrantRecord {
             auth_time: get(r, "auth_time")?,
             created_at: get(r, "created_at")?,
             expires_at: get(r, "expires_at")?,
+            op_session: get(r, "op_session")?,
             sid: get(r, "sid")?,
         })
     }
@@ -80,6 +84,19 @@ impl GrantRecord {
         serde_json::from_str(&self.details)
             .map_err(|e| StoreError::Corrupt(format!("grant details: {e}")))
     }
+}
+
+/// A grant of an ended OP session.
+#[derive(Clone, Debug)]
+pub struct SessionGrant {
+    /// Grant id.
+    pub id: String,
+    /// Its client.
+    pub client_id: ClientId,
+    /// Its user.
+    pub subject: String,
+    /// Its scopes.
+    pub scopes: ScopeSet,
 }
 
 /// Standing consent.
@@ -143,7 +160,7 @@ impl ConsentRecord {
 }
 
 /// A grant that is unrevoked, unexpired and whose client is active.
-const LIVE_GRANT: &str = "SELECT g.id, g.tenant_id, g.client_id, g.subject, g.scopes, g.resources, g.details, g.auth_time, g.created_at, g.expires_at, g.sid \
+const LIVE_GRANT: &str = "SELECT g.id, g.tenant_id, g.client_id, g.subject, g.scopes, g.resources, g.details, g.auth_time, g.created_at, g.expires_at, g.op_session, g.sid \
      FROM grants g JOIN clients c ON c.tenant_id = g.tenant_id AND c.client_id = g.client_id \
      WHERE g.id = $1 AND g.revoked_at IS NULL AND g.expires_at > $2 AND c.status = 'active'";
 
@@ -171,21 +188,21 @@ impl Store {
             .fetch_optional(LIVE_GRANT, params![id, now], GrantRecord::from_row)
             .await
     }
-    /// The live grants (unrevoked, unexpired) made in the OP browser session `sid`, oldest
+    /// The live grants (unrevoked, unexpired) a client knows by the session id `sid`, oldest
     /// first.
-    pub async fn session_grants(
+    pub async fn grants_by_sid(
         &self,
         tenant: &str,
         sid: &str,
         now: UnixTime,
     ) -> Result<Vec<GrantRecord>, StoreError> {
-        self.db.fetch_all("SELECT id, tenant_id, client_id, subject, scopes, resources, details, auth_time, created_at, expires_at, sid \
+        self.db.fetch_all("SELECT id, tenant_id, client_id, subject, scopes, resources, details, auth_time, created_at, expires_at, op_session, sid \
              FROM grants WHERE tenant_id = $1 AND sid = $2 AND revoked_at IS NULL AND expires_at > $3 \
              ORDER BY created_at, id", params![tenant, sid, now], GrantRecord::from_row).await
     }
     /// The grant a token came from.
     pub async fn grant(&self, id: &str) -> Result<Option<GrantRecord>, StoreError> {
-        self.db.fetch_optional("SELECT id, tenant_id, client_id, subject, scopes, resources, details, auth_time, created_at, expires_at, sid \
+        self.db.fetch_optional("SELECT id, tenant_id, client_id, subject, scopes, resources, details, auth_time, created_at, expires_at, op_session, sid \
              FROM grants WHERE id = $1", params![id], GrantRecord::from_row).await
     }
     /// Revokes a grant and with it every code and token issued from it.
@@ -243,27 +260,38 @@ impl Store {
 }
 
 impl Tx {
-    /// Takes the grant `id` out of its OP browser session, which has ended (OpenID Connect
-    /// Back-Channel Logout 1.0 §2.7), revoking it too when `revoke` — with every code and token
-    /// issued from it.
-    pub async fn end_session_grant(
+    /// Takes every grant out of the OP session `op_session`, which has ended (OpenID Connect
+    /// Back-Channel Logout 1.0 §2.7), and returns them: one conditional write, so of two
+    /// processes ending the same session at once, one gets the grants and the other none.
+    pub async fn end_session(
         &mut self,
-        id: &str,
-        revoke: bool,
-        now: UnixTime,
-    ) -> Result<(), StoreError> {
-        let statement = if revoke {
-            "UPDATE grants SET sid = NULL, revoked_at = COALESCE(revoked_at, $1) WHERE id = $2"
-        } else {
-            "UPDATE grants SET sid = NULL WHERE id = $2 AND $1 = $1"
-        };
-        self.execute(statement, params![now, id]).await?;
+        tenant: &str,
+        op_session: &str,
+    ) -> Result<Vec<SessionGrant>, StoreError> {
+        self.fetch_all(
+            "UPDATE grants SET op_session = NULL, sid = NULL WHERE tenant_id = $1 AND op_session = $2 \
+             RETURNING id, client_id, subject, scopes",
+            params![tenant, op_session],
+            |r| {
+                Ok(SessionGrant {
+                    id: get(r, "id")?,
+                    client_id: ClientId::new(get::<String>(r, "client_id")?),
+                    subject: get(r, "subject")?,
+                    scopes: ScopeSet::from_stored(&get::<String>(r, "scopes")?),
+                })
+            },
+        )
+        .await
+    }
+    /// Revokes a grant, with every code and token issued from it.
+    pub async fn revoke_grant(&mut self, id: &str, now: UnixTime) -> Result<(), StoreError> {
+        self.execute(REVOKE_GRANT, params![now, id]).await?;
         Ok(())
     }
     /// Inserts a grant.
     pub async fn insert_grant(&mut self, g: &GrantRecord) -> Result<(), StoreError> {
-        self.execute("INSERT INTO grants (id, tenant_id, client_id, subject, scopes, resources, details, auth_time, created_at, expires_at, sid) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)", params![g.id, g.tenant_id, g.client_id, g.subject, g.scopes, to_json_list(&g.resources), g.details, g.auth_time, g.created_at, g.expires_at, g.sid]).await?;
+        self.execute("INSERT INTO grants (id, tenant_id, client_id, subject, scopes, resources, details, auth_time, created_at, expires_at, op_session, sid) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)", params![g.id, g.tenant_id, g.client_id, g.subject, g.scopes, to_json_list(&g.resources), g.details, g.auth_time, g.created_at, g.expires_at, g.op_session, g.sid]).await?;
         Ok(())
     }
     /// Records or widens standing consent.

@@ -212,6 +212,7 @@ on_both_stores! {
             auth_time: NOW,
             created_at: NOW,
             expires_at: NOW + 86_400,
+            op_session: None,
             sid: None,
         };
         let code = TokenRecord::Code(CodeRecord {

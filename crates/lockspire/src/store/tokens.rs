@@ -372,8 +372,9 @@ pub enum Consumed {
 }
 
 impl Store {
-    /// A usable token: unexpired, unrevoked, unconsumed, its grant unrevoked and its client
-    /// active. One indexed read.
+    /// A usable token: unexpired, unrevoked, unconsumed, its grant unrevoked, and its client and
+    /// its grant's client active (they differ for a token exchanged by another client, RFC
+    /// 8693). One indexed read.
     pub async fn active_token(
         &self,
         digest: &str,
@@ -385,9 +386,10 @@ impl Store {
             " FROM tokens t \
              JOIN clients c ON c.tenant_id = t.tenant_id AND c.client_id = t.client_id \
              LEFT JOIN grants g ON g.id = t.grant_id \
+             LEFT JOIN clients gc ON gc.tenant_id = g.tenant_id AND gc.client_id = g.client_id \
              WHERE t.digest = $1 AND t.expires_at > $2 AND t.revoked_at IS NULL AND t.consumed_at IS NULL \
                AND t.kind <> 'code' AND c.status = 'active' \
-               AND (t.grant_id IS NULL OR (g.revoked_at IS NULL AND g.expires_at > $2))"
+               AND (t.grant_id IS NULL OR (g.revoked_at IS NULL AND g.expires_at > $2 AND gc.status = 'active'))"
         ), params![digest, now], TokenRecord::from_row).await
     }
     /// A token of any state, for revocation (RFC 7009 accepts expired and used tokens).

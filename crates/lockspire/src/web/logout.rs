@@ -64,7 +64,11 @@ pub(crate) async fn end_session(State(p): State<Arc<Provider>>, req: Request<Bod
         Ok(request) => request,
         Err(e) => return error_page(&e),
     };
-    let cookie = browser_cookie(&parts.headers);
+    // The session is known only where the browser sent its cookies: a cross-site POST carries
+    // none (SameSite), and is asked to confirm on a page of this site, whose form does.
+    let Some(cookie) = browser_cookie(&parts.headers) else {
+        return confirm(&p, &params, &request, None);
+    };
     let ctx = Context {
         issuer: p.issuer().to_owned(),
         client_id: request
@@ -76,62 +80,66 @@ pub(crate) async fn end_session(State(p): State<Arc<Provider>>, req: Request<Bod
         login_hint: request.logout_hint.clone(),
         ..Context::default()
     };
-    // The session is known only where the browser sent its cookies: a cross-site POST carries
-    // none (SameSite), and is asked to confirm on a page of this site, whose form does.
-    let session = match &cookie {
-        Some(_) => match p.resolver.current(&mut parts, &ctx).await {
-            Ok(session) => session,
-            Err(e) => return error_page(&e.into()),
+    let session = match p.resolver.current(&mut parts, &ctx).await {
+        Ok(session) => session,
+        Err(e) => return error_page(&e.into()),
+    };
+    let current = session.as_ref().map(|s| logout::op_session(&p, &cookie, s));
+    // The session the hint names, when it is one of this browser's: the signed-in one, or one
+    // the host already signed out here. Never another browser's, whoever holds an ID token of
+    // it.
+    let hinted = match &request.hint {
+        Some(hint) => match logout::hinted_session(&p, &cookie, hint, current.as_deref()).await {
+            Ok(hinted) => hinted,
+            Err(e) => return error_page(&e),
         },
         None => None,
     };
-    let current = match (&cookie, &session) {
-        (Some(cookie), Some(s)) => Some(logout::session_id(&p, cookie, s.subject.as_str())),
-        _ => None,
-    };
-    let hinted = request.hint.as_ref().and_then(|h| h.sid.clone());
     let confirmed = match (parts.method == Method::POST, params.get("csrf")) {
         (true, Ok(Some(csrf))) => {
-            let valid = cookie
-                .as_deref()
-                .is_some_and(|c| p.secrets.verify_csrf(&logout::csrf_binding(c), csrf));
-            if !valid {
+            if !p.secrets.verify_csrf(&logout::csrf_binding(&cookie), csrf) {
                 return error_page(&OAuthError::invalid_request(
-                    "the sign-out form has expired or was not sent from this browser; try again",
+                    "the sign-out form was not sent from this browser's sign-out page; try again",
                 ));
             }
             true
         }
         _ => false,
     };
-    // §2: the hint proves the client took part in this browser's session (or in one already
-    // signed out of the host, whose clients are still told).
-    let proven = cookie.is_some() && hinted.is_some() && (current.is_none() || current == hinted);
-    if !confirmed && !proven {
-        return confirm(&p, &params, &request, cookie);
+    // §2: a hint naming this browser's session proves the request comes from one of its
+    // clients; without that proof the user is asked. A browser with no session to end has
+    // nothing to lose and goes straight on.
+    let proven = hinted.is_some() && (current.is_none() || current == hinted);
+    let mut sessions: Vec<String> = current.into_iter().chain(hinted).collect();
+    sessions.dedup();
+    if !sessions.is_empty() && !proven && !confirmed {
+        return confirm(&p, &params, &request, Some(cookie));
     }
-    let ended = match current.or(hinted) {
-        Some(sid) => match logout::end(&p, &sid).await {
-            Ok(ended) => ended,
+    let mut ended = Ended::default();
+    for op_session in &sessions {
+        match logout::end(&p, op_session).await {
+            Ok(more) => ended.frontchannel.extend(more.frontchannel),
             Err(e) => return error_page(&e),
-        },
-        None => Ended::default(),
-    };
-    let host_headers = match session {
-        Some(_) => match p.resolver.sign_out(&mut parts, &ctx).await {
-            Ok(headers) => headers,
-            Err(e) => return error_page(&e.into()),
-        },
-        None => http::HeaderMap::new(),
-    };
-    let mut response = signed_out(&ended, &request);
-    for (name, value) in &host_headers {
-        response.headers_mut().append(name, value.clone());
+        }
     }
-    // A new browser cookie: a later sign-in in this browser starts a new session.
-    if cookie.is_some() {
-        set_browser_cookie(&p, &mut response, &random_token());
-    }
+    let host = match session {
+        Some(_) => p.resolver.sign_out(&mut parts, &ctx).await,
+        None => Ok(http::HeaderMap::new()),
+    };
+    // The provider's part is done (tokens revoked, clients told) even when the host's failed:
+    // the user is told so, and can sign out of the host again.
+    let mut response = match host {
+        Ok(headers) => {
+            let mut response = signed_out(&ended, &request);
+            for (name, value) in &headers {
+                response.headers_mut().append(name, value.clone());
+            }
+            response
+        }
+        Err(e) => error_page(&e.into()),
+    };
+    // A new browser cookie: whatever happens next in this browser is a new session.
+    set_browser_cookie(&p, &mut response, &random_token());
     response
 }
 

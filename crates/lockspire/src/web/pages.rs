@@ -44,10 +44,21 @@ pub(super) fn html(status: StatusCode, body: String, csp: String) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    if let Ok(v) = HeaderValue::from_str(&csp) {
-        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    // Fail closed: a page without its policy is not served.
+    match HeaderValue::from_str(&csp) {
+        Ok(v) => {
+            h.insert(header::CONTENT_SECURITY_POLICY, v);
+            response
+        }
+        Err(_) => {
+            tracing::error!("a page's Content-Security-Policy is not a valid header value");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "This page cannot be shown safely.",
+            )
+                .into_response()
+        }
     }
-    response
 }
 
 pub(super) const PAGE_CSP: &str =

@@ -236,6 +236,15 @@ pub(crate) async fn test_signin(
         .into_response()
 }
 
+/// The host's own sign-out, which Lockspire does not see.
+pub(crate) async fn test_signout() -> Response {
+    (
+        StatusCode::OK,
+        [(http::header::SET_COOKIE, "test_session=; Path=/; Max-Age=0")],
+    )
+        .into_response()
+}
+
 pub(crate) async fn test_login_page() -> &'static str {
     "login page"
 }

@@ -505,6 +505,7 @@ fn serve(listener: tokio::net::TcpListener, ls: Lockspire, clock: ManualClock) {
     let host = Router::new()
         .route("/test-signin", get(test_signin))
         .route("/test-login", get(test_login_page))
+        .route("/test-signout", get(test_signout))
         .with_state(HostState { clock });
     let app = host.merge(ls.router());
     tokio::spawn(async move {

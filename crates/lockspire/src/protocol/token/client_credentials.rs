@@ -44,8 +44,8 @@ pub(super) async fn exchange(
         resources: &resources,
         authorization_details: &AuthorizationDetails::default(),
         act: None,
-        format: None,
         not_after: None,
+        binding: client.binding(),
     };
     let (access_token, record) = mint_access_token(p, &grant)?;
     // One write per issued token; no grant row is needed because no user consented.

@@ -117,11 +117,12 @@ pub(crate) struct AccessGrant<'a> {
     pub(crate) authorization_details: &'a AuthorizationDetails,
     /// The `act` claim of a token exchange (RFC 8693 §4.1).
     pub(crate) act: Option<&'a Value>,
-    /// A format other than the client's (a token exchange asking for a JWT).
-    pub(crate) format: Option<AccessTokenFormat>,
     /// When the token must expire at the latest, if before its usual lifetime (a token
     /// exchange never outlives the tokens it was exchanged for).
     pub(crate) not_after: Option<crate::clock::UnixTime>,
+    /// What the token is bound to: the client's proof (its DPoP key or certificate) or, for a
+    /// token exchange, the subject token's binding.
+    pub(crate) binding: Option<Binding>,
 }
 
 /// RFC 9068 §2.2 claims of a JWT access token.
@@ -167,10 +168,9 @@ pub(crate) fn mint_access_token(
         .not_after
         .map_or(lifetime_end, |end| end.min(lifetime_end));
     let scope = g.scopes.to_string();
-    let format = g.format.unwrap_or_else(|| {
-        p.config
-            .access_token_format_for(&g.client.record().metadata)
-    });
+    let format = p
+        .config
+        .access_token_format_for(&g.client.record().metadata);
     let jti = random_id();
     let metadata = &g.client.record().metadata;
     let token = match format {
@@ -195,7 +195,7 @@ pub(crate) fn mint_access_token(
                 jti: &jti,
                 client_id: g.client.id(),
                 scope: &scope,
-                cnf: g.client.binding().map(|b| b.confirmation()),
+                cnf: g.binding.as_ref().map(Binding::confirmation),
                 authorization_details: g.authorization_details.to_member(),
                 act: g.act,
             };
@@ -208,7 +208,7 @@ pub(crate) fn mint_access_token(
         user: g.user.cloned(),
         format,
         jti: Some(jti),
-        binding: g.client.binding(),
+        binding: g.binding.clone(),
         act: g.act.cloned(),
     });
     Ok((token, record))
@@ -252,7 +252,7 @@ pub(crate) fn mint_refresh_token(
         user: user.clone(),
         // RFC 9449 §5: only a public client's refresh token is bound to its DPoP key; a
         // confidential client's is bound to the client by its authentication.
-        binding: match g.client.binding() {
+        binding: match g.binding.clone() {
             Some(Binding::Dpop(_)) if g.client.is_confidential() => None,
             other => other,
         },

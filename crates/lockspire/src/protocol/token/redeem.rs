@@ -332,8 +332,8 @@ pub(crate) fn mint_for_grant(
         resources: &plan.resources,
         authorization_details: &plan.authorization_details,
         act: None,
-        format: None,
         not_after: None,
+        binding: client.binding(),
     };
     let (access_token, access_record) = mint_access_token(p, &access)?;
     let mut records = vec![access_record];

@@ -1,12 +1,14 @@
 //! Token exchange (RFC 8693): a client presents a token this server issued (the subject
 //! token, and optionally an actor token) and receives an access token standing for the same
-//! user, never wider than the subject token: its scopes, audiences, `authorization_details` and
-//! lifetime all lie within it. The exchanged token hangs from the subject token's grant, so
-//! revoking that grant revokes it too.
+//! user, never wider than the subject token: its scopes, audiences, `authorization_details`,
+//! lifetime and sender constraint all come from it. The exchanged token hangs from the subject
+//! token's grant, so revoking that grant revokes it too.
 //!
 //! Protocol checks come first (the tokens are live and this server's, a sender-constrained token
-//! is presented with its key, nothing is widened); then the host's policy, or the default one,
-//! decides whether this client may make this exchange, and whether the result names an actor.
+//! is presented with its key, a refresh token only by its own client, an actor token is the
+//! caller's own, nothing is widened); then the host's policy, or the default one, decides
+//! whether this client may make this exchange, and whether the result names an actor. RFC 8693
+//! §2.2.2: every token that is invalid, or unacceptable by policy, is `invalid_request`.
 
 use serde_json::{Value, json};
 
@@ -42,7 +44,13 @@ struct Found {
     user: Option<UserGrant>,
     authorization_details: AuthorizationDetails,
     expires_at: UnixTime,
+    /// The key or certificate it is bound to, which the exchanged token is bound to as well.
+    binding: Option<Binding>,
 }
+
+/// The scopes an ID token stands for: who the user is, what the client may learn about them
+/// (OIDC Core §5.4). An ID token authorizes nothing else.
+const IDENTITY_SCOPES: [&str; 5] = ["openid", "profile", "email", "address", "phone"];
 
 /// Which of the two presented tokens an error is about.
 #[derive(Clone, Copy)]
@@ -60,10 +68,10 @@ impl Role {
     }
 
     fn invalid(self) -> OAuthError {
-        OAuthError::new(
-            ErrorCode::InvalidGrant,
-            format!("the {} is invalid, expired or revoked", self.name()),
-        )
+        OAuthError::invalid_request(format!(
+            "the {} is invalid, expired or revoked",
+            self.name()
+        ))
     }
 }
 
@@ -79,10 +87,18 @@ pub(super) async fn exchange(
             "token exchange requires client authentication",
         ));
     }
-    let (format, issued_token_type) = match request.requested_token_type {
-        None | Some(ACCESS_TOKEN_TYPE) => (None, ACCESS_TOKEN_TYPE),
-        Some(JWT_TYPE) => (Some(AccessTokenFormat::Jwt), JWT_TYPE),
-        Some(_) => {
+    let format = p.config.access_token_format_for(&client.record().metadata);
+    let issued_token_type = match (request.requested_token_type, format) {
+        (None | Some(ACCESS_TOKEN_TYPE), _) => ACCESS_TOKEN_TYPE,
+        (Some(JWT_TYPE), AccessTokenFormat::Jwt) => JWT_TYPE,
+        // An opaque token is revoked the moment its grant is; a JWT lives until it expires.
+        // Asking for one does not override the format the host chose for this client.
+        (Some(JWT_TYPE), AccessTokenFormat::Opaque) => {
+            return Err(OAuthError::invalid_request(
+                "this client's access tokens are opaque, not JWTs",
+            ));
+        }
+        (Some(_), _) => {
             return Err(OAuthError::invalid_request(
                 "requested_token_type must be an access token or a JWT",
             ));
@@ -95,10 +111,28 @@ pub(super) async fn exchange(
             "a client's own token stands for no user; it asks for another with client credentials",
         ));
     };
+    // RFC 6749 §6: a refresh token is bound to the client it was issued to.
+    if subject.view.kind == PresentedKind::RefreshToken
+        && subject.view.client_id != client.id().as_str()
+    {
+        return Err(Role::Subject
+            .invalid()
+            .with_reason("another client's refresh token"));
+    }
     let actor = match request.actor {
         Some((token, token_type)) => Some(find(p, client, token, token_type, Role::Actor).await?),
         None => None,
     };
+    // The actor is who acts: the caller, or a user of the caller. Another client's token would
+    // put a party in `act` that took no part.
+    if actor
+        .as_ref()
+        .is_some_and(|a| a.view.client_id != client.id().as_str())
+    {
+        return Err(Role::Actor
+            .invalid()
+            .with_reason("an actor token of another client"));
+    }
     let scopes = scopes(p, client, request.scope, &subject.scopes)?;
     let audiences = audiences(p, request, &subject.view.audiences)?;
 
@@ -115,16 +149,9 @@ pub(super) async fn exchange(
         None => default_decision(&asked),
     };
     let act = match decision {
-        ExchangeDecision::Deny if subject.view.client_id != client.id().as_str() => {
-            return Err(OAuthError::new(
-                ErrorCode::InvalidGrant,
-                "the subject_token was issued to another client",
-            ));
-        }
         ExchangeDecision::Deny => {
-            return Err(OAuthError::new(
-                ErrorCode::UnauthorizedClient,
-                "this client may not make this exchange",
+            return Err(OAuthError::invalid_request(
+                "this client may not exchange this token",
             ));
         }
         // The subject token's own actors stay on record: impersonating a delegated token
@@ -143,6 +170,13 @@ pub(super) async fn exchange(
     let not_after = actor
         .as_ref()
         .map_or(subject.expires_at, |a| a.expires_at.min(subject.expires_at));
+    if not_after <= p.now() {
+        return Err(OAuthError::invalid_request(
+            "the tokens presented expire now",
+        ));
+    }
+    // The subject token's constraint carries over; the request has proved it holds its key.
+    let binding = subject.binding.clone().or_else(|| client.binding());
     let grant = AccessGrant {
         client,
         user: Some(&user),
@@ -150,8 +184,8 @@ pub(super) async fn exchange(
         resources: &audiences,
         authorization_details: &subject.authorization_details,
         act: act.as_ref(),
-        format,
         not_after: Some(not_after),
+        binding: binding.clone(),
     };
     let (access_token, record) = mint_access_token(p, &grant)?;
     p.store.insert_token(&record).await?;
@@ -177,7 +211,7 @@ pub(super) async fn exchange(
     p.store.audit(&event).await?;
     Ok(TokenResponse {
         access_token: Secret::new(access_token),
-        token_type: super::token_type(client.binding().as_ref()),
+        token_type: super::token_type(binding.as_ref()),
         expires_in: record.issued().expires_at - p.now(),
         scope: scopes.to_string(),
         refresh_token: None,
@@ -246,11 +280,13 @@ async fn find(
             scopes: issued.scopes.to_vec(),
             audiences: issued.resources.clone(),
             act,
+            sender_constrained: binding.is_some(),
         },
         scopes: issued.scopes.clone(),
         user,
         authorization_details: issued.authorization_details.clone(),
         expires_at: issued.expires_at,
+        binding: binding.cloned(),
     })
 }
 
@@ -262,10 +298,11 @@ fn presents(client: &AuthenticatedClient, binding: &Binding) -> bool {
     }
 }
 
-/// An unexpired ID token stands for the grant its client holds in the browser session it was
-/// issued in (its `sid`): that grant's scopes and audiences bound the exchange, and ending the
-/// session or revoking the grant ends what was exchanged. An ID token issued without a browser
-/// session (device flow, CIBA) stands for nothing that can be exchanged.
+/// An unexpired ID token stands for the sign-in it tells of (its `auth_time`) in the browser
+/// session it was issued in (its `sid`): the grant its client holds there, while that session
+/// lasts. It authorizes no more than it says — who the user is — so what can be exchanged for it
+/// is within the grant's identity scopes (OIDC Core §5.4), for no audience. An ID token issued
+/// without a browser session (device flow, CIBA) stands for nothing that can be exchanged.
 async fn from_id_token(p: &Provider, token: &str, role: Role) -> Result<Found, OAuthError> {
     let now = p.now();
     let id = id_token::verify(p, token).ok_or_else(|| role.invalid())?;
@@ -288,18 +325,24 @@ async fn from_id_token(p: &Provider, token: &str, role: Role) -> Result<Found, O
         })?;
     let grant = p
         .store
-        .session_grants(&p.tenant, sid, now)
+        .grants_by_sid(&p.tenant, sid, now)
         .await?
         .into_iter()
         .rev()
         .find(|g| {
             g.client_id.as_str() == id.client_id
+                && g.auth_time == id.auth_time
                 && p.subject_for(&client.metadata, &g.subject) == id.sub
         })
         .ok_or_else(|| {
             role.invalid()
                 .with_reason("the ID token's session has ended")
         })?;
+    let scopes: ScopeSet = grant
+        .scopes
+        .iter()
+        .filter(|s| IDENTITY_SCOPES.contains(&s.as_str()))
+        .collect();
     Ok(Found {
         view: PresentedToken {
             kind: PresentedKind::IdToken,
@@ -308,18 +351,20 @@ async fn from_id_token(p: &Provider, token: &str, role: Role) -> Result<Found, O
                 Subject::new(grant.subject.clone())
                     .map_err(|e| OAuthError::internal(e.to_string()))?,
             ),
-            scopes: grant.scopes.to_vec(),
-            audiences: grant.resources.clone(),
+            scopes: scopes.to_vec(),
+            audiences: Vec::new(),
             act: None,
+            // A bearer artifact, whatever the grant's tokens are bound to.
+            sender_constrained: false,
         },
-        scopes: grant.scopes,
+        scopes,
         user: Some(UserGrant {
             grant_id: grant.id,
             subject: grant.subject,
         }),
-        // An ID token carries no authorization details of its own.
         authorization_details: AuthorizationDetails::default(),
         expires_at: id.expires_at,
+        binding: None,
     })
 }
 
@@ -333,6 +378,9 @@ fn scopes(
     held: &ScopeSet,
 ) -> Result<ScopeSet, OAuthError> {
     let metadata = &client.record().metadata;
+    // `offline_access` asks for refresh tokens (OIDC Core §11); an exchange issues none.
+    let held: ScopeSet = held.iter().filter(|s| *s != "offline_access").collect();
+    let held = &held;
     if parse_scope(asked)?.is_empty() {
         return Ok(held
             .iter()
@@ -395,8 +443,7 @@ fn delegation(
         act["act"] = earlier.clone();
     }
     if actors(&act) > MAX_ACTORS {
-        return Err(OAuthError::new(
-            ErrorCode::InvalidGrant,
+        return Err(OAuthError::invalid_request(
             "the chain of delegations is too long",
         ));
     }
