@@ -338,6 +338,23 @@ pub(crate) async fn logout(
         Ok(forms::Verdict::CrossOrigin) => return cross_origin_refused(),
         Err(e) => return internal_error("Reading the session failed", &e),
     }
+    // The provider's session of this browser ends with the host's: its tokens are revoked and
+    // its clients (the forum) told by back-channel logout.
+    if let Some(user) = &auth.user {
+        let auth_time = match auth.session.get::<i64>(AUTH_TIME_KEY).await {
+            Ok(auth_time) => auth_time,
+            Err(e) => return internal_error("Reading the session failed", &e),
+        };
+        if let (Some(auth_time), Ok(subject)) =
+            (auth_time, lockspire::Subject::new(user.id.clone()))
+            && let Err(e) = app
+                .lockspire
+                .end_session(&headers, &subject, auth_time)
+                .await
+        {
+            return internal_error("Ending the provider session failed", &e);
+        }
+    }
     if let Err(e) = auth.logout().await {
         return internal_error("Ending the session failed", &e);
     }

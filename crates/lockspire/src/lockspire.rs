@@ -11,6 +11,7 @@ use crate::host::Subject;
 use crate::model::client::{ClientId, ClientMetadata};
 use crate::operator::{Operator, OperatorError};
 use crate::protocol::error::OAuthError;
+use crate::protocol::logout;
 use crate::protocol::provider::Provider;
 use crate::protocol::registration::{self, RegisteredClient};
 use crate::store::{self, ClientStatus};
@@ -198,6 +199,33 @@ impl Lockspire {
     /// it revoked, and its id never issued again. False when there was no such client.
     pub async fn delete_client(&self, client_id: &str) -> Result<bool, OAuthError> {
         found(self.operator().delete_client(client_id).await)
+    }
+
+    /// Ends the provider session of `subject`'s sign-in at `auth_time` in the browser that sent
+    /// `headers` (its cookies), for the host's own sign-out: the session's tokens are revoked as
+    /// at the end-session endpoint, and every client of the session with a
+    /// `backchannel_logout_uri` is sent a logout token (OpenID Connect Back-Channel Logout 1.0
+    /// §2.5). Call it from your sign-out handler, with the subject and `auth_time` your
+    /// [`crate::AccountResolver`] reports, before ending your session. Front-channel logout
+    /// needs the browser itself: send it to the `end_session_endpoint` instead when clients rely
+    /// on it. Nothing happens for a browser without a session.
+    pub async fn end_session(
+        &self,
+        headers: &http::HeaderMap,
+        subject: &Subject,
+        auth_time: UnixTime,
+    ) -> Result<(), OAuthError> {
+        let Some(cookie) = web::browser_cookie(headers) else {
+            return Ok(());
+        };
+        let session = crate::host::Session {
+            subject: subject.clone(),
+            auth_time,
+            acr: None,
+            amr: Vec::new(),
+        };
+        let op_session = logout::op_session(&self.inner, &cookie, &session);
+        logout::end(&self.inner, &op_session).await.map(drop)
     }
 
     /// Re-enables a disabled client, and with it its suspended tokens. A deleted client stays

@@ -936,3 +936,47 @@ async fn a_logout_request_without_a_hint_asks_first_and_the_page_works_in_a_brow
     b.find("#signed-out").await.expect("signed out of the host");
     b.close().await;
 }
+
+#[tokio::test]
+async fn the_hosts_own_sign_out_ends_the_provider_session_and_the_forum_is_told() {
+    let _one = ONE_BROWSER.lock().await;
+    let Some(mut b) = browser("host-sign-out").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let issuer = start_demo(&dir).await;
+    sign_in_with_the_form(&b, &issuer).await;
+    b.goto(&format!("{issuer}/demo/forum/sign-in"))
+        .await
+        .expect("forum sign-in");
+    b.wait_for_path("/consent").await.expect("consent");
+    b.click("button[name=decision][value=allow]")
+        .await
+        .expect("allow");
+    b.wait_for_path("/demo/forum").await.expect("forum");
+    b.find("#forum-signed-in")
+        .await
+        .expect("signed in to the forum");
+
+    // The home page's own Sign out: the host calls Lockspire::end_session before ending its
+    // session.
+    b.goto(&format!("{issuer}/")).await.expect("home");
+    b.click("form[action='/logout'] button[type=submit]")
+        .await
+        .expect("sign out");
+    b.find("#signed-out").await.expect("signed out");
+    let mut ended = false;
+    for _ in 0..50 {
+        b.goto(&format!("{issuer}/demo/forum"))
+            .await
+            .expect("forum");
+        ended = b.find("#forum-ended").await.is_ok();
+        if ended {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ended, "the forum was told by a logout token");
+    b.screenshot("forum-ended").await.expect("screenshot");
+    b.close().await;
+}

@@ -26,7 +26,7 @@ use crate::secrets::random_token;
 /// The cookie binding interactions to the browser that started them.
 const BROWSER_COOKIE: &str = "lockspire_browser";
 
-pub(super) fn browser_cookie(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn browser_cookie(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()

@@ -19,6 +19,8 @@ use http::{Method, header};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
 
+pub(crate) use authorize::browser_cookie;
+
 use crate::protocol::endpoints::{Access, Endpoint};
 use crate::protocol::error::OAuthError;
 use crate::protocol::provider::Provider;
