@@ -340,25 +340,21 @@ pub(crate) async fn logout(
     }
     // The provider's session of this browser ends with the host's: its tokens are revoked and
     // its clients (the forum) told by back-channel logout.
-    if let Some(user) = &auth.user {
-        let auth_time = match auth.session.get::<i64>(AUTH_TIME_KEY).await {
-            Ok(auth_time) => auth_time,
-            Err(e) => return internal_error("Reading the session failed", &e),
-        };
-        if let (Some(auth_time), Ok(subject)) =
-            (auth_time, lockspire::Subject::new(user.id.clone()))
-            && let Err(e) = app
-                .lockspire
-                .end_session(&headers, &subject, auth_time)
-                .await
-        {
-            return internal_error("Ending the provider session failed", &e);
+    let mut provider_headers = HeaderMap::new();
+    if let Some(user) = &auth.user
+        && let Ok(subject) = lockspire::Subject::new(user.id.clone())
+    {
+        match app.lockspire.end_session(&headers, &subject).await {
+            Ok(headers) => provider_headers = headers,
+            Err(e) => return internal_error("Ending the provider session failed", &e),
         }
     }
     if let Err(e) = auth.logout().await {
         return internal_error("Ending the session failed", &e);
     }
-    see_other("/")
+    let mut response = see_other("/");
+    response.headers_mut().extend(provider_headers);
+    response
 }
 
 #[cfg(test)]

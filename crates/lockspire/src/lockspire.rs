@@ -201,31 +201,26 @@ impl Lockspire {
         found(self.operator().delete_client(client_id).await)
     }
 
-    /// Ends the provider session of `subject`'s sign-in at `auth_time` in the browser that sent
-    /// `headers` (its cookies), for the host's own sign-out: the session's tokens are revoked as
-    /// at the end-session endpoint, and every client of the session with a
-    /// `backchannel_logout_uri` is sent a logout token (OpenID Connect Back-Channel Logout 1.0
-    /// §2.5). Call it from your sign-out handler, with the subject and `auth_time` your
-    /// [`crate::AccountResolver`] reports, before ending your session. Front-channel logout
-    /// needs the browser itself: send it to the `end_session_endpoint` instead when clients rely
-    /// on it. Nothing happens for a browser without a session.
+    /// Ends the provider session of `subject` in the browser that sent `headers` (its cookies),
+    /// for the host's own sign-out: the session's tokens are revoked as at the end-session
+    /// endpoint, and every client of the session with a `backchannel_logout_uri` is sent a
+    /// logout token (OpenID Connect Back-Channel Logout 1.0 §2.5). Call it from your sign-out
+    /// handler, with the subject your [`crate::AccountResolver`] reports, before ending your
+    /// session, and add the headers it returns to your response: they replace the browser's
+    /// Lockspire cookie, so that a later sign-in starts a new session. Front-channel logout needs
+    /// the browser itself: send it to the `end_session_endpoint` instead when clients rely on
+    /// it. Nothing happens for a browser without a session.
     pub async fn end_session(
         &self,
         headers: &http::HeaderMap,
         subject: &Subject,
-        auth_time: UnixTime,
-    ) -> Result<(), OAuthError> {
+    ) -> Result<http::HeaderMap, OAuthError> {
         let Some(cookie) = web::browser_cookie(headers) else {
-            return Ok(());
+            return Ok(http::HeaderMap::new());
         };
-        let session = crate::host::Session {
-            subject: subject.clone(),
-            auth_time,
-            acr: None,
-            amr: Vec::new(),
-        };
-        let op_session = logout::op_session(&self.inner, &cookie, &session);
-        logout::end(&self.inner, &op_session).await.map(drop)
+        let op_session = logout::op_session(&self.inner, &cookie, subject);
+        logout::end(&self.inner, &op_session).await?;
+        Ok(web::new_browser_cookie(&self.inner))
     }
 
     /// Re-enables a disabled client, and with it its suspended tokens. A deleted client stays

@@ -386,14 +386,13 @@ impl ServerSecrets {
         b64(hmac::sign(&self.attempts, key.as_bytes()))
     }
 
-    /// The OP session of `subject`'s sign-in at `auth_time` in the browser whose cookie has
-    /// digest `browser`: the same for every client the user authorizes in that browser until
-    /// they sign in again, different for another user, browser or sign-in, and linkable to none
-    /// of them by whoever reads it (a keyed hash). Clients never see it: each gets its own
-    /// [`Self::client_session_id`].
-    pub(crate) fn session_id(&self, browser: &str, subject: &str, auth_time: i64) -> String {
-        let time = auth_time.to_be_bytes();
-        let parts: [&[u8]; 3] = [browser.as_bytes(), subject.as_bytes(), &time];
+    /// The OP session of `subject` in the browser whose cookie has digest `browser`: the same
+    /// for every client the user authorizes in that browser, re-authentications included (OIDC
+    /// Core §3.1.2.1 asks the user again, in the same session), until the cookie is replaced at
+    /// logout; different for another user or browser, and linkable to neither by whoever reads
+    /// it (a keyed hash). Clients never see it: each gets its own [`Self::client_session_id`].
+    pub(crate) fn session_id(&self, browser: &str, subject: &str) -> String {
+        let parts: [&[u8]; 2] = [browser.as_bytes(), subject.as_bytes()];
         b64(hmac::sign(&self.session, &parts.join(&0u8)))
     }
 

@@ -285,10 +285,22 @@ on_both_stores! {
         let client = h.public_client(json!({})).await;
         let pkce = Pkce::new();
         let browser = h.browser(Some("alice"));
-        let resp = browser.client.post(h.url("/authorize")).form(&[
+        let form = [
             ("response_type", "code"), ("client_id", client.id.as_str()), ("redirect_uri", client.redirect_uri.as_str()),
             ("scope", "openid"), ("code_challenge", pkce.challenge.as_str()), ("code_challenge_method", "S256"),
-        ]).send().await.expect("post");
+        ];
+        // Without the browser cookie (a POST from another site carries no SameSite=Lax one) the
+        // request goes on as a GET, which carries it, rather than replacing it.
+        let resp = browser.client.post(h.url("/authorize")).form(&form).send().await.expect("post");
+        assert_eq!(resp.status(), 303);
+        assert!(resp.headers().get("set-cookie").is_none());
+        let next = resp.headers()["location"].to_str().unwrap_or("").to_owned();
+        assert!(next.starts_with(&format!("{}/authorize?", h.base)), "{next}");
+        assert!(next.contains(&format!("client_id={}", client.id)), "{next}");
+        let followed = browser.client.get(&next).send().await.expect("get");
+        assert!(followed.headers()["location"].to_str().unwrap_or("").starts_with("/test-login"));
+        // With it, the POST is answered at once.
+        let resp = browser.client.post(h.url("/authorize")).form(&form).send().await.expect("post");
         assert_eq!(resp.status(), 303);
         assert!(resp.headers()["location"].to_str().unwrap_or("").starts_with("/test-login"));
     }

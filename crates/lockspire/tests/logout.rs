@@ -632,3 +632,121 @@ async fn a_hint_ends_its_session_in_the_browser_the_host_already_signed_out(back
 }
 
 on_both!(a_hint_ends_its_session_in_the_browser_the_host_already_signed_out);
+
+/// Signing in again (`prompt=login`) is a new authentication in the same session (OIDC Core
+/// §3.1.2.1): logout afterwards still ends every client of it.
+async fn a_re_authentication_stays_in_the_session_that_logout_ends(backend: Backend) {
+    let h = start(backend).await;
+    let receiver = Receiver::default();
+    let endpoint = receiver.start().await;
+    let a = rp(&h, "shop", json!({"backchannel_logout_uri": endpoint})).await;
+    let b = rp(&h, "forum", json!({})).await;
+    let browser = h.browser(Some("alice"));
+    let ta = sign_in(&h, &browser, &a, "openid").await;
+    h.clock.advance(60);
+    let pkce = Pkce::new();
+    let url = h.authorize_url(&b, "openid", &pkce, &[("prompt", "login")]);
+    let code = browser
+        .run(&url, &b.redirect_uri, Consent::Allow)
+        .await
+        .redirect_params()["code"]
+        .clone();
+    let tb = h.redeem(&b, &code, &pkce.verifier).await.body;
+    let resp = get(
+        &browser,
+        &end_session_url(
+            &h,
+            &[
+                ("id_token_hint", text(&tb, "id_token")),
+                (
+                    "post_logout_redirect_uri",
+                    "https://forum.example/signed-out",
+                ),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(
+        location(&resp),
+        "https://forum.example/signed-out",
+        "the hint proves the session"
+    );
+    assert!(
+        !h.is_active(&a, text(&ta, "access_token")).await,
+        "the earlier client's tokens end too"
+    );
+    assert_eq!(
+        receiver.wait_for(1).await.len(),
+        1,
+        "the earlier client is told"
+    );
+}
+
+/// A logout request POSTed from a client's site carries none of the provider's SameSite
+/// cookies: it is sent on as a GET of the same request, which does, and nothing replaces the
+/// browser's cookie on the way.
+async fn a_cross_site_post_is_sent_on_as_a_get_and_keeps_the_browser_cookie(backend: Backend) {
+    let h = start(backend).await;
+    let a = rp(&h, "shop", json!({})).await;
+    let browser = h.browser(Some("alice"));
+    let ta = sign_in(&h, &browser, &a, "openid").await;
+    let cookieless = h.http();
+    let form = [
+        ("id_token_hint", text(&ta, "id_token")),
+        (
+            "post_logout_redirect_uri",
+            "https://shop.example/signed-out",
+        ),
+        ("state", "s-3"),
+    ];
+    let posted = cookieless
+        .post(h.url("/end_session"))
+        .form(&form)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(posted.status(), StatusCode::SEE_OTHER);
+    assert!(
+        posted.headers().get("set-cookie").is_none(),
+        "no cookie is set on the way"
+    );
+    let next = location(&posted);
+    assert!(
+        next.starts_with(&format!("{}/end_session?", h.base)),
+        "{next}"
+    );
+    for (name, value) in form {
+        let pair = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair(name, value)
+            .finish();
+        assert!(next.contains(&pair), "{name} carried: {next}");
+    }
+    // The browser follows with its cookies: the hint proves its session.
+    let followed = get(&browser, &next).await;
+    assert_eq!(
+        location(&followed),
+        "https://shop.example/signed-out?state=s-3"
+    );
+    assert!(!h.is_active(&a, text(&ta, "access_token")).await);
+    // A question shown without cookies sets none that names a session.
+    let asked = get(
+        &h.browser(None),
+        &end_session_url(&h, &[("client_id", &a.id)]),
+    )
+    .await;
+    let cookies: Vec<String> = asked
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        cookies.iter().all(|c| !c.starts_with("lockspire_browser=")),
+        "{cookies:?}"
+    );
+}
+
+on_both!(
+    a_re_authentication_stays_in_the_session_that_logout_ends,
+    a_cross_site_post_is_sent_on_as_a_get_and_keeps_the_browser_cookie,
+);

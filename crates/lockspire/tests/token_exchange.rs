@@ -279,7 +279,13 @@ async fn a_delegation_names_the_actor_in_act_and_nests_chains(backend: Backend) 
     let trusted = Trusted::default();
     let policy = trusted.clone();
     let h = Harness::start_with(backend, |b| b.token_exchange_policy(policy)).await;
-    let app = exchanging_client(&h).await;
+    // Its access tokens are JWTs, as the gateway's: the gateway's exchange may then be one.
+    let app = h
+        .confidential_client(json!({
+            "grant_types": ["authorization_code", "refresh_token", EXCHANGE],
+            "access_token_format": "jwt",
+        }))
+        .await;
     // Its access tokens are JWTs, so it may ask for one.
     let gateway = h
         .confidential_client(json!({
@@ -377,6 +383,26 @@ async fn a_delegation_names_the_actor_in_act_and_nests_chains(backend: Backend) 
         })
     );
     assert_eq!(seen["scope"], "api:read", "a chain never widens: {seen}");
+    // The service's tokens are opaque, and exchanged by the JWT-minded gateway they stay so: an
+    // exchange never lets an opaque token outlive its revocation.
+    let back = [
+        ("subject_token", chained),
+        ("subject_token_type", ACCESS_TOKEN),
+    ];
+    let kept = exchange(&h, &gateway, &back).await;
+    assert_eq!(kept.status, 200, "{}", kept.body);
+    assert_eq!(
+        text(&kept.body, "access_token").split('.').count(),
+        1,
+        "an opaque token: {}",
+        kept.body
+    );
+    let mut as_jwt = back.to_vec();
+    as_jwt.push(("requested_token_type", JWT));
+    assert_eq!(
+        exchange(&h, &gateway, &as_jwt).await.error(),
+        "invalid_request"
+    );
 
     // An impersonation keeps the actors already on record.
     let impersonated = exchange(

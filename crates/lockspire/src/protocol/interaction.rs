@@ -421,11 +421,10 @@ async fn issue_code(
         authorization_details: &req.authorization_details,
         asked: consented_now.then_some(previous),
         on: "approved on the consent page",
-        op_session: Some(p.secrets.session_id(
-            &pending.record.browser_digest,
-            subject,
-            session.auth_time,
-        )),
+        op_session: Some(
+            p.secrets
+                .session_id(&pending.record.browser_digest, subject),
+        ),
     };
     let grant = approval::record(p, &mut tx, approval).await.map_err(fail)?;
     let code = time_ordered_token();

@@ -2,11 +2,11 @@
 //! (the `end_session_endpoint`), Back-Channel Logout 1.0 (logout tokens through the outbox) and
 //! Front-Channel Logout 1.0 (the iframes of the signed-out page).
 //!
-//! The OP browser session (`sid`) is a keyed hash of the browser cookie and the user: every
-//! grant made through an authorization in that browser records it, and its ID tokens carry it.
-//! Ending it takes each of those grants out of the session — revoking it, with its tokens,
-//! unless it holds `offline_access` and its client did not ask otherwise — and tells each client
-//! that registered a logout URI.
+//! The OP session is a keyed hash of the browser cookie and the user: every grant made through
+//! an authorization in that browser records it, with the session id its client knows it by
+//! (`sid`, one per client), which the client's ID tokens carry. Ending it takes each of those
+//! grants out of the session — revoking it, with its tokens, unless it holds `offline_access` and
+//! its client did not ask otherwise — and tells each client that registered a logout URI.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::id_token::{self, IssuedIdToken};
 use super::params::Params;
-use crate::host::Session;
+use crate::host::Subject;
 use crate::jose::sign_compact;
 use crate::model::client::ClientId;
 use crate::protocol::error::OAuthError;
@@ -121,13 +121,10 @@ pub(crate) async fn validate(p: &Provider, params: &Params) -> Result<LogoutRequ
     })
 }
 
-/// The OP session of the sign-in `session` in the browser holding `cookie`.
-pub(crate) fn op_session(p: &Provider, cookie: &str, session: &Session) -> String {
-    p.secrets.session_id(
-        &token_digest(cookie),
-        session.subject.as_str(),
-        session.auth_time,
-    )
+/// The OP session of `subject` in the browser holding `cookie`.
+pub(crate) fn op_session(p: &Provider, cookie: &str, subject: &Subject) -> String {
+    p.secrets
+        .session_id(&token_digest(cookie), subject.as_str())
 }
 
 /// The OP session an `id_token_hint` names, when it is a session of the browser holding
@@ -153,7 +150,7 @@ pub(crate) async fn hinted_session(
     let digest = token_digest(cookie);
     let grants = p.store.grants_by_sid(&p.tenant, sid, p.now()).await?;
     Ok(grants.into_iter().find_map(|g| {
-        let here = p.secrets.session_id(&digest, &g.subject, g.auth_time);
+        let here = p.secrets.session_id(&digest, &g.subject);
         let op_session = g.op_session?;
         (g.client_id.as_str() == hint.client_id
             && constant_time_eq(here.as_bytes(), op_session.as_bytes()))
@@ -161,7 +158,8 @@ pub(crate) async fn hinted_session(
     }))
 }
 
-/// The binding of the confirmation form's CSRF token: the browser, for this purpose only.
+/// The binding of the confirmation form's CSRF token: the cookie set with the form, for this
+/// purpose only.
 pub(crate) fn csrf_binding(cookie: &str) -> String {
     format!("logout:{}", token_digest(cookie))
 }
@@ -188,19 +186,28 @@ pub(crate) struct LogoutCall {
 /// logout token for every client of the session with a `backchannel_logout_uri`, and audits it.
 pub(crate) async fn end(p: &Provider, op_session: &str) -> Result<Ended, OAuthError> {
     let now = p.now();
-    let mut tx = p.store.begin().await?;
-    let grants = tx.end_session(&p.tenant, op_session).await?;
-    let Some(subject) = grants.first().map(|g| g.subject.clone()) else {
-        return Ok(Ended::default());
-    };
+    // Read before the transaction, whose connection is the only one of an in-memory database:
+    // the clients of the session's grants. A grant made meanwhile whose client is not among them
+    // is still revoked, its client not told.
     let mut clients: BTreeMap<ClientId, ClientRecord> = BTreeMap::new();
-    for grant in &grants {
-        if !clients.contains_key(&grant.client_id)
-            && let Some(client) = p.store.client(&p.tenant, &grant.client_id).await?
-        {
-            clients.insert(grant.client_id.clone(), client);
+    for client_id in p.store.session_clients(&p.tenant, op_session).await? {
+        if let Some(client) = p.store.client(&p.tenant, &client_id).await? {
+            clients.insert(client_id, client);
         }
     }
+    let mut tx = p.store.begin().await?;
+    // Grants already revoked or expired leave the session too, but are told of no further.
+    let grants: Vec<_> = tx
+        .end_session(&p.tenant, op_session)
+        .await?
+        .into_iter()
+        .filter(|g| g.live_at(now))
+        .collect();
+    let Some(subject) = grants.first().map(|g| g.subject.clone()) else {
+        tx.commit().await?;
+        return Ok(Ended::default());
+    };
+    clients.retain(|id, _| grants.iter().any(|g| &g.client_id == id));
     let mut revoked = 0;
     for grant in &grants {
         // OIDC Core §11: offline access is meant to outlive the session that granted it.

@@ -152,6 +152,14 @@ impl Params {
             .ok_or_else(|| OAuthError::invalid_request(format!("parameter {name} is required")))
     }
 
+    /// The parameters as a query string (`application/x-www-form-urlencoded`), in their order:
+    /// to send a posted request on as a `GET`.
+    pub(crate) fn to_query(&self) -> String {
+        url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&self.0)
+            .finish()
+    }
+
     /// Every value of `name` (for parameters that may repeat).
     pub(crate) fn all(&self, name: &str) -> impl Iterator<Item = &str> {
         self.0

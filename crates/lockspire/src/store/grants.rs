@@ -97,6 +97,17 @@ pub struct SessionGrant {
     pub subject: String,
     /// Its scopes.
     pub scopes: ScopeSet,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<UnixTime>,
+    /// Its expiry.
+    pub expires_at: UnixTime,
+}
+
+impl SessionGrant {
+    /// Unrevoked and unexpired at `now`.
+    pub fn live_at(&self, now: UnixTime) -> bool {
+        self.revoked_at.is_none() && self.expires_at > now
+    }
 }
 
 /// Standing consent.
@@ -188,6 +199,20 @@ impl Store {
             .fetch_optional(LIVE_GRANT, params![id, now], GrantRecord::from_row)
             .await
     }
+    /// The clients with grants in the OP session `op_session`.
+    pub async fn session_clients(
+        &self,
+        tenant: &str,
+        op_session: &str,
+    ) -> Result<Vec<ClientId>, StoreError> {
+        self.db
+            .fetch_all(
+                "SELECT DISTINCT client_id FROM grants WHERE tenant_id = $1 AND op_session = $2",
+                params![tenant, op_session],
+                |r| Ok(ClientId::new(get::<String>(r, "client_id")?)),
+            )
+            .await
+    }
     /// The live grants (unrevoked, unexpired) a client knows by the session id `sid`, oldest
     /// first.
     pub async fn grants_by_sid(
@@ -270,7 +295,7 @@ impl Tx {
     ) -> Result<Vec<SessionGrant>, StoreError> {
         self.fetch_all(
             "UPDATE grants SET op_session = NULL, sid = NULL WHERE tenant_id = $1 AND op_session = $2 \
-             RETURNING id, client_id, subject, scopes",
+             RETURNING id, client_id, subject, scopes, revoked_at, expires_at",
             params![tenant, op_session],
             |r| {
                 Ok(SessionGrant {
@@ -278,6 +303,8 @@ impl Tx {
                     client_id: ClientId::new(get::<String>(r, "client_id")?),
                     subject: get(r, "subject")?,
                     scopes: ScopeSet::from_stored(&get::<String>(r, "scopes")?),
+                    revoked_at: get(r, "revoked_at")?,
+                    expires_at: get(r, "expires_at")?,
                 })
             },
         )

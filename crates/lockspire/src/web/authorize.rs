@@ -27,13 +27,18 @@ use crate::secrets::random_token;
 const BROWSER_COOKIE: &str = "lockspire_browser";
 
 pub(crate) fn browser_cookie(headers: &HeaderMap) -> Option<String> {
+    random_cookie(headers, BROWSER_COOKIE)
+}
+
+/// The value of the cookie `name` when it is one of the random tokens Lockspire sets.
+pub(super) fn random_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == BROWSER_COOKIE)
+        .find(|(found, _)| *found == name)
         .map(|(_, value)| value.to_owned())
         .filter(|v| {
             v.len() == 43
@@ -42,18 +47,38 @@ pub(crate) fn browser_cookie(headers: &HeaderMap) -> Option<String> {
         })
 }
 
-pub(super) fn set_browser_cookie(p: &Provider, response: &mut Response, value: &str) {
+/// A `Set-Cookie` for one of Lockspire's cookies: sent back only to this site (`SameSite=Lax`:
+/// top-level navigations from elsewhere included), never to scripts, over https outside
+/// development.
+pub(super) fn cookie_header(
+    p: &Provider,
+    name: &str,
+    value: &str,
+    max_age: i64,
+) -> Option<HeaderValue> {
     let secure = if p.config.issuer.is_insecure() {
         ""
     } else {
         "; Secure"
     };
-    let cookie = format!(
-        "{BROWSER_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000{secure}"
-    );
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
+    let cookie =
+        format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
+    HeaderValue::from_str(&cookie).ok()
+}
+
+pub(super) fn set_browser_cookie(p: &Provider, response: &mut Response, value: &str) {
+    if let Some(v) = cookie_header(p, BROWSER_COOKIE, value, 31_536_000) {
         response.headers_mut().append(header::SET_COOKIE, v);
     }
+}
+
+/// A new browser cookie, replacing the browser's: what happens next in it is a new OP session.
+pub(crate) fn new_browser_cookie(p: &Provider) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Some(v) = cookie_header(p, BROWSER_COOKIE, &random_token(), 31_536_000) {
+        headers.append(header::SET_COOKIE, v);
+    }
+    headers
 }
 
 async fn render(p: &Provider, result: Result<Step, AuthorizeError>) -> Response {
@@ -89,6 +114,13 @@ pub(crate) async fn authorize(State(p): State<Arc<Provider>>, req: Request<Body>
         Err(e) => return error_page(&e),
     };
     let existing = browser_cookie(&parts.headers);
+    // A POST from another site carries no SameSite=Lax cookie: answering it with a new cookie
+    // would replace the browser's, and with it the OP session of its earlier authorizations.
+    // The same request as a top-level GET carries it.
+    if existing.is_none() && parts.method == http::Method::POST {
+        let url = Endpoint::Authorize.url(&p.config.issuer);
+        return see_other(&format!("{url}?{}", params.to_query()));
+    }
     let browser = existing.clone().unwrap_or_else(random_token);
     // A pushed request (RFC 9126 §4) or a request object (RFC 9101 §6.3) is the request.
     let (params, via) = match authorize::parameters(&p, params).await {

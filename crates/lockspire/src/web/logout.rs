@@ -14,9 +14,9 @@ use askama::Template;
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::Response;
-use http::{Method, Request, StatusCode};
+use http::{Method, Request, StatusCode, header};
 
-use super::authorize::{browser_cookie, set_browser_cookie};
+use super::authorize::{browser_cookie, cookie_header, random_cookie, set_browser_cookie};
 use super::pages::{error_page, html, see_other};
 use super::request::query_or_form;
 use crate::host::Context;
@@ -52,7 +52,15 @@ struct SignedOutPage<'a> {
     frames: &'a [String],
     next: Option<&'a str>,
     nonce: &'a str,
+    /// The host's sign-out failed: the page says so and does not move on by itself.
+    host_failed: bool,
 }
+
+/// The cookie the confirmation form's CSRF token is bound to.
+const CONFIRM_COOKIE: &str = "lockspire_logout";
+
+/// How long the confirmation page may be answered.
+const CONFIRM_LIFETIME: i64 = 600;
 
 pub(crate) async fn end_session(State(p): State<Arc<Provider>>, req: Request<Body>) -> Response {
     let (mut parts, body) = req.into_parts();
@@ -64,11 +72,15 @@ pub(crate) async fn end_session(State(p): State<Arc<Provider>>, req: Request<Bod
         Ok(request) => request,
         Err(e) => return error_page(&e),
     };
-    // The session is known only where the browser sent its cookies: a cross-site POST carries
-    // none (SameSite), and is asked to confirm on a page of this site, whose form does.
-    let Some(cookie) = browser_cookie(&parts.headers) else {
-        return confirm(&p, &params, &request, None);
-    };
+    let cookie = browser_cookie(&parts.headers);
+    let post = parts.method == Method::POST;
+    let csrf = params.get("csrf").ok().flatten();
+    // A POST from a client's site carries none of this site's SameSite=Lax cookies, so the
+    // browser's session cannot be known; the same request as a top-level GET carries them.
+    if cookie.is_none() && post && csrf.is_none() {
+        let url = Endpoint::EndSession.url(&p.config.issuer);
+        return see_other(&format!("{url}?{}", carried(&params)));
+    }
     let ctx = Context {
         issuer: p.issuer().to_owned(),
         client_id: request
@@ -84,20 +96,27 @@ pub(crate) async fn end_session(State(p): State<Arc<Provider>>, req: Request<Bod
         Ok(session) => session,
         Err(e) => return error_page(&e.into()),
     };
-    let current = session.as_ref().map(|s| logout::op_session(&p, &cookie, s));
+    let current = match (&cookie, &session) {
+        (Some(cookie), Some(s)) => Some(logout::op_session(&p, cookie, &s.subject)),
+        _ => None,
+    };
     // The session the hint names, when it is one of this browser's: the signed-in one, or one
     // the host already signed out here. Never another browser's, whoever holds an ID token of
     // it.
-    let hinted = match &request.hint {
-        Some(hint) => match logout::hinted_session(&p, &cookie, hint, current.as_deref()).await {
-            Ok(hinted) => hinted,
-            Err(e) => return error_page(&e),
-        },
-        None => None,
+    let hinted = match (&cookie, &request.hint) {
+        (Some(cookie), Some(hint)) => {
+            match logout::hinted_session(&p, cookie, hint, current.as_deref()).await {
+                Ok(hinted) => hinted,
+                Err(e) => return error_page(&e),
+            }
+        }
+        _ => None,
     };
-    let confirmed = match (parts.method == Method::POST, params.get("csrf")) {
-        (true, Ok(Some(csrf))) => {
-            if !p.secrets.verify_csrf(&logout::csrf_binding(&cookie), csrf) {
+    let confirmed = match (post, csrf) {
+        (true, Some(csrf)) => {
+            let valid = random_cookie(&parts.headers, CONFIRM_COOKIE)
+                .is_some_and(|c| p.secrets.verify_csrf(&logout::csrf_binding(&c), csrf));
+            if !valid {
                 return error_page(&OAuthError::invalid_request(
                     "the sign-out form was not sent from this browser's sign-out page; try again",
                 ));
@@ -107,13 +126,13 @@ pub(crate) async fn end_session(State(p): State<Arc<Provider>>, req: Request<Bod
         _ => false,
     };
     // §2: a hint naming this browser's session proves the request comes from one of its
-    // clients; without that proof the user is asked. A browser with no session to end has
-    // nothing to lose and goes straight on.
+    // clients; without that proof the user is asked. A browser with nothing to sign out of
+    // has nothing to lose and goes straight on.
     let proven = hinted.is_some() && (current.is_none() || current == hinted);
     let mut sessions: Vec<String> = current.into_iter().chain(hinted).collect();
     sessions.dedup();
-    if !sessions.is_empty() && !proven && !confirmed {
-        return confirm(&p, &params, &request, Some(cookie));
+    if (session.is_some() || !sessions.is_empty()) && !proven && !confirmed {
+        return confirm(&p, &parts.headers, &params, &request);
     }
     let mut ended = Ended::default();
     for op_session in &sessions {
@@ -127,35 +146,54 @@ pub(crate) async fn end_session(State(p): State<Arc<Provider>>, req: Request<Bod
         None => Ok(http::HeaderMap::new()),
     };
     // The provider's part is done (tokens revoked, clients told) even when the host's failed:
-    // the user is told so, and can sign out of the host again.
+    // the page says so, still loads the front-channel URIs, and does not move on by itself.
     let mut response = match host {
         Ok(headers) => {
-            let mut response = signed_out(&ended, &request);
+            let mut response = signed_out(&ended, &request, false);
             for (name, value) in &headers {
                 response.headers_mut().append(name, value.clone());
             }
             response
         }
-        Err(e) => error_page(&e.into()),
+        Err(e) => {
+            let e: OAuthError = e.into();
+            tracing::error!(reason = %e.reason(), "the host's sign-out failed");
+            signed_out(&ended, &request, true)
+        }
     };
-    // A new browser cookie: whatever happens next in this browser is a new session.
-    set_browser_cookie(&p, &mut response, &random_token());
+    // A new browser cookie: whatever happens next in this browser is a new OP session.
+    if cookie.is_some() {
+        set_browser_cookie(&p, &mut response, &random_token());
+    }
+    if let Some(clear) = cookie_header(&p, CONFIRM_COOKIE, "", 0) {
+        response.headers_mut().append(header::SET_COOKIE, clear);
+    }
     response
 }
 
-/// The confirmation page, whose form posts the request back with a CSRF token bound to this
-/// browser's cookie (set now when it has none).
+/// The request parameters this endpoint reads, as a query string.
+fn carried(params: &Params) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for name in CARRIED {
+        if let Ok(Some(value)) = params.get(name) {
+            query.append_pair(name, value);
+        }
+    }
+    query.finish()
+}
+
+/// The confirmation page, whose form posts the request back with a CSRF token bound to a
+/// cookie set with it (not the browser cookie, which a page shown to a cookieless request must
+/// not replace: it names the browser's OP session). The browser's earlier one is kept, so that
+/// a page open in another tab still works.
 fn confirm(
     p: &Provider,
+    headers: &http::HeaderMap,
     params: &Params,
     request: &LogoutRequest,
-    cookie: Option<String>,
 ) -> Response {
-    let (cookie, fresh) = match cookie {
-        Some(cookie) => (cookie, false),
-        None => (random_token(), true),
-    };
-    let csrf = p.secrets.csrf_token(&logout::csrf_binding(&cookie));
+    let binding = random_cookie(headers, CONFIRM_COOKIE).unwrap_or_else(random_token);
+    let csrf = p.secrets.csrf_token(&logout::csrf_binding(&binding));
     let carried: Vec<(&'static str, &str)> = CARRIED
         .iter()
         .filter_map(|name| Some((*name, params.get(name).ok().flatten()?)))
@@ -174,17 +212,19 @@ fn confirm(
         Ok(body) => html(StatusCode::OK, body, super::pages::PAGE_CSP.to_owned()),
         Err(e) => return error_page(&OAuthError::internal(format!("logout template: {e}"))),
     };
-    if fresh {
-        set_browser_cookie(p, &mut response, &cookie);
+    if let Some(cookie) = cookie_header(p, CONFIRM_COOKIE, &binding, CONFIRM_LIFETIME) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     response
 }
 
 /// After the session ended: straight to the client's page when there are no front-channel
-/// URIs to load; otherwise a page that loads them and then moves on.
-fn signed_out(ended: &Ended, request: &LogoutRequest) -> Response {
+/// URIs to load and nothing to say; otherwise a page that loads them and then moves on (or,
+/// when the host's sign-out failed, says so and waits for the user).
+fn signed_out(ended: &Ended, request: &LogoutRequest, host_failed: bool) -> Response {
     let next = request.redirect_location();
     if ended.frontchannel.is_empty()
+        && !host_failed
         && let Some(next) = &next
     {
         return see_other(next);
@@ -194,6 +234,7 @@ fn signed_out(ended: &Ended, request: &LogoutRequest) -> Response {
         frames: &ended.frontchannel,
         next: next.as_deref(),
         nonce: &nonce,
+        host_failed,
     };
     // Exactly the front-channel URIs may be framed; a CSP source names a path without its
     // query (CSP 3 §6.7.2.12).

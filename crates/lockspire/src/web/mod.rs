@@ -19,7 +19,7 @@ use http::{Method, header};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
 
-pub(crate) use authorize::browser_cookie;
+pub(crate) use authorize::{browser_cookie, new_browser_cookie};
 
 use crate::protocol::endpoints::{Access, Endpoint};
 use crate::protocol::error::OAuthError;

@@ -46,6 +46,7 @@ pub(super) async fn exchange(
         act: None,
         not_after: None,
         binding: client.binding(),
+        opaque: false,
     };
     let (access_token, record) = mint_access_token(p, &grant)?;
     // One write per issued token; no grant row is needed because no user consented.

@@ -123,6 +123,9 @@ pub(crate) struct AccessGrant<'a> {
     /// What the token is bound to: the client's proof (its DPoP key or certificate) or, for a
     /// token exchange, the subject token's binding.
     pub(crate) binding: Option<Binding>,
+    /// Opaque whatever the client's format: a token exchange keeps the revocability of opaque
+    /// tokens it was exchanged for.
+    pub(crate) opaque: bool,
 }
 
 /// RFC 9068 §2.2 claims of a JWT access token.
@@ -168,9 +171,12 @@ pub(crate) fn mint_access_token(
         .not_after
         .map_or(lifetime_end, |end| end.min(lifetime_end));
     let scope = g.scopes.to_string();
-    let format = p
-        .config
-        .access_token_format_for(&g.client.record().metadata);
+    let format = if g.opaque {
+        AccessTokenFormat::Opaque
+    } else {
+        p.config
+            .access_token_format_for(&g.client.record().metadata)
+    };
     let jti = random_id();
     let metadata = &g.client.record().metadata;
     let token = match format {

@@ -334,6 +334,7 @@ pub(crate) fn mint_for_grant(
         act: None,
         not_after: None,
         binding: client.binding(),
+        opaque: false,
     };
     let (access_token, access_record) = mint_access_token(p, &access)?;
     let mut records = vec![access_record];

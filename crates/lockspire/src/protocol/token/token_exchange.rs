@@ -46,6 +46,9 @@ struct Found {
     expires_at: UnixTime,
     /// The key or certificate it is bound to, which the exchanged token is bound to as well.
     binding: Option<Binding>,
+    /// A JWT access token (RFC 9068), valid until it expires wherever it is not checked
+    /// against the store.
+    jwt: bool,
 }
 
 /// The scopes an ID token stands for: who the user is, what the client may learn about them
@@ -87,18 +90,10 @@ pub(super) async fn exchange(
             "token exchange requires client authentication",
         ));
     }
-    let format = p.config.access_token_format_for(&client.record().metadata);
-    let issued_token_type = match (request.requested_token_type, format) {
-        (None | Some(ACCESS_TOKEN_TYPE), _) => ACCESS_TOKEN_TYPE,
-        (Some(JWT_TYPE), AccessTokenFormat::Jwt) => JWT_TYPE,
-        // An opaque token is revoked the moment its grant is; a JWT lives until it expires.
-        // Asking for one does not override the format the host chose for this client.
-        (Some(JWT_TYPE), AccessTokenFormat::Opaque) => {
-            return Err(OAuthError::invalid_request(
-                "this client's access tokens are opaque, not JWTs",
-            ));
-        }
-        (Some(_), _) => {
+    let asks_jwt = match request.requested_token_type {
+        None | Some(ACCESS_TOKEN_TYPE) => false,
+        Some(JWT_TYPE) => true,
+        Some(_) => {
             return Err(OAuthError::invalid_request(
                 "requested_token_type must be an access token or a JWT",
             ));
@@ -133,6 +128,21 @@ pub(super) async fn exchange(
             .invalid()
             .with_reason("an actor token of another client"));
     }
+    // An opaque token is revoked the moment its grant is; a JWT lives until it expires. So the
+    // exchanged token is a JWT only where the client's tokens are JWTs and so were the ones
+    // presented: an exchange never makes an opaque token outlive its revocation.
+    let jwt = p.config.access_token_format_for(&client.record().metadata) == AccessTokenFormat::Jwt
+        && subject.jwt
+        && actor.as_ref().is_none_or(|a| a.jwt);
+    let issued_token_type = match (asks_jwt, jwt) {
+        (true, false) => {
+            return Err(OAuthError::invalid_request(
+                "a JWT is issued only to a client of JWT access tokens, for JWT access tokens",
+            ));
+        }
+        (true, true) => JWT_TYPE,
+        (false, _) => ACCESS_TOKEN_TYPE,
+    };
     let scopes = scopes(p, client, request.scope, &subject.scopes)?;
     let audiences = audiences(p, request, &subject.view.audiences)?;
 
@@ -186,6 +196,7 @@ pub(super) async fn exchange(
         act: act.as_ref(),
         not_after: Some(not_after),
         binding: binding.clone(),
+        opaque: !jwt,
     };
     let (access_token, record) = mint_access_token(p, &grant)?;
     p.store.insert_token(&record).await?;
@@ -287,6 +298,7 @@ async fn find(
         authorization_details: issued.authorization_details.clone(),
         expires_at: issued.expires_at,
         binding: binding.cloned(),
+        jwt: matches!(&record, TokenRecord::Access(a) if a.format == AccessTokenFormat::Jwt),
     })
 }
 
@@ -365,6 +377,8 @@ async fn from_id_token(p: &Provider, token: &str, role: Role) -> Result<Found, O
         authorization_details: AuthorizationDetails::default(),
         expires_at: id.expires_at,
         binding: None,
+        // Its session can end before it expires.
+        jwt: false,
     })
 }
 
