@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::form_urlencoded;
 
-use crate::pages::{error_page, internal_error, render, see_other};
+use crate::pages::{cookie, error_page, internal_error, render, see_other};
 use crate::{AppState, DEMO_FORUM_CLIENT_ID, random};
 
 /// The event a logout token carries (Back-Channel Logout 1.0 §2.4).
@@ -89,20 +89,9 @@ struct ForumPage<'a> {
     received: &'a [Received],
 }
 
-fn forum_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value.to_owned())
-}
-
 /// `GET /demo/forum`: the forum's view of this browser, and the logout tokens it received.
 pub(crate) async fn page(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    let cookie = forum_cookie(&headers);
+    let cookie = cookie(&headers, COOKIE);
     let Ok(state) = app.forum.0.lock() else {
         return internal_error("The forum's state is unusable", &"a lock was poisoned");
     };

@@ -81,6 +81,18 @@ pub(crate) fn internal_error(context: &str, error: &dyn std::fmt::Display) -> Re
     )
 }
 
+/// The value of the cookie `name` the browser sent, if any.
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(found, _)| *found == name)
+        .map(|(_, value)| value.to_owned())
+}
+
 /// 303 See Other: after a POST the browser follows with GET (RFC 9110 §15.4.4).
 pub(crate) fn see_other(location: &str) -> Response {
     match HeaderValue::from_str(location) {

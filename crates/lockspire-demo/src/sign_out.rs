@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use url::form_urlencoded;
 
-use crate::pages::{cross_origin_refused, error_page, internal_error, render, see_other};
+use crate::pages::{cookie, cross_origin_refused, error_page, internal_error, render, see_other};
 use crate::{AppState, forms, random};
 
 /// Session key of the last ID token the demo client verified: its `id_token_hint`.
@@ -128,14 +128,7 @@ pub(crate) async fn finish(
     headers: HeaderMap,
     query: Result<Query<SignedOutQuery>, QueryRejection>,
 ) -> Response {
-    let expected = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == STATE_COOKIE)
-        .map(|(_, value)| value.to_owned());
+    let expected = cookie(&headers, STATE_COOKIE);
     let presented = query.ok().and_then(|Query(q)| q.state);
     let matched = matches!(
         (&expected, &presented),

@@ -799,28 +799,7 @@ async fn sign_out_everywhere_ends_the_session_and_the_forum_gets_a_back_channel_
     sign_in_with_the_form(&b, &issuer).await;
 
     // The forum: a second client of the same browser session.
-    b.goto(&format!("{issuer}/demo/forum"))
-        .await
-        .expect("forum");
-    b.find("#forum-signed-out")
-        .await
-        .expect("not yet signed in");
-    b.click("#forum-sign-in")
-        .await
-        .expect("sign in to the forum");
-    b.wait_for_path("/consent")
-        .await
-        .expect("consent for the forum");
-    b.click("button[name=decision][value=allow]")
-        .await
-        .expect("allow");
-    b.wait_for_path("/demo/forum")
-        .await
-        .expect("back at the forum");
-    b.find("#forum-signed-in")
-        .await
-        .expect("signed in to the forum");
-    let forum_sid = b.text("#forum-sid").await.expect("sid");
+    let forum_sid = sign_in_to_the_forum(&b, &issuer).await;
     b.find("#no-logout-tokens")
         .await
         .expect("none received yet");
@@ -854,21 +833,7 @@ async fn sign_out_everywhere_ends_the_session_and_the_forum_gets_a_back_channel_
         .expect("screenshot");
 
     // The forum was told over the back channel: its session ended.
-    b.goto(&format!("{issuer}/demo/forum"))
-        .await
-        .expect("forum");
-    let mut ended = b.find("#forum-ended").await.is_ok();
-    for _ in 0..50 {
-        if ended {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        b.goto(&format!("{issuer}/demo/forum"))
-            .await
-            .expect("forum");
-        ended = b.find("#forum-ended").await.is_ok();
-    }
-    assert!(ended, "the forum's session was ended by a logout token");
+    wait_for_the_forum_to_end(&b, &issuer).await;
     let received = b.text("#logout-tokens").await.expect("the token is listed");
     assert!(received.contains(&forum_sid), "{received}");
     b.screenshot("forum-ended").await.expect("screenshot");
@@ -946,17 +911,7 @@ async fn the_hosts_own_sign_out_ends_the_provider_session_and_the_forum_is_told(
     let dir = tempfile::tempdir().expect("temp dir");
     let issuer = start_demo(&dir).await;
     sign_in_with_the_form(&b, &issuer).await;
-    b.goto(&format!("{issuer}/demo/forum/sign-in"))
-        .await
-        .expect("forum sign-in");
-    b.wait_for_path("/consent").await.expect("consent");
-    b.click("button[name=decision][value=allow]")
-        .await
-        .expect("allow");
-    b.wait_for_path("/demo/forum").await.expect("forum");
-    b.find("#forum-signed-in")
-        .await
-        .expect("signed in to the forum");
+    sign_in_to_the_forum(&b, &issuer).await;
 
     // The home page's own Sign out: the host calls Lockspire::end_session before ending its
     // session.
@@ -965,18 +920,47 @@ async fn the_hosts_own_sign_out_ends_the_provider_session_and_the_forum_is_told(
         .await
         .expect("sign out");
     b.find("#signed-out").await.expect("signed out");
-    let mut ended = false;
+    wait_for_the_forum_to_end(&b, &issuer).await;
+    b.screenshot("forum-ended").await.expect("screenshot");
+    b.close().await;
+}
+
+/// Signs the browser's user in to the forum (the demo's second client); returns the forum's sid.
+async fn sign_in_to_the_forum(b: &lockspire_browser::Browser, issuer: &str) -> String {
+    b.goto(&format!("{issuer}/demo/forum"))
+        .await
+        .expect("forum");
+    b.find("#forum-signed-out")
+        .await
+        .expect("not yet signed in");
+    b.click("#forum-sign-in")
+        .await
+        .expect("sign in to the forum");
+    b.wait_for_path("/consent")
+        .await
+        .expect("consent for the forum");
+    b.click("button[name=decision][value=allow]")
+        .await
+        .expect("allow");
+    b.wait_for_path("/demo/forum")
+        .await
+        .expect("back at the forum");
+    b.find("#forum-signed-in")
+        .await
+        .expect("signed in to the forum");
+    b.text("#forum-sid").await.expect("sid")
+}
+
+/// Waits (up to five seconds) until the forum's page shows its session ended by a logout token.
+async fn wait_for_the_forum_to_end(b: &lockspire_browser::Browser, issuer: &str) {
     for _ in 0..50 {
         b.goto(&format!("{issuer}/demo/forum"))
             .await
             .expect("forum");
-        ended = b.find("#forum-ended").await.is_ok();
-        if ended {
-            break;
+        if b.find("#forum-ended").await.is_ok() {
+            return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert!(ended, "the forum was told by a logout token");
-    b.screenshot("forum-ended").await.expect("screenshot");
-    b.close().await;
+    panic!("the forum's session was not ended by a logout token");
 }

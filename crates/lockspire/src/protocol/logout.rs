@@ -10,26 +10,17 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::id_token::{self, IssuedIdToken};
 use super::params::Params;
 use crate::host::Subject;
-use crate::jose::sign_compact;
 use crate::model::client::ClientId;
 use crate::protocol::error::OAuthError;
-use crate::protocol::outbox;
+use crate::protocol::outbox::{self, logout_call::LogoutCall};
 use crate::protocol::provider::Provider;
-use crate::secrets::{constant_time_eq, random_id, token_digest};
+use crate::secrets::{constant_time_eq, token_digest};
 use crate::store::{Actor, ClientRecord, ClientStatus, OutboxKind, Outcome};
-
-/// OIDC Back-Channel Logout 1.0 §2.4: the event a logout token carries.
-const LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
-
-/// How long a logout token is valid: Back-Channel Logout 1.0 §2.4 recommends at most two
-/// minutes.
-const LOGOUT_TOKEN_LIFETIME: i64 = 120;
 
 /// A logout request (RP-Initiated Logout 1.0 §2), checked: where the browser may go afterwards
 /// is one of the client's registered URIs, never a URI only the request names.
@@ -171,15 +162,6 @@ pub(crate) struct Ended {
     pub(crate) frontchannel: Vec<String>,
 }
 
-/// What a back-channel logout call carries, sealed in its outbox row; the logout token itself
-/// is signed at each attempt, so a retry an hour later is not refused as expired.
-#[derive(Serialize, Deserialize)]
-pub(crate) struct LogoutCall {
-    /// The user as the client knows them (pairwise or public).
-    pub(crate) sub: String,
-    pub(crate) sid: String,
-}
-
 /// Ends the OP session `op_session`: in one transaction, takes every grant out of it — one
 /// conditional write, so that of two requests ending it at once only one finds its grants —
 /// revokes those without `offline_access` (and those with it when their client asked), queues a
@@ -279,31 +261,4 @@ fn frontchannel_url(p: &Provider, uri: &str, with_session: bool, sid: &str) -> S
         }
         _ => uri.to_owned(),
     }
-}
-
-/// A logout token (Back-Channel Logout 1.0 §2.4): signed like the client's ID tokens, typed
-/// `logout+jwt` so it can never pass for an ID token, with the logout event, `sub` and `sid`,
-/// and never a `nonce`.
-pub(crate) fn logout_token(
-    p: &Provider,
-    client: &ClientRecord,
-    call: &LogoutCall,
-) -> Result<String, OAuthError> {
-    let now = p.now();
-    let claims = json!({
-        "iss": p.issuer(),
-        "aud": client.client_id,
-        "iat": now,
-        "exp": now + LOGOUT_TOKEN_LIFETIME,
-        "jti": random_id(),
-        "sub": call.sub,
-        "sid": call.sid,
-        "events": { LOGOUT_EVENT: {} },
-    });
-    let keys = p.keys();
-    Ok(sign_compact(
-        keys.active(client.metadata.id_token_alg())?,
-        "logout+jwt",
-        &claims,
-    )?)
 }

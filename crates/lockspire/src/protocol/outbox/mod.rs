@@ -25,8 +25,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use self::logout_call::{LogoutCall, logout_token};
 use crate::fetch::FetchError;
-use crate::protocol::logout::{LogoutCall, logout_token};
 use crate::protocol::provider::Provider;
 use crate::secrets::{random_bytes, random_id};
 use crate::store::{ClientStatus, Delivery, OutboxKind, OutboxMessage, Tx};
@@ -50,6 +50,7 @@ const POLL: Duration = Duration::from_secs(1);
 const QUIET_POLL: Duration = Duration::from_secs(10);
 
 pub(crate) mod handle;
+pub(crate) mod logout_call;
 
 /// What a CIBA notification sends, sealed in its row.
 #[derive(Serialize, Deserialize)]
