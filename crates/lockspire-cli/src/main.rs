@@ -57,7 +57,8 @@ enum Command {
     Registration(registration::RegistrationCommand),
     /// Print the newest audit events (JSON lines).
     Audit(registration::AuditArgs),
-    /// Calls to clients (CIBA notifications): list them, send a dead letter again.
+    /// Calls to clients (CIBA notifications, back-channel logout tokens): list them, send a
+    /// dead letter again.
     #[command(subcommand)]
     Outbox(outbox::OutboxCommand),
 }

@@ -237,6 +237,7 @@ pub fn banner(issuer: &str) -> String {
          demo account:  {DEMO_USERNAME} / {DEMO_PASSWORD}\n  \
          open {issuer}/demo to run a full code + PKCE flow\n  \
          {issuer}/demo/device for a device without a browser, {issuer}/demo/ciba for CIBA\n  \
+         {issuer}/demo/forum for a second client, told of every sign-out (logout)\n  \
          discovery:     curl {issuer}/.well-known/openid-configuration\n"
     )
 }

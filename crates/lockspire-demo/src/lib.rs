@@ -249,6 +249,7 @@ async fn register_demo_client(
             if metadata.match_redirect_uri(&callback).is_none()
                 || metadata.jwks.as_ref() != Some(&jwks)
                 || metadata.post_logout_redirect_uris != [sign_out::signed_out_url(issuer)]
+                || !metadata.logout_revokes_offline_access
             {
                 lockspire
                     .update_client(
@@ -360,6 +361,8 @@ fn demo_client_metadata(
         "response_types": ["code"],
         "redirect_uris": [callback],
         "post_logout_redirect_uris": [sign_out::signed_out_url(issuer)],
+        // Its refresh tokens (offline_access) end with the session too: "sign out everywhere".
+        "logout_revokes_offline_access": true,
         "jwks": jwks,
     })
 }

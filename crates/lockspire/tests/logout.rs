@@ -255,7 +255,15 @@ async fn logout_without_a_matching_hint_asks_the_user_on_a_csrf_protected_page(b
         .send()
         .await
         .expect("post");
-    assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
+    // It confirms nothing: the stranger, signed in nowhere, has nothing to sign out of.
+    assert_eq!(forged.status(), StatusCode::OK);
+    assert!(
+        forged
+            .text()
+            .await
+            .expect("html")
+            .contains("You are signed out")
+    );
     assert_eq!(silent(&h, &browser, &a).await, "code");
 
     // A hint from another browser's session is not proof either.
@@ -328,6 +336,18 @@ async fn logout_without_a_matching_hint_asks_the_user_on_a_csrf_protected_page(b
     );
     assert_eq!(silent(&h, &browser, &a).await, "login_required");
     assert!(!h.is_active(&a, text(&ta, "access_token")).await);
+    // The same form sent again (another tab): nothing is left to sign out of, so it goes on.
+    let again = browser
+        .client
+        .post(h.url("/end_session"))
+        .form(&form)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(
+        location(&again),
+        "https://shop.example/signed-out?state=s-2"
+    );
 }
 
 /// Every bad destination is shown as an error, never redirected to.
@@ -750,3 +770,62 @@ on_both!(
     a_re_authentication_stays_in_the_session_that_logout_ends,
     a_cross_site_post_is_sent_on_as_a_get_and_keeps_the_browser_cookie,
 );
+
+/// The client an `id_token_hint` was issued to may be gone: the hint still names the browser's
+/// session, so the user is signed out; only the browser is not sent back to that client.
+async fn a_hint_of_a_deleted_client_still_signs_the_user_out(backend: Backend) {
+    let h = start(backend).await;
+    let a = rp(&h, "shop", json!({})).await;
+    let browser = h.browser(Some("alice"));
+    let ta = sign_in(&h, &browser, &a, "openid").await;
+    assert!(h.ls.delete_client(&a.id).await.expect("delete"));
+    let hint = text(&ta, "id_token");
+    let back = get(
+        &browser,
+        &end_session_url(
+            &h,
+            &[
+                ("id_token_hint", hint),
+                (
+                    "post_logout_redirect_uri",
+                    "https://shop.example/signed-out",
+                ),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(
+        back.status(),
+        StatusCode::BAD_REQUEST,
+        "no redirect to a deleted client"
+    );
+    let b = rp(&h, "forum", json!({})).await;
+    assert_eq!(
+        silent(&h, &browser, &b).await,
+        "consent_required",
+        "signed in, yet to consent"
+    );
+    let done = get(&browser, &end_session_url(&h, &[("id_token_hint", hint)])).await;
+    assert_eq!(done.status(), StatusCode::OK);
+    let html = done.text().await.expect("html");
+    assert!(
+        html.contains("You are signed out") && html.contains("id=\"home\""),
+        "{html}"
+    );
+    assert_eq!(silent(&h, &browser, &b).await, "login_required");
+    // Without a hint the user is asked, and may stay.
+    let browser = h.browser(Some("alice"));
+    sign_in(&h, &browser, &b, "openid").await;
+    let asked = get(&browser, &end_session_url(&h, &[("client_id", &b.id)])).await;
+    let html = asked.text().await.expect("html");
+    assert!(
+        html.contains("Sign out?") && html.contains("Stay signed in"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("forum asks"),
+        "a bare client_id is not named as asking: {html}"
+    );
+}
+
+on_both!(a_hint_of_a_deleted_client_still_signs_the_user_out);

@@ -147,6 +147,8 @@ on_both_stores! {
             params.extend(extra);
             params
         };
+        let refreshing = exchange(&h, &client, &ask(vec![("scope", "openid offline_access")])).await;
+        assert_eq!(refreshing.error(), "invalid_scope", "an exchange issues no refresh token: {}", refreshing.body);
         let wider_scope = exchange(&h, &client, &ask(vec![("scope", "api:read api:write")])).await;
         assert_eq!((wider_scope.status.as_u16(), wider_scope.error()), (400, "invalid_scope"), "{}", wider_scope.body);
         let wider_audience = exchange(&h, &client, &ask(vec![("audience", API_B)])).await;

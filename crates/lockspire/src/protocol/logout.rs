@@ -67,14 +67,14 @@ pub(crate) async fn validate(p: &Provider, params: &Params) -> Result<LogoutRequ
         (None, Some(hint)) => Some(hint.client_id.as_str()),
         (None, None) => None,
     };
+    // A client deleted or disabled since can still have its user signed out; it only cannot
+    // have the browser sent back to it.
     let client = match client_id {
-        Some(id) => Some(
-            p.store
-                .client(&p.tenant, id)
-                .await?
-                .filter(|c| c.status == ClientStatus::Active)
-                .ok_or_else(|| OAuthError::invalid_request("the client is unknown or disabled"))?,
-        ),
+        Some(id) => p
+            .store
+            .client(&p.tenant, id)
+            .await?
+            .filter(|c| c.status == ClientStatus::Active),
         None => None,
     };
     let state = params.get("state")?.map(str::to_owned);
@@ -82,9 +82,11 @@ pub(crate) async fn validate(p: &Provider, params: &Params) -> Result<LogoutRequ
         None => None,
         Some(uri) => {
             let Some(client) = &client else {
-                return Err(OAuthError::invalid_request(
-                    "post_logout_redirect_uri needs client_id or id_token_hint to name its client",
-                ));
+                return Err(OAuthError::invalid_request(if client_id.is_some() {
+                    "post_logout_redirect_uri names no URI of an active client"
+                } else {
+                    "post_logout_redirect_uri needs client_id or id_token_hint to name its client"
+                }));
             };
             // Exact string comparison, as for redirect URIs (RFC 9700 §2.1).
             if !client

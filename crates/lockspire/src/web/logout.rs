@@ -41,6 +41,8 @@ const CARRIED: [&str; 6] = [
 #[template(path = "logout.html")]
 struct ConfirmPage<'a> {
     action: &'a str,
+    /// Where "Stay signed in" leads: the issuer.
+    home: &'a str,
     csrf: &'a str,
     params: &'a [(&'static str, &'a str)],
     client_name: Option<&'a str>,
@@ -49,6 +51,7 @@ struct ConfirmPage<'a> {
 #[derive(Template)]
 #[template(path = "signed_out.html")]
 struct SignedOutPage<'a> {
+    home: &'a str,
     frames: &'a [String],
     next: Option<&'a str>,
     nonce: &'a str,
@@ -112,19 +115,14 @@ pub(crate) async fn end_session(State(p): State<Arc<Provider>>, req: Request<Bod
         }
         _ => None,
     };
-    let confirmed = match (post, csrf) {
-        (true, Some(csrf)) => {
-            let valid = random_cookie(&parts.headers, CONFIRM_COOKIE)
-                .is_some_and(|c| p.secrets.verify_csrf(&logout::csrf_binding(&c), csrf));
-            if !valid {
-                return error_page(&OAuthError::invalid_request(
-                    "the sign-out form was not sent from this browser's sign-out page; try again",
-                ));
-            }
-            true
-        }
-        _ => false,
-    };
+    // A form that is not this browser's (forged, or stale: its cookie expired, or another
+    // tab's sign-out ended it) confirms nothing: the user is asked again, or, with nothing left
+    // to sign out of, goes on.
+    let confirmed = post
+        && csrf.is_some_and(|csrf| {
+            random_cookie(&parts.headers, CONFIRM_COOKIE)
+                .is_some_and(|c| p.secrets.verify_csrf(&logout::csrf_binding(&c), csrf))
+        });
     // §2: a hint naming this browser's session proves the request comes from one of its
     // clients; without that proof the user is asked. A browser with nothing to sign out of
     // has nothing to lose and goes straight on.
@@ -149,7 +147,7 @@ pub(crate) async fn end_session(State(p): State<Arc<Provider>>, req: Request<Bod
     // the page says so, still loads the front-channel URIs, and does not move on by itself.
     let mut response = match host {
         Ok(headers) => {
-            let mut response = signed_out(&ended, &request, false);
+            let mut response = signed_out(&p, &ended, &request, false);
             for (name, value) in &headers {
                 response.headers_mut().append(name, value.clone());
             }
@@ -158,7 +156,7 @@ pub(crate) async fn end_session(State(p): State<Arc<Provider>>, req: Request<Bod
         Err(e) => {
             let e: OAuthError = e.into();
             tracing::error!(reason = %e.reason(), "the host's sign-out failed");
-            signed_out(&ended, &request, true)
+            signed_out(&p, &ended, &request, true)
         }
     };
     // A new browser cookie: whatever happens next in this browser is a new OP session.
@@ -201,11 +199,15 @@ fn confirm(
     let action = Endpoint::EndSession.url(&p.config.issuer);
     let page = ConfirmPage {
         action: &action,
+        home: p.issuer(),
         csrf: &csrf,
         params: &carried,
+        // Named only when a verified ID token says which client asks: a bare `client_id` is
+        // anyone's to send.
         client_name: request
-            .client
+            .hint
             .as_ref()
+            .and(request.client.as_ref())
             .and_then(|c| c.metadata.client_name.as_deref()),
     };
     let mut response = match page.render() {
@@ -221,7 +223,7 @@ fn confirm(
 /// After the session ended: straight to the client's page when there are no front-channel
 /// URIs to load and nothing to say; otherwise a page that loads them and then moves on (or,
 /// when the host's sign-out failed, says so and waits for the user).
-fn signed_out(ended: &Ended, request: &LogoutRequest, host_failed: bool) -> Response {
+fn signed_out(p: &Provider, ended: &Ended, request: &LogoutRequest, host_failed: bool) -> Response {
     let next = request.redirect_location();
     if ended.frontchannel.is_empty()
         && !host_failed
@@ -231,6 +233,7 @@ fn signed_out(ended: &Ended, request: &LogoutRequest, host_failed: bool) -> Resp
     }
     let nonce = random_id();
     let page = SignedOutPage {
+        home: p.issuer(),
         frames: &ended.frontchannel,
         next: next.as_deref(),
         nonce: &nonce,

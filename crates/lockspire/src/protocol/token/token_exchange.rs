@@ -102,9 +102,15 @@ pub(super) async fn exchange(
     let (token, token_type) = request.subject;
     let subject = find(p, client, token, token_type, Role::Subject).await?;
     let Some(user) = subject.user.clone() else {
-        return Err(Role::Subject.invalid().with_reason(
-            "a client's own token stands for no user; it asks for another with client credentials",
-        ));
+        // Said plainly only to the token's own client: to another it would tell that the token
+        // is valid.
+        return Err(if subject.view.client_id == client.id().as_str() {
+            OAuthError::invalid_request(
+                "the subject_token is this client's own token, which stands for no user; ask for another with client credentials",
+            )
+        } else {
+            Role::Subject.invalid()
+        });
     };
     // RFC 6749 §6: a refresh token is bound to the client it was issued to.
     if subject.view.kind == PresentedKind::RefreshToken
@@ -393,9 +399,16 @@ fn scopes(
 ) -> Result<ScopeSet, OAuthError> {
     let metadata = &client.record().metadata;
     // `offline_access` asks for refresh tokens (OIDC Core §11); an exchange issues none.
+    let asked_scopes = parse_scope(asked)?;
+    if asked_scopes.contains("offline_access") {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidScope,
+            "offline_access is not for exchanged tokens: an exchange issues no refresh token",
+        ));
+    }
     let held: ScopeSet = held.iter().filter(|s| *s != "offline_access").collect();
     let held = &held;
-    if parse_scope(asked)?.is_empty() {
+    if asked_scopes.is_empty() {
         return Ok(held
             .iter()
             .filter(|s| p.config.allows_scope(metadata, s))
@@ -424,7 +437,14 @@ fn audiences(
     let named = check_resources(
         &p.config,
         request.audiences.iter().chain(&request.resources).copied(),
-    )?;
+    )
+    .map_err(|e| {
+        OAuthError::new(
+            ErrorCode::InvalidTarget,
+            "audience and resource must be the absolute URIs of resources this server serves",
+        )
+        .with_reason(e.reason().to_owned())
+    })?;
     if named.is_empty() {
         return Ok(held.to_vec());
     }
