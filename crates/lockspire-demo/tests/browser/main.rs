@@ -874,7 +874,9 @@ async fn a_logout_request_without_a_hint_asks_first_and_the_page_works_in_a_brow
     .expect("end session");
     let page = b.text("main").await.expect("page");
     assert!(page.contains("Sign out?"), "{page}");
-    assert!(page.contains("Lockspire demo relying party"), "{page}");
+    assert!(page.contains("Stay signed in"), "{page}");
+    // A bare client_id is anyone's to send: the page does not say that client asks.
+    assert!(!page.contains("Lockspire demo relying party"), "{page}");
     b.screenshot("confirm").await.expect("screenshot");
     // Still signed in until the user confirms.
     b.goto(&format!("{issuer}/")).await.expect("home");
