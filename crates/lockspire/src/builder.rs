@@ -607,6 +607,7 @@ impl Parts {
             clock: self.clock,
             resolver,
             keys: RwLock::new(Arc::new(ring)),
+            key_reads: Default::default(),
             discovery,
             consent: self.consent,
             device_page: self.device_page,

@@ -106,6 +106,24 @@ fn end_session_url(h: &Harness, params: &[(&str, &str)]) -> String {
     format!("{}/end_session?{q}", h.base)
 }
 
+/// The browser sent to the end-session endpoint by the client `name` (see [`rp`]), with the ID
+/// token of `tokens` as the hint, its registered post-logout URI and `extra` parameters.
+async fn rp_logout(
+    h: &Harness,
+    browser: &Browser,
+    tokens: &Value,
+    name: &str,
+    extra: &[(&str, &str)],
+) -> reqwest::Response {
+    let post_logout = format!("https://{name}.example/signed-out");
+    let mut params = vec![
+        ("id_token_hint", text(tokens, "id_token")),
+        ("post_logout_redirect_uri", post_logout.as_str()),
+    ];
+    params.extend_from_slice(extra);
+    get(browser, &end_session_url(h, &params)).await
+}
+
 async fn get(browser: &Browser, url: &str) -> reqwest::Response {
     browser.client.get(url).send().await.expect("request")
 }
@@ -163,21 +181,7 @@ async fn rp_initiated_logout_ends_the_session_and_tells_every_client_by_back_cha
     assert_ne!(claims_a["sid"], sid, "each client has its own sid");
     assert_eq!(silent(&h, &browser, &b).await, "code", "signed in before");
 
-    let resp = get(
-        &browser,
-        &end_session_url(
-            &h,
-            &[
-                ("id_token_hint", text(&ta, "id_token")),
-                (
-                    "post_logout_redirect_uri",
-                    "https://shop.example/signed-out",
-                ),
-                ("state", "s-1"),
-            ],
-        ),
-    )
-    .await;
+    let resp = rp_logout(&h, &browser, &ta, "shop", &[("state", "s-1")]).await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&resp), "https://shop.example/signed-out?state=s-1");
 
@@ -480,20 +484,7 @@ async fn the_signed_out_page_frames_front_channel_clients_and_offline_grants_sur
         .expect("sid")
         .to_owned();
 
-    let resp = get(
-        &browser,
-        &end_session_url(
-            &h,
-            &[
-                ("id_token_hint", text(&tf, "id_token")),
-                (
-                    "post_logout_redirect_uri",
-                    "https://news.example/signed-out",
-                ),
-            ],
-        ),
-    )
-    .await;
+    let resp = rp_logout(&h, &browser, &tf, "news", &[]).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let csp = resp.headers()["content-security-policy"]
         .to_str()
@@ -632,20 +623,7 @@ async fn a_hint_ends_its_session_in_the_browser_the_host_already_signed_out(back
     let ta = sign_in(&h, &browser, &a, "openid").await;
     let tb = sign_in(&h, &browser, &b, "openid").await;
     let _ = get(&browser, &h.url("/test-signout")).await;
-    let resp = get(
-        &browser,
-        &end_session_url(
-            &h,
-            &[
-                ("id_token_hint", text(&ta, "id_token")),
-                (
-                    "post_logout_redirect_uri",
-                    "https://shop.example/signed-out",
-                ),
-            ],
-        ),
-    )
-    .await;
+    let resp = rp_logout(&h, &browser, &ta, "shop", &[]).await;
     assert_eq!(location(&resp), "https://shop.example/signed-out");
     assert_eq!(receiver.wait_for(1).await.len(), 1, "the forum was told");
     assert!(!h.is_active(&b, text(&tb, "access_token")).await);
@@ -672,20 +650,7 @@ async fn a_re_authentication_stays_in_the_session_that_logout_ends(backend: Back
         .redirect_params()["code"]
         .clone();
     let tb = h.redeem(&b, &code, &pkce.verifier).await.body;
-    let resp = get(
-        &browser,
-        &end_session_url(
-            &h,
-            &[
-                ("id_token_hint", text(&tb, "id_token")),
-                (
-                    "post_logout_redirect_uri",
-                    "https://forum.example/signed-out",
-                ),
-            ],
-        ),
-    )
-    .await;
+    let resp = rp_logout(&h, &browser, &tb, "forum", &[]).await;
     assert_eq!(
         location(&resp),
         "https://forum.example/signed-out",

@@ -116,6 +116,15 @@ impl AuthenticatedClient {
         Ok(self)
     }
 
+    /// True when this request proves possession of what `binding` names: it presents that
+    /// certificate (RFC 8705 §3) or a proof of that DPoP key (RFC 9449 §6).
+    pub(crate) fn holds(&self, binding: &Binding) -> bool {
+        match binding {
+            Binding::Certificate(x5t) => self.presented_thumbprint().as_deref() == Some(x5t),
+            Binding::Dpop(jkt) => self.presented_jkt() == Some(jkt.as_str()),
+        }
+    }
+
     /// What tokens issued now are bound to: the DPoP key of this request (RFC 9449 §6), or the
     /// certificate the client authenticated with or registered its tokens to be bound to and
     /// presented (RFC 8705 §3).

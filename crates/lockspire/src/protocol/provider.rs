@@ -1,6 +1,7 @@
 //! The provider context: everything one issuer needs per request, handed to protocol code as
 //! a value.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::clock::{Clock, UnixTime};
@@ -25,6 +26,10 @@ pub(crate) struct Provider {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) resolver: Arc<dyn DynResolver>,
     pub(crate) keys: RwLock<Arc<KeyRing>>,
+    /// Key reads started, and the number of the read whose ring is installed: reads run
+    /// concurrently (a periodic one, one an announcement woke, an operator's), and one that
+    /// started earlier must not replace what a later one installed.
+    pub(crate) key_reads: KeyReads,
     pub(crate) discovery: Arc<str>,
     pub(crate) consent: Option<Arc<dyn ConsentRenderer>>,
     /// The host's device verification page, if it renders its own.
@@ -99,12 +104,19 @@ impl Provider {
         self.store.prune_expired(now, audit_before).await
     }
 
-    pub(crate) fn replace_keys(&self, ring: KeyRing) {
-        let ring = Arc::new(ring);
-        match self.keys.write() {
-            Ok(mut k) => *k = ring,
-            Err(poisoned) => *poisoned.into_inner() = ring,
+    /// Installs the ring of key read number `read` (from [`KeyReads::start`]) unless a later
+    /// read's is installed already.
+    pub(crate) fn replace_keys(&self, read: u64, ring: KeyRing) {
+        let mut keys = match self.keys.write() {
+            Ok(k) => k,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        // Compared and set under the write lock, so installs are ordered by it.
+        if read < self.key_reads.installed.load(Ordering::SeqCst) {
+            return;
         }
+        self.key_reads.installed.store(read, Ordering::SeqCst);
+        *keys = Arc::new(ring);
     }
 
     pub(crate) fn issuer(&self) -> &str {
@@ -126,5 +138,19 @@ impl Provider {
             scopes: scopes.to_vec(),
             ..Context::default()
         }
+    }
+}
+
+/// Numbers the reads of the key ring; see [`Provider::key_reads`].
+#[derive(Debug, Default)]
+pub(crate) struct KeyReads {
+    started: AtomicU64,
+    installed: AtomicU64,
+}
+
+impl KeyReads {
+    /// The number of a read about to start.
+    pub(crate) fn start(&self) -> u64 {
+        self.started.fetch_add(1, Ordering::SeqCst) + 1
     }
 }

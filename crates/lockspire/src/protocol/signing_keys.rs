@@ -90,8 +90,9 @@ pub(crate) async fn load_ring(
 
 /// Re-reads the published keys into this process's key ring.
 pub(crate) async fn reload(p: &Provider) -> Result<(), LifecycleError> {
+    let read = p.key_reads.start();
     let ring = load_ring(&p.store, &p.secrets, &p.tenant, p.now()).await?;
-    p.replace_keys(ring);
+    p.replace_keys(read, ring);
     Ok(())
 }
 

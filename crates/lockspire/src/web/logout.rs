@@ -82,7 +82,10 @@ pub(crate) async fn end_session(State(p): State<Arc<Provider>>, req: Request<Bod
     // browser's session cannot be known; the same request as a top-level GET carries them.
     if cookie.is_none() && post && csrf.is_none() {
         let url = Endpoint::EndSession.url(&p.config.issuer);
-        return see_other(&format!("{url}?{}", carried(&params)));
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(carried(&params))
+            .finish();
+        return see_other(&format!("{url}?{query}"));
     }
     let ctx = Context {
         issuer: p.issuer().to_owned(),
@@ -169,15 +172,12 @@ pub(crate) async fn end_session(State(p): State<Arc<Provider>>, req: Request<Bod
     response
 }
 
-/// The request parameters this endpoint reads, as a query string.
-fn carried(params: &Params) -> String {
-    let mut query = url::form_urlencoded::Serializer::new(String::new());
-    for name in CARRIED {
-        if let Ok(Some(value)) = params.get(name) {
-            query.append_pair(name, value);
-        }
-    }
-    query.finish()
+/// The request parameters this endpoint reads, those the request has.
+fn carried(params: &Params) -> Vec<(&'static str, &str)> {
+    CARRIED
+        .iter()
+        .filter_map(|name| Some((*name, params.get(name).ok().flatten()?)))
+        .collect()
 }
 
 /// The confirmation page, whose form posts the request back with a CSRF token bound to a
@@ -192,10 +192,7 @@ fn confirm(
 ) -> Response {
     let binding = random_cookie(headers, CONFIRM_COOKIE).unwrap_or_else(random_token);
     let csrf = p.secrets.csrf_token(&logout::csrf_binding(&binding));
-    let carried: Vec<(&'static str, &str)> = CARRIED
-        .iter()
-        .filter_map(|name| Some((*name, params.get(name).ok().flatten()?)))
-        .collect();
+    let carried = carried(params);
     let action = Endpoint::EndSession.url(&p.config.issuer);
     let page = ConfirmPage {
         action: &action,

@@ -6,7 +6,6 @@ use url::Url;
 
 use super::{MAX_CLAIMS, Prompt};
 use crate::host::DetailTypes;
-use crate::jose::verify_compact;
 use crate::model::authorization_details::AuthorizationDetails;
 use crate::model::client::GrantType;
 use crate::model::scope::ScopeSet;
@@ -252,7 +251,8 @@ pub(super) fn check_dpop_jkt(params: &dyn ParameterSource) -> Result<Option<Stri
 }
 
 /// OIDC Core §3.1.2.1: an `id_token_hint` must be an ID token this issuer signed for this client
-/// (expired ones are fine); its `sub` must then be the signed-in user.
+/// (expired ones are fine) — not another of the JWTs it signs; its `sub` must then be the
+/// signed-in user.
 pub(crate) fn check_id_token_hint(
     p: &Provider,
     client: &ClientRecord,
@@ -261,25 +261,10 @@ pub(crate) fn check_id_token_hint(
     let Some(hint) = params.get("id_token_hint")? else {
         return Ok(None);
     };
-    let bad =
-        || OAuthError::invalid_request("id_token_hint is not a valid ID token from this issuer");
-    let (_, claims) = verify_compact(&p.keys(), hint).map_err(|_| bad())?;
-    if claims.get("iss").and_then(Value::as_str) != Some(p.issuer()) {
-        return Err(bad());
-    }
-    let aud_ok = match claims.get("aud") {
-        Some(Value::String(a)) => client.client_id == **a,
-        Some(Value::Array(a)) => a
-            .iter()
-            .any(|v| v.as_str() == Some(client.client_id.as_str())),
-        _ => false,
-    };
-    if !aud_ok {
-        return Err(bad());
-    }
-    claims
-        .get("sub")
-        .and_then(Value::as_str)
-        .map(|s| Some(s.to_owned()))
-        .ok_or_else(bad)
+    crate::protocol::id_token::verify(p, hint)
+        .filter(|id| client.client_id == *id.client_id)
+        .map(|id| Some(id.sub))
+        .ok_or_else(|| {
+            OAuthError::invalid_request("id_token_hint is not a valid ID token from this issuer")
+        })
 }

@@ -61,18 +61,14 @@ fn check(client: &AuthenticatedClient, record: &RefreshRecord) -> Result<(), OAu
     if &record.issued.client_id != client.id() {
         return Err(invalid_grant("refresh token was issued to another client"));
     }
+    // RFC 9449 §5: a public client's refresh token works only with a proof of its key.
     match &record.binding {
-        Some(Binding::Certificate(bound))
-            if client.presented_thumbprint().as_deref() != Some(bound.as_str()) =>
-        {
-            Err(invalid_grant(
-                "certificate-bound refresh token used without its certificate",
-            ))
-        }
-        // RFC 9449 §5: a public client's refresh token works only with a proof of its key.
-        Some(Binding::Dpop(bound)) if client.presented_jkt() != Some(bound.as_str()) => Err(
-            invalid_grant("DPoP-bound refresh token used without a proof of its key"),
-        ),
+        Some(bound) if !client.holds(bound) => Err(invalid_grant(match bound {
+            Binding::Certificate(_) => {
+                "certificate-bound refresh token used without its certificate"
+            }
+            Binding::Dpop(_) => "DPoP-bound refresh token used without a proof of its key",
+        })),
         _ => Ok(()),
     }
 }

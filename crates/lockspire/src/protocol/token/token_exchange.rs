@@ -278,7 +278,7 @@ async fn find(
     };
     // A sender-constrained token (RFC 8705 §3, RFC 9449 §6) is presented with its key:
     // exchanging it must not be a way to shed the constraint.
-    if binding.is_some_and(|b| !presents(client, b)) {
+    if binding.is_some_and(|b| !client.holds(b)) {
         return Err(role
             .invalid()
             .with_reason("a sender-constrained token presented without its key"));
@@ -306,14 +306,6 @@ async fn find(
         binding: binding.cloned(),
         jwt: matches!(&record, TokenRecord::Access(a) if a.format == AccessTokenFormat::Jwt),
     })
-}
-
-/// True when the request proves possession of what `binding` names.
-fn presents(client: &AuthenticatedClient, binding: &Binding) -> bool {
-    match binding {
-        Binding::Certificate(x5t) => client.presented_thumbprint().as_deref() == Some(x5t),
-        Binding::Dpop(jkt) => client.presented_jkt() == Some(jkt.as_str()),
-    }
 }
 
 /// An unexpired ID token stands for the sign-in it tells of (its `auth_time`) in the browser
