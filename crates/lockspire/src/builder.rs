@@ -17,6 +17,7 @@ use crate::host::{
 };
 use crate::jose::{KeyRing, SigningAlg};
 use crate::lockspire::Lockspire;
+use crate::model::profile::{FAPI_CODE_LIFETIME, FAPI_PUSHED_LIFETIME, SecurityProfile};
 use crate::mtls::{self, MtlsConfig};
 use crate::operator::Operator;
 use crate::protocol::outbox::{self, handle::Outbox};
@@ -98,6 +99,7 @@ pub struct Builder {
     poll_interval: std::time::Duration,
     trusted_proxies: Vec<std::net::IpAddr>,
     outbox_lease: std::time::Duration,
+    security_profile: SecurityProfile,
 }
 
 enum DatabaseSource {
@@ -143,6 +145,7 @@ impl Builder {
             poll_interval: std::time::Duration::from_secs(5),
             trusted_proxies: Vec::new(),
             outbox_lease: std::time::Duration::from_secs(30),
+            security_profile: SecurityProfile::None,
         }
     }
 
@@ -264,6 +267,18 @@ impl Builder {
     /// Default: off (a client can still require it for itself in its metadata, §6).
     pub fn require_pushed_authorization_requests(mut self, required: bool) -> Self {
         self.require_pushed_requests = required;
+        self
+    }
+
+    /// The security profile every client is held to, at least (a client may register a
+    /// stricter one in its `security_profile` metadata, never a weaker one):
+    /// [`SecurityProfile::Fapi2Security`] (FAPI 2.0 Security Profile) or
+    /// [`SecurityProfile::Fapi2MessageSigning`] (FAPI 2.0 Message Signing). Under either,
+    /// every authorization request is pushed (RFC 9126), and [`Builder::build`] refuses
+    /// lifetimes the profile does not allow (codes over 60 s, pushed requests of 600 s) and
+    /// unregistered redirect URIs in pushed requests. Default: [`SecurityProfile::None`].
+    pub fn security_profile(mut self, profile: SecurityProfile) -> Self {
+        self.security_profile = profile;
         self
     }
 
@@ -485,6 +500,13 @@ impl Builder {
                 "RFC 9126 §2.2: a pushed request lives 5 to 600 seconds".into(),
             ));
         }
+        if self.security_profile.is_fapi() {
+            check_profile(
+                self.security_profile,
+                &l,
+                self.pushed_unregistered_redirect_uris,
+            )?;
+        }
         let poll_interval = i64::try_from(self.poll_interval.as_secs())
             .ok()
             .filter(|s| (1..=60).contains(s))
@@ -525,7 +547,10 @@ impl Builder {
             access_token_alg: SigningAlg::ES256,
             extra_scopes: self.extra_scopes,
             offline_access_required: self.offline_access_required,
-            require_pushed_requests: self.require_pushed_requests,
+            // FAPI 2.0 §5.3.2.2: authorization requests are pushed.
+            require_pushed_requests: self.require_pushed_requests
+                || self.security_profile.is_fapi(),
+            security_profile: self.security_profile,
             pushed_unregistered_redirect_uris: self.pushed_unregistered_redirect_uris,
             require_dpop_nonce: self.require_dpop_nonce,
             poll_interval,
@@ -558,6 +583,35 @@ impl Builder {
             pool: self.pool,
         })
     }
+}
+
+/// The settings a server-wide FAPI 2.0 profile cannot run with (FAPI 2.0 Security Profile
+/// §5.3.2.1, §5.3.2.2): they would be cut silently otherwise, and an operator should hear of it.
+fn check_profile(
+    profile: SecurityProfile,
+    l: &Lifetimes,
+    unregistered_redirects: bool,
+) -> Result<(), ConfigError> {
+    let refuse = |field, why: String| Err(ConfigError::Invalid(field, format!("{profile}: {why}")));
+    if l.authorization_code > FAPI_CODE_LIFETIME {
+        return refuse(
+            "lifetimes",
+            format!("authorization codes live at most {FAPI_CODE_LIFETIME} s"),
+        );
+    }
+    if l.pushed_request > FAPI_PUSHED_LIFETIME {
+        return refuse(
+            "lifetimes",
+            "a pushed request's request_uri expires in less than 600 s".into(),
+        );
+    }
+    if unregistered_redirects {
+        return refuse(
+            "allow_unregistered_redirect_uris_in_pushed_requests",
+            "redirect URIs are matched exactly against the registered ones".into(),
+        );
+    }
+    Ok(())
 }
 
 /// A checked builder, before the database is opened.

@@ -6,6 +6,7 @@ use url::Url;
 
 use crate::jose::SigningAlg;
 use crate::model::client::{AuthMethod, ClientMetadata, GrantType};
+use crate::model::profile::{FAPI_CODE_LIFETIME, FAPI_PUSHED_LIFETIME, SecurityProfile};
 use crate::model::scope::ScopeSet;
 use crate::model::uri::is_loopback_host;
 
@@ -257,6 +258,8 @@ pub struct Config {
     /// code: it registers clients of features the host offers (CIBA) without knowing whether
     /// it does, and the serving processes refuse what they do not offer.
     pub(crate) operator_tool: bool,
+    /// The profile every client is held to at least (FAPI 2.0).
+    pub(crate) security_profile: SecurityProfile,
 }
 
 /// Scopes every issuer knows: OpenID Connect's (OIDC Core §5.4, §11).
@@ -295,6 +298,39 @@ impl Config {
                 Some(allowed) => ScopeSet::from_stored(allowed).contains(scope),
                 None => true,
             }
+    }
+
+    /// The security profile the server holds every client to, at least.
+    pub fn security_profile(&self) -> SecurityProfile {
+        self.security_profile
+    }
+
+    /// The profile `client` is held to: the stricter of its own and the server's.
+    pub(crate) fn profile_for(&self, client: &ClientMetadata) -> SecurityProfile {
+        client
+            .security_profile
+            .map_or(self.security_profile, |own| own.max(self.security_profile))
+    }
+
+    /// How long an authorization code of `client` lives (FAPI 2.0 §5.3.2.1: at most 60 s).
+    pub(crate) fn code_lifetime_for(&self, client: &ClientMetadata) -> i64 {
+        let configured = self.lifetimes.authorization_code;
+        if self.profile_for(client).is_fapi() {
+            configured.min(FAPI_CODE_LIFETIME)
+        } else {
+            configured
+        }
+    }
+
+    /// How long a pushed request of `client` waits for the browser (FAPI 2.0 §5.3.2.2: less
+    /// than 600 s).
+    pub(crate) fn pushed_lifetime_for(&self, client: &ClientMetadata) -> i64 {
+        let configured = self.lifetimes.pushed_request;
+        if self.profile_for(client).is_fapi() {
+            configured.min(FAPI_PUSHED_LIFETIME)
+        } else {
+            configured
+        }
     }
 
     /// The access token format for `client`: its own setting, or the issuer's default.

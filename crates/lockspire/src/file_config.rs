@@ -65,6 +65,10 @@ pub struct FileConfig {
     /// Seconds a pushed request's `request_uri` stays usable (5 to 600; RFC 9126 §2.2).
     #[serde(default = "default_pushed_request_lifetime_secs")]
     pub pushed_request_lifetime_secs: i64,
+    /// The security profile every client is held to at least: `none` (default),
+    /// `fapi2_security` or `fapi2_message_signing` (FAPI 2.0).
+    #[serde(default)]
+    pub security_profile: crate::SecurityProfile,
 }
 
 fn default_pushed_request_lifetime_secs() -> i64 {
@@ -290,6 +294,7 @@ impl FileConfig {
                 self.pushed_requests_allow_unregistered_redirect_uris,
             )
             .require_dpop_nonce(self.require_dpop_nonce)
+            .security_profile(self.security_profile)
             .lifetimes(crate::config::Lifetimes {
                 pushed_request: self.pushed_request_lifetime_secs,
                 ..Default::default()

@@ -262,6 +262,7 @@ pub fn dpop_proof(data: &[u8]) {
         uris: &uris,
         access_token: Some("an-access-token"),
         nonces: None,
+        profile: crate::SecurityProfile::None,
     };
     let now = 1_700_000_000;
     let without_nonce = crate::protocol::dpop::check(text, &request, now);

@@ -99,6 +99,7 @@ pub use http;
 pub use lockspire::{Authorization, Lockspire};
 pub use model::authorization_details::{AuthorizationDetail, AuthorizationDetails};
 pub use model::client::{AuthMethod, ClientMetadata, DeliveryMode, GrantType};
+pub use model::profile::SecurityProfile;
 pub use mtls::{ClientCertificate, MtlsConfig, MtlsError, serve_tls};
 pub use operator::{ClientInfo, KeyInfo, KeyState, Operator, OperatorError};
 pub use protocol::error::{Challenge, ErrorCode, InternalError, OAuthError};

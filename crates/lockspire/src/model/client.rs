@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::jose::{ContentEncryptionAlg, KeyManagementAlg, SigningAlg};
+use crate::model::profile::SecurityProfile;
 use crate::model::uri::is_loopback_host;
 
 /// A client identifier (RFC 6749 §2.2). Its own type so that a client id and the other
@@ -350,6 +351,11 @@ pub struct ClientMetadata {
     /// outlive the browser session by design (OIDC Core §11) (Lockspire extension).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub logout_revokes_offline_access: bool,
+    /// The security profile this client is held to, when stricter than the server's (FAPI 2.0
+    /// Security Profile, FAPI 2.0 Message Signing); the server's when absent (Lockspire
+    /// extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_profile: Option<SecurityProfile>,
     /// Software identifier (RFC 7591 §2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub software_id: Option<String>,
@@ -516,6 +522,7 @@ pub(crate) fn example_metadata(uris: &[&str]) -> ClientMetadata {
         backchannel_user_code_parameter: false,
         backchannel_authentication_request_signing_alg: None,
         resource_server_for: Vec::new(),
+        security_profile: None,
         software_id: None,
         software_version: None,
     }

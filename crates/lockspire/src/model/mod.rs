@@ -4,5 +4,6 @@
 
 pub(crate) mod authorization_details;
 pub(crate) mod client;
+pub(crate) mod profile;
 pub(crate) mod scope;
 pub(crate) mod uri;

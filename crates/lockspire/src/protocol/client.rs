@@ -11,6 +11,7 @@ use crate::model::client::{
     AuthMethod, ClientMetadata, DeliveryMode, GrantType, default_application_type,
     default_subject_type,
 };
+use crate::model::profile::SecurityProfile;
 use crate::model::uri::is_loopback_host;
 use crate::protocol::error::{ErrorCode, OAuthError};
 
@@ -656,8 +657,37 @@ pub(crate) fn validate_metadata(
             Some(scopes.to_string())
         }
     };
+    let security_profile = match opt_string(body, "security_profile")? {
+        None => None,
+        Some(s) => {
+            let own = SecurityProfile::parse(&s).ok_or_else(|| {
+                invalid("security_profile must be none, fapi2_security or fapi2_message_signing")
+            })?;
+            if own < config.security_profile {
+                return Err(invalid(format!(
+                    "security_profile cannot be weaker than the server's ({})",
+                    config.security_profile
+                )));
+            }
+            Some(own)
+        }
+    };
+    let profile = security_profile.map_or(config.security_profile, |own| {
+        own.max(config.security_profile)
+    });
+    // The algs a FAPI 2.0 client gets when it names none: RS256, the default of OIDC
+    // Registration §2 and JARM §3, is not allowed (FAPI 2.0 §5.4.1).
+    let default_alg = if profile.is_fapi() {
+        SigningAlg::ES256
+    } else {
+        SigningAlg::RS256
+    };
+    let fapi_default = |alg: Option<String>| match alg {
+        None if profile.is_fapi() => Some(default_alg.as_str().to_owned()),
+        other => other,
+    };
     let id_token_signed_response_alg = match opt_string(body, "id_token_signed_response_alg")? {
-        None => SigningAlg::RS256,
+        None => default_alg,
         Some(a) => a.parse::<SigningAlg>().map_err(|_| {
             invalid("id_token_signed_response_alg is not supported")
                 .with_reason(format!("id_token_signed_response_alg {a:?}"))
@@ -703,8 +733,10 @@ pub(crate) fn validate_metadata(
         }
     };
     let userinfo_signed_response_alg = signed_alg("userinfo_signed_response_alg")?;
-    let authorization_signed_response_alg = signed_alg("authorization_signed_response_alg")?;
-    let introspection_signed_response_alg = signed_alg("introspection_signed_response_alg")?;
+    let authorization_signed_response_alg =
+        fapi_default(signed_alg("authorization_signed_response_alg")?);
+    let introspection_signed_response_alg =
+        fapi_default(signed_alg("introspection_signed_response_alg")?);
     let (jwks, jwks_uri, token_endpoint_auth_signing_alg) =
         check_client_keys(config, body, token_endpoint_auth_method)?;
     let tls = check_tls_metadata(config, body, token_endpoint_auth_method)?;
@@ -749,7 +781,7 @@ pub(crate) fn validate_metadata(
         }
     }
     let logout = check_logout(config, body, &redirect_uris)?;
-    Ok(ClientMetadata {
+    let metadata = ClientMetadata {
         redirect_uris,
         token_endpoint_auth_method,
         grant_types,
@@ -777,10 +809,9 @@ pub(crate) fn validate_metadata(
         tls_client_certificate_bound_access_tokens: tls.bound,
         dpop_bound_access_tokens: opt_bool(body, "dpop_bound_access_tokens")?,
         require_dpop_nonce: opt_bool(body, "require_dpop_nonce")?,
-        require_pushed_authorization_requests: opt_bool(
-            body,
-            "require_pushed_authorization_requests",
-        )?,
+        // FAPI 2.0 §5.3.2.2: said in the metadata too, so that the client reads it there.
+        require_pushed_authorization_requests: profile.is_fapi()
+            || opt_bool(body, "require_pushed_authorization_requests")?,
         request_object_signing_alg: check_request_object_alg(body, has_keys)?,
         request_object_encryption_alg,
         request_object_encryption_enc,
@@ -803,9 +834,94 @@ pub(crate) fn validate_metadata(
         backchannel_user_code_parameter: backchannel.user_code,
         backchannel_authentication_request_signing_alg: backchannel.signing_alg,
         resource_server_for: check_served_resources(config, body)?,
+        security_profile,
         software_id: opt_string(body, "software_id")?,
         software_version: opt_string(body, "software_version")?,
-    })
+    };
+    check_profile(config, &metadata)?;
+    Ok(metadata)
+}
+
+/// The rules a client's registration must meet under the profile it is held to (FAPI 2.0
+/// Security Profile §5.3.2, §5.4; FAPI 2.0 Message Signing §5.3), refused as RFC 7591 §3.2.2
+/// says.
+/// Checked at registration, and again whenever the client authenticates, for clients
+/// registered before the server's profile became stricter.
+pub(crate) fn check_profile(config: &Config, m: &ClientMetadata) -> Result<(), OAuthError> {
+    let profile = config.profile_for(m);
+    if !profile.is_fapi() {
+        return Ok(());
+    }
+    let method = m.token_endpoint_auth_method;
+    if !profile.allows_method(method) {
+        return Err(invalid(format!(
+            "{profile}: token_endpoint_auth_method must be private_key_jwt, tls_client_auth or self_signed_tls_client_auth, not {}",
+            method.as_str()
+        )));
+    }
+    if let Some(g) = m
+        .grant_types
+        .iter()
+        .find(|g| matches!(g, GrantType::DeviceCode | GrantType::Ciba))
+    {
+        return Err(invalid(format!(
+            "{profile}: the {} grant is not part of FAPI 2.0 (its authorization is not pushed)",
+            g.as_str()
+        )));
+    }
+    // FAPI 2.0 §5.3.2.2 and RFC 9700 §4.1: exact https redirect URIs. A development issuer on
+    // http loopback (which no FAPI deployment is) may redirect to http loopback.
+    for uri in &m.redirect_uris {
+        let https = Url::parse(uri).is_ok_and(|u| {
+            u.scheme() == "https"
+                || (config.issuer.is_insecure() && u.scheme() == "http" && is_loopback_host(&u))
+        });
+        if !https {
+            return Err(invalid_redirect(format!(
+                "{profile}: redirect URIs must use https ({uri})"
+            )));
+        }
+    }
+    let algs = [
+        (
+            "id_token_signed_response_alg",
+            Some(m.id_token_alg().as_str()),
+        ),
+        (
+            "authorization_signed_response_alg",
+            Some(m.authorization_alg().as_str()),
+        ),
+        (
+            "introspection_signed_response_alg",
+            Some(m.introspection_alg().as_str()),
+        ),
+        (
+            "userinfo_signed_response_alg",
+            m.userinfo_alg().map(SigningAlg::as_str),
+        ),
+        (
+            "token_endpoint_auth_signing_alg",
+            m.token_endpoint_auth_signing_alg.as_deref(),
+        ),
+        (
+            "request_object_signing_alg",
+            m.request_object_signing_alg.as_deref(),
+        ),
+    ];
+    for (field, alg) in algs {
+        if let Some(alg) = alg.filter(|a| !profile.allows_alg(a)) {
+            return Err(invalid(format!(
+                "{profile}: {field} must be PS256, ES256 or EdDSA, not {alg}"
+            )));
+        }
+    }
+    // FAPI 2.0 Message Signing §5.3.1: every request is a request object it signs.
+    if profile.signs_messages() && m.jwks.is_none() && m.jwks_uri.is_none() {
+        return Err(invalid(format!(
+            "{profile}: jwks or jwks_uri is needed to verify the client's signed request objects"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use super::jti::{JtiUse, first_use};
 use super::params::Params;
 use crate::jose::{MAX_JWT_LEN, alg_name};
 use crate::model::client::{AuthMethod, ClientId};
+use crate::model::profile::SecurityProfile;
 use crate::mtls::ClientCertificate;
 use crate::protocol::endpoints::Endpoint;
 use crate::protocol::error::{Challenge, ErrorCode, OAuthError};
@@ -57,6 +58,8 @@ pub(crate) struct AuthenticatedClient {
     certificate: Option<ClientCertificate>,
     /// The verified DPoP proof of this request, if any (RFC 9449).
     dpop: Option<Proof>,
+    /// The security profile the client is held to.
+    profile: SecurityProfile,
 }
 
 impl AuthenticatedClient {
@@ -66,6 +69,11 @@ impl AuthenticatedClient {
 
     pub(crate) fn id(&self) -> &ClientId {
         &self.record.client_id
+    }
+
+    /// The security profile the client is held to (FAPI 2.0).
+    pub(crate) fn profile(&self) -> SecurityProfile {
+        self.profile
     }
 
     /// True when the client proved possession of a credential (not a public client).
@@ -87,6 +95,7 @@ impl AuthenticatedClient {
             record,
             certificate: None,
             dpop: None,
+            profile: SecurityProfile::None,
         }
     }
 
@@ -132,7 +141,10 @@ impl AuthenticatedClient {
         if let Some(jkt) = self.presented_jkt() {
             return Some(Binding::Dpop(jkt.to_owned()));
         }
+        // FAPI 2.0 §5.3.2.1: every access token is sender-constrained, so a certificate
+        // presented binds the tokens of a FAPI client whatever it registered.
         let wanted = self.method.is_mtls()
+            || self.profile.is_fapi()
             || self
                 .record
                 .metadata
@@ -273,6 +285,22 @@ pub(crate) async fn authenticate(
     match verify(p, presented, endpoint, certificate.as_ref()).await {
         Ok(mut client) => {
             client.certificate = certificate;
+            client.profile = p.config.profile_for(&client.record.metadata);
+            if let Err(why) = super::client::check_profile(&p.config, &client.record.metadata) {
+                let failure = fail(
+                    format!(
+                        "the registration does not meet the profile: {}",
+                        why.description()
+                    ),
+                    Some(client.id()),
+                );
+                audit_failure(p, &failure, method, endpoint).await;
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidClient,
+                    "this client's registration does not meet the server's security profile; it must be updated",
+                )
+                .with_reason(failure.reason));
+            }
             if client
                 .record
                 .metadata
@@ -287,20 +315,25 @@ pub(crate) async fn authenticate(
         }
         Err(Err(internal)) => Err(internal),
         Err(Ok(failure)) => {
-            let event = AuditEvent {
-                tenant_id: p.tenant.clone(),
-                at: p.now(),
-                kind: "client_authentication_failed".into(),
-                client_id: failure.client_id.clone(),
-                subject: None,
-                detail: json!({ "reason": failure.reason, "method": method, "endpoint": endpoint.path() }),
-                occurrences: 1,
-            };
-            if let Err(e) = p.store.audit(&event).await {
-                tracing::warn!(error = %e, "could not write the audit event");
-            }
+            audit_failure(p, &failure, method, endpoint).await;
             Err(invalid_client(failure.reason, basic))
         }
+    }
+}
+
+/// Writes a failed authentication to the audit log.
+async fn audit_failure(p: &Provider, failure: &Failure, method: &str, endpoint: Endpoint) {
+    let event = AuditEvent {
+        tenant_id: p.tenant.clone(),
+        at: p.now(),
+        kind: "client_authentication_failed".into(),
+        client_id: failure.client_id.clone(),
+        subject: None,
+        detail: json!({ "reason": failure.reason, "method": method, "endpoint": endpoint.path() }),
+        occurrences: 1,
+    };
+    if let Err(e) = p.store.audit(&event).await {
+        tracing::warn!(error = %e, "could not write the audit event");
     }
 }
 
@@ -335,6 +368,7 @@ async fn verify(
             method: registered,
             certificate: None,
             dpop: None,
+            profile: SecurityProfile::None,
         });
     }
     if registered != method {
@@ -360,6 +394,7 @@ async fn verify(
         method,
         certificate: None,
         dpop: None,
+        profile: SecurityProfile::None,
     })
 }
 
@@ -416,20 +451,23 @@ async fn verify_assertion(
     let header = jsonwebtoken::decode_header(assertion)
         .map_err(|_| Ok(fail("malformed assertion header", Some(&client_id))))?;
     let alg = alg_name(header.alg);
-    let alg_ok = match method {
-        AuthMethod::ClientSecretJwt => alg == "HS256",
-        AuthMethod::PrivateKeyJwt => ASSERTION_ALGS.contains(&alg),
-        _ => {
-            return Err(Ok(fail(
-                "client used an authentication method it did not register",
-                Some(&client_id),
-            )));
+    let profile = p.config.profile_for(&record.metadata);
+    let alg_ok = profile.allows_alg(alg)
+        && match method {
+            AuthMethod::ClientSecretJwt => alg == "HS256",
+            AuthMethod::PrivateKeyJwt => ASSERTION_ALGS.contains(&alg),
+            _ => {
+                return Err(Ok(fail(
+                    "client used an authentication method it did not register",
+                    Some(&client_id),
+                )));
+            }
         }
-    } && record
-        .metadata
-        .token_endpoint_auth_signing_alg
-        .as_deref()
-        .is_none_or(|registered| registered == alg);
+        && record
+            .metadata
+            .token_endpoint_auth_signing_alg
+            .as_deref()
+            .is_none_or(|registered| registered == alg);
     if !alg_ok {
         return Err(Ok(fail(
             format!("assertion alg {alg} is not allowed"),
@@ -445,7 +483,18 @@ async fn verify_assertion(
     // authentication is "as at the token endpoint" (RFC 8628 §3.1), and at the backchannel
     // authentication endpoint (CIBA Core §7.1).
     let mut audiences = vec![p.issuer().to_owned(), endpoint.url(&p.config.issuer)];
-    if matches!(
+    // FAPI 2.0 §5.3.2.1 (RFC 7523bis): the issuer identifier alone, as a string, so that an
+    // assertion made for one server can never be replayed at another.
+    if profile.is_fapi() {
+        audiences.truncate(1);
+        let aud = unverified.get("aud");
+        if aud.and_then(Value::as_str) != Some(p.issuer()) {
+            return Err(Ok(fail(
+                "under FAPI 2.0 the assertion's aud must be the issuer identifier, as a string",
+                Some(&client_id),
+            )));
+        }
+    } else if matches!(
         endpoint,
         Endpoint::PushedAuthorization
             | Endpoint::DeviceAuthorization
@@ -541,6 +590,7 @@ async fn verify_assertion(
         method,
         certificate: None,
         dpop: None,
+        profile: SecurityProfile::None,
     })
 }
 

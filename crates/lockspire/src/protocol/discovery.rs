@@ -15,13 +15,23 @@ use crate::model::client::{AuthMethod, DeliveryMode, GrantType};
 /// client_secret_jwt.
 const ASSERTION_ALGS_ADVERTISED: [&str; 5] = ["RS256", "PS256", "ES256", "EdDSA", "HS256"];
 
-/// The metadata document.
+/// The metadata document. Under a server-wide FAPI 2.0 profile it lists only what the profile
+/// allows: its algs, its authentication methods, its grants and, under Message Signing, the
+/// JARM response modes.
 pub(crate) fn document(config: &Config, keys: &KeyRing, detail_types: &DetailTypes) -> Value {
     let issuer = &config.issuer;
+    let profile = config.security_profile;
+    let allowed = |algs: &[&'static str]| -> Vec<&'static str> {
+        algs.iter()
+            .copied()
+            .filter(|a| profile.allows_alg(a))
+            .collect()
+    };
     let mut algs: Vec<&str> = SigningAlg::ALL
         .into_iter()
         .filter(|a| keys.active_algs().any(|k| k == *a))
         .map(SigningAlg::as_str)
+        .filter(|a| profile.allows_alg(a))
         .collect();
     algs.sort_by_key(|a| SigningAlg::ALL.iter().position(|x| x.as_str() == *a));
     let mut claims: Vec<&str> = vec![
@@ -52,7 +62,8 @@ pub(crate) fn document(config: &Config, keys: &KeyRing, detail_types: &DetailTyp
         .map(ContentEncryptionAlg::as_str)
         .collect();
     // Certificate methods are offered only where certificates can reach Lockspire.
-    let offered = |m: &&AuthMethod| config.mtls_enabled || !m.is_mtls();
+    let offered =
+        |m: &&AuthMethod| (config.mtls_enabled || !m.is_mtls()) && profile.allows_method(**m);
     let auth_methods: Vec<&str> = AuthMethod::SUPPORTED
         .iter()
         .filter(offered)
@@ -68,10 +79,16 @@ pub(crate) fn document(config: &Config, keys: &KeyRing, detail_types: &DetailTyp
         "issuer": issuer.as_str(),
         "scopes_supported": config.scopes_supported().collect::<Vec<_>>(),
         "response_types_supported": ["code"],
-        "response_modes_supported": ResponseMode::SUPPORTED,
+        "response_modes_supported": ResponseMode::SUPPORTED
+            .iter()
+            .filter(|m| !profile.signs_messages() || m.contains("jwt"))
+            .collect::<Vec<_>>(),
         "grant_types_supported": GrantType::SUPPORTED
             .iter()
             .filter(|g| **g != GrantType::Ciba || config.backchannel_enabled)
+            .filter(|g| {
+                !profile.is_fapi() || !matches!(g, GrantType::Ciba | GrantType::DeviceCode)
+            })
             .map(|g| g.as_str())
             .collect::<Vec<_>>(),
         "subject_types_supported": ["public", "pairwise"],
@@ -84,16 +101,16 @@ pub(crate) fn document(config: &Config, keys: &KeyRing, detail_types: &DetailTyp
         "token_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_methods_supported": confidential_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,
-        "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS_ADVERTISED,
-        "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS_ADVERTISED,
-        "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS_ADVERTISED,
+        "token_endpoint_auth_signing_alg_values_supported": allowed(&ASSERTION_ALGS_ADVERTISED),
+        "introspection_endpoint_auth_signing_alg_values_supported": allowed(&ASSERTION_ALGS_ADVERTISED),
+        "revocation_endpoint_auth_signing_alg_values_supported": allowed(&ASSERTION_ALGS_ADVERTISED),
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": claims,
         "claims_parameter_supported": true,
         "claim_types_supported": ["normal"],
         "prompt_values_supported": ["none", "login", "consent", "select_account", "create"],
         "request_parameter_supported": REQUEST_BY_VALUE,
-        "request_object_signing_alg_values_supported": super::client::REQUEST_OBJECT_ALGS,
+        "request_object_signing_alg_values_supported": allowed(&super::client::REQUEST_OBJECT_ALGS),
         "request_object_encryption_alg_values_supported": request_encryption_algs,
         "request_object_encryption_enc_values_supported": encs,
         "request_uri_parameter_supported": REQUEST_BY_REFERENCE,
@@ -101,7 +118,7 @@ pub(crate) fn document(config: &Config, keys: &KeyRing, detail_types: &DetailTyp
         "authorization_response_iss_parameter_supported": true,
         "require_pushed_authorization_requests": config.require_pushed_requests,
         "authorization_details_types_supported": detail_types.names().collect::<Vec<_>>(),
-        "dpop_signing_alg_values_supported": super::dpop::DPOP_ALGS,
+        "dpop_signing_alg_values_supported": allowed(&super::dpop::DPOP_ALGS),
         // Back-Channel Logout 1.0 §2.1, Front-Channel Logout 1.0 §3: logout tokens and
         // front-channel URIs carry `sid` (and `iss`) for the clients that want them.
         "backchannel_logout_supported": true,

@@ -17,6 +17,7 @@ use url::Url;
 use super::error::{ErrorCode, OAuthError};
 use super::provider::Provider;
 use crate::jose::{MAX_JWT_LEN, alg_name};
+use crate::model::profile::SecurityProfile;
 use crate::secrets::{RotatingNonces, b64_decode};
 
 /// The algorithms proofs may be signed with, as discovery lists them
@@ -54,6 +55,9 @@ pub(crate) struct Request<'a> {
     /// When the server requires a nonce of its own in the proof (§8, §9): the nonces it
     /// accepts.
     pub(crate) nonces: Option<&'a RotatingNonces>,
+    /// The profile of the client sending the proof, where known (FAPI 2.0 §5.4.1 limits its
+    /// algs).
+    pub(crate) profile: SecurityProfile,
 }
 
 /// Verifies the `DPoP` header value `proof` for `request` and records its `jti`.
@@ -118,6 +122,11 @@ pub(crate) fn check(proof: &str, request: &Request<'_>, now: i64) -> Result<Chec
         .map_err(|_| invalid("the DPoP proof's header is malformed"))?;
     if !DPOP_ALGS.contains(&alg_name(header.alg)) {
         return Err(invalid("the DPoP proof's alg is not supported"));
+    }
+    if !request.profile.allows_alg(alg_name(header.alg)) {
+        return Err(invalid(
+            "the DPoP proof's alg is not allowed under FAPI 2.0 (PS256, ES256 or EdDSA)",
+        ));
     }
     let jwk: Jwk = serde_json::from_value(jwk_json.clone())
         .map_err(|_| invalid("the DPoP proof's jwk is malformed"))?;

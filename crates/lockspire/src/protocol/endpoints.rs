@@ -135,7 +135,11 @@ impl Endpoint {
     pub(crate) fn advertised(self, config: &Config) -> bool {
         match self {
             Self::Register => config.registration != RegistrationPolicy::Disabled,
-            Self::BackchannelAuthentication => config.backchannel_enabled,
+            // Grants no client of a FAPI 2.0 server may register.
+            Self::BackchannelAuthentication => {
+                config.backchannel_enabled && !config.security_profile.is_fapi()
+            }
+            Self::DeviceAuthorization => !config.security_profile.is_fapi(),
             _ => self.metadata_field().is_some(),
         }
     }

@@ -437,7 +437,7 @@ async fn issue_code(
             resources: grant.resources.clone(),
             authorization_details: req.authorization_details.clone(),
             created_at: now,
-            expires_at: now + p.config.lifetimes.authorization_code,
+            expires_at: now + p.config.code_lifetime_for(&pending.client.metadata),
             consumed_at: None,
             revoked_at: None,
         },

@@ -57,8 +57,15 @@ pub(crate) async fn push(
     let mut pushed = authorization_params(&client, params)?;
     // §3: a request object inside the push is the request; the push's other parameters are
     // not used.
-    if let Some(request) = pushed.get("request")? {
-        pushed = request_object::parameters(p, client.record(), request).await?;
+    match pushed.get("request")? {
+        Some(request) => pushed = request_object::parameters(p, client.record(), request).await?,
+        // FAPI 2.0 Message Signing §5.3.1: every request is signed.
+        None if client.profile().signs_messages() => {
+            return Err(OAuthError::invalid_request(
+                "a signed request object (RFC 9101) is required in pushed requests under FAPI 2.0 Message Signing",
+            ));
+        }
+        None => {}
     }
     // RFC 9449 §10.1: a proof with the push binds the code to its key, as `dpop_jkt` would.
     if let Some(proof) = dpop {
@@ -68,6 +75,7 @@ pub(crate) async fn push(
             uris: &uris,
             access_token: None,
             nonces: p.required_dpop_nonces(Some(&client.record().metadata)),
+            profile: client.profile(),
         };
         let proof = super::dpop::verify(p, proof, &request).await?;
         match pushed.get("dpop_jkt")? {
@@ -92,7 +100,7 @@ pub(crate) async fn push(
         })?;
     let handle = random_token();
     let now = p.now();
-    let lifetime = p.config.lifetimes.pushed_request;
+    let lifetime = p.config.pushed_lifetime_for(&client.record().metadata);
     let stored = serde_json::to_string(pushed.pairs())
         .map_err(|e| OAuthError::internal(format!("pushed parameters: {e}")))?;
     p.store

@@ -9,7 +9,8 @@
 //! verify. Its claims must name the client (`iss`, and `client_id` when present) and this server
 //! (`aud`), carry an `exp` in the future but at most 60 minutes ahead, an `nbf` (when present)
 //! not in the future and at most 60 minutes old, and a `jti` that is accepted once until `exp`,
-//! whichever process sees it. Then its claims are the request: every authorization parameter inside it is honoured, and
+//! whichever process sees it. Under FAPI 2.0 the alg is PS256, ES256 or EdDSA, and under FAPI
+//! 2.0 Message Signing `nbf` is required and at most 60 minutes before `exp`. Then its claims are the request: every authorization parameter inside it is honoured, and
 //! parameters only in the query are ignored (§6.3).
 
 use jsonwebtoken::Validation;
@@ -121,8 +122,10 @@ async fn verified(
                 })?,
         ),
     };
-    let allowed =
-        REQUEST_OBJECT_ALGS.contains(&alg) && registered.is_none_or(|registered| registered == alg);
+    let profile = p.config.profile_for(&client.metadata);
+    let allowed = REQUEST_OBJECT_ALGS.contains(&alg)
+        && profile.allows_alg(alg)
+        && registered.is_none_or(|registered| registered == alg);
     if !allowed {
         return Err(invalid(format!(
             "request object alg {:?} is not allowed",
@@ -169,6 +172,12 @@ async fn verified(
             return Err(invalid("iat is in the future or more than 60 minutes old"));
         }
     }
+    // FAPI 2.0 Message Signing §5.3.1: an `nbf`, at most 60 minutes before `exp`.
+    if profile.signs_messages() && claims.get("nbf").is_none() {
+        return Err(invalid(
+            "request object without nbf (FAPI 2.0 Message Signing)",
+        ));
+    }
     if let Some(nbf) = claims.get("nbf") {
         let nbf = nbf.as_i64().ok_or_else(|| invalid("nbf is not a number"))?;
         if nbf > now.saturating_add(LEEWAY) {
@@ -176,6 +185,11 @@ async fn verified(
         }
         if now.saturating_sub(nbf) > MAX_AGE {
             return Err(invalid("request object nbf is more than 60 minutes old"));
+        }
+        if profile.signs_messages() && exp.saturating_sub(nbf) > MAX_AGE {
+            return Err(invalid(
+                "request object lives more than 60 minutes (exp - nbf)",
+            ));
         }
     }
     if claims

@@ -139,6 +139,7 @@ pub(crate) async fn answer(
         access_token: Some(token),
         // The server-wide setting: the token's client is not known before the proof is checked.
         nonces: p.required_dpop_nonces(None),
+        profile: crate::SecurityProfile::None,
     };
     let proof = super::dpop::verify(p, proof, &request)
         .await

@@ -111,6 +111,8 @@ pub(crate) struct Settings {
     pub(crate) source: Source,
     /// Only DPoP-bound tokens are accepted (RFC 9728 §2 `dpop_bound_access_tokens_required`).
     pub(crate) dpop_required: bool,
+    /// Only tokens bound to a DPoP key or a certificate are accepted (FAPI 2.0 §5.3.3).
+    pub(crate) sender_constrained: bool,
     /// The nonces proofs must carry, when required (RFC 9449 §9).
     pub(crate) nonces: Option<RotatingNonces>,
     /// JWT access tokens are also checked for revocation.
@@ -209,6 +211,7 @@ fn parse_resource(
 #[derive(Default)]
 struct Policy {
     dpop_required: bool,
+    sender_constrained: bool,
     dpop_nonce: bool,
     check_revocation: bool,
     scopes_supported: Option<Vec<String>>,
@@ -252,6 +255,16 @@ impl<Mode> ResourceServerBuilder<Mode> {
     /// `dpop_bound_access_tokens_required` (RFC 9728 §2). Default: off.
     pub fn require_dpop(mut self, required: bool) -> Self {
         self.policy.dpop_required = required;
+        self
+    }
+
+    /// Accept only sender-constrained access tokens: bound to a DPoP key (RFC 9449) or to a
+    /// client certificate (RFC 8705), used with their proof. Bearer tokens bound to nothing are
+    /// refused with `invalid_token`, as FAPI 2.0 Security Profile §5.3.3 requires of its
+    /// resource servers. Default: in process, on when the issuer's security profile is FAPI
+    /// 2.0; remotely, off.
+    pub fn require_sender_constrained(mut self, required: bool) -> Self {
+        self.policy.sender_constrained = required;
         self
     }
 
@@ -307,7 +320,10 @@ impl ResourceServerBuilder<InProcess> {
             return Err(ResourceServerError::UnknownResource(resource.to_owned()));
         }
         Ok(Self {
-            policy: Policy::default(),
+            policy: Policy {
+                sender_constrained: p.config.security_profile.is_fapi(),
+                ..Policy::default()
+            },
             mode: InProcess {
                 p,
                 resource: resource.to_owned(),
@@ -368,6 +384,7 @@ fn finish(
             issuer,
             source,
             dpop_required: policy.dpop_required,
+            sender_constrained: policy.sender_constrained || policy.dpop_required,
             nonces,
             check_revocation: policy.check_revocation,
             scopes_supported: policy.scopes_supported.unwrap_or(default_scopes),

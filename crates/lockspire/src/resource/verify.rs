@@ -107,6 +107,9 @@ async fn check_binding(
             }
             Ok(())
         }
+        (None, Scheme::Bearer) if s.sender_constrained => {
+            refuse("this resource accepts sender-constrained tokens only")
+        }
         (None, Scheme::Bearer) => Ok(()),
     }
 }
@@ -130,6 +133,7 @@ async fn proof(s: &Settings, request: &Request<'_>, token: &str, jkt: &str) -> R
         uris: &uris,
         access_token: Some(token),
         nonces: s.nonces.as_ref(),
+        profile: crate::SecurityProfile::None,
     };
     let now = s.now();
     let checked = dpop::check(proof, &checks, now).map_err(dpop_refusal)?;

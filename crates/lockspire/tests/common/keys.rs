@@ -47,6 +47,34 @@ impl ClientKey {
         }
     }
 
+    /// An RSA 2048 key for RS256, made by `josekit`.
+    pub fn rs256(kid: &str) -> Self {
+        let pair = josekit::jws::RS256
+            .generate_key_pair(2048)
+            .expect("generate");
+        // PKCS#1 RSAPrivateKey DER, the form `jsonwebtoken` reads.
+        let der = pair.to_raw_private_key();
+        let mut public = pair.to_jwk_public_key();
+        public.set_key_id(kid);
+        let jwk = serde_json::to_value(AsRef::<serde_json::Map<String, Value>>::as_ref(&public))
+            .expect("json");
+        Self {
+            kid: kid.into(),
+            alg: Algorithm::RS256,
+            encoding: EncodingKey::from_rsa_der(&der),
+            jwk,
+        }
+    }
+
+    /// The JWS `alg` name of this key.
+    pub fn alg_name(&self) -> &'static str {
+        match self.alg {
+            Algorithm::EdDSA => "EdDSA",
+            Algorithm::RS256 => "RS256",
+            _ => "ES256",
+        }
+    }
+
     pub fn sign(&self, claims: &Value) -> String {
         let mut header = Header::new(self.alg);
         header.kid = Some(self.kid.clone());

@@ -10,6 +10,7 @@ mod browser;
 mod host;
 mod jwt;
 mod keys;
+mod pki;
 
 #[allow(unused_imports)]
 pub use browser::*;
@@ -19,6 +20,8 @@ pub use host::*;
 pub use jwt::*;
 #[allow(unused_imports)]
 pub use keys::*;
+#[allow(unused_imports)]
+pub use pki::*;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -247,6 +250,14 @@ impl Harness {
 
     /// Another server on the same database (a second process in production).
     pub async fn second_server(&self) -> (String, Lockspire) {
+        self.second_server_with(|b| b).await
+    }
+
+    /// [`Self::second_server`] with extra builder settings (a stricter profile, say).
+    pub async fn second_server_with(
+        &self,
+        configure: impl FnOnce(Builder) -> Builder,
+    ) -> (String, Lockspire) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -264,10 +275,8 @@ impl Harness {
             .scopes(["api:read", "api:write"])
             .resources(TEST_RESOURCES)
             .clock(self.clock.clone())
-            .key_refresh_interval(std::time::Duration::from_millis(200))
-            .build()
-            .await
-            .expect("build second lockspire");
+            .key_refresh_interval(std::time::Duration::from_millis(200));
+        let ls = configure(ls).build().await.expect("build second lockspire");
         serve(listener, ls.clone(), self.clock.clone());
         (base, ls)
     }

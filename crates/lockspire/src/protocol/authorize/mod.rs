@@ -26,6 +26,7 @@ use crate::jose::jwe;
 use crate::jose::{ContentEncryptionAlg, KeyManagementAlg, SigningAlg};
 use crate::model::authorization_details::AuthorizationDetails;
 use crate::model::client::ClientId;
+use crate::model::profile::SecurityProfile;
 use crate::model::scope::ScopeSet;
 use crate::protocol::endpoints::Endpoint;
 use crate::protocol::error::{ErrorCode, OAuthError};
@@ -111,17 +112,26 @@ pub(crate) struct VerifiedRedirect {
 impl VerifiedRedirect {
     /// The redirect to `uri`, already matched against `client`'s registration, with the
     /// request's `response_mode` and `state`. An unsupported `response_mode` answers in the
-    /// query, and is returned as `None` for the caller to refuse there.
+    /// query, and is returned as `None` for the caller to refuse there. Under FAPI 2.0 Message
+    /// Signing (§5.4) every response is a JARM response: `query.jwt` when none is asked for, and
+    /// a plain mode is refused in `query.jwt`.
     fn new(
         client: &ClientRecord,
         uri: String,
         params: &dyn ParameterSource,
+        profile: SecurityProfile,
     ) -> (Self, Option<ResponseMode>) {
+        let default = if profile.signs_messages() {
+            ResponseMode::QueryJwt
+        } else {
+            ResponseMode::Query
+        };
         let mode = params
             .get("response_mode")
             .ok()
             .flatten()
-            .map_or(Some(ResponseMode::Query), ResponseMode::parse);
+            .map_or(Some(default), ResponseMode::parse)
+            .filter(|m| m.is_jwt() || !profile.signs_messages());
         let state = params
             .get("state")
             .ok()
@@ -130,7 +140,7 @@ impl VerifiedRedirect {
             .map(str::to_owned);
         let redirect = Self {
             uri,
-            mode: mode.unwrap_or(ResponseMode::Query),
+            mode: mode.unwrap_or(default),
             state,
             client_id: client.client_id.clone(),
             signing_alg: client.metadata.authorization_alg(),
@@ -402,27 +412,41 @@ pub(crate) async fn validate(
     via: RequestVia,
 ) -> Result<(AuthorizationRequest, ClientRecord), AuthorizeError> {
     let client = check_client(p, params).await?;
+    let profile = p.config.profile_for(&client.metadata);
     // RFC 9126 §2.4: a confidential client's push may name an unregistered redirect URI, when
-    // the server allows it.
+    // the server allows it; never under FAPI 2.0, whose redirect URIs match exactly.
     let unregistered_allowed = via != RequestVia::Query
         && p.config.pushed_unregistered_redirect_uris
+        && !profile.is_fapi()
         && client.metadata.token_endpoint_auth_method.is_confidential();
     let (redirect_uri, redirect_uri_given) =
         check_redirect_uri(&client, params, unregistered_allowed)?;
-    let (redirect, mode) = VerifiedRedirect::new(&client, redirect_uri.clone(), params);
+    let (redirect, mode) = VerifiedRedirect::new(&client, redirect_uri.clone(), params, profile);
     let fail = |e: OAuthError| AuthorizeError::Redirect(Box::new(redirect.clone()), e);
-    // RFC 9126 §5, §6: the server or the client may require every request to be pushed.
+    // RFC 9126 §5, §6: the server or the client may require every request to be pushed; FAPI
+    // 2.0 §5.3.2.2 requires it.
     if via == RequestVia::Query
         && (p.config.require_pushed_requests
-            || client.metadata.require_pushed_authorization_requests)
+            || client.metadata.require_pushed_authorization_requests
+            || profile.is_fapi())
     {
         return Err(fail(OAuthError::invalid_request(
             "authorization requests of this client must be pushed first (RFC 9126)",
         )));
     }
+    // FAPI 2.0 §5.3.2.2: a pushed request names its redirect URI.
+    if via == RequestVia::Push && profile.is_fapi() && !redirect_uri_given {
+        return Err(fail(OAuthError::invalid_request(
+            "redirect_uri is required in pushed requests (FAPI 2.0)",
+        )));
+    }
     if mode.is_none() {
         return Err(fail(OAuthError::invalid_request(
-            "response_mode is not supported",
+            if profile.signs_messages() {
+                "response_mode must be a JARM mode (jwt, query.jwt, fragment.jwt or form_post.jwt) under FAPI 2.0 Message Signing"
+            } else {
+                "response_mode is not supported"
+            },
         )));
     }
     // JARM §2.3: a client that registered response encryption gets no response it cannot

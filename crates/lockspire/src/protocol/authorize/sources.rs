@@ -28,7 +28,8 @@ pub(crate) async fn parameters(
     // client or its redirect URI is not verified, then sent to the verified redirect URI.
     let client = check_client(p, &query).await?;
     let (uri, _) = check_redirect_uri(&client, &query, false)?;
-    let (redirect, _) = VerifiedRedirect::new(&client, uri, &query);
+    let profile = p.config.profile_for(&client.metadata);
+    let (redirect, _) = VerifiedRedirect::new(&client, uri, &query, profile);
     let params = request_object::parameters(p, &client, request)
         .await
         .map_err(|e| AuthorizeError::Redirect(Box::new(redirect), e))?;

@@ -80,12 +80,19 @@ pub(crate) async fn exchange(
                 uris: &uris,
                 access_token: None,
                 nonces: p.required_dpop_nonces(Some(&client.record().metadata)),
+                profile: client.profile(),
             };
             Some(super::dpop::verify(p, proof, &request).await?)
         }
         None => None,
     };
     let client = client.with_dpop(proof)?;
+    // FAPI 2.0 §5.3.2.1: only sender-constrained access tokens.
+    if client.profile().is_fapi() && client.binding().is_none() {
+        return Err(OAuthError::invalid_request(
+            "this client's access tokens must be sender-constrained (FAPI 2.0): send a DPoP proof (RFC 9449) or present its client certificate (RFC 8705)",
+        ));
+    }
     if !client.record().metadata.allows_grant(grant) {
         return Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,

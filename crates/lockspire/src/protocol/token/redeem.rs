@@ -140,6 +140,34 @@ pub(super) async fn redeem<A: Artifact>(
     redeem_row(p, client, artifact, row).await
 }
 
+/// Redeems `presented` as an `A` that stays usable: a refresh token that is not rotated (FAPI
+/// 2.0 §5.3.2.1). The same checks and minting as [`redeem`], but nothing is consumed: the
+/// transaction stores the new tokens only while the grant is live, which revoking the token
+/// ends (RFC 7009 §2.1).
+pub(super) async fn reuse<A: Artifact>(
+    p: &Provider,
+    client: &AuthenticatedClient,
+    artifact: &A,
+    presented: &str,
+) -> Result<TokenResponse, OAuthError> {
+    let row = A::Row::peek(&p.store, &A::Row::key(presented))
+        .await?
+        .ok_or_else(|| A::invalid("unknown"))?;
+    let state = row.issued();
+    let now = p.now();
+    // A token consumed before (rotated while the client was held to no profile) stays spent.
+    if state.consumed_at.is_some() || state.revoked_at.is_some() || state.expires_at <= now {
+        return Err(A::invalid("expired, revoked or rotated"));
+    }
+    let (minted, grant_id) = mint_ahead(p, client, artifact, &row, now).await?;
+    let now = p.now();
+    let mut tx = p.store.begin().await?;
+    if tx.live_grant(&grant_id, now).await?.is_none() {
+        return Err(A::invalid("grant revoked or client disabled"));
+    }
+    minted.commit(tx).await
+}
+
 /// [`redeem`] of a row the grant has read already.
 pub(super) async fn redeem_row<A: Artifact>(
     p: &Provider,

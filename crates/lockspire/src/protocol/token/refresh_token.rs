@@ -1,8 +1,12 @@
 //! Refresh token grant (RFC 6749 §6) with rotation (RFC 9700 §4.14.2): every use consumes the
 //! presented token and issues a new one; presenting a rotated token again revokes the whole
 //! family — the grant, with every access and refresh token issued from it.
+//!
+//! Under FAPI 2.0 (§5.3.2.1) refresh tokens are not rotated: the client is confidential and its
+//! refresh token bound to it, and a rotation whose response is lost would strand the client.
+//! The token stays usable until it expires or its grant is revoked.
 
-use super::redeem::{Artifact, Plan, redeem};
+use super::redeem::{Artifact, Plan, redeem, reuse};
 use super::request::RefreshRequest;
 use super::{TokenResponse, narrow_details, narrow_resources, narrow_scopes};
 use crate::protocol::client_auth::AuthenticatedClient;
@@ -22,6 +26,8 @@ fn invalid_grant(reason: &'static str) -> OAuthError {
 /// A refresh token presented at the token endpoint, with the request's narrowing.
 struct Refresh<'a> {
     request: &'a RefreshRequest<'a>,
+    /// Whether a new refresh token replaces the presented one.
+    rotate: bool,
 }
 
 pub(super) async fn exchange(
@@ -29,7 +35,13 @@ pub(super) async fn exchange(
     client: &AuthenticatedClient,
     request: &RefreshRequest<'_>,
 ) -> Result<TokenResponse, OAuthError> {
-    redeem(p, client, &Refresh { request }, request.refresh_token).await
+    let rotate = client.profile().rotates_refresh_tokens();
+    let refresh = Refresh { request, rotate };
+    if rotate {
+        redeem(p, client, &refresh, request.refresh_token).await
+    } else {
+        reuse(p, client, &refresh, request.refresh_token).await
+    }
 }
 
 impl Artifact for Refresh<'_> {
@@ -51,7 +63,7 @@ impl Artifact for Refresh<'_> {
         row: &RefreshRecord,
         _grant: &GrantRecord,
     ) -> Result<Plan, OAuthError> {
-        plan(p, self.request, row)
+        plan(p, self.request, row, self.rotate)
     }
 }
 
@@ -80,13 +92,14 @@ fn plan(
     p: &Provider,
     request: &RefreshRequest<'_>,
     record: &RefreshRecord,
+    rotate: bool,
 ) -> Result<Plan, OAuthError> {
     let granted_scopes = record.issued.scopes.clone();
     let granted_resources = record.issued.resources.clone();
     Ok(Plan {
         scopes: narrow_scopes(request.scope, &granted_scopes)?,
         resources: narrow_resources(p, &request.resources, &granted_resources)?,
-        refresh: Some((granted_scopes, granted_resources)),
+        refresh: rotate.then_some((granted_scopes, granted_resources)),
         nonce: None,
         authorization_details: narrow_details(
             p,
