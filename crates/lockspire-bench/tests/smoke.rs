@@ -23,6 +23,7 @@ async fn every_scenario_runs_against_the_demo_host() {
         key_refresh_interval: None,
         outbox_lease: None,
         extra_resources: Vec::new(),
+        security_profile: lockspire::SecurityProfile::None,
     })
     .await
     .expect("demo starts");

@@ -164,6 +164,7 @@ async fn checks(args: &VerifyArgs, r: &mut Report) {
         }
     };
     check_keys(&operator, r).await;
+    check_profile(&config, &operator, r).await;
     if let Some(base) = &args.url {
         probe(base, &config, &operator, r).await;
     }
@@ -225,6 +226,31 @@ async fn check_keys(op: &Operator, r: &mut Report) {
             }
         }
         Err(e) => r.error("key-encryption key", &e.to_string(), "check the database"),
+    }
+}
+
+/// The security profile (FAPI 2.0), and the registered clients that do not meet it. The
+/// settings it forbids were reported with the config.
+async fn check_profile(config: &FileConfig, op: &Operator, r: &mut Report) {
+    let profile = config.security_profile;
+    match op.profile_violations().await {
+        Ok(v) if v.is_empty() => r.ok(
+            "security profile",
+            &format!("{profile}; every enabled client meets its profile"),
+        ),
+        Ok(v) => {
+            let list: Vec<String> = v.iter().map(|(id, why)| format!("{id} ({why})")).collect();
+            r.error(
+                "security profile",
+                &format!(
+                    "{} client(s) do not meet their profile and cannot authenticate: {}",
+                    v.len(),
+                    list.join("; ")
+                ),
+                "update their registration (`lockspire client update`), or disable them",
+            );
+        }
+        Err(e) => r.error("security profile", &e.to_string(), "check the database"),
     }
 }
 

@@ -812,3 +812,57 @@ fn the_command_registers_backchannel_clients_which_only_the_serving_host_may_ref
         out(&public)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_reports_a_fapi_profile_its_settings_or_clients_cannot_meet() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = SecretKey::generate().to_base64();
+    let (_, issuer) = serve(dir.path(), "/", &secret, Some("http://127.0.0.1:3000")).await;
+    config(dir.path(), &issuer, "");
+    // A client of no profile: a secret, which FAPI 2.0 does not accept.
+    let created = run(
+        dir.path(),
+        &[
+            "client",
+            "create",
+            "--name",
+            "Svc",
+            "--grant-type",
+            "client_credentials",
+            "--json",
+        ],
+        Some(&secret),
+    );
+    assert!(created.status.success(), "{}", out(&created));
+    let client: Value = serde_json::from_slice(&created.stdout).expect("json");
+    let id = client["client_id"].as_str().expect("client_id").to_owned();
+    let o = run(dir.path(), &["verify"], Some(&secret));
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(
+        out(&o).contains("ok     security profile: none"),
+        "{}",
+        out(&o)
+    );
+    // A setting the profile forbids.
+    config(
+        dir.path(),
+        &issuer,
+        "security_profile = \"fapi2_security\"\npushed_request_lifetime_secs = 600\n",
+    );
+    let o = run(dir.path(), &["verify"], Some(&secret));
+    assert_fails_on(&o, "config");
+    assert!(out(&o).contains("less than 600 s"), "{}", out(&o));
+    // The client registered before, which cannot authenticate under the profile.
+    config(
+        dir.path(),
+        &issuer,
+        "security_profile = \"fapi2_security\"\n",
+    );
+    let o = run(dir.path(), &["verify"], Some(&secret));
+    assert_fails_on(&o, "security profile");
+    assert!(
+        out(&o).contains(&id) && out(&o).contains("private_key_jwt"),
+        "{}",
+        out(&o)
+    );
+}

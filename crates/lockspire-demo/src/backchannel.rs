@@ -109,6 +109,9 @@ pub(crate) struct CibaForm {
 
 /// `GET /demo/ciba`: the user's authentication device, and the bank.
 pub(crate) async fn page(State(app): State<AppState>, auth: AuthSession) -> Response {
+    if let Some(off) = crate::pages::off_under_fapi(&app, "CIBA") {
+        return off;
+    }
     let notice = match auth.session.remove::<String>(NOTICE_KEY).await {
         Ok(notice) => notice,
         Err(e) => return internal_error("Reading the session failed", &e),

@@ -58,6 +58,13 @@ pub struct Cli {
     #[arg(long, env = "LOCKSPIRE_CLIENT_CA", requires = "tls_cert")]
     pub client_ca: Option<PathBuf>,
 
+    /// The security profile every client is held to. Under a FAPI 2.0 profile the demo's
+    /// relying party pushes its requests (signed under message signing, with JARM responses),
+    /// authenticates with private_key_jwt and binds its tokens with DPoP; the device, CIBA and
+    /// forum demos, whose clients the profile does not allow, are off.
+    #[arg(long, env = "LOCKSPIRE_SECURITY_PROFILE", value_enum, default_value_t = Profile::None)]
+    pub security_profile: Profile,
+
     /// Directory for the SQLite database and the generated secret key.
     #[arg(
         long,
@@ -81,6 +88,27 @@ pub struct Cli {
     /// always one.
     #[arg(long = "resource", env = "LOCKSPIRE_RESOURCES", value_delimiter = ',')]
     pub resources: Vec<String>,
+}
+
+/// `--security-profile` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Profile {
+    /// OAuth 2.0 and OpenID Connect with Lockspire's defaults.
+    None,
+    /// FAPI 2.0 Security Profile.
+    Fapi2Security,
+    /// FAPI 2.0 Message Signing.
+    Fapi2MessageSigning,
+}
+
+impl From<Profile> for lockspire::SecurityProfile {
+    fn from(p: Profile) -> Self {
+        match p {
+            Profile::None => Self::None,
+            Profile::Fapi2Security => Self::Fapi2Security,
+            Profile::Fapi2MessageSigning => Self::Fapi2MessageSigning,
+        }
+    }
 }
 
 /// `--registration` values.
@@ -156,6 +184,7 @@ impl Cli {
             key_refresh_interval: self.key_refresh_secs.map(std::time::Duration::from_secs),
             outbox_lease: self.outbox_lease_secs.map(std::time::Duration::from_secs),
             extra_resources: self.resources.clone(),
+            security_profile: self.security_profile.into(),
         })
     }
 }

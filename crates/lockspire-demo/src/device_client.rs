@@ -58,6 +58,9 @@ pub(crate) async fn start(
     State(app): State<AppState>,
     Extension(session): Extension<Session>,
 ) -> Response {
+    if let Some(off) = crate::pages::off_under_fapi(&app, "device") {
+        return off;
+    }
     let endpoint = format!("{}/device_authorization", app.issuer);
     let answer = app
         .http

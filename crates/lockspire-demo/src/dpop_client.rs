@@ -98,16 +98,23 @@ pub(crate) async fn refresh_bound(
     client_id: &str,
     refresh_token: &str,
     key: &DpopKey,
+    client_authentication: &[(String, String)],
 ) -> anyhow::Result<Exchange> {
     let proof = key.proof("POST", token_endpoint, None)?;
+    let mut form: Vec<(&str, &str)> = vec![
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token),
+        ("client_id", client_id),
+    ];
+    form.extend(
+        client_authentication
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
     let response = http
         .post(token_endpoint)
         .header("DPoP", proof)
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token),
-            ("client_id", client_id),
-        ])
+        .form(&form)
         .send()
         .await?;
     Ok(exchange(response).await?)
@@ -157,7 +164,9 @@ pub(crate) struct ApiSteps {
 }
 
 /// Calls the host's API with the flow's access token as a bearer token, then refreshes with a
-/// proof to get a DPoP-bound token and calls the API with it and a proof of the key.
+/// proof to get a DPoP-bound token and calls the API with it and a proof of the key. Under FAPI
+/// 2.0 the first token is DPoP-bound already, so the bearer call shows its refusal, and the
+/// refresh carries the client's assertion (`client_authentication`).
 pub(crate) async fn api_steps(
     http: &reqwest::Client,
     issuer: &str,
@@ -165,12 +174,21 @@ pub(crate) async fn api_steps(
     client_id: &str,
     access_token: &str,
     refresh_token: &str,
+    client_authentication: &[(String, String)],
 ) -> anyhow::Result<ApiSteps> {
     let resource = format!("{issuer}{}", crate::api::API_PATH);
     let url = format!("{resource}/me");
     let bearer = call_api(http, &url, access_token, None).await?;
     let key = DpopKey::generate()?;
-    let refreshed = refresh_bound(http, token_endpoint, client_id, refresh_token, &key).await?;
+    let refreshed = refresh_bound(
+        http,
+        token_endpoint,
+        client_id,
+        refresh_token,
+        &key,
+        client_authentication,
+    )
+    .await?;
     let bound = refreshed
         .body
         .get("access_token")

@@ -91,6 +91,9 @@ struct ForumPage<'a> {
 
 /// `GET /demo/forum`: the forum's view of this browser, and the logout tokens it received.
 pub(crate) async fn page(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(off) = crate::pages::off_under_fapi(&app, "forum") {
+        return off;
+    }
     let cookie = cookie(&headers, COOKIE);
     let Ok(state) = app.forum.0.lock() else {
         return internal_error("The forum's state is unusable", &"a lock was poisoned");
@@ -110,6 +113,9 @@ pub(crate) async fn sign_in(
     State(app): State<AppState>,
     Extension(session): Extension<Session>,
 ) -> Response {
+    if let Some(off) = crate::pages::off_under_fapi(&app, "forum") {
+        return off;
+    }
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (Ok(state), Ok(nonce)) = (random::token::<32>(), random::token::<32>()) else {
         return internal_error("No randomness", &"getrandom failed");

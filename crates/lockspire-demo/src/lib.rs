@@ -95,6 +95,8 @@ pub struct Settings {
     /// Resource identifiers (RFC 8707) beyond the demo's own API that tokens may be issued
     /// for.
     pub extra_resources: Vec<String>,
+    /// The security profile every client is held to (FAPI 2.0).
+    pub security_profile: lockspire::SecurityProfile,
 }
 
 /// State shared by the demo's own handlers.
@@ -112,6 +114,8 @@ pub(crate) struct AppState {
     pub(crate) lockspire: Lockspire,
     /// The forum's sessions and the logout tokens it received.
     pub(crate) forum: forum::Forum,
+    /// The server's security profile, which the relying party follows.
+    pub(crate) profile: lockspire::SecurityProfile,
 }
 
 /// How long an idle browser session lives.
@@ -153,6 +157,7 @@ pub async fn app(settings: Settings) -> anyhow::Result<Router> {
         )
         .backchannel_authenticator(backchannel::DemoBackchannel::new(users.clone()))
         .dev_mode(settings.dev_mode)
+        .security_profile(settings.security_profile)
         // RFC 8707: the host's own API is a resource tokens may be issued for.
         .resources(
             std::iter::once(format!("{issuer}{}", api::API_PATH)).chain(settings.extra_resources),
@@ -172,10 +177,16 @@ pub async fn app(settings: Settings) -> anyhow::Result<Router> {
     .build()
     .await
     .context("starting Lockspire")?;
-    register_demo_client(&lockspire, &issuer, client_key.jwks()).await?;
-    register_device_client(&lockspire).await?;
-    register_bank_client(&lockspire, client_key.jwks()).await?;
-    register_forum_client(&lockspire, &issuer).await?;
+    let profile = settings.security_profile;
+    register_demo_client(&lockspire, &issuer, client_key.jwks(), profile).await?;
+    if profile.is_fapi() {
+        // Public clients, and grants whose authorization is not pushed, are not FAPI 2.0.
+        tracing::info!(%profile, "the device, CIBA and forum demos are off under this profile");
+    } else {
+        register_device_client(&lockspire).await?;
+        register_bank_client(&lockspire, client_key.jwks()).await?;
+        register_forum_client(&lockspire, &issuer).await?;
+    }
     let api = lockspire
         .resource_server(&format!("{issuer}{}", api::API_PATH))?
         .resource_name("Lockspire demo API")
@@ -206,6 +217,7 @@ pub async fn app(settings: Settings) -> anyhow::Result<Router> {
         client_key,
         lockspire: lockspire.clone(),
         forum: forum::Forum::default(),
+        profile,
     };
 
     Ok(Router::new()
@@ -239,8 +251,10 @@ async fn register_demo_client(
     lockspire: &Lockspire,
     issuer: &str,
     jwks: serde_json::Value,
+    profile: lockspire::SecurityProfile,
 ) -> anyhow::Result<()> {
     let callback = format!("{issuer}/demo/callback");
+    let wanted = demo_client_metadata(issuer, &callback, jwks.clone(), profile);
     match lockspire.client(DEMO_CLIENT_ID).await? {
         Some((metadata, active)) => {
             // The issuer changed since the client was registered (a new port or host name: the
@@ -250,12 +264,11 @@ async fn register_demo_client(
                 || metadata.jwks.as_ref() != Some(&jwks)
                 || metadata.post_logout_redirect_uris != [sign_out::signed_out_url(issuer)]
                 || !metadata.logout_revokes_offline_access
+                || metadata.token_endpoint_auth_method.as_str()
+                    != wanted["token_endpoint_auth_method"]
             {
                 lockspire
-                    .update_client(
-                        DEMO_CLIENT_ID,
-                        demo_client_metadata(issuer, &callback, jwks),
-                    )
+                    .update_client(DEMO_CLIENT_ID, wanted)
                     .await
                     .context("re-registering the demo client for the new issuer")?;
                 tracing::info!(redirect_uri = %callback, "updated the demo client's redirect URI");
@@ -268,12 +281,7 @@ async fn register_demo_client(
             }
         }
         None => {
-            let created = lockspire
-                .create_client(
-                    Some(DEMO_CLIENT_ID),
-                    demo_client_metadata(issuer, &callback, jwks),
-                )
-                .await;
+            let created = lockspire.create_client(Some(DEMO_CLIENT_ID), wanted).await;
             match created {
                 Ok(_) => tracing::info!(client_id = DEMO_CLIENT_ID, "registered the demo client"),
                 // Another demo process sharing the database registered it first.
@@ -348,15 +356,19 @@ async fn register_bank_client(
 }
 
 /// The demo client: public (PKCE, no secret), code flow with refresh tokens; its `jwks` holds
-/// the key its request objects are signed with.
+/// the key its request objects are signed with. Under a FAPI 2.0 profile it is confidential
+/// instead, authenticating with that key (`private_key_jwt`), and binds its tokens with DPoP.
 fn demo_client_metadata(
     issuer: &str,
     callback: &str,
     jwks: serde_json::Value,
+    profile: lockspire::SecurityProfile,
 ) -> serde_json::Value {
+    let fapi = profile.is_fapi();
     json!({
         "client_name": "Lockspire demo relying party",
-        "token_endpoint_auth_method": "none",
+        "token_endpoint_auth_method": if fapi { "private_key_jwt" } else { "none" },
+        "dpop_bound_access_tokens": fapi,
         "grant_types": ["authorization_code", "refresh_token"],
         "response_types": ["code"],
         "redirect_uris": [callback],

@@ -71,6 +71,21 @@ pub(crate) fn error_page(status: StatusCode, title: &str, detail: &str) -> Respo
     render(status, &ErrorPage { title, detail })
 }
 
+/// The page of a demo whose client the server's FAPI 2.0 profile does not allow (a public
+/// client, or a grant whose authorization is not pushed); `None` when the demo runs.
+pub(crate) fn off_under_fapi(app: &crate::AppState, demo: &str) -> Option<Response> {
+    app.profile.is_fapi().then(|| {
+        error_page(
+            StatusCode::NOT_FOUND,
+            "Not under FAPI 2.0",
+            &format!(
+                "The {demo} demo is off: this server runs the {} profile, which allows neither its public client nor its grant. Try /demo, or run the demo without --security-profile.",
+                app.profile
+            ),
+        )
+    })
+}
+
 /// A server-side failure: logged in full, shown to the user in general terms.
 pub(crate) fn internal_error(context: &str, error: &dyn std::fmt::Display) -> Response {
     tracing::error!(%error, "{context}");

@@ -204,7 +204,12 @@ pub(crate) async fn start(
         )
     }))
     .collect();
-    let params = if variant == Variant::SignedAndPushed {
+    // FAPI 2.0: every request is pushed; under Message Signing, as a signed request object
+    // (and the response comes back as JARM, the server's default there).
+    let signed = variant == Variant::SignedAndPushed || app.profile.signs_messages();
+    let pushed =
+        matches!(variant, Variant::Pushed | Variant::SignedAndPushed) || app.profile.is_fapi();
+    let params = if signed {
         match request_object(&app, &params) {
             Ok((jwt, shown)) => {
                 pending.request_object = Some(shown);
@@ -218,7 +223,7 @@ pub(crate) async fn start(
     } else {
         params
     };
-    let browser_params = if matches!(variant, Variant::Pushed | Variant::SignedAndPushed) {
+    let browser_params = if pushed {
         let (endpoint, request_uri) = match push(&app, &params).await {
             Ok(answer) => answer,
             Err(failure) => return failure.into_response(),
@@ -303,8 +308,38 @@ async fn discovery(app: &AppState) -> Result<Value, Failure> {
         .map_err(|e| Failure::provider("Discovery failed", &e))
 }
 
+/// How the demo client authenticates at the provider's back channel: as a public client, by
+/// its `client_id` alone; under FAPI 2.0 with a `private_key_jwt` assertion (RFC 7523 §2.2)
+/// signed with its key, whose `aud` is the issuer (FAPI 2.0 §5.3.2.1).
+fn client_authentication(app: &AppState) -> Result<Vec<(String, String)>, Failure> {
+    if !app.profile.is_fapi() {
+        return Ok(Vec::new());
+    }
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let claims = serde_json::json!({
+        "iss": DEMO_CLIENT_ID,
+        "sub": DEMO_CLIENT_ID,
+        "aud": &*app.issuer,
+        "jti": CsrfToken::new_random().secret(),
+        "iat": now,
+        "exp": now + 60,
+    });
+    let assertion = app
+        .client_key
+        .sign(&claims)
+        .map_err(|e| Failure::internal("Signing the client assertion failed", &e))?;
+    Ok(vec![
+        (
+            "client_assertion_type".to_owned(),
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned(),
+        ),
+        ("client_assertion".to_owned(), assertion),
+    ])
+}
+
 /// Pushes the authorization request (RFC 9126 §2) to the endpoint discovery names, as a
-/// public client identified by its `client_id`; returns the endpoint and the `request_uri`.
+/// public client identified by its `client_id` (under FAPI 2.0 with its assertion); returns the
+/// endpoint and the `request_uri`.
 async fn push(app: &AppState, params: &[(String, String)]) -> Result<(String, String), Failure> {
     let discovery = discovery(app).await?;
     let endpoint = discovery
@@ -317,10 +352,12 @@ async fn push(app: &AppState, params: &[(String, String)]) -> Result<(String, St
             )
         })?
         .to_owned();
+    let mut form = params.to_vec();
+    form.extend(client_authentication(app)?);
     let response = app
         .http
         .post(&endpoint)
-        .form(params)
+        .form(&form)
         .send()
         .await
         .map_err(|e| Failure::provider("The pushed authorization request failed", &e))?;
@@ -395,8 +432,15 @@ pub(crate) async fn verify_provider_jwt(
     typ: &str,
 ) -> Result<Value, String> {
     let header = jsonwebtoken::decode_header(jwt).map_err(|e| e.to_string())?;
-    if header.alg != jsonwebtoken::Algorithm::RS256 {
-        return Err(format!("signed with {:?}, not RS256", header.alg));
+    // The alg the demo client registered: the default, RS256, or under FAPI 2.0 (which allows
+    // no RS256) the default registration gives then, ES256.
+    let expected = if app.profile.is_fapi() {
+        jsonwebtoken::Algorithm::ES256
+    } else {
+        jsonwebtoken::Algorithm::RS256
+    };
+    if header.alg != expected {
+        return Err(format!("signed with {:?}, not {expected:?}", header.alg));
     }
     // The provider signs several kinds of JWT with the same keys; the type tells them apart.
     if header.typ.as_deref() != Some(typ) {
@@ -430,7 +474,7 @@ pub(crate) async fn verify_provider_jwt(
         .and_then(|kid| jwks.find(kid))
         .ok_or("no published key has the JWT's kid")?;
     let key = jsonwebtoken::DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
-    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    let mut validation = jsonwebtoken::Validation::new(expected);
     validation.set_audience(&[audience]);
     validation.set_issuer(&[&*app.issuer]);
     jsonwebtoken::decode::<Value>(jwt, &key, &validation)
@@ -662,19 +706,75 @@ async fn finish(
         DemoClient::from_provider_metadata(metadata, ClientId::new(DEMO_CLIENT_ID.into()), None)
             .set_redirect_uri(redirect);
 
-    let token: DemoTokenResponse = client
-        .exchange_code(AuthorizationCode::new(code))
-        .map_err(|e| Failure::provider("No token endpoint", &e))?
-        .set_pkce_verifier(PkceCodeVerifier::new(pending.verifier))
-        .request_async(&app.http)
-        .await
-        .map_err(|e| Failure::provider("The token request failed", &e))?;
+    // Under FAPI 2.0 the token is bound to a DPoP key made for this flow (RFC 9449), and the
+    // client authenticates with its assertion: a request the client library does not make.
+    let dpop_key = if app.profile.is_fapi() {
+        Some(
+            crate::dpop_client::DpopKey::generate()
+                .map_err(|e| Failure::provider_msg("Making a DPoP key failed", format!("{e:#}")))?,
+        )
+    } else {
+        None
+    };
+    let token: DemoTokenResponse = match &dpop_key {
+        None => client
+            .exchange_code(AuthorizationCode::new(code))
+            .map_err(|e| Failure::provider("No token endpoint", &e))?
+            .set_pkce_verifier(PkceCodeVerifier::new(pending.verifier))
+            .request_async(&app.http)
+            .await
+            .map_err(|e| Failure::provider("The token request failed", &e))?,
+        Some(key) => {
+            let mut form = vec![
+                ("grant_type".to_owned(), "authorization_code".to_owned()),
+                ("code".to_owned(), code),
+                ("redirect_uri".to_owned(), callback_url(&app.issuer)),
+                ("code_verifier".to_owned(), pending.verifier),
+                ("client_id".to_owned(), DEMO_CLIENT_ID.to_owned()),
+            ];
+            form.extend(client_authentication(app)?);
+            let proof = key.proof("POST", &token_endpoint, None).map_err(|e| {
+                Failure::provider_msg("Making a DPoP proof failed", format!("{e:#}"))
+            })?;
+            let response = app
+                .http
+                .post(&token_endpoint)
+                .header("DPoP", proof)
+                .form(&form)
+                .send()
+                .await
+                .map_err(|e| Failure::provider("The token request failed", &e))?;
+            let status = response.status();
+            let body = response
+                .text()
+                .await
+                .map_err(|e| Failure::provider("The token request failed", &e))?;
+            if !status.is_success() {
+                return Err(Failure::provider_msg(
+                    "The token request failed",
+                    format!("HTTP {status}: {body}"),
+                ));
+            }
+            serde_json::from_str(&body)
+                .map_err(|e| Failure::provider("The token response is malformed", &e))?
+        }
+    };
 
     let id_token = token.id_token().ok_or_else(|| {
         Failure::provider_msg("No ID token", "The token response has no id_token.")
     })?;
-    // Signature against the JWKS, iss, aud, exp, iat and nonce.
+    // Signature against the JWKS, iss, aud, exp, iat and nonce. Under FAPI 2.0 the ID token is
+    // signed with one of its algs (ES256, registration's default), never RS256.
     let verifier = client.id_token_verifier();
+    let verifier = if app.profile.is_fapi() {
+        verifier.set_allowed_algs([
+            openidconnect::core::CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+            openidconnect::core::CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+            openidconnect::core::CoreJwsSigningAlgorithm::EdDsa,
+        ])
+    } else {
+        verifier
+    };
     let claims = id_token
         .claims(&verifier, &Nonce::new(pending.nonce))
         .map_err(|e| Failure::provider("The ID token is invalid", &e))?;
@@ -715,10 +815,22 @@ async fn finish(
         )
     })?;
     let userinfo_endpoint = userinfo_url.to_string();
-    let response = app
-        .http
-        .get(userinfo_url)
-        .bearer_auth(token.access_token().secret())
+    let access_token = token.access_token().secret();
+    let request = match &dpop_key {
+        None => app.http.get(userinfo_url).bearer_auth(access_token),
+        Some(key) => {
+            let proof = key
+                .proof("GET", userinfo_url.as_str(), Some(access_token))
+                .map_err(|e| {
+                    Failure::provider_msg("Making a DPoP proof failed", format!("{e:#}"))
+                })?;
+            app.http
+                .get(userinfo_url)
+                .header("Authorization", format!("DPoP {access_token}"))
+                .header("DPoP", proof)
+        }
+    };
+    let response = request
         .send()
         .await
         .map_err(|e| Failure::provider("The UserInfo request failed", &e))?;
@@ -754,6 +866,7 @@ async fn finish(
         DEMO_CLIENT_ID,
         token.access_token().secret(),
         refresh_token.secret(),
+        &client_authentication(app)?,
     )
     .await
     .map_err(|e| Failure::provider_msg("Calling the API failed", format!("{e:#}")))?;

@@ -66,6 +66,11 @@ fn location(base: &Url, response: &Response) -> Url {
 /// The demo app on a random port with a fresh SQLite database: its issuer, and the directory
 /// that must outlive it.
 async fn start() -> (String, tempfile::TempDir) {
+    start_with(lockspire::SecurityProfile::None).await
+}
+
+/// [`start`] under a security profile.
+async fn start_with(security_profile: lockspire::SecurityProfile) -> (String, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -82,6 +87,7 @@ async fn start() -> (String, tempfile::TempDir) {
         key_refresh_interval: None,
         outbox_lease: None,
         extra_resources: Vec::new(),
+        security_profile,
     })
     .await
     .expect("demo app starts");
@@ -418,6 +424,119 @@ async fn alice_completes_code_and_pkce_flow_and_demo_client_shows_verified_id_to
         metadata["authorization_servers"],
         serde_json::json!([issuer])
     );
+}
+
+/// Alice signs in and consents from `/demo` on: the demo client's result page, and the URL
+/// the browser was sent to at `/authorize`.
+async fn sign_in_through_the_demo_client(browser: &Client, issuer: &str) -> (String, Url) {
+    let base = Url::parse(issuer).expect("issuer URL");
+    let start = browser
+        .get(base.join("/demo").unwrap())
+        .send()
+        .await
+        .unwrap();
+    let authorize = location(&base, &start);
+    let to_login = browser.get(authorize.clone()).send().await.unwrap();
+    let login_html = browser
+        .get(location(&base, &to_login))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let signed_in = browser
+        .post(base.join("/login").unwrap())
+        .header(header::ORIGIN, issuer)
+        .form(&[
+            ("username", DEMO_USERNAME),
+            ("password", DEMO_PASSWORD),
+            ("return_to", &hidden_field(&login_html, "return_to")),
+            ("form_token", &hidden_field(&login_html, "form_token")),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let to_consent = browser
+        .get(location(&base, &signed_in))
+        .send()
+        .await
+        .unwrap();
+    let consent_html = browser
+        .get(location(&base, &to_consent))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let decided = browser
+        .post(base.join("/consent").unwrap())
+        .form(&[
+            ("interaction", hidden_field(&consent_html, "interaction")),
+            ("csrf", hidden_field(&consent_html, "csrf")),
+            ("decision", "allow".to_owned()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let callback = location(&base, &decided);
+    assert_eq!(callback.path(), "/demo/callback");
+    let result = browser.get(callback).send().await.unwrap();
+    let status = result.status();
+    let html = result.text().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{html}");
+    (html, authorize)
+}
+
+#[tokio::test]
+async fn under_each_fapi_profile_the_demo_client_pushes_authenticates_with_its_key_and_binds_tokens_with_dpop()
+ {
+    for profile in [
+        lockspire::SecurityProfile::Fapi2Security,
+        lockspire::SecurityProfile::Fapi2MessageSigning,
+    ] {
+        let (issuer, _dir) = start_with(profile).await;
+        let (html, authorize) = sign_in_through_the_demo_client(&browser(), &issuer).await;
+        // The browser carried only the pushed request's handle.
+        let names: Vec<String> = authorize
+            .query_pairs()
+            .map(|(k, _)| k.into_owned())
+            .collect();
+        assert_eq!(names, ["client_id", "request_uri"], "{profile}");
+        let claims = json_block(&html, "id-token-claims");
+        assert_eq!(claims["iss"], issuer.as_str());
+        assert_eq!(claims["aud"], "lockspire-demo");
+        let header = json_block(&html, "id-token-header");
+        assert_eq!(
+            header["alg"], "ES256",
+            "{profile}: FAPI 2.0 signs with no RS256"
+        );
+        // The access token is DPoP-bound from the start: as a bearer token the API refuses it.
+        assert!(
+            html.contains(r#"<code id="api-bearer-status">401</code>"#),
+            "{profile}: {html}"
+        );
+        assert!(
+            html.contains(r#"<code id="api-dpop-status">200</code>"#),
+            "{profile}"
+        );
+        if profile.signs_messages() {
+            let jarm = json_block(&html, "jarm-claims");
+            assert_eq!(jarm["iss"], issuer.as_str(), "a JARM response");
+            assert!(json_block(&html, "request-object-claims")["nbf"].is_number());
+        }
+        // Discovery says the profile.
+        let doc: serde_json::Value = browser()
+            .get(format!("{issuer}/.well-known/openid-configuration"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(doc["require_pushed_authorization_requests"], true);
+    }
 }
 
 /// The text of `<code id="{id}">`.

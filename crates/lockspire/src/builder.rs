@@ -587,7 +587,7 @@ impl Builder {
 
 /// The settings a server-wide FAPI 2.0 profile cannot run with (FAPI 2.0 Security Profile
 /// §5.3.2.1, §5.3.2.2): they would be cut silently otherwise, and an operator should hear of it.
-fn check_profile(
+pub(crate) fn check_profile(
     profile: SecurityProfile,
     l: &Lifetimes,
     unregistered_redirects: bool,

@@ -218,6 +218,16 @@ impl FileConfig {
         if let Some(why) = self.database_pool.settings().check() {
             return Err(invalid("database_pool", why));
         }
+        if self.security_profile.is_fapi() {
+            crate::builder::check_profile(
+                self.security_profile,
+                &crate::config::Lifetimes {
+                    pushed_request: self.pushed_request_lifetime_secs,
+                    ..Default::default()
+                },
+                self.pushed_requests_allow_unregistered_redirect_uris,
+            )?;
+        }
         match self.registration.policy.as_str() {
             "disabled" | "open" | "initial-access-token" => Ok(()),
             other => Err(invalid(

@@ -380,6 +380,7 @@ fn config() -> &'static Config {
             backchannel_enabled: true,
             backchannel_user_codes: true,
             operator_tool: false,
+            security_profile: crate::SecurityProfile::None,
         })
     });
     match config {

@@ -383,6 +383,24 @@ impl Operator {
         l.access_token.max(l.id_token) + PUBLISH_BEFORE_USE
     }
 
+    /// Every enabled client whose registration does not meet the security profile it is held
+    /// to (FAPI 2.0), with the reason: registered before the server's profile became stricter,
+    /// they can no longer authenticate until their registration is updated.
+    pub async fn profile_violations(&self) -> Result<Vec<(String, String)>, OperatorError> {
+        let p = self.p();
+        Ok(self
+            .clients()
+            .await?
+            .into_iter()
+            .filter(|c| c.enabled)
+            .filter_map(|c| {
+                crate::protocol::client::check_profile(&p.config, &c.metadata)
+                    .err()
+                    .map(|e| (c.client_id, e.description().to_owned()))
+            })
+            .collect())
+    }
+
     /// Every key with its state now.
     pub async fn keys(&self) -> Result<Vec<KeyInfo>, OperatorError> {
         let p = self.p();

@@ -137,6 +137,7 @@ pub(crate) async fn start_demo(dir: &tempfile::TempDir) -> String {
         key_refresh_interval: None,
         outbox_lease: None,
         extra_resources: Vec::new(),
+        security_profile: lockspire::SecurityProfile::None,
     })
     .await
     .expect("demo app starts");
