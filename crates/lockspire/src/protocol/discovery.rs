@@ -117,6 +117,8 @@ pub(crate) fn document(config: &Config, keys: &KeyRing, detail_types: &DetailTyp
         "require_request_uri_registration": false,
         "authorization_response_iss_parameter_supported": true,
         "require_pushed_authorization_requests": config.require_pushed_requests,
+        // RFC 9101 §10.5: FAPI 2.0 Message Signing takes only signed request objects.
+        "require_signed_request_object": profile.signs_messages(),
         "authorization_details_types_supported": detail_types.names().collect::<Vec<_>>(),
         "dpop_signing_alg_values_supported": allowed(&super::dpop::DPOP_ALGS),
         // Back-Channel Logout 1.0 §2.1, Front-Channel Logout 1.0 §3: logout tokens and
@@ -136,6 +138,7 @@ pub(crate) fn document(config: &Config, keys: &KeyRing, detail_types: &DetailTyp
     // CIBA Core §4: the modes, whether clients may send `user_code`, and the algs of signed
     // authentication requests.
     if config.backchannel_enabled
+        && !profile.is_fapi()
         && let Value::Object(map) = &mut doc
     {
         map.insert(
@@ -163,7 +166,7 @@ pub(crate) fn document(config: &Config, keys: &KeyRing, detail_types: &DetailTyp
             let base = base.trim_end_matches('/');
             let aliases: serde_json::Map<String, Value> = Endpoint::ALL
                 .into_iter()
-                .filter(|e| e.has_mtls_alias())
+                .filter(|e| e.has_mtls_alias() && e.advertised(config))
                 .filter_map(|e| {
                     let field = e.metadata_field()?;
                     Some((

@@ -139,7 +139,8 @@ pub(crate) async fn answer(
         access_token: Some(token),
         // The server-wide setting: the token's client is not known before the proof is checked.
         nonces: p.required_dpop_nonces(None),
-        profile: crate::SecurityProfile::None,
+        // The server's profile: the token's client is known only after the proof is checked.
+        profile: p.config.security_profile,
     };
     let proof = super::dpop::verify(p, proof, &request)
         .await

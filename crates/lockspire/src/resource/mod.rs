@@ -113,6 +113,9 @@ pub(crate) struct Settings {
     pub(crate) dpop_required: bool,
     /// Only tokens bound to a DPoP key or a certificate are accepted (FAPI 2.0 §5.3.3).
     pub(crate) sender_constrained: bool,
+    /// The issuer's security profile, which limits the algs of DPoP proofs (FAPI 2.0 §5.4.1);
+    /// `None` for a remote issuer, whose profile this process does not know.
+    pub(crate) profile: crate::SecurityProfile,
     /// The nonces proofs must carry, when required (RFC 9449 §9).
     pub(crate) nonces: Option<RotatingNonces>,
     /// JWT access tokens are also checked for revocation.
@@ -212,6 +215,7 @@ fn parse_resource(
 struct Policy {
     dpop_required: bool,
     sender_constrained: bool,
+    profile: crate::SecurityProfile,
     dpop_nonce: bool,
     check_revocation: bool,
     scopes_supported: Option<Vec<String>>,
@@ -322,6 +326,7 @@ impl ResourceServerBuilder<InProcess> {
         Ok(Self {
             policy: Policy {
                 sender_constrained: p.config.security_profile.is_fapi(),
+                profile: p.config.security_profile,
                 ..Policy::default()
             },
             mode: InProcess {
@@ -385,6 +390,7 @@ fn finish(
             source,
             dpop_required: policy.dpop_required,
             sender_constrained: policy.sender_constrained || policy.dpop_required,
+            profile: policy.profile,
             nonces,
             check_revocation: policy.check_revocation,
             scopes_supported: policy.scopes_supported.unwrap_or(default_scopes),

@@ -133,7 +133,7 @@ async fn proof(s: &Settings, request: &Request<'_>, token: &str, jkt: &str) -> R
         uris: &uris,
         access_token: Some(token),
         nonces: s.nonces.as_ref(),
-        profile: crate::SecurityProfile::None,
+        profile: s.profile,
     };
     let now = s.now();
     let checked = dpop::check(proof, &checks, now).map_err(dpop_refusal)?;

@@ -434,8 +434,9 @@ pub(crate) async fn validate(
             "authorization requests of this client must be pushed first (RFC 9126)",
         )));
     }
-    // FAPI 2.0 §5.3.2.2: a pushed request names its redirect URI.
-    if via == RequestVia::Push && profile.is_fapi() && !redirect_uri_given {
+    // FAPI 2.0 §5.3.2.2: a pushed request names its redirect URI (checked again at
+    // `/authorize`, for a request pushed before the client's profile became stricter).
+    if via != RequestVia::Query && profile.is_fapi() && !redirect_uri_given {
         return Err(fail(OAuthError::invalid_request(
             "redirect_uri is required in pushed requests (FAPI 2.0)",
         )));
@@ -553,6 +554,16 @@ async fn check_client(
         .ok_or_else(|| OAuthError::new(ErrorCode::InvalidClient, "unknown client"))?;
     if client.status != ClientStatus::Active {
         return Err(OAuthError::new(ErrorCode::InvalidClient, "this client is disabled").into());
+    }
+    // A client registered before its profile became stricter, and not meeting it (FAPI 2.0),
+    // is refused here as at client authentication: nothing is issued or signed for it.
+    if let Err(why) = crate::protocol::client::check_profile(&p.config, &client.metadata) {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "this client's registration does not meet the server's security profile; it must be updated",
+        )
+        .with_reason(why.description().to_owned())
+        .into());
     }
     Ok(client)
 }

@@ -537,6 +537,9 @@ pub(crate) async fn approve(
     // Push: the tokens are minted now, before the transaction (host claims, signatures).
     let pushed = match (deciding.stored.mode, &deciding.notify) {
         (DeliveryMode::Push, Some((_, notify))) => {
+            // Nothing authenticates now, so the profile check of authentication happens here:
+            // a client that no longer meets its profile (FAPI 2.0) gets no tokens.
+            crate::protocol::client::check_profile(&p.config, &client.metadata)?;
             let push_client = AuthenticatedClient::for_push(client.clone());
             let mut plan = decoupled::plan(p, &push_client, &grant)?;
             plan.auth_req_id = Some(notify.auth_req_id.clone());

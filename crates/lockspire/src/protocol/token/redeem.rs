@@ -155,9 +155,13 @@ pub(super) async fn reuse<A: Artifact>(
         .ok_or_else(|| A::invalid("unknown"))?;
     let state = row.issued();
     let now = p.now();
-    // A token consumed before (rotated while the client was held to no profile) stays spent.
-    if state.consumed_at.is_some() || state.revoked_at.is_some() || state.expires_at <= now {
-        return Err(A::invalid("expired, revoked or rotated"));
+    // A token rotated before (while the client was held to no profile) stays spent, and
+    // presenting it is the replay it always was: its grant is revoked (RFC 9700 §4.14.2).
+    if state.consumed_at.is_some() {
+        return redeem_row(p, client, artifact, row).await;
+    }
+    if state.revoked_at.is_some() || state.expires_at <= now {
+        return Err(A::invalid("expired or revoked"));
     }
     let (minted, grant_id) = mint_ahead(p, client, artifact, &row, now).await?;
     let now = p.now();
