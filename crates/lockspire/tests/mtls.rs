@@ -5,51 +5,11 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{TestResolver, default_users};
+use common::{Pki, TestResolver, default_users};
 use lockspire::{Lockspire, MtlsConfig, SecretKey};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    SanType,
-};
+use rcgen::{CertificateParams, DnType, KeyPair, SanType};
 use reqwest013 as reqwest;
 use serde_json::{Value, json};
-
-struct Pki {
-    ca_pem: String,
-    ca_issuer: Issuer<'static, KeyPair>,
-}
-
-impl Pki {
-    fn new(name: &str) -> Self {
-        let key = KeyPair::generate().expect("ca key");
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let cert = params.self_signed(&key).expect("ca cert");
-        Self {
-            ca_pem: cert.pem(),
-            ca_issuer: Issuer::new(params, key),
-        }
-    }
-
-    /// A certificate signed by this CA; returns PEM cert + key.
-    fn issue(&self, cn: &str, sans: Vec<SanType>, client: bool) -> (String, String) {
-        let key = KeyPair::generate().expect("key");
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, "Acme");
-        params.subject_alt_names = sans;
-        params.extended_key_usages = vec![if client {
-            ExtendedKeyUsagePurpose::ClientAuth
-        } else {
-            ExtendedKeyUsagePurpose::ServerAuth
-        }];
-        let cert = params.signed_by(&key, &self.ca_issuer).expect("sign");
-        (cert.pem(), key.serialize_pem())
-    }
-}
 
 /// A self-signed client certificate and the JWK of its key.
 fn self_signed(cn: &str) -> (String, String, Value) {
@@ -453,13 +413,7 @@ async fn client_cert_header_is_believed_only_from_trusted_proxies() {
         vec![SanType::DnsName("client.example".try_into().expect("dns"))],
         true,
     );
-    use rustls::pki_types::pem::PemObject;
-    let der = rustls::pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes()).expect("der");
-    use base64::Engine;
-    let header = format!(
-        ":{}:",
-        base64::engine::general_purpose::STANDARD.encode(der.as_ref())
-    );
+    let header = common::client_cert_header(&cert_pem);
     for (trusted, expected) in [
         (vec!["127.0.0.1".parse().expect("ip")], 200u16),
         (vec![], 401u16),
@@ -647,16 +601,8 @@ async fn a_certificate_bound_token_reaches_a_protected_resource_only_with_its_ce
 async fn a_certificate_bound_token_reaches_a_protected_resource_only_with_its_certificate(
     backend: common::Backend,
 ) {
-    use base64::Engine;
-    use rustls::pki_types::pem::PemObject;
     let ca = Pki::new("Client CA");
-    let header_of = |pem: &str| {
-        let der = rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).expect("der");
-        format!(
-            ":{}:",
-            base64::engine::general_purpose::STANDARD.encode(der.as_ref())
-        )
-    };
+    let header_of = common::client_cert_header;
     let san = |name: &str| vec![SanType::DnsName(name.try_into().expect("dns"))];
     let (cert, _) = ca.issue("client-1", san("client.example"), true);
     let (other, _) = ca.issue("client-2", san("other.example"), true);
