@@ -41,7 +41,9 @@ pub(crate) struct MetadataArgs {
     /// urn:ietf:params:oauth:grant-type:device_code, urn:openid:params:grant-type:ciba.
     #[arg(long = "grant-type")]
     grant_types: Vec<String>,
-    /// Token endpoint authentication: client_secret_basic, client_secret_post or none.
+    /// Token endpoint authentication: client_secret_basic, client_secret_post, none, or (with
+    /// keys or a certificate given in --metadata) private_key_jwt, tls_client_auth,
+    /// self_signed_tls_client_auth.
     #[arg(long)]
     auth_method: Option<String>,
     /// Space-separated scopes the client may request.

@@ -250,7 +250,11 @@ async fn check_profile(config: &FileConfig, op: &Operator, r: &mut Report) {
                 "update their registration (`lockspire client update`), or disable them",
             );
         }
-        Err(e) => r.error("security profile", &e.to_string(), "check the database"),
+        Err(e) => r.error(
+            "security profile",
+            &e.to_string(),
+            "run `lockspire migrate`, then start the app once",
+        ),
     }
 }
 
@@ -324,6 +328,21 @@ async fn probe(base: &str, config: &FileConfig, op: &Operator, r: &mut Report) {
                 doc["issuer"]
             ),
             "run the app with this lockspire.toml, or fix issuer",
+        );
+    }
+    // The instance runs the configured profile: what its discovery document says of it.
+    let profile = config.security_profile;
+    let says_pushed = doc["require_pushed_authorization_requests"].as_bool() == Some(true);
+    let says_signed = doc["require_signed_request_object"].as_bool() == Some(true);
+    if (!profile.is_fapi() || says_pushed) && says_signed == profile.signs_messages() {
+        r.ok("profile served", profile.as_str());
+    } else {
+        r.error(
+            "profile served",
+            &format!(
+                "the config says {profile} but the instance's discovery says require_pushed_authorization_requests={says_pushed}, require_signed_request_object={says_signed}"
+            ),
+            "run the app with this lockspire.toml (its builder takes FileConfig::builder), or fix security_profile",
         );
     }
     // JWKS must publish exactly the keys the database says are published.

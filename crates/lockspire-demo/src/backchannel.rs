@@ -109,7 +109,11 @@ pub(crate) struct CibaForm {
 
 /// `GET /demo/ciba`: the user's authentication device, and the bank.
 pub(crate) async fn page(State(app): State<AppState>, auth: AuthSession) -> Response {
-    if let Some(off) = crate::pages::off_under_fapi(&app, "CIBA") {
+    if let Some(off) = crate::pages::off_under_fapi(
+        &app,
+        "CIBA",
+        "does not include CIBA (its authorization is not pushed)",
+    ) {
         return off;
     }
     let notice = match auth.session.remove::<String>(NOTICE_KEY).await {

@@ -260,13 +260,19 @@ fn warn_if_readable_by_others(path: &Path) {
 fn warn_if_readable_by_others(_path: &Path) {}
 
 /// What the binary prints once it is listening.
-pub fn banner(issuer: &str) -> String {
+pub fn banner(issuer: &str, profile: lockspire::SecurityProfile) -> String {
+    let others = if profile.is_fapi() {
+        format!("security profile: {profile} (the device, CIBA and forum demos are off)\n  ")
+    } else {
+        format!(
+            "{issuer}/demo/device for a device without a browser, {issuer}/demo/ciba for CIBA\n  \
+             {issuer}/demo/forum for a second client, told of every sign-out (logout)\n  "
+        )
+    };
     format!(
         "\n  Lockspire demo is running at {issuer}\n\n  \
          demo account:  {DEMO_USERNAME} / {DEMO_PASSWORD}\n  \
          open {issuer}/demo to run a full code + PKCE flow\n  \
-         {issuer}/demo/device for a device without a browser, {issuer}/demo/ciba for CIBA\n  \
-         {issuer}/demo/forum for a second client, told of every sign-out (logout)\n  \
-         discovery:     curl {issuer}/.well-known/openid-configuration\n"
+         {others}discovery:     curl {issuer}/.well-known/openid-configuration\n"
     )
 }

@@ -58,7 +58,11 @@ pub(crate) async fn start(
     State(app): State<AppState>,
     Extension(session): Extension<Session>,
 ) -> Response {
-    if let Some(off) = crate::pages::off_under_fapi(&app, "device") {
+    if let Some(off) = crate::pages::off_under_fapi(
+        &app,
+        "device",
+        "does not include the device grant (its authorization is not pushed)",
+    ) {
         return off;
     }
     let endpoint = format!("{}/device_authorization", app.issuer);

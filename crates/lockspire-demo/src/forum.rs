@@ -91,7 +91,11 @@ struct ForumPage<'a> {
 
 /// `GET /demo/forum`: the forum's view of this browser, and the logout tokens it received.
 pub(crate) async fn page(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(off) = crate::pages::off_under_fapi(&app, "forum") {
+    if let Some(off) = crate::pages::off_under_fapi(
+        &app,
+        "forum",
+        "allows no public client (the forum has no key)",
+    ) {
         return off;
     }
     let cookie = cookie(&headers, COOKIE);
@@ -113,7 +117,11 @@ pub(crate) async fn sign_in(
     State(app): State<AppState>,
     Extension(session): Extension<Session>,
 ) -> Response {
-    if let Some(off) = crate::pages::off_under_fapi(&app, "forum") {
+    if let Some(off) = crate::pages::off_under_fapi(
+        &app,
+        "forum",
+        "allows no public client (the forum has no key)",
+    ) {
         return off;
     }
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();

@@ -52,6 +52,18 @@ use crate::users::{Backend, Users};
 
 /// The client id of the pre-registered demo relying party.
 pub const DEMO_CLIENT_ID: &str = "lockspire-demo";
+/// The demo client under a FAPI 2.0 profile: a confidential client of its own, since a client
+/// cannot change from no credential (public) to a key (RFC 7592 updates keep the kind).
+pub const DEMO_FAPI_CLIENT_ID: &str = "lockspire-demo-fapi";
+
+/// The id of the demo client the relying party uses under `profile`.
+pub fn demo_client_id(profile: lockspire::SecurityProfile) -> &'static str {
+    if profile.is_fapi() {
+        DEMO_FAPI_CLIENT_ID
+    } else {
+        DEMO_CLIENT_ID
+    }
+}
 
 /// The client id of the pre-registered demo device (RFC 8628), a public client of the device
 /// grant.
@@ -116,6 +128,8 @@ pub(crate) struct AppState {
     pub(crate) forum: forum::Forum,
     /// The server's security profile, which the relying party follows.
     pub(crate) profile: lockspire::SecurityProfile,
+    /// The demo client's id under that profile.
+    pub(crate) client_id: &'static str,
 }
 
 /// How long an idle browser session lives.
@@ -218,6 +232,7 @@ pub async fn app(settings: Settings) -> anyhow::Result<Router> {
         lockspire: lockspire.clone(),
         forum: forum::Forum::default(),
         profile,
+        client_id: demo_client_id(profile),
     };
 
     Ok(Router::new()
@@ -253,9 +268,10 @@ async fn register_demo_client(
     jwks: serde_json::Value,
     profile: lockspire::SecurityProfile,
 ) -> anyhow::Result<()> {
+    let client_id = demo_client_id(profile);
     let callback = format!("{issuer}/demo/callback");
     let wanted = demo_client_metadata(issuer, &callback, jwks.clone(), profile);
-    match lockspire.client(DEMO_CLIENT_ID).await? {
+    match lockspire.client(client_id).await? {
         Some((metadata, active)) => {
             // The issuer changed since the client was registered (a new port or host name: the
             // demo client is a web client, whose redirect URIs match exactly), or the client was
@@ -268,24 +284,21 @@ async fn register_demo_client(
                     != wanted["token_endpoint_auth_method"]
             {
                 lockspire
-                    .update_client(DEMO_CLIENT_ID, wanted)
+                    .update_client(client_id, wanted)
                     .await
                     .context("re-registering the demo client for the new issuer")?;
                 tracing::info!(redirect_uri = %callback, "updated the demo client's redirect URI");
             }
             if !active {
-                tracing::warn!(
-                    client_id = DEMO_CLIENT_ID,
-                    "the demo client is disabled; /demo will fail"
-                );
+                tracing::warn!(client_id, "the demo client is disabled; /demo will fail");
             }
         }
         None => {
-            let created = lockspire.create_client(Some(DEMO_CLIENT_ID), wanted).await;
+            let created = lockspire.create_client(Some(client_id), wanted).await;
             match created {
-                Ok(_) => tracing::info!(client_id = DEMO_CLIENT_ID, "registered the demo client"),
+                Ok(_) => tracing::info!(client_id, "registered the demo client"),
                 // Another demo process sharing the database registered it first.
-                Err(_) if lockspire.client(DEMO_CLIENT_ID).await?.is_some() => {}
+                Err(_) if lockspire.client(client_id).await?.is_some() => {}
                 Err(e) => return Err(e).context("registering the demo client"),
             }
         }

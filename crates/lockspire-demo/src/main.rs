@@ -42,12 +42,13 @@ async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = cli.settings()?;
     let issuer = settings.issuer.clone();
+    let profile = settings.security_profile;
     // Bind first: a port in use should fail before any database work.
     let listener = tokio::net::TcpListener::bind(cli.addr)
         .await
         .with_context(|| format!("listening on {}", cli.addr))?;
     let app = lockspire_demo::app(settings).await?;
-    println!("{}", banner(&issuer));
+    println!("{}", banner(&issuer, profile));
     if let (Some(cert), Some(key)) = (&cli.tls_cert, &cli.tls_key) {
         let cert = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
         let key = std::fs::read(key).with_context(|| format!("reading {}", key.display()))?;

@@ -73,13 +73,13 @@ pub(crate) fn error_page(status: StatusCode, title: &str, detail: &str) -> Respo
 
 /// The page of a demo whose client the server's FAPI 2.0 profile does not allow (a public
 /// client, or a grant whose authorization is not pushed); `None` when the demo runs.
-pub(crate) fn off_under_fapi(app: &crate::AppState, demo: &str) -> Option<Response> {
+pub(crate) fn off_under_fapi(app: &crate::AppState, demo: &str, why: &str) -> Option<Response> {
     app.profile.is_fapi().then(|| {
         error_page(
             StatusCode::NOT_FOUND,
             "Not under FAPI 2.0",
             &format!(
-                "The {demo} demo is off: this server runs the {} profile, which allows neither its public client nor its grant. Try /demo, or run the demo without --security-profile.",
+                "The {demo} demo is off: this server runs the {} profile, which {why}. Try /demo, or run the demo without --security-profile.",
                 app.profile
             ),
         )
@@ -150,15 +150,22 @@ struct HomePage<'a> {
     /// For the sign-out form, shown only to a signed-in user.
     form_token: &'a str,
     notice: Option<&'a str>,
+    /// The server's security profile: under FAPI 2.0 some demos are off.
+    profile: lockspire::SecurityProfile,
 }
 
 /// `GET /`: who is signed in, and where to go next.
-pub(crate) async fn home(auth: AuthSession) -> Response {
-    home_page(&auth, StatusCode::OK, None).await
+pub(crate) async fn home(State(app): State<AppState>, auth: AuthSession) -> Response {
+    home_page(&app, &auth, StatusCode::OK, None).await
 }
 
 /// The home page, with a notice above it.
-async fn home_page(auth: &AuthSession, status: StatusCode, notice: Option<&str>) -> Response {
+async fn home_page(
+    app: &AppState,
+    auth: &AuthSession,
+    status: StatusCode,
+    notice: Option<&str>,
+) -> Response {
     // Nobody signed in: no form, so no token and no session to create.
     let form_token = match &auth.user {
         Some(_) => match forms::token(&auth.session).await {
@@ -173,6 +180,7 @@ async fn home_page(auth: &AuthSession, status: StatusCode, notice: Option<&str>)
             user: auth.user.as_ref(),
             form_token: &form_token,
             notice,
+            profile: app.profile,
         },
     )
 }
@@ -360,7 +368,7 @@ pub(crate) async fn logout(
             } else {
                 "You are already signed out."
             };
-            return home_page(&auth, StatusCode::FORBIDDEN, Some(notice)).await;
+            return home_page(&app, &auth, StatusCode::FORBIDDEN, Some(notice)).await;
         }
         Ok(forms::Verdict::CrossOrigin) => return cross_origin_refused(),
         Err(e) => return internal_error("Reading the session failed", &e),

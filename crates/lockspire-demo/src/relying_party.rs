@@ -31,7 +31,7 @@ use url::form_urlencoded;
 
 use crate::display::{pretty, redacted_tokens, truncate};
 use crate::pages::{error_page, internal_error, render, see_other};
-use crate::{AppState, DEMO_CLIENT_ID, random};
+use crate::{AppState, random};
 
 /// Session key of the flows in progress, oldest first: what the callback must check. Several,
 /// so that `/demo` opened in two tabs completes in both.
@@ -181,7 +181,7 @@ pub(crate) async fn start(
     };
     let params: Vec<(String, String)> = [
         ("response_type", "code"),
-        ("client_id", DEMO_CLIENT_ID),
+        ("client_id", app.client_id),
         ("redirect_uri", &callback_url(&app.issuer)),
         ("scope", SCOPES),
         ("state", &pending.state),
@@ -214,7 +214,7 @@ pub(crate) async fn start(
             Ok((jwt, shown)) => {
                 pending.request_object = Some(shown);
                 vec![
-                    ("client_id".to_owned(), DEMO_CLIENT_ID.to_owned()),
+                    ("client_id".to_owned(), app.client_id.to_owned()),
                     ("request".to_owned(), jwt),
                 ]
             }
@@ -230,7 +230,7 @@ pub(crate) async fn start(
         };
         pending.pushed = Some((endpoint, params));
         vec![
-            ("client_id".to_owned(), DEMO_CLIENT_ID.to_owned()),
+            ("client_id".to_owned(), app.client_id.to_owned()),
             ("request_uri".to_owned(), request_uri),
         ]
     } else {
@@ -270,7 +270,7 @@ fn request_object(
     for (name, value) in params {
         claims.insert(name.clone(), Value::String(value.clone()));
     }
-    claims.insert("iss".into(), DEMO_CLIENT_ID.into());
+    claims.insert("iss".into(), app.client_id.into());
     claims.insert("aud".into(), app.issuer.to_string().into());
     claims.insert("iat".into(), now.into());
     claims.insert("nbf".into(), now.into());
@@ -317,8 +317,8 @@ fn client_authentication(app: &AppState) -> Result<Vec<(String, String)>, Failur
     }
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let claims = serde_json::json!({
-        "iss": DEMO_CLIENT_ID,
-        "sub": DEMO_CLIENT_ID,
+        "iss": app.client_id,
+        "sub": app.client_id,
         "aud": &*app.issuer,
         "jti": CsrfToken::new_random().secret(),
         "iat": now,
@@ -400,7 +400,7 @@ struct JarmResponse {
 /// Verifies a JARM response JWT (JARM §2.4): the provider's signature from its published keys,
 /// `iss` the provider, `aud` this client, `exp` in the future.
 async fn verify_jarm(app: &AppState, jwt: &str) -> Result<JarmResponse, Failure> {
-    let claims = verify_provider_jwt(app, jwt, DEMO_CLIENT_ID, "JWT")
+    let claims = verify_provider_jwt(app, jwt, app.client_id, "JWT")
         .await
         .map_err(|e| Failure::provider_msg("The signed response is invalid", e))?;
     let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
@@ -553,6 +553,11 @@ fn describe(error: &dyn StdError) -> String {
 struct ResultPage {
     name: String,
     subject: String,
+    /// Under a FAPI 2.0 profile: the client authenticated with its key and bound its tokens
+    /// with DPoP from the first one.
+    fapi: bool,
+    /// Under FAPI 2.0 Message Signing: JARM is the server's default.
+    signs: bool,
     /// Step 3, with a JARM response: its JOSE header and its claims (the code shortened);
     /// empty otherwise.
     jarm_header: String,
@@ -703,7 +708,7 @@ async fn finish(
     let redirect = RedirectUrl::new(callback_url(&app.issuer))
         .map_err(|e| Failure::internal("The redirect URI is not a URL", &e))?;
     let client =
-        DemoClient::from_provider_metadata(metadata, ClientId::new(DEMO_CLIENT_ID.into()), None)
+        DemoClient::from_provider_metadata(metadata, ClientId::new(app.client_id.into()), None)
             .set_redirect_uri(redirect);
 
     // Under FAPI 2.0 the token is bound to a DPoP key made for this flow (RFC 9449), and the
@@ -730,7 +735,7 @@ async fn finish(
                 ("code".to_owned(), code),
                 ("redirect_uri".to_owned(), callback_url(&app.issuer)),
                 ("code_verifier".to_owned(), pending.verifier),
-                ("client_id".to_owned(), DEMO_CLIENT_ID.to_owned()),
+                ("client_id".to_owned(), app.client_id.to_owned()),
             ];
             form.extend(client_authentication(app)?);
             let proof = key.proof("POST", &token_endpoint, None).map_err(|e| {
@@ -863,7 +868,7 @@ async fn finish(
         &app.http,
         &app.issuer,
         &token_endpoint,
-        DEMO_CLIENT_ID,
+        app.client_id,
         token.access_token().secret(),
         refresh_token.secret(),
         &client_authentication(app)?,
@@ -876,6 +881,8 @@ async fn finish(
     let (jarm_header, jarm_claims) = jarm.unwrap_or_default();
     let (request_object_header, request_object_claims) = pending.request_object.unwrap_or_default();
     Ok(ResultPage {
+        fapi: app.profile.is_fapi(),
+        signs: app.profile.signs_messages(),
         jarm_header,
         jarm_claims,
         request_object_header,

@@ -120,11 +120,15 @@ pub(crate) struct SignedOutQuery {
 
 #[derive(askama::Template)]
 #[template(path = "signed_out.html")]
-struct SignedOutPage;
+struct SignedOutPage {
+    /// The forum is off under a FAPI 2.0 profile.
+    forum: bool,
+}
 
 /// `GET /demo/signed-out`: the provider's answer. Believed only with the `state` this browser
 /// was sent with (RP-Initiated Logout 1.0 §3).
 pub(crate) async fn finish(
+    State(app): State<AppState>,
     headers: HeaderMap,
     query: Result<Query<SignedOutQuery>, QueryRejection>,
 ) -> Response {
@@ -135,7 +139,12 @@ pub(crate) async fn finish(
         (Some(e), Some(p)) if random::constant_time_eq(e, p)
     );
     let mut response = if matched {
-        render(StatusCode::OK, &SignedOutPage)
+        render(
+            StatusCode::OK,
+            &SignedOutPage {
+                forum: !app.profile.is_fapi(),
+            },
+        )
     } else {
         error_page(
             StatusCode::BAD_REQUEST,

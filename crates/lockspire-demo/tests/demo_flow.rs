@@ -506,7 +506,7 @@ async fn under_each_fapi_profile_the_demo_client_pushes_authenticates_with_its_k
         assert_eq!(names, ["client_id", "request_uri"], "{profile}");
         let claims = json_block(&html, "id-token-claims");
         assert_eq!(claims["iss"], issuer.as_str());
-        assert_eq!(claims["aud"], "lockspire-demo");
+        assert_eq!(claims["aud"], lockspire_demo::DEMO_FAPI_CLIENT_ID);
         let header = json_block(&html, "id-token-header");
         assert_eq!(
             header["alg"], "ES256",

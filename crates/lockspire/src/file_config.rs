@@ -219,6 +219,7 @@ impl FileConfig {
             return Err(invalid("database_pool", why));
         }
         if self.security_profile.is_fapi() {
+            // The builder's rule, reported under the file's own names for the settings.
             crate::builder::check_profile(
                 self.security_profile,
                 &crate::config::Lifetimes {
@@ -226,7 +227,21 @@ impl FileConfig {
                     ..Default::default()
                 },
                 self.pushed_requests_allow_unregistered_redirect_uris,
-            )?;
+            )
+            .map_err(|e| match e {
+                ConfigError::Invalid("lifetimes", why) => invalid(
+                    "pushed_request_lifetime_secs",
+                    format!(
+                        "{} is too long ({why}): use 5 to 599",
+                        self.pushed_request_lifetime_secs
+                    ),
+                ),
+                ConfigError::Invalid(_, why) => invalid(
+                    "pushed_requests_allow_unregistered_redirect_uris",
+                    format!("must be false ({why})"),
+                ),
+                other => other,
+            })?;
         }
         match self.registration.policy.as_str() {
             "disabled" | "open" | "initial-access-token" => Ok(()),

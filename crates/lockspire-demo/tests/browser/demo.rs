@@ -123,6 +123,14 @@ pub(crate) fn free_port() -> u16 {
 
 /// The demo app in this process on a random port, with open registration; returns the issuer.
 pub(crate) async fn start_demo(dir: &tempfile::TempDir) -> String {
+    start_demo_with(dir, lockspire::SecurityProfile::None).await
+}
+
+/// [`start_demo`] under a security profile.
+pub(crate) async fn start_demo_with(
+    dir: &tempfile::TempDir,
+    security_profile: lockspire::SecurityProfile,
+) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -137,7 +145,7 @@ pub(crate) async fn start_demo(dir: &tempfile::TempDir) -> String {
         key_refresh_interval: None,
         outbox_lease: None,
         extra_resources: Vec::new(),
-        security_profile: lockspire::SecurityProfile::None,
+        security_profile,
     })
     .await
     .expect("demo app starts");

@@ -613,6 +613,52 @@ async fn the_demo_asks_for_authorization_details_and_the_consent_page_says_what_
     b.close().await;
 }
 
+#[tokio::test]
+async fn under_fapi_message_signing_the_demo_signs_and_pushes_its_request_and_reads_a_jarm_response()
+ {
+    let _one = ONE_BROWSER.lock().await;
+    let Some(mut b) = browser("demo-fapi").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let issuer = start_demo_with(&dir, lockspire::SecurityProfile::Fapi2MessageSigning).await;
+    sign_in_with_the_form(&b, &issuer).await;
+    b.goto(&format!("{issuer}/")).await.expect("home");
+    let home = b.text("main").await.expect("home page");
+    assert!(home.contains("fapi2_message_signing"), "{home}");
+    assert!(
+        !home.contains("/demo/device"),
+        "the device demo is off: {home}"
+    );
+    b.click("a.button.primary[href='/demo']")
+        .await
+        .expect("the demo link");
+    b.wait_for_path("/consent").await.expect("consent page");
+    b.click("button[name=decision][value=allow]")
+        .await
+        .expect("allow");
+    let landed = b.wait_for_path("/demo/callback").await.expect("callback");
+    let query: Vec<String> = landed.query_pairs().map(|(k, _)| k.into_owned()).collect();
+    assert_eq!(
+        query,
+        vec!["response"],
+        "only the JARM response came back: {landed}"
+    );
+    assert_eq!(json_at(&b, "#jarm-header").await["alg"], "ES256");
+    assert_eq!(json_at(&b, "#jarm-claims").await["iss"], issuer.as_str());
+    assert!(json_at(&b, "#request-object-claims").await["nbf"].is_number());
+    assert_eq!(json_at(&b, "#id-token-header").await["alg"], "ES256");
+    let page = b.text("main").await.expect("result page");
+    assert!(
+        page.contains("private_key_jwt") && page.contains("not rotated"),
+        "{page}"
+    );
+    assert_eq!(b.text("#api-bearer-status").await.expect("status"), "401");
+    assert_eq!(b.text("#api-dpop-status").await.expect("status"), "200");
+    b.screenshot("fapi-result").await.expect("screenshot");
+    b.close().await;
+}
+
 /// A fresh demo with alice signed in through its form, then one of the home page's demo links
 /// followed through the consent page to the callback. Returns the browser, the issuer, the
 /// demo's data folder (kept until the test ends) and the callback's URL.
