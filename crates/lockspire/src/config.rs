@@ -314,20 +314,23 @@ impl Config {
 
     /// How long an authorization code of `client` lives (FAPI 2.0 §5.3.2.1: at most 60 s).
     pub(crate) fn code_lifetime_for(&self, client: &ClientMetadata) -> i64 {
-        let configured = self.lifetimes.authorization_code;
-        if self.profile_for(client).is_fapi() {
-            configured.min(FAPI_CODE_LIFETIME)
-        } else {
-            configured
-        }
+        self.capped_for(
+            client,
+            self.lifetimes.authorization_code,
+            FAPI_CODE_LIFETIME,
+        )
     }
 
     /// How long a pushed request of `client` waits for the browser (FAPI 2.0 §5.3.2.2: less
     /// than 600 s).
     pub(crate) fn pushed_lifetime_for(&self, client: &ClientMetadata) -> i64 {
-        let configured = self.lifetimes.pushed_request;
+        self.capped_for(client, self.lifetimes.pushed_request, FAPI_PUSHED_LIFETIME)
+    }
+
+    /// `configured`, or at most `fapi_cap` for a client held to a FAPI 2.0 profile.
+    fn capped_for(&self, client: &ClientMetadata, configured: i64, fapi_cap: i64) -> i64 {
         if self.profile_for(client).is_fapi() {
-            configured.min(FAPI_PUSHED_LIFETIME)
+            configured.min(fapi_cap)
         } else {
             configured
         }

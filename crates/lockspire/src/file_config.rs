@@ -68,7 +68,7 @@ pub struct FileConfig {
     /// The security profile every client is held to at least: `none` (default),
     /// `fapi2_security` or `fapi2_message_signing` (FAPI 2.0).
     #[serde(default)]
-    pub security_profile: crate::SecurityProfile,
+    pub security_profile: crate::model::profile::SecurityProfile,
 }
 
 fn default_pushed_request_lifetime_secs() -> i64 {

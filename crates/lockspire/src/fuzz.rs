@@ -262,7 +262,7 @@ pub fn dpop_proof(data: &[u8]) {
         uris: &uris,
         access_token: Some("an-access-token"),
         nonces: None,
-        profile: crate::SecurityProfile::None,
+        profile: crate::model::profile::SecurityProfile::None,
     };
     let now = 1_700_000_000;
     let without_nonce = crate::protocol::dpop::check(text, &request, now);
@@ -380,7 +380,7 @@ fn config() -> &'static Config {
             backchannel_enabled: true,
             backchannel_user_codes: true,
             operator_tool: false,
-            security_profile: crate::SecurityProfile::None,
+            security_profile: crate::model::profile::SecurityProfile::None,
         })
     });
     match config {

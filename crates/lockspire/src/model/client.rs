@@ -111,6 +111,12 @@ impl AuthMethod {
         matches!(self, Self::TlsClientAuth | Self::SelfSignedTlsClientAuth)
     }
 
+    /// Whether a client may authenticate with this method under `profile` (FAPI 2.0
+    /// §5.3.2.1: confidential clients only, with `private_key_jwt` or mutual TLS).
+    pub fn allowed_under(self, profile: SecurityProfile) -> bool {
+        !profile.is_fapi() || self == Self::PrivateKeyJwt || self.is_mtls()
+    }
+
     /// True for methods whose credential is a shared secret the server issues.
     pub fn uses_secret(self) -> bool {
         matches!(
@@ -531,6 +537,24 @@ pub(crate) fn example_metadata(uris: &[&str]) -> ClientMetadata {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fapi_allows_only_private_key_jwt_and_mutual_tls() {
+        for m in AuthMethod::SUPPORTED {
+            let expected = matches!(
+                m,
+                AuthMethod::PrivateKeyJwt
+                    | AuthMethod::TlsClientAuth
+                    | AuthMethod::SelfSignedTlsClientAuth
+            );
+            assert_eq!(
+                m.allowed_under(SecurityProfile::Fapi2Security),
+                expected,
+                "{m:?}"
+            );
+            assert!(m.allowed_under(SecurityProfile::None));
+        }
+    }
 
     #[test]
     fn redirect_uri_must_match_exactly() {

@@ -3,8 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::client::AuthMethod;
-
 /// The security profile a server or a client is held to. A client is held to the stricter of
 /// its own and the server's; registration refuses a client profile weaker than the server's.
 ///
@@ -79,12 +77,6 @@ impl SecurityProfile {
         !self.is_fapi() || FAPI_ALGS.contains(&alg)
     }
 
-    /// Whether a client may authenticate with `method` under this profile (FAPI 2.0 §5.3.2.1:
-    /// confidential clients only, with `private_key_jwt` or mutual TLS).
-    pub fn allows_method(self, method: AuthMethod) -> bool {
-        !self.is_fapi() || method == AuthMethod::PrivateKeyJwt || method.is_mtls()
-    }
-
     /// Whether refresh tokens are rotated at each use. RFC 9700 §4.14.2 rotates those of every
     /// client; FAPI 2.0 §5.3.2.1 forbids rotation, since its clients are confidential and
     /// their refresh tokens sender-constrained, and a lost response would strand the client.
@@ -116,19 +108,10 @@ mod tests {
     }
 
     #[test]
-    fn fapi_allows_only_its_algorithms_and_methods() {
+    fn fapi_allows_only_its_algorithms() {
         let fapi = SecurityProfile::Fapi2Security;
         assert!(!fapi.allows_alg("RS256"));
         assert!(fapi.allows_alg("PS256") && fapi.allows_alg("ES256") && fapi.allows_alg("EdDSA"));
         assert!(SecurityProfile::None.allows_alg("RS256"));
-        for m in AuthMethod::SUPPORTED {
-            let expected = matches!(
-                m,
-                AuthMethod::PrivateKeyJwt
-                    | AuthMethod::TlsClientAuth
-                    | AuthMethod::SelfSignedTlsClientAuth
-            );
-            assert_eq!(fapi.allows_method(m), expected, "{m:?}");
-        }
     }
 }

@@ -853,7 +853,7 @@ pub(crate) fn check_profile(config: &Config, m: &ClientMetadata) -> Result<(), O
         return Ok(());
     }
     let method = m.token_endpoint_auth_method;
-    if !profile.allows_method(method) {
+    if !method.allowed_under(profile) {
         return Err(invalid(format!(
             "{profile}: token_endpoint_auth_method must be private_key_jwt, tls_client_auth or self_signed_tls_client_auth, not {} (client_secret_basic when none is named)",
             method.as_str()

@@ -63,7 +63,7 @@ pub(crate) fn document(config: &Config, keys: &KeyRing, detail_types: &DetailTyp
         .collect();
     // Certificate methods are offered only where certificates can reach Lockspire.
     let offered =
-        |m: &&AuthMethod| (config.mtls_enabled || !m.is_mtls()) && profile.allows_method(**m);
+        |m: &&AuthMethod| (config.mtls_enabled || !m.is_mtls()) && m.allowed_under(profile);
     let auth_methods: Vec<&str> = AuthMethod::SUPPORTED
         .iter()
         .filter(offered)

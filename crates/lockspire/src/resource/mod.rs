@@ -115,7 +115,7 @@ pub(crate) struct Settings {
     pub(crate) sender_constrained: bool,
     /// The issuer's security profile, which limits the algs of DPoP proofs (FAPI 2.0 §5.4.1);
     /// `None` for a remote issuer, whose profile this process does not know.
-    pub(crate) profile: crate::SecurityProfile,
+    pub(crate) profile: crate::model::profile::SecurityProfile,
     /// The nonces proofs must carry, when required (RFC 9449 §9).
     pub(crate) nonces: Option<RotatingNonces>,
     /// JWT access tokens are also checked for revocation.
@@ -215,7 +215,7 @@ fn parse_resource(
 struct Policy {
     dpop_required: bool,
     sender_constrained: bool,
-    profile: crate::SecurityProfile,
+    profile: crate::model::profile::SecurityProfile,
     dpop_nonce: bool,
     check_revocation: bool,
     scopes_supported: Option<Vec<String>>,
