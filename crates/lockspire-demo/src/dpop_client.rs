@@ -163,30 +163,42 @@ pub(crate) struct ApiSteps {
     pub(crate) dpop_as_bearer: Shown,
 }
 
+/// The demo client as it refreshes: its id, its authentication (an assertion under FAPI 2.0,
+/// nothing for the public client) and, under FAPI 2.0, the flow's DPoP key.
+pub(crate) struct Refresher<'a> {
+    pub(crate) client_id: &'a str,
+    pub(crate) authentication: Vec<(String, String)>,
+    pub(crate) key: Option<DpopKey>,
+}
+
 /// Calls the host's API with the flow's access token as a bearer token, then refreshes with a
 /// proof to get a DPoP-bound token and calls the API with it and a proof of the key. Under FAPI
 /// 2.0 the first token is DPoP-bound already, so the bearer call shows its refusal, and the
-/// refresh carries the client's assertion (`client_authentication`).
+/// refresh carries the client's assertion and the flow's key.
 pub(crate) async fn api_steps(
     http: &reqwest::Client,
     issuer: &str,
     token_endpoint: &str,
-    client_id: &str,
     access_token: &str,
     refresh_token: &str,
-    client_authentication: &[(String, String)],
+    client: Refresher<'_>,
 ) -> anyhow::Result<ApiSteps> {
     let resource = format!("{issuer}{}", crate::api::API_PATH);
     let url = format!("{resource}/me");
     let bearer = call_api(http, &url, access_token, None).await?;
-    let key = DpopKey::generate()?;
+    // Under FAPI 2.0 the flow's key, which the first token is bound to already; else a key made
+    // now, which the refresh binds the new token to.
+    let key = match client.key {
+        Some(key) => key,
+        None => DpopKey::generate()?,
+    };
     let refreshed = refresh_bound(
         http,
         token_endpoint,
-        client_id,
+        client.client_id,
         refresh_token,
         &key,
-        client_authentication,
+        &client.authentication,
     )
     .await?;
     let bound = refreshed

@@ -868,10 +868,13 @@ async fn finish(
         &app.http,
         &app.issuer,
         &token_endpoint,
-        app.client_id,
         token.access_token().secret(),
         refresh_token.secret(),
-        &client_authentication(app)?,
+        crate::dpop_client::Refresher {
+            client_id: app.client_id,
+            authentication: client_authentication(app)?,
+            key: dpop_key,
+        },
     )
     .await
     .map_err(|e| Failure::provider_msg("Calling the API failed", format!("{e:#}")))?;
